@@ -1,0 +1,37 @@
+"""gunicorn configuration shared by every service and the gateway.
+
+Embedded mode keeps MongoDB in-process (mongomock), so each service runs one
+worker with threads; production scales workers with WEB_CONCURRENCY.
+"""
+import os
+
+embedded = os.environ.get("VOICES_MODE") == "embedded"
+
+bind = os.environ.get("BIND", "0.0.0.0:8000")
+workers = 1 if embedded else int(os.environ.get("WEB_CONCURRENCY", "2"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "8"))
+timeout = 30
+graceful_timeout = 10
+keepalive = 5
+# No access log: gunicorn's would print client addresses and full URLs with codes.
+accesslog = None
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info").lower()
+preload_app = False
+
+
+def post_worker_init(worker):
+    """Start the outbox relay and the event consumer inside the worker that serves requests.
+
+    They must share the worker's process: in embedded mode the store lives in it.
+    """
+    start = getattr(worker.wsgi, "start_background", None)
+    if start is not None:
+        start()
+
+
+def worker_exit(server, worker):
+    stop = getattr(worker.wsgi, "stop_background", None)
+    if stop is not None:
+        stop()

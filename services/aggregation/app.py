@@ -1,0 +1,27 @@
+"""Aggregation service: consented projections, disclosure control, releases."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import Flask
+
+from services.aggregation.api import insights
+from services.aggregation.handlers import HANDLERS
+from services.aggregation.models import Release
+from shared.bus import Bus
+from shared.runtime import ServiceRuntime, create_service_app
+from shared.settings import Settings
+
+
+@dataclass
+class AggregationContext:
+    settings: Settings
+
+
+def create_app(settings: Settings | None = None, bus: Bus | None = None) -> Flask:
+    settings = settings or Settings.from_env("aggregation")
+    topics = settings.topics
+    runtime = ServiceRuntime(settings, handlers=HANDLERS,
+                             subscriptions=[topics.surveys, topics.responses, topics.consent],
+                             outbox_models=[Release], context=AggregationContext(settings), bus=bus)
+    return create_service_app(settings, title="Voices aggregation", blueprints=[insights], runtime=runtime)

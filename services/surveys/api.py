@@ -1,0 +1,139 @@
+"""Surveys API: parse, call the service layer, serialise."""
+from __future__ import annotations
+
+from flask import current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from services.surveys import consultations as cons
+from services.surveys import intake
+from services.surveys.schemas import (
+    ConsultationCreateSchema, ConsultationSchema, InvitationCreatedSchema, InvitationCreateSchema,
+    InvitationSchema, OpenedInvitationSchema, ResponseCreateSchema, ResponseReceiptSchema, StatusChangeSchema,
+    SurveyDraftSchema,
+)
+from shared.auth import require_same_organisation, require_staff
+from shared.runtime import current_runtime, current_trace_id
+
+consultations = Blueprint("consultations", __name__, url_prefix="/api/v1/consultations",
+                          description="Consultations, survey versions and invitations (organisers)")
+participation = Blueprint("participation", __name__, url_prefix="/api/v1",
+                          description="Invitations and responses (participants)")
+
+
+def _ctx():
+    return current_runtime(current_app).context
+
+
+def _own_consultation(consultation_id: str):
+    principal = require_staff("organiser", "admin")
+    consultation = cons.get_consultation(consultation_id)
+    require_same_organisation(principal, consultation.organisation_id)
+    return consultation
+
+
+def _stored():
+    current_runtime(current_app).after_commit()
+
+
+@consultations.route("")
+class Consultations(MethodView):
+    @consultations.response(200, ConsultationSchema(many=True))
+    def get(self):
+        """Consultations of the caller's organisation."""
+        principal = require_staff("organiser", "admin")
+        query = {} if principal.role == "admin" else {"organisation_id": principal.organisation_id}
+        return list(cons.Consultation.objects(**query).order_by("-created_at"))
+
+    @consultations.arguments(ConsultationCreateSchema)
+    @consultations.response(201, ConsultationSchema)
+    def post(self, data):
+        """Create a draft consultation in the caller's organisation."""
+        principal = require_staff("organiser")
+        return cons.create_consultation({**data, "organisation_id": principal.organisation_id})
+
+
+@consultations.route("/<consultation_id>")
+class ConsultationItem(MethodView):
+    @consultations.response(200, ConsultationSchema)
+    def get(self, consultation_id):
+        return _own_consultation(consultation_id)
+
+
+@consultations.route("/<consultation_id>/survey")
+class SurveyDraft(MethodView):
+    @consultations.arguments(SurveyDraftSchema)
+    @consultations.response(200, ConsultationSchema)
+    def put(self, data, consultation_id):
+        """Replace the draft survey (becomes the next version when published)."""
+        return cons.update_draft(_own_consultation(consultation_id), data["survey"])
+
+
+@consultations.route("/<consultation_id>/publish")
+class Publish(MethodView):
+    @consultations.response(200, ConsultationSchema)
+    def post(self, consultation_id):
+        """Freeze the draft as a new immutable version and open the consultation."""
+        consultation = cons.publish_version(_own_consultation(consultation_id), _ctx().settings.topics.surveys,
+                                            current_trace_id())
+        _stored()
+        return consultation
+
+
+@consultations.route("/<consultation_id>/status")
+class Status(MethodView):
+    @consultations.arguments(StatusChangeSchema)
+    @consultations.response(200, ConsultationSchema)
+    def post(self, data, consultation_id):
+        consultation = cons.change_status(_own_consultation(consultation_id), data["status"],
+                                          _ctx().settings.topics.surveys, current_trace_id())
+        _stored()
+        return consultation
+
+
+@consultations.route("/<consultation_id>/invitations")
+class Invitations(MethodView):
+    @consultations.response(200, InvitationSchema(many=True))
+    def get(self, consultation_id):
+        consultation = _own_consultation(consultation_id)
+        return list(cons.Invitation.objects(consultation_id=consultation.consultation_id))
+
+    @consultations.arguments(InvitationCreateSchema)
+    @consultations.response(201, InvitationCreatedSchema)
+    def post(self, data, consultation_id):
+        """A single-use code or a multi-use anonymous link; the code is shown only in this answer."""
+        invitation, code = cons.create_invitation(_own_consultation(consultation_id), data["kind"], data["label"],
+                                                  _ctx().keys.code_pepper)
+        return {**invitation.to_mongo().to_dict(), "invitation_id": invitation.invitation_id, "code": code}
+
+
+@consultations.route("/<consultation_id>/invitations/<invitation_id>/revoke")
+class RevokeInvitation(MethodView):
+    @consultations.response(200, InvitationSchema)
+    def post(self, consultation_id, invitation_id):
+        return cons.revoke_invitation(_own_consultation(consultation_id), invitation_id)
+
+
+@participation.route("/invitations/<code>/open")
+class OpenInvitation(MethodView):
+    @participation.response(201, OpenedInvitationSchema)
+    def post(self, code):
+        """Open an invitation: a fresh pseudonym and the current survey; nothing about the person."""
+        participant, consultation = cons.open_invitation(code, _ctx().keys)
+        version = consultation.current_version
+        return {"pseudonym": participant.pseudonym, "consultation_id": consultation.consultation_id,
+                "title": consultation.title, "languages": consultation.languages, "purposes": consultation.purposes,
+                "min_age": consultation.min_age, "survey_version": version["number"],
+                "survey": version["definition"]}
+
+
+@participation.route("/responses")
+class Responses(MethodView):
+    @participation.arguments(ResponseCreateSchema)
+    @participation.response(201, ResponseReceiptSchema)
+    def post(self, data):
+        """Submit answers with a consent token; every question may be skipped or declined."""
+        response = intake.submit_response(data.pop("consent_token"), data, _ctx().keys,
+                                          _ctx().settings.topics.responses, current_trace_id())
+        _stored()
+        return response

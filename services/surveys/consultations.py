@@ -1,0 +1,178 @@
+"""Consultation lifecycle, survey versions and invitations (service layer: models, no Flask)."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from mongoengine.errors import NotUniqueError, SaveConditionError
+
+from services.surveys import codes, questionnaire
+from services.surveys.models import Consultation, Invitation, Participant
+from services.surveys import field_crypto
+from shared.errors import Conflict, Gone, NotFound, ValidationFailed
+from shared.events import Envelope, isoformat, utcnow
+
+# Allowed lifecycle moves; anything else is a conflict.
+TRANSITIONS = {"draft": {"open"}, "open": {"closed"}, "closed": {"archived", "open"}, "archived": set()}
+
+
+@dataclass(frozen=True)
+class SurveysKeys:
+    code_pepper: bytes
+    key_wrapping_key: bytes
+    consent_public_key_pem: bytes
+
+
+def get_consultation(consultation_id: str, organisation_id: str | None = None) -> Consultation:
+    """The consultation, scoped to an organisation when one is given. Raises NotFound (also for another
+    organisation's consultation, so ids cannot be probed)."""
+    consultation = Consultation.objects(consultation_id=consultation_id).first()
+    if consultation is None or (organisation_id is not None and consultation.organisation_id != organisation_id):
+        raise NotFound("No such consultation.")
+    return consultation
+
+
+def create_consultation(data: dict[str, Any]) -> Consultation:
+    """A draft consultation; `data["survey"]` (optional) is validated as a survey definition."""
+    survey = data.get("survey") or {"languages": data["languages"], "sections": []}
+    if survey.get("sections"):
+        questionnaire.validate_definition(survey)
+    consultation = Consultation(
+        consultation_id=f"c_{uuid.uuid4().hex[:20]}", organisation_id=data["organisation_id"], title=data["title"],
+        description=data.get("description"), languages=data["languages"], purposes=data["purposes"],
+        min_cell_size=data.get("min_cell_size", 10), min_age=data.get("min_age"),
+        retention_days=data.get("retention_days", 365), opens_at=data.get("opens_at"),
+        closes_at=data.get("closes_at"), draft=survey,
+    )
+    consultation.save(force_insert=True)
+    return consultation
+
+
+def _save_guarded(consultation: Consultation) -> None:
+    """Save only if nobody else saved since we read it (compare-and-set on `revision`)."""
+    seen = consultation.revision
+    consultation.revision = seen + 1
+    try:
+        consultation.save(save_condition={"revision": seen})
+    except SaveConditionError:
+        consultation.revision = seen
+        raise Conflict("The consultation was changed by someone else; reload and try again.") from None
+
+
+def update_draft(consultation: Consultation, survey: dict[str, Any]) -> Consultation:
+    """Replace the draft definition (the next version). Published versions are never touched."""
+    if consultation.status == "archived":
+        raise Conflict("An archived consultation cannot be edited.")
+    questionnaire.validate_definition(survey)
+    consultation.draft = survey
+    _save_guarded(consultation)
+    return consultation
+
+
+def publish_version(consultation: Consultation, topic: str, trace_id: str) -> Consultation:
+    """Freeze the draft as the next immutable version and open the consultation.
+
+    Raises ValidationFailed for an invalid or incompletely translated survey,
+    Conflict when the consultation is archived or closed.
+    """
+    if consultation.status in ("archived", "closed"):
+        raise Conflict(f"A {consultation.status} consultation cannot be published.")
+    definition = consultation.draft
+    if not definition.get("sections"):
+        raise ValidationFailed("The survey has no questions yet.", errors={"survey": ["add at least one question"]})
+    questionnaire.publishable(definition)
+    if set(definition.get("languages", [])) != set(consultation.languages):
+        raise ValidationFailed("The survey's languages differ from the consultation's.",
+                               errors={"languages": [f"consultation: {sorted(consultation.languages)}, "
+                                                     f"survey: {sorted(definition.get('languages', []))}"]})
+    now = utcnow()
+    number = len(consultation.versions) + 1
+    consultation.versions = [*consultation.versions, {"number": number, "definition": definition,
+                                                      "published_at": isoformat(now)}]
+    if consultation.status == "draft":
+        consultation.status = "open"
+        consultation.opened_at = now
+    consultation.stage(topic, Envelope(
+        type="consultation.published", key=consultation.consultation_id, producer="surveys", trace_id=trace_id,
+        payload={
+            "consultation_id": consultation.consultation_id, "organisation_id": consultation.organisation_id,
+            "survey_version": number, "title": consultation.title, "languages": list(consultation.languages),
+            "min_cell_size": consultation.min_cell_size, "min_age": consultation.min_age,
+            "purposes": list(consultation.purposes), "questions": questionnaire.questions_summary(definition),
+            "published_at": isoformat(now),
+        }))
+    _save_guarded(consultation)
+    return consultation
+
+
+def change_status(consultation: Consultation, status: str, topic: str, trace_id: str) -> Consultation:
+    """Move along draft -> open -> closed -> archived (a closed one may reopen). Raises Conflict."""
+    if status not in TRANSITIONS.get(consultation.status, set()):
+        raise Conflict(f"A consultation cannot go from {consultation.status} to {status}.")
+    if status == "open" and not consultation.versions:
+        raise Conflict("Publish a survey version to open the consultation.")
+    now = utcnow()
+    consultation.status = status
+    if status == "closed":
+        consultation.closed_at = now
+    consultation.stage(topic, Envelope(
+        type="consultation.status_changed", key=consultation.consultation_id, producer="surveys", trace_id=trace_id,
+        payload={"consultation_id": consultation.consultation_id, "organisation_id": consultation.organisation_id,
+                 "status": status, "changed_at": isoformat(now)}))
+    _save_guarded(consultation)
+    return consultation
+
+
+def create_invitation(consultation: Consultation, kind: str, label: str | None, pepper: bytes) -> tuple[Invitation, str]:
+    """A new invitation and its code, which is returned once and stored only as a hash."""
+    if consultation.status in ("closed", "archived"):
+        raise Conflict("Invitations cannot be created for a closed consultation.")
+    code = codes.new_invitation_code() if kind == "single" else codes.new_link_token()
+    invitation = Invitation(code_hash=codes.hash_code(code, pepper), invitation_id=f"i_{uuid.uuid4().hex[:16]}",
+                            consultation_id=consultation.consultation_id, kind=kind, label=label)
+    invitation.save(force_insert=True)
+    return invitation, code
+
+
+def revoke_invitation(consultation: Consultation, invitation_id: str) -> Invitation:
+    invitation = Invitation.objects(invitation_id=invitation_id, consultation_id=consultation.consultation_id).first()
+    if invitation is None:
+        raise NotFound("No such invitation.")
+    Invitation.objects(invitation_id=invitation_id).update_one(set__revoked=True)
+    invitation.reload()
+    return invitation
+
+
+def open_invitation(code: str, keys: SurveysKeys) -> tuple[Participant, Consultation]:
+    """Issue a fresh pseudonym (and its data key) for an invitation code.
+
+    A single-use code works once; revoked codes and closed consultations are Gone.
+    Unknown codes are NotFound, with no hint whether they ever existed.
+    """
+    code_hash = codes.hash_code(codes.normalise_code(code), keys.code_pepper)
+    invitation = Invitation.objects(code_hash=code_hash).first()
+    if invitation is None:
+        raise NotFound("This invitation code is not valid.")
+    if invitation.revoked:
+        raise Gone("This invitation is no longer valid.")
+    consultation = get_consultation(invitation.consultation_id)
+    if consultation.status != "open":
+        raise Gone("This consultation is not open.")
+    if invitation.kind == "single":
+        # Atomic claim: only the first opener of a single-use code gets a pseudonym.
+        if not Invitation.objects(code_hash=code_hash, uses=0, revoked=False).update_one(inc__uses=1):
+            raise Gone("This invitation has already been used.")
+    else:
+        Invitation.objects(code_hash=code_hash).update_one(inc__uses=1)
+    key = field_crypto.new_participant_key()
+    for _attempt in range(3):
+        participant = Participant(pseudonym=codes.new_pseudonym(), consultation_id=consultation.consultation_id,
+                                  invitation_id=invitation.invitation_id,
+                                  wrapped_key=field_crypto.wrap_key(keys.key_wrapping_key, key))
+        try:
+            participant.save(force_insert=True)
+            return participant, consultation
+        except NotUniqueError:
+            continue
+    raise Conflict("Could not issue a pseudonym; please try again.")

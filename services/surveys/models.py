@@ -1,0 +1,118 @@
+"""Surveys storage: consultations with their versions, invitations, participants, responses."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import mongoengine as me
+
+from shared.outbox import OutboxDocument
+
+ALIAS = "surveys"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Consultation(OutboxDocument):
+    meta = {"db_alias": ALIAS, "collection": "consultations", "indexes": ["organisation_id"]}
+    consultation_id = me.StringField(primary_key=True)
+    organisation_id = me.StringField(required=True)
+    title = me.StringField(required=True)
+    description = me.StringField()
+    status = me.StringField(required=True, default="draft", choices=("draft", "open", "closed", "archived"))
+    languages = me.ListField(me.StringField())
+    purposes = me.ListField(me.StringField())
+    min_cell_size = me.IntField(default=10, min_value=5)
+    min_age = me.IntField(null=True)
+    retention_days = me.IntField(default=365, min_value=1)
+    opens_at = me.DateTimeField(null=True)
+    closes_at = me.DateTimeField(null=True)
+    created_at = me.DateTimeField(default=_now)
+    opened_at = me.DateTimeField(null=True)
+    closed_at = me.DateTimeField(null=True)
+    # The survey definition being edited; published versions below are immutable copies.
+    draft = me.DictField()
+    versions = me.ListField(me.DictField())  # [{number, definition, published_at}]
+    # Optimistic concurrency: every save bumps it, a stale writer gets a conflict.
+    revision = me.IntField(default=0)
+
+    @property
+    def current_version(self) -> dict | None:
+        return self.versions[-1] if self.versions else None
+
+
+class Invitation(me.Document):
+    """A single-use code or a multi-use anonymous link; only the code's hash is stored."""
+
+    meta = {"db_alias": ALIAS, "collection": "invitations", "indexes": ["consultation_id"]}
+    code_hash = me.StringField(primary_key=True)
+    invitation_id = me.StringField(required=True, unique=True)
+    consultation_id = me.StringField(required=True)
+    kind = me.StringField(required=True, choices=("single", "link"))
+    label = me.StringField()
+    uses = me.IntField(default=0)
+    revoked = me.BooleanField(default=False)
+    created_at = me.DateTimeField(default=_now)
+
+
+class Participant(me.Document):
+    """A pseudonym and its wrapped data key; nothing else about the person."""
+
+    meta = {"db_alias": ALIAS, "collection": "participants", "indexes": ["consultation_id"]}
+    pseudonym = me.StringField(primary_key=True)
+    consultation_id = me.StringField(required=True)
+    invitation_id = me.StringField()
+    # Erasing this erases every encrypted field of the participant, wherever copies are (crypto-shredding).
+    wrapped_key = me.StringField(null=True)
+    created_at = me.DateTimeField(default=_now)
+
+
+class Response(OutboxDocument):
+    meta = {"db_alias": ALIAS, "collection": "responses",
+            "indexes": ["consultation_id", {"fields": ("consultation_id", "pseudonym"), "unique": True}]}
+    response_id = me.StringField(primary_key=True)
+    consultation_id = me.StringField(required=True)
+    pseudonym = me.StringField(required=True)
+    survey_version = me.IntField(required=True)
+    grant_id = me.StringField(required=True)
+    purposes = me.ListField(me.StringField())
+    answers = me.DictField()
+    declined = me.ListField(me.StringField())
+    free_text = me.DictField()  # question id -> ciphertext under the participant's key
+    quotable = me.BooleanField(default=True)
+    submitted_at = me.DateTimeField(default=_now)
+
+
+class Erasure(OutboxDocument):
+    """Proof that a response was erased; carries the response.erased event until it is relayed."""
+
+    meta = {"db_alias": ALIAS, "collection": "erasures", "indexes": ["consultation_id", "pseudonym"]}
+    response_id = me.StringField(primary_key=True)
+    consultation_id = me.StringField(required=True)
+    pseudonym = me.StringField(required=True)
+    reason = me.StringField(required=True, choices=("withdrawal", "retention"))
+    erased_at = me.DateTimeField(default=_now)
+
+
+class Withdrawal(me.Document):
+    """Tombstone: what a pseudonym withdrew, so a response that arrives later is refused or marked."""
+
+    meta = {"db_alias": ALIAS, "collection": "withdrawals"}
+    pseudonym = me.StringField(primary_key=True)
+    consultation_id = me.StringField(required=True)
+    purposes = me.ListField(me.StringField())
+    all = me.BooleanField(default=False)
+    at = me.DateTimeField(default=_now)
+
+
+class ResumeDraft(me.Document):
+    """An in-progress response kept on the server under a resume code (hash only), encrypted."""
+
+    meta = {"db_alias": ALIAS, "collection": "resume_drafts",
+            "indexes": [{"fields": ["expires_at"], "expireAfterSeconds": 0}, "pseudonym"]}
+    code_hash = me.StringField(primary_key=True)
+    consultation_id = me.StringField(required=True)
+    pseudonym = me.StringField(required=True)
+    ciphertext = me.StringField(required=True)
+    expires_at = me.DateTimeField(required=True)

@@ -1,0 +1,110 @@
+"""Domain errors and their one mapping to RFC 7807 problem+json.
+
+Domain code raises these; `register_problem_handlers` turns them, and every
+HTTP error Flask or flask-smorest raises, into the same body shape.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, Response, json, request
+from werkzeug.exceptions import HTTPException
+
+PROBLEM_MIME = "application/problem+json"
+
+
+class DomainError(Exception):
+    """Base of every error a domain function may raise on purpose."""
+
+    status = 500
+    title = "Internal error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class Unauthorized(DomainError):
+    status, title = 401, "Unauthorized"
+
+
+class Forbidden(DomainError):
+    status, title = 403, "Forbidden"
+
+
+class NotFound(DomainError):
+    status, title = 404, "Not found"
+
+
+class Conflict(DomainError):
+    status, title = 409, "Conflict"
+
+
+class Gone(DomainError):
+    status, title = 410, "Gone"
+
+
+class ValidationFailed(DomainError):
+    """Input that parsed but breaks a rule; `errors` maps a path to messages."""
+
+    status, title = 422, "Validation failed"
+
+
+class ServiceUnavailable(DomainError):
+    status, title = 503, "Service unavailable"
+
+
+def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> Response:
+    """A problem+json response; `type` stays about:blank (RFC 7807 section 4.2)."""
+    body: dict[str, Any] = {"type": "about:blank", "title": title, "status": status}
+    if detail:
+        body["detail"] = detail
+    body.update({k: v for k, v in extra.items() if v is not None})
+    rid = request.headers.get("X-Request-ID") if request else None
+    if rid:
+        body.setdefault("request_id", rid)
+    resp = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIME)
+    return resp
+
+
+def _from_http_exception(exc: HTTPException) -> Response:
+    extra: dict[str, Any] = {}
+    # flask-smorest attaches marshmallow messages as exc.data["messages"].
+    data = getattr(exc, "data", None) or {}
+    messages = data.get("messages") if isinstance(data, dict) else None
+    if messages:
+        # Messages come keyed by location ("json", "query"); flatten one level.
+        if isinstance(messages, dict) and len(messages) == 1:
+            messages = next(iter(messages.values()))
+        extra["errors"] = messages
+    detail = exc.description if exc.description and not messages else None
+    if messages:
+        detail = "The request does not match the expected schema."
+    status = exc.code or 500
+    # Unprocessable JSON from flask-smorest is a validation failure for our clients.
+    resp = problem(status, exc.name, detail, **extra)
+    for header, value in (exc.get_headers() if hasattr(exc, "get_headers") else []):
+        if header.lower() in {"allow", "retry-after", "www-authenticate"}:
+            resp.headers[header] = value
+    return resp
+
+
+def register_problem_handlers(app: Flask) -> None:
+    """Map DomainError, HTTPException and anything unexpected to problem+json.
+
+    Registered after flask-smorest's own handler so this one wins.
+    """
+
+    @app.errorhandler(DomainError)
+    def _domain(exc: DomainError):
+        return problem(exc.status, exc.title, exc.detail, **exc.extra)
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException):
+        return _from_http_exception(exc)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        app.logger.exception("unhandled error")
+        return problem(500, "Internal error", "An unexpected error occurred. It has been logged with the request id.")

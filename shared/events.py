@@ -1,0 +1,168 @@
+"""The event envelope and the versioned payload contracts every service shares.
+
+A consumer validates the envelope and then the payload for its (type, version);
+anything that does not validate goes to the dead-letter topic.
+"""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from marshmallow import RAISE, Schema, ValidationError, fields, validate
+
+PURPOSES = ("participate", "aggregate_reporting", "quote_anonymised", "follow_up_contact", "share_with_partners")
+QUESTION_TYPES = ("single_choice", "multiple_choice", "rating", "number", "date", "free_text")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def isoformat(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class _Strict(Schema):
+    class Meta:
+        unknown = RAISE
+
+
+class EnvelopeSchema(_Strict):
+    id = fields.UUID(required=True)
+    type = fields.String(required=True, validate=validate.Regexp(r"^[a-z_]+(\.[a-z_]+)+$"))
+    version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
+    occurred_at = fields.AwareDateTime(required=True, format="iso")
+    producer = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    key = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    trace_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    payload = fields.Dict(required=True)
+
+
+@dataclass(frozen=True)
+class Envelope:
+    type: str
+    key: str
+    payload: dict[str, Any]
+    producer: str
+    version: int = 1
+    trace_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    occurred_at: str = field(default_factory=lambda: isoformat(utcnow()))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "type": self.type, "version": self.version,
+            "occurred_at": self.occurred_at, "producer": self.producer,
+            "key": self.key, "trace_id": self.trace_id, "payload": self.payload,
+        }
+
+    @classmethod
+    def parse(cls, raw: dict[str, Any]) -> "Envelope":
+        """Validate an envelope and its payload contract; raises marshmallow ValidationError."""
+        if not isinstance(raw, dict):
+            raise ValidationError({"_schema": ["an event must be a JSON object"]})
+        EnvelopeSchema().load(raw)
+        contract = CONTRACTS.get((raw["type"], raw["version"]))
+        if contract is None:
+            raise ValidationError({"type": [f"no contract for {raw['type']} v{raw['version']}"]})
+        errors = contract().validate(raw["payload"])
+        if errors:
+            raise ValidationError({"payload": errors})
+        return cls(**{k: raw[k] for k in ("id", "type", "version", "occurred_at", "producer", "key", "trace_id", "payload")})
+
+
+# ---- payload contracts, version 1 -------------------------------------------
+
+class QuestionSummarySchema(_Strict):
+    id = fields.String(required=True)
+    type = fields.String(required=True, validate=validate.OneOf(QUESTION_TYPES))
+    options = fields.List(fields.String(), required=True)
+    dimension = fields.Boolean(required=True)
+    min = fields.Float(allow_none=True, load_default=None)
+    max = fields.Float(allow_none=True, load_default=None)
+
+
+class ConsultationPublished(_Strict):
+    consultation_id = fields.String(required=True)
+    organisation_id = fields.String(required=True)
+    survey_version = fields.Integer(required=True, strict=True)
+    title = fields.String(required=True)
+    languages = fields.List(fields.String(), required=True)
+    min_cell_size = fields.Integer(required=True, strict=True, validate=validate.Range(min=5))
+    min_age = fields.Integer(allow_none=True, required=True)
+    purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
+    questions = fields.List(fields.Nested(QuestionSummarySchema), required=True)
+    published_at = fields.String(required=True)
+
+
+class ConsultationStatusChanged(_Strict):
+    consultation_id = fields.String(required=True)
+    organisation_id = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(["draft", "open", "closed", "archived"]))
+    changed_at = fields.String(required=True)
+
+
+class ResponseSubmitted(_Strict):
+    response_id = fields.String(required=True)
+    consultation_id = fields.String(required=True)
+    survey_version = fields.Integer(required=True, strict=True)
+    pseudonym = fields.String(required=True)
+    grant_id = fields.String(required=True)
+    purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
+    submitted_at = fields.String(required=True)
+    answers = fields.Dict(keys=fields.String(), required=True)
+    declined = fields.List(fields.String(), required=True)
+    free_text_questions = fields.List(fields.String(), required=True)
+
+
+class ResponseErased(_Strict):
+    response_id = fields.String(required=True)
+    consultation_id = fields.String(required=True)
+    pseudonym = fields.String(required=True)
+    reason = fields.String(required=True, validate=validate.OneOf(["withdrawal", "retention"]))
+    erased_at = fields.String(required=True)
+
+
+class ConsentGranted(_Strict):
+    grant_id = fields.String(required=True)
+    pseudonym = fields.String(required=True)
+    consultation_id = fields.String(required=True)
+    purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
+    text_version = fields.Integer(required=True, strict=True)
+    language = fields.String(required=True)
+    text_sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+    collection_method = fields.String(required=True, validate=validate.OneOf(["self", "guardian", "facilitator"]))
+    guardian = fields.Boolean(required=True)
+    granted_at = fields.String(required=True)
+
+
+class ConsentWithdrawn(_Strict):
+    grant_id = fields.String(required=True)
+    pseudonym = fields.String(required=True)
+    consultation_id = fields.String(required=True)
+    purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
+    remaining = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
+    all = fields.Boolean(required=True)
+    withdrawn_at = fields.String(required=True)
+
+
+class ReleasePublished(_Strict):
+    release_id = fields.String(required=True)
+    consultation_id = fields.String(required=True)
+    snapshot = fields.Integer(required=True, strict=True)
+    signed_off_by = fields.String(required=True)
+    released_at = fields.String(required=True)
+    digest = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+
+
+CONTRACTS: dict[tuple[str, int], type[Schema]] = {
+    ("consultation.published", 1): ConsultationPublished,
+    ("consultation.status_changed", 1): ConsultationStatusChanged,
+    ("response.submitted", 1): ResponseSubmitted,
+    ("response.erased", 1): ResponseErased,
+    ("consent.granted", 1): ConsentGranted,
+    ("consent.withdrawn", 1): ConsentWithdrawn,
+    ("release.published", 1): ReleasePublished,
+}

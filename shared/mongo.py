@@ -1,0 +1,40 @@
+"""MongoDB connection per service: a `mongomock://` URI selects the in-process store."""
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+import mongoengine
+from pymongo.database import Database
+
+from shared.settings import Settings
+
+
+def connect(settings: Settings, alias: str) -> Database:
+    """Register the service's connection under `alias` (the service name) and return its database.
+
+    Reconnecting replaces an earlier registration, which tests rely on for a clean store.
+    """
+    mongoengine.disconnect(alias=alias)
+    uri = settings.mongodb_uri
+    if uri.startswith("mongomock://"):
+        import mongomock  # only the embedded mode and tests need it
+
+        mongoengine.connect(db=settings.database, alias=alias, host="mongodb://localhost",
+                            mongo_client_class=mongomock.MongoClient, uuidRepresentation="standard")
+    else:
+        # The URI's own path names a default database; each service still keeps its own.
+        mongoengine.connect(db=settings.database, alias=alias, host=uri,
+                            serverSelectionTimeoutMS=3000, uuidRepresentation="standard")
+    return mongoengine.get_db(alias)
+
+
+def ping(alias: str) -> None:
+    """Raise if the service's database does not answer."""
+    mongoengine.get_connection(alias).admin.command("ping")
+
+
+def describe(uri: str) -> str:
+    """The URI without credentials, for logs and readiness output."""
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"

@@ -1,0 +1,248 @@
+"""What every service process wires the same way: store, bus, outbox relay, consumer, health.
+
+A service's `create_app` builds a `ServiceRuntime` and calls `init_app`; the
+background threads start from gunicorn's `post_worker_init` (deploy/) or
+explicitly in tests, never at import time.
+"""
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable, Mapping
+
+from flask import Blueprint, Flask, g, jsonify, request
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from shared import mongo
+from shared.bus import Bus, InProcessBus, KafkaBus, KafkaConsumerLoop
+from shared.errors import register_problem_handlers
+from shared.events import Envelope
+from shared.log import configure_logging, trace_id_var
+from shared.outbox import OutboxDocument, OutboxRelay
+from shared.settings import Settings
+
+log = logging.getLogger("voices.runtime")
+
+Handler = Callable[[Envelope, Any], None]
+
+
+class MongoOffsetStore:
+    """Consumer positions kept in the service's own database, beside the state they produced."""
+
+    def __init__(self, db: Database, group_id: str) -> None:
+        self.collection = db["consumer_offsets"]
+        self.group_id = group_id
+
+    def load(self, topic: str, partition: int) -> int | None:
+        doc = self.collection.find_one({"_id": f"{self.group_id}:{topic}:{partition}"})
+        return None if doc is None else doc["offset"]
+
+    def save(self, topic: str, partition: int, offset: int) -> None:
+        self.collection.update_one({"_id": f"{self.group_id}:{topic}:{partition}"},
+                                   {"$max": {"offset": offset}}, upsert=True)
+
+
+class EventDispatcher:
+    """Routes an event to its handler once: duplicates (same event id) are dropped.
+
+    The id is recorded after the handler succeeded, so a crash in between
+    replays the event; handlers are written to be idempotent for that case.
+    """
+
+    def __init__(self, handlers: Mapping[str, Handler], context: Any, db: Database) -> None:
+        self.handlers = dict(handlers)
+        self.context = context
+        self.processed = db["processed_events"]
+
+    def __call__(self, event: Envelope) -> None:
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            return
+        if self.processed.find_one({"_id": event.id}, {"_id": 1}) is not None:
+            return
+        handler(event, self.context)
+        try:
+            self.processed.insert_one({"_id": event.id, "type": event.type, "at": datetime.now(timezone.utc)})
+        except DuplicateKeyError:
+            pass
+
+
+class ServiceRuntime:
+    def __init__(self, settings: Settings, *, handlers: Mapping[str, Handler], subscriptions: Iterable[str],
+                 outbox_models: Iterable[type[OutboxDocument]], context: Any = None, bus: Bus | None = None) -> None:
+        self.settings = settings
+        self.db = mongo.connect(settings, alias=settings.service)
+        self.bus: Bus = bus if bus is not None else KafkaBus(settings.kafka, client_id=settings.service)
+        self.relay = OutboxRelay(self.bus, outbox_models, interval_s=settings.relay_interval_s)
+        self.context = context
+        self.dispatcher = EventDispatcher(handlers, context, self.db)
+        self.subscriptions = list(subscriptions)
+        self.consumer: KafkaConsumerLoop | None = None
+        self.started = False
+        if isinstance(self.bus, InProcessBus) and self.subscriptions:
+            self.bus.subscribe(self.subscriptions, self.dispatcher)
+
+    # -- Flask wiring --------------------------------------------------------
+    def init_app(self, app: Flask) -> None:
+        app.extensions["voices_runtime"] = self
+        register_problem_handlers(app)
+        install_request_context(app, self.settings.service)
+        app.register_blueprint(health_blueprint(self))
+        # gunicorn's post_worker_init and worker_exit hooks call these (deploy/gunicorn.conf.py).
+        app.start_background = self.start_background
+        app.stop_background = self.stop
+
+    # -- background work ---------------------------------------------------
+    def start_background(self) -> None:
+        """Start the outbox relay and, when the bus is Kafka, the consumer loop."""
+        if self.started:
+            return
+        self.started = True
+        if isinstance(self.bus, KafkaBus):
+            ensure_topics(self.settings)
+        self.relay.start()
+        if isinstance(self.bus, KafkaBus) and self.subscriptions:
+            group = f"voices-{self.settings.service}"
+            self.consumer = KafkaConsumerLoop(self.settings.kafka, group, self.subscriptions, self.dispatcher,
+                                              MongoOffsetStore(self.db, group), self.bus)
+            self.consumer.start()
+
+    def stop(self) -> None:
+        if self.consumer:
+            self.consumer.stop()
+        self.relay.stop()
+        self.bus.close()
+
+    def after_commit(self) -> None:
+        """Called after a request stored pending events, so they leave promptly."""
+        self.relay.nudge()
+
+    def readiness(self) -> tuple[bool, dict[str, Any]]:
+        checks: dict[str, Any] = {}
+        try:
+            mongo.ping(self.settings.service)
+            checks["mongodb"] = "ok"
+        except Exception as exc:  # any failure means not ready; say which
+            checks["mongodb"] = f"unavailable: {type(exc).__name__}"
+        if isinstance(self.bus, KafkaBus):
+            if self.consumer is not None:
+                checks["kafka_consumer"] = self.consumer.status["state"]
+            if self.relay.last_error:
+                checks["kafka_producer"] = "unavailable"
+            else:
+                checks["kafka_producer"] = "ok"
+        else:
+            checks["bus"] = "in-process"
+        ok = checks.get("mongodb") == "ok" and checks.get("kafka_producer", "ok") == "ok" \
+            and checks.get("kafka_consumer", "running") == "running"
+        checks["outbox_backlog"] = self.relay.backlog() if checks["mongodb"] == "ok" else None
+        if self.settings.embedded:
+            checks["mode"] = "embedded: data is kept in memory and lost on restart"
+        return ok, checks
+
+
+def create_service_app(settings: Settings, *, title: str, blueprints: Iterable[Any], runtime: "ServiceRuntime") -> Flask:
+    """A service's Flask app: flask-smorest API (OpenAPI from the marshmallow schemas), problem+json, health."""
+    from flask_smorest import Api
+
+    configure_logging(settings.service, settings.log_level)
+    app = Flask(f"voices.{settings.service}")
+    app.config.update(
+        API_TITLE=title, API_VERSION="v1", OPENAPI_VERSION="3.0.3", OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json", MAX_CONTENT_LENGTH=1024 * 1024, JSON_SORT_KEYS=False,
+    )
+    api = Api(app)
+    for blueprint in blueprints:
+        api.register_blueprint(blueprint)
+    app.extensions["voices_settings"] = settings
+    runtime.init_app(app)
+    return app
+
+
+def ensure_topics(settings: Settings) -> None:
+    """Create the event topics and their dead-letter topics if missing (never fatal: the broker may
+    auto-create them, or come up later, in which case the relay and consumer retry)."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    names = [*settings.topics.all(), *(settings.topics.dlq(t) for t in settings.topics.all())]
+    try:
+        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers.split(","),
+                                 client_id=f"{settings.service}-admin", request_timeout_ms=5000)
+    except KafkaError as exc:
+        log.warning("could not reach Kafka to create topics: %s", exc)
+        return
+    try:
+        missing = [n for n in names if n not in set(admin.list_topics())]
+        for name in missing:
+            try:
+                admin.create_topics([NewTopic(name, settings.kafka.partitions, settings.kafka.replication_factor)])
+            except TopicAlreadyExistsError:
+                pass  # another service created it first
+    except KafkaError as exc:
+        log.warning("could not create topics: %s", exc)
+    finally:
+        admin.close()
+
+
+def current_runtime(app: Flask) -> ServiceRuntime:
+    return app.extensions["voices_runtime"]
+
+
+def health_blueprint(runtime: ServiceRuntime) -> Blueprint:
+    bp = Blueprint("health", __name__)
+
+    @bp.get("/healthz")
+    def healthz():
+        return jsonify(status="ok", service=runtime.settings.service)
+
+    @bp.get("/readyz")
+    def readyz():
+        ok, checks = runtime.readiness()
+        return jsonify(status="ready" if ok else "not_ready", service=runtime.settings.service, checks=checks), (200 if ok else 503)
+
+    return bp
+
+
+def install_request_context(app: Flask, service: str) -> None:
+    """Request and trace ids on every request and response; one log line per request.
+
+    The log line names the route pattern, never the concrete URL (codes live in
+    URLs), and never the client address or user agent.
+    """
+    access = logging.getLogger("voices.access")
+
+    @app.before_request
+    def _ids():
+        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
+        g.trace_id = request.headers.get("X-Trace-ID") or g.request_id
+        g.trace_token = trace_id_var.set(g.trace_id)
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _headers(response):
+        response.headers["X-Request-ID"] = getattr(g, "request_id", "")
+        response.headers["X-Trace-ID"] = getattr(g, "trace_id", "")
+        rule = request.url_rule.rule if request.url_rule else "unmatched"
+        if rule not in ("/healthz", "/readyz", "/metrics"):
+            access.info("%s %s %s", request.method, rule, response.status_code, extra={
+                "route": rule, "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 1)})
+        return response
+
+    @app.teardown_request
+    def _reset(_exc):
+        token = g.pop("trace_token", None)
+        if token is not None:
+            trace_id_var.reset(token)
+
+
+def current_trace_id() -> str:
+    return trace_id_var.get() or uuid.uuid4().hex
+
+
+__all__ = ["ServiceRuntime", "current_runtime", "current_trace_id", "configure_logging", "MongoOffsetStore",
+           "EventDispatcher", "install_request_context"]

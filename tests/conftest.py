@@ -1,0 +1,40 @@
+"""Fixtures shared by every test layer."""
+from __future__ import annotations
+
+import base64
+import os
+
+import pytest
+
+from shared.embedded import generate_secrets
+from shared.settings import Settings
+
+
+@pytest.fixture(scope="session")
+def secrets_env() -> dict[str, str]:
+    """One set of keys and peppers for the test session, as the services read them (VOICES_* names)."""
+    return generate_secrets()
+
+
+def make_settings(service: str, secrets_env: dict[str, str], **changes) -> Settings:
+    """Settings for an in-process service app: mongomock store, no background threads."""
+    extra = {k[len("VOICES_"):]: v for k, v in secrets_env.items()}
+    base = Settings(service=service, mode="embedded", mongodb_uri="mongomock://localhost/voices",
+                    run_background=False, extra=extra)
+    return base.with_(**changes)
+
+
+@pytest.fixture(scope="session")
+def consent_keys(secrets_env):
+    """(private PEM, public PEM) of the session's consent signing key."""
+    return (base64.b64decode(secrets_env["VOICES_CONSENT_SIGNING_KEY"]),
+            base64.b64decode(secrets_env["VOICES_CONSENT_PUBLIC_KEY"]))
+
+
+def pytest_collection_modifyitems(config, items):
+    # Layers are marked by folder so `-m "not e2e"` gives the quick loop.
+    for item in items:
+        path = str(item.fspath)
+        for layer in ("integration", "e2e", "browser"):
+            if f"{os.sep}tests{os.sep}{layer}{os.sep}" in path:
+                item.add_marker(getattr(pytest.mark, layer))

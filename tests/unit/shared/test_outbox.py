@@ -1,0 +1,76 @@
+"""The outbox relay: a broker outage loses nothing, and everything goes out once it is back."""
+import mongoengine as me
+import pytest
+
+from shared import mongo
+from shared.bus import InProcessBus
+from shared.events import Envelope
+from shared.outbox import OutboxDocument, OutboxRelay
+from shared.settings import Settings
+
+
+class Order(OutboxDocument):
+    meta = {"db_alias": "outbox-test", "collection": "orders"}
+    name = me.StringField()
+
+
+@pytest.fixture
+def store():
+    mongo.connect(Settings(service="outbox-test", mongodb_uri="mongomock://localhost/t"), alias="outbox-test")
+    yield
+    me.disconnect(alias="outbox-test")
+
+
+def stage_orders(count: int) -> list[str]:
+    ids = []
+    for i in range(count):
+        order = Order(name=f"o{i}")
+        event = order.stage("orders.events", Envelope(type="response.erased", key=f"o{i}", producer="test", payload={
+            "response_id": f"r{i}", "consultation_id": "c", "pseudonym": "p", "reason": "withdrawal",
+            "erased_at": "2026-01-01T00:00:00Z"}))
+        order.save()
+        ids.append(event.id)
+    return ids
+
+
+def test_broker_down_keeps_every_event_and_publishes_when_back(store):
+    bus = InProcessBus()
+    relay = OutboxRelay(bus, [Order])
+    ids = stage_orders(5)
+    bus.fail_publish = True
+    with pytest.raises(Exception):
+        relay.relay_once()
+    assert relay.backlog() == 5
+    assert bus.topics["orders.events"] == []
+
+    bus.fail_publish = False
+    assert relay.relay_once() == 5
+    assert relay.backlog() == 0
+    assert [e.id for e in bus.events("orders.events")] == ids
+    assert relay.relay_once() == 0  # nothing is sent twice once acknowledged
+
+
+def test_a_failure_midway_keeps_what_was_not_acknowledged(store):
+    class FlakyBus(InProcessBus):
+        def publish(self, topic, event):
+            if len(self.topics[topic]) == 2:
+                self.fail_publish = True
+            super().publish(topic, event)
+
+    bus = FlakyBus()
+    relay = OutboxRelay(bus, [Order])
+    ids = stage_orders(4)
+    with pytest.raises(Exception):
+        relay.relay_once()
+    assert relay.backlog() == 2
+    bus.fail_publish = False
+    bus.__class__ = InProcessBus
+    relay.relay_once()
+    assert [e.id for e in bus.events("orders.events")] == ids
+
+
+def test_the_state_change_and_its_event_are_one_document(store):
+    stage_orders(1)
+    raw = Order._get_collection().find_one()
+    assert raw["name"] == "o0"
+    assert raw["pending_events"][0]["envelope"]["type"] == "response.erased"
