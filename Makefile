@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m shared.run
+	$(PY) -m deploy.run
 
 test: $(STAMP)
 	$(PY) -m pytest -q

@@ -97,6 +97,15 @@ class ConsultationPublished(_Strict):
     published_at = fields.String(required=True)
 
 
+class ConsultationCreated(_Strict):
+    consultation_id = fields.String(required=True)
+    organisation_id = fields.String(required=True)
+    languages = fields.List(fields.String(), required=True)
+    min_age = fields.Integer(allow_none=True, required=True)
+    purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
+    created_at = fields.String(required=True)
+
+
 class ConsultationStatusChanged(_Strict):
     consultation_id = fields.String(required=True)
     organisation_id = fields.String(required=True)
@@ -148,6 +157,15 @@ class ConsentWithdrawn(_Strict):
     withdrawn_at = fields.String(required=True)
 
 
+class ConsentTextPublished(_Strict):
+    consultation_id = fields.String(required=True)
+    organisation_id = fields.String(required=True)
+    text_version = fields.Integer(required=True, strict=True)
+    language = fields.String(required=True)
+    text_sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
+    published_at = fields.String(required=True)
+
+
 class ReleasePublished(_Strict):
     release_id = fields.String(required=True)
     consultation_id = fields.String(required=True)
@@ -159,7 +177,9 @@ class ReleasePublished(_Strict):
 
 CONTRACTS: dict[tuple[str, int], type[Schema]] = {
     ("consultation.published", 1): ConsultationPublished,
+    ("consultation.created", 1): ConsultationCreated,
     ("consultation.status_changed", 1): ConsultationStatusChanged,
+    ("consent_text.published", 1): ConsentTextPublished,
     ("response.submitted", 1): ResponseSubmitted,
     ("response.erased", 1): ResponseErased,
     ("consent.granted", 1): ConsentGranted,

@@ -24,6 +24,11 @@ class SurveysKeys:
     consent_public_key_pem: bytes
 
 
+def participant_context(consultation_id: str) -> bytes:
+    """Binds a wrapped data key to its consultation, so keys cannot be swapped between records."""
+    return f"participant-key:{consultation_id}".encode()
+
+
 def get_consultation(consultation_id: str, organisation_id: str | None = None) -> Consultation:
     """The consultation, scoped to an organisation when one is given. Raises NotFound (also for another
     organisation's consultation, so ids cannot be probed)."""
@@ -33,7 +38,7 @@ def get_consultation(consultation_id: str, organisation_id: str | None = None) -
     return consultation
 
 
-def create_consultation(data: dict[str, Any]) -> Consultation:
+def create_consultation(data: dict[str, Any], topic: str, trace_id: str) -> Consultation:
     """A draft consultation; `data["survey"]` (optional) is validated as a survey definition."""
     survey = data.get("survey") or {"languages": data["languages"], "sections": []}
     if survey.get("sections"):
@@ -42,9 +47,14 @@ def create_consultation(data: dict[str, Any]) -> Consultation:
         consultation_id=f"c_{uuid.uuid4().hex[:20]}", organisation_id=data["organisation_id"], title=data["title"],
         description=data.get("description"), languages=data["languages"], purposes=data["purposes"],
         min_cell_size=data.get("min_cell_size", 10), min_age=data.get("min_age"),
-        retention_days=data.get("retention_days", 365), opens_at=data.get("opens_at"),
+        retention_days=data.get("retention_days", 365), created_at=utcnow(), opens_at=data.get("opens_at"),
         closes_at=data.get("closes_at"), draft=survey,
     )
+    consultation.stage(topic, Envelope(
+        type="consultation.created", key=consultation.consultation_id, producer="surveys", trace_id=trace_id,
+        payload={"consultation_id": consultation.consultation_id, "organisation_id": consultation.organisation_id,
+                 "languages": list(consultation.languages), "min_age": consultation.min_age,
+                 "purposes": list(consultation.purposes), "created_at": isoformat(consultation.created_at)}))
     consultation.save(force_insert=True)
     return consultation
 
@@ -99,7 +109,7 @@ def publish_version(consultation: Consultation, topic: str, trace_id: str) -> Co
             "consultation_id": consultation.consultation_id, "organisation_id": consultation.organisation_id,
             "survey_version": number, "title": consultation.title, "languages": list(consultation.languages),
             "min_cell_size": consultation.min_cell_size, "min_age": consultation.min_age,
-            "purposes": list(consultation.purposes), "questions": questionnaire.questions_summary(definition),
+            "purposes": list(consultation.purposes), "questions": questionnaire.published_questions(definition),
             "published_at": isoformat(now),
         }))
     _save_guarded(consultation)
@@ -128,8 +138,9 @@ def create_invitation(consultation: Consultation, kind: str, label: str | None, 
     """A new invitation and its code, which is returned once and stored only as a hash."""
     if consultation.status in ("closed", "archived"):
         raise Conflict("Invitations cannot be created for a closed consultation.")
+    code_kind = codes.CodeKind.INVITATION if kind == "single" else codes.CodeKind.LINK
     code = codes.new_invitation_code() if kind == "single" else codes.new_link_token()
-    invitation = Invitation(code_hash=codes.hash_code(code, pepper), invitation_id=f"i_{uuid.uuid4().hex[:16]}",
+    invitation = Invitation(code_hash=codes.hash_code(code_kind, code, pepper), invitation_id=f"i_{uuid.uuid4().hex[:16]}",
                             consultation_id=consultation.consultation_id, kind=kind, label=label)
     invitation.save(force_insert=True)
     return invitation, code
@@ -144,16 +155,29 @@ def revoke_invitation(consultation: Consultation, invitation_id: str) -> Invitat
     return invitation
 
 
+def _find_invitation(code: str, pepper: bytes) -> Invitation | None:
+    """A typed single-use code or a link token: the same field, so try each kind's digest."""
+    for kind in (codes.CodeKind.LINK, codes.CodeKind.INVITATION):
+        try:
+            digest = codes.hash_code(kind, code, pepper)
+        except ValidationFailed:
+            continue
+        invitation = Invitation.objects(code_hash=digest).first()
+        if invitation is not None:
+            return invitation
+    return None
+
+
 def open_invitation(code: str, keys: SurveysKeys) -> tuple[Participant, Consultation]:
     """Issue a fresh pseudonym (and its data key) for an invitation code.
 
     A single-use code works once; revoked codes and closed consultations are Gone.
     Unknown codes are NotFound, with no hint whether they ever existed.
     """
-    code_hash = codes.hash_code(codes.normalise_code(code), keys.code_pepper)
-    invitation = Invitation.objects(code_hash=code_hash).first()
+    invitation = _find_invitation(code, keys.code_pepper)
     if invitation is None:
         raise NotFound("This invitation code is not valid.")
+    code_hash = invitation.code_hash
     if invitation.revoked:
         raise Gone("This invitation is no longer valid.")
     consultation = get_consultation(invitation.consultation_id)
@@ -169,7 +193,7 @@ def open_invitation(code: str, keys: SurveysKeys) -> tuple[Participant, Consulta
     for _attempt in range(3):
         participant = Participant(pseudonym=codes.new_pseudonym(), consultation_id=consultation.consultation_id,
                                   invitation_id=invitation.invitation_id,
-                                  wrapped_key=field_crypto.wrap_key(keys.key_wrapping_key, key))
+                                  wrapped_key=field_crypto.wrap_key(keys.key_wrapping_key, key, participant_context(consultation.consultation_id)))
         try:
             participant.save(force_insert=True)
             return participant, consultation

@@ -10,7 +10,7 @@ from mongoengine.errors import NotUniqueError
 from shared.consent_tokens import verify_consent_token
 from services.surveys import answers as answer_rules
 from services.surveys import field_crypto
-from services.surveys.consultations import SurveysKeys, get_consultation
+from services.surveys.consultations import SurveysKeys, get_consultation, participant_context
 from services.surveys.models import Consultation, Erasure, Participant, Response, Withdrawal
 from shared.errors import Conflict, Forbidden, Gone
 from shared.events import Envelope, isoformat, utcnow
@@ -19,7 +19,8 @@ from shared.events import Envelope, isoformat, utcnow
 def _participant_key(participant: Participant, keys: SurveysKeys) -> bytes:
     if not participant.wrapped_key:
         raise Gone("This participant's data has been erased.")
-    return field_crypto.unwrap_key(keys.key_wrapping_key, participant.wrapped_key)
+    return field_crypto.unwrap_key(keys.key_wrapping_key, participant.wrapped_key,
+                                   participant_context(participant.consultation_id))
 
 
 def submit_response(token: str, body: dict[str, Any], keys: SurveysKeys, topic: str, trace_id: str) -> Response:
@@ -41,9 +42,10 @@ def submit_response(token: str, body: dict[str, Any], keys: SurveysKeys, topic: 
     if consultation.status != "open":
         raise Gone("This consultation is not accepting responses.")
     version = _version(consultation, body.get("survey_version"))
-    structured, declined = answer_rules.validate_answers(version["definition"], body.get("answers") or {},
-                                                         body.get("declined") or [])
-    structured, free_text = answer_rules.split_free_text(version["definition"], structured)
+    definition = version["definition"]
+    structured = answer_rules.validate_answers(definition, body.get("answers") or {}, body.get("declined") or [])
+    declined = answer_rules.declined_questions(definition, body.get("declined") or [])
+    structured, free_text = answer_rules.split_free_text(definition, structured)
     key = _participant_key(participant, keys)
     response_id = f"r_{uuid.uuid4().hex}"
     encrypted = {qid: field_crypto.encrypt_field(key, text, f"{response_id}:{qid}".encode())

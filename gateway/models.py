@@ -1,0 +1,44 @@
+"""Gateway storage: organisations, staff accounts and their API tokens."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import mongoengine as me
+
+ALIAS = "gateway"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Organisation(me.Document):
+    meta = {"db_alias": ALIAS, "collection": "organisations"}
+    organisation_id = me.StringField(primary_key=True)
+    name = me.StringField(required=True, unique=True)
+    created_at = me.DateTimeField(default=_now)
+
+
+class Account(me.Document):
+    meta = {"db_alias": ALIAS, "collection": "accounts"}
+    account_id = me.StringField(primary_key=True)
+    email = me.StringField(required=True, unique=True)
+    role = me.StringField(required=True, choices=("organiser", "policy", "auditor", "admin"))
+    organisation_id = me.StringField(null=True)
+    readable_organisations = me.ListField(me.StringField())
+    password_hash = me.StringField(null=True)
+    disabled = me.BooleanField(default=False)
+    created_at = me.DateTimeField(default=_now)
+
+
+class ApiToken(me.Document):
+    """Only the SHA-256 of the token is stored; the token itself is shown once."""
+
+    meta = {"db_alias": ALIAS, "collection": "api_tokens", "indexes": ["account_id"]}
+    token_hash = me.StringField(primary_key=True)
+    token_id = me.StringField(required=True, unique=True)
+    account_id = me.StringField(required=True)
+    label = me.StringField()
+    expires_at = me.DateTimeField(required=True)
+    revoked = me.BooleanField(default=False)
+    created_at = me.DateTimeField(default=_now)

@@ -1,0 +1,166 @@
+"""Consent API: texts (organisers), grants, receipts and withdrawals (participants), ledger (auditors)."""
+from __future__ import annotations
+
+from flask import Response, current_app
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from services.consent import consent_records as records
+from services.consent import ledger, ledger_store, tokens
+from services.consent.models import ConsentText
+from services.consent.schemas import (
+    CheckpointSchema, ConsentTextCreateSchema, ConsentTextSchema, ConsistencyProofSchema, ConsistencyQuerySchema,
+    GrantCreatedSchema, GrantCreateSchema, InclusionProofSchema, InclusionQuerySchema, LedgerPageSchema,
+    PublicKeySchema, RangeQuerySchema, ReceiptCodeSchema, TextQuerySchema, WithdrawalResultSchema, WithdrawalSchema,
+)
+from shared.auth import require_staff
+from shared.runtime import current_runtime, current_trace_id
+
+consent = Blueprint("consent", __name__, url_prefix="/api/v1/consent", description="Consent texts, grants, receipts")
+audit = Blueprint("ledger", __name__, url_prefix="/api/v1/ledger", description="The consent ledger (auditors)")
+
+
+def _ctx():
+    return current_runtime(current_app).context
+
+
+def _stored():
+    current_runtime(current_app).after_commit()
+
+
+def _own_policy(consultation_id: str):
+    principal = require_staff("organiser")
+    return records.known_consultation(consultation_id, principal.organisation_id)
+
+
+@consent.route("/consultations/<consultation_id>/texts")
+class Texts(MethodView):
+    @consent.arguments(TextQuerySchema, location="query")
+    @consent.response(200, ConsentTextSchema)
+    def get(self, query, consultation_id):
+        """The current published consent text in one language: exactly what a participant reads."""
+        return records.current_text(consultation_id, query["language"])
+
+    @consent.arguments(ConsentTextCreateSchema)
+    @consent.response(201, ConsentTextSchema)
+    def post(self, data, consultation_id):
+        """Write one language of a consent text version (a draft until published)."""
+        return records.save_text(_own_policy(consultation_id), data)
+
+
+@consent.route("/consultations/<consultation_id>/texts/<int:version>/publish")
+class PublishTexts(MethodView):
+    @consent.response(200, ConsentTextSchema(many=True))
+    def post(self, consultation_id, version):
+        """Publish every language of a version; published texts never change."""
+        texts = records.publish_texts(_own_policy(consultation_id), version, _ctx().settings.topics.consent,
+                                      current_trace_id())
+        _stored()
+        return texts
+
+
+@consent.route("/grants")
+class Grants(MethodView):
+    @consent.arguments(GrantCreateSchema)
+    @consent.response(201, GrantCreatedSchema)
+    def post(self, data):
+        """Give consent for chosen purposes. Returns a consent token and a receipt code shown only once."""
+        ctx = _ctx()
+        grant, token, code = records.record_grant(data, ctx.signing_key, ctx.code_pepper, ctx.token_ttl_s,
+                                                  ctx.settings.topics.consent, current_trace_id())
+        _stored()
+        text = ConsentText.objects(consultation_id=grant.consultation_id, version=grant.text_version,
+                                   language=grant.language).first()
+        return {"grant_id": grant.grant_id, "consent_token": token, "receipt_code": code,
+                "expires_in": ctx.token_ttl_s, "receipt": records.receipt_for(grant, text)}
+
+
+@consent.route("/receipts/lookup")
+class ReceiptLookup(MethodView):
+    @consent.arguments(ReceiptCodeSchema)
+    @consent.response(200)
+    def post(self, data):
+        """Your consent receipt and its history, by receipt code (sent in the body, never in a URL)."""
+        grant = records.find_by_receipt(data["receipt_code"], _ctx().code_pepper)
+        text = ConsentText.objects(consultation_id=grant.consultation_id, version=grant.text_version,
+                                   language=grant.language).first()
+        return records.receipt_for(grant, text)
+
+
+@consent.route("/withdrawals")
+class Withdrawals(MethodView):
+    @consent.arguments(WithdrawalSchema)
+    @consent.response(200, WithdrawalResultSchema)
+    def post(self, data):
+        """Withdraw some purposes, or everything, with the receipt code. Asking twice changes nothing."""
+        ctx = _ctx()
+        grant, decision = records.withdraw(data["receipt_code"], data["purposes"], ctx.code_pepper,
+                                           ctx.settings.topics.consent, current_trace_id())
+        _stored()
+        text = ConsentText.objects(consultation_id=grant.consultation_id, version=grant.text_version,
+                                   language=grant.language).first()
+        return {"withdrawn": decision.withdrawn, "remaining": decision.remaining, "all": decision.all,
+                "changed": decision.payload is not None, "receipt": records.receipt_for(grant, text)}
+
+
+@consent.route("/public-key")
+class PublicKey(MethodView):
+    @consent.response(200, PublicKeySchema)
+    def get(self):
+        """The Ed25519 key that signs consent tokens and ledger checkpoints."""
+        key = _ctx().signing_key.public_key()
+        return {"key_id": tokens.key_id(key), "algorithm": "Ed25519",
+                "public_key_pem": tokens.public_key_to_pem(key).decode()}
+
+
+@audit.route("/entries")
+class Entries(MethodView):
+    @audit.arguments(RangeQuerySchema, location="query")
+    @audit.response(200, LedgerPageSchema)
+    def get(self, query):
+        require_staff("auditor")
+        return {"start": query["start"], "size": ledger_store.size(),
+                "entries": ledger_store.entries(query["start"], query["start"] + query["limit"])}
+
+
+@audit.route("/checkpoints")
+class Checkpoints(MethodView):
+    @audit.response(200, CheckpointSchema(many=True))
+    def get(self):
+        require_staff("auditor")
+        return ledger_store.checkpoints()
+
+    @audit.response(201, CheckpointSchema)
+    def post(self):
+        """Sign a checkpoint over the ledger as it is now."""
+        require_staff("auditor", "admin")
+        return ledger_store.checkpoint(_ctx().signing_key)
+
+
+@audit.route("/proofs/inclusion/<int:seq>")
+class Inclusion(MethodView):
+    @audit.arguments(InclusionQuerySchema, location="query")
+    @audit.response(200, InclusionProofSchema)
+    def get(self, query, seq):
+        require_staff("auditor")
+        return ledger_store.inclusion(seq, query["tree_size"])
+
+
+@audit.route("/proofs/consistency")
+class Consistency(MethodView):
+    @audit.arguments(ConsistencyQuerySchema, location="query")
+    @audit.response(200, ConsistencyProofSchema)
+    def get(self, query):
+        require_staff("auditor")
+        return ledger_store.consistency(query["first"], query["second"])
+
+
+@audit.route("/export")
+class Export(MethodView):
+    @audit.response(200, content_type="application/x-ndjson")
+    def get(self):
+        """Every entry and checkpoint as JSON lines, for the offline verifier."""
+        require_staff("auditor")
+        body = "".join(ledger.export_lines(ledger_store.entries(), ledger_store.checkpoints()))
+        return Response(body, mimetype="application/x-ndjson",
+                        headers={"Content-Disposition": "attachment; filename=consent-ledger.jsonl"})

@@ -1,0 +1,44 @@
+"""Consent service: texts, grants, tokens, receipts, withdrawals and the verifiable ledger."""
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask
+
+from services.consent import tokens
+from services.consent.api import audit, consent
+from services.consent.handlers import HANDLERS
+from services.consent.models import ConsentText, Grant
+from shared.auth import install_principal
+from shared.bus import Bus
+from shared.runtime import ServiceRuntime, create_service_app
+from shared.settings import Settings
+
+
+@dataclass
+class ConsentContext:
+    settings: Settings
+    signing_key: Any
+    code_pepper: bytes
+    token_ttl_s: int
+    checkpoint_every: int
+
+
+def create_app(settings: Settings | None = None, bus: Bus | None = None) -> Flask:
+    settings = settings or Settings.from_env("consent")
+    context = ConsentContext(
+        settings=settings,
+        signing_key=tokens.load_private_key(base64.b64decode(settings.require("CONSENT_SIGNING_KEY"))),
+        code_pepper=base64.b64decode(settings.require("CODE_PEPPER")),
+        token_ttl_s=int(settings.get("CONSENT_TOKEN_TTL_S", "86400")),
+        checkpoint_every=int(settings.get("LEDGER_CHECKPOINT_EVERY", "100")),
+    )
+    topics = settings.topics
+    runtime = ServiceRuntime(settings, handlers=HANDLERS,
+                             subscriptions=[topics.surveys, topics.consent, topics.responses, topics.releases],
+                             outbox_models=[ConsentText, Grant], context=context, bus=bus)
+    app = create_service_app(settings, title="Voices consent", blueprints=[consent, audit], runtime=runtime)
+    install_principal(app, settings.require("INTERNAL_TOKEN").encode())
+    return app

@@ -1,0 +1,74 @@
+"""Event handlers of the consent service: consultation rules in, ledger entries out.
+
+The ledger is written only here, by the consumer, from events that were
+stored before they were published. That makes the consumer the single
+writer in normal operation and means no fact can reach the ledger without
+its event, or be lost between a request and the ledger.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from services.consent import consent_records, ledger_store
+from services.consent.models import Checkpoint, ConsultationPolicy
+from shared.events import Envelope
+
+
+def learn_consultation(event: Envelope, ctx: Any) -> None:
+    p = event.payload
+    updates = {"set__organisation_id": p["organisation_id"], "set__purposes": p["purposes"],
+               "set__min_age": p["min_age"], "set__languages": p["languages"]}
+    if event.type == "consultation.published":
+        updates["set__status"] = "open"
+    ConsultationPolicy.objects(consultation_id=p["consultation_id"]).update_one(upsert=True, **updates)
+
+
+def follow_status(event: Envelope, ctx: Any) -> None:
+    p = event.payload
+    ConsultationPolicy.objects(consultation_id=p["consultation_id"]).update_one(
+        upsert=True, set__organisation_id=p["organisation_id"], set__status=p["status"])
+
+
+def _append(kind: str, data: dict, event: Envelope, ctx: Any) -> None:
+    ledger_store.append(kind, data, event_id=event.id)
+    latest = Checkpoint.objects.order_by("-tree_size").first()
+    if ledger_store.size() - (latest.tree_size if latest else 0) >= ctx.checkpoint_every:
+        ledger_store.checkpoint(ctx.signing_key)
+
+
+def record_grant(event: Envelope, ctx: Any) -> None:
+    _append("consent.granted", event.payload, event, ctx)
+
+
+def record_withdrawal(event: Envelope, ctx: Any) -> None:
+    _append("consent.withdrawn", event.payload, event, ctx)
+
+
+def record_text(event: Envelope, ctx: Any) -> None:
+    p = event.payload
+    _append("consent_text.published", {k: p[k] for k in ("consultation_id", "organisation_id", "text_version",
+                                                            "language", "text_sha256", "published_at")}, event, ctx)
+
+
+def record_sign_off(event: Envelope, ctx: Any) -> None:
+    p = event.payload
+    _append("release.signed_off", {"release_id": p["release_id"], "consultation_id": p["consultation_id"],
+                                   "snapshot": p["snapshot"], "signed_off_by": p["signed_off_by"],
+                                   "digest": p["digest"], "released_at": p["released_at"]}, event, ctx)
+
+
+def record_erasure(event: Envelope, ctx: Any) -> None:
+    _append("response.erased", event.payload, event, ctx)
+    consent_records.note_erasure(event.payload)
+
+
+HANDLERS = {
+    "consultation.created": learn_consultation,
+    "consultation.published": learn_consultation,
+    "consultation.status_changed": follow_status,
+    "consent.granted": record_grant,
+    "consent.withdrawn": record_withdrawal,
+    "consent_text.published": record_text,
+    "release.published": record_sign_off,
+    "response.erased": record_erasure,
+}

@@ -1,0 +1,95 @@
+"""Consent storage: what consent knows of consultations, texts, grants, ledger entries, checkpoints."""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import mongoengine as me
+
+from shared.outbox import OutboxDocument
+
+ALIAS = "consent"
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class ConsultationPolicy(me.Document):
+    """A consultation's consent rules, learned from the surveys service's events."""
+
+    meta = {"db_alias": ALIAS, "collection": "consultations"}
+    consultation_id = me.StringField(primary_key=True)
+    organisation_id = me.StringField(required=True)
+    purposes = me.ListField(me.StringField())
+    min_age = me.IntField(null=True)
+    languages = me.ListField(me.StringField())
+    status = me.StringField(default="draft")
+
+
+class ConsentText(OutboxDocument):
+    """One language of one consent text version; immutable once published."""
+
+    meta = {"db_alias": ALIAS, "collection": "consent_texts",
+            "indexes": [{"fields": ("consultation_id", "version", "language"), "unique": True}]}
+    consultation_id = me.StringField(required=True)
+    organisation_id = me.StringField(required=True)
+    version = me.IntField(required=True, min_value=1)
+    language = me.StringField(required=True)
+    title = me.StringField(required=True)
+    body = me.StringField(required=True)
+    purposes = me.DictField()  # purpose -> plain-language explanation
+    policy_url = me.StringField()
+    controller = me.DictField()  # who is responsible: name, contact, address
+    jurisdiction = me.StringField()
+    sha256 = me.StringField(required=True)
+    published_at = me.DateTimeField(null=True)
+
+
+class Grant(OutboxDocument):
+    meta = {"db_alias": ALIAS, "collection": "grants",
+            "indexes": [{"fields": ("consultation_id", "pseudonym"), "unique": True}]}
+    grant_id = me.StringField(primary_key=True)
+    receipt_hash = me.StringField(required=True, unique=True)
+    pseudonym = me.StringField(required=True)
+    consultation_id = me.StringField(required=True)
+    organisation_id = me.StringField(required=True)
+    purposes = me.ListField(me.StringField())  # as granted
+    withdrawn = me.ListField(me.StringField())
+    text_version = me.IntField(required=True)
+    language = me.StringField(required=True)
+    text_sha256 = me.StringField(required=True)
+    collection_method = me.StringField(required=True)
+    guardian = me.DictField()  # relationship and attestation, never a name
+    assent = me.BooleanField(null=True)
+    granted_at = me.DateTimeField(default=_now)
+    events = me.ListField(me.DictField())  # later events for the receipt (withdrawals)
+
+
+class LedgerEntry(me.Document):
+    """One ledger entry exactly as hashed, plus the event it came from (for idempotence)."""
+
+    meta = {"db_alias": ALIAS, "collection": "ledger"}
+    seq = me.IntField(primary_key=True)
+    kind = me.StringField(required=True)
+    at = me.StringField(required=True)
+    data = me.DictField(required=True)
+    prev_hash = me.StringField(required=True)
+    hash = me.StringField(required=True)
+    event_id = me.StringField(unique=True, sparse=True)
+
+    def as_entry(self) -> dict:
+        return {"seq": self.seq, "kind": self.kind, "at": self.at, "data": dict(self.data),
+                "prev_hash": self.prev_hash, "hash": self.hash}
+
+
+class Checkpoint(me.Document):
+    meta = {"db_alias": ALIAS, "collection": "checkpoints"}
+    tree_size = me.IntField(primary_key=True)
+    root_hash = me.StringField(required=True)
+    timestamp = me.StringField(required=True)
+    signature = me.StringField(required=True)
+    key_id = me.StringField(required=True)
+
+    def as_checkpoint(self) -> dict:
+        return {"tree_size": self.tree_size, "root_hash": self.root_hash, "timestamp": self.timestamp,
+                "signature": self.signature, "key_id": self.key_id}
