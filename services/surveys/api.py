@@ -50,7 +50,10 @@ class Consultations(MethodView):
     def post(self, data):
         """Create a draft consultation in the caller's organisation."""
         principal = require_staff("organiser")
-        return cons.create_consultation({**data, "organisation_id": principal.organisation_id})
+        consultation = cons.create_consultation({**data, "organisation_id": principal.organisation_id},
+                                                _ctx().settings.topics.surveys, current_trace_id())
+        _stored()
+        return consultation
 
 
 @consultations.route("/<consultation_id>")

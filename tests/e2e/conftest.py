@@ -1,0 +1,118 @@
+"""End-to-end fixtures: the whole platform as real processes, driven over HTTP only."""
+from __future__ import annotations
+
+import secrets
+import time
+
+import pytest
+import requests
+
+from shared.embedded import Stack
+
+ONE_QUESTION_SURVEY = {
+    "languages": ["en"],
+    "sections": [{"id": "s1", "title": {"en": "Support"}, "questions": [
+        {"id": "got_help", "type": "single_choice", "label": {"en": "Did you get help when you needed it?"},
+         "options": [{"code": "yes", "label": {"en": "Yes"}}, {"code": "no", "label": {"en": "No"}}]},
+    ]}],
+}
+
+
+class Api:
+    """A small HTTP client for the gateway that fails loudly on unexpected statuses."""
+
+    def __init__(self, base_url: str) -> None:
+        self.base = base_url
+        self.session = requests.Session()
+
+    def call(self, method: str, path: str, token: str | None = None, expect: int | tuple = (200, 201), **kwargs):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        response = self.session.request(method, self.base + path, headers=headers, timeout=20, **kwargs)
+        expected = (expect,) if isinstance(expect, int) else expect
+        assert response.status_code in expected, f"{method} {path}: {response.status_code} {response.text}"
+        return response.json() if response.content else None
+
+
+def eventually(probe, timeout: float = 30.0, interval: float = 0.2):
+    """Poll `probe` until it returns a truthy value; the value is returned."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    admin = "vt_admin_" + secrets.token_urlsafe(16)
+    running = Stack(log_dir=tmp_path_factory.mktemp("logs"), extra_env={"VOICES_ADMIN_TOKEN": admin})
+    running.admin_token = admin
+    running.start(timeout=60)
+    yield running
+    running.stop()
+
+
+@pytest.fixture(scope="module")
+def api(stack):
+    return Api(stack.gateway_url)
+
+
+@pytest.fixture(scope="module")
+def organiser(api, stack):
+    org = api.call("POST", "/api/v1/organisations", stack.admin_token, json={"name": f"Org {secrets.token_hex(3)}"})
+    account = api.call("POST", "/api/v1/accounts", stack.admin_token,
+                       json={"email": f"org-{secrets.token_hex(3)}@example.org", "role": "organiser",
+                             "organisation_id": org["organisation_id"]})
+    token = api.call("POST", "/api/v1/tokens", stack.admin_token, json={"account_id": account["account_id"]})["token"]
+    return {"token": token, "organisation_id": org["organisation_id"]}
+
+
+def open_consultation(api: Api, organiser_token: str, survey=ONE_QUESTION_SURVEY,
+                      purposes=("participate", "aggregate_reporting")) -> tuple[str, str]:
+    """Create, publish and give a consent text to a consultation; returns (consultation id, link code)."""
+    consultation = api.call("POST", "/api/v1/consultations", organiser_token, json={
+        "title": "Walking skeleton", "languages": survey["languages"], "purposes": list(purposes),
+        "min_cell_size": 5, "survey": survey})
+    cid = consultation["consultation_id"]
+    api.call("POST", f"/api/v1/consultations/{cid}/publish", organiser_token)
+
+    def text_saved():
+        r = api.session.post(f"{api.base}/api/v1/consent/consultations/{cid}/texts",
+                             headers={"Authorization": f"Bearer {organiser_token}"}, timeout=10, json={
+                                 "version": 1, "language": "en", "title": "Your consent",
+                                 "body": "We keep your answers safe. You may skip anything and withdraw later.",
+                                 "purposes": {p: f"Explanation of {p}." for p in purposes}})
+        return r.status_code == 201
+
+    eventually(text_saved)  # consent learns of the consultation from an event
+    api.call("POST", f"/api/v1/consent/consultations/{cid}/texts/1/publish", organiser_token)
+    link = api.call("POST", f"/api/v1/consultations/{cid}/invitations", organiser_token, json={"kind": "link"})
+    return cid, link["code"]
+
+
+def participate(api: Api, code: str, answers: dict, purposes=("participate", "aggregate_reporting")) -> dict:
+    """One participant's whole path: open the link, read the text, consent, answer."""
+    opened = api.call("POST", f"/api/v1/invitations/{code}/open")
+    cid = opened["consultation_id"]
+
+    def consent_open():
+        r = api.session.get(f"{api.base}/api/v1/consent/consultations/{cid}/texts", params={"language": "en"}, timeout=10)
+        return r.json() if r.status_code == 200 else None
+
+    text = eventually(consent_open)
+    grant = eventually(lambda: _grant(api, opened["pseudonym"], cid, text["version"], purposes))
+    response = api.call("POST", "/api/v1/responses", json={"consent_token": grant["consent_token"], "answers": answers})
+    return {"pseudonym": opened["pseudonym"], "grant": grant, "response": response, "consultation_id": cid}
+
+
+def _grant(api: Api, pseudonym: str, cid: str, version: int, purposes) -> dict | None:
+    r = api.session.post(f"{api.base}/api/v1/consent/grants", timeout=10, json={
+        "pseudonym": pseudonym, "consultation_id": cid, "purposes": list(purposes), "language": "en",
+        "text_version": version})
+    if r.status_code == 409 and "not open" in r.text:
+        return None  # consent has not yet seen the consultation open
+    assert r.status_code == 201, r.text
+    return r.json()
