@@ -27,7 +27,7 @@ def _p(method: str, path: str, allowed: set[str], service: str | None) -> RouteP
 
 
 POLICY: tuple[RoutePolicy, ...] = (
-    # surveys: organisers manage their organisation's consultations
+    # ---- surveys: organisers manage their organisation's consultations
     _p("GET", "/api/v1/consultations", {"organiser", "admin"}, "surveys"),
     _p("POST", "/api/v1/consultations", {"organiser"}, "surveys"),
     _p("GET", "/api/v1/consultations/<cid>", {"organiser", "admin"}, "surveys"),
@@ -37,10 +37,10 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("GET", "/api/v1/consultations/<cid>/invitations", {"organiser"}, "surveys"),
     _p("POST", "/api/v1/consultations/<cid>/invitations", {"organiser"}, "surveys"),
     _p("POST", "/api/v1/consultations/<cid>/invitations/<iid>/revoke", {"organiser"}, "surveys"),
-    # participants
+    # ---- surveys: participants
     _p("POST", "/api/v1/invitations/<code>/open", {"public"}, "surveys"),
     _p("POST", "/api/v1/responses", {"public"}, "surveys"),
-    # consent
+    # ---- consent: texts (organisers), grants, receipts, withdrawals (participants)
     _p("GET", "/api/v1/consent/consultations/<cid>/texts", {"public"}, "consent"),
     _p("POST", "/api/v1/consent/consultations/<cid>/texts", {"organiser"}, "consent"),
     _p("POST", "/api/v1/consent/consultations/<cid>/texts/<int:version>/publish", {"organiser"}, "consent"),
@@ -48,16 +48,16 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("POST", "/api/v1/consent/receipts/lookup", {"public"}, "consent"),
     _p("POST", "/api/v1/consent/withdrawals", {"public"}, "consent"),
     _p("GET", "/api/v1/consent/public-key", {"public"}, "consent"),
-    # auditors
+    # ---- consent: the ledger (auditors)
     _p("GET", "/api/v1/ledger/entries", {"auditor"}, "consent"),
     _p("GET", "/api/v1/ledger/checkpoints", {"auditor"}, "consent"),
     _p("POST", "/api/v1/ledger/checkpoints", {"auditor", "admin"}, "consent"),
     _p("GET", "/api/v1/ledger/proofs/inclusion/<int:seq>", {"auditor"}, "consent"),
     _p("GET", "/api/v1/ledger/proofs/consistency", {"auditor"}, "consent"),
     _p("GET", "/api/v1/ledger/export", {"auditor"}, "consent"),
-    # insights
+    # ---- aggregation: progress, releases, insights
     _p("GET", "/api/v1/insights/consultations/<cid>/progress", {"organiser"}, "aggregation"),
-    # gateway's own: organisations, accounts and tokens
+    # ---- gateway: organisations, accounts, tokens
     _p("GET", "/api/v1/organisations", {"admin"}, None),
     _p("POST", "/api/v1/organisations", {"admin"}, None),
     _p("POST", "/api/v1/accounts", {"admin"}, None),

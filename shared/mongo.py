@@ -25,7 +25,18 @@ def connect(settings: Settings, alias: str) -> Database:
         # The URI's own path names a default database; each service still keeps its own.
         mongoengine.connect(db=settings.database, alias=alias, host=uri,
                             serverSelectionTimeoutMS=3000, uuidRepresentation="standard")
+    _forget_cached_collections(alias)
     return mongoengine.get_db(alias)
+
+
+def _forget_cached_collections(alias: str) -> None:
+    # mongoengine caches each document class's collection object; after a
+    # reconnect it would keep writing to the old client.
+    from mongoengine.base import _document_registry
+
+    for document in _document_registry.values():
+        if getattr(document, "_meta", {}).get("db_alias") == alias and hasattr(document, "_collection"):
+            document._collection = None
 
 
 def ping(alias: str) -> None:

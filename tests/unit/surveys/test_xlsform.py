@@ -1,0 +1,339 @@
+"""XLSForm import: real .xlsx workbooks built here with openpyxl."""
+from __future__ import annotations
+
+import io
+
+import openpyxl
+import pytest
+
+from services.surveys.answers import validate_answers, visible_questions
+from services.surveys.questionnaire import check_translations, publishable
+from services.surveys.xlsform import import_xlsform, language_code, read_xlsform
+from shared.errors import ValidationFailed
+
+EN, AR = "label::English (en)", "label::Arabic (ar)"
+
+
+def workbook(survey: list[list], choices: list[list] | None = None, settings: list[list] | None = None) -> bytes:
+    """An .xlsx with the given sheets; the first row of each list is the header."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.title = "survey"
+    for row in survey:
+        sheet.append(row)
+    for name, rows in (("choices", choices), ("settings", settings)):
+        if rows:
+            extra = book.create_sheet(name)
+            for row in rows:
+                extra.append(row)
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+YES_NO = [
+    ["list_name", "name", EN, AR],
+    ["yn", "yes", "Yes", "نعم"],
+    ["yn", "no", "No", "لا"],
+    ["needs", "food", "Food", "طعام"],
+    ["needs", "shelter", "Shelter", "مأوى"],
+    ["needs", "health", "Health care", "رعاية صحية"],
+]
+
+CONSULTATION_FORM = [
+    ["type", "name", EN, AR, "hint::English (en)", "hint::Arabic (ar)", "relevant", "constraint", "required"],
+    ["select_one yn", "safe", "Do you feel safe?", "هل تشعر بالأمان؟", None, None, None, None, "yes"],  # row 2
+    ["begin group", "about", "About you", "عنك", None, None, None, None, None],  # row 3
+    ["integer", "age", "How old are you?", "كم عمرك؟", "Years", "سنوات", None, ". >= 0 and . <= 120", None],
+    ["select_multiple needs", "needs", "What do you need?", "ماذا تحتاج؟", None, None, None, None, None],
+    ["end group", None, None, None, None, None, None, None, None],  # row 6
+    [None] * 9,  # row 7: blank rows keep later row numbers honest
+    ["begin group", "health", "Health", "الصحة", None, None, "selected(${needs}, 'health')", None, None],
+    ["date", "seen", "When were you last seen by a doctor?", "متى رآك طبيب آخر مرة؟", None, None, None, None, None],
+    ["note", "thanks_note", "Thank you", "شكرا", None, None, None, None, None],  # row 10
+    ["text", "story", "Tell us more", "أخبرنا المزيد", None, None,
+     "${safe} = 'no' and ${age} >= 18", "string-length(.) <= 500", None],
+    ["end group", None, None, None, None, None, None, None, None],
+]
+
+SETTINGS = [["form_title", "form_id", "default_language"], ["Safety consultation", "safety", "English (en)"]]
+
+
+def problems(excinfo) -> list[dict]:
+    return [p for items in excinfo.value.extra["errors"].values() for p in items]
+
+
+def test_round_trip_with_arabic_groups_relevant_and_select_multiple():
+    imported = read_xlsform(workbook(CONSULTATION_FORM, YES_NO, SETTINGS))
+    definition = imported.definition
+    assert imported.title == "Safety consultation"
+    assert definition["languages"] == ["en", "ar"]
+    assert [s["id"] for s in definition["sections"]] == ["section_1", "about", "health"]
+
+    loose, about, health = definition["sections"]
+    assert loose["title"] == {"en": "Questions", "ar": "أسئلة"}
+    safe = loose["questions"][0]
+    assert safe["type"] == "single_choice"
+    assert safe["label"] == {"en": "Do you feel safe?", "ar": "هل تشعر بالأمان؟"}
+    assert safe["options"] == [{"code": "yes", "label": {"en": "Yes", "ar": "نعم"}},
+                               {"code": "no", "label": {"en": "No", "ar": "لا"}}]
+
+    age, needs = about["questions"]
+    assert about["title"] == {"en": "About you", "ar": "عنك"}
+    assert (age["type"], age["integer"], age["min"], age["max"]) == ("number", True, 0, 120)
+    assert age["hint"] == {"en": "Years", "ar": "سنوات"}
+    assert needs["type"] == "multiple_choice"
+    assert [o["code"] for o in needs["options"]] == ["food", "shelter", "health"]
+    assert needs["options"][2]["label"]["ar"] == "رعاية صحية"
+
+    assert health["relevant"] == {"question": "needs", "op": "includes", "value": "health"}
+    assert [q["id"] for q in health["questions"]] == ["seen", "story"]  # the note is skipped
+    story = health["questions"][1]
+    assert story["type"] == "free_text" and story["max_length"] == 500
+    assert story["relevant"] == {"all": [{"question": "safe", "op": "equals", "value": "no"},
+                                         {"question": "age", "op": "gte", "value": 18}]}
+
+    # Fully translated: publishable as is.
+    check_translations(definition)
+    publishable(definition)
+
+    # Warnings say what was left out, with rows.
+    reasons = {(w["row"], w["name"]): w["reason"] for w in imported.warnings}
+    assert "notes are not imported" in reasons[(10, "thanks_note")]
+    assert "skipped" in reasons[(1, "required")] and "row 2" in reasons[(1, "required")]
+
+    # And the definition drives answers and skip logic.
+    answers = {"safe": "no", "age": "30", "needs": ["health", "food"], "seen": "2024-05-01",
+               "story": "  الطبيب بعيد  "}
+    assert validate_answers(definition, answers) == {
+        "safe": "no", "age": 30, "needs": ["food", "health"], "seen": "2024-05-01", "story": "الطبيب بعيد"}
+    with pytest.raises(ValidationFailed) as excinfo:
+        validate_answers(definition, {"needs": ["food"], "seen": "2024-05-01"})
+    assert excinfo.value.extra["errors"] == {"seen": ["question seen is not shown for these answers"]}
+    shown = visible_questions(definition, {"safe": "yes", "age": 30, "needs": ["health"]})
+    assert shown[-1] == {"section_id": "health", "question_ids": ["seen"]}
+
+
+def test_import_xlsform_from_path_and_file_object(tmp_path):
+    data = workbook(CONSULTATION_FORM, YES_NO, SETTINGS)
+    path = tmp_path / "form.xlsx"
+    path.write_bytes(data)
+    assert import_xlsform(path) == import_xlsform(str(path)) == import_xlsform(io.BytesIO(data))
+
+
+def test_unsupported_rows_are_each_reported_with_sheet_and_row():
+    survey = [
+        ["type", "name", EN, "relevant", "constraint", "choice_filter", "calculation"],
+        ["select_one yn", "safe", "Safe?", None, None, None, None],  # 2 ok
+        ["geopoint", "where", "Where?", None, None, None, None],  # 3
+        ["calculate", "score", None, None, None, None, "1 + 1"],  # 4
+        ["begin repeat", "kids", "Children", None, None, None, None],  # 5
+        ["text", "kid_name", "Name", None, None, None, None],  # 6 ok in itself
+        ["end repeat", None, None, None, None, None, None],
+        ["select_one yn or_other", "other", "Other?", None, None, None, None],  # 8
+        ["select_one yn", "filtered", "Filtered", None, None, "list_name = 'yn'", None],  # 9
+        ["integer", "n", "N", "count(${safe}) > 1", None, None, None],  # 10
+        ["integer", "m", "M", None, "regex(., '[0-9]+')", None, None],  # 11
+        ["deviceid", "device", None, None, None, None, None],  # 12
+        ["text", "early", "Early", "${late} != ''", None, None, None],  # 13: forward reference
+        ["text", "late", "Late", None, None, None, None],  # 14 ok
+        ["select_one missing_list", "nolist", "No list", None, None, None, None],  # 15
+        ["text", "refers_to_map", "Q", "${where} = 'x'", None, None, None],  # 16
+    ]
+    choices = [["list_name", "name", EN], ["yn", "yes", "Yes"], ["yn", "no no", "No"]]
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(workbook(survey, choices, [["default_language"], ["English (en)"]]))
+    found = problems(excinfo)
+    by_row = {(p["sheet"], p["row"]): p for p in found if p["sheet"] in ("survey", "choices")}
+    assert ("choices", 3) in by_row and by_row[("choices", 3)]["name"] == "no no"
+    expected = {3: "where", 4: "score", 5: "kids", 8: "other", 9: "filtered", 10: "n", 11: "m",
+                12: "device", 13: "early", 15: "nolist", 16: "refers_to_map"}
+    for row, name in expected.items():
+        assert ("survey", row) in by_row, row
+        assert by_row[("survey", row)]["name"] == name
+    assert not any(p["sheet"] == "survey" and p["row"] in (2, 6, 14) for p in found)
+    assert "geopoint" in by_row[("survey", 3)]["reason"]
+    assert "repeat" in by_row[("survey", 5)]["reason"]
+    assert "or_other" in by_row[("survey", 8)]["reason"]
+    assert "choice_filter" in by_row[("survey", 9)]["reason"]
+    assert "not an earlier question" in by_row[("survey", 13)]["reason"]
+    assert "never collects" in by_row[("survey", 12)]["reason"]
+    assert "not imported" in by_row[("survey", 16)]["reason"]
+    assert set(excinfo.value.extra["errors"]) <= {"survey", "choices", "form"}
+    assert all(set(p) == {"sheet", "row", "name", "reason"} for p in found)
+
+
+def test_unsupported_language_column_points_at_the_header():
+    survey = [["type", "name", EN, "label::Swahili (sw)"], ["text", "q", "Q", "Swali"]]
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(workbook(survey))
+    assert problems(excinfo) == [{"sheet": "survey", "row": 1, "name": "label::Swahili (sw)",
+                                  "reason": problems(excinfo)[0]["reason"]}]
+    assert "Swahili" in problems(excinfo)[0]["reason"]
+
+
+def test_label_without_language_needs_a_default():
+    survey = [["type", "name", "label"], ["text", "q", "Question"]]
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(workbook(survey))
+    assert problems(excinfo)[0]["row"] == 1 and problems(excinfo)[0]["name"] == "label"
+    assert import_xlsform(workbook(survey), default_language="fr")["languages"] == ["fr"]
+    from_settings = import_xlsform(workbook(survey, settings=[["default_language"], ["Español"]]))
+    assert from_settings["sections"][0]["questions"][0]["label"] == {"es": "Question"}
+
+
+def test_pyxform_whole_form_errors_are_reported_with_rows():
+    survey = [["type", "name", EN], ["text", "q1", "A"], ["text", "q1", "B"]]
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(workbook(survey))
+    rows = {(p["sheet"], p["row"]) for p in problems(excinfo)}
+    assert ("survey", 3) in rows
+    assert any(p["reason"].startswith("pyxform:") for p in problems(excinfo))
+
+
+def test_not_an_xlsx_file():
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(b"type,name,label\ntext,q,Q\n")
+    assert list(excinfo.value.extra["errors"]) == ["form"]
+
+
+@pytest.mark.parametrize(
+    "qtype, constraint, expected",
+    [
+        ("integer", ". > 0 and . < 10", {"min": 1, "max": 9}),
+        ("integer", "18 <= .", {"min": 18, "max": None}),
+        ("decimal", ". >= 0.5 and . <= 99.5", {"min": 0.5, "max": 99.5}),
+        ("text", "string-length(.) < 200", {"max_length": 199}),
+    ],
+)
+def test_simple_constraints_become_bounds(qtype, constraint, expected):
+    survey = [["type", "name", EN, "constraint"], [qtype, "q", "Q", constraint]]
+    question = import_xlsform(workbook(survey))["sections"][0]["questions"][0]
+    assert {k: question.get(k) for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    "qtype, constraint",
+    [("decimal", ". > 0"), ("integer", ". >= 0 or . <= -5"), ("date", ". <= today()"),
+     ("select_one yn", "count-selected(.) = 1")],
+)
+def test_unmappable_constraints_are_refused(qtype, constraint):
+    survey = [["type", "name", EN, "constraint"], [qtype, "q", "Q", constraint]]
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(workbook(survey, YES_NO[:3]))
+    assert any(p["row"] == 2 and p["name"] == "q" for p in problems(excinfo))
+
+
+def test_definition_rule_breaks_are_traced_back_to_rows():
+    survey = [["type", "name", EN, "constraint"], ["text", "a", "A", None], ["integer", "q", "Q", ". >= 10 and . <= 5"]]
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(workbook(survey))
+    [problem] = problems(excinfo)
+    assert (problem["sheet"], problem["row"], problem["name"]) == ("survey", 3, "q")
+    assert "max" in problem["reason"]
+
+
+def test_range_becomes_rating():
+    survey = [["type", "name", EN, "parameters"], ["range", "r", "R", "start=1 end=5 step=1"],
+              ["range", "r10", "R", None]]
+    first, second = import_xlsform(workbook(survey))["sections"][0]["questions"]
+    assert (first["type"], first["min"], first["max"]) == ("rating", 1, 5)
+    assert (second["min"], second["max"]) == (1, 10)
+    bad = [["type", "name", EN, "parameters"], ["range", "r", "R", "start=0 end=100 step=10"]]
+    with pytest.raises(ValidationFailed):
+        import_xlsform(workbook(bad))
+
+
+@pytest.mark.parametrize(
+    "expression, condition",
+    [
+        ("${safe} != 'yes'", {"not": {"question": "safe", "op": "equals", "value": "yes"}}),
+        ("${safe} = ''", {"not": {"question": "safe", "op": "answered"}}),
+        ("${needs} != ''", {"question": "needs", "op": "answered"}),
+        ("not(selected(${needs}, 'food'))", {"not": {"question": "needs", "op": "includes", "value": "food"}}),
+        ("selected(${safe}, 'no')", {"question": "safe", "op": "equals", "value": "no"}),
+        ("18 < ${age}", {"question": "age", "op": "gt", "value": 18}),
+        ("${age} <= 17.5", {"question": "age", "op": "lte", "value": 17.5}),
+        ("${safe} = 'no' or ${age} < 18 and ${needs} != ''",
+         {"any": [{"question": "safe", "op": "equals", "value": "no"},
+                  {"all": [{"question": "age", "op": "lt", "value": 18},
+                           {"question": "needs", "op": "answered"}]}]}),
+        ("(${safe} = 'no' or ${age} < 18) and selected(${needs}, 'health')",
+         {"all": [{"any": [{"question": "safe", "op": "equals", "value": "no"},
+                           {"question": "age", "op": "lt", "value": 18}]},
+                  {"question": "needs", "op": "includes", "value": "health"}]}),
+    ],
+)
+def test_relevant_expressions(expression, condition):
+    survey = [["type", "name", EN, "relevant"], ["select_one yn", "safe", "S", None], ["integer", "age", "A", None],
+              ["select_multiple needs", "needs", "N", None], ["text", "q", "Q", expression]]
+    questions = import_xlsform(workbook(survey, YES_NO))["sections"][0]["questions"]
+    assert questions[-1]["relevant"] == condition
+
+
+@pytest.mark.parametrize(
+    "expression",
+    ["${needs} = 'food'", "${safe} = 'maybe'", "${safe} > 2", "${age} = 'old'", "${when} > '2020-01-01'",
+     "string-length(${safe}) > 0", "${safe} = 'no' and", "${safe} = ${age}", "${nobody} = 'x'", "true()"],
+)
+def test_unsupported_relevant_expressions(expression):
+    survey = [["type", "name", EN, "relevant"], ["select_one yn", "safe", "S", None], ["integer", "age", "A", None],
+              ["select_multiple needs", "needs", "N", None], ["date", "when", "W", None],
+              ["text", "q", "Q", expression]]
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(workbook(survey, YES_NO))
+    assert any(p["sheet"] == "survey" and p["row"] == 6 and p["name"] == "q" for p in problems(excinfo))
+
+
+def test_nested_groups_are_refused():
+    survey = [["type", "name", EN], ["begin group", "outer", "Outer"], ["begin group", "inner", "Inner"],
+              ["text", "q", "Q"], ["end group"], ["end group"]]
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(workbook(survey))
+    assert any(p["row"] == 3 and p["name"] == "inner" for p in problems(excinfo))
+
+
+def test_voices_extension_columns():
+    survey = [
+        ["type", "name", EN, AR, "dimension", "sensitive", "content_warning::English (en)",
+         "content_warning::Arabic (ar)"],
+        ["begin group", "g", "G", "ج", None, None, "Hard questions ahead", "أسئلة صعبة"],
+        ["select_one yn", "safe", "S", "س", "yes", "no", None, None],
+        ["text", "story", "T", "ت", None, "TRUE", None, None],
+        ["end group"],
+    ]
+    section = import_xlsform(workbook(survey, YES_NO))["sections"][0]
+    assert section["content_warning"] == {"en": "Hard questions ahead", "ar": "أسئلة صعبة"}
+    assert section["questions"][0]["dimension"] is True and section["questions"][0]["sensitive"] is False
+    assert section["questions"][1]["sensitive"] is True
+    survey[3][5] = "sometimes"
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(workbook(survey, YES_NO))
+    assert any(p["row"] == 4 and "sensitive" in p["reason"] for p in problems(excinfo))
+
+
+def test_missing_translation_imports_but_is_not_publishable():
+    survey = [["type", "name", EN, AR], ["text", "q1", "One", "واحد"], ["text", "q2", "Two", None]]
+    definition = import_xlsform(workbook(survey))
+    assert definition["sections"][0]["questions"][1]["label"] == {"en": "Two"}
+    with pytest.raises(ValidationFailed) as excinfo:
+        publishable(definition)
+    assert excinfo.value.extra["errors"] == {"sections[0].questions[1].label": ["missing translation for 'ar'"]}
+
+
+def test_sections_split_around_groups():
+    survey = [["type", "name", EN], ["text", "a", "A"], ["begin group", "g", "G"], ["text", "b", "B"],
+              ["end group"], ["text", "c", "C"], ["text", "section_3", "D"]]
+    sections = import_xlsform(workbook(survey))["sections"]
+    assert [(s["id"], [q["id"] for q in s["questions"]]) for s in sections] == [
+        ("section_1", ["a"]), ("g", ["b"]), ("section_4", ["c", "section_3"])]
+
+
+@pytest.mark.parametrize(
+    "label, code",
+    [("Arabic (ar)", "ar"), ("ar", "ar"), ("ar-SA", "ar"), ("العربية", "ar"), ("Chinese (zh-Hans)", "zh"),
+     ("中文", "zh"), ("English", "en"), ("Français (fr)", "fr"), ("русский", "ru"), ("Spanish (es)", "es"),
+     ("Swahili (sw)", None), ("English (sw)", None), ("Klingon", None), ("spa", "es")],
+)
+def test_language_code(label, code):
+    assert language_code(label) == code
