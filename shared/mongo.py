@@ -19,7 +19,9 @@ def connect(settings: Settings, alias: str) -> Database:
     if uri.startswith("mongomock://"):
         import mongomock  # only the embedded mode and tests need it
 
-        mongoengine.connect(db=settings.database, alias=alias, host="mongodb://localhost",
+        # One host name per alias: mongoengine reuses a client whose settings match another
+        # alias's, which would let a fresh in-process store inherit an old one's data.
+        mongoengine.connect(db=settings.database, alias=alias, host=f"mongodb://{alias}.embedded",
                             mongo_client_class=mongomock.MongoClient, uuidRepresentation="standard")
     else:
         # The URI's own path names a default database; each service still keeps its own.
