@@ -1,0 +1,211 @@
+"""Released snapshots: the one document policy users see, its digest and its exports.
+
+A snapshot is built only from `Tables` and the `Protection` decided for
+them, so a suppressed value cannot reach it: every figure goes through
+`Protection.cell`. The digest is the SHA-256 of the canonical JSON of the
+snapshot without its `digest` field; release.published carries it, so an
+auditor can recompute it from an export (`verify_snapshot_digest`).
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from itertools import product
+from typing import Any, Mapping, Sequence
+
+from services.aggregation.disclosure import BELOW_MINIMUM, Protection, with_percentages
+from services.aggregation.projection import DECLINED, SKIPPED, QuestionAxis, TableLayout, Tables
+from shared.errors import ValidationFailed
+
+SNAPSHOT_FORMAT = 1
+HIDDEN_VALUES = "_suppressed_values"  # stands for data-driven categories whose label itself is withheld
+CSV_COLUMNS = ("table", "question_id", "dimension_1", "category_1", "dimension_2", "category_2",
+               "category", "value", "percent", "suppressed", "reason")
+
+
+def canonical_json(document: Mapping[str, Any]) -> str:
+    """Sorted keys, no whitespace, UTF-8 text: the bytes the digest is taken of."""
+    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def snapshot_digest(snapshot: Mapping[str, Any]) -> str:
+    """SHA-256 hex of the canonical JSON of `snapshot` without its `digest` field."""
+    body = {k: v for k, v in snapshot.items() if k != "digest"}
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def verify_snapshot_digest(snapshot: Mapping[str, Any]) -> bool:
+    """True when the snapshot's `digest` matches its content."""
+    return snapshot.get("digest") == snapshot_digest(snapshot)
+
+
+def _visible_categories(axis: QuestionAxis, protection: Protection) -> tuple[list[str], bool]:
+    hidden = protection.hidden_labels.get(axis.id, frozenset())
+    return [c for c in axis.categories if c not in hidden], bool(hidden)
+
+
+def _hidden_cell() -> dict[str, Any]:
+    return {"value": None, "suppressed": True, "reason": BELOW_MINIMUM}
+
+
+def _cells_for(axis: QuestionAxis, protection: Protection, fixed: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+    """One line of a table along `axis` (the other questions fixed), with percentages.
+
+    Hidden data-driven labels become one `_suppressed_values` entry, so the
+    export never names a rare answer; `_skipped` is shown but is not in the
+    percentage base (those people did not answer this question).
+    """
+    visible, any_hidden = _visible_categories(axis, protection)
+    cells = [{"category": c, **protection.cell(tuple(sorted([*fixed, (axis.id, c)])))} for c in visible]
+    if any_hidden:
+        # Keep the lump before the reserved categories so the order stays readable.
+        cells.insert(len([c for c in visible if c not in (DECLINED, SKIPPED)]),
+                     {"category": HIDDEN_VALUES, **_hidden_cell()})
+    skipped_at = [i for i, c in enumerate(cells) if c["category"] == SKIPPED]
+    return with_percentages(cells, exclude=skipped_at)
+
+
+def _question_result(tables: Tables, protection: Protection, layout: TableLayout) -> dict[str, Any]:
+    axis = tables.axes[layout.question]
+    total = protection.cell(())
+    skipped = protection.cell(((axis.id, SKIPPED),))
+    if total["suppressed"] or skipped["suppressed"]:
+        # Contributors = total - skipped: not publishable when either is hidden.
+        contributors = {"value": None, "suppressed": True,
+                        "reason": total["reason"] if total["suppressed"] else skipped["reason"]}
+    elif 0 < total["value"] - skipped["value"] < protection.k.k:
+        # Derivable from the two published figures, but a snapshot never
+        # prints a count below k itself.
+        contributors = {"value": None, "suppressed": True, "reason": BELOW_MINIMUM}
+    else:
+        contributors = {"value": total["value"] - skipped["value"], "suppressed": False, "reason": None}
+    result: dict[str, Any] = {"question_id": axis.id, "type": axis.type, "total": total,
+                              "contributors": contributors, "categories": _cells_for(axis, protection, ())}
+    release = protection.numeric.get(axis.id)
+    if release is not None:
+        if release.published:
+            result["numeric"] = {"count": release.count, "sum": round(release.sum, 6),
+                                 "mean": None if release.mean is None else round(release.mean, 4),
+                                 "suppressed": False, "reason": None}
+        else:
+            result["numeric"] = {"count": None, "sum": None, "mean": None,
+                                 "suppressed": release.reason is not None, "reason": release.reason}
+    return result
+
+
+def _crosstab(tables: Tables, protection: Protection, layout: TableLayout) -> dict[str, Any]:
+    axis = tables.axes[layout.question]
+    dim_axes = [tables.axes[d] for d in layout.dimensions]
+    groups = []
+    for combo in product(*(a.categories for a in dim_axes)):
+        fixed = list(zip(layout.dimensions, combo))
+        groups.append({"categories": list(combo), "total": protection.cell(tuple(sorted(fixed))),
+                       "cells": _cells_for(axis, protection, fixed)})
+    return {"question_id": axis.id, "dimensions": list(layout.dimensions), "groups": groups,
+            "total": protection.cell(())}
+
+
+def build_snapshot(tables: Tables, protection: Protection, *, consultation_id: str, snapshot: int,
+                   created_at: str) -> dict[str, Any]:
+    """The snapshot document (plain dict, JSON-ready) with its digest.
+
+    consultation id, snapshot number, created_at (give an ISO-8601 UTC
+    string; it is part of the digest), the k in force, per-question results,
+    cross-tabs by one and by two dimensions, what was withheld and why, and
+    the disclosure method (with the differential-privacy parameters when the
+    tables are noisy). Raises ValidationFailed for a non-positive snapshot
+    number or tables of another consultation.
+    """
+    if isinstance(snapshot, bool) or not isinstance(snapshot, int) or snapshot < 1:
+        raise ValidationFailed("snapshot numbers start at 1", errors={"snapshot": ["must be a positive integer"]})
+    if tables.consultation_id not in (None, consultation_id):
+        raise ValidationFailed("tables belong to another consultation",
+                               errors={"consultation_id": ["does not match the tables"]})
+    questions, crosstabs, crosstabs2 = [], [], []
+    for layout in tables.layouts:
+        if layout.kind == "question":
+            questions.append(_question_result(tables, protection, layout))
+        elif layout.kind == "crosstab":
+            crosstabs.append(_crosstab(tables, protection, layout))
+        else:
+            crosstabs2.append(_crosstab(tables, protection, layout))
+    document: dict[str, Any] = {
+        "format": SNAPSHOT_FORMAT,
+        "consultation_id": consultation_id,
+        "snapshot": snapshot,
+        "created_at": created_at,
+        "k": protection.k.k,
+        "k_requested": protection.k.requested,
+        "k_note": protection.k.note,
+        "contributors": protection.cell(()),
+        "disclosure": {
+            "primary": f"figures with 1 to {protection.k.k - 1} contributors are suppressed (below_minimum)",
+            "complementary": "further figures are suppressed so that no suppressed figure can be worked out "
+                             "from published cells, margins and totals across all tables",
+            "zero_cells": "published as 0; never used as complementary suppressions",
+            "percentages": "over published cells only; _skipped is not in the base",
+            "differential_privacy": dict(tables.privacy) if tables.privacy else None,
+        },
+        "questions": questions,
+        "crosstabs": crosstabs,
+        "crosstabs2": crosstabs2,
+        "withheld_questions": [{"question_id": q, "reason": r} for q, r in sorted(tables.withheld.items())],
+    }
+    document["digest"] = snapshot_digest(document)
+    return document
+
+
+def snapshot_json(snapshot: Mapping[str, Any]) -> str:
+    """The JSON export: canonical JSON of the whole snapshot, digest included."""
+    return canonical_json(snapshot)
+
+
+def _row(table: str, question: str, cell: Mapping[str, Any], category: str,
+         dims: Sequence[str] = (), dim_cats: Sequence[str] = ()) -> dict[str, str]:
+    d = list(dims) + ["", ""]
+    c = list(dim_cats) + ["", ""]
+    value = cell.get("value")
+    pct = cell.get("percent")
+    return {"table": table, "question_id": question, "dimension_1": d[0], "category_1": c[0],
+            "dimension_2": d[1], "category_2": c[1], "category": category,
+            # A suppressed cell is an empty field plus the flag, never a number.
+            "value": "" if cell.get("suppressed") or value is None else str(value),
+            "percent": "" if pct is None else f"{pct:.1f}",
+            "suppressed": "true" if cell.get("suppressed") else "false",
+            "reason": cell.get("reason") or ""}
+
+
+def snapshot_csv_rows(snapshot: Mapping[str, Any]) -> list[dict[str, str]]:
+    """One flat row per published or suppressed figure, columns `CSV_COLUMNS`.
+
+    Suppressed figures have an empty `value`, `suppressed` "true" and the reason.
+    """
+    rows: list[dict[str, str]] = []
+    for q in snapshot["questions"]:
+        qid = q["question_id"]
+        rows.append(_row("question", qid, q["total"], "_total"))
+        rows.append(_row("question", qid, q["contributors"], "_contributors"))
+        rows.extend(_row("question", qid, cell, cell["category"]) for cell in q["categories"])
+        num = q.get("numeric")
+        if num is not None:
+            for stat in ("count", "sum", "mean"):
+                rows.append(_row("numeric", qid, {"value": num[stat], "suppressed": num["suppressed"],
+                                                  "reason": num["reason"]}, stat))
+    for kind, table in (("crosstabs", "crosstab"), ("crosstabs2", "crosstab2")):
+        for t in snapshot[kind]:
+            for g in t["groups"]:
+                rows.append(_row(table, t["question_id"], g["total"], "_total", t["dimensions"], g["categories"]))
+                rows.extend(_row(table, t["question_id"], cell, cell["category"], t["dimensions"], g["categories"])
+                            for cell in g["cells"])
+    return rows
+
+
+def snapshot_csv(snapshot: Mapping[str, Any]) -> str:
+    """The CSV export (header + `snapshot_csv_rows`), RFC 4180 line endings."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
+    writer.writeheader()
+    writer.writerows(snapshot_csv_rows(snapshot))
+    return buf.getvalue()
