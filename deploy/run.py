@@ -24,7 +24,12 @@ def main() -> int:
         stack.stop()
         return 1
     print(f"All services ready in {time.monotonic() - started:.1f}s.", flush=True)
-    demo = DemoLoader(stack.gateway_url, admin_token).load()
+    try:
+        demo = DemoLoader(stack.gateway_url, admin_token).load()
+    except Exception as exc:
+        print(f"Could not load the demo data: {exc}", file=sys.stderr)
+        stack.stop()
+        return 1
     print(f"""
 Voices is running in EMBEDDED mode: everything is kept in memory and lost when you stop it.
 
