@@ -6,19 +6,21 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.surveys import consultations as cons
-from services.surveys import intake
+from services.surveys import intake, resume
 from services.surveys.schemas import (
-    ConsultationCreateSchema, ConsultationSchema, InvitationCreatedSchema, InvitationCreateSchema,
-    InvitationSchema, OpenedInvitationSchema, ResponseCreateSchema, ResponseReceiptSchema, StatusChangeSchema,
-    SurveyDraftSchema,
+    ConsultationCreateSchema, ConsultationSchema, ConsultationUpdateSchema, InvitationCreatedSchema,
+    InvitationCreateSchema, InvitationSchema, OpenedInvitationSchema, ResponseCreateSchema, ResponseReceiptSchema,
+    ResumedSchema, ResumeLookupSchema, ResumeSavedSchema, ResumeSaveSchema, StatusChangeSchema, SurveyDraftSchema,
+    VersionSchema, XLSFormImportedSchema, XLSFormQuerySchema, XLSFormUploadSchema,
 )
 from shared.auth import require_same_organisation, require_staff
+from shared.errors import ValidationFailed
 from shared.runtime import current_runtime, current_trace_id
 
 consultations = Blueprint("consultations", __name__, url_prefix="/api/v1/consultations",
                           description="Consultations, survey versions and invitations (organisers)")
 participation = Blueprint("participation", __name__, url_prefix="/api/v1",
-                          description="Invitations and responses (participants)")
+                          description="Invitations, saved progress and responses (participants)")
 
 
 def _ctx():
@@ -27,6 +29,14 @@ def _ctx():
 
 def _own_consultation(consultation_id: str):
     principal = require_staff("organiser", "admin")
+    consultation = cons.get_consultation(consultation_id)
+    require_same_organisation(principal, consultation.organisation_id)
+    return consultation
+
+
+def _organiser_consultation(consultation_id: str):
+    """For changes: organisers only (admins can look, not edit), in their own organisation."""
+    principal = require_staff("organiser")
     consultation = cons.get_consultation(consultation_id)
     require_same_organisation(principal, consultation.organisation_id)
     return consultation
@@ -42,8 +52,7 @@ class Consultations(MethodView):
     def get(self):
         """Consultations of the caller's organisation."""
         principal = require_staff("organiser", "admin")
-        query = {} if principal.role == "admin" else {"organisation_id": principal.organisation_id}
-        return list(cons.Consultation.objects(**query).order_by("-created_at"))
+        return cons.list_consultations(None if principal.role == "admin" else principal.organisation_id)
 
     @consultations.arguments(ConsultationCreateSchema)
     @consultations.response(201, ConsultationSchema)
@@ -62,6 +71,12 @@ class ConsultationItem(MethodView):
     def get(self, consultation_id):
         return _own_consultation(consultation_id)
 
+    @consultations.arguments(ConsultationUpdateSchema)
+    @consultations.response(200, ConsultationSchema)
+    def patch(self, data, consultation_id):
+        """Change settings; languages, purposes, min_age and min_cell_size only while it is a draft."""
+        return cons.update_settings(_organiser_consultation(consultation_id), data)
+
 
 @consultations.route("/<consultation_id>/survey")
 class SurveyDraft(MethodView):
@@ -69,7 +84,46 @@ class SurveyDraft(MethodView):
     @consultations.response(200, ConsultationSchema)
     def put(self, data, consultation_id):
         """Replace the draft survey (becomes the next version when published)."""
-        return cons.update_draft(_own_consultation(consultation_id), data["survey"])
+        return cons.update_draft(_organiser_consultation(consultation_id), data["survey"])
+
+
+@consultations.route("/<consultation_id>/survey/xlsform")
+class SurveyXLSForm(MethodView):
+    @consultations.arguments(XLSFormQuerySchema, location="query")
+    @consultations.arguments(XLSFormUploadSchema, location="files")
+    @consultations.response(200, XLSFormImportedSchema)
+    def post(self, query, files, consultation_id):
+        """Replace the draft survey with an uploaded .xlsx XLSForm (multipart field `file`).
+
+        Rows that cannot be imported are refused all together (422), each with its sheet and row number.
+        """
+        consultation = _organiser_consultation(consultation_id)
+        workbook = files["file"].read()
+        if not workbook:
+            raise ValidationFailed("The uploaded file is empty.", errors={"file": ["upload an .xlsx workbook"]})
+        consultation, imported = cons.import_xlsform_draft(consultation, workbook, query["default_language"])
+        return {"consultation_id": consultation.consultation_id, "form_title": imported.title,
+                "draft": consultation.draft, "warnings": imported.warnings, "revision": consultation.revision}
+
+
+@consultations.route("/<consultation_id>/versions")
+class Versions(MethodView):
+    @consultations.response(200, VersionSchema(many=True))
+    def get(self, consultation_id):
+        """Published survey versions, oldest first; each is immutable."""
+        return list(_own_consultation(consultation_id).versions)
+
+
+@consultations.route("/<consultation_id>/versions/<int:number>")
+class VersionItem(MethodView):
+    @consultations.response(200, VersionSchema)
+    def get(self, consultation_id, number):
+        return cons.get_version(_own_consultation(consultation_id), number)
+
+    @consultations.alt_response(409, description="always: a published version never changes")
+    def put(self, consultation_id, number):
+        """Always refused: a published version never changes. Edit the draft and publish a new version."""
+        cons.refuse_version_edit(_organiser_consultation(consultation_id), number)
 
 
 @consultations.route("/<consultation_id>/publish")
@@ -77,7 +131,7 @@ class Publish(MethodView):
     @consultations.response(200, ConsultationSchema)
     def post(self, consultation_id):
         """Freeze the draft as a new immutable version and open the consultation."""
-        consultation = cons.publish_version(_own_consultation(consultation_id), _ctx().settings.topics.surveys,
+        consultation = cons.publish_version(_organiser_consultation(consultation_id), _ctx().settings.topics.surveys,
                                             current_trace_id())
         _stored()
         return consultation
@@ -88,7 +142,7 @@ class Status(MethodView):
     @consultations.arguments(StatusChangeSchema)
     @consultations.response(200, ConsultationSchema)
     def post(self, data, consultation_id):
-        consultation = cons.change_status(_own_consultation(consultation_id), data["status"],
+        consultation = cons.change_status(_organiser_consultation(consultation_id), data["status"],
                                           _ctx().settings.topics.surveys, current_trace_id())
         _stored()
         return consultation
@@ -98,15 +152,14 @@ class Status(MethodView):
 class Invitations(MethodView):
     @consultations.response(200, InvitationSchema(many=True))
     def get(self, consultation_id):
-        consultation = _own_consultation(consultation_id)
-        return list(cons.Invitation.objects(consultation_id=consultation.consultation_id))
+        return cons.list_invitations(_own_consultation(consultation_id))
 
     @consultations.arguments(InvitationCreateSchema)
     @consultations.response(201, InvitationCreatedSchema)
     def post(self, data, consultation_id):
         """A single-use code or a multi-use anonymous link; the code is shown only in this answer."""
-        invitation, code = cons.create_invitation(_own_consultation(consultation_id), data["kind"], data["label"],
-                                                  _ctx().keys.code_pepper)
+        invitation, code = cons.create_invitation(_organiser_consultation(consultation_id), data["kind"],
+                                                  data["label"], _ctx().keys.code_pepper)
         return {**invitation.to_mongo().to_dict(), "invitation_id": invitation.invitation_id, "code": code}
 
 
@@ -114,7 +167,7 @@ class Invitations(MethodView):
 class RevokeInvitation(MethodView):
     @consultations.response(200, InvitationSchema)
     def post(self, consultation_id, invitation_id):
-        return cons.revoke_invitation(_own_consultation(consultation_id), invitation_id)
+        return cons.revoke_invitation(_organiser_consultation(consultation_id), invitation_id)
 
 
 @participation.route("/invitations/<code>/open")
@@ -128,6 +181,25 @@ class OpenInvitation(MethodView):
                 "title": consultation.title, "languages": consultation.languages, "purposes": consultation.purposes,
                 "min_age": consultation.min_age, "survey_version": version["number"],
                 "survey": version["definition"]}
+
+
+@participation.route("/resume")
+class SaveProgress(MethodView):
+    @participation.arguments(ResumeSaveSchema)
+    @participation.response(201, ResumeSavedSchema)
+    def post(self, data):
+        """Keep partial answers on the server; the resume code is shown once. Saving again replaces them."""
+        saved = resume.save_progress(data.pop("consent_token"), data, _ctx().keys, _ctx().resume_ttl)
+        return {"resume_code": saved.resume_code, "expires_at": saved.expires_at}
+
+
+@participation.route("/resume/lookup")
+class ResumeLookup(MethodView):
+    @participation.arguments(ResumeLookupSchema)
+    @participation.response(200, ResumedSchema)
+    def post(self, data):
+        """Continue with a resume code (sent in the body, never in a URL): answers so far and consent context."""
+        return resume.resume_progress(data["resume_code"], _ctx().keys)
 
 
 @participation.route("/responses")

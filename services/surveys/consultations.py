@@ -3,18 +3,24 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
 from mongoengine.errors import NotUniqueError, SaveConditionError
 
-from services.surveys import codes, questionnaire
+from services.surveys import codes, field_crypto, questionnaire, xlsform
 from services.surveys.models import Consultation, Invitation, Participant
-from services.surveys import field_crypto
 from shared.errors import Conflict, Gone, NotFound, ValidationFailed
 from shared.events import Envelope, isoformat, utcnow
 
 # Allowed lifecycle moves; anything else is a conflict.
 TRANSITIONS = {"draft": {"open"}, "open": {"closed"}, "closed": {"archived", "open"}, "archived": set()}
+
+# Settings other services learn when a version is published (consent texts and tokens, disclosure
+# control): they may change while the consultation is a draft, and are fixed once it has opened.
+FIXED_ONCE_OPEN = ("languages", "purposes", "min_age", "min_cell_size")
+EDITABLE_SETTINGS = ("title", "description", "opens_at", "closes_at", "retention_days", *FIXED_ONCE_OPEN)
+REQUIRED_PURPOSE = "participate"
 
 
 @dataclass(frozen=True)
@@ -29,6 +35,13 @@ def participant_context(consultation_id: str) -> bytes:
     return f"participant-key:{consultation_id}".encode()
 
 
+def as_utc(moment: datetime | None) -> datetime | None:
+    """MongoDB hands datetimes back without a zone; they were stored as UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=timezone.utc)
+
+
 def get_consultation(consultation_id: str, organisation_id: str | None = None) -> Consultation:
     """The consultation, scoped to an organisation when one is given. Raises NotFound (also for another
     organisation's consultation, so ids cannot be probed)."""
@@ -38,11 +51,39 @@ def get_consultation(consultation_id: str, organisation_id: str | None = None) -
     return consultation
 
 
+def list_consultations(organisation_id: str | None) -> list[Consultation]:
+    """Consultations of one organisation (all of them for None), newest first."""
+    query = {} if organisation_id is None else {"organisation_id": organisation_id}
+    return list(Consultation.objects(**query).order_by("-created_at"))
+
+
+def _check_settings(settings: dict[str, Any]) -> None:
+    """Rules across settings that a field-by-field schema cannot see. Raises ValidationFailed."""
+    errors: dict[str, list[str]] = {}
+    languages = settings.get("languages") or []
+    if len(set(languages)) != len(languages):
+        errors["languages"] = ["each language may appear once"]
+    purposes = settings.get("purposes") or []
+    if REQUIRED_PURPOSE not in purposes:
+        errors["purposes"] = [f"must include {REQUIRED_PURPOSE!r}: nothing can be stored without it"]
+    elif len(set(purposes)) != len(purposes):
+        errors["purposes"] = ["each purpose may appear once"]
+    opens_at, closes_at = as_utc(settings.get("opens_at")), as_utc(settings.get("closes_at"))
+    if opens_at is not None and closes_at is not None and closes_at <= opens_at:
+        errors["closes_at"] = ["must be later than opens_at"]
+    if errors:
+        raise ValidationFailed("The consultation settings are not consistent.", errors=errors)
+
+
 def create_consultation(data: dict[str, Any], topic: str, trace_id: str) -> Consultation:
-    """A draft consultation; `data["survey"]` (optional) is validated as a survey definition."""
+    """A draft consultation; `data["survey"]` (optional) is validated as a survey definition.
+
+    Raises ValidationFailed for inconsistent settings or an invalid survey.
+    """
+    _check_settings(data)
     survey = data.get("survey") or {"languages": data["languages"], "sections": []}
     if survey.get("sections"):
-        questionnaire.validate_definition(survey)
+        survey = questionnaire.validate_definition(survey)
     consultation = Consultation(
         consultation_id=f"c_{uuid.uuid4().hex[:20]}", organisation_id=data["organisation_id"], title=data["title"],
         description=data.get("description"), languages=data["languages"], purposes=data["purposes"],
@@ -70,32 +111,100 @@ def _save_guarded(consultation: Consultation) -> None:
         raise Conflict("The consultation was changed by someone else; reload and try again.") from None
 
 
-def update_draft(consultation: Consultation, survey: dict[str, Any]) -> Consultation:
-    """Replace the draft definition (the next version). Published versions are never touched."""
+def update_settings(consultation: Consultation, changes: dict[str, Any]) -> Consultation:
+    """Change settings of a consultation (PATCH semantics: only the given fields).
+
+    Languages, purposes, minimum age and minimum cell size can change only
+    while the consultation is a draft. Raises Conflict for those later, or
+    for an archived consultation; ValidationFailed for inconsistent settings.
+    """
     if consultation.status == "archived":
-        raise Conflict("An archived consultation cannot be edited.")
-    questionnaire.validate_definition(survey)
-    consultation.draft = survey
+        raise Conflict("An archived consultation cannot be changed.")
+    unknown = sorted(set(changes) - set(EDITABLE_SETTINGS))
+    if unknown:  # the schema already refuses these; a second guard for other callers
+        raise ValidationFailed("These settings cannot be changed.", errors={k: ["not a setting"] for k in unknown})
+    if consultation.status != "draft":
+        fixed = sorted(k for k in changes if k in FIXED_ONCE_OPEN and changes[k] != getattr(consultation, k))
+        if fixed:
+            raise Conflict(f"{', '.join(fixed)} cannot change once the consultation has opened: participants "
+                           "consented under them.", fields=fixed)
+    merged = {key: getattr(consultation, key) for key in EDITABLE_SETTINGS}
+    merged.update(changes)
+    _check_settings(merged)
+    for key, value in changes.items():
+        setattr(consultation, key, value)
     _save_guarded(consultation)
     return consultation
+
+
+def update_draft(consultation: Consultation, survey: dict[str, Any]) -> Consultation:
+    """Replace the draft definition (the next version). Published versions are never touched.
+
+    Stores the normalised definition. Raises ValidationFailed for an invalid
+    definition (translations may still be missing), Conflict when archived.
+    """
+    if consultation.status == "archived":
+        raise Conflict("An archived consultation cannot be edited.")
+    consultation.draft = questionnaire.validate_definition(survey)
+    _save_guarded(consultation)
+    return consultation
+
+
+def import_xlsform_draft(consultation: Consultation, workbook: bytes,
+                         default_language: str | None = None) -> tuple[Consultation, xlsform.XLSFormImport]:
+    """Replace the draft with the survey of an .xlsx XLSForm; returns it with the import's title and warnings.
+
+    Raises ValidationFailed listing each row that cannot be imported (by
+    sheet and row number), Conflict when archived. Nothing is stored on failure.
+    """
+    if consultation.status == "archived":
+        raise Conflict("An archived consultation cannot be edited.")
+    imported = xlsform.read_xlsform(workbook, default_language=default_language)
+    consultation = update_draft(consultation, imported.definition)
+    found, wanted = imported.definition["languages"], list(consultation.languages)
+    if set(found) != set(wanted):
+        # Saved anyway (a draft may be half translated); publishing will insist on the same languages.
+        imported.warnings.append({"sheet": xlsform.SURVEY, "row": 1, "name": None, "reason": (
+            f"the form's languages ({', '.join(found)}) differ from the consultation's ({', '.join(wanted)}): "
+            "add label columns, or change the consultation's languages, before publishing")})
+    return consultation, imported
+
+
+def get_version(consultation: Consultation, number: int) -> dict[str, Any]:
+    """One published version {number, definition, published_at}. Raises NotFound."""
+    for version in consultation.versions:
+        if version["number"] == number:
+            return version
+    raise NotFound(f"Survey version {number} does not exist for this consultation.")
+
+
+def refuse_version_edit(consultation: Consultation, number: int) -> None:
+    """A published version never changes: always raises Conflict (NotFound for an unknown version)."""
+    get_version(consultation, number)
+    raise Conflict(f"Survey version {number} is published and cannot be changed. Edit the draft "
+                   "(PUT .../survey) and publish it as a new version.", version=number,
+                   next_version=len(consultation.versions) + 1)
 
 
 def publish_version(consultation: Consultation, topic: str, trace_id: str) -> Consultation:
     """Freeze the draft as the next immutable version and open the consultation.
 
     Raises ValidationFailed for an invalid or incompletely translated survey,
-    Conflict when the consultation is archived or closed.
+    Conflict when the consultation is archived or closed, or when the draft
+    is the same as the latest version.
     """
     if consultation.status in ("archived", "closed"):
         raise Conflict(f"A {consultation.status} consultation cannot be published.")
-    definition = consultation.draft
-    if not definition.get("sections"):
+    if not consultation.draft.get("sections"):
         raise ValidationFailed("The survey has no questions yet.", errors={"survey": ["add at least one question"]})
-    questionnaire.publishable(definition)
+    definition = questionnaire.publishable(consultation.draft)
     if set(definition.get("languages", [])) != set(consultation.languages):
         raise ValidationFailed("The survey's languages differ from the consultation's.",
                                errors={"languages": [f"consultation: {sorted(consultation.languages)}, "
                                                      f"survey: {sorted(definition.get('languages', []))}"]})
+    latest = consultation.current_version
+    if latest is not None and latest["definition"] == definition:
+        raise Conflict(f"The draft is the same as version {latest['number']}; edit it before publishing again.")
     now = utcnow()
     number = len(consultation.versions) + 1
     consultation.versions = [*consultation.versions, {"number": number, "definition": definition,
@@ -134,6 +243,23 @@ def change_status(consultation: Consultation, status: str, topic: str, trace_id:
     return consultation
 
 
+def ensure_accepting(consultation: Consultation, now: datetime | None = None) -> None:
+    """Check that the consultation takes participants and answers now.
+
+    Raises Gone when it is not open or its closing time has passed, Conflict
+    (with `opens_at`) when its opening time has not come yet.
+    """
+    now = now or utcnow()
+    if consultation.status != "open":
+        raise Gone("This consultation is not accepting responses.")
+    closes_at = as_utc(consultation.closes_at)
+    if closes_at is not None and now >= closes_at:
+        raise Gone("This consultation closed for responses.", closed_at=isoformat(closes_at))
+    opens_at = as_utc(consultation.opens_at)
+    if opens_at is not None and now < opens_at:
+        raise Conflict("This consultation does not take responses yet.", opens_at=isoformat(opens_at))
+
+
 def create_invitation(consultation: Consultation, kind: str, label: str | None, pepper: bytes) -> tuple[Invitation, str]:
     """A new invitation and its code, which is returned once and stored only as a hash."""
     if consultation.status in ("closed", "archived"):
@@ -146,7 +272,13 @@ def create_invitation(consultation: Consultation, kind: str, label: str | None, 
     return invitation, code
 
 
+def list_invitations(consultation: Consultation) -> list[Invitation]:
+    """The consultation's invitations (never their codes)."""
+    return list(Invitation.objects(consultation_id=consultation.consultation_id).order_by("created_at"))
+
+
 def revoke_invitation(consultation: Consultation, invitation_id: str) -> Invitation:
+    """Revoke an invitation (idempotent); opening it afterwards is Gone. Raises NotFound."""
     invitation = Invitation.objects(invitation_id=invitation_id, consultation_id=consultation.consultation_id).first()
     if invitation is None:
         raise NotFound("No such invitation.")
@@ -171,7 +303,8 @@ def _find_invitation(code: str, pepper: bytes) -> Invitation | None:
 def open_invitation(code: str, keys: SurveysKeys) -> tuple[Participant, Consultation]:
     """Issue a fresh pseudonym (and its data key) for an invitation code.
 
-    A single-use code works once; revoked codes and closed consultations are Gone.
+    A single-use code works once; revoked codes and closed consultations are Gone,
+    a consultation whose opening time has not come is a Conflict.
     Unknown codes are NotFound, with no hint whether they ever existed.
     """
     invitation = _find_invitation(code, keys.code_pepper)
@@ -181,8 +314,7 @@ def open_invitation(code: str, keys: SurveysKeys) -> tuple[Participant, Consulta
     if invitation.revoked:
         raise Gone("This invitation is no longer valid.")
     consultation = get_consultation(invitation.consultation_id)
-    if consultation.status != "open":
-        raise Gone("This consultation is not open.")
+    ensure_accepting(consultation)
     if invitation.kind == "single":
         # Atomic claim: only the first opener of a single-use code gets a pseudonym.
         if not Invitation.objects(code_hash=code_hash, uses=0, revoked=False).update_one(inc__uses=1):

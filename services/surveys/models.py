@@ -107,12 +107,19 @@ class Withdrawal(me.Document):
 
 
 class ResumeDraft(me.Document):
-    """An in-progress response kept on the server under a resume code (hash only), encrypted."""
+    """An in-progress response kept on the server under a resume code (hash only), encrypted.
+
+    One per participant: the pseudonym is the key, so saving again replaces
+    the draft in one atomic upsert and the earlier code stops working.
+    """
 
     meta = {"db_alias": ALIAS, "collection": "resume_drafts",
-            "indexes": [{"fields": ["expires_at"], "expireAfterSeconds": 0}, "pseudonym"]}
-    code_hash = me.StringField(primary_key=True)
+            "indexes": [{"fields": ["expires_at"], "expireAfterSeconds": 0}, "consultation_id"]}
+    pseudonym = me.StringField(primary_key=True)
+    code_hash = me.StringField(required=True, unique=True)
     consultation_id = me.StringField(required=True)
-    pseudonym = me.StringField(required=True)
+    # Answers, declines, position and consent token, sealed with the participant's key.
     ciphertext = me.StringField(required=True)
+    saved_at = me.DateTimeField(default=_now)
+    # MongoDB's TTL monitor deletes expired drafts within a minute; reads check it too.
     expires_at = me.DateTimeField(required=True)

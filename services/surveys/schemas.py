@@ -1,5 +1,8 @@
 """Request and response schemas of the surveys API (also its OpenAPI document)."""
-from marshmallow import RAISE, Schema, fields, validate
+from datetime import timezone
+
+from flask_smorest.fields import Upload
+from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from shared.events import PURPOSES
 
@@ -9,6 +12,15 @@ UN_LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")
 class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
+
+
+class UTCDateTime(fields.DateTime):
+    """MongoDB returns stored times without a zone; they are UTC, and the API says so."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class ConsultationCreateSchema(StrictSchema):
@@ -27,6 +39,25 @@ class ConsultationCreateSchema(StrictSchema):
     survey = fields.Dict(load_default=None, metadata={"description": "survey definition: languages and sections of questions"})
 
 
+class ConsultationUpdateSchema(StrictSchema):
+    """Only the given settings change. Languages, purposes, min_age and min_cell_size only while a draft."""
+
+    title = fields.String(validate=validate.Length(min=1, max=200))
+    description = fields.String(allow_none=True, validate=validate.Length(max=5000))
+    languages = fields.List(fields.String(validate=validate.OneOf(UN_LANGUAGES)), validate=validate.Length(min=1))
+    purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), validate=validate.Length(min=1))
+    min_cell_size = fields.Integer(validate=validate.Range(min=5, max=1000))
+    min_age = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=25))
+    retention_days = fields.Integer(validate=validate.Range(min=1, max=3650))
+    opens_at = fields.AwareDateTime(allow_none=True)
+    closes_at = fields.AwareDateTime(allow_none=True)
+
+    @validates_schema
+    def _something(self, data, **kwargs):
+        if not data:
+            raise ValidationError("send at least one setting to change")
+
+
 class SurveyDraftSchema(StrictSchema):
     survey = fields.Dict(required=True)
 
@@ -41,6 +72,31 @@ class VersionSchema(Schema):
     definition = fields.Dict()
 
 
+class XLSFormUploadSchema(Schema):
+    file = Upload(required=True, metadata={"description": "an .xlsx XLSForm (survey, choices, settings sheets)"})
+
+
+class XLSFormQuerySchema(StrictSchema):
+    default_language = fields.String(load_default=None, validate=validate.Length(max=40), metadata={
+        "description": "language of label/hint columns without one, e.g. 'en' (the settings sheet wins)"})
+
+
+class ImportProblemSchema(Schema):
+    sheet = fields.String(allow_none=True)
+    row = fields.Integer(allow_none=True)
+    name = fields.String(allow_none=True)
+    reason = fields.String()
+
+
+class XLSFormImportedSchema(Schema):
+    consultation_id = fields.String()
+    form_title = fields.String(allow_none=True)
+    draft = fields.Dict(metadata={"description": "the new draft survey; publish it to make it a version"})
+    warnings = fields.List(fields.Nested(ImportProblemSchema),
+                           metadata={"description": "what was skipped or ignored, by sheet and row"})
+    revision = fields.Integer()
+
+
 class ConsultationSchema(Schema):
     consultation_id = fields.String()
     organisation_id = fields.String()
@@ -52,9 +108,11 @@ class ConsultationSchema(Schema):
     min_cell_size = fields.Integer()
     min_age = fields.Integer(allow_none=True)
     retention_days = fields.Integer()
-    created_at = fields.DateTime()
-    opened_at = fields.DateTime(allow_none=True)
-    closed_at = fields.DateTime(allow_none=True)
+    opens_at = UTCDateTime(allow_none=True)
+    closes_at = UTCDateTime(allow_none=True)
+    created_at = UTCDateTime()
+    opened_at = UTCDateTime(allow_none=True)
+    closed_at = UTCDateTime(allow_none=True)
     draft = fields.Dict()
     versions = fields.List(fields.Nested(VersionSchema))
     revision = fields.Integer()
@@ -72,7 +130,7 @@ class InvitationSchema(Schema):
     label = fields.String(allow_none=True)
     uses = fields.Integer()
     revoked = fields.Boolean()
-    created_at = fields.DateTime()
+    created_at = UTCDateTime()
 
 
 class InvitationCreatedSchema(InvitationSchema):
@@ -101,4 +159,42 @@ class ResponseReceiptSchema(Schema):
     response_id = fields.String()
     consultation_id = fields.String()
     survey_version = fields.Integer()
-    submitted_at = fields.DateTime()
+    submitted_at = UTCDateTime()
+
+
+class ResumeSaveSchema(StrictSchema):
+    consent_token = fields.String(required=True, validate=validate.Length(min=10, max=4096))
+    survey_version = fields.Integer(load_default=None)
+    answers = fields.Dict(keys=fields.String(), load_default=dict)
+    declined = fields.List(fields.String(), load_default=list)
+    section_id = fields.String(load_default=None, validate=validate.Length(max=64),
+                               metadata={"description": "where the participant was, to continue there"})
+
+
+class ResumeSavedSchema(Schema):
+    resume_code = fields.String(metadata={"description": "shown once; saving again issues a new one"})
+    expires_at = UTCDateTime()
+
+
+class ResumeLookupSchema(StrictSchema):
+    resume_code = fields.String(required=True, validate=validate.Length(min=1, max=100))
+
+
+class ResumedSchema(Schema):
+    consultation_id = fields.String()
+    pseudonym = fields.String()
+    title = fields.String()
+    languages = fields.List(fields.String())
+    purposes = fields.List(fields.String(), metadata={"description": "purposes the consultation asks about"})
+    min_age = fields.Integer(allow_none=True)
+    survey_version = fields.Integer()
+    survey = fields.Dict()
+    answers = fields.Dict()
+    declined = fields.List(fields.String())
+    section_id = fields.String(allow_none=True)
+    consent_token = fields.String(allow_none=True,
+                                  metadata={"description": "null once expired: give consent again to continue"})
+    consent_token_valid = fields.Boolean()
+    consent_expires_at = fields.String(allow_none=True)
+    granted_purposes = fields.List(fields.String(), allow_none=True)
+    expires_at = fields.String()
