@@ -6,6 +6,7 @@ from flask_smorest import Blueprint
 
 from services.aggregation.models import ConsultationMeta, Contribution
 from services.aggregation.schemas import ProgressSchema
+from shared.auth import require_same_organisation, require_staff
 from shared.errors import NotFound
 from shared.events import isoformat, utcnow
 
@@ -17,8 +18,11 @@ class Progress(MethodView):
     @insights.response(200, ProgressSchema)
     def get(self, consultation_id: str):
         """Live count of counted responses (organisers watch progress; no cells, no answers)."""
-        if ConsultationMeta.objects(consultation_id=consultation_id).first() is None:
-            raise NotFound("No such consultation is known to the insights service yet.")
+        principal = require_staff("organiser")
+        meta = ConsultationMeta.objects(consultation_id=consultation_id).first()
+        if meta is None:
+            raise NotFound("No such resource.")
+        require_same_organisation(principal, meta.organisation_id)
         return {"consultation_id": consultation_id,
                 "responses_counted": Contribution.objects(consultation_id=consultation_id).count(),
                 "as_of": isoformat(utcnow())}

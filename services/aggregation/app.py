@@ -8,6 +8,7 @@ from flask import Flask
 from services.aggregation.api import insights
 from services.aggregation.handlers import HANDLERS
 from services.aggregation.models import Release
+from shared.auth import install_principal
 from shared.bus import Bus
 from shared.runtime import ServiceRuntime, create_service_app
 from shared.settings import Settings
@@ -24,4 +25,6 @@ def create_app(settings: Settings | None = None, bus: Bus | None = None) -> Flas
     runtime = ServiceRuntime(settings, handlers=HANDLERS,
                              subscriptions=[topics.surveys, topics.responses, topics.consent],
                              outbox_models=[Release], context=AggregationContext(settings), bus=bus)
-    return create_service_app(settings, title="Voices aggregation", blueprints=[insights], runtime=runtime)
+    app = create_service_app(settings, title="Voices aggregation", blueprints=[insights], runtime=runtime)
+    install_principal(app, settings.require("INTERNAL_TOKEN").encode())
+    return app
