@@ -81,9 +81,11 @@ def create_consultation(data: dict[str, Any], topic: str, trace_id: str) -> Cons
     Raises ValidationFailed for inconsistent settings or an invalid survey.
     """
     _check_settings(data)
-    survey = data.get("survey") or {"languages": data["languages"], "sections": []}
-    if survey.get("sections"):
-        survey = questionnaire.validate_definition(survey)
+    # A survey sent with the consultation is validated whole; none means "write it later".
+    if data.get("survey") is None:
+        survey = {"languages": data["languages"], "sections": []}
+    else:
+        survey = questionnaire.validate_definition(data["survey"])
     consultation = Consultation(
         consultation_id=f"c_{uuid.uuid4().hex[:20]}", organisation_id=data["organisation_id"], title=data["title"],
         description=data.get("description"), languages=data["languages"], purposes=data["purposes"],
