@@ -26,12 +26,13 @@ def post_worker_init(worker):
 
     They must share the worker's process: in embedded mode the store lives in it.
     """
-    start = getattr(worker.wsgi, "start_background", None)
+    start = getattr(getattr(worker, "wsgi", None), "start_background", None)
     if start is not None:
         start()
 
 
 def worker_exit(server, worker):
-    stop = getattr(worker.wsgi, "stop_background", None)
+    # A worker that failed to boot has no app; gunicorn still calls this hook for it.
+    stop = getattr(getattr(worker, "wsgi", None), "stop_background", None)
     if stop is not None:
         stop()

@@ -1,18 +1,42 @@
-"""Staff accounts and API tokens (service layer: models, no Flask)."""
+"""Staff accounts, API tokens, passwords and sign-in sessions (service layer: models, no Flask).
+
+Participants never have accounts (see gateway/participant_sessions.py).
+"""
 from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from mongoengine.errors import NotUniqueError
 
-from gateway.models import Account, ApiToken, Organisation
-from shared.auth import Principal
+from gateway.models import Account, ApiToken, Organisation, PasswordLink, StaffSession
+from shared.auth import ROLES, Principal
 from shared.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 
 TOKEN_PREFIX = "vt_"
+SESSION_PREFIX = "vs_"
+SESSION_TTL = timedelta(hours=8)
+PASSWORD_LINK_TTL = timedelta(days=3)
+MIN_PASSWORD, MAX_PASSWORD = 12, 256
+_hasher = PasswordHasher()  # argon2id with the library's defaults (RFC 9106 low-memory profile)
+_dummy: dict[str, str] = {}
+_dummy_lock = threading.Lock()
+
+
+def configure_password_hashing(time_cost: int | None = None, memory_kib: int | None = None) -> None:
+    """Set the argon2 cost for new hashes (VOICES_ARGON2_TIME_COST, VOICES_ARGON2_MEMORY_KIB).
+    Existing hashes keep verifying; they are rehashed at the next sign-in."""
+    global _hasher
+    defaults = PasswordHasher()
+    _hasher = PasswordHasher(time_cost=time_cost or defaults.time_cost, memory_cost=memory_kib or defaults.memory_cost,
+                             parallelism=defaults.parallelism)
+    with _dummy_lock:
+        _dummy.clear()
 
 
 def _hash(token: str) -> str:
@@ -33,15 +57,33 @@ def create_organisation(name: str) -> Organisation:
     return organisation
 
 
+def _known_organisations(ids: list[str], field: str) -> None:
+    known = {o.organisation_id for o in Organisation.objects(organisation_id__in=list(ids))}
+    unknown = sorted(set(ids) - known)
+    if unknown:
+        raise ValidationFailed("No such organisation.", errors={field: [f"unknown organisation {i}" for i in unknown]})
+
+
+def _check_readable(role: str, readable_organisations: list[str]) -> None:
+    # Read access to other organisations' releases is a policy analyst's grant only.
+    if readable_organisations and role != "policy":
+        raise ValidationFailed("Only policy accounts read other organisations' releases.",
+                               errors={"readable_organisations": ["allowed for the policy role only"]})
+    _known_organisations(readable_organisations, "readable_organisations")
+
+
 def create_account(email: str, role: str, organisation_id: str | None,
                    readable_organisations: list[str] | None = None) -> Account:
     """A staff account. Every role but admin belongs to an organisation. Raises ValidationFailed, Conflict."""
+    if role not in ROLES:
+        raise ValidationFailed("Unknown role.", errors={"role": [f"one of {', '.join(ROLES)}"]})
     if role != "admin":
         if not organisation_id:
             raise ValidationFailed("Staff other than admins belong to an organisation.",
                                    errors={"organisation_id": ["required for this role"]})
         if Organisation.objects(organisation_id=organisation_id).first() is None:
             raise ValidationFailed("No such organisation.", errors={"organisation_id": ["unknown organisation"]})
+    _check_readable(role, readable_organisations or [])
     account = Account(account_id=f"a_{uuid.uuid4().hex[:16]}", email=email.strip().lower(), role=role,
                       organisation_id=organisation_id, readable_organisations=readable_organisations or [])
     try:
@@ -59,6 +101,41 @@ def issue_token(account: Account, label: str | None = None, ttl: timedelta = tim
                       label=label, expires_at=datetime.now(timezone.utc) + ttl)
     record.save(force_insert=True)
     return record, token
+
+
+def update_account(account_id: str, changes: dict) -> Account:
+    """Change an account's role, disabled flag or readable organisations (admins). Disabling or
+    changing the role ends its sign-in sessions. Raises NotFound, ValidationFailed."""
+    account = get_account(account_id)
+    role = changes.get("role", account.role)
+    organisation_id = account.organisation_id
+    if role != "admin" and not organisation_id:
+        raise ValidationFailed("Staff other than admins belong to an organisation.",
+                               errors={"role": ["this account has no organisation"]})
+    readable = changes.get("readable_organisations", list(account.readable_organisations))
+    if role != "policy" and "readable_organisations" not in changes:
+        readable = []  # a grant that only made sense for the old role lapses with it
+    _check_readable(role, readable)
+    updates = {"set__role": role, "set__readable_organisations": readable}
+    if "disabled" in changes:
+        updates["set__disabled"] = bool(changes["disabled"])
+    Account.objects(account_id=account_id).update_one(**updates)
+    if changes.get("disabled") or role != account.role:
+        end_sessions(account_id)
+    account.reload()
+    return account
+
+
+def get_account(account_id: str) -> Account:
+    """Raises NotFound."""
+    account = Account.objects(account_id=account_id).first()
+    if account is None:
+        raise NotFound("No such account.")
+    return account
+
+
+def tokens_of(account_id: str) -> list[ApiToken]:
+    return list(ApiToken.objects(account_id=account_id).order_by("-created_at"))
 
 
 def revoke_token(token_id: str, by: Principal) -> ApiToken:
@@ -81,10 +158,119 @@ def authenticate_token(token: str, now: datetime | None = None) -> Principal:
         raise Unauthorized("The API token was revoked.")
     if _aware(record.expires_at) <= now:
         raise Unauthorized("The API token has expired.")
-    account = Account.objects(account_id=record.account_id).first()
+    return principal_of(_active_account(record.account_id))
+
+
+def credential_key(secret: str) -> str:
+    """A stable, non-secret name for a credential (rate-limit buckets are kept per credential)."""
+    return _hash(secret)[:32]
+
+
+def _active_account(account_id: str) -> Account:
+    account = Account.objects(account_id=account_id).first()
     if account is None or account.disabled:
-        raise Unauthorized("The account behind this token is disabled.")
-    return principal_of(account)
+        raise Unauthorized("The account behind these credentials is disabled.")
+    return account
+
+
+# ---- passwords ------------------------------------------------------------------------------
+def _check_password_rules(password: str) -> None:
+    if not (MIN_PASSWORD <= len(password) <= MAX_PASSWORD):
+        raise ValidationFailed("The password does not meet the rules.",
+                               errors={"password": [f"between {MIN_PASSWORD} and {MAX_PASSWORD} characters"]})
+
+
+def set_password(account_id: str, password: str) -> Account:
+    """Store the argon2 hash of a new password and end the account's sessions. Raises NotFound, ValidationFailed."""
+    _check_password_rules(password)
+    account = get_account(account_id)
+    Account.objects(account_id=account_id).update_one(set__password_hash=_hasher.hash(password))
+    end_sessions(account_id)
+    account.reload()
+    return account
+
+
+def change_own_password(account_id: str, current: str, new: str) -> Account:
+    """Raises Unauthorized when `current` is wrong, ValidationFailed for a weak new password."""
+    account = get_account(account_id)
+    if not _verify(account.password_hash, current):
+        raise Unauthorized("The current password is not correct.")
+    return set_password(account_id, new)
+
+
+def _dummy_hash() -> str:
+    with _dummy_lock:
+        if "hash" not in _dummy:
+            _dummy["hash"] = _hasher.hash(secrets.token_urlsafe(16))
+        return _dummy["hash"]
+
+
+def _verify(stored: str | None, password: str) -> bool:
+    try:
+        # Unknown accounts cost the same as known ones, so timing tells nothing about who exists.
+        return _hasher.verify(stored or _dummy_hash(), password) and stored is not None
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def create_password_link(account_id: str, ttl: timedelta = PASSWORD_LINK_TTL) -> tuple[PasswordLink, str]:
+    """A one-time set-password code for an account (earlier unused codes stop working).
+    The code is returned once and never stored. Raises NotFound."""
+    get_account(account_id)
+    PasswordLink.objects(account_id=account_id, used=False).update(set__used=True)
+    code = secrets.token_urlsafe(32)
+    link = PasswordLink(code_hash=_hash(code), account_id=account_id, expires_at=datetime.now(timezone.utc) + ttl)
+    link.save(force_insert=True)
+    return link, code
+
+
+def redeem_password_link(code: str, password: str, now: datetime | None = None) -> Account:
+    """Set the password with a one-time code. Raises Unauthorized (unknown, used or expired code),
+    ValidationFailed (weak password; the code stays usable)."""
+    now = now or datetime.now(timezone.utc)
+    _check_password_rules(password)
+    link = PasswordLink.objects(code_hash=_hash(code)).first()
+    if link is None or link.used or _aware(link.expires_at) <= now:
+        raise Unauthorized("This set-password link is not valid any more. Ask an admin for a new one.")
+    # Compare-and-set: of two concurrent uses, exactly one flips `used`.
+    if PasswordLink.objects(code_hash=link.code_hash, used=False).update_one(set__used=True) != 1:
+        raise Unauthorized("This set-password link is not valid any more. Ask an admin for a new one.")
+    return set_password(link.account_id, password)
+
+
+# ---- sign-in sessions -------------------------------------------------------------------------
+def sign_in(email: str, password: str, ttl: timedelta = SESSION_TTL) -> tuple[StaffSession, str, Account]:
+    """A new session for the account with this email and password; the cookie value is returned once.
+    Raises Unauthorized with the same message for any wrong email, wrong password or disabled account."""
+    account = Account.objects(email=email.strip().lower()).first()
+    if not _verify(account.password_hash if account else None, password) or account is None or account.disabled:
+        raise Unauthorized("The email or password is not correct.")
+    if _hasher.check_needs_rehash(account.password_hash):
+        Account.objects(account_id=account.account_id).update_one(set__password_hash=_hasher.hash(password))
+    value = SESSION_PREFIX + secrets.token_urlsafe(32)
+    session = StaffSession(session_hash=_hash(value), session_id=f"s_{uuid.uuid4().hex[:16]}",
+                           account_id=account.account_id, expires_at=datetime.now(timezone.utc) + ttl)
+    session.save(force_insert=True)
+    return session, value, account
+
+
+def authenticate_session(value: str, now: datetime | None = None) -> Principal:
+    """The staff principal behind a session cookie. Raises Unauthorized for unknown, ended or expired sessions."""
+    now = now or datetime.now(timezone.utc)
+    session = StaffSession.objects(session_hash=_hash(value)).first()
+    if session is None or session.revoked or _aware(session.expires_at) <= now:
+        raise Unauthorized("Your session has ended. Please sign in again.")
+    return principal_of(_active_account(session.account_id))
+
+
+def sign_out(value: str) -> None:
+    """End the session behind a cookie value; unknown values change nothing."""
+    StaffSession.objects(session_hash=_hash(value)).update_one(set__revoked=True)
+
+
+def end_sessions(account_id: str) -> int:
+    """End every session of an account (password change, disabling); returns how many."""
+    return StaffSession.objects(account_id=account_id, revoked=False).update(set__revoked=True)
 
 
 def principal_of(account: Account) -> Principal:

@@ -1,21 +1,30 @@
-"""The gateway's own endpoints: organisations, staff accounts, API tokens."""
+"""The gateway's own endpoints: organisations, staff accounts, API tokens, passwords, sign-in sessions."""
 from __future__ import annotations
 
+import hashlib
 from datetime import timedelta
 
+from flask import Response, current_app, request
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from gateway import accounts
+from gateway.guards import behind_tls
 from gateway.models import Account, Organisation
+from gateway.ratelimit import retry_after
 from gateway.schemas import (
-    AccountCreateSchema, AccountSchema, MeSchema, OrganisationCreateSchema, OrganisationSchema, TokenCreatedSchema,
-    TokenCreateSchema, TokenSchema,
+    AccountCreateSchema, AccountSchema, AccountUpdateSchema, MeSchema, OrganisationCreateSchema, OrganisationSchema,
+    PasswordChangeSchema, PasswordLinkRedeemSchema, PasswordLinkSchema, PasswordSetSchema, SessionSchema,
+    SignInSchema, TokenCreatedSchema, TokenCreateSchema, TokenQuerySchema, TokenSchema,
 )
 from shared.auth import current_principal
-from shared.errors import Forbidden, NotFound
+from shared.errors import Forbidden, NotFound, TooManyRequests
 
 staff = Blueprint("staff", __name__, url_prefix="/api/v1", description="Organisations, staff accounts and API tokens")
+sessions = Blueprint("sessions", __name__, url_prefix="/api/v1",
+                     description="Staff sign-in with email and password, and setting passwords")
+
+SESSION_COOKIE = "voices_session"
 
 
 @staff.route("/organisations")
@@ -42,8 +51,50 @@ class Accounts(MethodView):
         return accounts.create_account(**data)
 
 
+@staff.route("/accounts/<account_id>")
+class AccountItem(MethodView):
+    @staff.response(200, AccountSchema)
+    def get(self, account_id):
+        return accounts.get_account(account_id)
+
+    @staff.arguments(AccountUpdateSchema)
+    @staff.response(200, AccountSchema)
+    def patch(self, data, account_id):
+        """Change the role, disable or enable, or grant a policy account read access to other
+        organisations' releases."""
+        return accounts.update_account(account_id, data)
+
+
+@staff.route("/accounts/<account_id>/password")
+class AccountPassword(MethodView):
+    @staff.arguments(PasswordSetSchema)
+    @staff.response(204)
+    def put(self, data, account_id):
+        """Set an initial password (the account's sessions end)."""
+        accounts.set_password(account_id, data["password"])
+
+
+@staff.route("/accounts/<account_id>/password-links")
+class AccountPasswordLinks(MethodView):
+    @staff.response(201, PasswordLinkSchema)
+    def post(self, account_id):
+        """A one-time code with which the account holder sets their own password; earlier codes stop working."""
+        link, code = accounts.create_password_link(account_id)
+        return {"code": code, "account_id": link.account_id, "expires_at": link.expires_at}
+
+
 @staff.route("/tokens")
 class Tokens(MethodView):
+    @staff.arguments(TokenQuerySchema, location="query")
+    @staff.response(200, TokenSchema(many=True))
+    def get(self, query):
+        """Your API tokens (admins: any account's), without the tokens themselves."""
+        principal = current_principal()
+        account_id = query["account_id"] or principal.subject
+        if account_id != principal.subject and principal.role != "admin":
+            raise Forbidden("Only admins list other accounts' tokens.")
+        return accounts.tokens_of(account_id)
+
     @staff.arguments(TokenCreateSchema)
     @staff.response(201, TokenCreatedSchema)
     def post(self, data):
@@ -71,3 +122,60 @@ class Me(MethodView):
     @staff.response(200, MeSchema)
     def get(self):
         return current_principal()
+
+
+@staff.route("/me/password")
+class MyPassword(MethodView):
+    @staff.arguments(PasswordChangeSchema)
+    @staff.response(204)
+    def put(self, data):
+        """Change your own password; every session of yours ends, including this one."""
+        accounts.change_own_password(current_principal().subject, data["current_password"], data["new_password"])
+
+
+@sessions.route("/sessions")
+class Sessions(MethodView):
+    @sessions.arguments(SignInSchema)
+    @sessions.response(201, SessionSchema)
+    def post(self, data):
+        """Sign in with email and password: sets an HttpOnly, SameSite=Strict session cookie.
+        Attempts are limited per email address."""
+        # The bucket is named by a hash: an email address is never a key in memory or in a log.
+        key = hashlib.sha256(data["email"].strip().lower().encode()).hexdigest()
+        wait = current_app.extensions["voices_limits"].spend("sign_in", key)
+        if wait:
+            raise TooManyRequests("Too many sign-in attempts for this account. Please wait.",
+                                  retry_after=retry_after(wait))
+        session, value, account = accounts.sign_in(data["email"], data["password"])
+        response = SessionSchema().dump({**account.to_mongo().to_dict(), "account_id": account.account_id,
+                                          "expires_at": session.expires_at})
+        response = current_app.response_class(current_app.json.dumps(response), status=201,
+                                              mimetype="application/json")
+        settings = current_app.extensions["voices_settings"]
+        response.set_cookie(SESSION_COOKIE, value, max_age=int(accounts.SESSION_TTL.total_seconds()), path="/",
+                            httponly=True, samesite="Strict", secure=behind_tls(settings))
+        return response
+
+
+@sessions.route("/sessions/current")
+class CurrentSession(MethodView):
+    @sessions.response(204)
+    def delete(self):
+        """Sign out: the session ends on the server and its cookie is cleared."""
+        value = request.cookies.get(SESSION_COOKIE)
+        if value:
+            accounts.sign_out(value)
+        response = Response(status=204)
+        settings = current_app.extensions["voices_settings"]
+        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict",
+                               secure=behind_tls(settings))
+        return response
+
+
+@sessions.route("/password-links/redeem")
+class RedeemPasswordLink(MethodView):
+    @sessions.arguments(PasswordLinkRedeemSchema)
+    @sessions.response(204)
+    def post(self, data):
+        """Set your password with the one-time code an admin gave you."""
+        accounts.redeem_password_link(data["code"], data["password"])

@@ -1,42 +1,74 @@
-"""The API gateway: the only public entry point. Authenticates, authorizes by one table, forwards."""
+"""The API gateway: the only public entry point. Authenticates, authorizes by one table, forwards.
+
+Per /api/ request, in order: CORS preflight (only for configured origins), the route's row in
+the policy table (404/405 otherwise), body size and media type (413/415), credentials (401),
+the row's roles (403), a participant session's binding to its consultation (403), the caller's
+rate limit (429), then the gateway's own view or the owning service behind its circuit breaker
+(503 while open). Every answer carries the security headers; every error is problem+json.
+"""
 from __future__ import annotations
 
-from flask import Flask, g, jsonify, request
-from flask_smorest import Api
+import json
+from urllib.parse import urlsplit
+
+from flask import Flask, Response, g, jsonify, request
 
 from gateway import accounts
-from gateway.api import staff
-from gateway.policy import allows, build_map, match
-from gateway.proxy import ServiceClient
+from gateway.api import SESSION_COOKIE, sessions, staff
+from gateway.guards import check_body, install_response_headers, preflight
+from gateway.openapi import MergedDocument, init_openapi
+from gateway.participant_sessions import OPENING_ROUTE, ParticipantSessions, binding_violation, looks_like_session
+from gateway.policy import RoutePolicy, allows, build_map, match
+from gateway.proxy import CircuitBreaker, ServiceClient
+from gateway.ratelimit import Limits, retry_after
+from gateway.schemas import ParticipantSessionSchema
+from gateway.web import init_web
 from shared import mongo
-from shared.auth import ANONYMOUS, encode_principal
-from shared.errors import Forbidden, NotFound, Unauthorized, register_problem_handlers
+from shared.auth import ANONYMOUS, Principal, encode_principal
+from shared.errors import Forbidden, NotFound, TooManyRequests, Unauthorized, register_problem_handlers
 from shared.log import configure_logging
-from shared.runtime import install_request_context
+from shared.metrics import GaugeCollector, metrics_of
+from shared.runtime import install_request_context, problem_api
 from shared.settings import Settings
 
 SERVICES = ("surveys", "consent", "aggregation")
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+_CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env("gateway")
     configure_logging("gateway", settings.log_level)
     mongo.connect(settings, alias="gateway")
+    accounts.configure_password_hashing(int(settings.get("ARGON2_TIME_COST") or 0) or None,
+                                        int(settings.get("ARGON2_MEMORY_KIB") or 0) or None)
     admin_token = settings.get("ADMIN_TOKEN")
     if admin_token:
         accounts.bootstrap_admin(admin_token)
     internal_secret = settings.require("INTERNAL_TOKEN").encode()
+    participant_sessions = ParticipantSessions(settings.require("SESSION_SECRET"),
+                                               int(settings.get("PARTICIPANT_SESSION_TTL_S") or 7200))
 
     app = Flask("voices.gateway")
-    app.config.update(MAX_CONTENT_LENGTH=1024 * 1024, API_TITLE="Voices", API_VERSION="v1",
+    app.config.update(MAX_CONTENT_LENGTH=1024 * 1024, API_TITLE="Voices gateway", API_VERSION="v1",
                       OPENAPI_VERSION="3.0.3")
-    api = Api(app)
+    api = problem_api(app)
+    api.spec.components.schema("ParticipantSession", schema=ParticipantSessionSchema)
     api.register_blueprint(staff)
-    clients = {name: ServiceClient(name, settings.require(f"{name.upper()}_URL")) for name in SERVICES}
+    api.register_blueprint(sessions)
+    clients = {name: _client(name, settings) for name in SERVICES}
     app.extensions["voices_clients"] = clients
     app.extensions["voices_settings"] = settings
+    init_web(app, clients, settings)  # participant pages, outside /api/
+    app.extensions["voices_participant_sessions"] = participant_sessions
+    limits = Limits.from_settings(settings)
+    app.extensions["voices_limits"] = limits
     register_problem_handlers(app)
     install_request_context(app, "gateway")
+    install_response_headers(app, settings)
+    rate_limited = _install_gateway_metrics(app, clients)
+    init_openapi(app, MergedDocument(lambda: api.spec.to_dict(),
+                                     {name: _spec_fetcher(client) for name, client in clients.items()}))
     route_map = build_map()
 
     @app.before_request
@@ -44,25 +76,39 @@ def create_app(settings: Settings | None = None) -> Flask:
         g.principal = ANONYMOUS
         if not request.path.startswith("/api/"):
             return None
+        answer = preflight(settings)
+        if answer is not None:
+            return answer
         matched = match(route_map, request.method, request.path)
         if matched is None:
             raise NotFound("There is no API resource at this path.")
-        policy, _args = matched
+        policy, args = matched
         g.route_policy = policy
-        header = request.headers.get("Authorization", "")
-        if header.lower().startswith("bearer "):
-            g.principal = accounts.authenticate_token(header[7:].strip())
-        if not allows(policy, g.principal.role, g.principal.kind):
-            if g.principal.anonymous:
+        g.route_pattern = policy.path  # logs and metrics name the row, never the concrete URL
+        check_body(policy)
+        principal, bucket = _authenticate(policy, participant_sessions, limits)
+        g.principal = principal
+        if not allows(policy, principal.role, principal.kind):
+            if principal.anonymous:
                 raise Unauthorized("Sign in or send an API token (Authorization: Bearer ...).")
             raise Forbidden("Your role may not use this resource.")
+        if principal.kind == "participant":
+            body = request.get_json(silent=True) if request.mimetype == "application/json" else None
+            why = binding_violation(g.participant_session, args, body)
+            if why:
+                raise Forbidden(why)
+        wait = limits.spend(*bucket)
+        if wait:
+            rate_limited.labels(bucket[0]).inc()
+            raise TooManyRequests("Too many requests. Please wait a moment and try again.",
+                                  retry_after=retry_after(wait))
         return None
 
     def health():
         services = {}
         for name, client in clients.items():
             status, body = client.get_json("/readyz")
-            services[name] = {"ready": status == 200, **body}
+            services[name] = {"ready": status == 200, **body, "circuit": client.breaker.state}
         ready = all(s["ready"] for s in services.values())
         return jsonify(status="ready" if ready else "degraded", services=services), (200 if ready else 503)
 
@@ -71,9 +117,87 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.route("/api/v1/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def forward(rest: str):
-        policy = g.route_policy
+        policy: RoutePolicy = g.route_policy
         if policy.service is None:
             raise NotFound("There is no API resource at this path.")
-        return clients[policy.service].forward(request.path, encode_principal(g.principal, internal_secret))
+        response = clients[policy.service].forward(request.path, encode_principal(g.principal, internal_secret))
+        if (policy.method, policy.path) == OPENING_ROUTE and response.status_code == 201:
+            response = _with_participant_session(response, participant_sessions)
+        return response
 
     return app
+
+
+def _client(name: str, settings: Settings) -> ServiceClient:
+    breaker = CircuitBreaker(failure_threshold=int(settings.get("CIRCUIT_FAILURES") or 5),
+                             cooldown_s=float(settings.get("CIRCUIT_COOLDOWN_S") or 10))
+    return ServiceClient(name, settings.require(f"{name.upper()}_URL"), breaker=breaker,
+                         read_timeout=float(settings.get("SERVICE_TIMEOUT_S") or 15))
+
+
+def _spec_fetcher(client: ServiceClient):
+    def fetch() -> dict | None:
+        status, body = client.get_json("/openapi.json", timeout=5.0)
+        return body if status == 200 and "paths" in body else None
+    return fetch
+
+
+def _install_gateway_metrics(app: Flask, clients: dict[str, ServiceClient]):
+    metrics = metrics_of(app)
+    upstream = metrics.counter("voices_gateway_upstream_calls", "Calls to services by outcome", ["target", "outcome"])
+    for client in clients.values():
+        client.on_outcome = lambda service, outcome: upstream.labels(service, outcome).inc()
+    metrics.register(GaugeCollector(
+        "voices_gateway_circuit_state", "0 closed, 1 half-open, 2 open", ["target"],
+        lambda: (((name,), float(_CIRCUIT_STATES[c.breaker.state])) for name, c in clients.items())))
+    return metrics.counter("voices_gateway_rate_limited", "Requests refused by a rate limit", ["caller"])
+
+
+def _authenticate(policy: RoutePolicy, participant_sessions: ParticipantSessions,
+                  limits: Limits) -> tuple[Principal, tuple[str, str]]:
+    """The caller and the rate-limit bucket they spend from. Raises Unauthorized for credentials
+    that are sent but not valid (also on public routes: a bad credential is never ignored),
+    Forbidden for a cross-site call made with a session cookie."""
+    g.participant_session = None
+    header = request.headers.get("Authorization")
+    try:
+        if header is not None:
+            scheme, _, credential = header.strip().partition(" ")
+            credential = credential.strip()
+            if scheme.lower() != "bearer" or not credential:
+                raise Unauthorized("Send credentials as Authorization: Bearer <token>.")
+            if looks_like_session(credential):
+                session = participant_sessions.verify(credential)
+                g.participant_session = session
+                return session.principal(), ("participant", session.session_id)
+            return accounts.authenticate_token(credential), ("staff", accounts.credential_key(credential))
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if cookie:
+            try:
+                principal = accounts.authenticate_session(cookie)
+            except Unauthorized:
+                if policy.public:
+                    return ANONYMOUS, ("anonymous", policy.path)  # a stale cookie must not block signing in
+                raise
+            origin = request.headers.get("Origin")
+            if request.method not in _SAFE_METHODS and origin and urlsplit(origin).netloc != request.host:
+                raise Forbidden("Cross-site requests with a session cookie are refused.")
+            return principal, ("staff", accounts.credential_key(cookie))
+    except Unauthorized:
+        # Guessing credentials spends from the anonymous bucket, so it cannot run unbounded.
+        wait = limits.spend("anonymous", "failed-credentials")
+        if wait:
+            raise TooManyRequests("Too many failed sign-ins. Please wait.", retry_after=retry_after(wait)) from None
+        raise
+    return ANONYMOUS, ("anonymous", policy.path)
+
+
+def _with_participant_session(response: Response, participant_sessions: ParticipantSessions) -> Response:
+    """The opened invitation's answer plus a participant session bound to its consultation and pseudonym."""
+    body = response.get_json(silent=True)
+    if not isinstance(body, dict) or not body.get("consultation_id") or not body.get("pseudonym"):
+        return response
+    body["participant_session"] = participant_sessions.issue(body["consultation_id"], body["pseudonym"])
+    body["participant_session_expires_in"] = participant_sessions.ttl_s
+    response.set_data(json.dumps(body, ensure_ascii=False).encode())
+    return response

@@ -1,4 +1,4 @@
-"""Gateway storage: organisations, staff accounts and their API tokens."""
+"""Gateway storage: organisations, staff accounts, their API tokens, sign-in sessions and set-password links."""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -41,4 +41,27 @@ class ApiToken(me.Document):
     label = me.StringField()
     expires_at = me.DateTimeField(required=True)
     revoked = me.BooleanField(default=False)
+    created_at = me.DateTimeField(default=_now)
+
+
+class StaffSession(me.Document):
+    """A signed-in browser: only the SHA-256 of the cookie value is stored."""
+
+    meta = {"db_alias": ALIAS, "collection": "staff_sessions", "indexes": ["account_id"]}
+    session_hash = me.StringField(primary_key=True)
+    session_id = me.StringField(required=True, unique=True)
+    account_id = me.StringField(required=True)
+    expires_at = me.DateTimeField(required=True)
+    revoked = me.BooleanField(default=False)
+    created_at = me.DateTimeField(default=_now)
+
+
+class PasswordLink(me.Document):
+    """A one-time code to set a password; only its SHA-256 is stored, and it is used at most once."""
+
+    meta = {"db_alias": ALIAS, "collection": "password_links", "indexes": ["account_id"]}
+    code_hash = me.StringField(primary_key=True)
+    account_id = me.StringField(required=True)
+    expires_at = me.DateTimeField(required=True)
+    used = me.BooleanField(default=False)
     created_at = me.DateTimeField(default=_now)

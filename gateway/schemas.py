@@ -1,10 +1,21 @@
-"""Schemas of the gateway's own API: organisations, accounts, tokens."""
+"""Schemas of the gateway's own API: organisations, accounts, tokens, passwords, sessions."""
+from datetime import timezone
+
 from marshmallow import RAISE, Schema, fields, validate
 
 
 class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
+
+
+class UTCDateTime(fields.DateTime):
+    """MongoDB returns stored times without a zone; they are UTC, and the API says so."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class OrganisationCreateSchema(StrictSchema):
@@ -14,7 +25,7 @@ class OrganisationCreateSchema(StrictSchema):
 class OrganisationSchema(Schema):
     organisation_id = fields.String()
     name = fields.String()
-    created_at = fields.DateTime()
+    created_at = UTCDateTime()
 
 
 class AccountCreateSchema(StrictSchema):
@@ -30,7 +41,54 @@ class AccountSchema(Schema):
     role = fields.String()
     organisation_id = fields.String(allow_none=True)
     readable_organisations = fields.List(fields.String())
-    created_at = fields.DateTime()
+    disabled = fields.Boolean()
+    has_password = fields.Function(lambda account: bool(account.password_hash))
+    created_at = UTCDateTime()
+
+
+class AccountUpdateSchema(StrictSchema):
+    role = fields.String(validate=validate.OneOf(["organiser", "policy", "auditor", "admin"]))
+    disabled = fields.Boolean()
+    readable_organisations = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
+                                         metadata={"description": "policy accounts: organisations whose "
+                                                                  "releases they may also read"})
+
+
+class PasswordSetSchema(StrictSchema):
+    password = fields.String(required=True, validate=validate.Length(min=12, max=256))
+
+
+class PasswordChangeSchema(StrictSchema):
+    current_password = fields.String(required=True, validate=validate.Length(max=256))
+    new_password = fields.String(required=True, validate=validate.Length(min=12, max=256))
+
+
+class PasswordLinkSchema(Schema):
+    code = fields.String(metadata={"description": "one-time; shown only here, send it to the account holder"})
+    account_id = fields.String()
+    expires_at = UTCDateTime()
+
+
+class PasswordLinkRedeemSchema(StrictSchema):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    password = fields.String(required=True, validate=validate.Length(min=12, max=256))
+
+
+class SignInSchema(StrictSchema):
+    email = fields.Email(required=True, validate=validate.Length(max=254))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=256))
+
+
+class SessionSchema(Schema):
+    account_id = fields.String()
+    email = fields.String()
+    role = fields.String()
+    organisation_id = fields.String(allow_none=True)
+    expires_at = UTCDateTime()
+
+
+class TokenQuerySchema(StrictSchema):
+    account_id = fields.String(load_default=None, metadata={"description": "admins only: another account's tokens"})
 
 
 class TokenCreateSchema(StrictSchema):
@@ -43,8 +101,9 @@ class TokenSchema(Schema):
     token_id = fields.String()
     account_id = fields.String()
     label = fields.String(allow_none=True)
-    expires_at = fields.DateTime()
+    expires_at = UTCDateTime()
     revoked = fields.Boolean()
+    created_at = UTCDateTime()
 
 
 class TokenCreatedSchema(TokenSchema):
@@ -55,3 +114,12 @@ class MeSchema(Schema):
     subject = fields.String()
     role = fields.String()
     organisation_id = fields.String(allow_none=True)
+    readable_organisations = fields.List(fields.String())
+
+
+class ParticipantSessionSchema(Schema):
+    """What the gateway adds to an opened invitation."""
+
+    participant_session = fields.String(metadata={"description": "send as Authorization: Bearer on participant "
+                                                                 "calls; bound to this consultation"})
+    participant_session_expires_in = fields.Integer(metadata={"description": "seconds"})

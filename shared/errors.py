@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, Response, json, request
+from flask import Flask, Response, g, has_request_context, json
+from marshmallow import INCLUDE, Schema, fields
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_MIME = "application/problem+json"
@@ -51,8 +52,43 @@ class ValidationFailed(DomainError):
     status, title = 422, "Validation failed"
 
 
+class PayloadTooLarge(DomainError):
+    status, title = 413, "Payload too large"
+
+
+class UnsupportedMediaType(DomainError):
+    status, title = 415, "Unsupported media type"
+
+
+class TooManyRequests(DomainError):
+    """Pass `retry_after` (seconds): it becomes the Retry-After header and a body field."""
+
+    status, title = 429, "Too many requests"
+
+
 class ServiceUnavailable(DomainError):
+    """Pass `retry_after` (seconds) when the caller should wait before trying again."""
+
     status, title = 503, "Service unavailable"
+
+
+class ProblemSchema(Schema):
+    """The body of every error response (RFC 7807); documents the `default` response of each operation.
+
+    Domain errors may add their own members (RFC 7807 section 3.2), hence INCLUDE.
+    """
+
+    class Meta:
+        unknown = INCLUDE
+
+    type = fields.String(metadata={"description": "always about:blank"})
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    errors = fields.Raw(metadata={"description": "validation messages keyed by field"})
+    request_id = fields.String()
+    retry_after = fields.Integer(metadata={"description": "seconds to wait (429, 503)"})
+    service = fields.String(metadata={"description": "the service that could not be reached (503)"})
 
 
 def problem(status: int, title: str, detail: str | None = None, **extra: Any) -> Response:
@@ -61,10 +97,13 @@ def problem(status: int, title: str, detail: str | None = None, **extra: Any) ->
     if detail:
         body["detail"] = detail
     body.update({k: v for k, v in extra.items() if v is not None})
-    rid = request.headers.get("X-Request-ID") if request else None
+    # The id set by the request context (validated there), never a raw header echoed back.
+    rid = g.get("request_id") if has_request_context() else None
     if rid:
         body.setdefault("request_id", rid)
     resp = Response(json.dumps(body), status=status, mimetype=PROBLEM_MIME)
+    if isinstance(body.get("retry_after"), int):
+        resp.headers["Retry-After"] = str(body["retry_after"])
     return resp
 
 

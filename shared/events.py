@@ -175,6 +175,28 @@ class ReleasePublished(_Strict):
     digest = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
 
 
+class QuoteApproved(_Strict):
+    """An organiser approved an anonymised quote of a participant who granted quote_anonymised.
+
+    `text` is the approved, anonymised excerpt only (never the raw answer).
+    """
+
+    quote_id = fields.String(required=True)
+    consultation_id = fields.String(required=True)
+    pseudonym = fields.String(required=True)
+    question_id = fields.String(required=True)
+    text = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+    approved_by = fields.String(required=True)
+    approved_at = fields.String(required=True)
+
+
+class QuoteRevoked(_Strict):
+    quote_id = fields.String(required=True)
+    consultation_id = fields.String(required=True)
+    revoked_by = fields.String(required=True)
+    revoked_at = fields.String(required=True)
+
+
 CONTRACTS: dict[tuple[str, int], type[Schema]] = {
     ("consultation.published", 1): ConsultationPublished,
     ("consultation.created", 1): ConsultationCreated,
@@ -185,4 +207,6 @@ CONTRACTS: dict[tuple[str, int], type[Schema]] = {
     ("consent.granted", 1): ConsentGranted,
     ("consent.withdrawn", 1): ConsentWithdrawn,
     ("release.published", 1): ReleasePublished,
+    ("quote.approved", 1): QuoteApproved,
+    ("quote.revoked", 1): QuoteRevoked,
 }

@@ -6,7 +6,9 @@ explicitly in tests, never at import time.
 """
 from __future__ import annotations
 
+import http
 import logging
+import re
 import time
 import uuid
 from datetime import datetime, timezone
@@ -18,9 +20,10 @@ from pymongo.errors import DuplicateKeyError
 
 from shared import mongo
 from shared.bus import Bus, InProcessBus, KafkaBus, KafkaConsumerLoop
-from shared.errors import register_problem_handlers
+from shared.errors import PROBLEM_MIME, ProblemSchema, register_problem_handlers
 from shared.events import Envelope
 from shared.log import configure_logging, trace_id_var
+from shared.metrics import GaugeCollector, install_metrics, metrics_of
 from shared.outbox import OutboxDocument, OutboxRelay
 from shared.settings import Settings
 
@@ -68,6 +71,9 @@ class EventDispatcher:
             self.processed.insert_one({"_id": event.id, "type": event.type, "at": datetime.now(timezone.utc)})
         except DuplicateKeyError:
             pass
+        # One line per handled event, carrying the trace id of the request that caused it.
+        log.info("handled %s", event.type, extra={"event_id": event.id, "event_type": event.type,
+                                                   "trace_id": event.trace_id})
 
 
 class ServiceRuntime:
@@ -91,6 +97,12 @@ class ServiceRuntime:
         register_problem_handlers(app)
         install_request_context(app, self.settings.service)
         app.register_blueprint(health_blueprint(self))
+        metrics = metrics_of(app)
+        if metrics is not None:
+            metrics.register(GaugeCollector("voices_outbox_backlog", "Documents holding unpublished events",
+                                            ["service"], self._backlog_sample))
+            metrics.register(GaugeCollector("voices_consumer_lag", "Records not yet handled, per topic",
+                                            ["service", "topic"], self._lag_samples))
         # gunicorn's post_worker_init and worker_exit hooks call these (deploy/gunicorn.conf.py).
         app.start_background = self.start_background
         app.stop_background = self.stop
@@ -120,6 +132,21 @@ class ServiceRuntime:
         """Called after a request stored pending events, so they leave promptly."""
         self.relay.nudge()
 
+    def _backlog_sample(self):
+        try:
+            yield (self.settings.service,), float(self.relay.backlog())
+        except Exception:  # store down: no sample rather than a failed scrape
+            return
+
+    def _lag_samples(self):
+        per_topic: dict[str, int] = {}
+        lag = dict(self.consumer.status.get("lag", {})) if self.consumer is not None else {}
+        for key, value in lag.items():
+            topic = key.rsplit("/", 1)[0]
+            per_topic[topic] = per_topic.get(topic, 0) + int(value)
+        for topic in self.subscriptions:
+            yield (self.settings.service, topic), float(per_topic.get(topic, 0))
+
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         checks: dict[str, Any] = {}
         try:
@@ -144,17 +171,37 @@ class ServiceRuntime:
         return ok, checks
 
 
+def problem_api(app: Flask):
+    """A flask-smorest Api whose documented errors are what every process answers: problem+json."""
+    from flask_smorest import Api
+    from flask_smorest.utils import prepare_response
+
+    class ProblemApi(Api):
+        ERROR_SCHEMA = ProblemSchema
+
+        def _register_responses(self):
+            for status in http.HTTPStatus:
+                response: dict[str, Any] = {"description": status.phrase}
+                if status >= 400:
+                    response["schema"] = self.ERROR_SCHEMA
+                    prepare_response(response, self.spec, PROBLEM_MIME)
+                self.spec.components.response(status.name, response, lazy=True)
+            response = {"description": "Any error, as problem+json (RFC 7807)", "schema": self.ERROR_SCHEMA}
+            prepare_response(response, self.spec, PROBLEM_MIME)
+            self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
+
+    return ProblemApi(app)
+
+
 def create_service_app(settings: Settings, *, title: str, blueprints: Iterable[Any], runtime: "ServiceRuntime") -> Flask:
     """A service's Flask app: flask-smorest API (OpenAPI from the marshmallow schemas), problem+json, health."""
-    from flask_smorest import Api
-
     configure_logging(settings.service, settings.log_level)
     app = Flask(f"voices.{settings.service}")
     app.config.update(
         API_TITLE=title, API_VERSION="v1", OPENAPI_VERSION="3.0.3", OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json", MAX_CONTENT_LENGTH=1024 * 1024, JSON_SORT_KEYS=False,
     )
-    api = Api(app)
+    api = problem_api(app)
     for blueprint in blueprints:
         api.register_blueprint(blueprint)
     app.extensions["voices_settings"] = settings
@@ -207,18 +254,36 @@ def health_blueprint(runtime: ServiceRuntime) -> Blueprint:
     return bp
 
 
+# Ids we accept from a caller: they end up in logs and headers, so nothing but a short token.
+_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def _id_from(header: str) -> str | None:
+    value = request.headers.get(header)
+    return value if value and _ID.match(value) else None
+
+
+def route_pattern() -> str:
+    """The route pattern of this request (`g.route_pattern` when a forwarder knows better), never the URL."""
+    override = g.get("route_pattern")
+    if override:
+        return override
+    return request.url_rule.rule if request.url_rule else "unmatched"
+
+
 def install_request_context(app: Flask, service: str) -> None:
-    """Request and trace ids on every request and response; one log line per request.
+    """Request and trace ids on every request and response; one log line and metrics per request.
 
     The log line names the route pattern, never the concrete URL (codes live in
-    URLs), and never the client address or user agent.
+    URLs), and never the client address or user agent. Installs /metrics.
     """
     access = logging.getLogger("voices.access")
+    metrics = install_metrics(app, service)
 
     @app.before_request
     def _ids():
-        g.request_id = request.headers.get("X-Request-ID") or uuid.uuid4().hex
-        g.trace_id = request.headers.get("X-Trace-ID") or g.request_id
+        g.request_id = _id_from("X-Request-ID") or uuid.uuid4().hex
+        g.trace_id = _id_from("X-Trace-ID") or g.request_id
         g.trace_token = trace_id_var.set(g.trace_id)
         g.started = time.perf_counter()
 
@@ -226,11 +291,12 @@ def install_request_context(app: Flask, service: str) -> None:
     def _headers(response):
         response.headers["X-Request-ID"] = getattr(g, "request_id", "")
         response.headers["X-Trace-ID"] = getattr(g, "trace_id", "")
-        rule = request.url_rule.rule if request.url_rule else "unmatched"
+        rule = route_pattern()
         if rule not in ("/healthz", "/readyz", "/metrics"):
+            seconds = time.perf_counter() - g.get("started", time.perf_counter())
+            metrics.observe_request(request.method, rule, response.status_code, seconds)
             access.info("%s %s %s", request.method, rule, response.status_code, extra={
-                "route": rule, "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 1)})
+                "route": rule, "status": response.status_code, "duration_ms": round(seconds * 1000, 1)})
         return response
 
     @app.teardown_request

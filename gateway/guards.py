@@ -1,0 +1,100 @@
+"""What the gateway checks on every request and adds to every response, before and after routing.
+
+- bodies: at most the route's `max_body` bytes (413), and only the media types the route
+  accepts (415): JSON everywhere, multipart only where a row says so;
+- security headers on every response: a CSP without third-party origins, no referrer, no
+  framing, no sniffing; HSTS only behind TLS;
+- CORS: off unless VOICES_CORS_ORIGINS lists origins.
+"""
+from __future__ import annotations
+
+from flask import Flask, Response, request
+
+from gateway.policy import RoutePolicy
+from shared.errors import PayloadTooLarge, UnsupportedMediaType
+from shared.settings import Settings
+
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+HSTS = "max-age=63072000; includeSubDomains"
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def behind_tls(settings: Settings) -> bool:
+    """True when the client reached us over HTTPS: directly, through a proxy that says so
+    (X-Forwarded-Proto), or because the installation declares it (VOICES_BEHIND_TLS)."""
+    if _truthy(settings.get("BEHIND_TLS")) or request.is_secure:
+        return True
+    return request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower() == "https"
+
+
+def check_body(row: RoutePolicy) -> None:
+    """Raises PayloadTooLarge or UnsupportedMediaType for a body this route does not take."""
+    length = request.content_length
+    if length is not None and length > row.max_body:
+        raise PayloadTooLarge(f"The request body is larger than {row.max_body} bytes.")
+    # Werkzeug stops reading a streamed body at this limit, and raises 413.
+    request.max_content_length = row.max_body
+    has_body = bool(length) or request.headers.get("Transfer-Encoding", "").lower() == "chunked"
+    if request.method not in _BODY_METHODS or not has_body:
+        return
+    mimetype = request.mimetype
+    accepted = mimetype in row.accepts or (
+        "application/json" in row.accepts and mimetype.startswith("application/") and mimetype.endswith("+json"))
+    if not accepted:
+        raise UnsupportedMediaType(f"This resource takes {' or '.join(row.accepts)}, not {mimetype or 'an untyped body'}.")
+
+
+def cors_origins(settings: Settings) -> frozenset[str]:
+    return frozenset(o.strip().rstrip("/") for o in (settings.get("CORS_ORIGINS") or "").split(",") if o.strip())
+
+
+def preflight(settings: Settings) -> Response | None:
+    """The answer to a CORS preflight from an allowed origin, or None (then OPTIONS is a 405 like any
+    method the table does not list)."""
+    origin = request.headers.get("Origin", "")
+    if request.method != "OPTIONS" or origin not in cors_origins(settings):
+        return None
+    response = Response(status=204)
+    response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE"
+    response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Request-ID, X-Trace-ID"
+    response.headers["Access-Control-Max-Age"] = "600"
+    return response
+
+
+def install_response_headers(app: Flask, settings: Settings) -> None:
+    """Security headers (and CORS headers for allowed origins) on every response of the gateway.
+
+    A page that needs its own CSP (e.g. with nonces) sets it; `frame-ancestors 'none'` is added
+    to it when missing, since no page of ours is ever to be framed.
+    """
+    origins = cors_origins(settings)
+
+    @app.after_request
+    def _security_headers(response: Response) -> Response:
+        headers = response.headers
+        csp = headers.get("Content-Security-Policy")
+        if not csp:
+            headers["Content-Security-Policy"] = CSP
+        elif "frame-ancestors" not in csp:
+            headers["Content-Security-Policy"] = f"{csp}; frame-ancestors 'none'"
+        headers["Referrer-Policy"] = "no-referrer"
+        headers["X-Content-Type-Options"] = "nosniff"
+        headers["X-Frame-Options"] = "DENY"
+        headers["Cross-Origin-Opener-Policy"] = "same-origin"
+        headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
+        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+        if request.path.startswith("/api/"):
+            headers.setdefault("Cache-Control", "no-store")
+        if behind_tls(settings):
+            headers["Strict-Transport-Security"] = HSTS
+        origin = request.headers.get("Origin", "")
+        if origin and origin in origins:
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Allow-Credentials"] = "true"
+            headers.add("Vary", "Origin")
+        return response
