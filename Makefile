@@ -17,7 +17,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(PY) -m deploy.run
 
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(PY) -m pytest -q
 
 test-unit: $(STAMP)
@@ -25,6 +25,12 @@ test-unit: $(STAMP)
 
 test-e2e: $(STAMP)
 	$(PY) -m pytest -q -m "e2e"
+
+# The browser tests drive Debian's Chromium (never a downloaded browser build); the small CJK
+# font lets Chinese pages and the language switcher render in screenshots.
+browser-deps:
+	@test -x /usr/bin/chromium && test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || \
+		{ apt-get update && apt-get install -y chromium fonts-wqy-microhei; }
 
 bench: $(STAMP)
 	$(PY) -m benchmarks

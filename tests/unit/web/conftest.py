@@ -1,0 +1,61 @@
+"""The participant pages in-process: the gateway (with its web app) in front of the real services.
+
+`build_platform` from the gateway tests joins them by WSGI and one in-process bus; here the demo
+consultation (six languages, a content warning, a follow-up question) is opened on it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+from deploy.demo import CONSENT_BODY, LANGS, PURPOSE_TEXT, SURVEY
+from tests.unit.gateway.conftest import Platform, build_platform
+
+
+@dataclass
+class Consultation:
+    consultation_id: str
+    code: str
+    organiser_token: str
+
+
+def open_demo_consultation(platform: Platform, min_age: int | None = None) -> Consultation:
+    """The demo survey, published, with a published consent text in six languages and a link invitation."""
+    organiser = platform.staff("organiser", platform.organisation())["token"]
+    cid = platform.call("POST", "/api/v1/consultations", organiser, expect=201, json={
+        "title": "After leaving", "languages": list(LANGS),
+        "purposes": ["participate", "aggregate_reporting", "quote_anonymised"], "min_age": min_age,
+        "survey": SURVEY}).get_json()[
+        "consultation_id"]
+    platform.call("POST", f"/api/v1/consultations/{cid}/publish", organiser, expect=200)
+    platform.deliver()
+    publish_consent_text(platform, cid, organiser, version=1)
+    code = platform.call("POST", f"/api/v1/consultations/{cid}/invitations", organiser, expect=201,
+                         json={"kind": "link"}).get_json()["code"]
+    return Consultation(cid, code, organiser)
+
+
+def publish_consent_text(platform: Platform, cid: str, organiser: str, version: int, note: str = "") -> None:
+    for lang in LANGS:
+        platform.call("POST", f"/api/v1/consent/consultations/{cid}/texts", organiser, expect=201, json={
+            "version": version, "language": lang, "title": "Your consent", "body": CONSENT_BODY[lang] + note,
+            "purposes": {purpose: text[lang] for purpose, text in PURPOSE_TEXT.items()}})
+    platform.call("POST", f"/api/v1/consent/consultations/{cid}/texts/{version}/publish", organiser, expect=200)
+    platform.deliver()
+
+
+@pytest.fixture(scope="module")
+def platform(secrets_env) -> Platform:
+    return build_platform(secrets_env, QUICK_EXIT_URL="https://neutral.example/weather")
+
+
+@pytest.fixture(scope="module")
+def demo(platform) -> Consultation:
+    return open_demo_consultation(platform)
+
+
+@pytest.fixture
+def browser(platform):
+    """A fresh cookie jar: one participant's browser."""
+    return platform.gateway.test_client()
