@@ -6,12 +6,12 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.consent import consent_records as records
-from services.consent import ledger, ledger_store, tokens
-from services.consent.models import ConsentText
+from services.consent import ledger_store, tokens
 from services.consent.schemas import (
     CheckpointSchema, ConsentTextCreateSchema, ConsentTextSchema, ConsistencyProofSchema, ConsistencyQuerySchema,
-    GrantCreatedSchema, GrantCreateSchema, InclusionProofSchema, InclusionQuerySchema, LedgerPageSchema,
-    PublicKeySchema, RangeQuerySchema, ReceiptCodeSchema, TextQuerySchema, WithdrawalResultSchema, WithdrawalSchema,
+    ErasureReportQuerySchema, ErasureReportSchema, GrantCreatedSchema, GrantCreateSchema, InclusionProofSchema,
+    InclusionQuerySchema, LedgerPageSchema, PublicKeySchema, RangeQuerySchema, ReceiptCodeSchema, ReceiptSchema,
+    TextQuerySchema, WithdrawalResultSchema, WithdrawalSchema,
 )
 from shared.auth import require_staff
 from shared.runtime import current_runtime, current_trace_id
@@ -48,6 +48,23 @@ class Texts(MethodView):
         return records.save_text(_own_policy(consultation_id), data)
 
 
+@consent.route("/consultations/<consultation_id>/texts/<int:version>")
+class TextVersion(MethodView):
+    @consent.arguments(TextQuerySchema, location="query")
+    @consent.response(200, ConsentTextSchema)
+    def get(self, query, consultation_id, version):
+        """One published version of the consent text in one language (the version a grant names)."""
+        return records.text_version(consultation_id, version, query["language"])
+
+
+@consent.route("/consultations/<consultation_id>/texts/versions")
+class AllTexts(MethodView):
+    @consent.response(200, ConsentTextSchema(many=True))
+    def get(self, consultation_id):
+        """Every version and language of the consultation's consent text, drafts included (organisers)."""
+        return records.all_texts(_own_policy(consultation_id))
+
+
 @consent.route("/consultations/<consultation_id>/texts/<int:version>/publish")
 class PublishTexts(MethodView):
     @consent.response(200, ConsentTextSchema(many=True))
@@ -69,22 +86,17 @@ class Grants(MethodView):
         grant, token, code = records.record_grant(data, ctx.signing_key, ctx.code_pepper, ctx.token_ttl_s,
                                                   ctx.settings.topics.consent, current_trace_id())
         _stored()
-        text = ConsentText.objects(consultation_id=grant.consultation_id, version=grant.text_version,
-                                   language=grant.language).first()
         return {"grant_id": grant.grant_id, "consent_token": token, "receipt_code": code,
-                "expires_in": ctx.token_ttl_s, "receipt": records.receipt_for(grant, text)}
+                "expires_in": ctx.token_ttl_s, "receipt": records.receipt(grant)}
 
 
 @consent.route("/receipts/lookup")
 class ReceiptLookup(MethodView):
     @consent.arguments(ReceiptCodeSchema)
-    @consent.response(200)
+    @consent.response(200, ReceiptSchema)
     def post(self, data):
         """Your consent receipt and its history, by receipt code (sent in the body, never in a URL)."""
-        grant = records.find_by_receipt(data["receipt_code"], _ctx().code_pepper)
-        text = ConsentText.objects(consultation_id=grant.consultation_id, version=grant.text_version,
-                                   language=grant.language).first()
-        return records.receipt_for(grant, text)
+        return records.receipt(records.find_by_receipt(data["receipt_code"], _ctx().code_pepper))
 
 
 @consent.route("/withdrawals")
@@ -97,10 +109,8 @@ class Withdrawals(MethodView):
         grant, decision = records.withdraw(data["receipt_code"], data["purposes"], ctx.code_pepper,
                                            ctx.settings.topics.consent, current_trace_id())
         _stored()
-        text = ConsentText.objects(consultation_id=grant.consultation_id, version=grant.text_version,
-                                   language=grant.language).first()
         return {"withdrawn": decision.withdrawn, "remaining": decision.remaining, "all": decision.all,
-                "changed": decision.payload is not None, "receipt": records.receipt_for(grant, text)}
+                "changed": decision.payload is not None, "receipt": records.receipt(grant)}
 
 
 @consent.route("/public-key")
@@ -123,6 +133,10 @@ class Entries(MethodView):
                 "entries": ledger_store.entries(query["start"], query["start"] + query["limit"])}
 
 
+def _tree():
+    return _ctx().ledger_tree
+
+
 @audit.route("/checkpoints")
 class Checkpoints(MethodView):
     @audit.response(200, CheckpointSchema(many=True))
@@ -132,9 +146,9 @@ class Checkpoints(MethodView):
 
     @audit.response(201, CheckpointSchema)
     def post(self):
-        """Sign a checkpoint over the ledger as it is now."""
+        """Sign a checkpoint over the ledger as it is now (or get the latest, when it already covers it)."""
         require_staff("auditor", "admin")
-        return ledger_store.checkpoint(_ctx().signing_key)
+        return ledger_store.checkpoint(_ctx().signing_key, _tree())
 
 
 @audit.route("/proofs/inclusion/<int:seq>")
@@ -142,8 +156,9 @@ class Inclusion(MethodView):
     @audit.arguments(InclusionQuerySchema, location="query")
     @audit.response(200, InclusionProofSchema)
     def get(self, query, seq):
+        """Audit path of one entry in the tree of tree_size entries (default: the latest checkpoint)."""
         require_staff("auditor")
-        return ledger_store.inclusion(seq, query["tree_size"])
+        return ledger_store.inclusion(_tree(), seq, query["tree_size"])
 
 
 @audit.route("/proofs/consistency")
@@ -151,16 +166,38 @@ class Consistency(MethodView):
     @audit.arguments(ConsistencyQuerySchema, location="query")
     @audit.response(200, ConsistencyProofSchema)
     def get(self, query):
+        """Proof that the tree of `second` entries extends the tree of `first` entries (RFC 6962)."""
         require_staff("auditor")
-        return ledger_store.consistency(query["first"], query["second"])
+        return ledger_store.consistency(_tree(), query["first"], query["second"])
 
 
 @audit.route("/export")
 class Export(MethodView):
     @audit.response(200, content_type="application/x-ndjson")
     def get(self):
-        """Every entry and checkpoint as JSON lines, for the offline verifier."""
+        """Every entry and checkpoint as JSON lines, for the offline verifier.
+
+        A checkpoint over the whole ledger is signed first when the latest one
+        does not cover every entry, so the export ends on a signed tree head.
+        """
         require_staff("auditor")
-        body = "".join(ledger.export_lines(ledger_store.entries(), ledger_store.checkpoints()))
-        return Response(body, mimetype="application/x-ndjson",
+        lines = ledger_store.export(_ctx().signing_key, _tree())
+        return Response(lines, mimetype="application/x-ndjson",
                         headers={"Content-Disposition": "attachment; filename=consent-ledger.jsonl"})
+
+
+@audit.route("/erasure-report")
+class ErasureReport(MethodView):
+    @audit.arguments(ErasureReportQuerySchema, location="query")
+    @audit.response(200, ErasureReportSchema)
+    def get(self, query):
+        """Every full withdrawal in the ledger and the response.erased entries confirming it.
+
+        Computed from ledger entries alone, so it can be recomputed from an
+        export. An unconfirmed withdrawal is either not carried out yet or
+        concerns a participant who had stored no answer: the surveys service
+        records an erasure only per erased response.
+        """
+        require_staff("auditor")
+        return ledger_store.erasure_report(query.get("consultation_id"), query.get("tree_size"),
+                                           query.get("status"))

@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 
 from services.consent import tokens
+from services.consent.ledger_store import LedgerTree
 from services.consent.api import audit, consent
 from services.consent.handlers import HANDLERS
 from services.consent.models import ConsentText, Grant
@@ -24,6 +25,7 @@ class ConsentContext:
     code_pepper: bytes
     token_ttl_s: int
     checkpoint_every: int
+    ledger_tree: LedgerTree  # this process's Merkle tree over the ledger, extended as it grows
 
 
 def create_app(settings: Settings | None = None, bus: Bus | None = None) -> Flask:
@@ -34,6 +36,7 @@ def create_app(settings: Settings | None = None, bus: Bus | None = None) -> Flas
         code_pepper=base64.b64decode(settings.require("CODE_PEPPER")),
         token_ttl_s=int(settings.get("CONSENT_TOKEN_TTL_S", "86400")),
         checkpoint_every=int(settings.get("LEDGER_CHECKPOINT_EVERY", "100")),
+        ledger_tree=LedgerTree(),
     )
     topics = settings.topics
     runtime = ServiceRuntime(settings, handlers=HANDLERS,

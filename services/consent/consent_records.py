@@ -6,7 +6,7 @@ from typing import Any
 
 from mongoengine.errors import NotUniqueError
 
-from services.consent import grants, receipts, tokens
+from services.consent import grants, ledger, receipts, tokens
 from services.consent.models import ConsentText, ConsultationPolicy, Grant
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import Envelope, isoformat
@@ -14,6 +14,13 @@ from shared.events import Envelope, isoformat
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _now_ms() -> datetime:
+    # MongoDB keeps datetimes to the millisecond: a grant time with microseconds would read back
+    # different from the consent.granted event and ledger entry that carry it.
+    now = _now()
+    return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
 
 def known_consultation(consultation_id: str, organisation_id: str | None = None) -> ConsultationPolicy:
@@ -27,7 +34,14 @@ def known_consultation(consultation_id: str, organisation_id: str | None = None)
 # ---- texts --------------------------------------------------------------------
 
 def save_text(policy: ConsultationPolicy, data: dict[str, Any]) -> ConsentText:
-    """Create or replace the draft of one language of a text version. Published texts are immutable (Conflict)."""
+    """Create or replace the draft of one language of a text version.
+
+    Without a version, the draft goes to the version after the latest
+    published one. Raises ValidationFailed (language not offered, purposes
+    not explained exactly), Conflict (the version is published, wholly or in
+    another language: published versions never change, not even by a new
+    language; or the text was published while this edit was saved).
+    """
     if data["language"] not in policy.languages:
         raise ValidationFailed("This consultation is not offered in that language.",
                                errors={"language": [f"offered: {', '.join(policy.languages)}"]})
@@ -39,24 +53,38 @@ def save_text(policy: ConsultationPolicy, data: dict[str, Any]) -> ConsentText:
                                                     *(f"missing explanation: {p}" for p in sorted(missing))]})
     latest_published = ConsentText.objects(consultation_id=policy.consultation_id,
                                            published_at__ne=None).order_by("-version").first()
-    version = data.get("version") or ((latest_published.version + 1) if latest_published else 1)
-    existing = ConsentText.objects(consultation_id=policy.consultation_id, version=version,
-                                   language=data["language"]).first()
-    if existing is not None and existing.published_at is not None:
-        raise Conflict(f"Version {version} ({data['language']}) is published and cannot change; write version {version + 1}.")
-    text = existing or ConsentText(consultation_id=policy.consultation_id, organisation_id=policy.organisation_id,
-                                   version=version, language=data["language"])
-    text.title, text.body, text.purposes = data["title"], data["body"], data["purposes"]
-    text.policy_url, text.controller, text.jurisdiction = data.get("policy_url"), data.get("controller") or {}, data.get("jurisdiction")
-    text.sha256 = grants.consent_text_sha256(text.body)
-    text.save()
-    return text
+    next_version = (latest_published.version + 1) if latest_published else 1
+    version = data.get("version") or next_version
+    if version < next_version:
+        raise Conflict(f"Version {version} is published (or older than a published version) and cannot change; "
+                       f"write version {next_version}.")
+    fields = {"title": data["title"], "body": data["body"], "purposes": data["purposes"],
+              "policy_url": data.get("policy_url"), "controller": data.get("controller") or {},
+              "jurisdiction": data.get("jurisdiction"), "sha256": grants.consent_text_sha256(data["body"])}
+    key = {"consultation_id": policy.consultation_id, "version": version, "language": data["language"]}
+    existing = ConsentText.objects(**key).first()
+    if existing is None:
+        text = ConsentText(organisation_id=policy.organisation_id, **key, **fields)
+        try:
+            text.save(force_insert=True)
+        except NotUniqueError:
+            raise Conflict("This text was saved by someone else at the same moment; reload it and try again.") from None
+        return text
+    # Compare-and-set: a draft published between our read and this write stays as it was published.
+    updated = ConsentText.objects(id=existing.id, published_at=None).update_one(
+        **{f"set__{name}": value for name, value in fields.items()})
+    if not updated:
+        raise Conflict(f"Version {version} ({data['language']}) was published meanwhile and cannot change; "
+                       f"write version {version + 1}.")
+    return existing.reload()
 
 
 def publish_texts(policy: ConsultationPolicy, version: int, topic: str, trace_id: str) -> list[ConsentText]:
     """Publish every language of a text version at once; each gets a consent_text.published event.
 
-    Raises ValidationFailed when a language of the consultation is missing, Conflict when already published.
+    Raises NotFound (no such version), ValidationFailed when a language of
+    the consultation is missing, Conflict when already published or when a
+    draft changed while it was being published (publish again to finish).
     """
     texts = list(ConsentText.objects(consultation_id=policy.consultation_id, version=version))
     if not texts:
@@ -69,14 +97,34 @@ def publish_texts(policy: ConsultationPolicy, version: int, topic: str, trace_id
                                errors={"languages": [f"missing: {', '.join(missing)}"]})
     now = _now()
     for text in texts:
-        text.published_at = now
+        if text.published_at is not None:
+            continue  # published by an earlier, interrupted call
         text.stage(topic, Envelope(
             type="consent_text.published", key=policy.consultation_id, producer="consent", trace_id=trace_id,
             payload={"consultation_id": policy.consultation_id, "organisation_id": policy.organisation_id,
                      "text_version": version, "language": text.language, "text_sha256": text.sha256,
                      "published_at": isoformat(now)}))
-        text.save()
-    return texts
+        # Compare-and-set on the hash: the event announces exactly the body that becomes immutable.
+        updated = ConsentText.objects(id=text.id, published_at=None, sha256=text.sha256).update_one(
+            set__published_at=now, push__pending_events=text.pending_events[-1])
+        if not updated:
+            raise Conflict(f"The {text.language} text of version {version} changed while it was being published; "
+                           "check it and publish again.")
+    return list(ConsentText.objects(consultation_id=policy.consultation_id, version=version).order_by("language"))
+
+
+def text_version(consultation_id: str, version: int, language: str) -> ConsentText:
+    """One published text version in one language. Raises NotFound (drafts are not shown)."""
+    text = ConsentText.objects(consultation_id=consultation_id, version=version, language=language,
+                               published_at__ne=None).first()
+    if text is None:
+        raise NotFound("No published consent text of this version in this language.")
+    return text
+
+
+def all_texts(policy: ConsultationPolicy) -> list[ConsentText]:
+    """Every text of the consultation, drafts included, by version then language."""
+    return list(ConsentText.objects(consultation_id=policy.consultation_id).order_by("version", "language"))
 
 
 def current_text(consultation_id: str, language: str) -> ConsentText:
@@ -109,10 +157,17 @@ def record_grant(data: dict[str, Any], signing_key, pepper: bytes, token_ttl_s: 
                       "min_age": policy.min_age, "languages": policy.languages},
         pseudonym=data["pseudonym"], purposes=data["purposes"],
         text={"version": text.version, "language": text.language, "body": text.body},
-        granted_at=_now(), collection_method=data["collection_method"], age=data.get("age"),
+        granted_at=_now_ms(), collection_method=data["collection_method"], age=data.get("age"),
         age_band=data.get("age_band"), guardian=data.get("guardian"),
         participant_assent=data.get("participant_assent"))
     payload = decision.payload
+    # Informed consent: a purpose the text shown did not explain cannot have been agreed to
+    # (possible only if the consultation's purposes changed after this text was published).
+    unexplained = [p for p in payload["purposes"] if p not in (text.purposes or {})]
+    if unexplained:
+        raise ValidationFailed("The consent text shown does not explain every chosen purpose.",
+                               errors={"purposes": [f"not explained in text version {text.version}: "
+                                                    f"{', '.join(unexplained)}"]})
     code = grants.new_receipt_code()
     grant = Grant(grant_id=payload["grant_id"], receipt_hash=grants.receipt_code_hash(code, pepper),
                   pseudonym=payload["pseudonym"], consultation_id=policy.consultation_id,
@@ -150,32 +205,48 @@ def _grant_payload(grant: Grant) -> dict[str, Any]:
             "purposes": list(grant.purposes)}
 
 
+WITHDRAW_ATTEMPTS = 20
+
+
 def withdraw(code: str, purposes: list[str] | None, pepper: bytes, topic: str, trace_id: str) -> tuple[Grant, Any]:
     """Withdraw some purposes or everything by receipt code; repeating it changes nothing.
 
-    Returns (grant, decision). Raises NotFound (code), ValidationFailed (purposes).
+    Returns (grant, decision); a repeat has ``decision.payload`` None and
+    stores and publishes nothing. Raises NotFound (code), ValidationFailed
+    (purposes), Conflict when the grant kept changing under us.
     """
-    grant = find_by_receipt(code, pepper)
-    decision = grants.withdraw_consent(_grant_payload(grant), [e for e in grant.events if e["event"] == "withdrawn"],
-                                       purposes, _now())
-    if decision.payload is None:
-        return grant, decision
-    seen_events = len(grant.events)
-    grant.events = [*grant.events, {"event": "withdrawn", **decision.payload}]
-    grant.withdrawn = decision.withdrawn
-    grant.stage(topic, Envelope(type="consent.withdrawn", key=grant.pseudonym, producer="consent",
-                                trace_id=trace_id, payload=decision.payload))
-    # Compare-and-set on the number of events: two simultaneous withdrawals cannot both apply.
-    updated = Grant.objects(grant_id=grant.grant_id, events__size=seen_events).update_one(
-        set__events=grant.events, set__withdrawn=grant.withdrawn, set__pending_events=grant.pending_events)
-    if not updated:
-        return withdraw(code, purposes, pepper, topic, trace_id)
-    return grant, decision
+    for _attempt in range(WITHDRAW_ATTEMPTS):
+        grant = find_by_receipt(code, pepper)
+        decision = grants.withdraw_consent(_grant_payload(grant),
+                                           [e for e in grant.events if e["event"] == "withdrawn"], purposes, _now())
+        if decision.payload is None:
+            return grant, decision
+        seen_events = len(grant.events)
+        event = {"event": "withdrawn", **decision.payload}
+        grant.stage(topic, Envelope(type="consent.withdrawn", key=grant.pseudonym, producer="consent",
+                                    trace_id=trace_id, payload=decision.payload))
+        # Compare-and-set on the number of events: two simultaneous withdrawals cannot both apply.
+        # Pushing (not replacing) the pending event leaves the relay's concurrent removals alone.
+        updated = Grant.objects(grant_id=grant.grant_id, events__size=seen_events).update_one(
+            push__events=event, set__withdrawn=decision.withdrawn, push__pending_events=grant.pending_events[-1])
+        if updated:
+            grant.events, grant.withdrawn = [*grant.events, event], decision.withdrawn
+            return grant, decision
+    raise Conflict("Your consent record is being changed right now; please try again.")
+
+
+def receipt(grant: Grant) -> dict[str, Any]:
+    """The participant's receipt for a grant, worded by the consent text version they were shown."""
+    text = ConsentText.objects(consultation_id=grant.consultation_id, version=grant.text_version,
+                               language=grant.language).first()
+    return receipt_for(grant, text)
 
 
 def receipt_for(grant: Grant, text: ConsentText | None, public_key=None) -> dict[str, Any]:
     """The participant's receipt: Kantara v1.1 fields plus the history of withdrawals and erasures."""
     controller = dict(text.controller or {}) if text else {}
+    # Each purpose as the participant read it in this text, not a generic wording.
+    catalogue = {purpose: {"purpose": explanation} for purpose, explanation in (text.purposes if text else {}).items()}
     withdrawals = [{k: v for k, v in e.items() if k != "event"} for e in grant.events if e["event"] == "withdrawn"]
     erasures = [{k: v for k, v in e.items() if k != "event"} for e in grant.events if e["event"] == "erased"]
     return receipts.build_receipt(
@@ -186,27 +257,21 @@ def receipt_for(grant: Grant, text: ConsentText | None, public_key=None) -> dict
         policy_url=(text.policy_url if text and text.policy_url else ""),
         jurisdiction=(text.jurisdiction if text and text.jurisdiction else ""),
         service=(text.title if text else grant.consultation_id),
-        guardian_attestation=grant.guardian or None, public_key=public_key)
+        guardian_attestation=grant.guardian or None, public_key=public_key, purpose_catalogue=catalogue)
 
 
 def note_erasure(payload: dict[str, Any]) -> None:
     """Add a confirmed erasure to the participant's receipt history (once per response)."""
     grant = Grant.objects(consultation_id=payload["consultation_id"], pseudonym=payload["pseudonym"]).first()
-    if grant is None or any(e["event"] == "erased" and e["response_id"] == payload["response_id"] for e in grant.events):
+    if grant is None or any(e["event"] == "erased" and e["response_id"] == payload["response_id"]
+                            for e in grant.events):
         return
     Grant.objects(grant_id=grant.grant_id).update_one(push__events={"event": "erased", **payload})
 
 
 def grant_record(grant: Grant) -> dict[str, Any]:
+    """The grant as its consent.granted payload (and ledger entry) carries it, spelled identically."""
+    granted_at = grant.granted_at if grant.granted_at.tzinfo else grant.granted_at.replace(tzinfo=timezone.utc)
     return {**_grant_payload(grant), "text_version": grant.text_version, "language": grant.language,
             "text_sha256": grant.text_sha256, "collection_method": grant.collection_method,
-            "guardian": bool(grant.guardian), "granted_at": isoformat(grant.granted_at.replace(tzinfo=timezone.utc)
-                                                                       if grant.granted_at.tzinfo is None else grant.granted_at)}
-
-
-def text_record(text: ConsentText | None) -> dict[str, Any] | None:
-    if text is None:
-        return None
-    return {"version": text.version, "language": text.language, "title": text.title, "purposes": dict(text.purposes),
-            "policy_url": text.policy_url, "controller": dict(text.controller or {}), "jurisdiction": text.jurisdiction,
-            "sha256": text.sha256}
+            "guardian": bool(grant.guardian), "granted_at": ledger.format_timestamp(granted_at)}

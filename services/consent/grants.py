@@ -120,16 +120,15 @@ def is_under_min_age(min_age: int | None, age: int | None = None, age_band: str 
     when in doubt, the safeguard applies. Raises ValidationFailed for an
     impossible age or an unreadable band.
     """
-    if min_age is None:
-        return False
+    # A declared age or band is checked even without a minimum: bad input is refused, never ignored.
     if age is not None:
         if not isinstance(age, int) or isinstance(age, bool) or not 0 <= age <= MAX_AGE:
             raise ValidationFailed("The age is not valid.", errors={"age": [f"Must be a whole number 0-{MAX_AGE}."]})
-        return age < min_age
+        return min_age is not None and age < min_age
     if age_band is not None:
         low, _high = parse_age_band(age_band)
-        return low < min_age
-    return None
+        return min_age is not None and low < min_age
+    return False if min_age is None else None
 
 
 def _check_guardian_record(guardian: Any, errors: dict[str, list[str]]) -> str | None:

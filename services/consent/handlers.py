@@ -30,10 +30,11 @@ def follow_status(event: Envelope, ctx: Any) -> None:
 
 
 def _append(kind: str, data: dict, event: Envelope, ctx: Any) -> None:
-    ledger_store.append(kind, data, event_id=event.id)
+    entry = ledger_store.append(kind, data, event_id=event.id)
     latest = Checkpoint.objects.order_by("-tree_size").first()
-    if ledger_store.size() - (latest.tree_size if latest else 0) >= ctx.checkpoint_every:
-        ledger_store.checkpoint(ctx.signing_key)
+    # At least entry.seq + 1 entries exist now (more if another writer appended meanwhile).
+    if entry.seq + 1 - (latest.tree_size if latest else 0) >= ctx.checkpoint_every:
+        ledger_store.checkpoint(ctx.signing_key, ctx.ledger_tree)
 
 
 def record_grant(event: Envelope, ctx: Any) -> None:

@@ -226,6 +226,29 @@ class MerkleTree:
         """Tree over ledger entries (or raw leaf inputs), hashed as RFC 6962 leaves."""
         return cls(_leaf(leaf_bytes(e)) for e in entries)
 
+    def extend(self, leaf_hashes: Iterable[bytes]) -> None:
+        """Append leaves (leaf hashes) in O(1) amortised hashes each.
+
+        A ledger only grows, so a tree kept in memory follows it by appending
+        the new leaves; every level list only grows, so roots and proofs for
+        sizes already covered are unchanged. The parents a leaf completes are
+        stored before the leaf itself: a reader in another thread that takes
+        ``size`` and asks for that size never meets a missing node.
+        """
+        for value in leaf_hashes:
+            leaf = bytes(value)
+            node, level, index = leaf, 0, len(self._levels[0])
+            parents = []
+            while index & 1:  # this leaf (or node) completes a pair: its parent is now known
+                node = _node(self._levels[level][index - 1], node)
+                level, index = level + 1, index >> 1
+                parents.append((level, node))
+            for level, parent in parents:
+                if level == len(self._levels):
+                    self._levels.append([])
+                self._levels[level].append(parent)
+            self._levels[0].append(leaf)
+
     @property
     def size(self) -> int:
         return len(self._levels[0])

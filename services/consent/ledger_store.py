@@ -1,108 +1,268 @@
-"""The ledger in MongoDB: strictly linear appends, checkpoints, proofs (service layer)."""
+"""The ledger in MongoDB: strictly linear appends, checkpoints, proofs, export (service layer).
+
+Entries are written once and never changed (``append``); everything else
+here reads them. The Merkle tree that checkpoints and proofs need is kept
+in memory by a ``LedgerTree`` (one per process, held by the consent
+context) and extended with the entries appended since the last request,
+so the auditor API does not re-read and re-hash the whole ledger each time.
+"""
 from __future__ import annotations
 
+import threading
 from datetime import datetime, timezone
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from mongoengine.errors import NotUniqueError
 
-from services.consent import ledger
+from services.consent import erasures, ledger
 from services.consent.models import Checkpoint, LedgerEntry
 from shared.errors import NotFound, ValidationFailed
 
 APPEND_ATTEMPTS = 50
+CHECKPOINT_ATTEMPTS = 20
 
 
-def _tail() -> LedgerEntry | None:
-    return LedgerEntry.objects.order_by("-seq").first()
+class LedgerCorrupted(RuntimeError):
+    """The stored entries do not form one hash chain: nothing may be signed over them."""
+
+
+def _entry(raw: Mapping[str, Any]) -> dict[str, Any]:
+    # Raw pymongo documents: building mongoengine objects costs more than hashing them.
+    return {"seq": raw["_id"], "kind": raw["kind"], "at": raw["at"], "data": dict(raw["data"]),
+            "prev_hash": raw["prev_hash"], "hash": raw["hash"]}
+
+
+def _raw_entries(start: int = 0, end: int | None = None, **filters: Any) -> Iterator[dict[str, Any]]:
+    query = LedgerEntry.objects(seq__gte=start, **filters)
+    if end is not None:
+        query = query.filter(seq__lt=end)
+    return (_entry(raw) for raw in query.order_by("seq").as_pymongo())
+
+
+def _tail() -> dict[str, Any] | None:
+    raw = LedgerEntry.objects.order_by("-seq").as_pymongo().first()
+    return None if raw is None else _entry(raw)
 
 
 def append(kind: str, data: Mapping[str, Any], event_id: str | None = None,
            at: datetime | None = None) -> LedgerEntry:
     """Append one entry after the current tail; returns it (or the existing one for a repeated event_id).
 
-    Linear under concurrent writers on real MongoDB: seq is the primary key,
-    so two writers racing for the same seq cannot both insert; the loser
-    reloads the tail and tries again.
+    Linear under concurrent writers on real MongoDB: seq is the primary key
+    (``_id``), so of two writers that read the same tail and build the same
+    next seq exactly one insert succeeds; the other gets a duplicate-key
+    error, reloads the tail and builds its entry again on top of the
+    winner's. A seq is only ever computed as tail + 1 from a stored tail, so
+    there is no gap; an entry is never updated, so the prev_hash a writer
+    read is still the hash of seq - 1 when its insert succeeds: no fork.
+    A repeated event (redelivery, two consumers) is stopped by the unique
+    event_id index, so it is not looked up first: the usual append costs one
+    read and one insert. Raises ValueError for data the ledger may not hold,
+    RuntimeError after APPEND_ATTEMPTS lost races in a row.
     """
-    if event_id:
-        existing = LedgerEntry.objects(event_id=event_id).first()
-        if existing is not None:
-            return existing
-    at = at or datetime.now(timezone.utc)
     for _attempt in range(APPEND_ATTEMPTS):
-        tail = _tail()
-        entry = ledger.make_entry(tail.as_entry() if tail else None, kind, data, at)
+        # Stamped per attempt, so an entry that lost a race is not dated before the winner.
+        entry = ledger.make_entry(_tail(), kind, data, at or datetime.now(timezone.utc))
         document = LedgerEntry(event_id=event_id, **entry)
         try:
             document.save(force_insert=True)
             return document
         except NotUniqueError:
-            if event_id and LedgerEntry.objects(event_id=event_id).first() is not None:
-                return LedgerEntry.objects(event_id=event_id).first()
+            stored = _appended(event_id)
+            if stored is not None:
+                return stored  # the same event, appended by another writer
             continue  # another writer took this seq
     raise RuntimeError("could not append to the ledger after repeated contention")
 
 
+def _appended(event_id: str | None) -> LedgerEntry | None:
+    """The entry already appended for this event, if any."""
+    return LedgerEntry.objects(event_id=event_id).first() if event_id else None
+
+
 def size() -> int:
-    tail = _tail()
-    return 0 if tail is None else tail.seq + 1
+    """Number of entries stored now."""
+    tail = LedgerEntry.objects.order_by("-seq").only("seq").as_pymongo().first()
+    return 0 if tail is None else tail["_id"] + 1
 
 
 def entries(start: int = 0, end: int | None = None) -> list[dict]:
     """Entries with start <= seq < end, in order."""
-    query = LedgerEntry.objects(seq__gte=start)
-    if end is not None:
-        query = query.filter(seq__lt=end)
-    return [doc.as_entry() for doc in query.order_by("seq")]
+    return list(_raw_entries(start, end))
 
 
-def checkpoint(private_key, at: datetime | None = None) -> Checkpoint:
-    """Sign a checkpoint over the whole ledger as it is now (or return the existing one for this size)."""
-    current = entries()
-    if not current:
-        raise ValidationFailed("The ledger is empty; there is nothing to checkpoint.", errors={})
-    existing = Checkpoint.objects(tree_size=len(current)).first()
-    if existing is not None:
-        return existing
-    signed = ledger.sign_checkpoint(current, private_key, at or datetime.now(timezone.utc))
-    document = Checkpoint(**signed)
-    try:
-        document.save(force_insert=True)
-    except NotUniqueError:
-        return Checkpoint.objects(tree_size=len(current)).first()
-    return document
+class LedgerTree:
+    """The RFC 6962 tree over the stored ledger, kept in memory and extended as the ledger grows.
+
+    Entries never change once written, so a leaf read once stays valid and
+    each call reads only the entries appended since (plus the last one it
+    holds, to notice a store that no longer has it, e.g. a restore from
+    backup: then the tree is rebuilt from the first entry). Safe to share
+    between threads; the tree it hands out only grows, so a proof for a size
+    it covers is unaffected by later appends.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tree = ledger.MerkleTree([])
+        self._tail_hash: str | None = None
+
+    def covering(self, tree_size: int | None = None) -> ledger.MerkleTree:
+        """A tree over at least the first ``tree_size`` entries (default: every entry stored now).
+
+        Raises NotFound when the ledger holds fewer than ``tree_size``
+        entries, LedgerCorrupted when the stored entries do not chain.
+        """
+        with self._lock:
+            if not self._catch_up(tree_size):
+                self._tree, self._tail_hash = ledger.MerkleTree([]), None
+                self._catch_up(tree_size)
+            if tree_size is not None and self._tree.size < tree_size:
+                raise NotFound(f"The ledger has only {self._tree.size} entries.")
+            return self._tree
+
+    def _catch_up(self, tree_size: int | None) -> bool:
+        """Read entries from the last one held up to ``tree_size`` (or the end); False if the store changed."""
+        held = self._tree.size
+        start = max(held - 1, 0)
+        end = None if tree_size is None else max(tree_size, held)
+        new = _raw_entries(start, end)
+        prev_hash = ledger.GENESIS_PREV_HASH
+        if held:
+            last = next(new, None)
+            if last is None or last["seq"] != held - 1 or last["hash"] != self._tail_hash:
+                return False
+            prev_hash = last["hash"]
+        leaves = []
+        for entry in new:
+            if entry["seq"] != held + len(leaves) or entry["prev_hash"] != prev_hash:
+                raise LedgerCorrupted(f"ledger entry {entry['seq']} does not follow entry "
+                                      f"{held + len(leaves) - 1} (gap or broken hash chain)")
+            leaves.append(bytes.fromhex(ledger.leaf_hash(entry)))
+            prev_hash = entry["hash"]
+        self._tree.extend(leaves)
+        if leaves:
+            self._tail_hash = prev_hash
+        return True
 
 
-def checkpoints() -> list[dict]:
-    return [doc.as_checkpoint() for doc in Checkpoint.objects.order_by("tree_size")]
+# ---- checkpoints ------------------------------------------------------------------
+
+def _latest_checkpoint() -> Checkpoint | None:
+    return Checkpoint.objects.order_by("-tree_size").first()
 
 
-def inclusion(seq: int, tree_size: int | None = None) -> dict:
-    """Audit path for entry `seq` in the tree of `tree_size` entries (default: the latest checkpoint)."""
-    tree_size = tree_size or _latest_checkpoint_size()
-    if not 0 <= seq < tree_size:
-        raise NotFound(f"Entry {seq} is not in a tree of size {tree_size}.")
-    leaves = entries(0, tree_size)
-    if len(leaves) < tree_size:
-        raise NotFound(f"The ledger has only {len(leaves)} entries.")
-    return {"seq": seq, "tree_size": tree_size, "leaf_hash": ledger.leaf_hash(leaves[seq]),
-            "root_hash": ledger.merkle_root(leaves), "entry": leaves[seq],
-            "audit_path": ledger.inclusion_proof(leaves, seq)}
+def _parse(timestamp: str) -> datetime:
+    return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
 
 
-def consistency(first: int, second: int) -> dict:
-    if not 0 < first <= second:
-        raise ValidationFailed("Need 0 < first <= second.", errors={"first": ["must be positive and <= second"]})
-    leaves = entries(0, second)
-    if len(leaves) < second:
-        raise NotFound(f"The ledger has only {len(leaves)} entries.")
-    return {"first": first, "second": second, "first_root": ledger.merkle_root(leaves[:first]),
-            "second_root": ledger.merkle_root(leaves), "proof": ledger.consistency_proof(leaves, first, second)}
+def checkpoint(private_key, tree: LedgerTree, at: datetime | None = None) -> dict[str, Any]:
+    """A signed checkpoint covering every entry stored now: a new one, or the latest if it already does.
+
+    Checkpoints only grow in size and time even with several signers at
+    once (the consumer every N entries, an auditor's request, an export):
+    a new checkpoint names the size of the latest one as its predecessor,
+    that name is unique, so of two signers building on the same predecessor
+    one stores and the other starts again on top of it; its timestamp is
+    never earlier than its predecessor's. Raises ValidationFailed when the
+    ledger is empty.
+    """
+    for _attempt in range(CHECKPOINT_ATTEMPTS):
+        latest = _latest_checkpoint()
+        merkle = tree.covering()
+        tree_size = merkle.size  # the shared tree may grow while we sign; sign this size
+        if tree_size == 0:
+            raise ValidationFailed("The ledger is empty; there is nothing to checkpoint.", errors={})
+        if latest is not None and latest.tree_size >= tree_size:
+            return latest.as_checkpoint()
+        moment = at or datetime.now(timezone.utc)
+        if latest is not None:
+            moment = max(moment, _parse(latest.timestamp))
+        signed = ledger.sign_checkpoint(merkle, private_key, moment, tree_size=tree_size)
+        try:
+            Checkpoint(previous_size=latest.tree_size if latest else 0, **signed).save(force_insert=True)
+            return signed
+        except NotUniqueError:
+            continue  # another signer stored a checkpoint first: build on it
+    raise RuntimeError("could not store a checkpoint after repeated contention")
+
+
+def checkpoints(up_to: int | None = None) -> list[dict]:
+    """Every checkpoint (with tree_size <= ``up_to`` when given), smallest first."""
+    query = Checkpoint.objects.order_by("tree_size")
+    if up_to is not None:
+        query = query.filter(tree_size__lte=up_to)
+    return [doc.as_checkpoint() for doc in query]
 
 
 def _latest_checkpoint_size() -> int:
-    latest = Checkpoint.objects.order_by("-tree_size").first()
+    latest = _latest_checkpoint()
     if latest is None:
         raise NotFound("No checkpoint has been signed yet.")
     return latest.tree_size
+
+
+# ---- proofs -------------------------------------------------------------------------
+
+def inclusion(tree: LedgerTree, seq: int, tree_size: int | None = None) -> dict:
+    """Audit path for entry ``seq`` in the tree of ``tree_size`` entries (default: the latest checkpoint).
+
+    Raises NotFound when seq is outside that tree or the ledger is smaller.
+    """
+    tree_size = tree_size or _latest_checkpoint_size()
+    if not 0 <= seq < tree_size:
+        raise NotFound(f"Entry {seq} is not in a tree of size {tree_size}.")
+    merkle = tree.covering(tree_size)
+    [entry] = entries(seq, seq + 1)
+    return {"seq": seq, "tree_size": tree_size, "leaf_hash": ledger.leaf_hash(entry),
+            "root_hash": merkle.root(tree_size).hex(), "entry": entry,
+            "audit_path": [h.hex() for h in merkle.inclusion_proof(seq, tree_size)]}
+
+
+def consistency(tree: LedgerTree, first: int, second: int) -> dict:
+    """RFC 6962 consistency proof between the trees of ``first`` and ``second`` entries.
+
+    Raises ValidationFailed unless 0 < first <= second, NotFound when the ledger is smaller than ``second``.
+    """
+    if not 0 < first <= second:
+        raise ValidationFailed("Need 0 < first <= second.", errors={"first": ["must be positive and <= second"]})
+    merkle = tree.covering(second)
+    return {"first": first, "second": second, "first_root": merkle.root(first).hex(),
+            "second_root": merkle.root(second).hex(),
+            "proof": [h.hex() for h in merkle.consistency_proof(first, second)]}
+
+
+# ---- export and reports -------------------------------------------------------------
+
+def export(private_key, tree: LedgerTree) -> Iterator[str]:
+    """The auditor export (JSON lines) of the whole ledger, its tail covered by a signed checkpoint.
+
+    Signs a checkpoint over every entry stored now unless the latest one
+    already covers them, then exports the entries up to that checkpoint and
+    the checkpoints up to it: entries appended meanwhile wait for the next
+    export, so the verifier never meets an entry no signature covers, or a
+    checkpoint beyond the entries. An empty ledger exports nothing.
+    """
+    if size() == 0:
+        return iter(())
+    head = checkpoint(private_key, tree)
+    covered = head["tree_size"]
+    return ledger.export_lines(_raw_entries(0, covered), checkpoints(up_to=covered))
+
+
+def erasure_report(consultation_id: str | None = None, tree_size: int | None = None,
+                   status: str | None = None) -> dict[str, Any]:
+    """Which full withdrawals in the first ``tree_size`` entries (default: all) an erasure confirmed.
+
+    ``status`` "confirmed" or "unconfirmed" lists only those (the counts
+    stay totals). Raises NotFound when the ledger is smaller than ``tree_size``.
+    """
+    stored = size()
+    tree_size = stored if tree_size is None else tree_size
+    if tree_size > stored:
+        raise NotFound(f"The ledger has only {stored} entries.")
+    report = erasures.erasure_report(
+        _raw_entries(0, tree_size, kind__in=[erasures.WITHDRAWN, erasures.ERASED]), consultation_id)
+    if status is not None:
+        report["withdrawals"] = [w for w in report["withdrawals"] if w["confirmed"] == (status == "confirmed")]
+    return {"tree_size": tree_size, **report}

@@ -66,9 +66,14 @@ class Grant(OutboxDocument):
 
 
 class LedgerEntry(me.Document):
-    """One ledger entry exactly as hashed, plus the event it came from (for idempotence)."""
+    """One ledger entry exactly as hashed, plus the event it came from (for idempotence).
 
-    meta = {"db_alias": ALIAS, "collection": "ledger"}
+    Never updated or deleted: the seq primary key makes appends linear, and
+    everything derived from entries (the Merkle tree cache) relies on an
+    entry never changing once written.
+    """
+
+    meta = {"db_alias": ALIAS, "collection": "ledger", "indexes": ["kind"]}
     seq = me.IntField(primary_key=True)
     kind = me.StringField(required=True)
     at = me.StringField(required=True)
@@ -83,8 +88,13 @@ class LedgerEntry(me.Document):
 
 
 class Checkpoint(me.Document):
+    """A signed tree head. Checkpoints form a list: each names the size of the one before it
+    (0 for the first), and that name is unique, so two signers racing from the same
+    predecessor cannot both store theirs; sizes and timestamps therefore only grow."""
+
     meta = {"db_alias": ALIAS, "collection": "checkpoints"}
     tree_size = me.IntField(primary_key=True)
+    previous_size = me.IntField(required=True, unique=True)
     root_hash = me.StringField(required=True)
     timestamp = me.StringField(required=True)
     signature = me.StringField(required=True)

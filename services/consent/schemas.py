@@ -3,6 +3,8 @@ from marshmallow import RAISE, Schema, fields, validate
 
 from shared.events import PURPOSES
 
+LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")  # the six UN languages
+
 
 class StrictSchema(Schema):
     class Meta:
@@ -18,7 +20,7 @@ class ControllerSchema(StrictSchema):
 
 class ConsentTextCreateSchema(StrictSchema):
     version = fields.Integer(load_default=None, validate=validate.Range(min=1))
-    language = fields.String(required=True, validate=validate.OneOf(["ar", "zh", "en", "fr", "ru", "es"]))
+    language = fields.String(required=True, validate=validate.OneOf(LANGUAGES))
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     body = fields.String(required=True, validate=validate.Length(min=1, max=20000))
     purposes = fields.Dict(keys=fields.String(validate=validate.OneOf(PURPOSES)),
@@ -37,12 +39,14 @@ class ConsentTextSchema(Schema):
     body = fields.String()
     purposes = fields.Dict()
     policy_url = fields.String(allow_none=True)
-    sha256 = fields.String()
-    published_at = fields.DateTime(allow_none=True)
+    controller = fields.Dict()
+    jurisdiction = fields.String(allow_none=True)
+    sha256 = fields.String(metadata={"description": "SHA-256 (hex) of the body exactly as shown; a grant records it"})
+    published_at = fields.DateTime(allow_none=True, metadata={"description": "null while a draft"})
 
 
 class TextQuerySchema(StrictSchema):
-    language = fields.String(required=True, validate=validate.OneOf(["ar", "zh", "en", "fr", "ru", "es"]))
+    language = fields.String(required=True, validate=validate.OneOf(LANGUAGES))
 
 
 class GuardianSchema(StrictSchema):
@@ -54,7 +58,7 @@ class GrantCreateSchema(StrictSchema):
     pseudonym = fields.String(required=True, validate=validate.Length(min=3, max=64))
     consultation_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
-    language = fields.String(required=True)
+    language = fields.String(required=True, validate=validate.OneOf(LANGUAGES))
     text_version = fields.Integer(required=True, validate=validate.Range(min=1))
     collection_method = fields.String(load_default="self", validate=validate.OneOf(["self", "guardian", "facilitator"]))
     age = fields.Integer(load_default=None, validate=validate.Range(min=0, max=130))
@@ -63,16 +67,45 @@ class GrantCreateSchema(StrictSchema):
     participant_assent = fields.Boolean(load_default=None)
 
 
+class ReceiptSchema(Schema):
+    """A consent receipt: the Kantara Consent Receipt v1.1 fields, then what Kantara has no field for
+    (the consent text's hash, the later events: withdrawals and erasures, ISO/IEC TS 27560 style)."""
+
+    version = fields.String(metadata={"description": "KI-CR-v1.1.0"})
+    jurisdiction = fields.String()
+    consentTimestamp = fields.Integer(metadata={"description": "seconds since the epoch"})
+    collectionMethod = fields.String()
+    consentReceiptID = fields.String()
+    language = fields.String()
+    piiPrincipalId = fields.String(metadata={"description": "the participant's pseudonym, never a name"})
+    piiControllers = fields.List(fields.Dict())
+    policyUrl = fields.String()
+    services = fields.List(fields.Dict(), metadata={"description": "purposes, each as the consent text explains it"})
+    sensitive = fields.Boolean()
+    spiCat = fields.List(fields.String())
+    grantId = fields.String()
+    consultationId = fields.String()
+    collectionMethodCode = fields.String()
+    guardian = fields.Boolean()
+    guardianAttestation = fields.Dict(metadata={"description": "relationship and the participant's assent"})
+    consentText = fields.Dict(metadata={"description": "version, language and SHA-256 of the text shown"})
+    events = fields.List(fields.Dict(), metadata={"description": "granted, withdrawn, answers_erased, in order"})
+    purposeStatus = fields.Dict()
+    consentStatus = fields.String()
+    publicKey = fields.String()
+
+
 class GrantCreatedSchema(Schema):
     grant_id = fields.String()
     consent_token = fields.String(metadata={"description": "Ed25519-signed; present it when submitting answers"})
     receipt_code = fields.String(metadata={"description": "shown once: keep it to check or withdraw consent"})
     expires_in = fields.Integer()
-    receipt = fields.Dict()
+    receipt = fields.Nested(ReceiptSchema)
 
 
 class ReceiptCodeSchema(StrictSchema):
-    receipt_code = fields.String(required=True, validate=validate.Length(min=10, max=80))
+    # No format rule here: a malformed code gets exactly the answer an unknown one gets.
+    receipt_code = fields.String(required=True, validate=validate.Length(max=200))
 
 
 class WithdrawalSchema(ReceiptCodeSchema):
@@ -84,8 +117,8 @@ class WithdrawalResultSchema(Schema):
     withdrawn = fields.List(fields.String())
     remaining = fields.List(fields.String())
     all = fields.Boolean()
-    changed = fields.Boolean()
-    receipt = fields.Dict()
+    changed = fields.Boolean(metadata={"description": "false when everything asked for was already withdrawn"})
+    receipt = fields.Nested(ReceiptSchema)
 
 
 class PublicKeySchema(Schema):
@@ -137,3 +170,40 @@ class ConsistencyProofSchema(Schema):
     first_root = fields.String()
     second_root = fields.String()
     proof = fields.List(fields.String())
+
+
+class ErasureReportQuerySchema(StrictSchema):
+    consultation_id = fields.String(validate=validate.Length(min=1, max=64))
+    tree_size = fields.Integer(validate=validate.Range(min=1),
+                               metadata={"description": "report on the first tree_size entries (default: all), "
+                                                        "e.g. a checkpoint's"})
+    status = fields.String(validate=validate.OneOf(["confirmed", "unconfirmed"]),
+                           metadata={"description": "list only these (the counts stay totals)"})
+
+
+class ConfirmingErasureSchema(Schema):
+    seq = fields.Integer()
+    response_id = fields.String()
+    reason = fields.String()
+    erased_at = fields.String()
+    after_withdrawal = fields.Boolean(metadata={"description": "false: a withdrawal erasure the ledger recorded "
+                                                               "before the withdrawal itself (topics are read "
+                                                               "independently)"})
+
+
+class WithdrawalErasuresSchema(Schema):
+    seq = fields.Integer(metadata={"description": "the consent.withdrawn entry"})
+    at = fields.String()
+    grant_id = fields.String()
+    pseudonym = fields.String()
+    consultation_id = fields.String()
+    withdrawn_at = fields.String()
+    confirmed = fields.Boolean()
+    erasures = fields.List(fields.Nested(ConfirmingErasureSchema))
+
+
+class ErasureReportSchema(Schema):
+    tree_size = fields.Integer(metadata={"description": "entries 0..tree_size-1 were read"})
+    confirmed = fields.Integer()
+    unconfirmed = fields.Integer()
+    withdrawals = fields.List(fields.Nested(WithdrawalErasuresSchema))
