@@ -1,16 +1,43 @@
-"""Insights API: thin views over the aggregation domain."""
+"""Insights API: thin views over the aggregation service layer (`releases`) and domain."""
 from __future__ import annotations
 
+from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
+from services.aggregation import releases as svc
 from services.aggregation.models import ConsultationMeta, Contribution
-from services.aggregation.schemas import ProgressSchema
+from services.aggregation.schemas import (
+    CrosstabQuerySchema,
+    FreshnessSchema,
+    ProgressSchema,
+    QuotesSchema,
+    ReleaseCreatedSchema,
+    ReleasedListSchema,
+    ReleaseRequestSchema,
+    ResultSchema,
+    SnapshotSchema,
+)
+from services.aggregation.snapshots import snapshot_csv, snapshot_json
 from shared.auth import require_same_organisation, require_staff
 from shared.errors import NotFound
 from shared.events import isoformat, utcnow
+from shared.runtime import current_runtime
 
 insights = Blueprint("insights", __name__, url_prefix="/api/v1/insights", description="Aggregated insights")
+releases_blp = Blueprint("releases", __name__, url_prefix="/api/v1/releases",
+                         description="Releasing a consultation's next snapshot")
+
+READERS = ("policy", "organiser", "admin")
+
+
+def _own_consultation(consultation_id: str):
+    principal = require_staff("organiser")
+    meta = ConsultationMeta.objects(consultation_id=consultation_id).first()
+    if meta is None:
+        raise NotFound("No such resource.")
+    require_same_organisation(principal, meta.organisation_id)
+    return meta
 
 
 @insights.route("/consultations/<consultation_id>/progress")
@@ -18,11 +45,124 @@ class Progress(MethodView):
     @insights.response(200, ProgressSchema)
     def get(self, consultation_id: str):
         """Live count of counted responses (organisers watch progress; no cells, no answers)."""
-        principal = require_staff("organiser")
-        meta = ConsultationMeta.objects(consultation_id=consultation_id).first()
-        if meta is None:
-            raise NotFound("No such resource.")
-        require_same_organisation(principal, meta.organisation_id)
+        _own_consultation(consultation_id)
         return {"consultation_id": consultation_id,
                 "responses_counted": Contribution.objects(consultation_id=consultation_id).count(),
                 "as_of": isoformat(utcnow())}
+
+
+@insights.route("/consultations/<consultation_id>/freshness")
+class Freshness(MethodView):
+    @insights.response(200, FreshnessSchema)
+    def get(self, consultation_id: str):
+        """How long answers take to be counted: p50/p95 of submitted -> counted, in seconds."""
+        _own_consultation(consultation_id)
+        return svc.freshness(consultation_id)
+
+
+@releases_blp.route("")
+class Releases(MethodView):
+    @releases_blp.arguments(ReleaseRequestSchema)
+    @releases_blp.response(201, ReleaseCreatedSchema)
+    def post(self, body):
+        """Release the next snapshot (organisers of the owning organisation): suppressed, optionally noisy.
+
+        409 when the consultation's privacy budget cannot pay the requested epsilon.
+        """
+        principal = require_staff("organiser")
+        runtime = current_runtime(current_app)
+        settings = runtime.settings
+        budget = float(settings.get("EPSILON_BUDGET", str(svc.DEFAULT_EPSILON_BUDGET)))
+        record = svc.release(body["consultation_id"], principal, epsilon=body["epsilon"],
+                             topic=settings.topics.releases, epsilon_budget=budget)
+        runtime.after_commit()
+        out = svc.summary(record)
+        out["contributors"] = record.content["contributors"]
+        out["privacy"] = record.content["disclosure"]["differential_privacy"]
+        out["epsilon_remaining"] = None
+        if body["epsilon"] is not None:
+            out["epsilon_remaining"] = svc.remaining_epsilon(record.consultation_id, budget)
+        return out
+
+
+@insights.route("/consultations")
+class Released(MethodView):
+    @insights.response(200, ReleasedListSchema)
+    def get(self):
+        """Released consultations this caller may read (own organisation and partner organisations)."""
+        principal = require_staff(*READERS)
+        return {"releases": svc.released_consultations(principal)}
+
+
+def _latest(consultation_id: str):
+    principal = require_staff(*READERS)
+    return svc.latest_release(consultation_id, principal)
+
+
+@insights.route("/consultations/<consultation_id>")
+class LatestSnapshot(MethodView):
+    @insights.response(200, SnapshotSchema)
+    def get(self, consultation_id: str):
+        """The latest released snapshot with its release date; never unreleased figures."""
+        r = _latest(consultation_id)
+        return {"release": svc.summary(r), "snapshot": r.content}
+
+
+@insights.route("/consultations/<consultation_id>/questions/<question_id>")
+class QuestionResult(MethodView):
+    @insights.response(200, ResultSchema)
+    def get(self, consultation_id: str, question_id: str):
+        """One question of the latest release: each category's count and percentage, or why it is suppressed."""
+        r = _latest(consultation_id)
+        return {"release": svc.summary(r), "k": r.content["k"],
+                "result": svc.question_result(r.content, question_id)}
+
+
+@insights.route("/consultations/<consultation_id>/questions/<question_id>/crosstab")
+class CrosstabResult(MethodView):
+    @insights.arguments(CrosstabQuerySchema, location="query")
+    @insights.response(200, ResultSchema)
+    def get(self, query, consultation_id: str, question_id: str):
+        """A question by one or two breakdown dimensions (`by=region` or `by=region,age`)."""
+        r = _latest(consultation_id)
+        return {"release": svc.summary(r), "k": r.content["k"],
+                "result": svc.crosstab_result(r.content, question_id, query["by"].split(","))}
+
+
+_CSV_DOC = {"responses": {"200": {"description": "The latest release as CSV (suppressed values are empty)",
+                                  "content": {"text/csv": {"schema": {"type": "string"}}}}}}
+_JSON_DOC = {"responses": {"200": {"description": "The latest release as canonical JSON (its digest covers it)",
+                                   "content": {"application/json": {"schema": {"type": "object"}}}}}}
+
+
+def _download(body: str, mimetype: str, r, extension: str) -> Response:
+    name = f"{r.consultation_id}-snapshot-{r.snapshot}.{extension}"
+    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"',
+                                                      "X-Snapshot-Digest": r.digest})
+
+
+@insights.route("/consultations/<consultation_id>/export.csv")
+class ExportCsv(MethodView):
+    @insights.doc(**_CSV_DOC)
+    def get(self, consultation_id: str):
+        """CSV export of the latest release."""
+        r = _latest(consultation_id)
+        return _download(snapshot_csv(r.content), "text/csv", r, "csv")
+
+
+@insights.route("/consultations/<consultation_id>/export.json")
+class ExportJson(MethodView):
+    @insights.doc(**_JSON_DOC)
+    def get(self, consultation_id: str):
+        """JSON export of the latest release (canonical JSON: recompute the SHA-256 digest to verify)."""
+        r = _latest(consultation_id)
+        return _download(snapshot_json(r.content), "application/json", r, "json")
+
+
+@insights.route("/consultations/<consultation_id>/quotes")
+class Quotes(MethodView):
+    @insights.response(200, QuotesSchema)
+    def get(self, consultation_id: str):
+        """Approved anonymised quotes of a released consultation (quote consent, organiser approval)."""
+        r = _latest(consultation_id)
+        return {"release": svc.summary(r), "quotes": svc.approved_quotes(consultation_id)}

@@ -5,11 +5,13 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from services.aggregation.api import insights
-from services.aggregation.handlers import HANDLERS
+from services.aggregation.api import insights, releases_blp
+from services.aggregation.cli import aggregation_cli
+from services.aggregation.handlers import FRESHNESS, HANDLERS
 from services.aggregation.models import Release
 from shared.auth import install_principal
 from shared.bus import Bus
+from shared.metrics import metrics_of
 from shared.runtime import ServiceRuntime, create_service_app
 from shared.settings import Settings
 
@@ -25,6 +27,10 @@ def create_app(settings: Settings | None = None, bus: Bus | None = None) -> Flas
     runtime = ServiceRuntime(settings, handlers=HANDLERS,
                              subscriptions=[topics.surveys, topics.responses, topics.consent],
                              outbox_models=[Release], context=AggregationContext(settings), bus=bus)
-    app = create_service_app(settings, title="Voices aggregation", blueprints=[insights], runtime=runtime)
+    app = create_service_app(settings, title="Voices aggregation", blueprints=[insights, releases_blp], runtime=runtime)
     install_principal(app, settings.require("INTERNAL_TOKEN").encode())
+    metrics = metrics_of(app)
+    if metrics is not None:
+        metrics.register(FRESHNESS)  # also in the default registry; here so /metrics shows it
+    app.cli.add_command(aggregation_cli)
     return app

@@ -1,57 +1,167 @@
-"""Event handlers of the aggregation service: each one idempotent and order-independent."""
+"""Event handlers of the aggregation service: thin callers of `projection`, idempotent and order-independent.
+
+Each handler reads what it needs, asks the domain (`projection`) what the
+event means, and stores the answer with updates that only ever grow
+(tombstones) or are keyed by a natural id (contributions, quotes), so any
+order and any number of redeliveries end in the same state. Where two
+consumers could race (a response and its withdrawal handled at the same
+time), the handler re-checks after writing, and releases filter once more
+with `projection.counted_contributions`.
+"""
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Any
 
 from mongoengine.errors import NotUniqueError
+from prometheus_client import REGISTRY, Histogram
 
-from services.aggregation.models import ConsultationMeta, Contribution, Tombstone
+from services.aggregation import projection
+from services.aggregation.models import ConsultationMeta, Contribution, Quote, Tombstone
 from shared.events import Envelope
+
+QUOTE_PURPOSE = "quote_anonymised"
+
+# From a participant pressing "submit" to their answer being in the counts (default registry,
+# also registered in each app's /metrics registry by create_app).
+FRESHNESS = Histogram(
+    "voices_aggregation_freshness_seconds", "Time from response submitted_at to counted by aggregation",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0), registry=REGISTRY)
+
+
+def stored_meta(consultation_id: str) -> projection.ConsultationMeta | None:
+    """The consultation metadata as the domain sees it, or None before consultation.published."""
+    doc = ConsultationMeta.objects(consultation_id=consultation_id).first()
+    if doc is None:
+        return None
+    return projection.consultation_meta_from_published(
+        {"consultation_id": doc.consultation_id, "survey_version": doc.survey_version,
+         "min_cell_size": doc.min_cell_size, "purposes": doc.purposes, "questions": doc.questions})
+
+
+def stored_tombstone(consultation_id: str, pseudonym: str) -> projection.Tombstone | None:
+    doc = Tombstone.objects(consultation_id=consultation_id, pseudonym=pseudonym).first()
+    if doc is None:
+        return None
+    return projection.tombstone_from_document(doc.to_mongo().to_dict())
 
 
 def record_consultation(event: Envelope, ctx: Any) -> None:
+    """consultation.published: keep the metadata of the highest survey version (compare-and-set)."""
     p = event.payload
-    ConsultationMeta.objects(consultation_id=p["consultation_id"]).update_one(
-        upsert=True,
-        set__organisation_id=p["organisation_id"], set__survey_version=p["survey_version"],
-        set__title=p["title"], set__min_cell_size=p["min_cell_size"], set__questions=p["questions"],
-    )
+    meta = projection.consultation_meta_from_published(p)
+    fields = dict(set__organisation_id=p["organisation_id"], set__survey_version=meta.survey_version,
+                  set__title=p.get("title"), set__min_cell_size=meta.min_cell_size,
+                  set__purposes=list(meta.purposes), set__questions=[q.to_document() for q in meta.questions])
+    # Only replace an equal or older version; a newer one already stored makes the filter miss and
+    # the upsert collide with the existing id, which means "keep what is there".
+    try:
+        ConsultationMeta.objects(consultation_id=meta.consultation_id,
+                                 survey_version__lte=meta.survey_version).update_one(upsert=True, **fields)
+    except NotUniqueError:
+        pass
 
 
 def add_contribution(event: Envelope, ctx: Any) -> None:
-    """Count a response only with aggregate_reporting consent and no tombstone for its pseudonym."""
-    p = event.payload
-    if "aggregate_reporting" not in p["purposes"]:
+    """response.submitted: store the contribution unless consent or a tombstone says otherwise."""
+    meta = stored_meta(event.payload["consultation_id"])
+    contribution = projection.contribution_from_submitted(event.payload, meta)
+    if contribution is None:  # no aggregate_reporting consent: not even stored
         return
-    if Tombstone.objects(consultation_id=p["consultation_id"], pseudonym=p["pseudonym"]).first():
+    key = (contribution.consultation_id, contribution.pseudonym)
+    if not projection.is_counted(contribution, stored_tombstone(*key)):
         return
-    Contribution.objects(response_id=p["response_id"]).update_one(
-        upsert=True,
-        set__consultation_id=p["consultation_id"], set__pseudonym=p["pseudonym"],
-        set__survey_version=p["survey_version"], set__answers=p["answers"], set__declined=p["declined"],
-        set__submitted_at=p["submitted_at"],
-    )
+    doc = contribution.to_document()
+    result = Contribution.objects(response_id=contribution.response_id).update_one(
+        upsert=True, full_result=True,
+        **{f"set_on_insert__{k}": v for k, v in doc.items() if k != "response_id"},
+        set_on_insert__counted_at=datetime.now(timezone.utc))
+    inserted = getattr(result, "upserted_id", None) is not None
+    # A withdrawal handled concurrently may have written its tombstone after our check.
+    if not projection.is_counted(contribution, stored_tombstone(*key)):
+        Contribution.objects(response_id=contribution.response_id).delete()
+        return
+    if inserted:
+        observe_freshness(contribution.submitted_at)
 
 
-def _bury(consultation_id: str, pseudonym: str, reason: str) -> None:
+def observe_freshness(submitted_at: str) -> None:
     try:
-        Tombstone(consultation_id=consultation_id, pseudonym=pseudonym, reason=reason).save()
-    except NotUniqueError:
-        pass  # already buried: redelivery or a second withdrawal
-    Contribution.objects(consultation_id=consultation_id, pseudonym=pseudonym).delete()
+        submitted = datetime.fromisoformat(submitted_at.replace("Z", "+00:00"))
+    except ValueError:
+        return
+    if submitted.tzinfo is None:
+        submitted = submitted.replace(tzinfo=timezone.utc)
+    FRESHNESS.observe(max(0.0, (datetime.now(timezone.utc) - submitted).total_seconds()))
+
+
+def _bury(tomb: projection.Tombstone, *, quotes_withdrawn: bool = False) -> None:
+    """Merge `tomb` into the stored tombstone (set-union, atomic) and delete what it cancels."""
+    update: dict[str, Any] = {"add_to_set__response_ids": sorted(tomb.response_ids),
+                              "add_to_set__reasons": sorted(tomb.reasons)}
+    if tomb.whole_participant:
+        update["set__whole_participant"] = True
+    if quotes_withdrawn or tomb.whole_participant:
+        update["set__quotes_withdrawn"] = True
+    for attempt in range(2):
+        try:
+            Tombstone.objects(consultation_id=tomb.consultation_id, pseudonym=tomb.pseudonym).update_one(
+                upsert=True, set_on_insert__at=datetime.now(timezone.utc), **update)
+            break
+        except NotUniqueError:
+            if attempt:  # two upserts raced; the second try updates the winner's document
+                raise
+    merged = stored_tombstone(tomb.consultation_id, tomb.pseudonym)
+    # Delete, not hide: aggregation keeps no answers it may no longer use.
+    for doc in Contribution.objects(consultation_id=tomb.consultation_id, pseudonym=tomb.pseudonym):
+        if not projection.is_counted(projection.contribution_from_document(doc.to_mongo().to_dict() | {
+                "response_id": doc.response_id}), merged):
+            doc.delete()
+    if quotes_withdrawn or tomb.whole_participant:
+        Quote.objects(consultation_id=tomb.consultation_id, pseudonym=tomb.pseudonym).delete()
 
 
 def subtract_withdrawn(event: Envelope, ctx: Any) -> None:
+    """consent.withdrawn: aggregate_reporting or all -> subtract; quote_anonymised -> drop quotes."""
     p = event.payload
-    if p["all"] or "aggregate_reporting" in p["purposes"]:
-        _bury(p["consultation_id"], p["pseudonym"], "withdrawn")
+    tomb = projection.tombstone_from_withdrawn(p)
+    quotes = bool(p.get("all")) or QUOTE_PURPOSE in (p.get("purposes") or ())
+    if tomb is None and quotes:
+        tomb = projection.Tombstone(consultation_id=p["consultation_id"], pseudonym=p["pseudonym"],
+                                    reasons=frozenset({"quote_withdrawn"}))
+    if tomb is not None:
+        _bury(tomb, quotes_withdrawn=quotes)
 
 
 def subtract_erased(event: Envelope, ctx: Any) -> None:
+    """response.erased: a withdrawal erasure subtracts; a retention erasure keeps the contribution."""
+    tomb = projection.tombstone_from_erased(event.payload)
+    if tomb is not None:
+        _bury(tomb)
+
+
+def store_quote(event: Envelope, ctx: Any) -> None:
+    """quote.approved: keep the quote unless revoked or its author withdrew quote or all consent."""
     p = event.payload
-    # Retention erases raw responses only; their aggregate contribution stays by design.
-    if p["reason"] == "withdrawal":
-        _bury(p["consultation_id"], p["pseudonym"], "erased")
+    tomb = Tombstone.objects(consultation_id=p["consultation_id"], pseudonym=p["pseudonym"]).first()
+    if tomb is not None and (tomb.quotes_withdrawn or tomb.whole_participant):
+        return
+    Quote.objects(quote_id=p["quote_id"]).update_one(
+        upsert=True, set_on_insert__consultation_id=p["consultation_id"], set_on_insert__pseudonym=p["pseudonym"],
+        set_on_insert__question_id=p["question_id"], set_on_insert__text=p["text"],
+        set_on_insert__approved_by=p["approved_by"], set_on_insert__approved_at=p["approved_at"],
+        set_on_insert__revoked=False)
+    tomb = Tombstone.objects(consultation_id=p["consultation_id"], pseudonym=p["pseudonym"]).first()
+    if tomb is not None and (tomb.quotes_withdrawn or tomb.whole_participant):
+        Quote.objects(quote_id=p["quote_id"]).delete()  # a withdrawal raced us
+
+
+def revoke_quote(event: Envelope, ctx: Any) -> None:
+    """quote.revoked: sticky; a later (or redelivered) quote.approved finds the document and adds nothing."""
+    p = event.payload
+    Quote.objects(quote_id=p["quote_id"]).update_one(
+        upsert=True, set__revoked=True, unset__text=True, unset__pseudonym=True,
+        set_on_insert__consultation_id=p["consultation_id"])
 
 
 HANDLERS = {
@@ -59,4 +169,6 @@ HANDLERS = {
     "response.submitted": add_contribution,
     "consent.withdrawn": subtract_withdrawn,
     "response.erased": subtract_erased,
+    "quote.approved": store_quote,
+    "quote.revoked": revoke_quote,
 }

@@ -1,4 +1,8 @@
-"""Aggregation storage: one document per counted response, tombstones, consultation metadata."""
+"""Aggregation storage: counted contributions, tombstones, consultation metadata, releases, quotes.
+
+Every document here except `Release` and `PrivacyBudgetDocument` is derived from the
+event topics and can be rebuilt by replaying them (see `rebuild`).
+"""
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -15,20 +19,20 @@ def _now() -> datetime:
 
 
 class ConsultationMeta(me.Document):
-    """What aggregation knows of a consultation, from consultation.published."""
+    """What aggregation knows of a consultation, from consultation.published (highest survey version wins)."""
 
     meta = {"db_alias": ALIAS, "collection": "consultations"}
     consultation_id = me.StringField(primary_key=True)
     organisation_id = me.StringField(required=True)
     survey_version = me.IntField(required=True)
     title = me.StringField()
-    min_cell_size = me.IntField(required=True)
+    min_cell_size = me.IntField()
+    purposes = me.ListField(me.StringField())
     questions = me.ListField(me.DictField())
-    status = me.StringField(default="open")
 
 
 class Contribution(me.Document):
-    """One response's structured answers; removing the document removes its contribution."""
+    """One consented response's structured answers; deleting the document removes its contribution."""
 
     meta = {"db_alias": ALIAS, "collection": "contributions",
             "indexes": ["consultation_id", ("consultation_id", "pseudonym")]}
@@ -43,25 +47,60 @@ class Contribution(me.Document):
 
 
 class Tombstone(me.Document):
-    """A pseudonym whose answers must never count again in a consultation."""
+    """projection.Tombstone stored: what of one pseudonym in one consultation must never count again.
+
+    Only ever grows ($set true / $addToSet), so concurrent and repeated updates commute.
+    `quotes_withdrawn`: quote_anonymised consent withdrawn (quotes only; the answers still count).
+    """
 
     meta = {"db_alias": ALIAS, "collection": "tombstones",
             "indexes": [{"fields": ("consultation_id", "pseudonym"), "unique": True}]}
     consultation_id = me.StringField(required=True)
     pseudonym = me.StringField(required=True)
-    reason = me.StringField(required=True)
+    whole_participant = me.BooleanField(default=False)
+    response_ids = me.ListField(me.StringField())
+    reasons = me.ListField(me.StringField())
+    quotes_withdrawn = me.BooleanField(default=False)
     at = me.DateTimeField(default=_now)
+
+
+class Quote(me.Document):
+    """An organiser-approved anonymised quote (quote.approved); `revoked` is sticky (quote.revoked)."""
+
+    meta = {"db_alias": ALIAS, "collection": "quotes",
+            "indexes": ["consultation_id", ("consultation_id", "pseudonym")]}
+    quote_id = me.StringField(primary_key=True)
+    consultation_id = me.StringField(required=True)
+    pseudonym = me.StringField()
+    question_id = me.StringField()
+    text = me.StringField()
+    approved_by = me.StringField()
+    approved_at = me.StringField()
+    revoked = me.BooleanField(default=False)
+
+
+class PrivacyBudgetDocument(me.Document):
+    """disclosure.PrivacyBudget stored; `revision` makes every spend a compare-and-set."""
+
+    meta = {"db_alias": ALIAS, "collection": "privacy_budgets"}
+    consultation_id = me.StringField(primary_key=True)
+    epsilon_total = me.FloatField(required=True)
+    spent = me.ListField(me.DictField())
+    revision = me.IntField(default=0)
 
 
 class Release(OutboxDocument):
     """A released snapshot; its release.published event is the ledger sign-off."""
 
     meta = {"db_alias": ALIAS, "collection": "releases",
-            "indexes": [{"fields": ("consultation_id", "snapshot"), "unique": True}]}
+            "indexes": [{"fields": ("consultation_id", "snapshot"), "unique": True}, "organisation_id"]}
     release_id = me.StringField(primary_key=True)
     consultation_id = me.StringField(required=True)
+    organisation_id = me.StringField(required=True)
+    title = me.StringField()
     snapshot = me.IntField(required=True)
     signed_off_by = me.StringField(required=True)
     released_at = me.DateTimeField(default=_now)
     digest = me.StringField(required=True)
+    epsilon = me.FloatField()
     content = me.DictField()

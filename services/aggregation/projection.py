@@ -262,7 +262,8 @@ class Tombstone:
 
     `whole_participant`: nothing of this pseudonym counts, now or later
     (withdrawal of aggregate_reporting or of everything, or an erasure
-    following a withdrawal). `response_ids`: single responses erased (retention).
+    following a withdrawal). `response_ids`: the erased responses named by
+    the events (kept for the record; retention erasures make no tombstone).
     A withdrawn pseudonym stays withdrawn even if a response arrives later:
     arrival order across topics says nothing about what happened first, and
     not counting is the safe side. A participant who wants to take part again
@@ -304,21 +305,26 @@ def tombstone_from_withdrawn(payload: Mapping[str, Any]) -> Tombstone | None:
                      whole_participant=True, reasons=frozenset({"withdrawn"}))
 
 
-def tombstone_from_erased(payload: Mapping[str, Any]) -> Tombstone:
-    """The tombstone a response.erased payload creates.
+def tombstone_from_erased(payload: Mapping[str, Any]) -> Tombstone | None:
+    """The tombstone a response.erased payload creates, or None when aggregates stay.
 
     `reason: withdrawal` buries the whole pseudonym (its withdrawal event may
-    not have arrived yet); any other reason (retention) buries only that
-    response: aggregation keeps no copy of answers the surveys service has
-    erased. Raises ValidationFailed for missing ids.
+    not have arrived yet). Any other reason (retention) returns None: the
+    surveys service erases the raw response at the end of its retention
+    period, but the participant consented to being counted and did not take
+    it back, so the aggregate contribution stays (a decision of the team;
+    the contribution holds structured answers only, never free text).
+    Raises ValidationFailed for missing ids.
     """
     errors = _required_strings(payload, ("response_id", "pseudonym", "consultation_id"))
     if errors:
         raise ValidationFailed("response.erased payload is incomplete", errors=errors)
     reason = str(payload.get("reason") or "erased")
+    if reason != "withdrawal":
+        return None
     return Tombstone(consultation_id=payload["consultation_id"], pseudonym=payload["pseudonym"],
-                     whole_participant=reason == "withdrawal",
-                     response_ids=frozenset({payload["response_id"]}), reasons=frozenset({f"erased:{reason}"}))
+                     whole_participant=True, response_ids=frozenset({payload["response_id"]}),
+                     reasons=frozenset({f"erased:{reason}"}))
 
 
 def merge_tombstones(current: Tombstone | None, incoming: Tombstone) -> Tombstone:
@@ -442,7 +448,8 @@ def apply_event(state: ProjectionState, envelope: Mapping[str, Any] | Any) -> Pr
         tomb = tombstone_from_withdrawn(payload)
         return state if tomb is None else _bury(state, tomb)
     if etype == "response.erased":
-        return _bury(state, tombstone_from_erased(payload))
+        tomb = tombstone_from_erased(payload)
+        return state if tomb is None else _bury(state, tomb)
     return state
 
 

@@ -1,8 +1,71 @@
 """Request and response schemas of the insights API (also its OpenAPI document)."""
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
 
 
 class ProgressSchema(Schema):
     consultation_id = fields.String(required=True)
     responses_counted = fields.Integer(required=True)
     as_of = fields.String(required=True)
+
+
+class ReleaseRequestSchema(Schema):
+    consultation_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    # Optional differential privacy: this snapshot spends epsilon of the consultation's budget.
+    epsilon = fields.Float(load_default=None, allow_none=True, allow_nan=False,
+                           validate=validate.Range(min=0, min_inclusive=False, max=10))
+
+
+class ReleaseSummarySchema(Schema):
+    release_id = fields.String(required=True)
+    consultation_id = fields.String(required=True)
+    title = fields.String(allow_none=True)
+    snapshot = fields.Integer(required=True)
+    released_at = fields.String(required=True)
+    digest = fields.String(required=True)
+    signed_off_by = fields.String(required=True)
+
+
+class ReleaseCreatedSchema(ReleaseSummarySchema):
+    contributors = fields.Dict(required=True, metadata={"description": "published form of the total"})
+    privacy = fields.Dict(allow_none=True, metadata={"description": "differential-privacy parameters, if any"})
+    epsilon_remaining = fields.Float(allow_none=True)
+
+
+class ReleasedListSchema(Schema):
+    releases = fields.List(fields.Nested(ReleaseSummarySchema), required=True)
+
+
+class SnapshotSchema(Schema):
+    """A released snapshot: suppressed figures have value null, suppressed true and a reason."""
+
+    release = fields.Nested(ReleaseSummarySchema, required=True)
+    snapshot = fields.Dict(required=True, metadata={"description": "the snapshot document (its digest covers it)"})
+
+
+class ResultSchema(Schema):
+    release = fields.Nested(ReleaseSummarySchema, required=True)
+    k = fields.Integer(required=True)
+    result = fields.Dict(required=True)
+
+
+class CrosstabQuerySchema(Schema):
+    by = fields.String(required=True, metadata={"description": "one dimension, or two separated by a comma"})
+
+
+class QuoteSchema(Schema):
+    quote_id = fields.String(required=True)
+    question_id = fields.String(allow_none=True)
+    text = fields.String(required=True)
+    approved_at = fields.String(allow_none=True)
+
+
+class QuotesSchema(Schema):
+    release = fields.Nested(ReleaseSummarySchema, required=True)
+    quotes = fields.List(fields.Nested(QuoteSchema), required=True)
+
+
+class FreshnessSchema(Schema):
+    consultation_id = fields.String(required=True)
+    responses = fields.Integer(required=True)
+    p50_seconds = fields.Float(allow_none=True)
+    p95_seconds = fields.Float(allow_none=True)

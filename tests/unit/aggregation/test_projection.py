@@ -17,7 +17,6 @@ from services.aggregation.projection import (
     contribution_from_document,
     contribution_from_submitted,
     counted_contributions,
-    is_counted,
     merge_tombstones,
     tabulate,
     tombstone_from_document,
@@ -120,11 +119,12 @@ def test_withdrawal_after_response_removes_it():
     assert state.tombstones[(CID, "p1")].whole_participant
 
 
-def test_retention_erasure_cancels_that_response_only():
-    t = tombstone_from_erased(erased("r1", "p1", "retention"))
-    r1 = contribution_from_submitted(submitted("r1", "p1", {"region": "north"}))
-    r2 = contribution_from_submitted(submitted("r2", "p1", {"region": "south"}))
-    assert not is_counted(r1, t) and is_counted(r2, t)
+def test_retention_erasure_keeps_the_contribution():
+    # Aggregates stay: only a withdrawal takes a participant's answers out of the counts.
+    assert tombstone_from_erased(erased("r1", "p1", "retention")) is None
+    state = fold([event("response.submitted", submitted("r1", "p1", {"region": "north"})),
+                  event("response.erased", erased("r1", "p1", "retention"))])
+    assert set(state.contributions) == {"r1"} and state.tombstones == {}
 
 
 def test_erasure_after_withdrawal_buries_the_participant_even_before_the_withdrawal_arrives():
@@ -135,14 +135,14 @@ def test_erasure_after_withdrawal_buries_the_participant_even_before_the_withdra
 
 
 def test_tombstone_merge_is_a_union_and_round_trips():
-    a = tombstone_from_erased(erased("r1", "p1", "retention"))
+    a = tombstone_from_erased(erased("r1", "p1", "withdrawal"))
     b = tombstone_from_withdrawn(withdrawn("p1", ["aggregate_reporting"]))
     ab, ba = merge_tombstones(a, b), merge_tombstones(b, a)
     assert ab == ba == merge_tombstones(ab, a)
-    assert ab.whole_participant and ab.response_ids == {"r1"}
+    assert ab.whole_participant and ab.response_ids == {"r1"} and ab.reasons == {"withdrawn", "erased:withdrawal"}
     assert tombstone_from_document(ab.to_document()) == ab
     with pytest.raises(ValidationFailed):
-        merge_tombstones(a, tombstone_from_erased(erased("r2", "p2", "retention")))
+        merge_tombstones(a, tombstone_from_erased(erased("r2", "p2", "withdrawal")))
 
 
 def test_counted_contributions_filters_behind_a_late_tombstone():
@@ -244,9 +244,8 @@ def expected_counted(responses, withdrawals, erasures):
     """Independent statement of the rules, without the projection code."""
     buried = {p for p, kind in withdrawals if kind in ("all", "aggregate")}
     buried |= {responses[i][0] for i, why in erasures if i < len(responses) and why == "withdrawal"}
-    gone = {f"r{i}" for i, why in erasures if i < len(responses) and why == "retention"}
-    return {f"r{i}" for i, (p, _, agg, _, _) in enumerate(responses)
-            if agg and p not in buried and f"r{i}" not in gone}
+    # Retention erasures change nothing: aggregates stay.
+    return {f"r{i}" for i, (p, _, agg, _, _) in enumerate(responses) if agg and p not in buried}
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])

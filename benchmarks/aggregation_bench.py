@@ -1,0 +1,244 @@
+"""Aggregation benchmark: a release of 100k responses vs pandas, rebuild from the topics, freshness.
+
+    .venv/bin/python -m benchmarks.aggregation_bench [--responses 100000] [--rebuild 100000,1000000]
+                                                     [--freshness 300] [--handler-sample 1000]
+
+1. Release pipeline at 100k responses (data and pandas comparison from
+   `crosstab_bench`): counted_contributions -> tabulate -> protect_tables ->
+   build_snapshot, every cross-tab by one and by two dimensions with
+   suppression, against pandas groupby counts of the same cells.
+2. Rebuild of N events (response.submitted, ~2% consent.withdrawn), timed in parts:
+   a. decoding, validating and applying all N events with the projection's
+      domain functions to an in-memory store (what the handlers decide,
+      without a database), for N = 100k and 1M;
+   b. the embedded broker's read rate with the rebuild's own reader
+      (`rebuild.TopicsFromBeginning`, to the high watermark), measured on a
+      bounded number of events (the embedded broker produces and serves a
+      few hundred records a second, so 1M would take about an hour);
+   c. the real handlers on the embedded store (mongomock), on a bounded
+      sample only: mongomock scans collections linearly, so its rate falls
+      as the store grows and does not say what MongoDB would do.
+3. Freshness in embedded mode: the aggregation app with its Kafka consumer
+   on the embedded broker; events published with submitted_at = now at a
+   steady rate; p50/p95 of submitted_at -> counted from the histogram data.
+
+Loopback only, bounded in count and time, no asserts on timing.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+import random
+import sys
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.crosstab_bench import QUESTIONS, generate, pandas_counts  # noqa: E402
+from services.aggregation import projection  # noqa: E402
+from services.aggregation.disclosure import protect_tables  # noqa: E402
+from services.aggregation.snapshots import build_snapshot  # noqa: E402
+from shared.bus import decode, encode  # noqa: E402
+from shared.events import Envelope, isoformat, utcnow  # noqa: E402
+
+CID = "bench"
+
+
+def release_pipeline(n: int) -> None:
+    contributions = generate(n, 7)
+    # ~1% withdrawn: their tombstones go through counted_contributions as in a release.
+    tombstones = [projection.Tombstone(CID, c.pseudonym, whole_participant=True) for c in contributions[::100]]
+    contributions = [dataclasses.replace(c, consultation_id=CID) for c in contributions]
+    t = time.perf_counter()
+    counted = projection.counted_contributions(contributions, tombstones)
+    t_count = time.perf_counter() - t
+    t = time.perf_counter()
+    tables = projection.tabulate(counted, QUESTIONS, consultation_id=CID)
+    t_tab = time.perf_counter() - t
+    t = time.perf_counter()
+    protection = protect_tables(tables, 10)
+    t_prot = time.perf_counter() - t
+    t = time.perf_counter()
+    snap = build_snapshot(tables, protection, consultation_id=CID, snapshot=1, created_at="2025-01-01T00:00:00Z")
+    t_snap = time.perf_counter() - t
+    pd, t_frame, t_group = pandas_counts(counted, tables)
+    agree = {k: v for k, v in tables.counts.items() if v} == pd
+    two_dim = sum(1 for layout in tables.layouts if layout.kind == "crosstab2")
+    print(f"[release] responses {n:,} (counted {len(counted):,}), cross-tabs by two dimensions: {two_dim}, "
+          f"suppressed figures: {len(protection.suppressed):,}")
+    print(f"[release] counted_contributions {t_count:.2f}s  tabulate {t_tab:.2f}s  protect_tables {t_prot:.2f}s  "
+          f"build_snapshot {t_snap:.2f}s  total {t_count + t_tab + t_prot + t_snap:.2f}s")
+    print(f"[release] pandas frame {t_frame:.2f}s  groupby {t_group:.2f}s (no suppression)  "
+          f"counts agree: {agree}  snapshot {len(snap['crosstabs2'])} two-dimension tables")
+
+
+def bench_events(n: int, seed: int = 3):
+    rng = random.Random(seed)
+    yield Envelope(type="consultation.published", key=CID, producer="bench", payload={
+        "consultation_id": CID, "organisation_id": "o", "survey_version": 1, "title": "bench", "languages": ["en"],
+        "min_cell_size": 10, "min_age": None, "purposes": ["participate", "aggregate_reporting"],
+        "questions": [dict({"min": None, "max": None}, **q) for q in QUESTIONS], "published_at": "2025-01-01"})
+    for i in range(n - 1):
+        p = f"p{rng.randrange(max(1, n))}"
+        if rng.random() < 0.02:
+            yield Envelope(type="consent.withdrawn", key=p, producer="bench", payload={
+                "grant_id": "g", "pseudonym": p, "consultation_id": CID, "purposes": ["aggregate_reporting"],
+                "remaining": ["participate"], "all": False, "withdrawn_at": "2025-02-01T00:00:00Z"})
+        else:
+            yield Envelope(type="response.submitted", key=CID, producer="bench", payload={
+                "response_id": f"r{i}", "consultation_id": CID, "survey_version": 1, "pseudonym": p, "grant_id": "g",
+                "purposes": ["participate", "aggregate_reporting"], "submitted_at": "2025-01-02T00:00:00Z",
+                "answers": {"region": rng.choice(["north", "south", "east"]), "age": rng.choice(["u18", "18-25"]),
+                            "needs": ["housing", "legal"], "safety": rng.randint(1, 5)},
+                "declined": [], "free_text_questions": []})
+
+
+def apply_in_memory(state: dict, event: Envelope) -> None:
+    """The handlers' decisions with dicts for collections (same domain calls as handlers.py)."""
+    p = event.payload
+    if event.type == "response.submitted":
+        c = projection.contribution_from_submitted(p)
+        if c is not None and projection.is_counted(c, state["tombs"].get((c.consultation_id, c.pseudonym))):
+            state["contribs"].setdefault(c.response_id, c)
+    elif event.type == "consent.withdrawn":
+        t = projection.tombstone_from_withdrawn(p)
+        if t is not None:
+            key = (t.consultation_id, t.pseudonym)
+            state["tombs"][key] = projection.merge_tombstones(state["tombs"].get(key), t)
+            state["buried"].add(key)
+
+
+def rebuild_bench(sizes: list[int], broker_events: int, sample: int) -> None:
+    """Rebuild time = reading the topics (broker rate, measured on `broker_events`) + decoding,
+    validating and applying every event (measured on the full sizes)."""
+    from kafka import KafkaProducer
+
+    from services.aggregation.rebuild import TopicsFromBeginning
+    from shared.embedded import EmbeddedBroker
+    from shared.settings import KafkaSettings
+
+    for n in sizes:
+        state = {"contribs": {}, "tombs": {}, "buried": set()}
+        spent = 0.0
+        for e in bench_events(n):
+            value = encode(e)  # what the broker hands back; not timed
+            t = time.perf_counter()
+            apply_in_memory(state, decode(value))
+            spent += time.perf_counter() - t
+        alive = sum(1 for c in state["contribs"].values()
+                    if projection.is_counted(c, state["tombs"].get((c.consultation_id, c.pseudonym))))
+        print(f"[rebuild] {n:,} events: decode + validate + apply (domain functions, in-memory store) "
+              f"{spent:.1f}s ({n / spent:,.0f}/s); counted {alive:,}")
+        del state
+
+    with EmbeddedBroker() as broker:
+        topic = f"bench.{uuid.uuid4().hex[:6]}"
+        producer = KafkaProducer(bootstrap_servers=[broker.bootstrap], linger_ms=20, batch_size=256 * 1024, acks=1)
+        t = time.perf_counter()
+        futures = [producer.send(topic, encode(e)) for e in bench_events(broker_events)]
+        producer.flush()
+        for f in futures:
+            f.get(timeout=30)  # every record acknowledged
+        t_produce = time.perf_counter() - t
+        t = time.perf_counter()
+        source = TopicsFromBeginning(KafkaSettings(bootstrap_servers=broker.bootstrap), [topic])
+        total = source.total
+        read = sum(1 for _ in source)
+        source.close()
+        t_read = time.perf_counter() - t
+    rate = read / t_read
+    print(f"[rebuild] embedded broker: produced {broker_events:,} in {t_produce:.1f}s; read to the high watermark "
+          f"({total:,} records) in {t_read:.1f}s = {rate:,.0f} records/s -> reading alone would take "
+          f"{100_000 / rate / 60:,.1f} min for 100k and {1_000_000 / rate / 60:,.1f} min for 1M")
+    handler_sample(sample)
+
+
+def handler_sample(sample: int) -> None:
+    from services.aggregation.app import create_app
+    from shared.bus import InProcessBus
+    from shared.embedded import generate_secrets
+    from shared.runtime import current_runtime
+    from shared.settings import Settings
+
+    extra = {k[len("VOICES_"):]: v for k, v in generate_secrets().items()}
+    settings = Settings(service="aggregation", mode="embedded", mongodb_uri="mongomock://localhost/voices",
+                        run_background=False, extra=extra)
+    runtime = current_runtime(create_app(settings, bus=InProcessBus()))
+    events = list(bench_events(sample))
+    marks = []
+    t = time.perf_counter()
+    for i, e in enumerate(events, 1):
+        runtime.dispatcher(e)
+        if i in (sample // 4, sample // 2, sample):
+            marks.append((i, time.perf_counter() - t))
+    rates = ", ".join(f"first {i:,}: {i / s:,.0f}/s" for i, s in marks)
+    print(f"[rebuild] real handlers on the embedded store (mongomock), {sample:,} events: {rates}")
+
+
+def freshness_bench(count: int, rate: float) -> None:
+    from services.aggregation import handlers, releases
+    from services.aggregation.app import create_app
+    from shared.embedded import EmbeddedBroker, generate_secrets
+    from shared.runtime import current_runtime
+    from shared.settings import Settings
+
+    with EmbeddedBroker() as broker:
+        env = {**os.environ, **generate_secrets(), "VOICES_MODE": "embedded",
+               "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}
+        settings = Settings.from_env("aggregation", env)
+        app = create_app(settings)
+        runtime = current_runtime(app)
+        runtime.start_background()
+        try:
+            bus = runtime.bus
+            events = list(bench_events(count + 1))
+            bus.publish(settings.topics.surveys, events[0])
+            t0 = time.perf_counter()
+            for i, e in enumerate(e for e in events[1:] if e.type == "response.submitted"):
+                payload = dict(e.payload, submitted_at=isoformat(utcnow()))
+                bus.publish(settings.topics.responses, Envelope(type=e.type, key=e.key, producer="bench",
+                                                                payload=payload))
+                delay = t0 + (i + 1) / rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+            sent = i + 1
+            deadline = time.monotonic() + 120
+            with app.app_context():
+                while time.monotonic() < deadline:
+                    f = releases.freshness(CID)
+                    if f["responses"] >= sent:
+                        break
+                    time.sleep(0.5)
+            print(f"[freshness] embedded broker + consumer, {sent} responses at {rate:g}/s: counted "
+                  f"{f['responses']}, p50 {f['p50_seconds']}s, p95 {f['p95_seconds']}s "
+                  f"(histogram observations in this process: {sum(b.get() for b in handlers.FRESHNESS._buckets):.0f})")
+        finally:
+            runtime.stop()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--responses", type=int, default=100_000)
+    parser.add_argument("--rebuild", default="100000,1000000")
+    parser.add_argument("--handler-sample", type=int, default=1000)
+    parser.add_argument("--broker-events", type=int, default=5000)
+    parser.add_argument("--freshness", type=int, default=300)
+    parser.add_argument("--rate", type=float, default=50.0)
+    parser.add_argument("--skip", default="", help="comma list of release,rebuild,freshness")
+    args = parser.parse_args(argv)
+    logging.disable(logging.INFO)
+    skip = set(args.skip.split(","))
+    if "release" not in skip:
+        release_pipeline(args.responses)
+    if "rebuild" not in skip:
+        rebuild_bench([int(x) for x in args.rebuild.split(",") if x], args.broker_events, args.handler_sample)
+    if "freshness" not in skip:
+        freshness_bench(args.freshness, args.rate)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""Rebuilding the projection by replaying the event topics from the beginning (service layer).
+
+What is derived from events (contributions, tombstones, consultation metadata,
+quotes, processed event ids, consumer positions) is dropped and rebuilt by the
+same handlers the live consumer uses, so a rebuild ends in the same state as
+live consumption. Releases and privacy budgets are not derived from events
+and are kept. Stop the service's consumers before rebuilding: a live consumer
+writing at the same time would make the result depend on timing.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Iterator
+
+from marshmallow import ValidationError
+from pymongo.database import Database
+
+from services.aggregation.models import ConsultationMeta, Contribution, Quote, Tombstone
+from shared.bus import decode
+from shared.runtime import MongoOffsetStore
+from shared.settings import KafkaSettings
+
+# (topic, partition, offset, value)
+Record = tuple[str, int, int, bytes]
+
+
+@dataclass
+class RebuildReport:
+    handled: int = 0
+    invalid: int = 0
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+
+
+def clear_projection(db: Database, group_id: str) -> None:
+    """Drop everything derived from events, including processed ids and stored consumer positions."""
+    for model in (Contribution, Tombstone, ConsultationMeta, Quote):
+        model.objects.delete()
+    db["processed_events"].delete_many({})
+    db["consumer_offsets"].delete_many({"_id": {"$regex": f"^{group_id}:"}})
+
+
+def replay(records: Iterable[Record], dispatch: Callable, *, offsets: MongoOffsetStore | None = None,
+           on_record: Callable[[], None] | None = None) -> RebuildReport:
+    """Hand every record to `dispatch` in order; invalid ones are skipped (live consumption dead-lettered them).
+
+    Stores the last position per partition in `offsets` at the end, so the live consumer goes on
+    from where the replay stopped.
+    """
+    report = RebuildReport()
+    for topic, partition, offset, value in records:
+        try:
+            event = decode(value)
+        except ValidationError:
+            report.invalid += 1
+        else:
+            dispatch(event)
+            report.handled += 1
+        report.positions[(topic, partition)] = offset
+        if on_record is not None:
+            on_record()
+    if offsets is not None:
+        for (topic, partition), offset in report.positions.items():
+            offsets.save(topic, partition, offset)
+    return report
+
+
+class TopicsFromBeginning:
+    """Every record of `topics`, from the first offset up to the high watermark seen at the start.
+
+    A fresh consumer without a group (nothing committed, nothing rebalanced), partitions assigned
+    by hand and seeked to the beginning. The end is `consumer.highwater(tp)` after a poll: it is
+    what the fetch responses report (end_offsets is not reliable on every broker).
+    """
+
+    def __init__(self, kafka: KafkaSettings, topics: list[str], poll_ms: int = 500) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        self.consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers.split(","), group_id=None,
+                                      enable_auto_commit=False, auto_offset_reset="earliest",
+                                      max_poll_records=max(kafka.max_poll_records, 1000),
+                                      request_timeout_ms=max(kafka.request_timeout_ms, 30000))
+        self.poll_ms = poll_ms
+        parts = []
+        for topic in topics:
+            for p in sorted(self.consumer.partitions_for_topic(topic) or ()):
+                parts.append(TopicPartition(topic, p))
+        self.partitions = parts
+        self.consumer.assign(parts)
+        self.consumer.seek_to_beginning(*parts)
+        self.start = {tp: self.consumer.position(tp) for tp in parts}
+        self._buffer: list = []
+        self.end = self._find_ends()
+
+    def _find_ends(self) -> dict:
+        ends: dict = {}
+        for _ in range(200):
+            for tp, recs in self.consumer.poll(timeout_ms=self.poll_ms).items():
+                self._buffer.extend(recs)
+            for tp in self.partitions:
+                high = self.consumer.highwater(tp)
+                if high is not None:
+                    ends[tp] = high
+            if len(ends) == len(self.partitions):
+                return ends
+        missing = [f"{tp.topic}/{tp.partition}" for tp in self.partitions if tp not in ends]
+        raise RuntimeError(f"no high watermark known for {', '.join(missing)}")
+
+    @property
+    def total(self) -> int:
+        return sum(max(0, self.end[tp] - self.start[tp]) for tp in self.partitions)
+
+    def __iter__(self) -> Iterator[Record]:
+        from kafka import TopicPartition
+
+        pending = list(self._buffer)
+        self._buffer = []
+        done = {tp for tp in self.partitions if self.start[tp] >= self.end[tp]}
+        while True:
+            for r in pending:
+                tp = TopicPartition(r.topic, r.partition)
+                if r.offset < self.end[tp]:
+                    yield r.topic, r.partition, r.offset, r.value or b""
+                if r.offset >= self.end[tp] - 1:
+                    done.add(tp)
+            if len(done) == len(self.partitions):
+                return
+            pending = [r for recs in self.consumer.poll(timeout_ms=self.poll_ms).values() for r in recs]
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)

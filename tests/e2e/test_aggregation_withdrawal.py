@@ -1,0 +1,77 @@
+"""Withdrawal through the real processes: counted, withdrawn by receipt code, gone from the next release."""
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+
+import pytest
+
+from tests.e2e.conftest import eventually, open_consultation, participate
+
+ANSWERS = ["yes"] * 7 + ["no"] * 6  # 13 participants, every cell at least k=5
+
+
+@pytest.fixture(scope="module")
+def policy(api, stack, organiser):
+    account = api.call("POST", "/api/v1/accounts", stack.admin_token, json={
+        "email": f"policy-{secrets.token_hex(3)}@example.org", "role": "policy",
+        "organisation_id": organiser["organisation_id"]})
+    return api.call("POST", "/api/v1/tokens", stack.admin_token, json={"account_id": account["account_id"]})["token"]
+
+
+def progress(api, token, cid):
+    r = api.session.get(f"{api.base}/api/v1/insights/consultations/{cid}/progress",
+                        headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    return r.json()["responses_counted"] if r.status_code == 200 else None
+
+
+def got_help(api, token, cid) -> dict:
+    result = api.call("GET", f"/api/v1/insights/consultations/{cid}/questions/got_help", token)
+    return {"snapshot": result["release"]["snapshot"], "released_at": result["release"]["released_at"],
+            **{c["category"]: c["value"] for c in result["result"]["categories"]}, "total": result["result"]["total"]}
+
+
+@pytest.fixture(scope="module")
+def answered(api, organiser):
+    cid, code = open_consultation(api, organiser["token"])
+    people = [participate(api, code, {"got_help": answer}) for answer in ANSWERS]
+    assert eventually(lambda: progress(api, organiser["token"], cid) == len(ANSWERS), timeout=60)
+    return cid, people
+
+
+def test_a_withdrawn_answer_is_gone_from_the_next_released_snapshot(api, organiser, policy, answered):
+    cid, people = answered
+    api.call("GET", f"/api/v1/insights/consultations/{cid}", policy, expect=404)  # nothing before release
+    api.call("POST", "/api/v1/releases", organiser["token"], expect=201, json={"consultation_id": cid})
+    first = got_help(api, policy, cid)
+    assert (first["snapshot"], first["yes"], first["no"], first["total"]["value"]) == (1, 7, 6, 13)
+
+    leaving = people[-1]  # answered "no"
+    api.call("POST", "/api/v1/consent/withdrawals", json={"receipt_code": leaving["grant"]["receipt_code"]})
+    assert eventually(lambda: progress(api, organiser["token"], cid) == len(ANSWERS) - 1, timeout=60)
+    # Released figures do not move until the organisers release again.
+    assert got_help(api, policy, cid)["no"] == 6
+
+    api.call("POST", "/api/v1/releases", organiser["token"], expect=201, json={"consultation_id": cid})
+    second = got_help(api, policy, cid)
+    assert (second["snapshot"], second["yes"], second["no"], second["total"]["value"]) == (2, 7, 5, 12)
+    assert second["released_at"] >= first["released_at"]
+    listed = api.call("GET", "/api/v1/insights/consultations", policy)["releases"]
+    assert [r["snapshot"] for r in listed if r["consultation_id"] == cid] == [2]
+
+
+def test_rebuild_from_the_topics_gives_the_live_count(api, organiser, stack, answered):
+    cid, _ = answered
+    live = eventually(lambda: progress(api, organiser["token"], cid))
+    # The command runs in its own process with its own (embedded, empty) store, so it does not
+    # disturb the running service: it replays every topic of the stack's broker into that store.
+    done = subprocess.run([sys.executable, "-m", "flask", "--app", "services.aggregation.app:create_app",
+                           "aggregation", "rebuild", "--yes", "--show", cid],
+                          env={**stack.env, "VOICES_SERVICE": "aggregation", "RUN_BACKGROUND": "false"},
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "replaying" in done.stderr and "rebuilt from" in done.stderr
+    rebuilt = json.loads(done.stdout.strip().splitlines()[-1])
+    assert rebuilt == {"consultation_id": cid, "responses_counted": live}
