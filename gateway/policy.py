@@ -77,6 +77,7 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("POST", "/api/v1/consent/grants", {"public"}, "consent"),
     _p("POST", "/api/v1/consent/receipts/lookup", {"public"}, "consent"),
     _p("POST", "/api/v1/consent/withdrawals", {"public"}, "consent"),
+    _p("POST", "/api/v1/consent/tokens", {"public"}, "consent"),
     _p("GET", "/api/v1/consent/public-key", {"public"}, "consent"),
     # ---- consent: the ledger (auditors)
     _p("GET", "/api/v1/ledger/entries", {"auditor"}, "consent"),

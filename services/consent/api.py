@@ -1,4 +1,5 @@
-"""Consent API: texts (organisers), grants, receipts and withdrawals (participants), ledger (auditors)."""
+"""Consent API: texts (organisers), grants, receipts, withdrawals and token re-issue (participants), ledger
+(auditors)."""
 from __future__ import annotations
 
 from flask import Response, current_app
@@ -8,10 +9,10 @@ from flask_smorest import Blueprint
 from services.consent import consent_records as records
 from services.consent import ledger_store, tokens
 from services.consent.schemas import (
-    CheckpointSchema, ConsentTextCreateSchema, ConsentTextSchema, ConsistencyProofSchema, ConsistencyQuerySchema,
-    ErasureReportQuerySchema, ErasureReportSchema, GrantCreatedSchema, GrantCreateSchema, InclusionProofSchema,
-    InclusionQuerySchema, LedgerPageSchema, PublicKeySchema, RangeQuerySchema, ReceiptCodeSchema, ReceiptSchema,
-    TextQuerySchema, WithdrawalResultSchema, WithdrawalSchema,
+    CheckpointSchema, ConsentTextCreateSchema, ConsentTextSchema, ConsentTokenIssuedSchema, ConsistencyProofSchema,
+    ConsistencyQuerySchema, ErasureReportQuerySchema, ErasureReportSchema, GrantCreatedSchema, GrantCreateSchema,
+    InclusionProofSchema, InclusionQuerySchema, LedgerPageSchema, PublicKeySchema, RangeQuerySchema, ReceiptCodeSchema,
+    ReceiptSchema, TextQuerySchema, WithdrawalResultSchema, WithdrawalSchema,
 )
 from shared.auth import require_staff
 from shared.runtime import current_runtime, current_trace_id
@@ -97,6 +98,26 @@ class ReceiptLookup(MethodView):
     def post(self, data):
         """Your consent receipt and its history, by receipt code (sent in the body, never in a URL)."""
         return records.receipt(records.find_by_receipt(data["receipt_code"], _ctx().code_pepper))
+
+
+@consent.route("/tokens")
+class ConsentTokens(MethodView):
+    @consent.arguments(ReceiptCodeSchema)
+    @consent.response(201, ConsentTokenIssuedSchema)
+    @consent.alt_response(404, description="no consent matches this receipt code")
+    @consent.alt_response(409, description="consent to take part was withdrawn, or the consultation is not open")
+    def post(self, data):
+        """A fresh consent token for your grant, by receipt code, when the first one expired.
+
+        It carries only the purposes still given. 404 for a code that matches nothing (the same
+        answer a lookup or withdrawal gets), 409 when consent to take part was withdrawn or the
+        consultation is no longer open. Not a ledger entry: a token records nothing new.
+        """
+        ctx = _ctx()
+        grant, token, purposes = records.reissue_token(data["receipt_code"], ctx.signing_key, ctx.code_pepper,
+                                                       ctx.token_ttl_s)
+        return {"consent_token": token, "expires_in": ctx.token_ttl_s, "purposes": purposes,
+                "consultation_id": grant.consultation_id, "pseudonym": grant.pseudonym}
 
 
 @consent.route("/withdrawals")

@@ -200,6 +200,33 @@ def find_by_receipt(code: str, pepper: bytes) -> Grant:
     return grant
 
 
+def reissue_token(code: str, signing_key, pepper: bytes, token_ttl_s: int) -> tuple[Grant, str, list[str]]:
+    """A fresh consent token for the grant behind a receipt code: (grant, token, purposes still given).
+
+    The token carries only the purposes not withdrawn, so it never says more than the grant and its
+    withdrawals do now. A re-issue is deliberately not a ledger entry and emits no event: the
+    ledger records consent given and withdrawn, and a token is only a signed, short-lived copy of
+    what those entries already say; re-issuing grants nothing new. Nothing is stored.
+    Raises NotFound for an unknown or malformed code (the same answer as the receipt lookup and a
+    withdrawal), Conflict when consent to take part was withdrawn or the consultation is no longer
+    open (when consent knows its status).
+    """
+    grant = find_by_receipt(code, pepper)
+    purposes = grants.current_purposes(_grant_payload(grant),
+                                       [e for e in grant.events if e["event"] == "withdrawn"])
+    if grants.REQUIRED_PURPOSE not in purposes:
+        raise Conflict("Consent to take part was withdrawn, so no consent token can be issued.",
+                       reason="consent_withdrawn")
+    policy = ConsultationPolicy.objects(consultation_id=grant.consultation_id).first()
+    if policy is not None and policy.status != "open":
+        raise Conflict("This consultation is no longer open, so no consent token can be issued.",
+                       reason="consultation_not_open")
+    token = tokens.issue_consent_token(pseudonym=grant.pseudonym, consultation_id=grant.consultation_id,
+                                       grant_id=grant.grant_id, purposes=purposes, private_key=signing_key,
+                                       ttl=token_ttl_s)
+    return grant, token, purposes
+
+
 def _grant_payload(grant: Grant) -> dict[str, Any]:
     return {"grant_id": grant.grant_id, "pseudonym": grant.pseudonym, "consultation_id": grant.consultation_id,
             "purposes": list(grant.purposes)}

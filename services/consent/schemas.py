@@ -108,6 +108,15 @@ class ReceiptCodeSchema(StrictSchema):
     receipt_code = fields.String(required=True, validate=validate.Length(max=200))
 
 
+class ConsentTokenIssuedSchema(Schema):
+    consent_token = fields.String(metadata={"description": "Ed25519-signed; present it when submitting answers"})
+    expires_in = fields.Integer(metadata={"description": "seconds until the token expires"})
+    purposes = fields.List(fields.String(), metadata={"description": "the purposes still given (none withdrawn)"})
+    consultation_id = fields.String()
+    pseudonym = fields.String(metadata={"description": "whose consent this is (as the receipt names it), so a "
+                                                       "client can check the code belongs to the answers at hand"})
+
+
 class WithdrawalSchema(ReceiptCodeSchema):
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), load_default=None,
                            metadata={"description": "omit to withdraw everything"})
