@@ -63,6 +63,10 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("GET", "/api/v1/consultations/<cid>/invitations", {"organiser"}, "surveys"),
     _p("POST", "/api/v1/consultations/<cid>/invitations", {"organiser"}, "surveys"),
     _p("POST", "/api/v1/consultations/<cid>/invitations/<iid>/revoke", {"organiser"}, "surveys"),
+    _p("GET", "/api/v1/consultations/<cid>/quotable-answers", {"organiser"}, "surveys"),
+    _p("GET", "/api/v1/consultations/<cid>/quotes", {"organiser"}, "surveys"),
+    _p("POST", "/api/v1/consultations/<cid>/quotes", {"organiser"}, "surveys"),
+    _p("POST", "/api/v1/consultations/<cid>/quotes/revocations", {"organiser"}, "surveys"),
     # ---- surveys: participants
     _p("POST", "/api/v1/invitations/<code>/open", {"public"}, "surveys"),
     _p("POST", "/api/v1/resume", {"public"}, "surveys"),

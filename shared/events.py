@@ -40,6 +40,24 @@ class EnvelopeSchema(_Strict):
     payload = fields.Dict(required=True)
 
 
+# One schema instance each, reused for every event: building a marshmallow schema (binding and
+# copying its fields) cost far more than validating with it. A load keeps its state in locals,
+# so a reused instance validates exactly like a fresh one.
+_ENVELOPE_SCHEMA = EnvelopeSchema()
+_CONTRACT_INSTANCES: dict[type[Schema], Schema] = {}
+
+
+def _contract_schema(type_: str, version: int) -> Schema | None:
+    """The shared instance of the contract for (type, version), looked up in CONTRACTS each time."""
+    contract = CONTRACTS.get((type_, version))
+    if contract is None:
+        return None
+    schema = _CONTRACT_INSTANCES.get(contract)
+    if schema is None:
+        schema = _CONTRACT_INSTANCES.setdefault(contract, contract())
+    return schema
+
+
 @dataclass(frozen=True)
 class Envelope:
     type: str
@@ -63,11 +81,11 @@ class Envelope:
         """Validate an envelope and its payload contract; raises marshmallow ValidationError."""
         if not isinstance(raw, dict):
             raise ValidationError({"_schema": ["an event must be a JSON object"]})
-        EnvelopeSchema().load(raw)
-        contract = CONTRACTS.get((raw["type"], raw["version"]))
+        _ENVELOPE_SCHEMA.load(raw)
+        contract = _contract_schema(raw["type"], raw["version"])
         if contract is None:
             raise ValidationError({"type": [f"no contract for {raw['type']} v{raw['version']}"]})
-        errors = contract().validate(raw["payload"])
+        errors = contract.validate(raw["payload"])
         if errors:
             raise ValidationError({"payload": errors})
         return cls(**{k: raw[k] for k in ("id", "type", "version", "occurred_at", "producer", "key", "trace_id", "payload")})
@@ -178,7 +196,14 @@ class ReleasePublished(_Strict):
 class QuoteApproved(_Strict):
     """An organiser approved an anonymised quote of a participant who granted quote_anonymised.
 
-    `text` is the approved, anonymised excerpt only (never the raw answer).
+    `text` is the approved, anonymised excerpt only (never the raw answer),
+    and the one place where words of an answer travel in plain text: it was
+    approved for publication and the aggregation service must show it. The
+    surveys service checks that it is a contiguous part of the answer and
+    keeps its own copy encrypted under the participant's key. A revocation
+    (quote.revoked, also sent when the participant withdraws quote consent
+    or everything) removes it from every store; the topic's retention bounds
+    how long this event itself remains on the bus.
     """
 
     quote_id = fields.String(required=True)
@@ -197,6 +222,22 @@ class QuoteRevoked(_Strict):
     revoked_at = fields.String(required=True)
 
 
+class WithdrawalProcessed(_Strict):
+    """The surveys service carried out a full withdrawal: responses erased, key shredded.
+
+    Sent also when there was nothing to erase, once per consent.withdrawn
+    event (and again if a response arriving late was erased), so the consent
+    ledger can confirm every full withdrawal. `responses_erased` counts all of
+    the participant's responses erased because of withdrawal so far.
+    """
+
+    consultation_id = fields.String(required=True)
+    pseudonym = fields.String(required=True)
+    responses_erased = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    key_shredded = fields.Boolean(required=True)
+    processed_at = fields.String(required=True)
+
+
 CONTRACTS: dict[tuple[str, int], type[Schema]] = {
     ("consultation.published", 1): ConsultationPublished,
     ("consultation.created", 1): ConsultationCreated,
@@ -209,4 +250,5 @@ CONTRACTS: dict[tuple[str, int], type[Schema]] = {
     ("release.published", 1): ReleasePublished,
     ("quote.approved", 1): QuoteApproved,
     ("quote.revoked", 1): QuoteRevoked,
+    ("withdrawal.processed", 1): WithdrawalProcessed,
 }

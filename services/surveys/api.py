@@ -6,12 +6,13 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.surveys import consultations as cons
-from services.surveys import intake, resume
+from services.surveys import intake, quotes, resume
 from services.surveys.schemas import (
     ConsultationCreateSchema, ConsultationSchema, ConsultationUpdateSchema, InvitationCreatedSchema,
-    InvitationCreateSchema, InvitationSchema, OpenedInvitationSchema, ResponseCreateSchema, ResponseReceiptSchema,
-    ResumedSchema, ResumeLookupSchema, ResumeSavedSchema, ResumeSaveSchema, StatusChangeSchema, SurveyDraftSchema,
-    VersionSchema, XLSFormImportedSchema, XLSFormQuerySchema, XLSFormUploadSchema,
+    InvitationCreateSchema, InvitationSchema, OpenedInvitationSchema, QuotablePageSchema, QuotableQuerySchema,
+    QuoteApproveSchema, QuoteRevokeSchema, QuoteSchema, ResponseCreateSchema, ResponseReceiptSchema, ResumedSchema,
+    ResumeLookupSchema, ResumeSavedSchema, ResumeSaveSchema, StatusChangeSchema, SurveyDraftSchema, VersionSchema,
+    XLSFormImportedSchema, XLSFormQuerySchema, XLSFormUploadSchema,
 )
 from shared.auth import require_same_organisation, require_staff
 from shared.errors import ValidationFailed
@@ -168,6 +169,59 @@ class RevokeInvitation(MethodView):
     @consultations.response(200, InvitationSchema)
     def post(self, consultation_id, invitation_id):
         return cons.revoke_invitation(_organiser_consultation(consultation_id), invitation_id)
+
+
+@consultations.route("/<consultation_id>/quotable-answers")
+class QuotableAnswers(MethodView):
+    @consultations.arguments(QuotableQuerySchema, location="query")
+    @consultations.response(200, QuotablePageSchema)
+    def get(self, query, consultation_id):
+        """Free-text answers of participants who consent to anonymised quotes (and did not withdraw it), paged.
+
+        Organisers only: this is the one place where answers are read in full, to choose an excerpt.
+        """
+        return quotes.quotable_answers(_organiser_consultation(consultation_id), _ctx().keys, query["page"],
+                                       query["per_page"])
+
+
+@consultations.route("/<consultation_id>/quotes")
+class Quotes(MethodView):
+    @consultations.response(200, QuoteSchema(many=True))
+    def get(self, consultation_id):
+        """Approved quotes, oldest first; revoked ones are listed without their text."""
+        return quotes.list_quotes(_organiser_consultation(consultation_id), _ctx().keys)
+
+    @consultations.arguments(QuoteApproveSchema)
+    @consultations.response(201, QuoteSchema)
+    @consultations.alt_response(200, schema=QuoteSchema, description="this excerpt was approved before")
+    def post(self, data, consultation_id):
+        """Approve an excerpt of one free-text answer for publication (quote.approved).
+
+        The excerpt must be a contiguous part of the answer (422 otherwise): shorten, never rewrite.
+        Approving the same excerpt again answers 200 with the same quote. 409 when the participant
+        has not consented to quotes or withdrew, or when this quote was revoked.
+        """
+        principal = require_staff("organiser")
+        consultation = _organiser_consultation(consultation_id)
+        quote, created = quotes.approve_quote(consultation, data["response_id"], data["question_id"],
+                                              data["excerpt"], principal.subject, _ctx().keys,
+                                              _ctx().settings.topics.responses, current_trace_id())
+        if created:
+            _stored()
+        return quotes.quote_view(quote, _ctx().keys), 201 if created else 200
+
+
+@consultations.route("/<consultation_id>/quotes/revocations")
+class QuoteRevocations(MethodView):
+    @consultations.arguments(QuoteRevokeSchema)
+    @consultations.response(200, QuoteSchema)
+    def post(self, data, consultation_id):
+        """Revoke an approved quote (quote.revoked): its text is removed here and from the insights."""
+        principal = require_staff("organiser")
+        quote = quotes.revoke_quote(_organiser_consultation(consultation_id), data["quote_id"], principal.subject,
+                                    _ctx().settings.topics.responses, current_trace_id())
+        _stored()
+        return quotes.quote_view(quote, _ctx().keys)
 
 
 @participation.route("/invitations/<code>/open")

@@ -8,7 +8,8 @@ from shared.events import Envelope
 
 
 def erase_on_withdrawal(event: Envelope, ctx: Any) -> None:
-    intake.apply_withdrawal(event.payload, ctx.settings.topics.responses, event.trace_id)
+    """consent.withdrawn: erase or restrict, revoke quotes, and confirm a full withdrawal (once per event)."""
+    intake.apply_withdrawal(event.payload, ctx.settings.topics.responses, event.trace_id, event.id)
 
 
 HANDLERS = {

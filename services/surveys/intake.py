@@ -10,7 +10,7 @@ from mongoengine import Q
 from mongoengine.errors import NotUniqueError
 
 from services.surveys import answers as answer_rules
-from services.surveys import field_crypto
+from services.surveys import field_crypto, quotes
 from services.surveys.consultations import (
     SurveysKeys, as_utc, ensure_accepting, get_consultation, participant_context,
 )
@@ -145,8 +145,11 @@ def _settle_late_withdrawal(response: Response, topic: str, trace_id: str) -> No
         return
     if _fully_withdrawn(withdrawal):
         erase_participant(response.pseudonym, response.consultation_id, "withdrawal", topic, trace_id)
+        # The withdrawal was confirmed with nothing erased; say again what was erased in the end.
+        confirm_withdrawal(f"late-response:{response.response_id}", response.pseudonym, response.consultation_id,
+                           topic, trace_id)
         raise Forbidden("Consent for this participant was withdrawn; nothing was stored.")
-    _restrict(response.pseudonym, response.consultation_id, list(withdrawal.purposes))
+    _restrict(response.pseudonym, response.consultation_id, list(withdrawal.purposes), topic, trace_id)
 
 
 def decrypt_free_text(pseudonym: str, response_id: str, ciphertexts: dict[str, str],
@@ -166,13 +169,15 @@ def decrypt_free_text(pseudonym: str, response_id: str, ciphertexts: dict[str, s
 
 
 def erase_participant(pseudonym: str, consultation_id: str, reason: str, topic: str, trace_id: str) -> int:
-    """Shred a participant's key, erase their responses and saved progress; returns how many responses were erased.
+    """Shred a participant's key, erase their responses, quotes and saved progress; returns how many
+    responses were erased.
 
     The key goes first, so every copy of their free text (database, old
     events, backups) is unreadable even if the rest is interrupted.
-    Idempotent: each Erasure record (with its response.erased event) is
-    written before its response is deleted, so a crash in between is
-    finished by the redelivered event.
+    Idempotent: each Erasure record (with its response.erased event and the
+    quote.revoked events of the response's quotes) is written before its
+    response is deleted, so a crash in between is finished by the
+    redelivered event.
     """
     Participant.objects(pseudonym=pseudonym).update_one(set__wrapped_key=None)
     ResumeDraft.objects(pseudonym=pseudonym).delete()
@@ -180,6 +185,8 @@ def erase_participant(pseudonym: str, consultation_id: str, reason: str, topic: 
     for response in Response.objects(pseudonym=pseudonym, consultation_id=consultation_id):
         _erase_one(response, reason, topic, trace_id)
         erased += 1
+    # A quote approved while its response was being erased has no response left to go with.
+    quotes.revoke_participant_quotes(pseudonym, consultation_id, topic, trace_id)
     return erased
 
 
@@ -190,28 +197,56 @@ def _erase_one(response: Response, reason: str, topic: str, trace_id: str) -> No
         type="response.erased", key=response.consultation_id, producer="surveys", trace_id=trace_id,
         payload={"response_id": response.response_id, "consultation_id": response.consultation_id,
                  "pseudonym": response.pseudonym, "reason": reason, "erased_at": isoformat(utcnow())}))
+    quotes.move_quotes_to_erasure(response.response_id, reason, erasure, topic, trace_id)
     try:
         erasure.save(force_insert=True)
     except NotUniqueError:
-        pass  # recorded by an earlier attempt; its event is already staged
+        pass  # recorded by an earlier attempt; its events are already staged
+    quotes.delete_response_quotes(response.response_id)
     response.delete()
 
 
-def _restrict(pseudonym: str, consultation_id: str, withdrawn: list[str]) -> None:
-    """Drop withdrawn purposes from a stored response; without quote consent its free text is not quotable."""
+def _restrict(pseudonym: str, consultation_id: str, withdrawn: list[str], topic: str, trace_id: str) -> None:
+    """Drop withdrawn purposes from a stored response; without quote consent its free text is not quotable
+    and its approved quotes are revoked."""
     responses = Response.objects(pseudonym=pseudonym, consultation_id=consultation_id)
     responses.update(pull_all__purposes=withdrawn)
     if QUOTE_PURPOSE in withdrawn:
         responses.update(set__quotable=False)
+        quotes.revoke_participant_quotes(pseudonym, consultation_id, topic, trace_id)
 
 
-def apply_withdrawal(payload: dict[str, Any], topic: str, trace_id: str) -> None:
-    """consent.withdrawn: remember it (tombstone) and act on what is stored now.
+def confirm_withdrawal(confirmation_id: str, pseudonym: str, consultation_id: str, topic: str,
+                       trace_id: str) -> bool:
+    """Stage withdrawal.processed on the tombstone: what is erased now, once per `confirmation_id`.
 
-    All purposes (or participate) -> erase and shred. Some purposes -> they
-    are dropped from the stored response; without quote_anonymised its free
-    text stays encrypted but is no longer quotable. Works whether the
-    response arrived yet or not, and any number of times.
+    `confirmation_id` is the consent.withdrawn event's id (or names a late
+    erasure); the conditional write makes a redelivery after a crash add no
+    second event. `responses_erased` counts every response of the
+    participant erased because of withdrawal, so a later confirmation
+    supersedes an earlier one. Returns whether an event was staged.
+    """
+    participant = Participant.objects(pseudonym=pseudonym).first()
+    erased = Erasure.objects(pseudonym=pseudonym, consultation_id=consultation_id, reason="withdrawal").count()
+    event = Envelope(type="withdrawal.processed", key=consultation_id, producer="surveys", trace_id=trace_id,
+                     payload={"consultation_id": consultation_id, "pseudonym": pseudonym, "responses_erased": erased,
+                              # No participant record means no key was ever held here.
+                              "key_shredded": participant is None or participant.wrapped_key is None,
+                              "processed_at": isoformat(utcnow())})
+    changed = Withdrawal.objects(pseudonym=pseudonym, confirmed__ne=confirmation_id).update_one(
+        push__confirmed=confirmation_id, push__pending_events={"topic": topic, "envelope": event.to_dict()})
+    return bool(changed)
+
+
+def apply_withdrawal(payload: dict[str, Any], topic: str, trace_id: str, event_id: str) -> None:
+    """consent.withdrawn (event `event_id`): remember it (tombstone) and act on what is stored now.
+
+    All purposes (or participate) -> erase, shred, revoke quotes and confirm
+    with withdrawal.processed (also when nothing was stored). Some purposes
+    -> they are dropped from the stored response; without quote_anonymised
+    its free text stays encrypted but is no longer quotable and its quotes
+    are revoked. Works whether the response arrived yet or not, and any
+    number of times.
     """
     pseudonym, consultation_id = payload["pseudonym"], payload["consultation_id"]
     # The tombstone is written before responses are looked for (see _settle_late_withdrawal).
@@ -221,8 +256,9 @@ def apply_withdrawal(payload: dict[str, Any], topic: str, trace_id: str) -> None
     if everything:
         Withdrawal.objects(pseudonym=pseudonym).update_one(set__all=True)
         erase_participant(pseudonym, consultation_id, "withdrawal", topic, trace_id)
+        confirm_withdrawal(event_id, pseudonym, consultation_id, topic, trace_id)
     else:
-        _restrict(pseudonym, consultation_id, list(payload["purposes"]))
+        _restrict(pseudonym, consultation_id, list(payload["purposes"]), topic, trace_id)
 
 
 def ended_at(consultation: Consultation, now: datetime) -> datetime | None:

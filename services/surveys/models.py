@@ -95,8 +95,11 @@ class Erasure(OutboxDocument):
     erased_at = me.DateTimeField(default=_now)
 
 
-class Withdrawal(me.Document):
-    """Tombstone: what a pseudonym withdrew, so a response that arrives later is refused or marked."""
+class Withdrawal(OutboxDocument):
+    """Tombstone: what a pseudonym withdrew, so a response that arrives later is refused or marked.
+
+    Also carries the withdrawal.processed events until they are relayed.
+    """
 
     meta = {"db_alias": ALIAS, "collection": "withdrawals"}
     pseudonym = me.StringField(primary_key=True)
@@ -104,6 +107,31 @@ class Withdrawal(me.Document):
     purposes = me.ListField(me.StringField())
     all = me.BooleanField(default=False)
     at = me.DateTimeField(default=_now)
+    # Ids of the full withdrawals (or late erasures) already confirmed: one withdrawal.processed each.
+    confirmed = me.ListField(me.StringField())
+
+
+class Quote(OutboxDocument):
+    """An excerpt of a free-text answer that an organiser approved for publication.
+
+    The excerpt is kept encrypted under the participant's key, like the answer
+    it comes from; revoking a quote removes it. The record stays (ids only) so
+    that approving the same excerpt again is answered from it.
+    """
+
+    meta = {"db_alias": ALIAS, "collection": "quotes",
+            "indexes": ["consultation_id", "pseudonym", "response_id"]}
+    quote_id = me.StringField(primary_key=True)
+    consultation_id = me.StringField(required=True)
+    response_id = me.StringField(required=True)
+    pseudonym = me.StringField(required=True)
+    question_id = me.StringField(required=True)
+    excerpt = me.StringField(null=True)  # ciphertext under the participant's key; None once revoked
+    approved_by = me.StringField(required=True)
+    approved_at = me.DateTimeField(default=_now)
+    revoked = me.BooleanField(default=False)
+    revoked_by = me.StringField(null=True)
+    revoked_at = me.DateTimeField(null=True)
 
 
 class ResumeDraft(me.Document):

@@ -198,3 +198,52 @@ class ResumedSchema(Schema):
     consent_expires_at = fields.String(allow_none=True)
     granted_purposes = fields.List(fields.String(), allow_none=True)
     expires_at = fields.String()
+
+
+class QuotableQuerySchema(StrictSchema):
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1))
+    per_page = fields.Integer(load_default=20, validate=validate.Range(min=1, max=100))
+
+
+class QuotableAnswerSchema(Schema):
+    question_id = fields.String()
+    text = fields.String(metadata={"description": "the participant's answer; approve a contiguous part of it"})
+
+
+class QuotableResponseSchema(Schema):
+    response_id = fields.String()
+    survey_version = fields.Integer()
+    submitted_at = UTCDateTime()
+    answers = fields.List(fields.Nested(QuotableAnswerSchema))
+
+
+class QuotablePageSchema(Schema):
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer(metadata={"description": "responses with quotable free text, on all pages"})
+    items = fields.List(fields.Nested(QuotableResponseSchema))
+
+
+class QuoteApproveSchema(StrictSchema):
+    response_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    question_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    excerpt = fields.String(required=True, validate=validate.Length(min=1, max=2000), metadata={
+        "description": "a contiguous part of the answer (whitespace differences ignored): shorten it to remove "
+                       "identifying details, never rewrite it"})
+
+
+class QuoteRevokeSchema(StrictSchema):
+    quote_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class QuoteSchema(Schema):
+    quote_id = fields.String()
+    consultation_id = fields.String()
+    response_id = fields.String()
+    question_id = fields.String()
+    text = fields.String(allow_none=True, metadata={"description": "the approved excerpt; null once revoked"})
+    approved_by = fields.String()
+    approved_at = UTCDateTime()
+    revoked = fields.Boolean()
+    revoked_by = fields.String(allow_none=True)
+    revoked_at = UTCDateTime(allow_none=True)
