@@ -128,3 +128,8 @@ class ParticipantApi:
         if purposes is not None:
             body["purposes"] = purposes
         return call_service(self.consent, "POST", "/api/v1/consent/withdrawals", json=body)
+
+    def renew_consent(self, receipt_code: str) -> dict[str, Any]:
+        """A fresh consent token for the grant behind a receipt code, when the first one expired:
+        {consent_token, expires_in, purposes (still given), consultation_id, pseudonym}."""
+        return call_service(self.consent, "POST", "/api/v1/consent/tokens", json={"receipt_code": receipt_code})

@@ -1,4 +1,5 @@
-"""The participant pages: invitation, welcome, consent, survey, save and resume, receipt, check, withdraw.
+"""The participant pages: invitation, welcome, consent, survey, save and resume, renewing an expired
+consent, receipt, check, withdraw.
 
 Every page works without JavaScript: plain links and POST forms, answered with a redirect on
 success (so reloading never sends a form twice) or with the same page and its problems marked.
@@ -183,8 +184,11 @@ def _session() -> WebSession:
 
 def _consented() -> WebSession:
     session = _session()
-    if not session.state.get("consent"):
+    consent = session.state.get("consent")
+    if not consent:
         raise StepMissing("web.consent")
+    if not consent.get("token"):  # it expired: the receipt code brings a fresh one
+        raise StepMissing("web.renew_consent")
     return session
 
 
@@ -559,13 +563,16 @@ def _save_progress(session: WebSession, section_id: str) -> Response:
                                           "answers": state.get("answers", {}), "declined": state.get("declined", []),
                                           "section_id": section_id})
     except ServiceRefused as exc:
-        return _refused_while_answering(exc)
+        return _refused_while_answering(exc, session, url_for("web.section", section_id=section_id))
     state["resume"] = {"code": saved["resume_code"], "expires_at": saved["expires_at"]}
     _save(session)
     return _see_other(url_for("web.saved"))
 
 
-def _refused_while_answering(exc: ServiceRefused) -> Response:
+def _refused_while_answering(exc: ServiceRefused, session: WebSession, then: str) -> Response:
+    if exc.status == 401 and exc.body.get("reason") == "expired":
+        # The answers stay in the session; the receipt code brings a fresh token, then `then` again.
+        return _ask_for_receipt_code(session, then)
     if exc.status == 401:
         return _render("problem.html", 401, heading=N_("Your consent has expired"),
                        message=N_("For your safety, consent lasts a limited time. "
@@ -616,7 +623,7 @@ def submit():
                                       "survey_version": state.get("survey_version"),
                                       "answers": state.get("answers", {}), "declined": state.get("declined", [])})
     except ServiceRefused as exc:
-        return _refused_while_answering(exc)
+        return _refused_while_answering(exc, session, url_for("web.finish"))
     # Sent: the answers leave the session; what remains is what the receipt page shows.
     for key in ("answers", "declined", "resume", "section", "acknowledged", "survey"):
         state.pop(key, None)
@@ -655,24 +662,89 @@ def resume():
                    N_("This saved answer has ended. It may have expired or been sent already.") if exc.status == 410
                    else N_("This code does not work. A code stops working when you save again."))
         return _render("resume.html", 422 if exc.status in (400, 422) else 404, problem=message, code=code)
-    if not saved.get("consent_token_valid") or not saved.get("consent_token"):
-        return _render("problem.html", 401, heading=N_("Your consent has expired"),
-                       message=N_("For your safety, consent lasts a limited time. "
-                                  "Please open your invitation link again."))
+    token_valid = bool(saved.get("consent_token_valid") and saved.get("consent_token"))
     session = _start_session({
         **{key: saved.get(key) for key in ("pseudonym", "consultation_id", "title", "languages", "purposes",
                                            "min_age", "survey_version", "survey")},
         "answers": saved.get("answers") or {}, "declined": saved.get("declined") or [], "acknowledged": [],
         "section": saved.get("section_id"),
         # The receipt code was shown when consent was given; it is not kept with saved answers.
-        "consent": {"token": saved["consent_token"], "receipt_code": None,
+        "consent": {"token": saved["consent_token"] if token_valid else None, "receipt_code": None,
                     "purposes": saved.get("granted_purposes") or []},
     })
     defn = session.state["survey"]
     target = saved.get("section_id")
     if target not in flow.visible_sections(defn, session.state["answers"]):
         target = flow.first_section(defn, session.state["answers"])
+    if not token_valid:
+        return _ask_for_receipt_code(session, _section_location(session, target))
     return _see_other(_section_location(session, target))
+
+
+# ---------------------------------------------------------------- renew an expired consent
+
+
+def _ask_for_receipt_code(session: WebSession, then: str) -> Response:
+    """Drop the expired token and send the participant to the receipt-code page; `then` is where
+    they go once a fresh token came (the page they were on, or the one they had saved)."""
+    session.state["consent"]["token"] = None
+    session.state["after_renewal"] = then
+    _save(session)
+    return _see_other(url_for("web.renew_consent"))
+
+
+def _expired_consent() -> tuple[WebSession, dict[str, Any]]:
+    session = _session()
+    consent = session.state.get("consent")
+    if not consent:
+        raise StepMissing("web.consent")
+    return session, consent
+
+
+def _after_renewal(session: WebSession) -> str:
+    return session.state.get("after_renewal") or url_for("web.survey")
+
+
+@web.get("/consent/renew")
+def renew_consent_form():
+    session, consent = _expired_consent()
+    if consent.get("token"):
+        return _see_other(_after_renewal(session))
+    return _render("renew_consent.html")
+
+
+@web.post("/consent/renew")
+def renew_consent():
+    """A fresh consent token from the receipt code; nothing the participant agreed to changes."""
+    session, consent = _expired_consent()
+    if consent.get("token"):
+        return _see_other(_after_renewal(session))
+    _spend_participant(session)
+    _spend_anonymous()  # like checking or withdrawing: receipt codes are tried here
+    code = (request.form.get("receipt_code") or "").strip()
+    if not code:
+        return _render("renew_consent.html", 422, problem=N_("Please write your receipt code."))
+    try:
+        renewed = _app().api.renew_consent(code)
+    except ServiceRefused as exc:
+        if exc.status == 409:
+            withdrawn = exc.body.get("reason") == "consent_withdrawn"
+            return _render("problem.html", 409, heading=N_("These answers can no longer be sent"),
+                           message=N_("You withdrew your consent to take part, so nothing more can be kept.")
+                           if withdrawn else N_("The consultation has closed."))
+        problem = (N_("This code is not complete or has a typo. Please check it.") if exc.status in (400, 422)
+                   else N_("No consent matches this code. Please check it and try again."))
+        return _render("renew_consent.html", 422, problem=problem, code=code)
+    state = session.state
+    if (renewed.get("pseudonym"), renewed.get("consultation_id")) != (state["pseudonym"], state["consultation_id"]):
+        # A real code, but for another consent: its token must never carry these answers.
+        return _render("renew_consent.html", 422, code=code, problem=N_(
+            "This code is for other answers. Please use the code you got when you started these answers."))
+    consent.update(token=renewed["consent_token"], purposes=renewed.get("purposes") or [])
+    then = _after_renewal(session)
+    state.pop("after_renewal", None)
+    _save(session)
+    return _see_other(then)
 
 
 # ---------------------------------------------------------------- check and withdraw consent
