@@ -3,7 +3,7 @@ import uuid
 import pytest
 from marshmallow import ValidationError
 
-from shared.events import CONTRACTS, Envelope
+from shared.events import CONTRACTS, Envelope, _contract_schema
 
 
 def erased_event(**payload_changes) -> dict:
@@ -76,3 +76,18 @@ def test_ids_are_unique_uuids():
     a, b = erased_event(), erased_event()
     assert a["id"] != b["id"]
     uuid.UUID(a["id"])
+
+
+def test_a_reused_contract_schema_still_rejects_bad_payloads_after_good_ones():
+    # Parsing reuses one schema instance per contract; nothing from an earlier event may leak into the next.
+    good = Envelope.parse(erased_event())
+    assert _contract_schema("response.erased", 1) is _contract_schema("response.erased", 1)
+    with pytest.raises(ValidationError) as err:
+        Envelope.parse(erased_event(reason="because", free_text="my story"))
+    fresh_errors = CONTRACTS[("response.erased", 1)]().validate(erased_event(reason="because", free_text="my story")["payload"])
+    assert err.value.messages == {"payload": fresh_errors}
+    assert set(fresh_errors) == {"reason", "free_text"}
+    with pytest.raises(ValidationError) as err:
+        Envelope.parse({k: v for k, v in erased_event().items() if k != "trace_id"})
+    assert err.value.messages == {"trace_id": ["Missing data for required field."]}
+    assert Envelope.parse(good.to_dict()) == good
