@@ -148,6 +148,18 @@ class Journey:
         page.check("input[name=q_help_rating][value='4']")  # what_would_help is left empty: skipped
         self.click("button[name=action][value=next]")
 
+    def renew_consent(self) -> None:
+        """The consent token expired: the receipt code brings a fresh one (after a wrong code, when exploring)."""
+        page = self.page
+        self.at(r"/consent/renew$", "renew-consent")
+        if self.explore_problems:
+            page.fill("#receipt_code", "WXYZ-WXYZ-WXYZ")
+            self.click("form[action='/consent/renew'] button[type=submit]")
+            expect(page.locator(".error-summary a[href='#receipt_code']")).to_be_visible()
+            self.at(r"/consent/renew$", "renew-consent-problem", "renew-consent")
+        page.fill("#receipt_code", self.result.receipt_code)
+        self.click("form[action='/consent/renew'] button[type=submit]")
+
     def submit(self) -> None:
         page = self.page
         self.at(r"/finish$", "finish")

@@ -5,7 +5,10 @@ consultation (six languages, a content warning, a follow-up question) is opened 
 """
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from datetime import timedelta
+from types import SimpleNamespace
 
 import pytest
 
@@ -59,3 +62,23 @@ def demo(platform) -> Consultation:
 def browser(platform):
     """A fresh cookie jar: one participant's browser."""
     return platform.gateway.test_client()
+
+
+# Consent tokens live a day, saved answers three: a day and more later, a resumed token has expired.
+A_DAY_AND_MORE = 26 * 3600
+
+
+@pytest.fixture
+def a_day_later(monkeypatch):
+    """Call it to move the clocks that sign and check consent tokens, and the resume lookup's clock,
+    26 hours forward (until the test ends); the consent service then signs new tokens at that moment
+    too, as it would a day later."""
+    import services.surveys.resume
+    import shared.consent_tokens
+    from shared.events import utcnow
+
+    def move() -> None:
+        monkeypatch.setattr(shared.consent_tokens, "time",
+                            SimpleNamespace(time=lambda: time.time() + A_DAY_AND_MORE))
+        monkeypatch.setattr(services.surveys.resume, "utcnow", lambda: utcnow() + timedelta(seconds=A_DAY_AND_MORE))
+    return move

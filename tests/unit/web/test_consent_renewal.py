@@ -1,34 +1,13 @@
 """An expired consent token is not a dead end: the receipt code brings a fresh one and the answers go on.
 
-Consent tokens live a day while saved answers keep for three, so these tests move the clock that
-signs and checks tokens (and the one the resume lookup reads) a day and more forward; the
-consent service then signs new tokens at that moment too, as it would a day later.
+Consent tokens live a day while saved answers keep for three, so these tests move the clocks of
+token signing and checking a day and more forward (`a_day_later` in conftest.py).
 """
 from __future__ import annotations
-
-import time
-from datetime import timedelta
-from types import SimpleNamespace
 
 import pytest
 
 from tests.unit.web.test_pages import code_on, page_kind, start
-
-DAY_AND_MORE = 26 * 3600
-
-
-@pytest.fixture
-def a_day_later(monkeypatch):
-    """Call to move token signing and checking, and the resume lookup's clock, 26 hours forward."""
-    import shared.consent_tokens
-    import services.surveys.resume
-    from shared.events import utcnow
-
-    def move():
-        monkeypatch.setattr(shared.consent_tokens, "time", SimpleNamespace(time=lambda: time.time() + DAY_AND_MORE))
-        monkeypatch.setattr(services.surveys.resume, "utcnow",
-                            lambda: utcnow() + timedelta(seconds=DAY_AND_MORE))
-    return move
 
 
 def answer_first_part_and_open_support(browser, demo):
