@@ -212,12 +212,14 @@ class ErasureReport(MethodView):
     @audit.arguments(ErasureReportQuerySchema, location="query")
     @audit.response(200, ErasureReportSchema)
     def get(self, query):
-        """Every full withdrawal in the ledger and the response.erased entries confirming it.
+        """Every full withdrawal in the ledger and the entries confirming it.
 
-        Computed from ledger entries alone, so it can be recomputed from an
-        export. An unconfirmed withdrawal is either not carried out yet or
-        concerns a participant who had stored no answer: the surveys service
-        records an erasure only per erased response.
+        The surveys service confirms each full withdrawal it carried out with a
+        withdrawal.processed entry (responses erased, key shredded), also when
+        the participant had stored no answer, and each erased response with a
+        response.erased entry. Computed from ledger entries alone, so it can be
+        recomputed from an export. An unconfirmed withdrawal is not carried
+        out yet.
         """
         require_staff("auditor")
         return ledger_store.erasure_report(query.get("consultation_id"), query.get("tree_size"),

@@ -63,6 +63,13 @@ def record_erasure(event: Envelope, ctx: Any) -> None:
     consent_records.note_erasure(event.payload)
 
 
+def record_withdrawal_processed(event: Envelope, ctx: Any) -> None:
+    """withdrawal.processed: the surveys service's confirmation of a full withdrawal (pseudonym and counts)."""
+    p = event.payload
+    _append("withdrawal.processed", {k: p[k] for k in ("consultation_id", "pseudonym", "responses_erased",
+                                                        "key_shredded", "processed_at")}, event, ctx)
+
+
 HANDLERS = {
     "consultation.created": learn_consultation,
     "consultation.published": learn_consultation,
@@ -72,4 +79,5 @@ HANDLERS = {
     "consent_text.published": record_text,
     "release.published": record_sign_off,
     "response.erased": record_erasure,
+    "withdrawal.processed": record_withdrawal_processed,
 }

@@ -32,7 +32,8 @@ from cryptography.exceptions import InvalidSignature
 
 from services.consent.tokens import PrivateKeyLike, PublicKeyLike, as_private_key, as_public_key, key_id
 
-KINDS = ("consent.granted", "consent.withdrawn", "consent_text.published", "release.signed_off", "response.erased")
+KINDS = ("consent.granted", "consent.withdrawn", "consent_text.published", "release.signed_off", "response.erased",
+         "withdrawal.processed")
 ENTRY_FIELDS = ("seq", "kind", "at", "data", "prev_hash", "hash")
 GENESIS_PREV_HASH = "0" * 64
 CHECKPOINT_FIELDS = ("tree_size", "root_hash", "timestamp", "signature", "key_id")
@@ -62,6 +63,10 @@ LEDGER_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "response.erased": (
         frozenset({"response_id", "consultation_id", "pseudonym", "reason", "erased_at"}),
         frozenset({"grant_id"}),
+    ),
+    "withdrawal.processed": (
+        frozenset({"consultation_id", "pseudonym", "responses_erased", "key_shredded", "processed_at"}),
+        frozenset(),
     ),
 }
 _MAX_VALUE_CHARS = 200

@@ -262,7 +262,7 @@ def erasure_report(consultation_id: str | None = None, tree_size: int | None = N
     if tree_size > stored:
         raise NotFound(f"The ledger has only {stored} entries.")
     report = erasures.erasure_report(
-        _raw_entries(0, tree_size, kind__in=[erasures.WITHDRAWN, erasures.ERASED]), consultation_id)
+        _raw_entries(0, tree_size, kind__in=list(erasures.KINDS)), consultation_id)
     if status is not None:
         report["withdrawals"] = [w for w in report["withdrawals"] if w["confirmed"] == (status == "confirmed")]
     return {"tree_size": tree_size, **report}

@@ -200,6 +200,14 @@ class ConfirmingErasureSchema(Schema):
                                                                "independently)"})
 
 
+class ConfirmingProcessingSchema(Schema):
+    seq = fields.Integer(metadata={"description": "the withdrawal.processed entry"})
+    responses_erased = fields.Integer()
+    key_shredded = fields.Boolean()
+    processed_at = fields.String()
+    after_withdrawal = fields.Boolean()
+
+
 class WithdrawalErasuresSchema(Schema):
     seq = fields.Integer(metadata={"description": "the consent.withdrawn entry"})
     at = fields.String()
@@ -207,7 +215,13 @@ class WithdrawalErasuresSchema(Schema):
     pseudonym = fields.String()
     consultation_id = fields.String()
     withdrawn_at = fields.String()
-    confirmed = fields.Boolean()
+    confirmed = fields.Boolean(metadata={"description": "a withdrawal.processed (or an erasure) of this participant "
+                                                        "confirms it"})
+    responses_erased = fields.Integer(metadata={
+        "description": "as the latest withdrawal.processed states it (0: nothing was stored); without one, the "
+                       "number of confirming erasures"})
+    key_shredded = fields.Boolean(allow_none=True, metadata={"description": "null until withdrawal.processed"})
+    processing = fields.List(fields.Nested(ConfirmingProcessingSchema))
     erasures = fields.List(fields.Nested(ConfirmingErasureSchema))
 
 

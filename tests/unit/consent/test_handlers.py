@@ -74,3 +74,53 @@ def test_the_consumer_signs_a_checkpoint_every_n_entries(consent):
         consent.grant(cid)
     consent.settle()
     assert [c["tree_size"] for c in consent.auditor("GET", "/api/v1/ledger/checkpoints")] == [4, 8]
+
+
+def processed(consent, cid: str, pseudonym: str, erased: int, event_id: str | None = None) -> Envelope:
+    """A withdrawal.processed event as the surveys service publishes it."""
+    event = Envelope(type="withdrawal.processed", key=cid, producer="surveys", payload={
+        "consultation_id": cid, "pseudonym": pseudonym, "responses_erased": erased, "key_shredded": True,
+        "processed_at": isoformat(utcnow())}, **({"id": event_id} if event_id else {}))
+    consent.bus.publish(consent.topics.responses, event)
+    consent.settle()
+    return event
+
+
+def test_withdrawal_processed_becomes_an_entry_and_confirms_a_withdrawal_with_nothing_stored(consent):
+    cid = consent.open_consultation()
+    granted = consent.grant(cid, "p_india")
+    consent.withdraw(granted["receipt_code"])
+    consent.settle()
+    report = consent.auditor("GET", "/api/v1/ledger/erasure-report")
+    assert (report["confirmed"], report["unconfirmed"]) == (0, 1)
+
+    event = processed(consent, cid, "p_india", 0)
+    processed(consent, cid, "p_india", 0, event_id=event.id)  # redelivered: still one entry
+    handlers.record_withdrawal_processed(event, consent.context)  # straight into the handler as well
+
+    [entry] = [e for e in consent.ledger() if e["kind"] == "withdrawal.processed"]
+    assert entry["data"] == {k: event.payload[k] for k in ("consultation_id", "pseudonym", "responses_erased",
+                                                             "key_shredded", "processed_at")}
+    report = consent.auditor("GET", "/api/v1/ledger/erasure-report")
+    assert (report["confirmed"], report["unconfirmed"]) == (1, 0)
+    [item] = report["withdrawals"]
+    assert (item["pseudonym"], item["confirmed"], item["responses_erased"], item["key_shredded"]) == \
+        ("p_india", True, 0, True)
+    assert [(p["seq"], p["after_withdrawal"]) for p in item["processing"]] == [(entry["seq"], True)]
+    assert item["erasures"] == []
+    confirmed = consent.auditor("GET", "/api/v1/ledger/erasure-report?status=confirmed")
+    assert [w["pseudonym"] for w in confirmed["withdrawals"]] == ["p_india"]
+
+
+def test_a_confirmation_with_erasures_states_the_count(consent):
+    cid = consent.open_consultation()
+    granted = consent.grant(cid, "p_juliet")
+    consent.settle()
+    processed(consent, cid, "p_juliet", 1)  # appended before the withdrawal: topics are read independently
+    consent.erased(cid, "p_juliet", "r_7")
+    consent.withdraw(granted["receipt_code"])
+    consent.settle()
+    [item] = consent.auditor("GET", "/api/v1/ledger/erasure-report")["withdrawals"]
+    assert (item["confirmed"], item["responses_erased"]) == (True, 1)
+    assert [p["after_withdrawal"] for p in item["processing"]] == [False]
+    assert [e["response_id"] for e in item["erasures"]] == ["r_7"]
