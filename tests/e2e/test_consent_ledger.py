@@ -119,13 +119,16 @@ def test_an_auditor_verifies_the_export_and_sees_erasures_follow_withdrawals(api
     assert withdrawn["all"] is True and withdrawn["changed"] is True
 
     def confirmed():
+        # Confirmed by the surveys service's withdrawal.processed, with the erasure it reports.
         report = api.call("GET", f"/api/v1/ledger/erasure-report?consultation_id={cid}", auditor)
-        return report if report["confirmed"] == 1 else None
+        done = report["confirmed"] == 1 and all(w["processing"] and w["erasures"] for w in report["withdrawals"])
+        return report if done else None
 
     report = eventually(confirmed, timeout=60)
     [item] = report["withdrawals"]
     assert item["pseudonym"] == answered["pseudonym"] and item["grant_id"] == answered["grant"]["grant_id"]
     assert [e["response_id"] for e in item["erasures"]] == [answered["response"]["response_id"]]
+    assert (item["confirmed"], item["responses_erased"], item["key_shredded"]) == (True, 1, True)
     assert report["unconfirmed"] == 0
     assert stays["pseudonym"] not in str(report)
     receipt = api.call("POST", "/api/v1/consent/receipts/lookup",
@@ -138,7 +141,8 @@ def test_an_auditor_verifies_the_export_and_sees_erasures_follow_withdrawals(api
     assert result.returncode == 0 and result.stdout.startswith("OK: "), result.stdout + result.stderr
     lines = export_path.read_bytes().splitlines(keepends=True)
     kinds = {json.loads(line).get("kind") for line in lines}
-    assert {"consent_text.published", "consent.granted", "consent.withdrawn", "response.erased"} <= kinds
+    assert {"consent_text.published", "consent.granted", "consent.withdrawn", "response.erased",
+            "withdrawal.processed"} <= kinds
     # One altered byte in the erasure entry and the verifier names the line.
     index = next(i for i, line in enumerate(lines) if answered["response"]["response_id"].encode() in line)
     tampered = tmp_path / "tampered.jsonl"
@@ -147,9 +151,15 @@ def test_an_auditor_verifies_the_export_and_sees_erasures_follow_withdrawals(api
     failed = run_verifier(tampered, key_path)
     assert failed.returncode == 1 and f"line {index + 1}" in failed.stdout, failed.stdout
 
-    # A participant who withdraws before answering: nothing to erase, so nothing confirms it yet.
+    # A participant who withdraws before answering: nothing to erase, and the withdrawal is still confirmed.
     silent = _open_and_grant(api.base, code)
     api.call("POST", "/api/v1/consent/withdrawals", json={"receipt_code": silent["receipt_code"]})
-    pending = eventually(lambda: api.call("GET", f"/api/v1/ledger/erasure-report?consultation_id={cid}"
-                                                 "&status=unconfirmed", auditor)["withdrawals"], timeout=60)
-    assert [w["pseudonym"] for w in pending] == [silent["pseudonym"]]
+
+    def silent_confirmed():
+        report = api.call("GET", f"/api/v1/ledger/erasure-report?consultation_id={cid}&status=confirmed", auditor)
+        return [w for w in report["withdrawals"] if w["pseudonym"] == silent["pseudonym"]]
+
+    [quiet] = eventually(silent_confirmed, timeout=60)
+    assert (quiet["responses_erased"], quiet["key_shredded"], quiet["erasures"]) == (0, True, [])
+    final = api.call("GET", f"/api/v1/ledger/erasure-report?consultation_id={cid}", auditor)
+    assert (final["confirmed"], final["unconfirmed"]) == (2, 0)

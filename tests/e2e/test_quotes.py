@@ -1,0 +1,70 @@
+"""Quotes through the real processes: a consented answer, an organiser's excerpt, the policy user's insights,
+and the participant's withdrawal taking the quote away again."""
+from __future__ import annotations
+
+import secrets
+
+import pytest
+
+from tests.e2e.conftest import eventually, open_consultation, participate
+
+STORY_SURVEY = {
+    "languages": ["en"],
+    "sections": [{"id": "s1", "title": {"en": "Support"}, "questions": [
+        {"id": "got_help", "type": "single_choice", "label": {"en": "Did you get help when you needed it?"},
+         "options": [{"code": "yes", "label": {"en": "Yes"}}, {"code": "no", "label": {"en": "No"}}]},
+        {"id": "what_helped", "type": "free_text", "label": {"en": "What would have helped?"}},
+    ]}],
+}
+PURPOSES = ("participate", "aggregate_reporting", "quote_anonymised")
+STORY = "At the clinic on Harbour Street, a nurse who spoke my language explained everything twice."
+EXCERPT = "a nurse who spoke my language explained everything twice."
+
+
+@pytest.fixture(scope="module")
+def policy(api, stack, organiser):
+    account = api.call("POST", "/api/v1/accounts", stack.admin_token, json={
+        "email": f"policy-{secrets.token_hex(3)}@example.org", "role": "policy",
+        "organisation_id": organiser["organisation_id"]})
+    return api.call("POST", "/api/v1/tokens", stack.admin_token, json={"account_id": account["account_id"]})["token"]
+
+
+def insight_quotes(api, token, cid) -> list[str]:
+    return [q["text"] for q in api.call("GET", f"/api/v1/insights/consultations/{cid}/quotes", token)["quotes"]]
+
+
+def test_an_approved_excerpt_reaches_policy_users_and_leaves_with_the_consent(api, organiser, policy):
+    token = organiser["token"]
+    cid, code = open_consultation(api, token, survey=STORY_SURVEY, purposes=PURPOSES)
+    quoting = participate(api, code, {"got_help": "no", "what_helped": STORY}, purposes=PURPOSES)
+    participate(api, code, {"got_help": "yes", "what_helped": "My cousin in Leeds."})  # no quote consent
+
+    page = api.call("GET", f"/api/v1/consultations/{cid}/quotable-answers", token)
+    assert page["total"] == 1
+    [item] = page["items"]
+    assert item["response_id"] == quoting["response"]["response_id"]
+    assert item["answers"] == [{"question_id": "what_helped", "text": STORY}]
+
+    body = {"response_id": item["response_id"], "question_id": "what_helped"}
+    rewritten = api.call("POST", f"/api/v1/consultations/{cid}/quotes", token, expect=422,
+                         json={**body, "excerpt": "A nurse spoke my language."})
+    assert "contiguous" in rewritten["detail"]
+    quote = api.call("POST", f"/api/v1/consultations/{cid}/quotes", token, expect=201, json={**body, "excerpt": EXCERPT})
+    again = api.call("POST", f"/api/v1/consultations/{cid}/quotes", token, expect=200, json={**body, "excerpt": EXCERPT})
+    assert again["quote_id"] == quote["quote_id"]
+
+    api.call("GET", f"/api/v1/insights/consultations/{cid}/quotes", policy, expect=404)  # nothing before release
+    api.call("POST", "/api/v1/releases", token, expect=201, json={"consultation_id": cid})
+    assert eventually(lambda: insight_quotes(api, policy, cid) == [EXCERPT], timeout=60)
+    assert "Harbour Street" not in str(api.call("GET", f"/api/v1/insights/consultations/{cid}/quotes", policy))
+
+    withdrawn = api.call("POST", "/api/v1/consent/withdrawals",
+                         json={"receipt_code": quoting["grant"]["receipt_code"], "purposes": ["quote_anonymised"]})
+    assert withdrawn["all"] is False
+    assert eventually(lambda: insight_quotes(api, policy, cid) == [], timeout=60)
+    listed = api.call("GET", f"/api/v1/consultations/{cid}/quotes", token)
+    assert [(q["quote_id"], q["revoked"], q["text"]) for q in listed] == [(quote["quote_id"], True, None)]
+    assert api.call("GET", f"/api/v1/consultations/{cid}/quotable-answers", token)["total"] == 0
+    # The next release shows nothing of it either.
+    api.call("POST", "/api/v1/releases", token, expect=201, json={"consultation_id": cid})
+    assert insight_quotes(api, policy, cid) == []
