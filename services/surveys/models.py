@@ -111,12 +111,14 @@ class Withdrawal(OutboxDocument):
     confirmed = me.ListField(me.StringField())
 
 
-class Quote(OutboxDocument):
+class ApprovedQuote(OutboxDocument):
     """An excerpt of a free-text answer that an organiser approved for publication.
 
     The excerpt is kept encrypted under the participant's key, like the answer
     it comes from; revoking a quote removes it. The record stays (ids only) so
-    that approving the same excerpt again is answered from it.
+    that approving the same excerpt again is answered from it. Not named
+    Quote: mongoengine keeps one registry entry per class name, aggregation
+    has a Quote, and a clash keeps a stale collection after a reconnect.
     """
 
     meta = {"db_alias": ALIAS, "collection": "quotes",

@@ -27,7 +27,7 @@ from mongoengine.errors import NotUniqueError
 
 from services.surveys import field_crypto, intake
 from services.surveys.consultations import SurveysKeys, as_utc
-from services.surveys.models import Consultation, Participant, Quote, Response, Withdrawal
+from services.surveys.models import ApprovedQuote, Consultation, Participant, Response, Withdrawal
 from services.surveys.questionnaire import questions_by_id
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import Envelope, isoformat, utcnow
@@ -119,7 +119,7 @@ def quotable_answers(consultation: Consultation, keys: SurveysKeys, page: int, p
 # ---- approving -----------------------------------------------------------------
 
 def approve_quote(consultation: Consultation, response_id: str, question_id: str, excerpt: str,
-                  approved_by: str, keys: SurveysKeys, topic: str, trace_id: str) -> tuple[Quote, bool]:
+                  approved_by: str, keys: SurveysKeys, topic: str, trace_id: str) -> tuple[ApprovedQuote, bool]:
     """Approve an excerpt of one free-text answer; returns (quote, created).
 
     The same response, question and excerpt give the same quote (created
@@ -144,7 +144,7 @@ def approve_quote(consultation: Consultation, response_id: str, question_id: str
                                       {question_id: response.free_text[question_id]}, keys)[question_id]
     text = checked_excerpt(answer, excerpt)
     quote_id = quote_id_for(keys.code_pepper, response_id, question_id, text)
-    existing = Quote.objects(quote_id=quote_id).first()
+    existing = ApprovedQuote.objects(quote_id=quote_id).first()
     if existing is not None:
         return _same_quote(existing), False
 
@@ -153,10 +153,10 @@ def approve_quote(consultation: Consultation, response_id: str, question_id: str
         raise field_crypto.KeyShredded()
     key = intake.participant_key(participant, keys)
     now = utcnow()
-    quote = Quote(quote_id=quote_id, consultation_id=consultation.consultation_id, response_id=response_id,
-                  pseudonym=response.pseudonym, question_id=question_id,
-                  excerpt=field_crypto.encrypt_field(key, text, _excerpt_aad(quote_id)),
-                  approved_by=approved_by, approved_at=now)
+    quote = ApprovedQuote(quote_id=quote_id, consultation_id=consultation.consultation_id, response_id=response_id,
+                          pseudonym=response.pseudonym, question_id=question_id,
+                          excerpt=field_crypto.encrypt_field(key, text, _excerpt_aad(quote_id)),
+                          approved_by=approved_by, approved_at=now)
     quote.stage(topic, Envelope(
         type="quote.approved", key=consultation.consultation_id, producer="surveys", trace_id=trace_id,
         payload={"quote_id": quote_id, "consultation_id": consultation.consultation_id,
@@ -165,7 +165,7 @@ def approve_quote(consultation: Consultation, response_id: str, question_id: str
     try:
         quote.save(force_insert=True)
     except NotUniqueError:  # the same approval, sent twice at once
-        return _same_quote(Quote.objects.get(quote_id=quote_id)), False
+        return _same_quote(ApprovedQuote.objects.get(quote_id=quote_id)), False
     # A withdrawal handled between our check and our insert did not see this quote: revoke it here
     # (the withdrawal handler writes its tombstone before it looks for quotes).
     if _quote_consent_withdrawn(response.pseudonym):
@@ -174,7 +174,7 @@ def approve_quote(consultation: Consultation, response_id: str, question_id: str
     return quote, True
 
 
-def _same_quote(quote: Quote) -> Quote:
+def _same_quote(quote: ApprovedQuote) -> ApprovedQuote:
     if quote.revoked:
         raise Conflict("This quote was revoked, and a revocation is final. Choose a different excerpt to "
                        "approve a new quote.", quote_id=quote.quote_id)
@@ -183,13 +183,13 @@ def _same_quote(quote: Quote) -> Quote:
 
 # ---- revoking ------------------------------------------------------------------
 
-def revocation_event(quote: Quote, revoked_by: str, now: datetime, trace_id: str) -> Envelope:
+def revocation_event(quote: ApprovedQuote, revoked_by: str, now: datetime, trace_id: str) -> Envelope:
     return Envelope(type="quote.revoked", key=quote.consultation_id, producer="surveys", trace_id=trace_id,
                     payload={"quote_id": quote.quote_id, "consultation_id": quote.consultation_id,
                              "revoked_by": revoked_by, "revoked_at": isoformat(now)})
 
 
-def revoke(quote: Quote, revoked_by: str, topic: str, trace_id: str) -> bool:
+def revoke(quote: ApprovedQuote, revoked_by: str, topic: str, trace_id: str) -> bool:
     """Revoke one quote: its excerpt is removed and quote.revoked staged, in one conditional write.
 
     Returns False when it was already revoked (nothing emitted again), so
@@ -197,25 +197,26 @@ def revoke(quote: Quote, revoked_by: str, topic: str, trace_id: str) -> bool:
     """
     now = utcnow()
     event = revocation_event(quote, revoked_by, now, trace_id)
-    changed = Quote.objects(quote_id=quote.quote_id, revoked=False).update_one(
+    changed = ApprovedQuote.objects(quote_id=quote.quote_id, revoked=False).update_one(
         set__revoked=True, set__revoked_by=revoked_by, set__revoked_at=now, set__excerpt=None,
         push__pending_events={"topic": topic, "envelope": event.to_dict()})
     return bool(changed)
 
 
-def revoke_quote(consultation: Consultation, quote_id: str, revoked_by: str, topic: str, trace_id: str) -> Quote:
+def revoke_quote(consultation: Consultation, quote_id: str, revoked_by: str, topic: str,
+                 trace_id: str) -> ApprovedQuote:
     """An organiser revokes a quote of their consultation; revoking again changes nothing. Raises NotFound."""
-    quote = Quote.objects(quote_id=quote_id, consultation_id=consultation.consultation_id).first()
+    quote = ApprovedQuote.objects(quote_id=quote_id, consultation_id=consultation.consultation_id).first()
     if quote is None:
         raise NotFound("No such quote in this consultation.")
     revoke(quote, revoked_by, topic, trace_id)
-    return Quote.objects.get(quote_id=quote_id)
+    return ApprovedQuote.objects.get(quote_id=quote_id)
 
 
 def revoke_participant_quotes(pseudonym: str, consultation_id: str, topic: str, trace_id: str) -> int:
     """The participant withdrew quote consent: revoke each of their live quotes. Returns how many."""
     return sum(revoke(quote, REVOKED_BY_PARTICIPANT, topic, trace_id)
-               for quote in Quote.objects(pseudonym=pseudonym, consultation_id=consultation_id, revoked=False))
+               for quote in ApprovedQuote.objects(pseudonym=pseudonym, consultation_id=consultation_id, revoked=False))
 
 
 def move_quotes_to_erasure(response_id: str, reason: str, erasure: Any, topic: str, trace_id: str) -> None:
@@ -228,19 +229,19 @@ def move_quotes_to_erasure(response_id: str, reason: str, erasure: Any, topic: s
     """
     revoked_by = REVOKED_BY_PARTICIPANT if reason == "withdrawal" else REVOKED_BY_RETENTION
     now = utcnow()
-    for quote in Quote.objects(response_id=response_id).order_by("approved_at"):
+    for quote in ApprovedQuote.objects(response_id=response_id).order_by("approved_at"):
         erasure.pending_events.extend(quote.pending_events)
         if not quote.revoked:
             erasure.stage(topic, revocation_event(quote, revoked_by, now, trace_id))
 
 
 def delete_response_quotes(response_id: str) -> None:
-    Quote.objects(response_id=response_id).delete()
+    ApprovedQuote.objects(response_id=response_id).delete()
 
 
 # ---- reading ------------------------------------------------------------------
 
-def _excerpt_text(quote: Quote, keys: SurveysKeys) -> str | None:
+def _excerpt_text(quote: ApprovedQuote, keys: SurveysKeys) -> str | None:
     """The live excerpt in plain text; None once revoked or once the participant's key was shredded."""
     if quote.excerpt is None:
         return None
@@ -254,7 +255,7 @@ def _excerpt_text(quote: Quote, keys: SurveysKeys) -> str | None:
     return field_crypto.decrypt_field(key, quote.excerpt, _excerpt_aad(quote.quote_id))
 
 
-def quote_view(quote: Quote, keys: SurveysKeys) -> dict[str, Any]:
+def quote_view(quote: ApprovedQuote, keys: SurveysKeys) -> dict[str, Any]:
     """A quote as the organiser API shows it (text None when revoked or erased)."""
     return {"quote_id": quote.quote_id, "consultation_id": quote.consultation_id, "response_id": quote.response_id,
             "question_id": quote.question_id, "text": _excerpt_text(quote, keys), "approved_by": quote.approved_by,
@@ -265,4 +266,4 @@ def quote_view(quote: Quote, keys: SurveysKeys) -> dict[str, Any]:
 def list_quotes(consultation: Consultation, keys: SurveysKeys) -> list[dict[str, Any]]:
     """Every quote of the consultation, revoked ones included (without text), oldest approval first."""
     return [quote_view(quote, keys) for quote in
-            Quote.objects(consultation_id=consultation.consultation_id).order_by("approved_at", "quote_id")]
+            ApprovedQuote.objects(consultation_id=consultation.consultation_id).order_by("approved_at", "quote_id")]

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from services.surveys import intake, quotes
-from services.surveys.models import Consultation, Quote
+from services.surveys.models import ApprovedQuote, Consultation, Response
 from shared.events import Envelope, utcnow
 from tests.unit.surveys.conftest import FULL_ANSWERS
 
@@ -29,8 +29,6 @@ def answer(surveys, cid, answers=FULL_ANSWERS, purposes=None) -> str:
 
 
 def pseudonym_of(response_id: str) -> str:
-    from services.surveys.models import Response
-
     return Response.objects.get(response_id=response_id).pseudonym
 
 
@@ -143,7 +141,7 @@ def test_approving_the_same_excerpt_again_gives_the_same_quote(surveys, cid):
     other = approve(surveys, cid, response_id, "my language")  # a different cut is a different quote
     assert other["quote_id"] != first["quote_id"]
     assert [e.payload["quote_id"] for e in quote_events(surveys)] == [first["quote_id"], other["quote_id"]]
-    assert Quote.objects.count() == 2
+    assert ApprovedQuote.objects.count() == 2
 
 
 # ---------------------------------------------------------------- revoking
@@ -153,7 +151,7 @@ def test_revoking_removes_the_text_and_emits_quote_revoked_once(surveys, cid):
     quote = approve(surveys, cid, response_id, "spoke my language")
     revoked = revoke(surveys, cid, quote["quote_id"])
     assert (revoked["revoked"], revoked["text"], revoked["revoked_by"]) == (True, None, "u_1")
-    assert Quote.objects.get(quote_id=quote["quote_id"]).excerpt is None
+    assert ApprovedQuote.objects.get(quote_id=quote["quote_id"]).excerpt is None
     again = revoke(surveys, cid, quote["quote_id"])
     assert again["revoked_at"] == revoked["revoked_at"]
     [approved, withdrawn] = quote_events(surveys)
@@ -198,7 +196,7 @@ def test_withdrawing_everything_revokes_and_then_deletes_the_quotes(surveys, cid
 
     surveys.withdraw(pseudonym, cid)
 
-    assert Quote.objects.count() == 0
+    assert ApprovedQuote.objects.count() == 0
     assert surveys.organiser("GET", f"/api/v1/consultations/{cid}/quotes", 200) == []
     revocations = quote_events(surveys, "quote.revoked")
     assert [(e.payload["quote_id"], e.payload["revoked_by"]) for e in revocations] == [
@@ -210,7 +208,7 @@ def test_a_revocation_not_yet_relayed_still_goes_out_when_the_quote_is_erased(su
     quote = approve(surveys, cid, response_id, "spoke my language")
     revoke(surveys, cid, quote["quote_id"])  # both events still in the outbox
     surveys.withdraw(pseudonym_of(response_id), cid)
-    assert Quote.objects.count() == 0
+    assert ApprovedQuote.objects.count() == 0
     assert [(e.type, e.payload["quote_id"]) for e in quote_events(surveys)] == [
         ("quote.approved", quote["quote_id"]), ("quote.revoked", quote["quote_id"])]
 
@@ -221,7 +219,7 @@ def test_retention_erasure_revokes_and_deletes_quotes(surveys, cid):
     surveys.organiser("POST", f"/api/v1/consultations/{cid}/status", 200, json={"status": "closed"})
     Consultation.objects(consultation_id=cid).update_one(set__closed_at=utcnow() - timedelta(days=400))
     assert intake.erase_expired(surveys.settings.topics.responses, "trace-retention") == {cid: 1}
-    assert Quote.objects.count() == 0
+    assert ApprovedQuote.objects.count() == 0
     [revoked] = quote_events(surveys, "quote.revoked")
     assert (revoked.payload["quote_id"], revoked.payload["revoked_by"]) == (quote["quote_id"], "retention")
 
@@ -237,7 +235,7 @@ def test_a_withdrawal_handled_during_an_approval_revokes_it(surveys, cid, monkey
 
     monkeypatch.setattr(quotes, "quote_id_for", id_then_withdrawal)
     approve(surveys, cid, response_id, "spoke my language", expect=409)
-    [quote] = Quote.objects
+    [quote] = ApprovedQuote.objects
     assert quote.revoked and quote.excerpt is None
     assert [e.type for e in quote_events(surveys)] == ["quote.approved", "quote.revoked"]
 
