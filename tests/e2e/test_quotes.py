@@ -49,8 +49,9 @@ def test_an_approved_excerpt_reaches_policy_users_and_leaves_with_the_consent(ap
     rewritten = api.call("POST", f"/api/v1/consultations/{cid}/quotes", token, expect=422,
                          json={**body, "excerpt": "A nurse spoke my language."})
     assert "contiguous" in rewritten["detail"]
-    quote = api.call("POST", f"/api/v1/consultations/{cid}/quotes", token, expect=201, json={**body, "excerpt": EXCERPT})
-    again = api.call("POST", f"/api/v1/consultations/{cid}/quotes", token, expect=200, json={**body, "excerpt": EXCERPT})
+    approval = {**body, "excerpt": EXCERPT}
+    quote = api.call("POST", f"/api/v1/consultations/{cid}/quotes", token, expect=201, json=approval)
+    again = api.call("POST", f"/api/v1/consultations/{cid}/quotes", token, expect=200, json=approval)
     assert again["quote_id"] == quote["quote_id"]
 
     api.call("GET", f"/api/v1/insights/consultations/{cid}/quotes", policy, expect=404)  # nothing before release
