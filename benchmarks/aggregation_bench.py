@@ -1,20 +1,21 @@
 """Aggregation benchmark: a release of 100k responses vs pandas, rebuild from the topics, freshness.
 
     .venv/bin/python -m benchmarks.aggregation_bench [--responses 100000] [--rebuild 100000,1000000]
-                                                     [--freshness 300] [--handler-sample 1000]
+                     [--broker 100000,1000000] [--handler-sample 1000] [--freshness 300] [--skip ...]
 
 1. Release pipeline at 100k responses (data and pandas comparison from
    `crosstab_bench`): counted_contributions -> tabulate -> protect_tables ->
    build_snapshot, every cross-tab by one and by two dimensions with
    suppression, against pandas groupby counts of the same cells.
-2. Rebuild of N events (response.submitted, ~2% consent.withdrawn), timed in parts:
-   a. decoding, validating and applying all N events with the projection's
-      domain functions to an in-memory store (what the handlers decide,
-      without a database), for N = 100k and 1M;
-   b. the embedded broker's read rate with the rebuild's own reader
-      (`rebuild.TopicsFromBeginning`, to the high watermark), measured on a
-      bounded number of events (the embedded broker produces and serves a
-      few hundred records a second, so 1M would take about an hour);
+2. Rebuild of N events (response.submitted, ~2% consent.withdrawn), three ways:
+   a. without a broker (`--rebuild`): decoding, validating and applying all N
+      events with the projection's domain functions to an in-memory store
+      (what the handlers decide, without a database);
+   b. through the embedded broker (`--broker`): N events produced to a topic
+      (timed apart), read once with the rebuild's own reader
+      (`rebuild.TopicsFromBeginning`, to the high watermark) to time the
+      broker alone, then the whole replay: that reader and `rebuild.replay`
+      with the same in-memory store as the dispatch;
    c. the real handlers on the embedded store (mongomock), on a bounded
       sample only: mongomock scans collections linearly, so its rate falls
       as the store grows and does not say what MongoDB would do.
@@ -112,15 +113,10 @@ def apply_in_memory(state: dict, event: Envelope) -> None:
             state["buried"].add(key)
 
 
-def rebuild_bench(sizes: list[int], broker_events: int, sample: int) -> None:
-    """Rebuild time = reading the topics (broker rate, measured on `broker_events`) + decoding,
-    validating and applying every event (measured on the full sizes)."""
-    from kafka import KafkaProducer
-
-    from services.aggregation.rebuild import TopicsFromBeginning
-    from shared.embedded import EmbeddedBroker
-    from shared.settings import KafkaSettings
-
+def rebuild_bench(sizes: list[int], broker_sizes: list[int], sample: int) -> None:
+    """Rebuild of N events: (a) decode + validate + apply without a broker, for every N in `sizes`;
+    (b) the whole replay through the embedded broker for every N in `broker_sizes`; (c) the real
+    handlers on mongomock for `sample` events."""
     for n in sizes:
         state = {"contribs": {}, "tombs": {}, "buried": set()}
         spent = 0.0
@@ -129,32 +125,60 @@ def rebuild_bench(sizes: list[int], broker_events: int, sample: int) -> None:
             t = time.perf_counter()
             apply_in_memory(state, decode(value))
             spent += time.perf_counter() - t
-        alive = sum(1 for c in state["contribs"].values()
-                    if projection.is_counted(c, state["tombs"].get((c.consultation_id, c.pseudonym))))
-        print(f"[rebuild] {n:,} events: decode + validate + apply (domain functions, in-memory store) "
-              f"{spent:.1f}s ({n / spent:,.0f}/s); counted {alive:,}")
+        print(f"[rebuild] {n:,} events without a broker: decode + validate + apply (domain functions, in-memory "
+              f"store) {spent:.1f}s ({n / spent:,.0f}/s); counted {counted(state):,}")
         del state
+    for n in broker_sizes:
+        replay_through_broker(n)
+    if sample:
+        handler_sample(sample)
+
+
+def counted(state: dict) -> int:
+    return sum(1 for c in state["contribs"].values()
+               if projection.is_counted(c, state["tombs"].get((c.consultation_id, c.pseudonym))))
+
+
+def replay_through_broker(n: int) -> None:
+    """N events produced to one topic of the embedded broker (timed apart), then the rebuild's own
+    reader (`rebuild.TopicsFromBeginning`) and `rebuild.replay` (decode, validate, skip invalid,
+    positions) with the handlers' domain decisions on an in-memory store as the dispatch."""
+    from functools import partial
+
+    from kafka import KafkaProducer
+
+    from services.aggregation.rebuild import TopicsFromBeginning, replay
+    from shared.embedded import EmbeddedBroker
+    from shared.settings import KafkaSettings
 
     with EmbeddedBroker() as broker:
         topic = f"bench.{uuid.uuid4().hex[:6]}"
         producer = KafkaProducer(bootstrap_servers=[broker.bootstrap], linger_ms=20, batch_size=256 * 1024, acks=1)
         t = time.perf_counter()
-        futures = [producer.send(topic, encode(e)) for e in bench_events(broker_events)]
+        futures = [producer.send(topic, encode(e)) for e in bench_events(n)]
         producer.flush()
         for f in futures:
             f.get(timeout=30)  # every record acknowledged
         t_produce = time.perf_counter() - t
+        producer.close()
+        del futures
+        t = time.perf_counter()
+        source = TopicsFromBeginning(KafkaSettings(bootstrap_servers=broker.bootstrap), [topic])
+        read_only = sum(1 for _ in source)
+        source.close()
+        t_read = time.perf_counter() - t
+        state = {"contribs": {}, "tombs": {}, "buried": set()}
         t = time.perf_counter()
         source = TopicsFromBeginning(KafkaSettings(bootstrap_servers=broker.bootstrap), [topic])
         total = source.total
-        read = sum(1 for _ in source)
+        report = replay(source, partial(apply_in_memory, state))
         source.close()
-        t_read = time.perf_counter() - t
-    rate = read / t_read
-    print(f"[rebuild] embedded broker: produced {broker_events:,} in {t_produce:.1f}s; read to the high watermark "
-          f"({total:,} records) in {t_read:.1f}s = {rate:,.0f} records/s -> reading alone would take "
-          f"{100_000 / rate / 60:,.1f} min for 100k and {1_000_000 / rate / 60:,.1f} min for 1M")
-    handler_sample(sample)
+        t_replay = time.perf_counter() - t
+    print(f"[rebuild] {n:,} events through the embedded broker: produced in {t_produce:.1f}s "
+          f"({n / t_produce:,.0f}/s, not part of a rebuild); reading alone {t_read:.1f}s "
+          f"({read_only / t_read:,.0f} records/s); read to the high watermark ({total:,} records) + "
+          f"decode + validate + apply (in-memory store) {t_replay:.1f}s ({report.handled / t_replay:,.0f}/s), "
+          f"handled {report.handled:,}, invalid {report.invalid}, counted {counted(state):,}")
 
 
 def handler_sample(sample: int) -> None:
@@ -195,6 +219,7 @@ def freshness_bench(count: int, rate: float) -> None:
         runtime.start_background()
         try:
             bus = runtime.bus
+            observed_before = sum(b.get() for b in handlers.FRESHNESS._buckets)  # the handler sample counts too
             events = list(bench_events(count + 1))
             bus.publish(settings.topics.surveys, events[0])
             t0 = time.perf_counter()
@@ -215,7 +240,8 @@ def freshness_bench(count: int, rate: float) -> None:
                     time.sleep(0.5)
             print(f"[freshness] embedded broker + consumer, {sent} responses at {rate:g}/s: counted "
                   f"{f['responses']}, p50 {f['p50_seconds']}s, p95 {f['p95_seconds']}s "
-                  f"(histogram observations in this process: {sum(b.get() for b in handlers.FRESHNESS._buckets):.0f})")
+                  f"(freshness histogram observations during this run: "
+                  f"{sum(b.get() for b in handlers.FRESHNESS._buckets) - observed_before:.0f})")
         finally:
             runtime.stop()
 
@@ -225,7 +251,7 @@ def main(argv=None) -> None:
     parser.add_argument("--responses", type=int, default=100_000)
     parser.add_argument("--rebuild", default="100000,1000000")
     parser.add_argument("--handler-sample", type=int, default=1000)
-    parser.add_argument("--broker-events", type=int, default=5000)
+    parser.add_argument("--broker", default="100000,1000000", help="comma list of sizes replayed through the embedded broker")
     parser.add_argument("--freshness", type=int, default=300)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--skip", default="", help="comma list of release,rebuild,freshness")
@@ -235,7 +261,8 @@ def main(argv=None) -> None:
     if "release" not in skip:
         release_pipeline(args.responses)
     if "rebuild" not in skip:
-        rebuild_bench([int(x) for x in args.rebuild.split(",") if x], args.broker_events, args.handler_sample)
+        rebuild_bench([int(x) for x in args.rebuild.split(",") if x], [int(x) for x in args.broker.split(",") if x],
+                      args.handler_sample)
     if "freshness" not in skip:
         freshness_bench(args.freshness, args.rate)
 
