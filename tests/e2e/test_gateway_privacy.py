@@ -69,6 +69,7 @@ def test_a_participant_path_leaves_no_address_agent_code_or_token_in_any_log(api
     post("/api/v1/resume/lookup", {"resume_code": saved["resume_code"]}, session)
     post("/api/v1/responses", {"consent_token": granted["consent_token"], "answers": {"got_help": "yes"}}, session)
     post("/api/v1/consent/receipts/lookup", {"receipt_code": granted["receipt_code"]}, session)
+    reissued = post("/api/v1/consent/tokens", {"receipt_code": granted["receipt_code"]}, session)
     post("/api/v1/consent/withdrawals", {"receipt_code": granted["receipt_code"], "purposes": []}, session,
          expect=(200, 422))
     post("/api/v1/consent/withdrawals", {"receipt_code": granted["receipt_code"], "purposes": ["participate"]},
@@ -84,7 +85,8 @@ def test_a_participant_path_leaves_no_address_agent_code_or_token_in_any_log(api
 
     eventually(withdrawal_handled)
     secrets_sent = {"user agent": USER_AGENT, "invitation code": code, "participant session": session,
-                    "consent token": granted["consent_token"], "receipt code": granted["receipt_code"],
+                    "consent token": granted["consent_token"],
+                    "re-issued consent token": reissued["consent_token"], "receipt code": granted["receipt_code"],
                     "resume code": saved["resume_code"], "pseudonym token part": session.split(".")[1]}
     own_ports = _own_ports(stack)
     lines = _log_lines(stack)
