@@ -113,6 +113,10 @@ class ConsultationPublished(_Strict):
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
     questions = fields.List(fields.Nested(QuestionSummarySchema), required=True)
     published_at = fields.String(required=True)
+    # Differential-privacy epsilon its released snapshots may spend in total; None: not offered.
+    # Optional so that events published before the setting existed still parse.
+    epsilon_budget = fields.Float(allow_none=True, load_default=None, allow_nan=False,
+                                  validate=validate.Range(min=0, min_inclusive=False, max=10))
 
 
 class ConsultationCreated(_Strict):

@@ -75,7 +75,7 @@ class ConsultationItem(MethodView):
     @consultations.arguments(ConsultationUpdateSchema)
     @consultations.response(200, ConsultationSchema)
     def patch(self, data, consultation_id):
-        """Change settings; languages, purposes, min_age and min_cell_size only while it is a draft."""
+        """Change settings; languages, purposes, min_age, min_cell_size and epsilon_budget only while a draft."""
         return cons.update_settings(_organiser_consultation(consultation_id), data)
 
 

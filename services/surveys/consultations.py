@@ -18,7 +18,8 @@ TRANSITIONS = {"draft": {"open"}, "open": {"closed"}, "closed": {"archived", "op
 
 # Settings other services learn when a version is published (consent texts and tokens, disclosure
 # control): they may change while the consultation is a draft, and are fixed once it has opened.
-FIXED_ONCE_OPEN = ("languages", "purposes", "min_age", "min_cell_size")
+# The privacy budget too: raised after snapshots spent it, it would no longer bound what they reveal.
+FIXED_ONCE_OPEN = ("languages", "purposes", "min_age", "min_cell_size", "epsilon_budget")
 EDITABLE_SETTINGS = ("title", "description", "opens_at", "closes_at", "retention_days", *FIXED_ONCE_OPEN)
 REQUIRED_PURPOSE = "participate"
 
@@ -91,7 +92,7 @@ def create_consultation(data: dict[str, Any], topic: str, trace_id: str) -> Cons
         description=data.get("description"), languages=data["languages"], purposes=data["purposes"],
         min_cell_size=data.get("min_cell_size", 10), min_age=data.get("min_age"),
         retention_days=data.get("retention_days", 365), created_at=utcnow(), opens_at=data.get("opens_at"),
-        closes_at=data.get("closes_at"), draft=survey,
+        closes_at=data.get("closes_at"), epsilon_budget=data.get("epsilon_budget"), draft=survey,
     )
     consultation.stage(topic, Envelope(
         type="consultation.created", key=consultation.consultation_id, producer="surveys", trace_id=trace_id,
@@ -116,9 +117,10 @@ def _save_guarded(consultation: Consultation) -> None:
 def update_settings(consultation: Consultation, changes: dict[str, Any]) -> Consultation:
     """Change settings of a consultation (PATCH semantics: only the given fields).
 
-    Languages, purposes, minimum age and minimum cell size can change only
-    while the consultation is a draft. Raises Conflict for those later, or
-    for an archived consultation; ValidationFailed for inconsistent settings.
+    Languages, purposes, minimum age, minimum cell size and privacy budget
+    can change only while the consultation is a draft. Raises Conflict for
+    those later, or for an archived consultation; ValidationFailed for
+    inconsistent settings.
     """
     if consultation.status == "archived":
         raise Conflict("An archived consultation cannot be changed.")
@@ -128,8 +130,13 @@ def update_settings(consultation: Consultation, changes: dict[str, Any]) -> Cons
     if consultation.status != "draft":
         fixed = sorted(k for k in changes if k in FIXED_ONCE_OPEN and changes[k] != getattr(consultation, k))
         if fixed:
-            raise Conflict(f"{', '.join(fixed)} cannot change once the consultation has opened: participants "
-                           "consented under them.", fields=fixed)
+            why = []
+            if any(k != "epsilon_budget" for k in fixed):
+                why.append("participants consented under them")
+            if "epsilon_budget" in fixed:
+                why.append("released snapshots spend the privacy budget, so it must bound them all")
+            raise Conflict(f"{', '.join(fixed)} cannot change once the consultation has opened: {'; '.join(why)}.",
+                           fields=fixed)
     merged = {key: getattr(consultation, key) for key in EDITABLE_SETTINGS}
     merged.update(changes)
     _check_settings(merged)
@@ -221,7 +228,7 @@ def publish_version(consultation: Consultation, topic: str, trace_id: str) -> Co
             "survey_version": number, "title": consultation.title, "languages": list(consultation.languages),
             "min_cell_size": consultation.min_cell_size, "min_age": consultation.min_age,
             "purposes": list(consultation.purposes), "questions": questionnaire.published_questions(definition),
-            "published_at": isoformat(now),
+            "published_at": isoformat(now), "epsilon_budget": consultation.epsilon_budget,
         }))
     _save_guarded(consultation)
     return consultation

@@ -26,6 +26,8 @@ class Consultation(OutboxDocument):
     min_cell_size = me.IntField(default=10, min_value=5)
     min_age = me.IntField(null=True)
     retention_days = me.IntField(default=365, min_value=1)
+    # Differential privacy: the epsilon its released snapshots may spend in total; None: not offered.
+    epsilon_budget = me.FloatField(null=True)
     opens_at = me.DateTimeField(null=True)
     closes_at = me.DateTimeField(null=True)
     created_at = me.DateTimeField(default=_now)

@@ -7,6 +7,10 @@ from marshmallow import RAISE, Schema, ValidationError, fields, validate, valida
 from shared.events import PURPOSES
 
 UN_LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")
+# The consultation.published contract accepts budgets up to this; larger ones would add little protection.
+EPSILON_BUDGET_MAX = 10.0
+EPSILON_BUDGET_DOC = ("differential privacy: the total epsilon the consultation's released snapshots may spend "
+                      "(0 < x <= 10); null: snapshots are released without noise only. Fixed once it has opened")
 
 
 class StrictSchema(Schema):
@@ -34,13 +38,17 @@ class ConsultationCreateSchema(StrictSchema):
                                    metadata={"description": "k: the smallest group size ever shown to policy users (never below 5)"})
     min_age = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=0, max=25))
     retention_days = fields.Integer(load_default=365, validate=validate.Range(min=1, max=3650))
+    epsilon_budget = fields.Float(allow_none=True, load_default=None, allow_nan=False,
+                                  validate=validate.Range(min=0, min_inclusive=False, max=EPSILON_BUDGET_MAX),
+                                  metadata={"description": EPSILON_BUDGET_DOC})
     opens_at = fields.AwareDateTime(allow_none=True, load_default=None)
     closes_at = fields.AwareDateTime(allow_none=True, load_default=None)
     survey = fields.Dict(load_default=None, metadata={"description": "survey definition: languages and sections of questions"})
 
 
 class ConsultationUpdateSchema(StrictSchema):
-    """Only the given settings change. Languages, purposes, min_age and min_cell_size only while a draft."""
+    """Only the given settings change. Languages, purposes, min_age, min_cell_size and epsilon_budget only while a
+    draft."""
 
     title = fields.String(validate=validate.Length(min=1, max=200))
     description = fields.String(allow_none=True, validate=validate.Length(max=5000))
@@ -49,6 +57,9 @@ class ConsultationUpdateSchema(StrictSchema):
     min_cell_size = fields.Integer(validate=validate.Range(min=5, max=1000))
     min_age = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=25))
     retention_days = fields.Integer(validate=validate.Range(min=1, max=3650))
+    epsilon_budget = fields.Float(allow_none=True, allow_nan=False,
+                                  validate=validate.Range(min=0, min_inclusive=False, max=EPSILON_BUDGET_MAX),
+                                  metadata={"description": EPSILON_BUDGET_DOC})
     opens_at = fields.AwareDateTime(allow_none=True)
     closes_at = fields.AwareDateTime(allow_none=True)
 
@@ -108,6 +119,7 @@ class ConsultationSchema(Schema):
     min_cell_size = fields.Integer()
     min_age = fields.Integer(allow_none=True)
     retention_days = fields.Integer()
+    epsilon_budget = fields.Float(allow_none=True)
     opens_at = UTCDateTime(allow_none=True)
     closes_at = UTCDateTime(allow_none=True)
     created_at = UTCDateTime()
