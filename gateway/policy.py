@@ -94,6 +94,7 @@ POLICY: tuple[RoutePolicy, ...] = (
     # ---- aggregation: progress, releases, insights
     _p("GET", "/api/v1/insights/consultations/<cid>/progress", {"organiser"}, "aggregation"),
     _p("GET", "/api/v1/insights/consultations/<cid>/freshness", {"organiser"}, "aggregation"),
+    _p("GET", "/api/v1/insights/consultations/<cid>/privacy-budget", {"organiser"}, "aggregation"),
     _p("POST", "/api/v1/releases", {"organiser"}, "aggregation"),
     _p("GET", "/api/v1/insights/consultations", {"policy", "organiser", "admin"}, "aggregation"),
     _p("GET", "/api/v1/insights/consultations/<cid>", {"policy", "organiser", "admin"}, "aggregation"),

@@ -10,6 +10,7 @@ from services.aggregation.models import ConsultationMeta, Contribution
 from services.aggregation.schemas import (
     CrosstabQuerySchema,
     FreshnessSchema,
+    PrivacyBudgetSchema,
     ProgressSchema,
     QuotesSchema,
     ReleaseCreatedSchema,
@@ -51,6 +52,17 @@ class Progress(MethodView):
                 "as_of": isoformat(utcnow())}
 
 
+@insights.route("/consultations/<consultation_id>/privacy-budget")
+class PrivacyBudget(MethodView):
+    @insights.response(200, PrivacyBudgetSchema)
+    def get(self, consultation_id: str):
+        """The consultation's differential-privacy budget: its total, what each released snapshot spent, what is left.
+
+        `epsilon_total` and `remaining` are null when the consultation offers no differential privacy.
+        """
+        return svc.privacy_budget(_own_consultation(consultation_id))
+
+
 @insights.route("/consultations/<consultation_id>/freshness")
 class Freshness(MethodView):
     @insights.response(200, FreshnessSchema)
@@ -67,21 +79,20 @@ class Releases(MethodView):
     def post(self, body):
         """Release the next snapshot (organisers of the owning organisation): suppressed, optionally noisy.
 
-        409 when the consultation's privacy budget cannot pay the requested epsilon.
+        409 when `epsilon` is given and the consultation offers no differential privacy (it opened
+        without an epsilon budget), or its budget cannot pay the requested epsilon (`remaining` says
+        what is left).
         """
         principal = require_staff("organiser")
         runtime = current_runtime(current_app)
-        settings = runtime.settings
-        budget = float(settings.get("EPSILON_BUDGET", str(svc.DEFAULT_EPSILON_BUDGET)))
         record = svc.release(body["consultation_id"], principal, epsilon=body["epsilon"],
-                             topic=settings.topics.releases, epsilon_budget=budget)
+                             topic=runtime.settings.topics.releases)
         runtime.after_commit()
         out = svc.summary(record)
         out["contributors"] = record.content["contributors"]
         out["privacy"] = record.content["disclosure"]["differential_privacy"]
-        out["epsilon_remaining"] = None
-        if body["epsilon"] is not None:
-            out["epsilon_remaining"] = svc.remaining_epsilon(record.consultation_id, budget)
+        meta = ConsultationMeta.objects(consultation_id=record.consultation_id).first()
+        out["epsilon_remaining"] = None if meta is None else svc.remaining_epsilon(meta)
         return out
 
 

@@ -544,7 +544,7 @@ def spend_privacy_budget(budget: PrivacyBudget, epsilon: float, snapshot: int) -
     # A small tolerance so that spending exactly the rest is allowed despite float sums.
     if budget.epsilon_spent + epsilon > budget.epsilon_total * (1 + 1e-9):
         raise Conflict("privacy budget exhausted", remaining=budget.remaining, requested=epsilon,
-                       consultation_id=budget.consultation_id)
+                       epsilon_total=budget.epsilon_total, consultation_id=budget.consultation_id)
     return replace(budget, spent=budget.spent + ((snapshot, float(epsilon)),))
 
 

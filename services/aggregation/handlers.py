@@ -50,8 +50,10 @@ def record_consultation(event: Envelope, ctx: Any) -> None:
     """consultation.published: keep the metadata of the highest survey version (compare-and-set)."""
     p = event.payload
     meta = projection.consultation_meta_from_published(p)
+    budget = p.get("epsilon_budget")  # absent from events published before the setting existed
     fields = dict(set__organisation_id=p["organisation_id"], set__survey_version=meta.survey_version,
                   set__title=p.get("title"), set__min_cell_size=meta.min_cell_size,
+                  set__epsilon_budget=None if budget is None else float(budget),
                   set__purposes=list(meta.purposes), set__questions=[q.to_document() for q in meta.questions])
     # Only replace an equal or older version; a newer one already stored makes the filter miss and
     # the upsert collide with the existing id, which means "keep what is there".

@@ -27,6 +27,8 @@ class ConsultationMeta(me.Document):
     survey_version = me.IntField(required=True)
     title = me.StringField()
     min_cell_size = me.IntField()
+    # Total differential-privacy epsilon its snapshots may spend; None: releases with noise are refused.
+    epsilon_budget = me.FloatField(null=True)
     purposes = me.ListField(me.StringField())
     questions = me.ListField(me.DictField())
 
@@ -80,7 +82,11 @@ class Quote(me.Document):
 
 
 class PrivacyBudgetDocument(me.Document):
-    """disclosure.PrivacyBudget stored; `revision` makes every spend a compare-and-set."""
+    """disclosure.PrivacyBudget stored; `revision` makes every spend a compare-and-set.
+
+    `spent` entries are {snapshot, epsilon, at}; `epsilon_total` is the consultation's budget at the last
+    spend (ConsultationMeta.epsilon_budget is the one that counts).
+    """
 
     meta = {"db_alias": ALIAS, "collection": "privacy_budgets"}
     consultation_id = me.StringField(primary_key=True)

@@ -3,6 +3,10 @@
 Release order: counted_contributions -> tabulate -> (DP: spend_privacy_budget,
 add_laplace_noise) -> protect_tables -> build_snapshot. Only the snapshot
 document ever leaves the service; the exact counts stay in memory.
+
+Differential privacy is per consultation: its organisers set an epsilon budget
+before it opened (consultation.published carries it); without one, releases
+with noise are refused.
 """
 from __future__ import annotations
 
@@ -19,9 +23,6 @@ from services.aggregation.models import ConsultationMeta, Contribution, PrivacyB
 from shared.auth import Principal
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import Envelope, isoformat
-
-DEFAULT_EPSILON_BUDGET = 3.0
-
 
 def current_tables(consultation_id: str) -> projection.Tables:
     """Exact contributor counts of a consultation now (never to be shown as they are).
@@ -40,6 +41,7 @@ def current_tables(consultation_id: str) -> projection.Tables:
 
 
 def _budget(consultation_id: str, total: float) -> tuple[disclosure.PrivacyBudget, int]:
+    """The consultation's budget `total` with what its snapshots spent so far, and the stored revision."""
     doc = PrivacyBudgetDocument.objects(consultation_id=consultation_id).first()
     if doc is None:
         try:
@@ -49,17 +51,12 @@ def _budget(consultation_id: str, total: float) -> tuple[disclosure.PrivacyBudge
             pass  # created concurrently
         doc = PrivacyBudgetDocument.objects(consultation_id=consultation_id).first()
     budget = disclosure.privacy_budget_from_document(
-        {"consultation_id": consultation_id, "epsilon_total": doc.epsilon_total, "spent": doc.spent})
+        {"consultation_id": consultation_id, "epsilon_total": total, "spent": doc.spent})
     return budget, doc.revision
 
 
-def remaining_epsilon(consultation_id: str, total: float) -> float:
-    """What is left of the consultation's privacy budget (the whole budget before any DP release)."""
-    return _budget(consultation_id, total)[0].remaining
-
-
 def spend(consultation_id: str, epsilon: float, snapshot: int, total: float) -> disclosure.PrivacyBudget:
-    """Spend `epsilon` of the consultation's budget for `snapshot` (compare-and-set on the revision).
+    """Spend `epsilon` of the consultation's budget `total` for `snapshot` (compare-and-set on the revision).
 
     Raises Conflict (409) when the budget would be exceeded or another release spent concurrently.
     """
@@ -67,21 +64,54 @@ def spend(consultation_id: str, epsilon: float, snapshot: int, total: float) -> 
     after = disclosure.spend_privacy_budget(budget, epsilon, snapshot)
     if after == budget:
         return after  # this snapshot already paid (a retried release)
+    # $push keeps the earlier entries as stored, with their times.
+    entry = {"snapshot": snapshot, "epsilon": float(epsilon), "at": isoformat(datetime.now(timezone.utc))}
     changed = PrivacyBudgetDocument.objects(consultation_id=consultation_id, revision=revision).update_one(
-        set__spent=after.to_document()["spent"], inc__revision=1)
+        push__spent=entry, set__epsilon_total=float(total), inc__revision=1)
     if not changed:
         raise Conflict("another release spent privacy budget at the same time; try again",
                        consultation_id=consultation_id)
     return after
 
 
-def release(consultation_id: str, principal: Principal, *, epsilon: float | None, topic: str,
-            epsilon_budget: float = DEFAULT_EPSILON_BUDGET) -> Release:
+def privacy_budget(meta: ConsultationMeta) -> dict[str, Any]:
+    """The consultation's epsilon budget, what each snapshot spent (oldest first, with when) and what is left.
+
+    `epsilon_total` and `remaining` are None when differential privacy is not offered.
+    """
+    cid = meta.consultation_id
+    doc = PrivacyBudgetDocument.objects(consultation_id=cid).first()
+    entries = sorted(doc.spent if doc is not None else [], key=lambda e: int(e["snapshot"]))
+    # Entries written before spends carried their time: the snapshot's release time.
+    untimed = [int(e["snapshot"]) for e in entries if not e.get("at")]
+    released = {r.snapshot: r.released_at for r in Release.objects(consultation_id=cid, snapshot__in=untimed)
+                .only("snapshot", "released_at")} if untimed else {}
+    spent = []
+    for e in entries:
+        at = e.get("at") or released.get(int(e["snapshot"]))
+        if isinstance(at, datetime):
+            at = isoformat(at if at.tzinfo else at.replace(tzinfo=timezone.utc))
+        spent.append({"snapshot": int(e["snapshot"]), "epsilon": float(e["epsilon"]), "at": at})
+    budget = disclosure.privacy_budget_from_document(
+        {"consultation_id": cid, "epsilon_total": meta.epsilon_budget or 0.0, "spent": spent})
+    offered = meta.epsilon_budget is not None
+    return {"consultation_id": cid, "epsilon_total": meta.epsilon_budget, "epsilon_spent": budget.epsilon_spent,
+            "remaining": budget.remaining if offered else None, "spent": spent}
+
+
+def remaining_epsilon(meta: ConsultationMeta) -> float | None:
+    """What is left of the consultation's privacy budget; None when differential privacy is not offered."""
+    return privacy_budget(meta)["remaining"]
+
+
+def release(consultation_id: str, principal: Principal, *, epsilon: float | None, topic: str) -> Release:
     """Build, store and announce the next snapshot of a consultation (organiser of its organisation).
 
+    With `epsilon`, the snapshot carries noise and spends that much of the consultation's budget.
     Returns the stored Release, whose release.published event the outbox relay sends.
-    Raises NotFound (unknown or another organisation's consultation), Conflict (privacy budget
-    exhausted, or a concurrent release took the snapshot number), ValidationFailed (bad epsilon).
+    Raises NotFound (unknown or another organisation's consultation), Conflict (differential privacy
+    not offered for the consultation, privacy budget exhausted, or a concurrent release took the
+    snapshot number), ValidationFailed (bad epsilon).
     """
     doc = ConsultationMeta.objects(consultation_id=consultation_id).first()
     if doc is None or (principal.role != "admin" and principal.organisation_id != doc.organisation_id):
@@ -90,7 +120,11 @@ def release(consultation_id: str, principal: Principal, *, epsilon: float | None
     number = 1 if last is None else last.snapshot + 1
     tables = current_tables(consultation_id)
     if epsilon is not None:
-        spend(consultation_id, epsilon, number, epsilon_budget)
+        if doc.epsilon_budget is None:
+            raise Conflict("differential privacy is not offered for this consultation: it opened without an epsilon "
+                           "budget; release without epsilon", consultation_id=consultation_id, remaining=0.0,
+                           requested=epsilon)
+        spend(consultation_id, epsilon, number, doc.epsilon_budget)
         tables = disclosure.add_laplace_noise(tables, epsilon)
     protection = disclosure.protect_tables(tables, doc.min_cell_size)
     now = datetime.now(timezone.utc)

@@ -8,9 +8,25 @@ class ProgressSchema(Schema):
     as_of = fields.String(required=True)
 
 
+class PrivacySpendSchema(Schema):
+    snapshot = fields.Integer(required=True)
+    epsilon = fields.Float(required=True)
+    at = fields.String(allow_none=True, metadata={"description": "when the snapshot spent it"})
+
+
+class PrivacyBudgetSchema(Schema):
+    consultation_id = fields.String(required=True)
+    epsilon_total = fields.Float(allow_none=True, metadata={
+        "description": "what the consultation's snapshots may spend in total; null: differential privacy not offered"})
+    epsilon_spent = fields.Float(required=True)
+    remaining = fields.Float(allow_none=True)
+    spent = fields.List(fields.Nested(PrivacySpendSchema), required=True, metadata={"description": "oldest first"})
+
+
 class ReleaseRequestSchema(Schema):
     consultation_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    # Optional differential privacy: this snapshot spends epsilon of the consultation's budget.
+    # Optional differential privacy: this snapshot spends epsilon of the consultation's budget
+    # (refused when the consultation has none).
     epsilon = fields.Float(load_default=None, allow_none=True, allow_nan=False,
                            validate=validate.Range(min=0, min_inclusive=False, max=10))
 
@@ -28,7 +44,8 @@ class ReleaseSummarySchema(Schema):
 class ReleaseCreatedSchema(ReleaseSummarySchema):
     contributors = fields.Dict(required=True, metadata={"description": "published form of the total"})
     privacy = fields.Dict(allow_none=True, metadata={"description": "differential-privacy parameters, if any"})
-    epsilon_remaining = fields.Float(allow_none=True)
+    epsilon_remaining = fields.Float(allow_none=True, metadata={
+        "description": "what is left of the consultation's privacy budget; null: differential privacy not offered"})
 
 
 class ReleasedListSchema(Schema):

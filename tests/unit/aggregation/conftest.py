@@ -25,12 +25,12 @@ QUESTIONS = [
 ]
 
 
-def published(cid=CID, org=ORG, k=5, version=1, questions=QUESTIONS):
+def published(cid=CID, org=ORG, k=5, version=1, questions=QUESTIONS, epsilon_budget=None):
     return Envelope(type="consultation.published", key=cid, producer="surveys", payload={
         "consultation_id": cid, "organisation_id": org, "survey_version": version, "title": "After leaving",
         "languages": ["en"], "min_cell_size": k, "min_age": None,
         "purposes": ["participate", "aggregate_reporting", "quote_anonymised"], "questions": questions,
-        "published_at": "2025-01-01T00:00:00Z"})
+        "published_at": "2025-01-01T00:00:00Z", "epsilon_budget": epsilon_budget})
 
 
 def submitted(i: int, answers: dict, cid=CID, purposes=("participate", "aggregate_reporting"), pseudonym=None,

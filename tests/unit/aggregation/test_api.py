@@ -24,8 +24,8 @@ from tests.unit.aggregation.conftest import (
 BASE = f"/api/v1/insights/consultations/{CID}"
 
 
-def fill(agg, n=40):
-    agg.send(published(), *[submitted(i, answers_for(i)) for i in range(n)])
+def fill(agg, n=40, epsilon_budget=None):
+    agg.send(published(epsilon_budget=epsilon_budget), *[submitted(i, answers_for(i)) for i in range(n)])
 
 
 def test_nothing_is_visible_to_policy_users_before_a_release(agg):
@@ -139,7 +139,7 @@ def test_json_export_is_the_canonical_snapshot_whose_digest_verifies(agg):
 
 
 def test_differential_privacy_spends_a_budget_and_refuses_to_overspend(agg):
-    fill(agg, 40)
+    fill(agg, 40, epsilon_budget=3.0)
     first = agg.release(epsilon=2.0)
     assert first["privacy"]["epsilon"] == 2.0 and first["epsilon_remaining"] == 1.0
     problem = agg.release(epsilon=1.5, expect=409)
