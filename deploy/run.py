@@ -35,6 +35,7 @@ Voices is running in EMBEDDED mode: everything is kept in memory and lost when y
 
   Gateway (API):      {stack.gateway_url}/api/v1/...
   Health:             {stack.gateway_url}/healthz
+  API docs:           {stack.gateway_url}/docs
   Participant link:   {stack.gateway_url}/i/{demo['invitation_code']}
   Demo consultation:  {demo['consultation_id']}
 
