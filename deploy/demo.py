@@ -144,7 +144,7 @@ class DemoLoader:
         consultation = self.call("POST", "/api/v1/consultations", organiser, json={
             "title": "After leaving: what helped, what did not", "languages": list(LANGS),
             "purposes": ["participate", "aggregate_reporting", "quote_anonymised"], "min_cell_size": 10,
-            "survey": SURVEY})
+            "epsilon_budget": 3.0, "survey": SURVEY})
         cid = consultation["consultation_id"]
         self.call("POST", f"/api/v1/consultations/{cid}/publish", organiser)
         self.publish_consent_text(cid, organiser)
