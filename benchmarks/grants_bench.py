@@ -27,13 +27,13 @@ planning; they belong in benchmarks/README.md, never in test asserts.
 
 Measured on the 2-core development machine with other test suites running
 beside it (benchmarks/README.md has the load averages and what limits each
-figure). With the defaults (300 grants, 8 clients, load 1.0-1.5): 175.6
-grants/s, p50 42 ms, p95 83 ms; the ledger held every grant 2.9 s after the
-last one was answered; export of 301 entries via the gateway 105 ms,
-verified in 8 ms; inclusion proofs 163/s, p50 47 ms; the verifier on a
+figure). With the defaults (300 grants, 8 clients, load 1.9-2.2): 150.9
+grants/s, p50 48 ms, p95 92 ms; the ledger held every grant 3.1 s after the
+last one was answered; export of 321 entries via the gateway 34 ms,
+verified in 6 ms; inclusion proofs 114/s, p50 69 ms; the verifier on a
 100,000-entry export (54.8 MB) 1.6 s as a new process. With 3,000 grants
-(load 2-7): 58.1 grants/s, p50 123 ms, p95 296 ms, ledger catch-up 181 s,
-proofs 23/s. Embedded mode: mongomock scans a whole collection for every
+(load 1.7-3.5): 55.7 grants/s, p50 125 ms, p95 320 ms, ledger catch-up
+184 s, proofs 21/s. Embedded mode: mongomock scans a whole collection for every
 query, so each append and each proof costs more as the ledger grows.
 """
 from __future__ import annotations
