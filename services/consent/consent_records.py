@@ -276,7 +276,7 @@ def receipt_for(grant: Grant, text: ConsentText | None, public_key=None) -> dict
     catalogue = {purpose: {"purpose": explanation} for purpose, explanation in (text.purposes if text else {}).items()}
     withdrawals = [{k: v for k, v in e.items() if k != "event"} for e in grant.events if e["event"] == "withdrawn"]
     erasures = [{k: v for k, v in e.items() if k != "event"} for e in grant.events if e["event"] == "erased"]
-    return receipts.build_receipt(
+    receipt = receipts.build_receipt(
         grant_record(grant), withdrawals, erasures,
         controller={"piiController": controller.get("name") or grant.organisation_id,
                     "contact": controller.get("contact") or controller.get("email") or "via the organisation",
@@ -285,6 +285,43 @@ def receipt_for(grant: Grant, text: ConsentText | None, public_key=None) -> dict
         jurisdiction=(text.jurisdiction if text and text.jurisdiction else ""),
         service=(text.title if text else grant.consultation_id),
         guardian_attestation=grant.guardian or None, public_key=public_key, purpose_catalogue=catalogue)
+    return _with_erasure_confirmations(receipt, grant)
+
+
+def _with_erasure_confirmations(receipt: dict[str, Any], grant: Grant) -> dict[str, Any]:
+    """Add the surveys service's confirmations of a full withdrawal to the receipt's later events.
+
+    The full withdrawal is marked "pending_confirmation" until a confirmation
+    is stored, then "confirmed"; each confirmation is an "erasure_confirmed"
+    event (the latest count is the total: each one counts every response
+    erased because of the withdrawal so far).
+    """
+    confirmations = sorted((e for e in grant.events if e["event"] == "erasure_confirmed"),
+                           key=lambda e: e["processed_at"])
+    for event in receipt["events"]:
+        if event["eventType"] == "withdrawn" and event["all"]:
+            event["erasureStatus"] = "confirmed" if confirmations else "pending_confirmation"
+    receipt["events"].extend({"eventType": "erasure_confirmed", "eventTime": c["processed_at"], "eventBy": "service",
+                              "responsesErased": c["responses_erased"], "keyShredded": c["key_shredded"]}
+                             for c in confirmations)
+    return receipt
+
+
+def note_withdrawal_processed(payload: dict[str, Any], event_id: str) -> bool:
+    """Store the surveys service's confirmation of a full withdrawal (event ``event_id``) on the grant.
+
+    Once per event: a redelivery adds nothing. Only a grant whose consent was
+    wholly withdrawn takes it, so a stray confirmation (unknown participant,
+    only some purposes withdrawn) changes no receipt. Returns whether it was stored.
+    """
+    confirmation = {"event": "erasure_confirmed", "event_id": event_id,
+                    **{k: payload[k] for k in ("responses_erased", "key_shredded", "processed_at")}}
+    # One conditional write: the check for a full withdrawal and for this event's absence cannot race a redelivery.
+    stored = Grant.objects(__raw__={
+        "consultation_id": payload["consultation_id"], "pseudonym": payload["pseudonym"],
+        "events": {"$elemMatch": {"event": "withdrawn", "all": True}},
+        "events.event_id": {"$ne": event_id}}).update_one(push__events=confirmation)
+    return bool(stored)
 
 
 def note_erasure(payload: dict[str, Any]) -> None:

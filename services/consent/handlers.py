@@ -64,10 +64,12 @@ def record_erasure(event: Envelope, ctx: Any) -> None:
 
 
 def record_withdrawal_processed(event: Envelope, ctx: Any) -> None:
-    """withdrawal.processed: the surveys service's confirmation of a full withdrawal (pseudonym and counts)."""
+    """withdrawal.processed: the surveys service's confirmation of a full withdrawal (pseudonym and counts),
+    as a ledger entry and on the participant's receipt."""
     p = event.payload
     _append("withdrawal.processed", {k: p[k] for k in ("consultation_id", "pseudonym", "responses_erased",
                                                         "key_shredded", "processed_at")}, event, ctx)
+    consent_records.note_withdrawal_processed(p, event.id)
 
 
 HANDLERS = {

@@ -62,7 +62,8 @@ class Grant(OutboxDocument):
     guardian = me.DictField()  # relationship and attestation, never a name
     assent = me.BooleanField(null=True)
     granted_at = me.DateTimeField(default=_now)
-    events = me.ListField(me.DictField())  # later events for the receipt (withdrawals)
+    # Later events for the receipt: withdrawals, erasures, erasure confirmations (each with its event_id).
+    events = me.ListField(me.DictField())
 
 
 class LedgerEntry(me.Document):

@@ -67,9 +67,31 @@ class GrantCreateSchema(StrictSchema):
     participant_assent = fields.Boolean(load_default=None)
 
 
+class ReceiptEventSchema(Schema):
+    """One event of a receipt; which fields it has depends on eventType."""
+
+    eventType = fields.String(metadata={"description": "granted, withdrawn, answers_erased or erasure_confirmed"})
+    eventTime = fields.String(metadata={"description": "ISO-8601"})
+    eventBy = fields.String(metadata={"description": "participant, guardian with participant assent, participant "
+                                                     "with facilitator, receipt holder or service"})
+    purposes = fields.List(fields.String(), metadata={"description": "granted and withdrawn: the purposes"})
+    remaining = fields.List(fields.String(), metadata={"description": "withdrawn: the purposes still given"})
+    all = fields.Boolean(metadata={"description": "withdrawn: everything was withdrawn"})
+    erasureStatus = fields.String(
+        validate=validate.OneOf(["pending_confirmation", "confirmed"]),
+        metadata={"description": "withdrawn with all: pending_confirmation until the surveys service confirms "
+                                 "the answers are erased (an erasure_confirmed event), then confirmed"})
+    responseId = fields.String(metadata={"description": "answers_erased: the erased response"})
+    reason = fields.String(metadata={"description": "answers_erased: withdrawal or retention"})
+    responsesErased = fields.Integer(metadata={
+        "description": "erasure_confirmed: responses erased because of the withdrawal so far (0: none were held)"})
+    keyShredded = fields.Boolean(metadata={"description": "erasure_confirmed: the participant's key is destroyed"})
+
+
 class ReceiptSchema(Schema):
     """A consent receipt: the Kantara Consent Receipt v1.1 fields, then what Kantara has no field for
-    (the consent text's hash, the later events: withdrawals and erasures, ISO/IEC TS 27560 style)."""
+    (the consent text's hash, the later events: withdrawals, erasures and their confirmation, ISO/IEC TS 27560
+    style)."""
 
     version = fields.String(metadata={"description": "KI-CR-v1.1.0"})
     jurisdiction = fields.String()
@@ -89,7 +111,8 @@ class ReceiptSchema(Schema):
     guardian = fields.Boolean()
     guardianAttestation = fields.Dict(metadata={"description": "relationship and the participant's assent"})
     consentText = fields.Dict(metadata={"description": "version, language and SHA-256 of the text shown"})
-    events = fields.List(fields.Dict(), metadata={"description": "granted, withdrawn, answers_erased, in order"})
+    events = fields.List(fields.Nested(ReceiptEventSchema), metadata={
+        "description": "granted, withdrawals in order, answers_erased, then erasure_confirmed"})
     purposeStatus = fields.Dict()
     consentStatus = fields.String()
     publicKey = fields.String()
