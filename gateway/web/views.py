@@ -755,12 +755,26 @@ def _receipt_view(receipt: dict[str, Any]) -> dict[str, Any]:
     order = list(PURPOSE_NAMES)
     status = dict(sorted((receipt.get("purposeStatus") or {}).items(),
                          key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
+    events = receipt.get("events") or []
     history = [{"type": event.get("eventType"), "date": _date(event.get("eventTime")),
-                "purposes": event.get("purposes") or []} for event in receipt.get("events") or []]
+                "purposes": event.get("purposes") or []} for event in events]
     return {"given": [p for p, s in status.items() if s == "given"],
             "withdrawn": [p for p, s in status.items() if s == "withdrawn"],
             "status": receipt.get("consentStatus"), "history": history,
-            "granted": _date(receipt.get("consentTimestamp"))}
+            "granted": _date(receipt.get("consentTimestamp")), "erasure": _erasure_view(events)}
+
+
+def _erasure_view(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """After a full withdrawal, whether the answers are deleted yet: {"state": "pending"}, or
+    {"state": "deleted", "count": responses erased} once the surveys service confirmed it; else None."""
+    full = [e for e in events if e.get("eventType") == "withdrawn" and e.get("all")]
+    if not full or full[-1].get("erasureStatus") not in ("pending_confirmation", "confirmed"):
+        return None
+    confirmations = [e for e in events if e.get("eventType") == "erasure_confirmed"]
+    if full[-1]["erasureStatus"] == "pending_confirmation" or not confirmations:
+        return {"state": "pending"}
+    # Each confirmation counts every response erased so far, so the latest one is the total.
+    return {"state": "deleted", "count": int(confirmations[-1].get("responsesErased") or 0)}
 
 
 def _date(value: Any) -> str:
