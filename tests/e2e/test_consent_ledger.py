@@ -131,9 +131,18 @@ def test_an_auditor_verifies_the_export_and_sees_erasures_follow_withdrawals(api
     assert (item["confirmed"], item["responses_erased"], item["key_shredded"]) == (True, 1, True)
     assert report["unconfirmed"] == 0
     assert stays["pseudonym"] not in str(report)
-    receipt = api.call("POST", "/api/v1/consent/receipts/lookup",
-                       json={"receipt_code": answered["grant"]["receipt_code"]})
-    assert [e["eventType"] for e in receipt["events"]] == ["granted", "withdrawn", "answers_erased"]
+
+    def receipt_confirmed():
+        # The receipt takes the confirmation in the same handler that appended its ledger entry.
+        receipt = api.call("POST", "/api/v1/consent/receipts/lookup",
+                           json={"receipt_code": answered["grant"]["receipt_code"]})
+        return receipt if receipt["events"][-1]["eventType"] == "erasure_confirmed" else None
+
+    receipt = eventually(receipt_confirmed, timeout=30)
+    assert [e["eventType"] for e in receipt["events"]] == ["granted", "withdrawn", "answers_erased",
+                                                           "erasure_confirmed"]
+    assert receipt["events"][1]["erasureStatus"] == "confirmed"
+    assert (receipt["events"][-1]["responsesErased"], receipt["events"][-1]["keyShredded"]) == (1, True)
 
     # The export, checked offline with the published key only; its tail is covered by a signature.
     export_path, key_path = download_export(api, auditor, tmp_path)
