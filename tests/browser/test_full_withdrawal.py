@@ -1,0 +1,87 @@
+"""Withdrawing everything after sending answers, in a real browser in each language: the pages say the
+answers are being deleted, then (once the surveys service confirmed it) that they were deleted.
+
+The moment between the withdrawal and its confirmation cannot be held still in the shared stack of
+real processes, so this test serves the gateway and the services in this process (as the page tests
+do) and delivers the events itself; the browser, the network guard and the axe checks are the same.
+"""
+from __future__ import annotations
+
+import threading
+
+import pytest
+from playwright.sync_api import expect
+from werkzeug.serving import make_server
+
+from tests.browser.conftest import LANGUAGES, NEUTRAL_SITE, PHONE, assert_accessible, assert_reflows, guard_network, \
+    screenshot
+from tests.browser.journey import Journey
+from tests.unit.gateway.conftest import build_platform
+from tests.unit.web.conftest import open_demo_consultation
+
+
+@pytest.fixture(scope="module")
+def in_process(secrets_env):
+    """The platform in this process behind a one-thread HTTP server on loopback: (platform, origin, invitation url)."""
+    platform = build_platform(secrets_env, QUICK_EXIT_URL=NEUTRAL_SITE)
+    demo = open_demo_consultation(platform)
+    server = make_server("127.0.0.1", 0, platform.gateway, threaded=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    origin = f"http://127.0.0.1:{server.server_port}"
+    try:
+        yield platform, origin, f"{origin}/i/{demo.code}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_withdrawing_everything_shows_the_answers_being_deleted_then_deleted(lang, browser, in_process):
+    platform, origin, invitation_url = in_process
+    context = browser.new_context(viewport=PHONE)
+    network = guard_network(context, origin)
+    try:
+        page = context.new_page()
+        audited = set()
+
+        def audit(page, name):
+            if name not in audited and name.startswith(("withdraw-done", "check-result")):
+                audited.add(name)
+                assert_accessible(page, f"{name} [{lang}]")
+                if lang in ("en", "ar"):
+                    assert_reflows(page, f"{name} [{lang}]")
+                    screenshot(page, f"{lang}-{name}")
+
+        journey = Journey(page, origin, invitation_url, lang, audit=audit)
+        journey.open_invitation(from_earlier_page=False)
+        journey.consent(("participate", "aggregate_reporting"), try_without_participate=False)
+        journey.first_section_skipping_age()
+        journey.content_warning()
+        journey.at(r"/survey/support$", "section-support", "section")
+        page.check("input[name=q_got_help][value=yes]")
+        journey.click("button[name=action][value=next]")
+        journey.at(r"/survey/support\?added=1$", "section-support-follow-up", "section")
+        page.check("input[name=q_help_rating][value='4']")
+        journey.click("button[name=action][value=next]")
+        journey.submit()
+
+        journey.click("main a[href^='/withdraw']")
+        journey.at(r"/withdraw(\?lang=\w+)?$", "withdraw-code")
+        page.fill("#receipt_code", journey.result.receipt_code)
+        journey.click("form[action='/withdraw'] button[type=submit]")
+        journey.at(r"/withdraw$", "withdraw-choose")
+        page.check("#scope-all")
+        journey.click("form[action='/withdraw'] button[type=submit]")
+        journey.at(r"/withdraw$", "withdraw-done-pending", "withdraw-done")
+        expect(page.locator("#answers-status")).to_have_attribute("data-erasure", "pending")
+
+        platform.deliver()  # the surveys service erases the answers and confirms it to the consent service
+        journey.check_consent()
+        expect(page.locator("#answers-status")).to_have_attribute("data-erasure", "deleted")
+        expect(page.locator("#answers-status p")).to_have_count(2)  # deleted, and how many sets
+        expect(page.locator("#answers-status")).to_contain_text("1")
+        assert audited == {"withdraw-done-pending", "check-result"}
+        assert network.refused == []
+    finally:
+        context.close()
