@@ -270,7 +270,8 @@ def receipt(grant: Grant) -> dict[str, Any]:
 
 
 def receipt_for(grant: Grant, text: ConsentText | None, public_key=None) -> dict[str, Any]:
-    """The participant's receipt: Kantara v1.1 fields plus the history of withdrawals, erasures and their confirmation."""
+    """The participant's receipt: Kantara v1.1 fields plus the history of withdrawals, erasures and
+    their confirmation."""
     controller = dict(text.controller or {}) if text else {}
     # Each purpose as the participant read it in this text, not a generic wording.
     catalogue = {purpose: {"purpose": explanation} for purpose, explanation in (text.purposes if text else {}).items()}
