@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import os
+from contextlib import contextmanager
 
 import pytest
 
@@ -38,3 +39,11 @@ def pytest_collection_modifyitems(config, items):
         for layer in ("integration", "e2e", "browser"):
             if f"{os.sep}tests{os.sep}{layer}{os.sep}" in path:
                 item.add_marker(getattr(pytest.mark, layer))
+
+
+@contextmanager
+def store_unchanged(snapshot):
+    """`with store_unchanged(service.snapshot): <refused request>` asserts the store is exactly as before."""
+    before = snapshot()
+    yield
+    assert snapshot() == before

@@ -154,3 +154,27 @@ def screenshot(page, name: str) -> None:
         page.set_viewport_size(size)
         page.screenshot(path=str(SCREENSHOTS / f"{name}-{label}.png"), full_page=True)
     page.set_viewport_size(before)
+
+
+@pytest.fixture(scope="module")
+def in_process(secrets_env):
+    """The platform in this process behind a one-thread HTTP server on loopback: (platform, origin,
+    invitation url). For what the stack of real processes cannot stage, such as a day passing."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from tests.unit.gateway.conftest import build_platform
+    from tests.unit.web.conftest import open_demo_consultation
+
+    platform = build_platform(secrets_env, QUICK_EXIT_URL=NEUTRAL_SITE)
+    demo = open_demo_consultation(platform)
+    server = make_server("127.0.0.1", 0, platform.gateway, threaded=False)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    origin = f"http://127.0.0.1:{server.server_port}"
+    try:
+        yield platform, origin, f"{origin}/i/{demo.code}"
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)

@@ -6,38 +6,18 @@ the token clocks forward; the browser, the network guard and the axe checks are 
 """
 from __future__ import annotations
 
-import threading
-
 import pytest
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
-from tests.browser.conftest import (LANGUAGES, NEUTRAL_SITE, PHONE, assert_accessible, assert_reflows, guard_network,
+from tests.browser.conftest import (LANGUAGES, PHONE, assert_accessible, assert_reflows, guard_network,
                                     screenshot)
 from tests.browser.journey import Journey
-from tests.unit.gateway.conftest import build_platform
-from tests.unit.web.conftest import a_day_later, open_demo_consultation  # noqa: F401  (a fixture)
-
-
-@pytest.fixture(scope="module")
-def in_process(secrets_env):
-    """The platform in this process behind a one-thread HTTP server on loopback: (origin, invitation url)."""
-    platform = build_platform(secrets_env, QUICK_EXIT_URL=NEUTRAL_SITE)
-    demo = open_demo_consultation(platform)
-    server = make_server("127.0.0.1", 0, platform.gateway, threaded=False)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    origin = f"http://127.0.0.1:{server.server_port}"
-    try:
-        yield origin, f"{origin}/i/{demo.code}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
+from tests.unit.web.conftest import a_day_later  # noqa: F401  (a fixture)
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_resuming_after_the_token_expired_goes_on_with_the_receipt_code(lang, browser, in_process, a_day_later):
-    origin, invitation_url = in_process
+    _, origin, invitation_url = in_process
     context = browser.new_context(viewport=PHONE)
     network = guard_network(context, origin)
     try:

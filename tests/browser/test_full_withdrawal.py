@@ -7,33 +7,12 @@ do) and delivers the events itself; the browser, the network guard and the axe c
 """
 from __future__ import annotations
 
-import threading
-
 import pytest
 from playwright.sync_api import expect
-from werkzeug.serving import make_server
 
-from tests.browser.conftest import LANGUAGES, NEUTRAL_SITE, PHONE, assert_accessible, assert_reflows, guard_network, \
+from tests.browser.conftest import LANGUAGES, PHONE, assert_accessible, assert_reflows, guard_network, \
     screenshot
 from tests.browser.journey import Journey
-from tests.unit.gateway.conftest import build_platform
-from tests.unit.web.conftest import open_demo_consultation
-
-
-@pytest.fixture(scope="module")
-def in_process(secrets_env):
-    """The platform in this process behind a one-thread HTTP server on loopback: (platform, origin, invitation url)."""
-    platform = build_platform(secrets_env, QUICK_EXIT_URL=NEUTRAL_SITE)
-    demo = open_demo_consultation(platform)
-    server = make_server("127.0.0.1", 0, platform.gateway, threaded=False)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    origin = f"http://127.0.0.1:{server.server_port}"
-    try:
-        yield platform, origin, f"{origin}/i/{demo.code}"
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)

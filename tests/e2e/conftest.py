@@ -60,14 +60,26 @@ def api(stack):
     return Api(stack.gateway_url)
 
 
+def staff_token(api: "Api", admin_token: str, role: str, organisation_id: str | None = None) -> dict:
+    """A new staff account with `role` (in a new organisation unless one is given) and an API token for it."""
+    if organisation_id is None:
+        organisation_id = api.call("POST", "/api/v1/organisations", admin_token,
+                                   json={"name": f"Org {secrets.token_hex(3)}"})["organisation_id"]
+    account = api.call("POST", "/api/v1/accounts", admin_token, json={
+        "email": f"{role}-{secrets.token_hex(3)}@example.org", "role": role, "organisation_id": organisation_id})
+    token = api.call("POST", "/api/v1/tokens", admin_token, json={"account_id": account["account_id"]})["token"]
+    return {"token": token, "organisation_id": organisation_id}
+
+
 @pytest.fixture(scope="module")
 def organiser(api, stack):
-    org = api.call("POST", "/api/v1/organisations", stack.admin_token, json={"name": f"Org {secrets.token_hex(3)}"})
-    account = api.call("POST", "/api/v1/accounts", stack.admin_token,
-                       json={"email": f"org-{secrets.token_hex(3)}@example.org", "role": "organiser",
-                             "organisation_id": org["organisation_id"]})
-    token = api.call("POST", "/api/v1/tokens", stack.admin_token, json={"account_id": account["account_id"]})["token"]
-    return {"token": token, "organisation_id": org["organisation_id"]}
+    return staff_token(api, stack.admin_token, "organiser")
+
+
+@pytest.fixture(scope="module")
+def policy(api, stack, organiser) -> str:
+    """A policy user of the organiser's organisation."""
+    return staff_token(api, stack.admin_token, "policy", organiser["organisation_id"])["token"]
 
 
 def open_consultation(api: Api, organiser_token: str, survey=ONE_QUESTION_SURVEY,

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import sys
 
@@ -11,14 +10,6 @@ import pytest
 from tests.e2e.conftest import eventually, open_consultation, participate
 
 ANSWERS = ["yes"] * 7 + ["no"] * 6  # 13 participants, every cell at least k=5
-
-
-@pytest.fixture(scope="module")
-def policy(api, stack, organiser):
-    account = api.call("POST", "/api/v1/accounts", stack.admin_token, json={
-        "email": f"policy-{secrets.token_hex(3)}@example.org", "role": "policy",
-        "organisation_id": organiser["organisation_id"]})
-    return api.call("POST", "/api/v1/tokens", stack.admin_token, json={"account_id": account["account_id"]})["token"]
 
 
 def progress(api, token, cid):

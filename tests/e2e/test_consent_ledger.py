@@ -8,7 +8,6 @@ verifier as a separate process.
 from __future__ import annotations
 
 import json
-import secrets
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -18,18 +17,14 @@ import requests
 
 from services.consent import verify
 from shared.embedded import REPO_ROOT
-from tests.e2e.conftest import eventually, open_consultation, participate
+from tests.e2e.conftest import eventually, open_consultation, participate, staff_token
 
 CONCURRENT_GRANTS = 20
 
 
 @pytest.fixture(scope="module")
 def auditor(api, stack) -> str:
-    org = api.call("POST", "/api/v1/organisations", stack.admin_token, json={"name": f"Audit {secrets.token_hex(3)}"})
-    account = api.call("POST", "/api/v1/accounts", stack.admin_token, json={
-        "email": f"auditor-{secrets.token_hex(3)}@example.org", "role": "auditor",
-        "organisation_id": org["organisation_id"]})
-    return api.call("POST", "/api/v1/tokens", stack.admin_token, json={"account_id": account["account_id"]})["token"]
+    return staff_token(api, stack.admin_token, "auditor")["token"]
 
 
 def ledger_entries(api, token: str) -> list[dict]:

@@ -2,10 +2,6 @@
 and the participant's withdrawal taking the quote away again."""
 from __future__ import annotations
 
-import secrets
-
-import pytest
-
 from tests.e2e.conftest import eventually, open_consultation, participate
 
 STORY_SURVEY = {
@@ -19,14 +15,6 @@ STORY_SURVEY = {
 PURPOSES = ("participate", "aggregate_reporting", "quote_anonymised")
 STORY = "At the clinic on Harbour Street, a nurse who spoke my language explained everything twice."
 EXCERPT = "a nurse who spoke my language explained everything twice."
-
-
-@pytest.fixture(scope="module")
-def policy(api, stack, organiser):
-    account = api.call("POST", "/api/v1/accounts", stack.admin_token, json={
-        "email": f"policy-{secrets.token_hex(3)}@example.org", "role": "policy",
-        "organisation_id": organiser["organisation_id"]})
-    return api.call("POST", "/api/v1/tokens", stack.admin_token, json={"account_id": account["account_id"]})["token"]
 
 
 def insight_quotes(api, token, cid) -> list[str]:

@@ -26,16 +26,9 @@ from services.aggregation.projection import (
 from services.aggregation.disclosure import protect_tables
 from services.aggregation.snapshots import build_snapshot
 from shared.errors import ValidationFailed
+from tests.unit.aggregation.conftest import QUESTIONS
 
 CID = "c-1"
-QUESTIONS = [
-    {"id": "region", "type": "single_choice", "options": ["north", "south"], "dimension": True, "min": None, "max": None},
-    {"id": "age", "type": "single_choice", "options": ["young", "older"], "dimension": True, "min": None, "max": None},
-    {"id": "needs", "type": "multiple_choice", "options": ["housing", "legal", "health"], "dimension": False,
-     "min": None, "max": None},
-    {"id": "safety", "type": "rating", "options": [], "dimension": False, "min": 1, "max": 5},
-    {"id": "story", "type": "free_text", "options": [], "dimension": False, "min": None, "max": None},
-]
 
 
 def published(questions=QUESTIONS, version=1, k=10):

@@ -229,12 +229,6 @@ def consent(secrets_env) -> ConsentService:
 @pytest.fixture
 def unchanged(consent):
     """Use as `with unchanged(): <refused request>`: asserts the store is exactly as before."""
-    from contextlib import contextmanager
+    from tests.conftest import store_unchanged
 
-    @contextmanager
-    def check():
-        before = consent.snapshot()
-        yield
-        assert consent.snapshot() == before
-
-    return check
+    return lambda: store_unchanged(consent.snapshot)

@@ -13,7 +13,7 @@ from shared.bus import InProcessBus
 from shared.errors import PROBLEM_MIME
 from shared.events import Envelope, isoformat, utcnow
 from shared.runtime import current_runtime
-from tests.conftest import make_settings
+from tests.conftest import make_settings, store_unchanged
 
 
 def t(en: str, ar: str) -> dict[str, str]:
@@ -155,12 +155,4 @@ def surveys(secrets_env, consent_keys) -> Surveys:
 @pytest.fixture
 def unchanged(surveys):
     """Use as `with unchanged(): <failing request>`: asserts the store is exactly as before."""
-    from contextlib import contextmanager
-
-    @contextmanager
-    def check():
-        before = surveys.snapshot()
-        yield
-        assert surveys.snapshot() == before
-
-    return check
+    return lambda: store_unchanged(surveys.snapshot)
