@@ -1,22 +1,18 @@
 """Gateway storage: organisations, staff accounts, their API tokens, sign-in sessions and set-password links."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import mongoengine as me
 
+from shared.events import utcnow
+
 ALIAS = "gateway"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class Organisation(me.Document):
     meta = {"db_alias": ALIAS, "collection": "organisations"}
     organisation_id = me.StringField(primary_key=True)
     name = me.StringField(required=True, unique=True)
-    created_at = me.DateTimeField(default=_now)
+    created_at = me.DateTimeField(default=utcnow)
 
 
 class Account(me.Document):
@@ -28,7 +24,7 @@ class Account(me.Document):
     readable_organisations = me.ListField(me.StringField())
     password_hash = me.StringField(null=True)
     disabled = me.BooleanField(default=False)
-    created_at = me.DateTimeField(default=_now)
+    created_at = me.DateTimeField(default=utcnow)
 
 
 class ApiToken(me.Document):
@@ -41,7 +37,7 @@ class ApiToken(me.Document):
     label = me.StringField()
     expires_at = me.DateTimeField(required=True)
     revoked = me.BooleanField(default=False)
-    created_at = me.DateTimeField(default=_now)
+    created_at = me.DateTimeField(default=utcnow)
 
 
 class StaffSession(me.Document):
@@ -53,7 +49,7 @@ class StaffSession(me.Document):
     account_id = me.StringField(required=True)
     expires_at = me.DateTimeField(required=True)
     revoked = me.BooleanField(default=False)
-    created_at = me.DateTimeField(default=_now)
+    created_at = me.DateTimeField(default=utcnow)
 
 
 class PasswordLink(me.Document):
@@ -64,4 +60,4 @@ class PasswordLink(me.Document):
     account_id = me.StringField(required=True)
     expires_at = me.DateTimeField(required=True)
     used = me.BooleanField(default=False)
-    created_at = me.DateTimeField(default=_now)
+    created_at = me.DateTimeField(default=utcnow)

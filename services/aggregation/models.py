@@ -5,17 +5,12 @@ event topics and can be rebuilt by replaying them (see `rebuild`).
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import mongoengine as me
 
+from shared.events import utcnow
 from shared.outbox import OutboxDocument
 
 ALIAS = "aggregation"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class ConsultationMeta(me.Document):
@@ -45,7 +40,7 @@ class Contribution(me.Document):
     answers = me.DictField()
     declined = me.ListField(me.StringField())
     submitted_at = me.StringField()
-    counted_at = me.DateTimeField(default=_now)
+    counted_at = me.DateTimeField(default=utcnow)
 
 
 class Tombstone(me.Document):
@@ -63,7 +58,7 @@ class Tombstone(me.Document):
     response_ids = me.ListField(me.StringField())
     reasons = me.ListField(me.StringField())
     quotes_withdrawn = me.BooleanField(default=False)
-    at = me.DateTimeField(default=_now)
+    at = me.DateTimeField(default=utcnow)
 
 
 class Quote(me.Document):
@@ -106,7 +101,7 @@ class Release(OutboxDocument):
     title = me.StringField()
     snapshot = me.IntField(required=True)
     signed_off_by = me.StringField(required=True)
-    released_at = me.DateTimeField(default=_now)
+    released_at = me.DateTimeField(default=utcnow)
     digest = me.StringField(required=True)
     epsilon = me.FloatField()
     content = me.DictField()

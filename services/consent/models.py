@@ -1,17 +1,12 @@
 """Consent storage: what consent knows of consultations, texts, grants, ledger entries, checkpoints."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import mongoengine as me
 
+from shared.events import utcnow
 from shared.outbox import OutboxDocument
 
 ALIAS = "consent"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class ConsultationPolicy(me.Document):
@@ -61,7 +56,7 @@ class Grant(OutboxDocument):
     collection_method = me.StringField(required=True)
     guardian = me.DictField()  # relationship and attestation, never a name
     assent = me.BooleanField(null=True)
-    granted_at = me.DateTimeField(default=_now)
+    granted_at = me.DateTimeField(default=utcnow)
     # Later events for the receipt: withdrawals, erasures, erasure confirmations (each with its event_id).
     events = me.ListField(me.DictField())
 

@@ -1,17 +1,12 @@
 """Surveys storage: consultations with their versions, invitations, participants, responses."""
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
 import mongoengine as me
 
+from shared.events import utcnow
 from shared.outbox import OutboxDocument
 
 ALIAS = "surveys"
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 class Consultation(OutboxDocument):
@@ -30,7 +25,7 @@ class Consultation(OutboxDocument):
     epsilon_budget = me.FloatField(null=True)
     opens_at = me.DateTimeField(null=True)
     closes_at = me.DateTimeField(null=True)
-    created_at = me.DateTimeField(default=_now)
+    created_at = me.DateTimeField(default=utcnow)
     opened_at = me.DateTimeField(null=True)
     closed_at = me.DateTimeField(null=True)
     # The survey definition being edited; published versions below are immutable copies.
@@ -55,7 +50,7 @@ class Invitation(me.Document):
     label = me.StringField()
     uses = me.IntField(default=0)
     revoked = me.BooleanField(default=False)
-    created_at = me.DateTimeField(default=_now)
+    created_at = me.DateTimeField(default=utcnow)
 
 
 class Participant(me.Document):
@@ -67,7 +62,7 @@ class Participant(me.Document):
     invitation_id = me.StringField()
     # Erasing this erases every encrypted field of the participant, wherever copies are (crypto-shredding).
     wrapped_key = me.StringField(null=True)
-    created_at = me.DateTimeField(default=_now)
+    created_at = me.DateTimeField(default=utcnow)
 
 
 class Response(OutboxDocument):
@@ -83,7 +78,7 @@ class Response(OutboxDocument):
     declined = me.ListField(me.StringField())
     free_text = me.DictField()  # question id -> ciphertext under the participant's key
     quotable = me.BooleanField(default=True)
-    submitted_at = me.DateTimeField(default=_now)
+    submitted_at = me.DateTimeField(default=utcnow)
 
 
 class Erasure(OutboxDocument):
@@ -94,7 +89,7 @@ class Erasure(OutboxDocument):
     consultation_id = me.StringField(required=True)
     pseudonym = me.StringField(required=True)
     reason = me.StringField(required=True, choices=("withdrawal", "retention"))
-    erased_at = me.DateTimeField(default=_now)
+    erased_at = me.DateTimeField(default=utcnow)
 
 
 class Withdrawal(OutboxDocument):
@@ -108,7 +103,7 @@ class Withdrawal(OutboxDocument):
     consultation_id = me.StringField(required=True)
     purposes = me.ListField(me.StringField())
     all = me.BooleanField(default=False)
-    at = me.DateTimeField(default=_now)
+    at = me.DateTimeField(default=utcnow)
     # Ids of the full withdrawals (or late erasures) already confirmed: one withdrawal.processed each.
     confirmed = me.ListField(me.StringField())
 
@@ -132,7 +127,7 @@ class ApprovedQuote(OutboxDocument):
     question_id = me.StringField(required=True)
     excerpt = me.StringField(null=True)  # ciphertext under the participant's key; None once revoked
     approved_by = me.StringField(required=True)
-    approved_at = me.DateTimeField(default=_now)
+    approved_at = me.DateTimeField(default=utcnow)
     revoked = me.BooleanField(default=False)
     revoked_by = me.StringField(null=True)
     revoked_at = me.DateTimeField(null=True)
@@ -152,6 +147,6 @@ class ResumeDraft(me.Document):
     consultation_id = me.StringField(required=True)
     # Answers, declines, position and consent token, sealed with the participant's key.
     ciphertext = me.StringField(required=True)
-    saved_at = me.DateTimeField(default=_now)
+    saved_at = me.DateTimeField(default=utcnow)
     # MongoDB's TTL monitor deletes expired drafts within a minute; reads check it too.
     expires_at = me.DateTimeField(required=True)
