@@ -83,11 +83,13 @@ def policy(api, stack, organiser) -> str:
 
 
 def open_consultation(api: Api, organiser_token: str, survey=ONE_QUESTION_SURVEY,
-                      purposes=("participate", "aggregate_reporting")) -> tuple[str, str]:
-    """Create, publish and give a consent text to a consultation; returns (consultation id, link code)."""
+                      purposes=("participate", "aggregate_reporting"), **settings) -> tuple[str, str]:
+    """Create, publish and give a consent text to a consultation; returns (consultation id, link code).
+
+    `settings` are further fields of the new consultation (e.g. epsilon_budget)."""
     consultation = api.call("POST", "/api/v1/consultations", organiser_token, json={
         "title": "Walking skeleton", "languages": survey["languages"], "purposes": list(purposes),
-        "min_cell_size": 5, "survey": survey})
+        "min_cell_size": 5, "survey": survey, **settings})
     cid = consultation["consultation_id"]
     api.call("POST", f"/api/v1/consultations/{cid}/publish", organiser_token)
 

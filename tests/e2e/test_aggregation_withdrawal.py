@@ -66,3 +66,26 @@ def test_rebuild_from_the_topics_gives_the_live_count(api, organiser, stack, ans
     assert "replaying" in done.stderr and "rebuilt from" in done.stderr
     rebuilt = json.loads(done.stdout.strip().splitlines()[-1])
     assert rebuilt == {"consultation_id": cid, "responses_counted": live}
+
+
+def test_a_noisy_release_spends_the_budget_set_by_the_organiser(api, organiser, policy):
+    """The budget travels from the surveys service to aggregation in consultation.published."""
+    cid, code = open_consultation(api, organiser["token"], epsilon_budget=1.0)
+    for answer in ANSWERS:
+        participate(api, code, {"got_help": answer})
+    assert eventually(lambda: progress(api, organiser["token"], cid) == len(ANSWERS), timeout=60)
+
+    noisy = api.call("POST", "/api/v1/releases", organiser["token"], expect=201,
+                     json={"consultation_id": cid, "epsilon": 0.75})
+    assert noisy["privacy"]["epsilon"] == 0.75 and noisy["epsilon_remaining"] == 0.25
+    over = api.call("POST", "/api/v1/releases", organiser["token"], expect=409,
+                    json={"consultation_id": cid, "epsilon": 0.5})
+    assert (over["remaining"], over["requested"], over["epsilon_total"]) == (0.25, 0.5, 1.0)
+    budget = api.call("GET", f"/api/v1/insights/consultations/{cid}/privacy-budget", organiser["token"])
+    assert (budget["epsilon_total"], budget["remaining"]) == (1.0, 0.25)
+    assert [spend["snapshot"] for spend in budget["spent"]] == [1]
+    # Policy users see the noisy snapshot, and that it is one; the refused release left no snapshot 2.
+    seen = api.call("GET", f"/api/v1/insights/consultations/{cid}", policy)
+    assert seen["release"]["snapshot"] == 1
+    assert seen["snapshot"]["disclosure"]["differential_privacy"]["epsilon"] == 0.75
+    api.call("GET", f"/api/v1/insights/consultations/{cid}/privacy-budget", policy, expect=403)
