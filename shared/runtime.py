@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
-from flask import Blueprint, Flask, g, jsonify, request
+from flask import Blueprint, Flask, current_app, g, jsonify, request
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -237,6 +237,16 @@ def ensure_topics(settings: Settings) -> None:
 
 def current_runtime(app: Flask) -> ServiceRuntime:
     return app.extensions["voices_runtime"]
+
+
+def service_context():
+    """The serving app's domain context (keys, settings, topics), for API views."""
+    return current_runtime(current_app).context
+
+
+def events_stored() -> None:
+    """Called by a view after it stored events in the outbox, so the relay sends them now."""
+    current_runtime(current_app).after_commit()
 
 
 def health_blueprint(runtime: ServiceRuntime) -> Blueprint:

@@ -2,7 +2,7 @@
 (auditors)."""
 from __future__ import annotations
 
-from flask import Response, current_app
+from flask import Response
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -15,18 +15,10 @@ from services.consent.schemas import (
     ReceiptSchema, TextQuerySchema, WithdrawalResultSchema, WithdrawalSchema,
 )
 from shared.auth import require_staff
-from shared.runtime import current_runtime, current_trace_id
+from shared.runtime import current_trace_id, events_stored, service_context
 
 consent = Blueprint("consent", __name__, url_prefix="/api/v1/consent", description="Consent texts, grants, receipts")
 audit = Blueprint("ledger", __name__, url_prefix="/api/v1/ledger", description="The consent ledger (auditors)")
-
-
-def _ctx():
-    return current_runtime(current_app).context
-
-
-def _stored():
-    current_runtime(current_app).after_commit()
 
 
 def _own_policy(consultation_id: str):
@@ -71,9 +63,9 @@ class PublishTexts(MethodView):
     @consent.response(200, ConsentTextSchema(many=True))
     def post(self, consultation_id, version):
         """Publish every language of a version; published texts never change."""
-        texts = records.publish_texts(_own_policy(consultation_id), version, _ctx().settings.topics.consent,
+        texts = records.publish_texts(_own_policy(consultation_id), version, service_context().settings.topics.consent,
                                       current_trace_id())
-        _stored()
+        events_stored()
         return texts
 
 
@@ -83,10 +75,10 @@ class Grants(MethodView):
     @consent.response(201, GrantCreatedSchema)
     def post(self, data):
         """Give consent for chosen purposes. Returns a consent token and a receipt code shown only once."""
-        ctx = _ctx()
+        ctx = service_context()
         grant, token, code = records.record_grant(data, ctx.signing_key, ctx.code_pepper, ctx.token_ttl_s,
                                                   ctx.settings.topics.consent, current_trace_id())
-        _stored()
+        events_stored()
         return {"grant_id": grant.grant_id, "consent_token": token, "receipt_code": code,
                 "expires_in": ctx.token_ttl_s, "receipt": records.receipt(grant)}
 
@@ -97,7 +89,7 @@ class ReceiptLookup(MethodView):
     @consent.response(200, ReceiptSchema)
     def post(self, data):
         """Your consent receipt and its history, by receipt code (sent in the body, never in a URL)."""
-        return records.receipt(records.find_by_receipt(data["receipt_code"], _ctx().code_pepper))
+        return records.receipt(records.find_by_receipt(data["receipt_code"], service_context().code_pepper))
 
 
 @consent.route("/tokens")
@@ -113,7 +105,7 @@ class ConsentTokens(MethodView):
         answer a lookup or withdrawal gets), 409 when consent to take part was withdrawn or the
         consultation is no longer open. Not a ledger entry: a token records nothing new.
         """
-        ctx = _ctx()
+        ctx = service_context()
         grant, token, purposes = records.reissue_token(data["receipt_code"], ctx.signing_key, ctx.code_pepper,
                                                        ctx.token_ttl_s)
         return {"consent_token": token, "expires_in": ctx.token_ttl_s, "purposes": purposes,
@@ -126,10 +118,10 @@ class Withdrawals(MethodView):
     @consent.response(200, WithdrawalResultSchema)
     def post(self, data):
         """Withdraw some purposes, or everything, with the receipt code. Asking twice changes nothing."""
-        ctx = _ctx()
+        ctx = service_context()
         grant, decision = records.withdraw(data["receipt_code"], data["purposes"], ctx.code_pepper,
                                            ctx.settings.topics.consent, current_trace_id())
-        _stored()
+        events_stored()
         return {"withdrawn": decision.withdrawn, "remaining": decision.remaining, "all": decision.all,
                 "changed": decision.payload is not None, "receipt": records.receipt(grant)}
 
@@ -139,7 +131,7 @@ class PublicKey(MethodView):
     @consent.response(200, PublicKeySchema)
     def get(self):
         """The Ed25519 key that signs consent tokens and ledger checkpoints."""
-        key = _ctx().signing_key.public_key()
+        key = service_context().signing_key.public_key()
         return {"key_id": tokens.key_id(key), "algorithm": "Ed25519",
                 "public_key_pem": tokens.public_key_to_pem(key).decode()}
 
@@ -155,7 +147,7 @@ class Entries(MethodView):
 
 
 def _tree():
-    return _ctx().ledger_tree
+    return service_context().ledger_tree
 
 
 @audit.route("/checkpoints")
@@ -169,7 +161,7 @@ class Checkpoints(MethodView):
     def post(self):
         """Sign a checkpoint over the ledger as it is now (or get the latest, when it already covers it)."""
         require_staff("auditor", "admin")
-        return ledger_store.checkpoint(_ctx().signing_key, _tree())
+        return ledger_store.checkpoint(service_context().signing_key, _tree())
 
 
 @audit.route("/proofs/inclusion/<int:seq>")
@@ -202,7 +194,7 @@ class Export(MethodView):
         does not cover every entry, so the export ends on a signed tree head.
         """
         require_staff("auditor")
-        lines = ledger_store.export(_ctx().signing_key, _tree())
+        lines = ledger_store.export(service_context().signing_key, _tree())
         return Response(lines, mimetype="application/x-ndjson",
                         headers={"Content-Disposition": "attachment; filename=consent-ledger.jsonl"})
 

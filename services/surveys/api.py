@@ -1,7 +1,6 @@
 """Surveys API: parse, call the service layer, serialise."""
 from __future__ import annotations
 
-from flask import current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -16,16 +15,12 @@ from services.surveys.schemas import (
 )
 from shared.auth import require_same_organisation, require_staff
 from shared.errors import ValidationFailed
-from shared.runtime import current_runtime, current_trace_id
+from shared.runtime import current_trace_id, events_stored, service_context
 
 consultations = Blueprint("consultations", __name__, url_prefix="/api/v1/consultations",
                           description="Consultations, survey versions and invitations (organisers)")
 participation = Blueprint("participation", __name__, url_prefix="/api/v1",
                           description="Invitations, saved progress and responses (participants)")
-
-
-def _ctx():
-    return current_runtime(current_app).context
 
 
 def _own_consultation(consultation_id: str):
@@ -43,10 +38,6 @@ def _organiser_consultation(consultation_id: str):
     return consultation
 
 
-def _stored():
-    current_runtime(current_app).after_commit()
-
-
 @consultations.route("")
 class Consultations(MethodView):
     @consultations.response(200, ConsultationSchema(many=True))
@@ -61,8 +52,8 @@ class Consultations(MethodView):
         """Create a draft consultation in the caller's organisation."""
         principal = require_staff("organiser")
         consultation = cons.create_consultation({**data, "organisation_id": principal.organisation_id},
-                                                _ctx().settings.topics.surveys, current_trace_id())
-        _stored()
+                                                service_context().settings.topics.surveys, current_trace_id())
+        events_stored()
         return consultation
 
 
@@ -132,9 +123,9 @@ class Publish(MethodView):
     @consultations.response(200, ConsultationSchema)
     def post(self, consultation_id):
         """Freeze the draft as a new immutable version and open the consultation."""
-        consultation = cons.publish_version(_organiser_consultation(consultation_id), _ctx().settings.topics.surveys,
+        consultation = cons.publish_version(_organiser_consultation(consultation_id), service_context().settings.topics.surveys,
                                             current_trace_id())
-        _stored()
+        events_stored()
         return consultation
 
 
@@ -144,8 +135,8 @@ class Status(MethodView):
     @consultations.response(200, ConsultationSchema)
     def post(self, data, consultation_id):
         consultation = cons.change_status(_organiser_consultation(consultation_id), data["status"],
-                                          _ctx().settings.topics.surveys, current_trace_id())
-        _stored()
+                                          service_context().settings.topics.surveys, current_trace_id())
+        events_stored()
         return consultation
 
 
@@ -160,7 +151,7 @@ class Invitations(MethodView):
     def post(self, data, consultation_id):
         """A single-use code or a multi-use anonymous link; the code is shown only in this answer."""
         invitation, code = cons.create_invitation(_organiser_consultation(consultation_id), data["kind"],
-                                                  data["label"], _ctx().keys.code_pepper)
+                                                  data["label"], service_context().keys.code_pepper)
         return {**invitation.to_mongo().to_dict(), "invitation_id": invitation.invitation_id, "code": code}
 
 
@@ -180,7 +171,7 @@ class QuotableAnswers(MethodView):
 
         Organisers only: this is the one place where answers are read in full, to choose an excerpt.
         """
-        return quotes.quotable_answers(_organiser_consultation(consultation_id), _ctx().keys, query["page"],
+        return quotes.quotable_answers(_organiser_consultation(consultation_id), service_context().keys, query["page"],
                                        query["per_page"])
 
 
@@ -189,7 +180,7 @@ class Quotes(MethodView):
     @consultations.response(200, QuoteSchema(many=True))
     def get(self, consultation_id):
         """Approved quotes, oldest first; revoked ones are listed without their text."""
-        return quotes.list_quotes(_organiser_consultation(consultation_id), _ctx().keys)
+        return quotes.list_quotes(_organiser_consultation(consultation_id), service_context().keys)
 
     @consultations.arguments(QuoteApproveSchema)
     @consultations.response(201, QuoteSchema)
@@ -204,11 +195,11 @@ class Quotes(MethodView):
         principal = require_staff("organiser")
         consultation = _organiser_consultation(consultation_id)
         quote, created = quotes.approve_quote(consultation, data["response_id"], data["question_id"],
-                                              data["excerpt"], principal.subject, _ctx().keys,
-                                              _ctx().settings.topics.responses, current_trace_id())
+                                              data["excerpt"], principal.subject, service_context().keys,
+                                              service_context().settings.topics.responses, current_trace_id())
         if created:
-            _stored()
-        return quotes.quote_view(quote, _ctx().keys), 201 if created else 200
+            events_stored()
+        return quotes.quote_view(quote, service_context().keys), 201 if created else 200
 
 
 @consultations.route("/<consultation_id>/quotes/revocations")
@@ -219,9 +210,9 @@ class QuoteRevocations(MethodView):
         """Revoke an approved quote (quote.revoked): its text is removed here and from the insights."""
         principal = require_staff("organiser")
         quote = quotes.revoke_quote(_organiser_consultation(consultation_id), data["quote_id"], principal.subject,
-                                    _ctx().settings.topics.responses, current_trace_id())
-        _stored()
-        return quotes.quote_view(quote, _ctx().keys)
+                                    service_context().settings.topics.responses, current_trace_id())
+        events_stored()
+        return quotes.quote_view(quote, service_context().keys)
 
 
 @participation.route("/invitations/<code>/open")
@@ -229,7 +220,7 @@ class OpenInvitation(MethodView):
     @participation.response(201, OpenedInvitationSchema)
     def post(self, code):
         """Open an invitation: a fresh pseudonym and the current survey; nothing about the person."""
-        participant, consultation = cons.open_invitation(code, _ctx().keys)
+        participant, consultation = cons.open_invitation(code, service_context().keys)
         version = consultation.current_version
         return {"pseudonym": participant.pseudonym, "consultation_id": consultation.consultation_id,
                 "title": consultation.title, "languages": consultation.languages, "purposes": consultation.purposes,
@@ -243,7 +234,7 @@ class SaveProgress(MethodView):
     @participation.response(201, ResumeSavedSchema)
     def post(self, data):
         """Keep partial answers on the server; the resume code is shown once. Saving again replaces them."""
-        saved = resume.save_progress(data.pop("consent_token"), data, _ctx().keys, _ctx().resume_ttl)
+        saved = resume.save_progress(data.pop("consent_token"), data, service_context().keys, service_context().resume_ttl)
         return {"resume_code": saved.resume_code, "expires_at": saved.expires_at}
 
 
@@ -253,7 +244,7 @@ class ResumeLookup(MethodView):
     @participation.response(200, ResumedSchema)
     def post(self, data):
         """Continue with a resume code (sent in the body, never in a URL): answers so far and consent context."""
-        return resume.resume_progress(data["resume_code"], _ctx().keys)
+        return resume.resume_progress(data["resume_code"], service_context().keys)
 
 
 @participation.route("/responses")
@@ -262,7 +253,7 @@ class Responses(MethodView):
     @participation.response(201, ResponseReceiptSchema)
     def post(self, data):
         """Submit answers with a consent token; every question may be skipped or declined."""
-        response = intake.submit_response(data.pop("consent_token"), data, _ctx().keys,
-                                          _ctx().settings.topics.responses, current_trace_id())
-        _stored()
+        response = intake.submit_response(data.pop("consent_token"), data, service_context().keys,
+                                          service_context().settings.topics.responses, current_trace_id())
+        events_stored()
         return response
