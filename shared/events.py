@@ -242,6 +242,16 @@ class WithdrawalProcessed(_Strict):
     processed_at = fields.String(required=True)
 
 
+class ContactsAccessed(_Strict):
+    """An organiser read a consultation's follow-up contact details: who, when and how many; never the details."""
+
+    consultation_id = fields.String(required=True)
+    organisation_id = fields.String(required=True)
+    accessed_by = fields.String(required=True)
+    count = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
+    accessed_at = fields.String(required=True)
+
+
 CONTRACTS: dict[tuple[str, int], type[Schema]] = {
     ("consultation.published", 1): ConsultationPublished,
     ("consultation.created", 1): ConsultationCreated,
@@ -255,4 +265,5 @@ CONTRACTS: dict[tuple[str, int], type[Schema]] = {
     ("quote.approved", 1): QuoteApproved,
     ("quote.revoked", 1): QuoteRevoked,
     ("withdrawal.processed", 1): WithdrawalProcessed,
+    ("contacts.accessed", 1): ContactsAccessed,
 }

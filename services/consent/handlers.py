@@ -72,6 +72,13 @@ def record_withdrawal_processed(event: Envelope, ctx: Any) -> None:
     consent_records.note_withdrawal_processed(p, event.id)
 
 
+def record_contacts_access(event: Envelope, ctx: Any) -> None:
+    """contacts.accessed: an organiser read follow-up contact details; auditors see every such use."""
+    p = event.payload
+    _append("contacts.accessed", {k: p[k] for k in ("consultation_id", "organisation_id", "accessed_by", "count",
+                                                     "accessed_at")}, event, ctx)
+
+
 HANDLERS = {
     "consultation.created": learn_consultation,
     "consultation.published": learn_consultation,
@@ -82,4 +89,5 @@ HANDLERS = {
     "release.published": record_sign_off,
     "response.erased": record_erasure,
     "withdrawal.processed": record_withdrawal_processed,
+    "contacts.accessed": record_contacts_access,
 }

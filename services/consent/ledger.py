@@ -33,7 +33,7 @@ from cryptography.exceptions import InvalidSignature
 from services.consent.tokens import PrivateKeyLike, PublicKeyLike, as_private_key, as_public_key, key_id
 
 KINDS = ("consent.granted", "consent.withdrawn", "consent_text.published", "release.signed_off", "response.erased",
-         "withdrawal.processed")
+         "withdrawal.processed", "contacts.accessed")
 ENTRY_FIELDS = ("seq", "kind", "at", "data", "prev_hash", "hash")
 GENESIS_PREV_HASH = "0" * 64
 CHECKPOINT_FIELDS = ("tree_size", "root_hash", "timestamp", "signature", "key_id")
@@ -66,6 +66,10 @@ LEDGER_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     ),
     "withdrawal.processed": (
         frozenset({"consultation_id", "pseudonym", "responses_erased", "key_shredded", "processed_at"}),
+        frozenset(),
+    ),
+    "contacts.accessed": (
+        frozenset({"consultation_id", "organisation_id", "accessed_by", "count", "accessed_at"}),
         frozenset(),
     ),
 }

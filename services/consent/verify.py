@@ -51,7 +51,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 # Duplicated from services/consent/ledger.py on purpose (see the module docstring).
 KINDS = frozenset({"consent.granted", "consent.withdrawn", "consent_text.published",
-                   "release.signed_off", "response.erased", "withdrawal.processed"})
+                   "release.signed_off", "response.erased", "withdrawal.processed",
+                   "contacts.accessed"})
 ENTRY_KEYS = frozenset({"type", "seq", "kind", "at", "data", "prev_hash", "hash"})
 CHECKPOINT_KEYS = frozenset({"type", "tree_size", "root_hash", "timestamp", "signature", "key_id"})
 GENESIS_PREV_HASH = "0" * 64
