@@ -5,8 +5,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.surveys import consultations as cons
-from services.surveys import intake, quotes, resume
+from services.surveys import contact, intake, quotes, resume
 from services.surveys.schemas import (
+    ContactDeleteSchema, ContactSavedSchema, ContactSaveSchema, FollowUpContactPageSchema,
     ConsultationCreateSchema, ConsultationSchema, ConsultationUpdateSchema, InvitationCreatedSchema,
     InvitationCreateSchema, InvitationSchema, OpenedInvitationSchema, QuotablePageSchema, QuotableQuerySchema,
     QuoteApproveSchema, QuoteRevokeSchema, QuoteSchema, ResponseCreateSchema, ResponseReceiptSchema, ResumedSchema,
@@ -213,6 +214,43 @@ class QuoteRevocations(MethodView):
                                     service_context().settings.topics.responses, current_trace_id())
         events_stored()
         return quotes.quote_view(quote, service_context().keys)
+
+
+@consultations.route("/<consultation_id>/follow-up-contacts")
+class FollowUpContacts(MethodView):
+    @consultations.arguments(QuotableQuerySchema, location="query")
+    @consultations.response(200, FollowUpContactPageSchema)
+    def get(self, query, consultation_id):
+        """Contact details of participants who consented to be contacted again (and did not withdraw), paged.
+
+        Organisers only. Every read is recorded (contacts.accessed: who, how many, when) on the consent ledger.
+        """
+        principal = require_staff("organiser")
+        page = contact.read_contacts(_organiser_consultation(consultation_id), principal.subject,
+                                     service_context().keys, query["page"], query["per_page"],
+                                     service_context().settings.topics.surveys, current_trace_id())
+        events_stored()
+        return page
+
+
+@participation.route("/contact")
+class Contact(MethodView):
+    @participation.arguments(ContactSaveSchema)
+    @participation.response(200, ContactSavedSchema)
+    def put(self, data):
+        """Leave (or replace) contact details for follow-up; needs the follow_up_contact consent (403 without).
+
+        Kept encrypted with the participant's key and deleted when that consent is withdrawn.
+        """
+        record = contact.save_contact(data.pop("consent_token"), data, service_context().keys)
+        return {"method": data["method"], "safe_to_leave_message": data["safe_to_leave_message"],
+                "given_at": record.given_at}
+
+    @participation.arguments(ContactDeleteSchema)
+    @participation.response(204)
+    def delete(self, data):
+        """Remove the contact details; nothing stored is fine."""
+        contact.delete_contact(data["consent_token"], service_context().keys)
 
 
 @participation.route("/invitations/<code>/open")

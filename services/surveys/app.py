@@ -13,7 +13,7 @@ from services.surveys import intake
 from services.surveys.api import consultations, participation
 from services.surveys.consultations import SurveysKeys
 from services.surveys.handlers import HANDLERS
-from services.surveys.models import ApprovedQuote, Consultation, Erasure, Response, Withdrawal
+from services.surveys.models import ApprovedQuote, Consultation, ContactAccess, Erasure, Response, Withdrawal
 from services.surveys.resume import DEFAULT_TTL
 from shared.auth import install_principal
 from shared.bus import Bus
@@ -70,7 +70,7 @@ def create_app(settings: Settings | None = None, bus: Bus | None = None) -> Flas
     settings = settings or Settings.from_env("surveys")
     context = SurveysContext(settings, load_keys(settings), resume_ttl(settings))
     runtime = ServiceRuntime(settings, handlers=HANDLERS, subscriptions=[settings.topics.consent],
-                             outbox_models=[Consultation, Response, Erasure, Withdrawal, ApprovedQuote],
+                             outbox_models=[Consultation, Response, Erasure, Withdrawal, ApprovedQuote, ContactAccess],
                              context=context, bus=bus)
     app = create_service_app(settings, title="Voices surveys", blueprints=[consultations, participation],
                              runtime=runtime)

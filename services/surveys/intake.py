@@ -10,7 +10,7 @@ from mongoengine import Q
 from mongoengine.errors import NotUniqueError
 
 from services.surveys import answers as answer_rules
-from services.surveys import field_crypto, quotes
+from services.surveys import contact, field_crypto, quotes
 from services.surveys.consultations import (
     SurveysKeys, as_utc, ensure_accepting, get_consultation, participant_context,
 )
@@ -169,7 +169,7 @@ def decrypt_free_text(pseudonym: str, response_id: str, ciphertexts: dict[str, s
 
 
 def erase_participant(pseudonym: str, consultation_id: str, reason: str, topic: str, trace_id: str) -> int:
-    """Shred a participant's key, erase their responses, quotes and saved progress; returns how many
+    """Shred a participant's key, erase their responses, quotes, saved progress and contact details; returns how many
     responses were erased.
 
     The key goes first, so every copy of their free text (database, old
@@ -181,6 +181,7 @@ def erase_participant(pseudonym: str, consultation_id: str, reason: str, topic: 
     """
     Participant.objects(pseudonym=pseudonym).update_one(set__wrapped_key=None)
     ResumeDraft.objects(pseudonym=pseudonym).delete()
+    contact.forget(pseudonym)
     erased = 0
     for response in Response.objects(pseudonym=pseudonym, consultation_id=consultation_id):
         _erase_one(response, reason, topic, trace_id)
@@ -208,7 +209,9 @@ def _erase_one(response: Response, reason: str, topic: str, trace_id: str) -> No
 
 def _restrict(pseudonym: str, consultation_id: str, withdrawn: list[str], topic: str, trace_id: str) -> None:
     """Drop withdrawn purposes from a stored response; without quote consent its free text is not quotable
-    and its approved quotes are revoked."""
+    and its approved quotes are revoked. Without follow_up_contact their contact details are deleted."""
+    if contact.CONTACT_PURPOSE in withdrawn:
+        contact.forget(pseudonym)
     responses = Response.objects(pseudonym=pseudonym, consultation_id=consultation_id)
     responses.update(pull_all__purposes=withdrawn)
     if QUOTE_PURPOSE in withdrawn:
@@ -278,7 +281,7 @@ def erase_expired(topic: str, trace_id: str, now: datetime | None = None) -> dic
     A consultation ends when it is closed or when its closing time passes,
     whichever comes first. Aggregates are kept (the response.erased reason is
     "retention", which downstream tells apart from a withdrawal).
-    Participants' keys and saved progress go too, so nothing readable is
+    Participants' keys, saved progress and contact details go too, so nothing readable is
     left. Safe to run again at any time. Returns {consultation_id: responses
     erased} for consultations where something was erased.
     """
@@ -292,6 +295,7 @@ def erase_expired(topic: str, trace_id: str, now: datetime | None = None) -> dic
         cid = consultation.consultation_id
         Participant.objects(consultation_id=cid, wrapped_key__ne=None).update(set__wrapped_key=None)
         ResumeDraft.objects(consultation_id=cid).delete()
+        contact.forget_consultation(cid)
         count = 0
         for response in Response.objects(consultation_id=cid):
             _erase_one(response, "retention", topic, trace_id)

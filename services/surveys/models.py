@@ -150,3 +150,29 @@ class ResumeDraft(me.Document):
     saved_at = me.DateTimeField(default=utcnow)
     # MongoDB's TTL monitor deletes expired drafts within a minute; reads check it too.
     expires_at = me.DateTimeField(required=True)
+
+
+class FollowUpContact(me.Document):
+    """How a participant who consented to follow_up_contact may be reached; one per participant.
+
+    Method, value, best time and the message flag are sealed together under
+    the participant's key, so shredding the key makes them unreadable too.
+    """
+
+    meta = {"db_alias": ALIAS, "collection": "follow_up_contacts", "indexes": ["consultation_id"]}
+    pseudonym = me.StringField(primary_key=True)
+    consultation_id = me.StringField(required=True)
+    ciphertext = me.StringField(required=True)
+    given_at = me.DateTimeField(default=utcnow)
+
+
+class ContactAccess(OutboxDocument):
+    """One organiser read of a consultation's contact details (who, how many, when); carries contacts.accessed."""
+
+    meta = {"db_alias": ALIAS, "collection": "contact_accesses", "indexes": ["consultation_id"]}
+    access_id = me.StringField(primary_key=True)
+    consultation_id = me.StringField(required=True)
+    organisation_id = me.StringField(required=True)
+    accessed_by = me.StringField(required=True)
+    count = me.IntField(required=True)
+    accessed_at = me.DateTimeField(default=utcnow)

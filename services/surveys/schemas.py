@@ -1,4 +1,5 @@
 """Request and response schemas of the surveys API (also its OpenAPI document)."""
+import re
 from datetime import timezone
 
 from flask_smorest.fields import Upload
@@ -259,3 +260,71 @@ class QuoteSchema(Schema):
     revoked = fields.Boolean()
     revoked_by = fields.String(allow_none=True)
     revoked_at = UTCDateTime(allow_none=True)
+
+
+# ---- follow-up contact ----------------------------------------------------------
+
+CONTACT_METHODS = ("phone", "email", "signal", "whatsapp", "other")
+# Loose shapes: enough to catch a slip of the finger, never to reject a real address or number.
+_EMAIL_SHAPE = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE_SHAPE = re.compile(r"^\+?[0-9][0-9 ()./-]*$")
+_SIGNAL_USERNAME_SHAPE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*\.[0-9]{2,}$")
+
+
+def _is_phone(value: str) -> bool:
+    return bool(_PHONE_SHAPE.match(value)) and 6 <= sum(ch.isdigit() for ch in value) <= 15
+
+
+class TrimmedString(fields.String):
+    """A string without surrounding whitespace; length rules apply to the trimmed text."""
+
+    def _deserialize(self, value, attr, data, **kwargs):
+        return super()._deserialize(value, attr, data, **kwargs).strip()
+
+
+class ContactSaveSchema(StrictSchema):
+    consent_token = fields.String(required=True, validate=validate.Length(min=10, max=4096))
+    method = fields.String(required=True, validate=validate.OneOf(CONTACT_METHODS))
+    value = TrimmedString(required=True, validate=validate.Length(min=1, max=200),
+                          metadata={"description": "a phone number (phone, whatsapp), an email address, a phone "
+                                                   "number or username (signal), or free text (other)"})
+    best_time = TrimmedString(allow_none=True, load_default=None, validate=validate.Length(max=200))
+    safe_to_leave_message = fields.Boolean(required=True)
+
+    @validates_schema
+    def _value_fits_method(self, data, **kwargs):
+        method, value = data.get("method"), data.get("value")
+        if not method or not value:
+            return
+        if method == "email" and not _EMAIL_SHAPE.match(value):
+            raise ValidationError("this does not look like an email address", "value")
+        if method in ("phone", "whatsapp") and not _is_phone(value):
+            raise ValidationError("this does not look like a phone number (digits, optional + and spaces)", "value")
+        if method == "signal" and not (_is_phone(value) or _SIGNAL_USERNAME_SHAPE.match(value)):
+            raise ValidationError("give a phone number or a Signal username such as name.01", "value")
+
+
+class ContactDeleteSchema(StrictSchema):
+    consent_token = fields.String(required=True, validate=validate.Length(min=10, max=4096))
+
+
+class ContactSavedSchema(Schema):
+    method = fields.String()
+    safe_to_leave_message = fields.Boolean()
+    given_at = UTCDateTime()
+
+
+class FollowUpContactSchema(Schema):
+    pseudonym = fields.String()
+    method = fields.String(metadata={"description": ", ".join(CONTACT_METHODS)})
+    value = fields.String()
+    best_time = fields.String(allow_none=True)
+    safe_to_leave_message = fields.Boolean()
+    given_at = UTCDateTime()
+
+
+class FollowUpContactPageSchema(Schema):
+    page = fields.Integer()
+    per_page = fields.Integer()
+    total = fields.Integer(metadata={"description": "contact records of the consultation, on all pages"})
+    items = fields.List(fields.Nested(FollowUpContactSchema))
