@@ -67,11 +67,14 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("GET", "/api/v1/consultations/<cid>/quotes", {"organiser"}, "surveys"),
     _p("POST", "/api/v1/consultations/<cid>/quotes", {"organiser"}, "surveys"),
     _p("POST", "/api/v1/consultations/<cid>/quotes/revocations", {"organiser"}, "surveys"),
+    _p("GET", "/api/v1/consultations/<cid>/follow-up-contacts", {"organiser"}, "surveys"),
     # ---- surveys: participants
     _p("POST", "/api/v1/invitations/<code>/open", {"public"}, "surveys"),
     _p("POST", "/api/v1/resume", {"public"}, "surveys"),
     _p("POST", "/api/v1/resume/lookup", {"public"}, "surveys"),
     _p("POST", "/api/v1/responses", {"public"}, "surveys"),
+    _p("PUT", "/api/v1/contact", {"public"}, "surveys"),
+    _p("DELETE", "/api/v1/contact", {"public"}, "surveys"),
     # ---- consent: texts (organisers), grants, receipts, withdrawals (participants)
     _p("GET", "/api/v1/consent/consultations/<cid>/texts", {"public"}, "consent"),
     _p("POST", "/api/v1/consent/consultations/<cid>/texts", {"organiser"}, "consent"),
