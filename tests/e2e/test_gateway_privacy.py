@@ -68,6 +68,11 @@ def test_a_participant_path_leaves_no_address_agent_code_or_token_in_any_log(api
     saved = post("/api/v1/resume", {"consent_token": granted["consent_token"], "answers": {}}, session)
     post("/api/v1/resume/lookup", {"resume_code": saved["resume_code"]}, session)
     post("/api/v1/responses", {"consent_token": granted["consent_token"], "answers": {"got_help": "yes"}}, session)
+    # This grant has no follow_up_contact, so the service refuses the details after reading them: a 403.
+    contact_value = f"+44 7700 {secrets.randbelow(10**6):06d}"
+    assert client.put(f"{base}/api/v1/contact", timeout=10, headers={"Authorization": f"Bearer {session}"}, json={
+        "consent_token": granted["consent_token"], "method": "phone", "value": contact_value,
+        "safe_to_leave_message": True}).status_code == 403
     post("/api/v1/consent/receipts/lookup", {"receipt_code": granted["receipt_code"]}, session)
     reissued = post("/api/v1/consent/tokens", {"receipt_code": granted["receipt_code"]}, session)
     post("/api/v1/consent/withdrawals", {"receipt_code": granted["receipt_code"], "purposes": []}, session,
@@ -87,7 +92,8 @@ def test_a_participant_path_leaves_no_address_agent_code_or_token_in_any_log(api
     secrets_sent = {"user agent": USER_AGENT, "invitation code": code, "participant session": session,
                     "consent token": granted["consent_token"],
                     "re-issued consent token": reissued["consent_token"], "receipt code": granted["receipt_code"],
-                    "resume code": saved["resume_code"], "pseudonym token part": session.split(".")[1]}
+                    "resume code": saved["resume_code"], "pseudonym token part": session.split(".")[1],
+                    "contact value": contact_value}
     own_ports = _own_ports(stack)
     lines = _log_lines(stack)
     assert len(lines) > 20
