@@ -114,6 +114,12 @@ PURPOSE_TEXT = {
                           "Citar sus palabras escritas sin su nombre, tras una revisión.",
                           "Цитировать ваши слова без имени, после проверки.",
                           "经审核后，不具名引用您写的话。"),
+    "follow_up_contact": t("Contact you again later, only if you tell us how. You can skip this.",
+                           "التواصل معك لاحقًا، فقط إذا أخبرتنا كيف. يمكنك تخطي ذلك.",
+                           "Vous recontacter plus tard, seulement si vous nous dites comment. Vous pouvez passer.",
+                           "Volver a contactarle más tarde, solo si nos dice cómo. Puede omitirlo.",
+                           "Связаться с вами позже, только если вы скажете как. Это можно пропустить.",
+                           "以后再联系您，仅当您告诉我们联系方式时。您可以跳过。"),
 }
 
 
@@ -143,7 +149,8 @@ class DemoLoader:
         organiser = tokens["organiser"]
         consultation = self.call("POST", "/api/v1/consultations", organiser, json={
             "title": "After leaving: what helped, what did not", "languages": list(LANGS),
-            "purposes": ["participate", "aggregate_reporting", "quote_anonymised"], "min_cell_size": 10,
+            "purposes": ["participate", "aggregate_reporting", "quote_anonymised", "follow_up_contact"],
+            "min_cell_size": 10,
             "epsilon_budget": 3.0, "survey": SURVEY})
         cid = consultation["consultation_id"]
         self.call("POST", f"/api/v1/consultations/{cid}/publish", organiser)

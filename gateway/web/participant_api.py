@@ -117,6 +117,14 @@ class ParticipantApi:
         """The finished response: {response_id, consultation_id, survey_version, submitted_at}."""
         return call_service(self.surveys, "POST", "/api/v1/responses", json=body)
 
+    def save_contact(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Contact details for follow-up, with the consent token: {method, safe_to_leave_message, given_at}."""
+        return call_service(self.surveys, "PUT", "/api/v1/contact", json=body)
+
+    def delete_contact(self, consent_token: str) -> None:
+        """Remove the contact details left with this consent token (none left is fine)."""
+        call_service(self.surveys, "DELETE", "/api/v1/contact", json={"consent_token": consent_token})
+
     def receipt(self, receipt_code: str) -> dict[str, Any]:
         """The consent receipt and its history."""
         return call_service(self.consent, "POST", "/api/v1/consent/receipts/lookup",

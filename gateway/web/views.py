@@ -638,7 +638,98 @@ def receipt():
     if not session.state.get("submitted"):
         return _see_other(url_for("web.survey"))
     consent = session.state["consent"]
-    return _render("receipt.html", receipt_code=consent.get("receipt_code"), purposes=consent.get("purposes") or [])
+    return _render("receipt.html", receipt_code=consent.get("receipt_code"), purposes=consent.get("purposes") or [],
+                   offer_contact=CONTACT_PURPOSE in (consent.get("purposes") or []),
+                   contact_given=bool(session.state.get("contact_given")))
+
+
+# ---------------------------------------------------------------- follow-up contact (optional)
+
+CONTACT_PURPOSE = "follow_up_contact"
+CONTACT_METHODS = {
+    "phone": N_("Phone call or text message"),
+    "whatsapp": N_("WhatsApp"),
+    "signal": N_("Signal"),
+    "email": N_("Email"),
+    "other": N_("Another way"),
+}
+# What the surveys service's field errors mean, in the participant's words.
+CONTACT_PROBLEMS = {
+    "method": N_("Please choose how we can reach you."),
+    "value": N_("Please check the number or address. It does not look right for the way you chose."),
+    "best_time": N_("Please write a shorter answer (200 characters at most)."),
+    "safe_to_leave_message": N_("Please say if it is safe to leave you a message."),
+}
+
+
+def _contact_session() -> WebSession:
+    """A participant who sent their answers and agreed to be contacted again."""
+    session = _consented()
+    if not session.state.get("submitted"):
+        raise StepMissing("web.survey")
+    if CONTACT_PURPOSE not in (session.state["consent"].get("purposes") or []):
+        raise StepMissing("web.receipt")
+    return session
+
+
+@web.get("/contact")
+def contact_form():
+    _contact_session()
+    return _contact_page(200, {}, {})
+
+
+def _contact_page(status: int, form: dict[str, str], problems: dict[str, str]) -> Response:
+    # The summary links each problem to the first control of its field.
+    targets = {"method": "method-phone", "value": "value", "best_time": "best_time", "safe": "safe-yes"}
+    summary = [(targets[field], _(problems[field])) for field in targets if field in problems]
+    return _render("contact.html", status, methods=CONTACT_METHODS, form=form, problems=problems, summary=summary)
+
+
+@web.post("/contact")
+def contact():
+    session = _contact_session()
+    _spend_participant(session)
+    form = {key: (request.form.get(key) or "").strip() for key in ("method", "value", "best_time", "safe")}
+    problems = {}
+    if form["method"] not in CONTACT_METHODS:
+        problems["method"] = CONTACT_PROBLEMS["method"]
+    if not form["value"]:
+        problems["value"] = N_("Please write how we can reach you.")
+    if form["safe"] not in ("yes", "no"):
+        problems["safe"] = CONTACT_PROBLEMS["safe_to_leave_message"]
+    if not problems:
+        try:
+            _app().api.save_contact({"consent_token": session.state["consent"]["token"], "method": form["method"],
+                                     "value": form["value"], "best_time": form["best_time"] or None,
+                                     "safe_to_leave_message": form["safe"] == "yes"})
+        except ServiceRefused as exc:
+            if exc.status != 422:
+                return _render("problem.html", exc.status if exc.status in (401, 403, 410) else 409,
+                               heading=N_("We could not keep your contact details"),
+                               message=N_("Your consent to be contacted may have been withdrawn, or the "
+                                          "consultation has closed. Nothing was kept."))
+            for field in exc.errors:
+                problems["safe" if field == "safe_to_leave_message" else field] = CONTACT_PROBLEMS.get(
+                    field, CONTACT_PROBLEMS["value"])
+    if problems:
+        return _contact_page(422, form, problems)
+    session.state["contact_given"] = True
+    _save(session)
+    return _see_other(url_for("web.receipt"))
+
+
+@web.post("/contact/delete")
+def contact_delete():
+    session = _contact_session()
+    _spend_participant(session)
+    try:
+        _app().api.delete_contact(session.state["consent"]["token"])
+    except ServiceRefused:
+        return _render("problem.html", 409, heading=N_("We could not remove your contact details"),
+                       message=N_("Please try again, or withdraw “Contact me again later” with your receipt code."))
+    session.state.pop("contact_given", None)
+    _save(session)
+    return _see_other(url_for("web.receipt"))
 
 
 # ---------------------------------------------------------------- continue later

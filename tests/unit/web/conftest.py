@@ -28,7 +28,8 @@ def open_demo_consultation(platform: Platform, min_age: int | None = None) -> Co
     organiser = platform.staff("organiser", platform.organisation())["token"]
     cid = platform.call("POST", "/api/v1/consultations", organiser, expect=201, json={
         "title": "After leaving", "languages": list(LANGS),
-        "purposes": ["participate", "aggregate_reporting", "quote_anonymised"], "min_age": min_age,
+        "purposes": ["participate", "aggregate_reporting", "quote_anonymised", "follow_up_contact"],
+        "min_age": min_age,
         "survey": SURVEY}).get_json()[
         "consultation_id"]
     platform.call("POST", f"/api/v1/consultations/{cid}/publish", organiser, expect=200)

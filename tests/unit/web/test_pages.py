@@ -100,7 +100,7 @@ def test_consent_offers_each_purpose_unticked_and_requires_participate(demo, bro
     browser.post(f"/i/{demo.code}")
     page = browser.get("/consent").get_data(True)
     boxes = re.findall(r'<input type="checkbox" id="purpose-(\w+)"[^>]*>', page)
-    assert boxes == ["participate", "aggregate_reporting", "quote_anonymised"]
+    assert boxes == ["participate", "aggregate_reporting", "quote_anonymised", "follow_up_contact"]
     assert " checked" not in "".join(re.findall(r'<input type="checkbox"[^>]*>', page))
     assert "Survivor Voices Network runs this consultation." in page  # the organisers' exact text
     refused = browser.post("/consent", data={**FORM, "purpose": ["aggregate_reporting"]})
