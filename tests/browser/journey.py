@@ -19,6 +19,7 @@ from tests.browser.conftest import EARLIER_PAGE, NEUTRAL_SITE
 class JourneyResult:
     receipt_code: str = ""
     resume_code: str = ""
+    purposes: tuple[str, ...] = ()
     visited: list[str] = field(default_factory=list)
 
 
@@ -65,7 +66,7 @@ class Journey:
 
     def consent(self, purposes: tuple[str, ...], try_without_participate: bool = True) -> None:
         page = self.page
-        expect(page.locator("input[name=purpose]")).to_have_count(3)
+        expect(page.locator("input[name=purpose]")).to_have_count(4)
         assert page.locator("input[name=purpose]:checked").count() == 0, "a purpose was ticked for the participant"
         expect(page.locator("input[name=text_version]")).to_have_value("1")
         expect(page.locator("input[name=text_language]")).to_have_value(self.lang)
@@ -79,6 +80,7 @@ class Journey:
         for purpose in purposes:
             page.check(f"#purpose-{purpose}")
         self.click("form[action='/consent'] button[type=submit]")
+        self.result.purposes = tuple(purposes)
         self.at(r"/consent/code$", "consent-code")
         self.result.receipt_code = page.locator(".code span").inner_text().strip()
         assert re.fullmatch(r"[A-Z0-9]{4}(-[A-Z0-9]{4})+", self.result.receipt_code), self.result.receipt_code
@@ -169,7 +171,24 @@ class Journey:
         expect(counts.nth(2)).to_contain_text("2")  # age_band and what_would_help skipped
         self.click("form[action='/finish'] button[type=submit]")
         self.at(r"/receipt$", "receipt")
-        expect(page.locator("main ul.plain-list li")).to_have_count(2)
+        expect(page.locator("main ul.plain-list li")).to_have_count(len(self.result.purposes))
+
+    def leave_contact(self) -> None:
+        """From the receipt, the optional contact page (offered after consent to be contacted again)."""
+        page = self.page
+        self.click("main a[href='/contact']")
+        self.at(r"/contact$", "contact")
+        if self.explore_problems:
+            self.click("form[action='/contact'] button[type=submit]")
+            expect(page.locator(".error-summary a[href='#value']")).to_be_visible()
+            self.at(r"/contact$", "contact-problem", "contact")
+        page.check("#method-phone")
+        page.fill("#value", "+44 7700 900123")
+        page.fill("#best_time", "09:00-12:00")
+        page.check("#safe-no")
+        self.click("form[action='/contact'] button[type=submit]")
+        self.at(r"/receipt$", "receipt-contact-kept", "receipt")
+        expect(page.locator("form[action='/contact/delete']")).to_have_count(1)
 
     def withdraw(self, purpose: str) -> None:
         page = self.page
@@ -178,7 +197,7 @@ class Journey:
         page.fill("#receipt_code", self.result.receipt_code)
         self.click("form[action='/withdraw'] button[type=submit]")
         self.at(r"/withdraw$", "withdraw-choose")
-        expect(page.locator("input[name=purpose]")).to_have_count(2)
+        expect(page.locator("input[name=purpose]")).to_have_count(len(self.result.purposes))
         page.check("#scope-some")
         page.check(f"#purpose-{purpose}")
         self.click("form[action='/withdraw'] button[type=submit]")

@@ -1,7 +1,8 @@
 """A whole participant journey in a real browser, in each of the six languages.
 
-Consent with two purposes, two questions skipped, progress saved, resumed with the code after a
-quick exit, answers sent, receipt shown, one purpose withdrawn with the receipt code; on the way,
+Consent with three purposes, two questions skipped, progress saved, resumed with the code after a
+quick exit, answers sent, receipt shown, contact details left on the optional page, one purpose
+withdrawn with the receipt code; on the way,
 the mistakes people make (consent without the required choice, a wrong code, an answer given and
 declined at once, a missing page). Every page on the way is checked with axe-core; in English and
 Arabic the main pages are also photographed at phone and desktop width.
@@ -38,19 +39,20 @@ def test_whole_journey(lang, web_stack, new_context):
 
     journey = Journey(page, web_stack.origin, web_stack.invitation_url, lang, audit=audit, explore_problems=True)
     journey.open_invitation()
-    journey.consent(("participate", "aggregate_reporting"))
+    journey.consent(("participate", "aggregate_reporting", "follow_up_contact"))
     journey.first_section_skipping_age()
     journey.content_warning()
     journey.support_then_save()
     journey.leave_by_button()
     journey.resume()
     journey.submit()
+    journey.leave_contact()
     journey.withdraw("aggregate_reporting")
     expect(page.locator("#withdrawn li[data-purpose=aggregate_reporting]")).to_have_count(1)
     expect(page.locator("#still-given li[data-purpose=participate]")).to_have_count(1)
     journey.check_consent()
     expect(page.locator("#withdrawn li")).to_have_count(1)
-    expect(page.locator("#still-given li")).to_have_count(1)
+    expect(page.locator("#still-given li")).to_have_count(2)
 
     # Nothing on the device but the one session cookie, HttpOnly and SameSite=Strict.
     cookies = context.cookies()
@@ -61,7 +63,8 @@ def test_whole_journey(lang, web_stack, new_context):
     # Every kind of page was seen (and checked) in this language.
     assert {"invitation", "welcome", "consent", "consent-needs-participate", "consent-code", "problem",
             "section-about", "content-warning", "section-support-follow-up",
-            "saved", "start", "resume", "resume-problem", "section-problem", "finish", "receipt", "withdraw-code",
+            "saved", "start", "resume", "resume-problem", "section-problem", "finish", "receipt", "contact",
+            "contact-problem", "receipt-contact-kept", "withdraw-code",
             "withdraw-choose", "withdraw-done", "check", "check-problem", "check-result"} <= audited
     # The only requests elsewhere were the page before the invitation and the neutral site, both
     # answered inside the browser; nothing was refused.
