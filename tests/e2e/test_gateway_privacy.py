@@ -13,7 +13,7 @@ import socket
 
 import requests
 
-from tests.e2e.conftest import eventually, open_consultation
+from tests.e2e.conftest import eventually, open_consultation, staff_token
 
 USER_AGENT = f"PrivacyProbe/{secrets.token_hex(4)} (distinctive)"
 
@@ -41,7 +41,8 @@ def _own_ports(stack) -> set[str]:
 
 
 def test_a_participant_path_leaves_no_address_agent_code_or_token_in_any_log(api, organiser, stack):
-    cid, code = open_consultation(api, organiser["token"])
+    cid, code = open_consultation(api, organiser["token"],
+                                  purposes=("participate", "aggregate_reporting", "follow_up_contact"))
     client = requests.Session()
     client.headers["User-Agent"] = USER_AGENT
     base = stack.gateway_url
@@ -61,18 +62,28 @@ def test_a_participant_path_leaves_no_address_agent_code_or_token_in_any_log(api
     def grant():
         r = client.post(f"{base}/api/v1/consent/grants", timeout=10, headers={"Authorization": f"Bearer {session}"},
                         json={"pseudonym": opened["pseudonym"], "consultation_id": cid, "language": "en",
-                              "purposes": ["participate", "aggregate_reporting"], "text_version": text["version"]})
+                              "purposes": ["participate", "aggregate_reporting", "follow_up_contact"],
+                              "text_version": text["version"]})
         return r.json() if r.status_code == 201 else None
 
     granted = eventually(grant)
     saved = post("/api/v1/resume", {"consent_token": granted["consent_token"], "answers": {}}, session)
     post("/api/v1/resume/lookup", {"resume_code": saved["resume_code"]}, session)
     post("/api/v1/responses", {"consent_token": granted["consent_token"], "answers": {"got_help": "yes"}}, session)
-    # This grant has no follow_up_contact, so the service refuses the details after reading them: a 403.
     contact_value = f"+44 7700 {secrets.randbelow(10**6):06d}"
     assert client.put(f"{base}/api/v1/contact", timeout=10, headers={"Authorization": f"Bearer {session}"}, json={
         "consent_token": granted["consent_token"], "method": "phone", "value": contact_value,
-        "safe_to_leave_message": True}).status_code == 403
+        "safe_to_leave_message": True}).status_code == 200
+    # The organiser reads it back (decrypted for them only); the read itself reaches the consent ledger.
+    contacts = api.call("GET", f"/api/v1/consultations/{cid}/follow-up-contacts", organiser["token"])
+    assert [c["value"] for c in contacts["items"]] == [contact_value]
+    auditor = staff_token(api, stack.admin_token, "auditor")["token"]
+
+    def read_is_on_the_ledger():
+        entries = api.call("GET", "/api/v1/ledger/entries?start=0&limit=1000", auditor)["entries"]
+        return [e for e in entries if e["kind"] == "contacts.accessed" and e["data"]["consultation_id"] == cid]
+
+    assert eventually(read_is_on_the_ledger)[0]["data"]["count"] == 1
     post("/api/v1/consent/receipts/lookup", {"receipt_code": granted["receipt_code"]}, session)
     reissued = post("/api/v1/consent/tokens", {"receipt_code": granted["receipt_code"]}, session)
     post("/api/v1/consent/withdrawals", {"receipt_code": granted["receipt_code"], "purposes": []}, session,
