@@ -831,7 +831,8 @@ def renew_consent():
         # A real code, but for another consent: its token must never carry these answers.
         return _render("renew_consent.html", 422, code=code, problem=N_(
             "This code is for other answers. Please use the code you got when you started these answers."))
-    consent.update(token=renewed["consent_token"], purposes=renewed.get("purposes") or [])
+    # The code just proved to be theirs; the receipt page shows it again like after a first consent.
+    consent.update(token=renewed["consent_token"], purposes=renewed.get("purposes") or [], receipt_code=code)
     then = _after_renewal(session)
     state.pop("after_renewal", None)
     _save(session)

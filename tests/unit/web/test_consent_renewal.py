@@ -60,6 +60,7 @@ def test_resuming_after_the_token_expired_asks_for_the_receipt_code_then_goes_on
     receipt = later.get("/receipt").get_data(True)
     assert "Keep my answers for this consultation" in receipt
     assert "Count my answers in group totals" not in receipt  # withdrawn before the renewal
+    assert receipt_code.lower() in receipt  # the code they typed is shown again, as after a first consent
     assert later.get("/consent/renew").headers["Location"] == "/survey"  # nothing to renew any more
 
 
