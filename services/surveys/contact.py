@@ -83,11 +83,8 @@ def forget_consultation(consultation_id: str) -> int:
 
 
 def _opened(record: FollowUpContact, keys: SurveysKeys) -> dict[str, Any] | None:
-    participant = Participant.objects(pseudonym=record.pseudonym).first()
-    if participant is None:
-        return None
     try:
-        key = intake.participant_key(participant, keys)
+        key = intake.key_of(record.pseudonym, keys)
     except field_crypto.KeyShredded:
         return None  # being erased
     details = json.loads(field_crypto.decrypt_field(key, record.ciphertext, _aad(record.pseudonym)))

@@ -74,6 +74,15 @@ def participant_key(participant: Participant, keys: SurveysKeys) -> bytes:
                                    participant_context(participant.consultation_id))
 
 
+def key_of(pseudonym: str, keys: SurveysKeys) -> bytes:
+    """The data key of the participant behind `pseudonym`. Raises field_crypto.KeyShredded once it
+    was erased, also when the participant record itself is gone."""
+    participant = Participant.objects(pseudonym=pseudonym).first()
+    if participant is None:
+        raise field_crypto.KeyShredded()
+    return participant_key(participant, keys)
+
+
 def find_version(consultation: Consultation, number: int | None) -> dict[str, Any]:
     """The published version `number`, or the latest for None. Raises ValidationFailed for an unknown number."""
     if number is None:
@@ -160,10 +169,7 @@ def decrypt_free_text(pseudonym: str, response_id: str, ciphertexts: dict[str, s
     field_crypto.KeyShredded once the participant's key was erased (also when
     the participant record is gone), FieldIntegrityError for a tampered value.
     """
-    participant = Participant.objects(pseudonym=pseudonym).first()
-    if participant is None:
-        raise field_crypto.KeyShredded()
-    key = participant_key(participant, keys)
+    key = key_of(pseudonym, keys)
     return {qid: field_crypto.decrypt_field(key, token, _free_text_aad(response_id, qid))
             for qid, token in ciphertexts.items()}
 

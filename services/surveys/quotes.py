@@ -27,7 +27,7 @@ from mongoengine.errors import NotUniqueError
 
 from services.surveys import field_crypto, intake
 from services.surveys.consultations import SurveysKeys, as_utc
-from services.surveys.models import ApprovedQuote, Consultation, Participant, Response, Withdrawal
+from services.surveys.models import ApprovedQuote, Consultation, Response, Withdrawal
 from services.surveys.questionnaire import questions_by_id
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import Envelope, isoformat, utcnow
@@ -148,10 +148,7 @@ def approve_quote(consultation: Consultation, response_id: str, question_id: str
     if existing is not None:
         return _same_quote(existing), False
 
-    participant = Participant.objects(pseudonym=response.pseudonym).first()
-    if participant is None:
-        raise field_crypto.KeyShredded()
-    key = intake.participant_key(participant, keys)
+    key = intake.key_of(response.pseudonym, keys)
     now = utcnow()
     quote = ApprovedQuote(quote_id=quote_id, consultation_id=consultation.consultation_id, response_id=response_id,
                           pseudonym=response.pseudonym, question_id=question_id,
@@ -245,11 +242,8 @@ def _excerpt_text(quote: ApprovedQuote, keys: SurveysKeys) -> str | None:
     """The live excerpt in plain text; None once revoked or once the participant's key was shredded."""
     if quote.excerpt is None:
         return None
-    participant = Participant.objects(pseudonym=quote.pseudonym).first()
-    if participant is None:
-        return None
     try:
-        key = intake.participant_key(participant, keys)
+        key = intake.key_of(quote.pseudonym, keys)
     except field_crypto.KeyShredded:
         return None
     return field_crypto.decrypt_field(key, quote.excerpt, _excerpt_aad(quote.quote_id))
