@@ -28,9 +28,12 @@ test-e2e: $(STAMP)
 
 # The browser tests drive Debian's Chromium (never a downloaded browser build); the small CJK
 # font lets Chinese pages and the language switcher render in screenshots.
+# Root installs directly; anyone else goes through sudo.
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
+
 browser-deps:
 	@test -x /usr/bin/chromium && test -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc || \
-		{ apt-get update && apt-get install -y chromium fonts-wqy-microhei; }
+		{ $(SUDO) apt-get update && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium fonts-wqy-microhei; }
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
