@@ -823,9 +823,7 @@ def renew_consent():
             return _render("problem.html", 409, heading=N_("These answers can no longer be sent"),
                            message=N_("You withdrew your consent to take part, so nothing more can be kept.")
                            if withdrawn else N_("The consultation has closed."))
-        problem = (N_("This code is not complete or has a typo. Please check it.") if exc.status in (400, 422)
-                   else N_("No consent matches this code. Please check it and try again."))
-        return _render("renew_consent.html", 422, problem=problem, code=code)
+        return _render("renew_consent.html", 422, problem=_receipt_code_refused(exc), code=code)
     state = session.state
     if (renewed.get("pseudonym"), renewed.get("consultation_id")) != (state["pseudonym"], state["consultation_id"]):
         # A real code, but for another consent: its token must never carry these answers.
@@ -888,9 +886,14 @@ def _lookup_receipt(code: str) -> tuple[dict[str, Any] | None, str | None]:
     try:
         return _app().api.receipt(code), None
     except ServiceRefused as exc:
-        if exc.status in (400, 422):
-            return None, N_("This code is not complete or has a typo. Please check it.")
-        return None, N_("No consent matches this code. Please check it and try again.")
+        return None, _receipt_code_refused(exc)
+
+
+def _receipt_code_refused(exc: ServiceRefused) -> str:
+    """What to tell someone whose receipt code the consent service refused (never whether it exists)."""
+    if exc.status in (400, 422):
+        return N_("This code is not complete or has a typo. Please check it.")
+    return N_("No consent matches this code. Please check it and try again.")
 
 
 @web.get("/check")

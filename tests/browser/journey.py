@@ -54,6 +54,19 @@ class Journey:
 
     # ---------------------------------------------------------------- steps
 
+    def enter_code(self, form: str, field: str, code: str, wrong: str, problem_name: str, kind: str,
+                   error_link: str = ".error-summary") -> None:
+        """Send `code` in `field` of the form posting to `form`; when exploring, a wrong code first,
+        whose page (`problem_name`) must show the error summary."""
+        page = self.page
+        if self.explore_problems:
+            page.fill(f"#{field}", wrong)
+            self.click(f"form[action='{form}'] button[type=submit]")
+            expect(page.locator(error_link)).to_be_visible()
+            self.at(f"{form}$", problem_name, kind)
+        page.fill(f"#{field}", code)
+        self.click(f"form[action='{form}'] button[type=submit]")
+
     def open_invitation(self, from_earlier_page: bool = True) -> None:
         if from_earlier_page:
             self.page.goto(EARLIER_PAGE)
@@ -128,13 +141,7 @@ class Journey:
             self.at(r"/\?lang=\w+$", "start")
             self.click("main a[href^='/resume']")
         self.at(r"/resume(\?lang=\w+)?$", "resume")
-        if self.explore_problems:
-            page.fill("#resume_code", "ABCD-EFGH")
-            self.click("form[action='/resume'] button[type=submit]")
-            expect(page.locator(".error-summary")).to_be_visible()
-            self.at(r"/resume$", "resume-problem", "resume")
-        page.fill("#resume_code", self.result.resume_code)
-        self.click("form[action='/resume'] button[type=submit]")
+        self.enter_code("/resume", "resume_code", self.result.resume_code, "ABCD-EFGH", "resume-problem", "resume")
         # A new visit: the content warning comes again before the sensitive part.
         self.content_warning("content-warning-after-resume")
         self.at(r"/survey/support$", "section-support-resumed", "section")
@@ -152,15 +159,9 @@ class Journey:
 
     def renew_consent(self) -> None:
         """The consent token expired: the receipt code brings a fresh one (after a wrong code, when exploring)."""
-        page = self.page
         self.at(r"/consent/renew$", "renew-consent")
-        if self.explore_problems:
-            page.fill("#receipt_code", "WXYZ-WXYZ-WXYZ")
-            self.click("form[action='/consent/renew'] button[type=submit]")
-            expect(page.locator(".error-summary a[href='#receipt_code']")).to_be_visible()
-            self.at(r"/consent/renew$", "renew-consent-problem", "renew-consent")
-        page.fill("#receipt_code", self.result.receipt_code)
-        self.click("form[action='/consent/renew'] button[type=submit]")
+        self.enter_code("/consent/renew", "receipt_code", self.result.receipt_code, "WXYZ-WXYZ-WXYZ",
+                        "renew-consent-problem", "renew-consent", ".error-summary a[href='#receipt_code']")
 
     def submit(self) -> None:
         page = self.page
@@ -205,15 +206,8 @@ class Journey:
         expect(page.locator("main [role=status]")).to_be_visible()
 
     def check_consent(self) -> None:
-        page = self.page
         self.click("footer a[href^='/check']")
         self.at(r"/check(\?lang=\w+)?$", "check")
-        if self.explore_problems:
-            page.fill("#receipt_code", "WXYZ-WXYZ-WXYZ")
-            self.click("form[action='/check'] button[type=submit]")
-            expect(page.locator(".error-summary")).to_be_visible()
-            self.at(r"/check$", "check-problem", "check")
-        page.fill("#receipt_code", self.result.receipt_code)
-        self.click("form[action='/check'] button[type=submit]")
+        self.enter_code("/check", "receipt_code", self.result.receipt_code, "WXYZ-WXYZ-WXYZ", "check-problem", "check")
         self.at(r"/check$", "check-result")
 

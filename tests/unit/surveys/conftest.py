@@ -156,3 +156,18 @@ def surveys(secrets_env, consent_keys) -> Surveys:
 def unchanged(surveys):
     """Use as `with unchanged(): <failing request>`: asserts the store is exactly as before."""
     return lambda: store_unchanged(surveys.snapshot)
+
+
+def withdraw_during_intake(surveys, monkeypatch, pseudonym: str, cid: str) -> None:
+    """Make the next submission meet a full withdrawal after intake checked for one and before the
+    response is stored (the withdrawal lands while intake reads the participant's key)."""
+    from services.surveys import intake
+
+    real_key = intake.participant_key
+
+    def key_then_withdrawal(participant, keys):
+        key = real_key(participant, keys)
+        surveys.withdraw(pseudonym, cid)
+        return key
+
+    monkeypatch.setattr(intake, "participant_key", key_then_withdrawal)

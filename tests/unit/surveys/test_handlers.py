@@ -8,7 +8,7 @@ import pytest
 from services.surveys import field_crypto, intake
 from services.surveys.handlers import HANDLERS
 from services.surveys.models import Erasure, Participant, Response, ResumeDraft, Withdrawal
-from tests.unit.surveys.conftest import FULL_ANSWERS
+from tests.unit.surveys.conftest import FULL_ANSWERS, withdraw_during_intake
 
 STORY = "Someone who spoke my language."
 
@@ -81,14 +81,7 @@ def test_a_withdrawal_handled_while_a_response_is_on_its_way_still_wins(surveys,
     """The withdrawal lands after intake checked for it and before the response is inserted."""
     pseudonym = surveys.participant(open_cid)
     token = surveys.token(pseudonym, open_cid)
-    real_key = intake.participant_key
-
-    def key_then_withdrawal(participant, keys_):
-        key = real_key(participant, keys_)
-        surveys.withdraw(pseudonym, open_cid)
-        return key
-
-    monkeypatch.setattr(intake, "participant_key", key_then_withdrawal)
+    withdraw_during_intake(surveys, monkeypatch, pseudonym, open_cid)
     surveys.submit(token, FULL_ANSWERS, expect=403)
     assert Response.objects.count() == 0
     assert Participant.objects.get(pseudonym=pseudonym).wrapped_key is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 from services.surveys import intake
 from services.surveys.models import Withdrawal
 from shared.events import Envelope
-from tests.unit.surveys.conftest import FULL_ANSWERS
+from tests.unit.surveys.conftest import FULL_ANSWERS, withdraw_during_intake
 
 
 def processed(surveys) -> list[Envelope]:
@@ -69,13 +69,6 @@ def test_a_response_erased_after_the_confirmation_is_confirmed_again(surveys, mo
     cid = surveys.open_consultation()
     pseudonym = surveys.participant(cid)
     token = surveys.token(pseudonym, cid)
-    real_key = intake.participant_key
-
-    def key_then_withdrawal(participant, keys_):
-        key = real_key(participant, keys_)
-        surveys.withdraw(pseudonym, cid)
-        return key
-
-    monkeypatch.setattr(intake, "participant_key", key_then_withdrawal)
+    withdraw_during_intake(surveys, monkeypatch, pseudonym, cid)
     surveys.submit(token, FULL_ANSWERS, expect=403)
     assert [e.payload["responses_erased"] for e in processed(surveys)] == [0, 1]
