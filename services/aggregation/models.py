@@ -77,15 +77,13 @@ class Quote(me.Document):
 
 
 class PrivacyBudgetDocument(me.Document):
-    """disclosure.PrivacyBudget stored; `revision` makes every spend a compare-and-set.
-
-    `spent` entries are {snapshot, epsilon, at}; `epsilon_total` is the consultation's budget at the last
-    spend (ConsultationMeta.epsilon_budget is the one that counts).
+    """What a consultation's snapshots spent of its privacy budget; `revision` makes every spend a
+    compare-and-set. `spent` entries are {snapshot, epsilon, at}. The total is not copied here:
+    ConsultationMeta.epsilon_budget is the only place it is kept.
     """
 
     meta = {"db_alias": ALIAS, "collection": "privacy_budgets"}
     consultation_id = me.StringField(primary_key=True)
-    epsilon_total = me.FloatField(required=True)
     spent = me.ListField(me.DictField())
     revision = me.IntField(default=0)
 

@@ -45,8 +45,7 @@ def _budget(consultation_id: str, total: float) -> tuple[disclosure.PrivacyBudge
     doc = PrivacyBudgetDocument.objects(consultation_id=consultation_id).first()
     if doc is None:
         try:
-            PrivacyBudgetDocument(consultation_id=consultation_id, epsilon_total=total, spent=[], revision=0).save(
-                force_insert=True)
+            PrivacyBudgetDocument(consultation_id=consultation_id, spent=[], revision=0).save(force_insert=True)
         except NotUniqueError:
             pass  # created concurrently
         doc = PrivacyBudgetDocument.objects(consultation_id=consultation_id).first()
@@ -67,7 +66,7 @@ def spend(consultation_id: str, epsilon: float, snapshot: int, total: float) -> 
     # $push keeps the earlier entries as stored, with their times.
     entry = {"snapshot": snapshot, "epsilon": float(epsilon), "at": isoformat(datetime.now(timezone.utc))}
     changed = PrivacyBudgetDocument.objects(consultation_id=consultation_id, revision=revision).update_one(
-        push__spent=entry, set__epsilon_total=float(total), inc__revision=1)
+        push__spent=entry, inc__revision=1)
     if not changed:
         raise Conflict("another release spent privacy budget at the same time; try again",
                        consultation_id=consultation_id)
@@ -82,16 +81,7 @@ def privacy_budget(meta: ConsultationMeta) -> dict[str, Any]:
     cid = meta.consultation_id
     doc = PrivacyBudgetDocument.objects(consultation_id=cid).first()
     entries = sorted(doc.spent if doc is not None else [], key=lambda e: int(e["snapshot"]))
-    # Entries written before spends carried their time: the snapshot's release time.
-    untimed = [int(e["snapshot"]) for e in entries if not e.get("at")]
-    released = {r.snapshot: r.released_at for r in Release.objects(consultation_id=cid, snapshot__in=untimed)
-                .only("snapshot", "released_at")} if untimed else {}
-    spent = []
-    for e in entries:
-        at = e.get("at") or released.get(int(e["snapshot"]))
-        if isinstance(at, datetime):
-            at = isoformat(at if at.tzinfo else at.replace(tzinfo=timezone.utc))
-        spent.append({"snapshot": int(e["snapshot"]), "epsilon": float(e["epsilon"]), "at": at})
+    spent = [{"snapshot": int(e["snapshot"]), "epsilon": float(e["epsilon"]), "at": e["at"]} for e in entries]
     budget = disclosure.privacy_budget_from_document(
         {"consultation_id": cid, "epsilon_total": meta.epsilon_budget or 0.0, "spent": spent})
     offered = meta.epsilon_budget is not None

@@ -94,22 +94,6 @@ def test_only_the_owning_organisers_read_the_budget(agg):
                     org="org_b")["remaining"] == 4.0
 
 
-def test_the_consultation_budget_counts_not_the_total_stored_before(agg):
-    """Budgets stored before they were per consultation kept a deployment-wide total and no spend times."""
-    fill(agg, epsilon_budget=1.0)
-    released = agg.release(epsilon=0.5)
-    with agg.app.app_context():
-        PrivacyBudgetDocument.objects(consultation_id=CID).update_one(
-            set__epsilon_total=3.0, set__spent=[{"snapshot": 1, "epsilon": 0.5}])
-    budget = agg.call("GET", BUDGET, 200)
-    assert budget["epsilon_total"] == 1.0 and budget["remaining"] == 0.5
-    assert budget["spent"] == [{"snapshot": 1, "epsilon": 0.5, "at": released["released_at"]}]
-    problem = agg.release(epsilon=0.75, expect=409)
-    assert problem["remaining"] == 0.5 and problem["epsilon_total"] == 1.0
-    agg.release(epsilon=0.5)
-    assert stored(agg, PrivacyBudgetDocument)[0].epsilon_total == 1.0
-
-
 def test_a_new_version_keeps_the_budget_and_a_rebuild_restores_it_with_what_was_spent(agg):
     fill(agg, epsilon_budget=2.0)
     agg.release(epsilon=1.5)
