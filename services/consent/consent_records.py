@@ -277,8 +277,9 @@ def receipt_for(grant: Grant, text: ConsentText | None, public_key=None) -> dict
     catalogue = {purpose: {"purpose": explanation} for purpose, explanation in (text.purposes if text else {}).items()}
     withdrawals = [{k: v for k, v in e.items() if k != "event"} for e in grant.events if e["event"] == "withdrawn"]
     erasures = [{k: v for k, v in e.items() if k != "event"} for e in grant.events if e["event"] == "erased"]
-    receipt = receipts.build_receipt(
-        grant_record(grant), withdrawals, erasures,
+    confirmations = [e for e in grant.events if e["event"] == "erasure_confirmed"]
+    return receipts.build_receipt(
+        grant_record(grant), withdrawals, erasures, confirmations,
         controller={"piiController": controller.get("name") or grant.organisation_id,
                     "contact": controller.get("contact") or controller.get("email") or "via the organisation",
                     "email": controller.get("email"), "address": controller.get("address")},
@@ -286,26 +287,6 @@ def receipt_for(grant: Grant, text: ConsentText | None, public_key=None) -> dict
         jurisdiction=(text.jurisdiction if text and text.jurisdiction else ""),
         service=(text.title if text else grant.consultation_id),
         guardian_attestation=grant.guardian or None, public_key=public_key, purpose_catalogue=catalogue)
-    return _with_erasure_confirmations(receipt, grant)
-
-
-def _with_erasure_confirmations(receipt: dict[str, Any], grant: Grant) -> dict[str, Any]:
-    """Add the surveys service's confirmations of a full withdrawal to the receipt's later events.
-
-    The full withdrawal is marked "pending_confirmation" until a confirmation
-    is stored, then "confirmed"; each confirmation is an "erasure_confirmed"
-    event (the latest count is the total: each one counts every response
-    erased because of the withdrawal so far).
-    """
-    confirmations = sorted((e for e in grant.events if e["event"] == "erasure_confirmed"),
-                           key=lambda e: e["processed_at"])
-    for event in receipt["events"]:
-        if event["eventType"] == "withdrawn" and event["all"]:
-            event["erasureStatus"] = "confirmed" if confirmations else "pending_confirmation"
-    receipt["events"].extend({"eventType": "erasure_confirmed", "eventTime": c["processed_at"], "eventBy": "service",
-                              "responsesErased": c["responses_erased"], "keyShredded": c["key_shredded"]}
-                             for c in confirmations)
-    return receipt
 
 
 def note_withdrawal_processed(payload: dict[str, Any], event_id: str) -> bool:

@@ -92,7 +92,8 @@ def _purpose_entry(purpose: str, catalogue: Mapping[str, Mapping[str, Any]]) -> 
 
 
 def build_receipt(grant: Mapping[str, Any], withdrawals: Sequence[Mapping[str, Any]] = (),
-                  erasures: Sequence[Mapping[str, Any]] = (), *, controller: Mapping[str, Any],
+                  erasures: Sequence[Mapping[str, Any]] = (),
+                  confirmations: Sequence[Mapping[str, Any]] = (), *, controller: Mapping[str, Any],
                   policy_url: str, jurisdiction: str, service: str,
                   purpose_catalogue: Mapping[str, Mapping[str, Any]] | None = None,
                   public_key: PublicKeyLike | None = None,
@@ -102,7 +103,11 @@ def build_receipt(grant: Mapping[str, Any], withdrawals: Sequence[Mapping[str, A
 
     ``grant`` is the consent.granted payload, ``withdrawals`` the
     consent.withdrawn payloads of that grant, ``erasures`` response.erased
-    payloads confirming answers were deleted. ``controller`` is the
+    payloads confirming answers were deleted, ``confirmations`` the
+    withdrawal.processed payloads (the surveys service carried out a full
+    withdrawal; each counts every response erased because of it so far):
+    until one arrives a full withdrawal is "pending_confirmation", then
+    "confirmed". ``controller`` is the
     organisation: {piiController, contact, email?, address?, phone?,
     piiControllerUrl?, onBehalf?}. ``purpose_catalogue`` overrides the
     wording per purpose (e.g. share_with_partners' thirdPartyName).
@@ -131,12 +136,19 @@ def build_receipt(grant: Mapping[str, Any], withdrawals: Sequence[Mapping[str, A
         "purposes": list(grant["purposes"]),
     }]
     for withdrawal in ordered:
-        events.append({"eventType": "withdrawn", "eventTime": withdrawal["withdrawn_at"], "eventBy": "receipt holder",
-                       "purposes": list(withdrawal["purposes"]), "remaining": list(withdrawal["remaining"]),
-                       "all": bool(withdrawal["all"])})
+        event = {"eventType": "withdrawn", "eventTime": withdrawal["withdrawn_at"], "eventBy": "receipt holder",
+                 "purposes": list(withdrawal["purposes"]), "remaining": list(withdrawal["remaining"]),
+                 "all": bool(withdrawal["all"])}
+        if event["all"]:
+            event["erasureStatus"] = "confirmed" if confirmations else "pending_confirmation"
+        events.append(event)
     for erasure in sorted(erasures, key=lambda e: e["erased_at"]):
         events.append({"eventType": "answers_erased", "eventTime": erasure["erased_at"], "eventBy": "service",
                        "responseId": erasure["response_id"], "reason": erasure["reason"]})
+    for confirmation in sorted(confirmations, key=lambda c: c["processed_at"]):
+        events.append({"eventType": "erasure_confirmed", "eventTime": confirmation["processed_at"],
+                       "eventBy": "service", "responsesErased": confirmation["responses_erased"],
+                       "keyShredded": confirmation["key_shredded"]})
 
     status = {p: ("given" if p in still else "withdrawn") for p in grant["purposes"]}
     receipt: dict[str, Any] = {
