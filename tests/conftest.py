@@ -47,3 +47,18 @@ def store_unchanged(snapshot):
     before = snapshot()
     yield
     assert snapshot() == before
+
+
+def call_json(client, method: str, path: str, expect: int, headers: dict | None = None, **kwargs):
+    """The JSON body of a test-client call that must answer `expect`; errors must be problem+json."""
+    from shared.errors import PROBLEM_MIME
+
+    response = client.open(path, method=method, headers=headers or {}, **kwargs)
+    assert response.status_code == expect, \
+        f"{method} {path}: {response.status_code} {response.get_data(as_text=True)[:500]}"
+    if expect >= 400:
+        assert response.mimetype == PROBLEM_MIME, response.mimetype
+        body = response.get_json()
+        assert body["status"] == expect and body["title"]
+        return body
+    return response.get_json()

@@ -87,17 +87,9 @@ class ConsentService:
 
     def call(self, method: str, path: str, expect: int, headers: dict | None = None, **kwargs):
         """The JSON body of a call that must answer `expect`; every error must be problem+json."""
-        from shared.errors import PROBLEM_MIME
+        from tests.conftest import call_json
 
-        response = self.client.open(path, method=method, headers=headers or {}, **kwargs)
-        assert response.status_code == expect, \
-            f"{method} {path}: {response.status_code} {response.get_data(as_text=True)[:500]}"
-        if expect >= 400:
-            assert response.mimetype == PROBLEM_MIME, response.mimetype
-            body = response.get_json()
-            assert body["status"] == expect and body["title"]
-            return body
-        return response.get_json()
+        return call_json(self.client, method, path, expect, headers, **kwargs)
 
     def organiser(self, method: str, path: str, expect: int, organisation_id: str = "org_a", **kwargs):
         return self.call(method, path, expect, headers=self.staff("organiser", organisation_id), **kwargs)

@@ -10,10 +10,9 @@ from services.consent.tokens import issue_consent_token
 from services.surveys.app import create_app
 from shared.auth import Principal, encode_principal
 from shared.bus import InProcessBus
-from shared.errors import PROBLEM_MIME
 from shared.events import Envelope, isoformat, utcnow
 from shared.runtime import current_runtime
-from tests.conftest import make_settings, store_unchanged
+from tests.conftest import call_json, make_settings, store_unchanged
 
 
 def t(en: str, ar: str) -> dict[str, str]:
@@ -74,15 +73,8 @@ class Surveys:
                                           subject=subject), self.secret)
 
     def call(self, method: str, path: str, expect: int, headers: dict | None = None, **kwargs):
-        """The JSON body of a call that must answer `expect`; errors must be problem+json."""
-        response = self.client.open(path, method=method, headers=headers or {}, **kwargs)
-        assert response.status_code == expect, f"{method} {path}: {response.status_code} {response.get_data(as_text=True)}"
-        if expect >= 400:
-            assert response.mimetype == PROBLEM_MIME, response.mimetype
-            body = response.get_json()
-            assert body["status"] == expect and body["title"]
-            return body
-        return response.get_json()
+        """The JSON body of a call that must answer `expect`; every error must be problem+json."""
+        return call_json(self.client, method, path, expect, headers, **kwargs)
 
     def organiser(self, method: str, path: str, expect: int, organisation_id: str = "org_a", **kwargs):
         return self.call(method, path, expect, headers=self.staff(organisation_id), **kwargs)
