@@ -1,14 +1,12 @@
-"""gunicorn configuration shared by every service and the gateway.
+"""gunicorn configuration shared by every service and the gateway, in every run mode.
 
-Embedded mode keeps MongoDB in-process (mongomock), so each service runs one
-worker with threads; production scales workers with WEB_CONCURRENCY.
+Two workers by default (WEB_CONCURRENCY); each runs its own outbox relay and joins the
+service's Kafka consumer group, so partitions are shared between them.
 """
 import os
 
-embedded = os.environ.get("VOICES_MODE") == "embedded"
-
 bind = os.environ.get("BIND", "0.0.0.0:8000")
-workers = 1 if embedded else int(os.environ.get("WEB_CONCURRENCY", "2"))
+workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"
 threads = int(os.environ.get("GUNICORN_THREADS", "8"))
 timeout = 30
@@ -22,10 +20,8 @@ preload_app = False
 
 
 def post_worker_init(worker):
-    """Start the outbox relay and the event consumer inside the worker that serves requests.
-
-    They must share the worker's process: in embedded mode the store lives in it.
-    """
+    """Start the outbox relay and the event consumer inside each worker, after it forked:
+    Kafka and MongoDB clients must not be shared across a fork."""
     start = getattr(getattr(worker, "wsgi", None), "start_background", None)
     if start is not None:
         start()

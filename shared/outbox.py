@@ -62,8 +62,9 @@ class OutboxRelay:
                 for pending in doc["pending_events"]:
                     event = Envelope(**pending["envelope"])
                     self.bus.publish(pending["topic"], event)
-                    collection.update_one({"_id": doc["_id"]},
-                                          {"$pull": {"pending_events": {"envelope.id": event.id}}})
+                    # The element exactly as stored: a $pull by whole value means the same on
+                    # every MongoDB-protocol server, a $pull by a condition on a field does not.
+                    collection.update_one({"_id": doc["_id"]}, {"$pull": {"pending_events": pending}})
                     sent += 1
         return sent
 

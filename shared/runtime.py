@@ -9,6 +9,8 @@ from __future__ import annotations
 import http
 import logging
 import re
+import socket
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -88,6 +90,9 @@ class ServiceRuntime:
         self.subscriptions = list(subscriptions)
         self.consumer: KafkaConsumerLoop | None = None
         self.started = False
+        self.topics_ready = True  # only a Kafka bus has topics to wait for (start_background)
+        self.topics_error: str | None = None
+        self._stopping = threading.Event()
         if isinstance(self.bus, InProcessBus) and self.subscriptions:
             self.bus.subscribe(self.subscriptions, self.dispatcher)
 
@@ -109,20 +114,42 @@ class ServiceRuntime:
 
     # -- background work ---------------------------------------------------
     def start_background(self) -> None:
-        """Start the outbox relay and, when the bus is Kafka, the consumer loop."""
+        """Start the outbox relay and, when the bus is Kafka, the consumer loop once the topics exist."""
         if self.started:
             return
         self.started = True
-        if isinstance(self.bus, KafkaBus):
-            ensure_topics(self.settings)
         self.relay.start()
-        if isinstance(self.bus, KafkaBus) and self.subscriptions:
-            group = f"voices-{self.settings.service}"
+        if isinstance(self.bus, KafkaBus):
+            self.topics_ready = False
+            threading.Thread(target=self._start_consuming, name="topics", daemon=True).start()
+
+    def _start_consuming(self) -> None:
+        """Create the topics (retrying while Kafka is away), then join the consumer group.
+
+        The broker never creates a topic on first use, and a consumer subscribed to a topic that
+        does not exist yet would only notice it at its next metadata refresh, minutes later.
+        """
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                ensure_topics(self.settings)
+                break
+            except Exception as exc:  # Kafka down or refusing: say so on /readyz and try again
+                self.topics_error = str(exc)
+                log.warning("could not create the Kafka topics, will retry: %s", exc)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 5.0)
+        if self._stopping.is_set():
+            return
+        self.topics_ready, self.topics_error = True, None
+        if self.subscriptions:
+            group = self.settings.consumer_group
             self.consumer = KafkaConsumerLoop(self.settings.kafka, group, self.subscriptions, self.dispatcher,
                                               MongoOffsetStore(self.db, group), self.bus)
             self.consumer.start()
 
     def stop(self) -> None:
+        self._stopping.set()
         if self.consumer:
             self.consumer.stop()
         self.relay.stop()
@@ -155,19 +182,18 @@ class ServiceRuntime:
         except Exception as exc:  # any failure means not ready; say which
             checks["mongodb"] = f"unavailable: {type(exc).__name__}"
         if isinstance(self.bus, KafkaBus):
+            checks["kafka"] = "ok" if kafka_reachable(self.settings.kafka.bootstrap_servers) else "unreachable"
+            if not self.topics_ready:
+                checks["kafka_topics"] = f"not created yet: {self.topics_error or 'starting'}"
             if self.consumer is not None:
                 checks["kafka_consumer"] = self.consumer.status["state"]
-            if self.relay.last_error:
-                checks["kafka_producer"] = "unavailable"
-            else:
-                checks["kafka_producer"] = "ok"
+            checks["kafka_producer"] = "unavailable" if self.relay.last_error else "ok"
         else:
             checks["bus"] = "in-process"
-        ok = checks.get("mongodb") == "ok" and checks.get("kafka_producer", "ok") == "ok" \
+        ok = checks.get("mongodb") == "ok" and checks.get("kafka", "ok") == "ok" \
+            and "kafka_topics" not in checks and checks.get("kafka_producer", "ok") == "ok" \
             and checks.get("kafka_consumer", "running") == "running"
         checks["outbox_backlog"] = self.relay.backlog() if checks["mongodb"] == "ok" else None
-        if self.settings.embedded:
-            checks["mode"] = "embedded: data is kept in memory and lost on restart"
         return ok, checks
 
 
@@ -210,29 +236,38 @@ def create_service_app(settings: Settings, *, title: str, blueprints: Iterable[A
 
 
 def ensure_topics(settings: Settings) -> None:
-    """Create the event topics and their dead-letter topics if missing (never fatal: the broker may
-    auto-create them, or come up later, in which case the relay and consumer retry)."""
+    """Create the event topics and their dead-letter topics that are missing; raises KafkaError
+    when Kafka cannot be reached or refuses."""
     from kafka.admin import KafkaAdminClient, NewTopic
-    from kafka.errors import KafkaError, TopicAlreadyExistsError
+    from kafka.errors import TopicAlreadyExistsError
 
     names = [*settings.topics.all(), *(settings.topics.dlq(t) for t in settings.topics.all())]
+    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers.split(","),
+                             client_id=f"{settings.service}-admin", request_timeout_ms=10000)
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers.split(","),
-                                 client_id=f"{settings.service}-admin", request_timeout_ms=5000)
-    except KafkaError as exc:
-        log.warning("could not reach Kafka to create topics: %s", exc)
-        return
-    try:
-        missing = [n for n in names if n not in set(admin.list_topics())]
-        for name in missing:
+        existing = set(admin.list_topics())
+        for name in names:
+            if name in existing:
+                continue
             try:
                 admin.create_topics([NewTopic(name, settings.kafka.partitions, settings.kafka.replication_factor)])
             except TopicAlreadyExistsError:
-                pass  # another service created it first
-    except KafkaError as exc:
-        log.warning("could not create topics: %s", exc)
+                pass  # another service or worker created it first
     finally:
         admin.close()
+
+
+def kafka_reachable(bootstrap_servers: str, timeout: float = 0.5) -> bool:
+    """Whether any bootstrap broker accepts a TCP connection now (the clients reconnect on their own
+    and do not say when they cannot)."""
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout):
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def current_runtime(app: Flask) -> ServiceRuntime:

@@ -1,14 +1,17 @@
 """One typed settings object per process, read from the environment once.
 
-Production defaults are Kafka's own; embedded mode (`VOICES_MODE=embedded`)
-shortens group timeouts because the embedded broker holds every JoinGroup for
-half the session timeout (see README, "Kafka settings").
+Kafka's settings default to Kafka's own. `VOICES_NAMESPACE` prefixes database
+names, topics and consumer groups, so several deployments (or test stacks) can
+share one Kafka cluster and one MongoDB server without seeing each other.
 """
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
+import re
+
+NAMESPACE = re.compile(r"^([a-z][a-z0-9_]{0,31})?$")
 
 
 def _env(env: Mapping[str, str], name: str, default: Any, cast=str) -> Any:
@@ -23,15 +26,14 @@ def _env(env: Mapping[str, str], name: str, default: Any, cast=str) -> Any:
 @dataclass(frozen=True)
 class KafkaSettings:
     bootstrap_servers: str = "localhost:9092"
-    # Kafka's defaults; embedded mode overrides them (see from_env).
+    # Kafka's own consumer-group defaults.
     session_timeout_ms: int = 45000
     heartbeat_interval_ms: int = 3000
-    # Must exceed session_timeout_ms/2 + 1 s on the embedded broker, or a group never joins.
     poll_timeout_ms: int = 1000
     max_poll_records: int = 200
     linger_ms: int = 5
     request_timeout_ms: int = 30000
-    # Used only when the services create missing topics themselves.
+    # Topics are created by the services (the broker never creates one on first use).
     partitions: int = 3
     replication_factor: int = 1
     # Handler failures are retried this many times before the event goes to <topic>.dlq.
@@ -48,6 +50,11 @@ class Topics:
     def all(self) -> list[str]:
         return [self.surveys, self.consent, self.responses, self.releases]
 
+    def prefixed(self, namespace: str) -> "Topics":
+        if not namespace:
+            return self
+        return Topics(**{name: f"{namespace}.{topic}" for name, topic in vars(self).items()})
+
     @staticmethod
     def dlq(topic: str) -> str:
         return f"{topic}.dlq"
@@ -56,7 +63,6 @@ class Topics:
 @dataclass(frozen=True)
 class Settings:
     service: str
-    mode: str = "production"  # "production" | "embedded"
     mongodb_uri: str = "mongodb://localhost:27017/voices"
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
     topics: Topics = field(default_factory=Topics)
@@ -66,14 +72,19 @@ class Settings:
     log_level: str = "INFO"
     # Service-specific secrets and URLs; each service reads only its own.
     extra: Mapping[str, str] = field(default_factory=dict)
+    namespace: str = ""
 
-    @property
-    def embedded(self) -> bool:
-        return self.mode == "embedded"
+    def __post_init__(self) -> None:
+        if not NAMESPACE.match(self.namespace):
+            raise ValueError("VOICES_NAMESPACE must be empty or 1-32 of a-z, 0-9 and _, starting with a letter")
 
     @property
     def database(self) -> str:
-        return f"voices_{self.service}"
+        return f"{self.namespace}_voices_{self.service}" if self.namespace else f"voices_{self.service}"
+
+    @property
+    def consumer_group(self) -> str:
+        return f"{self.namespace}.voices-{self.service}" if self.namespace else f"voices-{self.service}"
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.extra.get(name, default)
@@ -90,14 +101,13 @@ class Settings:
     @classmethod
     def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> "Settings":
         env = os.environ if env is None else env
-        mode = _env(env, "VOICES_MODE", "production")
-        embedded = mode == "embedded"
+        namespace = _env(env, "VOICES_NAMESPACE", "")
         kafka_defaults = KafkaSettings()
         kafka = KafkaSettings(
             bootstrap_servers=_env(env, "KAFKA_BOOTSTRAP_SERVERS", kafka_defaults.bootstrap_servers),
-            session_timeout_ms=_env(env, "KAFKA_SESSION_TIMEOUT_MS", 2000 if embedded else kafka_defaults.session_timeout_ms, int),
-            heartbeat_interval_ms=_env(env, "KAFKA_HEARTBEAT_INTERVAL_MS", 500 if embedded else kafka_defaults.heartbeat_interval_ms, int),
-            poll_timeout_ms=_env(env, "KAFKA_POLL_TIMEOUT_MS", 3000 if embedded else kafka_defaults.poll_timeout_ms, int),
+            session_timeout_ms=_env(env, "KAFKA_SESSION_TIMEOUT_MS", kafka_defaults.session_timeout_ms, int),
+            heartbeat_interval_ms=_env(env, "KAFKA_HEARTBEAT_INTERVAL_MS", kafka_defaults.heartbeat_interval_ms, int),
+            poll_timeout_ms=_env(env, "KAFKA_POLL_TIMEOUT_MS", kafka_defaults.poll_timeout_ms, int),
             max_poll_records=_env(env, "KAFKA_MAX_POLL_RECORDS", kafka_defaults.max_poll_records, int),
             linger_ms=_env(env, "KAFKA_LINGER_MS", kafka_defaults.linger_ms, int),
             request_timeout_ms=_env(env, "KAFKA_REQUEST_TIMEOUT_MS", kafka_defaults.request_timeout_ms, int),
@@ -105,18 +115,20 @@ class Settings:
             partitions=_env(env, "KAFKA_TOPIC_PARTITIONS", kafka_defaults.partitions, int),
             replication_factor=_env(env, "KAFKA_REPLICATION_FACTOR", kafka_defaults.replication_factor, int),
         )
+        # Names given explicitly are used as they are; the defaults carry the namespace.
+        default_topics = Topics().prefixed(namespace)
         topics = Topics(
-            surveys=_env(env, "TOPIC_SURVEYS", Topics.surveys),
-            consent=_env(env, "TOPIC_CONSENT", Topics.consent),
-            responses=_env(env, "TOPIC_RESPONSES", Topics.responses),
-            releases=_env(env, "TOPIC_RELEASES", Topics.releases),
+            surveys=_env(env, "TOPIC_SURVEYS", default_topics.surveys),
+            consent=_env(env, "TOPIC_CONSENT", default_topics.consent),
+            responses=_env(env, "TOPIC_RESPONSES", default_topics.responses),
+            releases=_env(env, "TOPIC_RELEASES", default_topics.releases),
         )
         prefix = "VOICES_"
         extra = {k[len(prefix):]: v for k, v in env.items() if k.startswith(prefix)}
         return cls(
             service=service,
-            mode=mode,
-            mongodb_uri=_env(env, "MONGODB_URI", "mongomock://localhost/voices" if embedded else cls.mongodb_uri),
+            namespace=namespace,
+            mongodb_uri=_env(env, "MONGODB_URI", cls.mongodb_uri),
             kafka=kafka,
             topics=topics,
             run_background=_env(env, "RUN_BACKGROUND", True, bool),

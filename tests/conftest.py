@@ -3,12 +3,54 @@ from __future__ import annotations
 
 import base64
 import os
+import uuid
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
 
-from shared.embedded import generate_secrets
+from deploy.secrets import generate_secrets
+from deploy.servers import DocumentStore, KafkaServer
 from shared.settings import Settings
+
+
+@dataclass
+class Servers:
+    """Where the Kafka cluster and the MongoDB-protocol server of this test run listen."""
+
+    kafka_bootstrap: str
+    mongodb_uri: str
+    kafka: KafkaServer | None = None
+    store: DocumentStore | None = None
+
+    def namespace(self) -> str:
+        """A fresh namespace: databases, topics and consumer groups no other stack uses."""
+        return "t" + uuid.uuid4().hex[:12]
+
+
+@pytest.fixture(scope="session")
+def servers(tmp_path_factory):
+    """Apache Kafka and the document store, started once for the whole test run.
+
+    MONGODB_URI and KAFKA_BOOTSTRAP_SERVERS, when set, name servers to use instead (for example
+    the real MongoDB and Kafka of docker-compose); otherwise both are started here.
+    """
+    root = tmp_path_factory.mktemp("servers")
+    store = kafka = None
+    try:
+        mongodb_uri = os.environ.get("MONGODB_URI")
+        if not mongodb_uri:
+            store = DocumentStore(root / "store", root / "logs").start()
+            mongodb_uri = store.uri
+        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not bootstrap:
+            kafka = KafkaServer(root / "kafka", root / "logs").start()
+            bootstrap = kafka.bootstrap
+        yield Servers(bootstrap, mongodb_uri, kafka, store)
+    finally:
+        for server in (kafka, store):
+            if server is not None:
+                server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -20,7 +62,7 @@ def secrets_env() -> dict[str, str]:
 def make_settings(service: str, secrets_env: dict[str, str], **changes) -> Settings:
     """Settings for an in-process service app: mongomock store, no background threads."""
     extra = {k[len("VOICES_"):]: v for k, v in secrets_env.items()}
-    base = Settings(service=service, mode="embedded", mongodb_uri="mongomock://localhost/voices",
+    base = Settings(service=service, mongodb_uri="mongomock://localhost/voices",
                     run_background=False, extra=extra)
     return base.with_(**changes)
 

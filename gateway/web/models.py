@@ -13,8 +13,9 @@ ALIAS = "gateway"
 
 class WebSessionDocument(me.Document):
     meta = {"db_alias": ALIAS, "collection": "participant_web_sessions",
-            # Real MongoDB removes expired sessions itself; the store also checks expiry on every read.
-            "indexes": [{"fields": ["expires_at"], "expireAfterSeconds": 0}]}
+            # Expiry is checked on every read, and each new session deletes the expired ones
+            # (no TTL index: not every MongoDB-protocol server has them).
+            "indexes": ["expires_at"]}
     session_hash = me.StringField(primary_key=True)  # HMAC of the cookie value
     sealed = me.BinaryField(required=True)  # AES-GCM nonce + ciphertext of the session state (JSON)
     revision = me.IntField(required=True, default=0)  # compare-and-set guard against lost updates

@@ -89,6 +89,7 @@ class WebSessions:
 
     def create(self, state: dict[str, Any]) -> WebSession:
         """A new session holding `state`, stored at once. The caller sets its cookie."""
+        WebSessionDocument.objects(expires_at__lte=self._clock()).delete()
         cookie = secrets.token_urlsafe(32)
         session = WebSession(cookie=cookie, session_hash=self._hash(cookie), state=dict(state), revision=0)
         try:

@@ -29,7 +29,7 @@ def rebuild_command(yes: bool, show: tuple[str, ...]) -> None:
     if not yes:
         click.confirm("This drops the projection and replays all events. Are the consumers stopped?", abort=True,
                       err=True)
-    group = f"voices-{runtime.settings.service}"
+    group = runtime.settings.consumer_group
     started = time.perf_counter()
     source = TopicsFromBeginning(runtime.settings.kafka, runtime.subscriptions)
     try:

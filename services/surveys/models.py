@@ -141,14 +141,15 @@ class ResumeDraft(me.Document):
     """
 
     meta = {"db_alias": ALIAS, "collection": "resume_drafts",
-            "indexes": [{"fields": ["expires_at"], "expireAfterSeconds": 0}, "consultation_id"]}
+            "indexes": ["expires_at", "consultation_id"]}
     pseudonym = me.StringField(primary_key=True)
     code_hash = me.StringField(required=True, unique=True)
     consultation_id = me.StringField(required=True)
     # Answers, declines, position and consent token, sealed with the participant's key.
     ciphertext = me.StringField(required=True)
     saved_at = me.DateTimeField(default=utcnow)
-    # MongoDB's TTL monitor deletes expired drafts within a minute; reads check it too.
+    # Reads check it; each save deletes the drafts that expired (no TTL index: not every
+    # MongoDB-protocol server has them, and the answers must not outlive their time anywhere).
     expires_at = me.DateTimeField(required=True)
 
 

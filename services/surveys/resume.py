@@ -72,6 +72,7 @@ def save_progress(token: str, body: dict[str, Any], keys: SurveysKeys, ttl: time
     fields = {"set__code_hash": codes.hash_code(codes.CodeKind.RESUME, code, keys.code_pepper),
               "set__consultation_id": admission.consultation_id, "set__ciphertext": sealed,
               "set__saved_at": now, "set__expires_at": expires_at}
+    ResumeDraft.objects(expires_at__lte=now).delete()
     # One draft per participant, replaced in a single atomic upsert (keyed by pseudonym).
     try:
         ResumeDraft.objects(pseudonym=admission.pseudonym).update_one(upsert=True, **fields)

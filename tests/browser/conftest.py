@@ -1,6 +1,6 @@
 """Browser tests: the participant pages in headless Chromium (Debian's package), driven by Playwright.
 
-One stack (broker, services, gateway as real processes) with the demo consultation in six
+One stack (services and gateway as real processes on the run's Kafka and document store) with the demo consultation in six
 languages serves every browser test in this folder. Every browser context refuses requests to
 any origin but the app's; the neutral quick-exit site is answered locally, so no request ever
 leaves the machine. Screenshots go to tests/browser/screenshots/ (git-ignored).
@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from deploy.demo import DemoLoader
-from shared.embedded import Stack
+from deploy.stack import Stack
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -47,13 +47,14 @@ class WebStack:
 
 
 @pytest.fixture(scope="package")
-def web_stack(tmp_path_factory):
+def web_stack(servers, tmp_path_factory):
     admin = "vt_admin_" + secrets.token_urlsafe(16)
     # Every test shares the demo link and the anonymous rate bucket of each page.
-    stack = Stack(log_dir=tmp_path_factory.mktemp("browser-logs"),
+    stack = Stack(kafka_bootstrap=servers.kafka_bootstrap, mongodb_uri=servers.mongodb_uri,
+                  namespace=servers.namespace(), log_dir=tmp_path_factory.mktemp("browser-logs"),
                   extra_env={"VOICES_ADMIN_TOKEN": admin, "VOICES_RATE_ANONYMOUS": "100000/60",
                              "VOICES_RATE_PARTICIPANT": "100000/60"})
-    stack.start(timeout=60)
+    stack.start(timeout=90)
     try:
         demo = DemoLoader(stack.gateway_url, admin).load()
         yield WebStack(stack, demo)

@@ -7,7 +7,7 @@ import time
 import pytest
 import requests
 
-from shared.embedded import Stack
+from deploy.stack import Stack
 
 ONE_QUESTION_SURVEY = {
     "languages": ["en"],
@@ -45,12 +45,20 @@ def eventually(probe, timeout: float = 30.0, interval: float = 0.2):
     raise AssertionError(f"condition not met within {timeout}s (last: {last!r})")
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def start_stack(servers, tmp_path_factory, **extra_env) -> Stack:
+    """A stack of its own (fresh namespace) on the run's Kafka and document store, with an admin token."""
     admin = "vt_admin_" + secrets.token_urlsafe(16)
-    running = Stack(log_dir=tmp_path_factory.mktemp("logs"), extra_env={"VOICES_ADMIN_TOKEN": admin})
+    running = Stack(kafka_bootstrap=servers.kafka_bootstrap, mongodb_uri=servers.mongodb_uri,
+                    namespace=servers.namespace(), log_dir=tmp_path_factory.mktemp("logs"),
+                    extra_env={"VOICES_ADMIN_TOKEN": admin, **extra_env})
     running.admin_token = admin
-    running.start(timeout=60)
+    running.start(timeout=90)
+    return running
+
+
+@pytest.fixture(scope="module")
+def stack(servers, tmp_path_factory):
+    running = start_stack(servers, tmp_path_factory)
     yield running
     running.stop()
 

@@ -56,11 +56,14 @@ def test_a_withdrawn_answer_is_gone_from_the_next_released_snapshot(api, organis
 def test_rebuild_from_the_topics_gives_the_live_count(api, organiser, stack, answered):
     cid, _ = answered
     live = eventually(lambda: progress(api, organiser["token"], cid))
-    # The command runs in its own process with its own (embedded, empty) store, so it does not
-    # disturb the running service: it replays every topic of the stack's broker into that store.
+    # The command runs in its own process with a database of its own (another namespace), so it
+    # does not disturb the running service: it replays every topic of the stack into that one.
+    topics = {f"TOPIC_{name.upper()}": f"{stack.namespace}.{name}.events"
+              for name in ("surveys", "consent", "responses", "releases")}
     done = subprocess.run([sys.executable, "-m", "flask", "--app", "services.aggregation.app:create_app",
                            "aggregation", "rebuild", "--yes", "--show", cid],
-                          env={**stack.env, "VOICES_SERVICE": "aggregation", "RUN_BACKGROUND": "false"},
+                          env={**stack.env, "VOICES_SERVICE": "aggregation", "RUN_BACKGROUND": "false",
+                               "VOICES_NAMESPACE": f"{stack.namespace}_rebuild", **topics},
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     assert "replaying" in done.stderr and "rebuilt from" in done.stderr

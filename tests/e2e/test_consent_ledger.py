@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from services.consent import verify
-from shared.embedded import REPO_ROOT
+from deploy.servers import REPO_ROOT
 from tests.e2e.conftest import eventually, open_consultation, participate, staff_token
 
 CONCURRENT_GRANTS = 20

@@ -37,7 +37,9 @@ def _json_lines(stack, service: str) -> list[dict]:
 
 
 def _own_ports(stack) -> set[str]:
-    return {str(stack.gateway_port), str(stack.broker.port), *(str(p) for p in stack.service_ports.values())}
+    servers = stack.kafka_bootstrap.split(",") + [stack.mongodb_uri]
+    server_ports = {value.rstrip("/").rsplit(":", 1)[-1] for value in servers}
+    return {str(stack.gateway_port), *server_ports, *(str(p) for p in stack.service_ports.values())}
 
 
 def test_a_participant_path_leaves_no_address_agent_code_or_token_in_any_log(api, organiser, stack):

@@ -4,24 +4,17 @@ Runs its own stack with a short circuit cool-down, so the recovery is observed i
 """
 from __future__ import annotations
 
-import secrets
-
 import pytest
 import requests
 
-from shared.embedded import Stack
-from tests.e2e.conftest import eventually
+from tests.e2e.conftest import eventually, start_stack
 
 PROBLEM = "application/problem+json"
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    admin = "vt_admin_" + secrets.token_urlsafe(16)
-    running = Stack(log_dir=tmp_path_factory.mktemp("logs"), extra_env={
-        "VOICES_ADMIN_TOKEN": admin, "VOICES_CIRCUIT_FAILURES": "2", "VOICES_CIRCUIT_COOLDOWN_S": "1"})
-    running.admin_token = admin
-    running.start(timeout=60)
+def stack(servers, tmp_path_factory):
+    running = start_stack(servers, tmp_path_factory, VOICES_CIRCUIT_FAILURES="2", VOICES_CIRCUIT_COOLDOWN_S="1")
     yield running
     running.stop()
 

@@ -1,16 +1,12 @@
-"""The Kafka adapter against a real Kafka-protocol broker over TCP."""
+"""The Kafka adapter against Apache Kafka over TCP."""
 import json
 import time
-import uuid
 
 from kafka import KafkaConsumer
 
 from shared.bus import KafkaBus, KafkaConsumerLoop
 from shared.events import Envelope
 from shared.settings import KafkaSettings
-
-KAFKA = dict(session_timeout_ms=2000, heartbeat_interval_ms=500, poll_timeout_ms=3000)
-
 
 class MemoryOffsets:
     def __init__(self):
@@ -50,9 +46,9 @@ def read_all(bootstrap: str, topic: str, expect: int) -> list:
     return records
 
 
-def test_invalid_events_go_to_the_dlq_and_the_consumer_keeps_going(broker):
-    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, **KAFKA)
-    topic = f"t-{uuid.uuid4().hex[:8]}"
+def test_invalid_events_go_to_the_dlq_and_the_consumer_keeps_going(bootstrap, new_topic):
+    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    topic = new_topic()
     bus = KafkaBus(kafka, "test")
     bus.publish(topic, erased(1))
     bus.publish_raw(topic, b"garbage", key="c")
@@ -68,15 +64,15 @@ def test_invalid_events_go_to_the_dlq_and_the_consumer_keeps_going(broker):
     finally:
         loop.stop()
     assert seen == ["r1", "r3"]
-    dead = read_all(broker.bootstrap, f"{topic}.dlq", 2)
+    dead = read_all(bootstrap, f"{topic}.dlq", 2)
     assert [r.value for r in dead][0] == b"garbage"
     assert dict(dead[1].headers)["error"].startswith(b'{"version"')
     bus.close()
 
 
-def test_a_failing_handler_is_retried_not_skipped(broker):
-    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, handler_attempts=2, **KAFKA)
-    topic = f"t-{uuid.uuid4().hex[:8]}"
+def test_a_failing_handler_is_retried_not_skipped(bootstrap, new_topic):
+    kafka = KafkaSettings(bootstrap_servers=bootstrap, handler_attempts=2)
+    topic = new_topic()
     bus = KafkaBus(kafka, "test")
     for i in range(3):
         bus.publish(topic, erased(i))
@@ -99,9 +95,9 @@ def test_a_failing_handler_is_retried_not_skipped(broker):
     bus.close()
 
 
-def test_a_restarted_consumer_resumes_from_its_stored_positions(broker):
-    kafka = KafkaSettings(bootstrap_servers=broker.bootstrap, **KAFKA)
-    topic = f"t-{uuid.uuid4().hex[:8]}"
+def test_a_restarted_consumer_resumes_from_its_stored_positions(bootstrap, new_topic):
+    kafka = KafkaSettings(bootstrap_servers=bootstrap)
+    topic = new_topic()
     bus = KafkaBus(kafka, "test")
     offsets = MemoryOffsets()
     for i in range(3):

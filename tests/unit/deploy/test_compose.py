@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.embedded import generate_secrets
+from deploy.secrets import generate_secrets
 from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]

@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from shared.bus import InProcessBus
-from shared.embedded import generate_secrets
+from deploy.secrets import generate_secrets
 from shared.settings import Settings
 
 K8S = Path(__file__).resolve().parents[3] / "deploy" / "k8s"
