@@ -17,6 +17,9 @@ accesslog = None
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info").lower()
 preload_app = False
+# gunicorn 25+ opens a control socket at one default path per user; several gunicorns on one
+# host (the services of `make run`) would fight over it, and nothing here uses it.
+control_socket_disable = True
 
 
 def post_worker_init(worker):

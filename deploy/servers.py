@@ -50,6 +50,8 @@ def port_taken(port: int) -> bool:
         if sock.connect_ex(("127.0.0.1", port)) == 0:
             return True
     with socket.socket() as sock:
+        # As the servers bind: connections of an earlier run still closing (TIME_WAIT) do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:

@@ -280,8 +280,20 @@ def principal_of(account: Account) -> Principal:
 
 
 def bootstrap_admin(token: str) -> None:
-    """Make sure an admin account answers to `token` (first start of an installation)."""
+    """Make sure an admin account answers to `token` (first start of an installation).
+
+    Every gateway worker runs this at start, at the same moment: a worker that loses the race
+    for the account or the token uses what the winner stored.
+    """
     if ApiToken.objects(token_hash=_hash(token)).first() is not None:
         return
-    admin = Account.objects(email="admin@localhost").first() or create_account("admin@localhost", "admin", None)
-    issue_token(admin, label="bootstrap", ttl=timedelta(days=365), token=token)
+    admin = Account.objects(email="admin@localhost").first()
+    if admin is None:
+        try:
+            admin = create_account("admin@localhost", "admin", None)
+        except Conflict:
+            admin = Account.objects(email="admin@localhost").get()
+    try:
+        issue_token(admin, label="bootstrap", ttl=timedelta(days=365), token=token)
+    except NotUniqueError:
+        pass  # another worker stored this token first

@@ -301,7 +301,8 @@ def note_withdrawal_processed(payload: dict[str, Any], event_id: str) -> bool:
     # One conditional write: the check for a full withdrawal and for this event's absence cannot race a redelivery.
     stored = Grant.objects(__raw__={
         "consultation_id": payload["consultation_id"], "pseudonym": payload["pseudonym"],
-        "events": {"$elemMatch": {"event": "withdrawn", "all": True}},
+        # Only "withdrawn" events carry "all"; $elemMatch on a sub-document is not on every server.
+        "events.all": True,
         "events.event_id": {"$ne": event_id}}).update_one(push__events=confirmation)
     return bool(stored)
 
