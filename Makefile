@@ -24,7 +24,7 @@ $(KAFKA_STAMP): deploy/kafka/pom.xml
 		-DoutputDirectory=$(abspath $(TOOLS))/kafka/lib
 	touch $@
 
-$(FERRETDB): deploy/ferretdb/main.go deploy/ferretdb/go.mod deploy/ferretdb/go.sum
+$(FERRETDB): $(wildcard deploy/ferretdb/*.go) deploy/ferretdb/go.mod deploy/ferretdb/go.sum
 	@command -v go >/dev/null || { echo "The document store is built with Go 1.24 or later: https://go.dev/doc/install" >&2; exit 1; }
 	cd deploy/ferretdb && CGO_ENABLED=0 go build -trimpath -o $(abspath $(FERRETDB)) .
 

@@ -3,8 +3,9 @@
     .venv/bin/python benchmarks/grants_bench.py [--grants 300] [--concurrency 8] [--time-limit 60]
                                                 [--verify-entries 100000]
 
-Starts the embedded platform (``shared.embedded.Stack``: broker, three
-services and the gateway under gunicorn, loopback only), creates an
+Starts Apache Kafka, the document store (or uses MONGODB_URI and
+KAFKA_BOOTSTRAP_SERVERS) and the platform (``deploy.stack.Stack``: three
+services and the gateway under gunicorn, two workers each, loopback only), creates an
 organisation with an organiser and an auditor, opens a consultation with a
 published consent text and a link invitation, and opens one invitation per
 grant beforehand (each is a participant with a fresh pseudonym). Then:
@@ -163,8 +164,9 @@ def line(name: str, figures: dict, unit: str) -> str:
 
 
 def main() -> None:
+    from deploy.servers import local_servers
+    from deploy.stack import Stack
     from services.consent import verify
-    from shared.embedded import Stack
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grants", type=int, default=300)
@@ -180,11 +182,14 @@ def main() -> None:
     log_dir = Path(tempfile.mkdtemp(prefix="voices-grants-bench-"))
     admin = "vt_admin_" + secrets.token_urlsafe(16)
     # The gateway's anonymous rate limit guards the public routes; this run measures throughput, not it.
-    stack = Stack(log_dir=log_dir, extra_env={"VOICES_ADMIN_TOKEN": admin, "VOICES_RATE_ANONYMOUS": "1000000/60",
-                                              "VOICES_RATE_STAFF": "1000000/60"})
+    servers = local_servers(log_dir, os.environ.get("MONGODB_URI"), os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    bootstrap, mongodb_uri = servers.__enter__()
+    stack = Stack(kafka_bootstrap=bootstrap, mongodb_uri=mongodb_uri, namespace="grants_bench", log_dir=log_dir,
+                  extra_env={"VOICES_ADMIN_TOKEN": admin, "VOICES_RATE_ANONYMOUS": "1000000/60",
+                             "VOICES_RATE_STAFF": "1000000/60"})
     try:
-        print(f"starting the embedded platform (logs in {log_dir}) ...", flush=True)
-        stack.start(timeout=90)
+        print(f"starting Kafka, the document store and the platform (logs in {log_dir}) ...", flush=True)
+        stack.start(timeout=120)
         base = stack.gateway_url
         cid, code, auditor = prepare(base, admin, args.time_limit)
         client = Client()
@@ -258,6 +263,7 @@ def main() -> None:
         figures.append(line(f"inclusion proof (ledger of {size})", proofs, "proofs"))
     finally:
         stack.stop()
+        servers.__exit__(None, None, None)
 
     if args.verify_entries:
         from benchmarks.verify_ledger_bench import build_export
@@ -282,7 +288,8 @@ def main() -> None:
             raise SystemExit("the verifier rejected the generated export")
 
     print(f"\n{args.grants} grants, {args.concurrency} concurrent clients, {os.cpu_count()} CPUs, client and "
-          "servers on one machine (loopback), embedded mode (mongomock, Tansu)")
+          f"servers on one machine (loopback): Apache Kafka and {mongodb_uri.split('@')[-1]} "
+          f"(load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})")
     print("\n".join(figures))
 
 

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -265,3 +266,21 @@ def _kafka_cluster_id() -> str:
     import base64
 
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+@contextmanager
+def local_servers(root: Path, mongodb_uri: str | None = None, kafka_bootstrap: str | None = None):
+    """Yields (kafka_bootstrap, mongodb_uri): a document store and Kafka started under `root`, except
+    for the ones given, which are used as they are. Both are stopped on leaving."""
+    started: list[ManagedServer] = []
+    try:
+        if not mongodb_uri:
+            started.append(DocumentStore(root / "store", root / "logs").start())
+            mongodb_uri = started[-1].uri
+        if not kafka_bootstrap:
+            started.append(KafkaServer(root / "kafka", root / "logs").start())
+            kafka_bootstrap = started[-1].bootstrap
+        yield kafka_bootstrap, mongodb_uri
+    finally:
+        for server in reversed(started):
+            server.stop()

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
+from collections import defaultdict, deque
 from typing import Iterable
 
 import mongoengine
@@ -21,6 +23,11 @@ from shared.events import Envelope
 
 log = logging.getLogger("voices.outbox")
 
+# Documents that staged events in this process, per document class, for the relay's fast path.
+# Bounded: an entry dropped or lost (a crash) is still found by the relay's periodic sweep.
+_staged: dict[type, deque] = defaultdict(lambda: deque(maxlen=10_000))
+
+
 class OutboxDocument(mongoengine.Document):
     """Abstract base for documents that carry their own pending events."""
 
@@ -30,21 +37,35 @@ class OutboxDocument(mongoengine.Document):
     def stage(self, topic: str, event: Envelope) -> Envelope:
         """Queue `event` for `topic`; it is stored by the next save of this document."""
         self.pending_events.append({"topic": topic, "envelope": event.to_dict()})
+        _staged[type(self)].append(self)
         return event
 
+
 class OutboxRelay:
-    """Publishes pending events from the given document classes, oldest document first."""
+    """Publishes pending events from the given document classes.
+
+    Two ways to find them: the documents this process staged events on are looked up by
+    primary key (`relay_staged`, on every nudge), and every `sweep_interval_s` a sweep reads
+    every document holding pending events (`relay_once`), which catches what other processes
+    left behind, a crash, or a failed publish. The fast path keeps the cost of a request's
+    events independent of the collection's size: a query on anything but `_id` reads the whole
+    collection on some MongoDB-protocol servers.
+    """
 
     def __init__(self, bus: Bus, models: Iterable[type[OutboxDocument]], interval_s: float = 0.2,
-                 batch: int = 200) -> None:
+                 batch: int = 200, sweep_interval_s: float = 5.0) -> None:
         self.bus = bus
         self.models = list(models)
         self.interval_s = interval_s
+        self.sweep_interval_s = sweep_interval_s
         self.batch = batch
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.last_error: str | None = None
+        # Documents holding pending events at the last sweep (readiness and metrics read this
+        # rather than counting on every request).
+        self.last_backlog: int | None = None
 
     def _collections(self) -> list[Collection]:
         return [model._get_collection() for model in self.models]
@@ -53,19 +74,52 @@ class OutboxRelay:
         """Number of documents still holding unpublished events."""
         return sum(c.count_documents({"pending_events.0": {"$exists": True}}) for c in self._collections())
 
-    def relay_once(self) -> int:
-        """Publish what is pending now; returns how many events were sent. Raises PublishFailed."""
+    def _publish(self, collection: Collection, doc: dict) -> int:
         sent = 0
-        for collection in self._collections():
-            docs = collection.find({"pending_events.0": {"$exists": True}}, {"pending_events": 1}).limit(self.batch)
-            for doc in docs:
-                for pending in doc["pending_events"]:
-                    event = Envelope(**pending["envelope"])
-                    self.bus.publish(pending["topic"], event)
-                    # The element exactly as stored: a $pull by whole value means the same on
-                    # every MongoDB-protocol server, a $pull by a condition on a field does not.
-                    collection.update_one({"_id": doc["_id"]}, {"$pull": {"pending_events": pending}})
-                    sent += 1
+        for pending in doc.get("pending_events") or ():
+            event = Envelope(**pending["envelope"])
+            self.bus.publish(pending["topic"], event)
+            # The element exactly as stored: a $pull by whole value means the same on
+            # every MongoDB-protocol server, a $pull by a condition on a field does not.
+            collection.update_one({"_id": doc["_id"]}, {"$pull": {"pending_events": pending}})
+            sent += 1
+        return sent
+
+    def relay_staged(self) -> int:
+        """Publish the pending events of the documents this process staged events on."""
+        sent = 0
+        for model in self.models:
+            queue = _staged[model]
+            collection = model._get_collection()
+            id_field = model._fields[model._meta["id_field"]]
+            while queue:
+                try:
+                    document = queue.popleft()
+                except IndexError:
+                    break
+                if document.pk is None:
+                    continue  # never saved: nothing was stored
+                stored = collection.find_one({"_id": id_field.to_mongo(document.pk)}, {"pending_events": 1})
+                if stored is not None:
+                    sent += self._publish(collection, stored)
+        return sent
+
+    def relay_once(self) -> int:
+        """Sweep: publish every pending event stored now; returns how many were sent. Raises PublishFailed."""
+        sent = 0
+        left = 0  # documents found with events that this sweep did not (yet) clear
+        try:
+            for collection in self._collections():
+                docs = list(collection.find({"pending_events.0": {"$exists": True}},
+                                            {"pending_events": 1}).limit(self.batch))
+                left += len(docs)
+                for doc in docs:
+                    sent += self._publish(collection, doc)
+                    left -= 1
+                if len(docs) == self.batch:
+                    left += 1  # the batch was full: there may be more
+        finally:
+            self.last_backlog = left
         return sent
 
     def nudge(self) -> None:
@@ -84,18 +138,24 @@ class OutboxRelay:
 
     def _run(self) -> None:
         delay = self.interval_s
+        next_sweep = 0.0
         while not self._stop.is_set():
             try:
-                self.relay_once()
+                self.relay_staged()
+                if time.monotonic() >= next_sweep:
+                    self.relay_once()
+                    next_sweep = time.monotonic() + self.sweep_interval_s
                 self.last_error = None
                 delay = self.interval_s
             except PublishFailed as exc:
-                # Keep the events; back off so a down broker is not hammered.
+                # Keep the events; back off so a down broker is not hammered; sweep once it is back.
                 self.last_error = str(exc)
+                next_sweep = 0.0
                 delay = min(max(delay * 2, 0.5), 5.0)
                 log.warning("outbox relay could not publish, will retry: %s", exc)
             except Exception as exc:
                 self.last_error = str(exc)
+                next_sweep = 0.0
                 delay = min(max(delay * 2, 0.5), 5.0)
                 log.exception("outbox relay failed, will retry")
             self._wake.wait(delay)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import pytest
 
 from deploy.secrets import generate_secrets
-from deploy.servers import DocumentStore, KafkaServer
+from deploy.servers import local_servers
 from shared.settings import Settings
 
 
@@ -20,8 +20,6 @@ class Servers:
 
     kafka_bootstrap: str
     mongodb_uri: str
-    kafka: KafkaServer | None = None
-    store: DocumentStore | None = None
 
     def namespace(self) -> str:
         """A fresh namespace: databases, topics and consumer groups no other stack uses."""
@@ -35,22 +33,9 @@ def servers(tmp_path_factory):
     MONGODB_URI and KAFKA_BOOTSTRAP_SERVERS, when set, name servers to use instead (for example
     the real MongoDB and Kafka of docker-compose); otherwise both are started here.
     """
-    root = tmp_path_factory.mktemp("servers")
-    store = kafka = None
-    try:
-        mongodb_uri = os.environ.get("MONGODB_URI")
-        if not mongodb_uri:
-            store = DocumentStore(root / "store", root / "logs").start()
-            mongodb_uri = store.uri
-        bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not bootstrap:
-            kafka = KafkaServer(root / "kafka", root / "logs").start()
-            bootstrap = kafka.bootstrap
-        yield Servers(bootstrap, mongodb_uri, kafka, store)
-    finally:
-        for server in (kafka, store):
-            if server is not None:
-                server.stop()
+    with local_servers(tmp_path_factory.mktemp("servers"), os.environ.get("MONGODB_URI"),
+                       os.environ.get("KAFKA_BOOTSTRAP_SERVERS")) as (bootstrap, mongodb_uri):
+        yield Servers(bootstrap, mongodb_uri)
 
 
 @pytest.fixture(scope="session")

@@ -9,13 +9,14 @@ so the auditor API does not re-read and re-hash the whole ledger each time.
 from __future__ import annotations
 
 import threading
+import time
 from datetime import datetime, timezone
 from typing import Any, Iterator, Mapping
 
 from mongoengine.errors import NotUniqueError
 
 from services.consent import erasures, ledger
-from services.consent.models import Checkpoint, LedgerEntry
+from services.consent.models import Checkpoint, LedgerEntry, LedgerHead
 from shared.errors import NotFound, ValidationFailed
 
 APPEND_ATTEMPTS = 50
@@ -39,39 +40,86 @@ def _raw_entries(start: int = 0, end: int | None = None, **filters: Any) -> Iter
     return (_entry(raw) for raw in query.order_by("seq").as_pymongo())
 
 
-def _tail() -> dict[str, Any] | None:
+HEAD = "head"
+# How long a writer that lost a race waits for the winner to move the head before looking itself.
+_HEAD_GRACE_S = 0.02
+
+
+def _last_stored() -> dict[str, Any] | None:
+    """The entry with the highest seq, found by sorting (the slow way: repairs and a missing head)."""
     raw = LedgerEntry.objects.order_by("-seq").as_pymongo().first()
     return None if raw is None else _entry(raw)
+
+
+def _head() -> dict[str, Any] | None:
+    raw = LedgerHead.objects(name=HEAD).as_pymongo().first()
+    return None if raw is None else {"seq": raw["seq"], "hash": raw["hash"]}
+
+
+def _move_head(head: dict[str, Any] | None, entry: Mapping[str, Any]) -> None:
+    """Move the head from `head` (None: no head yet) to `entry`; a head that moved meanwhile stays."""
+    if head is None:
+        try:
+            LedgerHead(name=HEAD, seq=entry["seq"], hash=entry["hash"]).save(force_insert=True)
+        except NotUniqueError:
+            pass  # another writer made it first
+        return
+    LedgerHead.objects(name=HEAD, seq=head["seq"]).update_one(set__seq=entry["seq"], set__hash=entry["hash"])
+
+
+def repair_head() -> dict[str, Any] | None:
+    """Set the head to the last stored entry (after a crash left it behind, or for a ledger written
+    before the head existed); returns the tail."""
+    for _attempt in range(CHECKPOINT_ATTEMPTS):
+        head, last = _head(), _last_stored()
+        if last is None or (head is not None and head["seq"] >= last["seq"]):
+            return head or last
+        _move_head(head, last)
+    return _head()
+
+
+def _tail() -> dict[str, Any] | None:
+    head = _head()
+    return head if head is not None else repair_head()
 
 
 def append(kind: str, data: Mapping[str, Any], event_id: str | None = None,
            at: datetime | None = None) -> LedgerEntry:
     """Append one entry after the current tail; returns it (or the existing one for a repeated event_id).
 
-    Linear under concurrent writers on real MongoDB: seq is the primary key
-    (``_id``), so of two writers that read the same tail and build the same
-    next seq exactly one insert succeeds; the other gets a duplicate-key
-    error, reloads the tail and builds its entry again on top of the
-    winner's. A seq is only ever computed as tail + 1 from a stored tail, so
-    there is no gap; an entry is never updated, so the prev_hash a writer
-    read is still the hash of seq - 1 when its insert succeeds: no fork.
-    A repeated event (redelivery, two consumers) is stopped by the unique
-    event_id index, so it is not looked up first: the usual append costs one
-    read and one insert. Raises ValueError for data the ledger may not hold,
+    Linear under concurrent writers: seq is the primary key (``_id``), so of
+    two writers that read the same tail and build the same next seq exactly
+    one insert succeeds; the other gets a duplicate-key error, waits for the
+    head to move (or finds the end itself) and builds its entry again on top
+    of the winner's. A seq is only ever computed as tail + 1 from a stored
+    entry, so there is no gap; an entry is never updated, so the prev_hash a
+    writer read is still the hash of seq - 1 when its insert succeeds: no
+    fork. A repeated event (redelivery, two consumers) is stopped by the
+    unique event_id index. The usual append costs one read by key, one
+    insert and one conditional update of the head (LedgerHead), whatever the
+    ledger's size. Raises ValueError for data the ledger may not hold,
     RuntimeError after APPEND_ATTEMPTS lost races in a row.
     """
+    tail = _tail()
     for _attempt in range(APPEND_ATTEMPTS):
         # Stamped per attempt, so an entry that lost a race is not dated before the winner.
-        entry = ledger.make_entry(_tail(), kind, data, at or datetime.now(timezone.utc))
+        entry = ledger.make_entry(tail, kind, data, at or datetime.now(timezone.utc))
         document = LedgerEntry(event_id=event_id, **entry)
         try:
             document.save(force_insert=True)
-            return document
         except NotUniqueError:
+            lost_at = tail["seq"] if tail else -1
+            time.sleep(_HEAD_GRACE_S)
+            tail = _head()
+            if tail is not None and tail["seq"] > lost_at:
+                continue  # the winner moved the head: build on it
             stored = _appended(event_id)
             if stored is not None:
                 return stored  # the same event, appended by another writer
-            continue  # another writer took this seq
+            tail = repair_head()  # the winner has not moved the head (yet, or ever): find the end
+            continue
+        _move_head(tail, entry)
+        return document
     raise RuntimeError("could not append to the ledger after repeated contention")
 
 
@@ -81,9 +129,9 @@ def _appended(event_id: str | None) -> LedgerEntry | None:
 
 
 def size() -> int:
-    """Number of entries stored now."""
-    tail = LedgerEntry.objects.order_by("-seq").only("seq").as_pymongo().first()
-    return 0 if tail is None else tail["_id"] + 1
+    """Number of entries stored now (as far as the head knows: see LedgerHead)."""
+    tail = _tail()
+    return 0 if tail is None else tail["seq"] + 1
 
 
 def entries(start: int = 0, end: int | None = None) -> list[dict]:

@@ -83,6 +83,21 @@ class LedgerEntry(me.Document):
                 "prev_hash": self.prev_hash, "hash": self.hash}
 
 
+class LedgerHead(me.Document):
+    """Where the ledger ends: seq and hash of its last entry, kept in one document read by key.
+
+    Finding the end by sorting the entries costs more as the ledger grows (on servers that sort
+    in memory); this costs the same at any size. It only moves forward, from one stored entry
+    to the next, by a conditional update; after a crash between an entry's insert and this
+    update it lags one entry behind, which the next append (or a start) repairs.
+    """
+
+    meta = {"db_alias": ALIAS, "collection": "ledger_head"}
+    name = me.StringField(primary_key=True)
+    seq = me.IntField(required=True)
+    hash = me.StringField(required=True)
+
+
 class Checkpoint(me.Document):
     """A signed tree head. Checkpoints form a list: each names the size of the one before it
     (0 for the first), and that name is unique, so two signers racing from the same

@@ -104,7 +104,7 @@ def test_stop_and_start_again_keeps_every_record(tmp_path):
         assert text_langs["version"] == 1
         pseudonyms = [participate(api, code, answers)["pseudonym"] for _ in range(3)]
         assert len(set(pseudonyms)) == 3
-        eventually(lambda: api.call("GET", f"/api/v1/consultations/{cid}/progress", organiser)
+        eventually(lambda: api.call("GET", f"/api/v1/insights/consultations/{cid}/progress", organiser)
                    .get("responses_counted") == 3, timeout=60)
         release = api.call("POST", "/api/v1/releases", organiser, expect=201,
                            json={"consultation_id": cid, "epsilon": 0.5})
@@ -124,7 +124,7 @@ def test_stop_and_start_again_keeps_every_record(tmp_path):
         assert launcher_again.value("organiser") == organiser
         consultations = api.call("GET", "/api/v1/consultations", organiser)
         assert [c["consultation_id"] for c in consultations] == [cid]  # the demo was not loaded twice
-        assert api.call("GET", f"/api/v1/consultations/{cid}/progress", organiser)["responses_counted"] == 3
+        assert api.call("GET", f"/api/v1/insights/consultations/{cid}/progress", organiser)["responses_counted"] == 3
         seen = api.call("GET", f"/api/v1/insights/consultations/{cid}", policy)
         assert seen["release"]["snapshot"] == release["snapshot"]
         ledger_after = ledger_entries(api, auditor)

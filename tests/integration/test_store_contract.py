@@ -12,6 +12,7 @@ indexes, transactions, $group beyond $sum) are not tested: they are not used.
 """
 from __future__ import annotations
 
+import threading
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -182,3 +183,51 @@ def test_each_namespace_is_a_database_of_its_own(servers):
         db.client.drop_database(db.name)
     me.disconnect(alias=ALIAS)
     assert len(names) == 2
+
+
+def test_concurrent_conditional_updates_of_one_document_have_one_winner(store):
+    """Compare-and-set is what single-use codes, revisions, the ledger head and the budget rely on:
+    of many writers that read the same revision, exactly one may succeed, and no update is lost."""
+    rounds, writers = 20, 8
+    for round_ in range(rounds):
+        make(f"cas{round_}", revision=0)
+        barrier = threading.Barrier(writers)
+        won = []
+
+        def writer(i: int) -> None:
+            barrier.wait()
+            if Item.objects(item_id=f"cas{round_}", revision=0).update_one(set__revision=1, push__tags=str(i)):
+                won.append(i)
+
+        threads = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stored = Item.objects.get(item_id=f"cas{round_}")
+        assert len(won) == 1 and stored.tags == [str(won[0])], (round_, won, stored.tags)
+
+
+def test_concurrent_updates_of_different_fields_are_all_kept(store):
+    """A pull by one writer and a set by another on the same document: neither undoes the other."""
+    for round_ in range(20):
+        store["outbox"].insert_one({"_id": f"d{round_}", "status": "draft", "n": 0,
+                                    "pending_events": [{"topic": "t", "envelope": {"id": "e0"}}]})
+        barrier = threading.Barrier(2)
+
+        def pull():
+            barrier.wait()
+            store["outbox"].update_one({"_id": f"d{round_}"},
+                                       {"$pull": {"pending_events": {"topic": "t", "envelope": {"id": "e0"}}}})
+
+        def publish():
+            barrier.wait()
+            store["outbox"].update_one({"_id": f"d{round_}"}, {"$set": {"status": "open"}, "$inc": {"n": 1}})
+
+        threads = [threading.Thread(target=pull), threading.Thread(target=publish)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        stored = store["outbox"].find_one({"_id": f"d{round_}"})
+        assert (stored["status"], stored["n"], stored["pending_events"]) == ("open", 1, []), stored

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from services.consent import ledger, ledger_store, verify
-from services.consent.models import Checkpoint, LedgerEntry
+from services.consent.models import Checkpoint, LedgerEntry, LedgerHead
 from tests.unit.consent.conftest import BASE_TIME, ledger_data
 
 
@@ -44,17 +44,33 @@ def test_a_writer_that_lost_the_race_for_a_seq_appends_after_the_winner(store, m
     add(3)
     stale = ledger_store._tail()
     add(1, start=3)  # the other writer takes seq 3
-    real_tail, calls = ledger_store._tail, []
-
-    def tail_read_before_the_other_insert():
-        calls.append(1)
-        return stale if len(calls) == 1 else real_tail()
-
-    monkeypatch.setattr(ledger_store, "_tail", tail_read_before_the_other_insert)
+    monkeypatch.setattr(ledger_store, "_tail", lambda: stale)  # read before the other writer's insert
     kind, data = ledger_data(4, ledger.format_timestamp(BASE_TIME))
     entry = ledger_store.append(kind, data, event_id="event-late")
-    assert len(calls) == 2  # the duplicate seq was refused and the tail read again
+    monkeypatch.undo()
     assert entry.seq == 4 and chain_holds() and ledger_store.size() == 5
+
+
+def test_a_head_left_behind_by_a_crash_is_repaired_by_the_next_append(store):
+    add(3)
+    # A writer stored entry 3 and died before moving the head.
+    kind, data = ledger_data(3, ledger.format_timestamp(BASE_TIME))
+    LedgerEntry(event_id="event-3", **ledger.make_entry(ledger_store.entries(2, 3)[0], kind, data, BASE_TIME)) \
+        .save(force_insert=True)
+    assert ledger_store.size() == 3  # the head does not know yet
+    entry = ledger_store.append(*ledger_data(4, ledger.format_timestamp(BASE_TIME)), event_id="event-4")
+    assert entry.seq == 4 and chain_holds() and ledger_store.size() == 5
+
+
+def test_the_usual_append_finds_the_end_without_sorting_the_ledger(store, monkeypatch):
+    add(3)
+
+    def no_sorting():
+        raise AssertionError("the ledger was sorted to find its end")
+
+    monkeypatch.setattr(ledger_store, "_last_stored", no_sorting)
+    add(5, start=3)
+    assert ledger_store.size() == 8 and chain_holds()
 
 
 def test_a_repeated_event_is_appended_once_even_when_two_writers_race_with_it(store, monkeypatch):
@@ -132,7 +148,9 @@ def test_the_tree_is_extended_with_new_entries_and_agrees_with_one_built_from_sc
 def test_a_store_that_no_longer_holds_the_trees_entries_is_noticed(store):
     add(6)
     store.covering()
-    LedgerEntry.objects.delete()  # e.g. restored from an older backup, with a different history
+    # Restored from an older backup with a different history (the whole database: entries and head).
+    LedgerEntry.objects.delete()
+    LedgerHead.objects.delete()
     add(3, start=40)
     assert store.covering().size == 3
     assert store.covering().root() == ledger.MerkleTree.from_entries(ledger_store.entries()).root()

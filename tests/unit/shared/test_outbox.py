@@ -74,3 +74,42 @@ def test_the_state_change_and_its_event_are_one_document(store):
     raw = Order._get_collection().find_one()
     assert raw["name"] == "o0"
     assert raw["pending_events"][0]["envelope"]["type"] == "response.erased"
+
+
+def test_documents_staged_here_are_published_by_key_without_a_sweep(store):
+    bus = InProcessBus()
+    relay = OutboxRelay(bus, [Order])
+    relay.relay_staged()  # drain what earlier tests staged
+    ids = stage_orders(3)
+    unsaved = Order(name="never saved")
+    unsaved.stage("orders.events", Envelope(type="response.erased", key="x", producer="test", payload={
+        "response_id": "rx", "consultation_id": "c", "pseudonym": "p", "reason": "withdrawal",
+        "erased_at": "2026-01-01T00:00:00Z"}))
+    collection = Order._get_collection()
+    find = collection.find
+    filters = []
+
+    def find_by_key_only(filter=None, *args, **kwargs):
+        filters.append(filter)
+        return find(filter, *args, **kwargs)
+
+    # The fast path must not search the collection by anything but the key.
+    collection.find = find_by_key_only
+    try:
+        assert relay.relay_staged() == 3
+    finally:
+        collection.find = find
+    assert filters and all(set(f) == {"_id"} for f in filters), filters
+    assert [e.id for e in bus.events("orders.events")] == ids
+    assert relay.backlog() == 0
+    assert relay.relay_staged() == 0 and relay.relay_once() == 0  # nothing twice
+
+
+def test_a_sweep_finds_what_no_fast_path_saw(store):
+    stage_orders(2)
+    bus = InProcessBus()
+    relay = OutboxRelay(bus, [Order])
+    from shared import outbox
+    outbox._staged[Order].clear()  # as after a crash, or events stored by another process
+    assert relay.relay_staged() == 0
+    assert relay.relay_once() == 2 and relay.last_backlog == 0
