@@ -11,17 +11,20 @@
    a. without a broker (`--rebuild`): decoding, validating and applying all N
       events with the projection's domain functions to an in-memory store
       (what the handlers decide, without a database);
-   b. through the embedded broker (`--broker`): N events produced to a topic
+   b. through Apache Kafka (`--broker`): N events produced to a topic
       (timed apart), read once with the rebuild's own reader
       (`rebuild.TopicsFromBeginning`, to the high watermark) to time the
       broker alone, then the whole replay: that reader and `rebuild.replay`
       with the same in-memory store as the dispatch;
-   c. the real handlers on the embedded store (mongomock), on a bounded
-      sample only: mongomock scans collections linearly, so its rate falls
-      as the store grows and does not say what MongoDB would do.
-3. Freshness in embedded mode: the aggregation app with its Kafka consumer
-   on the embedded broker; events published with submitted_at = now at a
+   c. the real handlers writing to the document store (MONGODB_URI, or the
+      local FerretDB), on a bounded sample (`--handler-sample`), with the
+      rate at each quarter, so a rate that falls with the data shows.
+3. Freshness: the aggregation app with its Kafka consumer on Apache Kafka
+   and the document store; events published with submitted_at = now at a
    steady rate; p50/p95 of submitted_at -> counted from the histogram data.
+
+Kafka and the document store are started once for the run (`deploy.servers.local_servers`)
+unless KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI name others.
 
 Loopback only, bounded in count and time, no asserts on timing.
 """
@@ -38,6 +41,15 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+@dataclasses.dataclass
+class Servers:
+    bootstrap: str
+    mongodb_uri: str
+
+
+SERVERS: Servers  # set in main(): Kafka and the document store of this run
 
 from benchmarks.crosstab_bench import QUESTIONS, generate, pandas_counts  # noqa: E402
 from services.aggregation import projection  # noqa: E402
@@ -140,41 +152,44 @@ def counted(state: dict) -> int:
 
 
 def replay_through_broker(n: int) -> None:
-    """N events produced to one topic of the embedded broker (timed apart), then the rebuild's own
+    """N events produced to one topic of Apache Kafka (timed apart), then the rebuild's own
     reader (`rebuild.TopicsFromBeginning`) and `rebuild.replay` (decode, validate, skip invalid,
     positions) with the handlers' domain decisions on an in-memory store as the dispatch."""
     from functools import partial
 
     from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
 
     from services.aggregation.rebuild import TopicsFromBeginning, replay
-    from shared.embedded import EmbeddedBroker
     from shared.settings import KafkaSettings
 
-    with EmbeddedBroker() as broker:
-        topic = f"bench.{uuid.uuid4().hex[:6]}"
-        producer = KafkaProducer(bootstrap_servers=[broker.bootstrap], linger_ms=20, batch_size=256 * 1024, acks=1)
-        t = time.perf_counter()
-        futures = [producer.send(topic, encode(e)) for e in bench_events(n)]
-        producer.flush()
-        for f in futures:
-            f.get(timeout=30)  # every record acknowledged
-        t_produce = time.perf_counter() - t
-        producer.close()
-        del futures
-        t = time.perf_counter()
-        source = TopicsFromBeginning(KafkaSettings(bootstrap_servers=broker.bootstrap), [topic])
-        read_only = sum(1 for _ in source)
-        source.close()
-        t_read = time.perf_counter() - t
-        state = {"contribs": {}, "tombs": {}, "buried": set()}
-        t = time.perf_counter()
-        source = TopicsFromBeginning(KafkaSettings(bootstrap_servers=broker.bootstrap), [topic])
-        total = source.total
-        report = replay(source, partial(apply_in_memory, state))
-        source.close()
-        t_replay = time.perf_counter() - t
-    print(f"[rebuild] {n:,} events through the embedded broker: produced in {t_produce:.1f}s "
+    broker = SERVERS
+    topic = f"bench.{uuid.uuid4().hex[:6]}"
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
+    admin.create_topics([NewTopic(topic, 3, 1)])
+    admin.close()
+    producer = KafkaProducer(bootstrap_servers=[broker.bootstrap], linger_ms=20, batch_size=256 * 1024, acks=1)
+    t = time.perf_counter()
+    futures = [producer.send(topic, encode(e)) for e in bench_events(n)]
+    producer.flush()
+    for f in futures:
+        f.get(timeout=30)  # every record acknowledged
+    t_produce = time.perf_counter() - t
+    producer.close()
+    del futures
+    t = time.perf_counter()
+    source = TopicsFromBeginning(KafkaSettings(bootstrap_servers=broker.bootstrap), [topic])
+    read_only = sum(1 for _ in source)
+    source.close()
+    t_read = time.perf_counter() - t
+    state = {"contribs": {}, "tombs": {}, "buried": set()}
+    t = time.perf_counter()
+    source = TopicsFromBeginning(KafkaSettings(bootstrap_servers=broker.bootstrap), [topic])
+    total = source.total
+    report = replay(source, partial(apply_in_memory, state))
+    source.close()
+    t_replay = time.perf_counter() - t
+    print(f"[rebuild] {n:,} events through Apache Kafka: produced in {t_produce:.1f}s "
           f"({n / t_produce:,.0f}/s, not part of a rebuild); reading alone {t_read:.1f}s "
           f"({read_only / t_read:,.0f} records/s); read to the high watermark ({total:,} records) + "
           f"decode + validate + apply (in-memory store) {t_replay:.1f}s ({report.handled / t_replay:,.0f}/s), "
@@ -183,14 +198,14 @@ def replay_through_broker(n: int) -> None:
 
 def handler_sample(sample: int) -> None:
     from services.aggregation.app import create_app
+    from deploy.secrets import generate_secrets
     from shared.bus import InProcessBus
-    from shared.embedded import generate_secrets
     from shared.runtime import current_runtime
     from shared.settings import Settings
 
     extra = {k[len("VOICES_"):]: v for k, v in generate_secrets().items()}
-    settings = Settings(service="aggregation", mode="embedded", mongodb_uri="mongomock://localhost/voices",
-                        run_background=False, extra=extra)
+    settings = Settings(service="aggregation", mongodb_uri=SERVERS.mongodb_uri, run_background=False, extra=extra,
+                        namespace=f"bench{uuid.uuid4().hex[:8]}")
     runtime = current_runtime(create_app(settings, bus=InProcessBus()))
     events = list(bench_events(sample))
     marks = []
@@ -200,50 +215,49 @@ def handler_sample(sample: int) -> None:
         if i in (sample // 4, sample // 2, sample):
             marks.append((i, time.perf_counter() - t))
     rates = ", ".join(f"first {i:,}: {i / s:,.0f}/s" for i, s in marks)
-    print(f"[rebuild] real handlers on the embedded store (mongomock), {sample:,} events: {rates}")
+    print(f"[rebuild] real handlers writing to {SERVERS.mongodb_uri}, {sample:,} events: {rates}")
 
 
 def freshness_bench(count: int, rate: float) -> None:
     from services.aggregation import handlers, releases
+    from deploy.secrets import generate_secrets
     from services.aggregation.app import create_app
-    from shared.embedded import EmbeddedBroker, generate_secrets
     from shared.runtime import current_runtime
     from shared.settings import Settings
 
-    with EmbeddedBroker() as broker:
-        env = {**os.environ, **generate_secrets(), "VOICES_MODE": "embedded",
-               "KAFKA_BOOTSTRAP_SERVERS": broker.bootstrap}
-        settings = Settings.from_env("aggregation", env)
-        app = create_app(settings)
-        runtime = current_runtime(app)
-        runtime.start_background()
-        try:
-            bus = runtime.bus
-            observed_before = sum(b.get() for b in handlers.FRESHNESS._buckets)  # the handler sample counts too
-            events = list(bench_events(count + 1))
-            bus.publish(settings.topics.surveys, events[0])
-            t0 = time.perf_counter()
-            for i, e in enumerate(e for e in events[1:] if e.type == "response.submitted"):
-                payload = dict(e.payload, submitted_at=isoformat(utcnow()))
-                bus.publish(settings.topics.responses, Envelope(type=e.type, key=e.key, producer="bench",
-                                                                payload=payload))
-                delay = t0 + (i + 1) / rate - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-            sent = i + 1
-            deadline = time.monotonic() + 120
-            with app.app_context():
-                while time.monotonic() < deadline:
-                    f = releases.freshness(CID)
-                    if f["responses"] >= sent:
-                        break
-                    time.sleep(0.5)
-            print(f"[freshness] embedded broker + consumer, {sent} responses at {rate:g}/s: counted "
-                  f"{f['responses']}, p50 {f['p50_seconds']}s, p95 {f['p95_seconds']}s "
-                  f"(freshness histogram observations during this run: "
-                  f"{sum(b.get() for b in handlers.FRESHNESS._buckets) - observed_before:.0f})")
-        finally:
-            runtime.stop()
+    env = {**os.environ, **generate_secrets(), "KAFKA_BOOTSTRAP_SERVERS": SERVERS.bootstrap,
+           "MONGODB_URI": SERVERS.mongodb_uri, "VOICES_NAMESPACE": f"fresh{uuid.uuid4().hex[:8]}"}
+    settings = Settings.from_env("aggregation", env)
+    app = create_app(settings)
+    runtime = current_runtime(app)
+    runtime.start_background()
+    try:
+        bus = runtime.bus
+        observed_before = sum(b.get() for b in handlers.FRESHNESS._buckets)  # the handler sample counts too
+        events = list(bench_events(count + 1))
+        bus.publish(settings.topics.surveys, events[0])
+        t0 = time.perf_counter()
+        for i, e in enumerate(e for e in events[1:] if e.type == "response.submitted"):
+            payload = dict(e.payload, submitted_at=isoformat(utcnow()))
+            bus.publish(settings.topics.responses, Envelope(type=e.type, key=e.key, producer="bench",
+                                                            payload=payload))
+            delay = t0 + (i + 1) / rate - time.perf_counter()
+            if delay > 0:
+                time.sleep(delay)
+        sent = i + 1
+        deadline = time.monotonic() + 120
+        with app.app_context():
+            while time.monotonic() < deadline:
+                f = releases.freshness(CID)
+                if f["responses"] >= sent:
+                    break
+                time.sleep(0.5)
+        print(f"[freshness] Apache Kafka + consumer + document store, {sent} responses at {rate:g}/s: counted "
+              f"{f['responses']}, p50 {f['p50_seconds']}s, p95 {f['p95_seconds']}s "
+              f"(freshness histogram observations during this run: "
+              f"{sum(b.get() for b in handlers.FRESHNESS._buckets) - observed_before:.0f})")
+    finally:
+        runtime.stop()
 
 
 def main(argv=None) -> None:
@@ -251,7 +265,7 @@ def main(argv=None) -> None:
     parser.add_argument("--responses", type=int, default=100_000)
     parser.add_argument("--rebuild", default="100000,1000000")
     parser.add_argument("--handler-sample", type=int, default=1000)
-    parser.add_argument("--broker", default="100000,1000000", help="comma list of sizes replayed through the embedded broker")
+    parser.add_argument("--broker", default="100000,1000000", help="comma list of sizes replayed through Kafka")
     parser.add_argument("--freshness", type=int, default=300)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--skip", default="", help="comma list of release,rebuild,freshness")
@@ -260,11 +274,22 @@ def main(argv=None) -> None:
     skip = set(args.skip.split(","))
     if "release" not in skip:
         release_pipeline(args.responses)
-    if "rebuild" not in skip:
-        rebuild_bench([int(x) for x in args.rebuild.split(",") if x], [int(x) for x in args.broker.split(",") if x],
-                      args.handler_sample)
-    if "freshness" not in skip:
-        freshness_bench(args.freshness, args.rate)
+    if {"rebuild", "freshness"} <= skip:
+        return
+    import tempfile
+
+    from deploy.servers import local_servers
+
+    global SERVERS
+    with local_servers(Path(tempfile.mkdtemp(prefix="voices-aggregation-bench-")), os.environ.get("MONGODB_URI"),
+                       os.environ.get("KAFKA_BOOTSTRAP_SERVERS")) as (bootstrap, mongodb_uri):
+        SERVERS = Servers(bootstrap, mongodb_uri)
+        if "rebuild" not in skip:
+            rebuild_bench([int(x) for x in args.rebuild.split(",") if x],
+                          [int(x) for x in args.broker.split(",") if x], args.handler_sample)
+        if "freshness" not in skip:
+            freshness_bench(args.freshness, args.rate)
+        print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
 
 
 if __name__ == "__main__":

@@ -2,15 +2,16 @@
 
     .venv/bin/python benchmarks/intake_bench.py [--responses 400] [--concurrency 8] [--time-limit 60]
 
-Starts the embedded platform (``shared.embedded.Stack``: broker, three
-services and the gateway under gunicorn), creates a consultation with a
+Starts Apache Kafka and the document store (or uses KAFKA_BOOTSTRAP_SERVERS
+and MONGODB_URI) and the platform (``deploy.stack.Stack``: three services
+and the gateway under gunicorn, two workers each), creates a consultation with a
 consent text and a link invitation, and prepares one consent token per
 response through the real participant path (open the link, give consent).
 Then it submits the responses concurrently from a bounded thread pool and
 measures each POST /api/v1/responses. For comparison it serves a bare Flask
 app whose one route stores the request body with a single mongoengine insert
-(mongomock, same gunicorn configuration: one worker, threads) and sends it
-the same bodies the same way.
+into the same document store (same gunicorn configuration: two workers,
+threads) and sends it the same bodies the same way.
 
 Bounded in count (--responses) and time (--time-limit per phase); loopback
 only. Client and servers share the machine, so the figures are relative:
@@ -63,12 +64,11 @@ def answers(i: int) -> dict:
 
 
 def baseline_app():
-    """A Flask app whose POST /responses stores the JSON body with one mongoengine insert (mongomock)."""
+    """A Flask app whose POST /responses stores the JSON body with one mongoengine insert (MONGODB_URI)."""
     import mongoengine as me
-    import mongomock
     from flask import Flask, jsonify, request
 
-    me.connect(db="baseline", alias="baseline", host="mongodb://localhost", mongo_client_class=mongomock.MongoClient)
+    me.connect(db="intake_bench_baseline", alias="baseline", host=os.environ["MONGODB_URI"])
 
     class Stored(me.Document):
         meta = {"db_alias": "baseline", "collection": "responses"}
@@ -88,8 +88,8 @@ def baseline_app():
     return app
 
 
-def start_baseline(port: int, log_dir: Path) -> subprocess.Popen:
-    env = {**os.environ, "VOICES_MODE": "embedded", "PYTHONUNBUFFERED": "1"}  # same gunicorn shape: 1 worker
+def start_baseline(port: int, log_dir: Path, mongodb_uri: str) -> subprocess.Popen:
+    env = {**os.environ, "MONGODB_URI": mongodb_uri, "PYTHONUNBUFFERED": "1"}  # same gunicorn shape
     log = open(log_dir / "baseline.log", "ab")
     return subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(REPO_ROOT / "deploy" / "gunicorn.conf.py"),
@@ -223,7 +223,8 @@ def report(name: str, figures: dict) -> None:
 
 
 def main() -> None:
-    from shared.embedded import Stack, free_port, wait_for_port
+    from deploy.servers import free_port, local_servers, wait_for_port
+    from deploy.stack import Stack
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--responses", type=int, default=400)
@@ -236,12 +237,15 @@ def main() -> None:
     log_dir = Path(tempfile.mkdtemp(prefix="voices-intake-bench-"))
     admin = "vt_admin_" + secrets.token_urlsafe(16)
     # The gateway's anonymous rate limit guards the public routes; this run measures throughput, not it.
-    stack = Stack(log_dir=log_dir, extra_env={"VOICES_ADMIN_TOKEN": admin, "VOICES_RATE_ANONYMOUS": "1000000/60",
-                                              "VOICES_RATE_PARTICIPANT": "1000000/60"})
+    servers = local_servers(log_dir, os.environ.get("MONGODB_URI"), os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    bootstrap, mongodb_uri = servers.__enter__()
+    stack = Stack(kafka_bootstrap=bootstrap, mongodb_uri=mongodb_uri, namespace="intake_bench", log_dir=log_dir,
+                  extra_env={"VOICES_ADMIN_TOKEN": admin, "VOICES_RATE_ANONYMOUS": "1000000/60",
+                             "VOICES_RATE_PARTICIPANT": "1000000/60"})
     baseline = None
     try:
-        print(f"starting the embedded platform (logs in {log_dir}) ...", flush=True)
-        stack.start(timeout=90)
+        print(f"starting Kafka, the document store and the platform (logs in {log_dir}) ...", flush=True)
+        stack.start(timeout=120)
         base = stack.gateway_url
         cid, code = prepare_consultation(base, admin)
         started = time.perf_counter()
@@ -253,7 +257,7 @@ def main() -> None:
         intake = run_load(f"{base}/api/v1/responses", bodies[args.warmup:], args.concurrency, args.time_limit)
 
         port = free_port()
-        baseline = start_baseline(port, log_dir)
+        baseline = start_baseline(port, log_dir, mongodb_uri)
         wait_for_port(port, timeout=30)
         wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok)
         run_load(f"http://127.0.0.1:{port}/responses", bodies[:args.warmup], args.concurrency, args.time_limit)
@@ -267,9 +271,10 @@ def main() -> None:
             except subprocess.TimeoutExpired:
                 baseline.kill()
         stack.stop()
+        servers.__exit__(None, None, None)
 
     print(f"\n{args.responses} responses, {args.concurrency} concurrent clients, {os.cpu_count()} CPUs, "
-          "client and servers on one machine (loopback)")
+          f"client and servers on one machine (loopback), load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
     report("intake via gateway -> surveys", intake)
     report("bare Flask + mongoengine insert", bare)
     if intake["per_s"]:

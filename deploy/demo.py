@@ -1,4 +1,4 @@
-"""Demo data for embedded mode: one organisation, its staff, and an open consultation.
+"""Demo data for `make run`: one organisation, its staff, and an open consultation (loaded into an empty store).
 
 Everything goes through the public API of the gateway, as a real organiser would do it.
 """

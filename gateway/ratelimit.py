@@ -3,9 +3,10 @@
 Never per IP address: no addresses are kept. Calls that carry no credential share one bucket
 per route, so a flood of anonymous calls slows only anonymous callers of that route.
 
-`RateLimiter` is the interface the gateway uses; `TokenBuckets` keeps buckets in this process,
-which is right for the embedded mode and a single gateway worker. Several workers or replicas
-would plug in a shared store (e.g. Redis) behind the same interface.
+`RateLimiter` is the interface the gateway uses; `TokenBuckets` keeps buckets in this process.
+The gateway runs two gunicorn workers by default, each with its own buckets, so a caller whose
+requests are spread over both gets up to twice a limit; a shared store behind the same
+interface would make the limits exact across workers and replicas.
 """
 from __future__ import annotations
 

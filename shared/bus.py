@@ -238,16 +238,12 @@ class KafkaConsumerLoop:
                         if self._stop.is_set():
                             break
                         self._handle(record)
-                        self.offsets.save(tp.topic, tp.partition, record.offset)
+                        self._save_position(tp.topic, tp.partition, record.offset)
                     if records:
                         from kafka.structs import OffsetAndMetadata
 
                         consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)})
-                for tp in consumer.assignment():
-                    high = consumer.highwater(tp)
-                    position = self.offsets.load(tp.topic, tp.partition)
-                    if high is not None:
-                        self.status["lag"][f"{tp.topic}/{tp.partition}"] = max(0, high - (position + 1 if position is not None else 0))
+                self._measure_lag(consumer)
             except _Stopping:
                 break
             except Exception as exc:  # broker or store trouble: rebuild the client, resume from stored positions
@@ -290,6 +286,31 @@ class KafkaConsumerLoop:
                 trace_id_var.reset(token)
         # Stopped mid-retry: the position is not saved, so the event is redelivered next time.
         raise _Stopping()
+
+    def _save_position(self, topic: str, partition: int, offset: int) -> None:
+        """Record the position, retrying while the store is away: the Kafka client is kept (a new
+        one would rejoin the group and make every member wait for a rebalance)."""
+        delay = 0.2
+        while True:
+            try:
+                self.offsets.save(topic, partition, offset)
+                return
+            except Exception:
+                log.warning("could not store the consumer position, will retry", exc_info=True)
+                if self._stop.wait(delay):
+                    raise _Stopping() from None  # not saved: the event is handled again next time
+                delay = min(delay * 2, 5.0)
+
+    def _measure_lag(self, consumer) -> None:
+        try:
+            for tp in consumer.assignment():
+                high = consumer.highwater(tp)
+                position = self.offsets.load(tp.topic, tp.partition)
+                if high is not None:
+                    self.status["lag"][f"{tp.topic}/{tp.partition}"] = \
+                        max(0, high - (position + 1 if position is not None else 0))
+        except Exception as exc:  # the store is away: the lag waits; the loop and its client go on
+            log.debug("consumer lag not measured: %s", exc)
 
     def _dead_letter(self, record, messages) -> None:
         reason = json.dumps(messages, ensure_ascii=False)[:1000]

@@ -4,6 +4,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
 import re
 import sys
 from datetime import datetime, timezone
@@ -80,6 +81,6 @@ def configure_logging(service: str, level: str = "INFO") -> None:
     logging.getLogger("gunicorn.access").handlers[:] = []
     logging.getLogger("gunicorn.access").disabled = True
     # kafka-python is chatty at INFO about every connection attempt.
-    logging.getLogger("kafka").setLevel(logging.WARNING)
+    logging.getLogger("kafka").setLevel(os.environ.get("KAFKA_LOG_LEVEL", "WARNING"))
     # Werkzeug's access log prints client addresses; we never log those.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

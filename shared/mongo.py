@@ -17,11 +17,11 @@ def connect(settings: Settings, alias: str) -> Database:
     mongoengine.disconnect(alias=alias)
     uri = settings.mongodb_uri
     if uri.startswith("mongomock://"):
-        import mongomock  # only the embedded mode and tests need it
+        import mongomock  # only unit tests use the in-process store
 
         # One host name per alias: mongoengine reuses a client whose settings match another
         # alias's, which would let a fresh in-process store inherit an old one's data.
-        mongoengine.connect(db=settings.database, alias=alias, host=f"mongodb://{alias}.embedded",
+        mongoengine.connect(db=settings.database, alias=alias, host=f"mongodb://{alias}.in-process",
                             mongo_client_class=mongomock.MongoClient, uuidRepresentation="standard")
     else:
         # The URI's own path names a default database; each service still keeps its own.

@@ -77,7 +77,7 @@ def test_losing_the_store_is_reported_and_recovered(own):
         eventually(lambda: readiness(stack, name)[0] == 200, timeout=60)
     api = Api(stack.gateway_url)
     organiser = staff_token(api, "vt_admin_servers_lost_test", "organiser")["token"]
-    cid, code = open_consultation(api, organiser)
+    cid, code = open_consultation(api, organiser)  # consent learns of it from an event, as usual
     participate(api, code, {"got_help": "no"})
     eventually(lambda: api.call("GET", f"/api/v1/insights/consultations/{cid}/progress", organiser)
                ["responses_counted"] == 1, timeout=60)
