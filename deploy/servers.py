@@ -233,8 +233,9 @@ class KafkaServer(ManagedServer):
         if (self.data_dir / "log" / "meta.properties").exists():
             return
         cluster_id = _kafka_cluster_id()
-        result = subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties),
-                                           "--ignore-formatted"),
+        # "--cluster-id=<id>": an id may start with "-", which would read as an option.
+        result = subprocess.run(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                                           "--config", str(properties), "--ignore-formatted"),
                                 capture_output=True, text=True, timeout=120, preexec_fn=die_with_parent)
         if result.returncode != 0:
             raise ServerError(f"kafka storage format failed: {result.stderr.strip() or result.stdout.strip()}")

@@ -28,7 +28,7 @@ from shared.auth import ANONYMOUS, Principal, encode_principal
 from shared.errors import Forbidden, NotFound, TooManyRequests, Unauthorized, register_problem_handlers
 from shared.log import configure_logging
 from shared.metrics import GaugeCollector, metrics_of
-from shared.runtime import install_request_context, problem_api
+from shared.runtime import install_request_context, problem_api, use_storable_int_routes
 from shared.settings import Settings
 
 SERVICES = ("surveys", "consent", "aggregation")
@@ -50,6 +50,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                                                int(settings.get("PARTICIPANT_SESSION_TTL_S") or 7200))
 
     app = Flask("voices.gateway")
+    use_storable_int_routes(app)
     app.config.update(MAX_CONTENT_LENGTH=1024 * 1024, API_TITLE="Voices gateway", API_VERSION="v1",
                       OPENAPI_VERSION="3.0.3")
     api = problem_api(app)

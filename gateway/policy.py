@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
+from shared.runtime import StorableInt
+
 # Who may call: staff roles, "participant" (a session opened from an invitation), "public" (anyone).
 STAFF = ("organiser", "policy", "auditor", "admin")
 JSON = ("application/json",)
@@ -131,7 +133,7 @@ POLICY: tuple[RoutePolicy, ...] = (
 def build_map(policy: tuple[RoutePolicy, ...] = POLICY) -> Map:
     """A werkzeug Map of the table; its endpoints are the rows themselves."""
     rules = [Rule(p.path, methods=[p.method], endpoint=p) for p in policy]
-    return Map(rules, strict_slashes=False, merge_slashes=False)
+    return Map(rules, strict_slashes=False, merge_slashes=False, converters={"int": StorableInt})
 
 
 def match(route_map: Map, method: str, path: str) -> tuple[RoutePolicy, dict] | None:

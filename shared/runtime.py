@@ -18,6 +18,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 from pymongo.database import Database
+from werkzeug.routing import IntegerConverter
 from pymongo.errors import DuplicateKeyError
 
 from shared import mongo
@@ -229,6 +230,7 @@ def create_service_app(settings: Settings, *, title: str, blueprints: Iterable[A
     """A service's Flask app: flask-smorest API (OpenAPI from the marshmallow schemas), problem+json, health."""
     configure_logging(settings.service, settings.log_level)
     app = Flask(f"voices.{settings.service}")
+    use_storable_int_routes(app)
     app.config.update(
         API_TITLE=title, API_VERSION="v1", OPENAPI_VERSION="3.0.3", OPENAPI_URL_PREFIX="/",
         OPENAPI_JSON_PATH="openapi.json", MAX_CONTENT_LENGTH=1024 * 1024, JSON_SORT_KEYS=False,
@@ -239,6 +241,19 @@ def create_service_app(settings: Settings, *, title: str, blueprints: Iterable[A
     app.extensions["voices_settings"] = settings
     runtime.init_app(app)
     return app
+
+
+class StorableInt(IntegerConverter):
+    """`<int:...>` in routes, up to the largest integer a MongoDB document can hold (8 bytes):
+    a larger number matches no route (404) instead of failing in the database driver."""
+
+    def __init__(self, url_map, fixed_digits=0, min=None, max=None, signed=False) -> None:
+        super().__init__(url_map, fixed_digits, min, 2 ** 63 - 1 if max is None else max, signed)
+
+
+def use_storable_int_routes(app: Flask) -> None:
+    """Call before any route is registered."""
+    app.url_map.converters["int"] = StorableInt
 
 
 def ensure_topics(settings: Settings) -> None:

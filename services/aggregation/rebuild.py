@@ -65,11 +65,10 @@ def replay(records: Iterable[Record], dispatch: Callable, *, offsets: MongoOffse
 
 
 class TopicsFromBeginning:
-    """Every record of `topics`, from the first offset up to the high watermark seen at the start.
+    """Every record of `topics`, from the first offset up to the end offsets seen at the start.
 
     A fresh consumer without a group (nothing committed, nothing rebalanced), partitions assigned
-    by hand and seeked to the beginning. The end is `consumer.highwater(tp)` after a poll: it is
-    what the fetch responses report (end_offsets is not reliable on every broker).
+    by hand and seeked to the beginning; records appended after the start wait for the consumer.
     """
 
     def __init__(self, kafka: KafkaSettings, topics: list[str], poll_ms: int = 500) -> None:
@@ -88,22 +87,7 @@ class TopicsFromBeginning:
         self.consumer.assign(parts)
         self.consumer.seek_to_beginning(*parts)
         self.start = {tp: self.consumer.position(tp) for tp in parts}
-        self._buffer: list = []
-        self.end = self._find_ends()
-
-    def _find_ends(self) -> dict:
-        ends: dict = {}
-        for _ in range(200):
-            for tp, recs in self.consumer.poll(timeout_ms=self.poll_ms).items():
-                self._buffer.extend(recs)
-            for tp in self.partitions:
-                high = self.consumer.highwater(tp)
-                if high is not None:
-                    ends[tp] = high
-            if len(ends) == len(self.partitions):
-                return ends
-        missing = [f"{tp.topic}/{tp.partition}" for tp in self.partitions if tp not in ends]
-        raise RuntimeError(f"no high watermark known for {', '.join(missing)}")
+        self.end = self.consumer.end_offsets(parts)
 
     @property
     def total(self) -> int:
@@ -112,8 +96,7 @@ class TopicsFromBeginning:
     def __iter__(self) -> Iterator[Record]:
         from kafka import TopicPartition
 
-        pending = list(self._buffer)
-        self._buffer = []
+        pending: list = []
         done = {tp for tp in self.partitions if self.start[tp] >= self.end[tp]}
         while True:
             for r in pending:

@@ -175,3 +175,12 @@ def test_another_organisation_lists_none_of_its_neighbours_consultations(platfor
                            expect=200).get_json()
     assert world["values"]["cid"] in {c["consultation_id"] for c in mine}
     assert world["values"]["cid"] not in {c["consultation_id"] for c in theirs}
+
+
+def test_a_number_too_large_for_the_store_matches_no_route():
+    """Path numbers beyond 8 bytes would fail in the database driver (a 500); they are 404s."""
+    from gateway.policy import build_map, match
+
+    route_map = build_map()
+    assert match(route_map, "GET", "/api/v1/consent/consultations/c_x/texts/9223372036854775807") is not None
+    assert match(route_map, "GET", "/api/v1/consent/consultations/c_x/texts/9223372036854775808") is None
