@@ -21,6 +21,7 @@ import requests
 from deploy.servers import REPO_ROOT, free_port, port_taken
 from tests.e2e.conftest import Api, eventually, participate
 from tests.e2e.test_consent_ledger import ledger_entries, download_export, run_verifier
+from tests.e2e.test_aggregation_withdrawal import progress
 
 STOP_WITHIN_S = 15
 
@@ -117,8 +118,7 @@ def test_stop_and_start_again_keeps_every_record(tmp_path):
         assert text_langs["version"] == 1
         pseudonyms = [participate(api, code, answers)["pseudonym"] for _ in range(3)]
         assert len(set(pseudonyms)) == 3
-        eventually(lambda: api.call("GET", f"/api/v1/insights/consultations/{cid}/progress", organiser)
-                   .get("responses_counted") == 3, timeout=60)
+        eventually(lambda: progress(api, organiser, cid) == 3, timeout=60)
         release = api.call("POST", "/api/v1/releases", organiser, expect=201,
                            json={"consultation_id": cid, "epsilon": 0.5})
         ledger_before = eventually(lambda: (lambda e: e if any(x["kind"] == "release.signed_off" for x in e) else None)(

@@ -11,6 +11,7 @@ import requests
 from deploy.servers import DocumentStore, KafkaServer
 from deploy.stack import SERVICES, Stack
 from tests.e2e.conftest import ONE_QUESTION_SURVEY, Api, eventually, open_consultation, participate, staff_token
+from tests.e2e.test_aggregation_withdrawal import progress
 
 
 @pytest.fixture(scope="module")
@@ -62,8 +63,7 @@ def test_losing_kafka_is_reported_and_nothing_written_meanwhile_is_lost(own):
         return r.status_code == 201
     eventually(text_accepted, timeout=60)
     # And what was counted before is still counted.
-    counted = api.call("GET", f"/api/v1/insights/consultations/{cid}/progress", organiser)["responses_counted"]
-    assert counted == 1
+    assert eventually(lambda: progress(api, organiser, cid) == 1, timeout=60)
 
 
 def test_losing_the_store_is_reported_and_recovered(own):
@@ -79,5 +79,4 @@ def test_losing_the_store_is_reported_and_recovered(own):
     organiser = staff_token(api, "vt_admin_servers_lost_test", "organiser")["token"]
     cid, code = open_consultation(api, organiser)  # consent learns of it from an event, as usual
     participate(api, code, {"got_help": "no"})
-    eventually(lambda: api.call("GET", f"/api/v1/insights/consultations/{cid}/progress", organiser)
-               ["responses_counted"] == 1, timeout=60)
+    eventually(lambda: progress(api, organiser, cid) == 1, timeout=60)
