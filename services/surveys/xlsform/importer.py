@@ -1,55 +1,8 @@
-"""XLSForm (ODK / KoboToolbox) import into a Voices survey definition.
-
-What is mapped:
-  select_one L            -> single_choice (options from list L of the choices sheet)
-  select_multiple L       -> multiple_choice
-  integer / decimal       -> number (integer flag); a constraint made only of
-                             `. >= n`, `. <= n` (and `>`/`<` for integers)
-                             joined by `and` becomes min/max
-  range                   -> rating (whole-number start..end, step 1, <= 11 points)
-  date                    -> date
-  text                    -> free_text; `string-length(.) <= n` becomes max_length
-  begin group / end group -> a section (group relevant -> section relevant);
-                             runs of questions outside groups become their own
-                             sections with a generic translated title
-  label::Arabic (ar), label::ar, label (+ settings default_language)
-                          -> translations in ar, zh, en, fr, ru, es
-  relevant                -> conditions, for `${q} = 'x'`, `${q} != 'x'`,
-                             `selected(${q}, 'x')`, `${q} > 3` (>=, <, <=),
-                             `${q} = ''` / `${q} != ''`, `and`, `or`, `not(...)`
-  extra columns (Voices extensions): `dimension`, `sensitive` (yes/no) on
-  question rows, `content_warning::<language>` on begin group rows.
-
-Decided on purpose:
-  - note rows are skipped with a warning (display-only text; nothing to
-    answer), so organisers can move crucial text into a hint or a section's
-    content warning;
-  - `required`, `appearance`, media, `guidance_hint`, `default` and messages
-    are ignored with a warning: every Voices question is skippable and the
-    participant pages have their own layout;
-  - everything else is refused, row by row: other question types (geopoint,
-    image, calculate, metadata such as deviceid or start, ...), repeats,
-    nested groups, `or_other`, `choice_filter`, calculations, read-only
-    fields, constraints or relevant expressions outside the forms above,
-    languages outside the six.
-
-Errors: ValidationFailed whose `errors` maps a sheet name ("survey",
-"choices", "settings") or "form" (problems that belong to no sheet, e.g. an
-unreadable file) to a list of {"sheet", "row", "name", "reason"}; `row` is
-the spreadsheet row as Excel shows it (header = 1, so a problem with a column
-points at row 1). pyxform checks the form as a whole too; its messages come
-prefixed "pyxform:" and are dropped when Voices already explained that row.
-
-pyxform is used for reading (its header aliases and `label::Language (xx)`
-grouping, with row numbers kept) and for whole-form checks; the mapping is
-done here on the grouped rows. `dealias_and_group_headers` lives in
-pyxform.parsing, which is not a documented API: the tests pin its behaviour.
-"""
+"""Reading an XLSForm workbook and mapping its rows to a Voices survey definition."""
 from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -66,43 +19,20 @@ from pyxform.xls2xform import convert
 
 from shared.errors import ValidationFailed
 
-from .questionnaire import (
+from ..questionnaire import (
     CODE_PATTERN,
     DATE,
     FREE_TEXT,
     ID_PATTERN,
-    MAX_RATING_POINTS,
     MULTIPLE_CHOICE,
     NUMBER,
     RATING,
     SINGLE_CHOICE,
-    UN_LANGUAGES,
     validate_definition,
 )
-
-SURVEY, CHOICES, SETTINGS, FORM = "survey", "choices", "settings", "form"
-_DEFAULT = constants.DEFAULT_LANGUAGE_VALUE
-
-# Title for sections made from questions outside any group.
-DEFAULT_SECTION_TITLE = {
-    "ar": "أسئلة",
-    "zh": "问题",
-    "en": "Questions",
-    "fr": "Questions",
-    "ru": "Вопросы",
-    "es": "Preguntas",
-}
-
-_LANGUAGE_NAMES = {
-    "arabic": "ar", "العربية": "ar", "عربي": "ar", "ara": "ar",
-    "chinese": "zh", "mandarin": "zh", "中文": "zh", "汉语": "zh", "漢語": "zh", "zho": "zh", "chi": "zh",
-    "english": "en", "eng": "en",
-    "french": "fr", "français": "fr", "francais": "fr", "fra": "fr", "fre": "fr",
-    "russian": "ru", "русский": "ru", "rus": "ru",
-    "spanish": "es", "español": "es", "espanol": "es", "castellano": "es", "spa": "es",
-}  # fmt: skip
-_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{1,8})*$")
-_PARENTHESISED = re.compile(r"^(?P<name>.*?)\s*\((?P<tag>[^()]*)\)\s*$")
+from .expressions import RelevantParser, Unsupported, number_bounds, range_scale, text_max_length
+from .languages import DEFAULT_LABEL, DEFAULT_SECTION_TITLE, LanguageColumns
+from .problems import CHOICES, SETTINGS, SURVEY, problem, raise_problems
 
 _TYPES_INTEGER = {"integer", "int", "add integer prompt", "q int"}
 _TYPES_DECIMAL = {"decimal", "add decimal prompt", "q decimal"}
@@ -154,346 +84,6 @@ class XLSFormImport:
     warnings: list[dict] = field(default_factory=list)
 
 
-class _Unsupported(Exception):
-    """A relevant expression or constraint outside the mapped forms; the message says why."""
-
-
-def _problem(sheet: str | None, row: int | None, name: Any, reason: str) -> dict:
-    return {"sheet": sheet, "row": row, "name": None if name is None else str(name), "reason": reason}
-
-
-# ---------------------------------------------------------------- languages
-
-
-def language_code(label: str) -> str | None:
-    """The UN language code for an XLSForm language label, or None.
-
-    Accepts "Arabic (ar)", "ar", "ar-SA", "zh-Hans", "Arabic", "العربية",
-    "Français"... A code in parentheses wins over the name.
-    """
-    text = label.strip()
-    match = _PARENTHESISED.match(text)
-    candidates = [match.group("tag").strip()] if match else [text]
-    for tag in candidates:
-        if _LANGUAGE_TAG.match(tag):
-            base = re.split(r"[-_]", tag)[0].lower()
-            if base in UN_LANGUAGES:
-                return base
-            if base in _LANGUAGE_NAMES:
-                return _LANGUAGE_NAMES[base]
-            if match:
-                return None  # an explicit code for another language
-    name = (match.group("name") if match else text).strip().casefold()
-    return _LANGUAGE_NAMES.get(name)
-
-
-class _Languages:
-    """Maps the language labels used in text columns to codes, noting problems once per column."""
-
-    def __init__(self, default_label: str | None, problems: list[dict]) -> None:
-        self.default_label = default_label
-        self.problems = problems
-        self.order: list[str] = []
-        self._seen: dict[tuple[str, str, str], str | None] = {}
-        self._owner: dict[tuple[str, str, str], str] = {}  # (sheet, column, code) -> label
-
-    def header(self, sheet: str, column: str, label: str) -> str | None:
-        key = (sheet, column, label)
-        if key in self._seen:
-            return self._seen[key]
-        header = column if label == _DEFAULT else f"{column}::{label}"
-        if label == _DEFAULT:
-            code = language_code(self.default_label) if self.default_label else None
-            if code is None:
-                self.problems.append(_problem(sheet, 1, header, (
-                    f"column '{column}' has no language: name it like '{column}::English (en)' "
-                    "or set default_language in the settings sheet"
-                    if not self.default_label
-                    else f"default_language {self.default_label!r} is not one of {', '.join(UN_LANGUAGES)}"
-                )))  # fmt: skip
-        else:
-            code = language_code(label)
-            if code is None:
-                self.problems.append(_problem(
-                    sheet, 1, header,
-                    f"language {label!r} is not one of the supported languages {', '.join(UN_LANGUAGES)}",
-                ))  # fmt: skip
-        if code is not None:
-            owner = self._owner.setdefault((sheet, column, code), label)
-            if owner != label:
-                self.problems.append(_problem(
-                    sheet, 1, header, f"two '{column}' columns are both in language {code!r}"
-                ))  # fmt: skip
-                code = None
-            elif column == "label" and code not in self.order:  # labels decide the languages
-                self.order.append(code)
-        self._seen[key] = code
-        return code
-
-    def texts(self, sheet: str, column: str, value: Any) -> dict[str, str] | None:
-        if value is None:
-            return None
-        if not isinstance(value, dict):
-            value = {_DEFAULT: value}
-        out = {}
-        for label, text in value.items():
-            code = self.header(sheet, column, label)
-            if code is not None and isinstance(text, str) and text.strip():
-                out[code] = text.strip()
-        return out
-
-
-# ---------------------------------------------------------------- relevant expressions
-
-_TOKEN = re.compile(
-    r"""\s*(?:
-      (?P<ref>\$\{\s*(?P<refname>[^}\s]+)\s*\})
-    | (?P<str>'[^']*'|"[^"]*")
-    | (?P<num>-?\d+(?:\.\d+)?)
-    | (?P<op>!=|>=|<=|=|>|<)
-    | (?P<lp>\() | (?P<rp>\)) | (?P<comma>,)
-    | (?P<word>[A-Za-z_][A-Za-z0-9_-]*)
-    )""",
-    re.X,
-)
-_FLIP = {">": "<", "<": ">", ">=": "<=", "<=": ">=", "=": "=", "!=": "!="}
-_ORDER_OPS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
-
-
-def _tokenise(text: str) -> list[tuple[str, str]]:
-    tokens, pos = [], 0
-    text = text.rstrip()
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if not match or match.end() == pos:
-            raise _Unsupported(f"cannot read the expression from {text[pos:].strip()!r}")
-        kind = match.lastgroup if match.lastgroup != "refname" else "ref"
-        if match.group("ref"):
-            tokens.append(("ref", match.group("refname")))
-        else:
-            tokens.append((kind, match.group(kind)))
-        pos = match.end()
-    return tokens
-
-
-class _RelevantParser:
-    """Recursive descent over the small XPath subset Voices maps to conditions."""
-
-    def __init__(self, text: str, lookup) -> None:
-        self.tokens = _tokenise(text)
-        self.pos = 0
-        self.lookup = lookup  # name -> earlier question dict, or raises _Unsupported
-
-    def parse(self) -> dict:
-        if not self.tokens:
-            raise _Unsupported("empty expression")
-        condition = self._or()
-        if self.pos != len(self.tokens):
-            raise _Unsupported(f"unexpected {self.tokens[self.pos][1]!r}")
-        return condition
-
-    def _peek(self) -> tuple[str, str] | None:
-        return self.tokens[self.pos] if self.pos < len(self.tokens) else None
-
-    def _take(self, kind: str, value: str | None = None) -> str:
-        token = self._peek()
-        if token is None or token[0] != kind or (value is not None and token[1] != value):
-            found = "the end" if token is None else repr(token[1])
-            raise _Unsupported(f"expected {value or kind} but found {found}")
-        self.pos += 1
-        return token[1]
-
-    def _joined(self, word: str, part, key: str) -> dict:
-        parts = [part()]
-        while self._peek() == ("word", word):
-            self.pos += 1
-            parts.append(part())
-        if len(parts) == 1:
-            return parts[0]
-        flat = []
-        for p in parts:  # (a and b) and c -> one "all"
-            flat.extend(p[key] if set(p) == {key} else [p])
-        return {key: flat}
-
-    def _or(self) -> dict:
-        return self._joined("or", self._and, "any")
-
-    def _and(self) -> dict:
-        return self._joined("and", self._unary, "all")
-
-    def _unary(self) -> dict:
-        token = self._peek()
-        if token == ("word", "not"):
-            self.pos += 1
-            self._take("lp")
-            inner = self._or()
-            self._take("rp")
-            return {"not": inner}
-        if token == ("lp", "("):
-            self.pos += 1
-            inner = self._or()
-            self._take("rp")
-            return inner
-        if token == ("word", "selected"):
-            self.pos += 1
-            self._take("lp")
-            name = self._take("ref")
-            self._take("comma")
-            literal = self._literal()
-            self._take("rp")
-            return self._selected(name, literal)
-        return self._comparison()
-
-    def _literal(self) -> tuple[str, str]:
-        token = self._peek()
-        if token is None or token[0] not in ("str", "num"):
-            raise _Unsupported("expected a quoted value or a number")
-        self.pos += 1
-        return (token[0], token[1][1:-1] if token[0] == "str" else token[1])
-
-    def _operand(self) -> tuple[str, str]:
-        token = self._peek()
-        if token is not None and token[0] == "ref":
-            self.pos += 1
-            return token
-        if token is not None and token[0] == "word":
-            raise _Unsupported(f"function or name {token[1]!r} is not supported")
-        return self._literal()
-
-    def _comparison(self) -> dict:
-        left = self._operand()
-        op_token = self._peek()
-        if op_token is None or op_token[0] != "op":
-            raise _Unsupported("expected a comparison such as ${q} = 'x'")
-        self.pos += 1
-        op = op_token[1]
-        right = self._operand()
-        if left[0] == "ref" and right[0] != "ref":
-            return self._compare(left[1], op, right)
-        if right[0] == "ref" and left[0] != "ref":
-            return self._compare(right[1], _FLIP[op], left)
-        raise _Unsupported("a comparison needs one ${question} and one value")
-
-    def _selected(self, name: str, literal: tuple[str, str]) -> dict:
-        question = self.lookup(name)
-        code = literal[1]
-        if question["type"] not in (SINGLE_CHOICE, MULTIPLE_CHOICE):
-            raise _Unsupported(f"selected() needs a choice question, ${{{name}}} is not one")
-        _require_option(question, code)
-        op = "includes" if question["type"] == MULTIPLE_CHOICE else "equals"
-        return {"question": question["id"], "op": op, "value": code}
-
-    def _compare(self, name: str, op: str, literal: tuple[str, str]) -> dict:
-        question = self.lookup(name)
-        qid, qtype = question["id"], question["type"]
-        if literal == ("str", ""):
-            answered = {"question": qid, "op": "answered"}
-            if op == "!=":
-                return answered
-            if op == "=":
-                return {"not": answered}
-            raise _Unsupported(f"cannot compare ${{{name}}} {op} ''")
-
-        def equality(value: Any) -> dict:
-            equals = {"question": qid, "op": "equals", "value": value}
-            # ODK's `!=` is true for an empty answer; not(equals) keeps that meaning.
-            return equals if op == "=" else {"not": equals}
-
-        if qtype == SINGLE_CHOICE:
-            if op not in ("=", "!="):
-                raise _Unsupported(f"{op} does not apply to the choice question ${{{name}}}")
-            _require_option(question, literal[1])
-            return equality(literal[1])
-        if qtype == MULTIPLE_CHOICE:
-            raise _Unsupported(f"use selected(${{{name}}}, 'code') for the multiple-choice question ${{{name}}}")
-        if qtype in (NUMBER, RATING):
-            try:
-                number = float(literal[1])
-            except ValueError:
-                raise _Unsupported(f"${{{name}}} is a number, {literal[1]!r} is not") from None
-            value: int | float = int(number) if number.is_integer() else number
-            if op in ("=", "!="):
-                return equality(value)
-            return {"question": qid, "op": _ORDER_OPS[op], "value": value}
-        raise _Unsupported(f"${{{name}}} is a {qtype} question; only = '' and != '' apply to it")
-
-
-def _require_option(question: dict, code: str) -> None:
-    if code not in [o["code"] for o in question.get("options") or []]:
-        raise _Unsupported(f"{code!r} is not an option of ${{{question['id']}}}")
-
-
-# ---------------------------------------------------------------- constraints
-
-_NUM = r"-?\d+(?:\.\d+)?"
-_RE_BOUND_DOT_FIRST = re.compile(rf"^\.\s*(>=|<=|>|<)\s*({_NUM})$")
-_RE_BOUND_DOT_LAST = re.compile(rf"^({_NUM})\s*(>=|<=|>|<)\s*\.$")
-_RE_STRING_LENGTH = re.compile(r"^string-length\(\s*\.\s*\)\s*(<=|<)\s*(\d+)$")
-
-
-def _number_bounds(constraint: str, integer: bool) -> tuple[float | int | None, float | int | None]:
-    low: float | int | None = None
-    high: float | int | None = None
-    for clause in re.split(r"\s+and\s+", constraint.strip()):
-        clause = clause.strip()
-        if clause.startswith("(") and clause.endswith(")"):
-            clause = clause[1:-1].strip()
-        match = _RE_BOUND_DOT_FIRST.match(clause)
-        if match:
-            op, number = match.group(1), float(match.group(2))
-        else:
-            match = _RE_BOUND_DOT_LAST.match(clause)
-            if not match:
-                raise _Unsupported(f"constraint {constraint!r} is not made of `. >= n` / `. <= n` joined by and")
-            number, op = float(match.group(1)), _FLIP[match.group(2)]
-        if op in (">", "<") and not integer:
-            raise _Unsupported("a strict bound (> or <) on a decimal cannot be kept; use >= or <=")
-        if op == ">=":
-            bound, is_low = (math.ceil(number) if integer else number), True
-        elif op == ">":
-            bound, is_low = math.floor(number) + 1, True
-        elif op == "<=":
-            bound, is_low = (math.floor(number) if integer else number), False
-        else:
-            bound, is_low = math.ceil(number) - 1, False
-        if isinstance(bound, float) and bound.is_integer():
-            bound = int(bound)
-        if is_low:
-            low = bound if low is None else max(low, bound)
-        else:
-            high = bound if high is None else min(high, bound)
-    return low, high
-
-
-def _text_max_length(constraint: str) -> int:
-    match = _RE_STRING_LENGTH.match(constraint.strip())
-    if not match:
-        raise _Unsupported(f"constraint {constraint!r} is not string-length(.) <= n")
-    limit = int(match.group(2))
-    return limit if match.group(1) == "<=" else limit - 1
-
-
-def _range_scale(raw: Any) -> tuple[int, int]:
-    params = {"start": "1", "end": "10", "step": "1"}  # ODK's defaults
-    if raw:
-        for part in re.split(r"[\s;,]+", str(raw).strip()):
-            if not part:
-                continue
-            key, sep, value = part.partition("=")
-            if not sep or key.strip().lower() not in params:
-                raise _Unsupported(f"range parameter {part!r} is not supported (only start, end, step)")
-            params[key.strip().lower()] = value.strip()
-    try:
-        start, end, step = (float(params[k]) for k in ("start", "end", "step"))
-    except ValueError:
-        raise _Unsupported("range start, end and step must be numbers") from None
-    if step != 1 or not start.is_integer() or not end.is_integer():
-        raise _Unsupported("a range becomes a rating only with whole-number start and end and step=1")
-    if not start < end or end - start + 1 > MAX_RATING_POINTS:
-        raise _Unsupported(f"a rating runs upwards over at most {MAX_RATING_POINTS} points")
-    return int(start), int(end)
-
-
 # ---------------------------------------------------------------- reading the workbook
 
 
@@ -508,7 +98,7 @@ def _dealias(workbook, sheet: str, header_aliases, header_columns, strip: bool) 
             sheet_header=getattr(workbook, f"{sheet}_header", None),
             header_aliases=header_aliases,
             header_columns=header_columns,
-            default_language=_DEFAULT,
+            default_language=DEFAULT_LABEL,
             strip_whitespace=strip,
             add_row_number=True,
         ).data
@@ -535,7 +125,7 @@ def _pyxform_problem(exc: Exception, rows_by_name: dict[str, int] | None = None)
         row = rows_by_name.get(name)
     # Row numbers in pyxform messages without a sheet are survey-sheet rows.
     sheet = sheet_match.group(1) if sheet_match else (SURVEY if row is not None else None)
-    return _problem(sheet, row, name, f"pyxform: {message}")
+    return problem(sheet, row, name, f"pyxform: {message}")
 
 
 def _yes_no(value: Any) -> bool | None:
@@ -561,7 +151,7 @@ class _Importer:
         settings_rows = _dealias(workbook, SETTINGS, aliases.settings_header, set(Survey.get_slot_names()), False)
         self.settings = settings_rows[0] if settings_rows else {}
         self.title = self.settings.get("title")
-        self.languages = _Languages(self.settings.get(constants.DEFAULT_LANGUAGE_KEY) or default_language, self.problems)
+        self.languages = LanguageColumns(self.settings.get(constants.DEFAULT_LANGUAGE_KEY) or default_language, self.problems)
         self.names = {row.get("name") for row in self.survey_rows if row.get("name")}
         self.sections: list[dict] = []
         self.questions: dict[str, dict] = {}  # imported so far, by id
@@ -572,12 +162,12 @@ class _Importer:
     # -- bookkeeping
 
     def refuse(self, row: dict, reason: str, sheet: str = SURVEY) -> None:
-        self.problems.append(_problem(sheet, row.get("__row"), row.get("name"), reason))
+        self.problems.append(problem(sheet, row.get("__row"), row.get("name"), reason))
         if sheet == SURVEY and row.get("name"):
             self.skipped.setdefault(str(row["name"]), reason)
 
     def warn(self, row: dict, reason: str, sheet: str = SURVEY) -> None:
-        self.warnings.append(_problem(sheet, row.get("__row"), row.get("name"), reason))
+        self.warnings.append(problem(sheet, row.get("__row"), row.get("name"), reason))
 
     def warn_column(self, sheet: str, column: str, row: int, reason: str) -> None:
         entry = self._column_warnings.setdefault((sheet, column), (reason, []))
@@ -587,7 +177,7 @@ class _Importer:
         out = []
         for (sheet, column), (reason, rows) in self._column_warnings.items():
             where = f"row {rows[0]}" if len(rows) == 1 else f"rows {', '.join(map(str, rows))}"
-            out.append(_problem(sheet, 1, column, f"{reason} ({where})"))
+            out.append(problem(sheet, 1, column, f"{reason} ({where})"))
         return out
 
     # -- columns
@@ -673,18 +263,18 @@ class _Importer:
         if name in self.questions:
             return self.questions[name]
         if name in self.skipped:
-            raise _Unsupported(f"${{{name}}} is not imported ({self.skipped[name]})")
+            raise Unsupported(f"${{{name}}} is not imported ({self.skipped[name]})")
         if name in self.names:
-            raise _Unsupported(f"${{{name}}} is not an earlier question")
-        raise _Unsupported(f"${{{name}}} is not in the form")
+            raise Unsupported(f"${{{name}}} is not an earlier question")
+        raise Unsupported(f"${{{name}}} is not in the form")
 
     def condition(self, row: dict) -> tuple[bool, dict | None]:
         expression = (row.get("bind") or {}).get("relevant")
         if not expression:
             return True, None
         try:
-            return True, _RelevantParser(str(expression), self.lookup).parse()
-        except _Unsupported as exc:
+            return True, RelevantParser(str(expression), self.lookup).parse()
+        except Unsupported as exc:
             self.refuse(row, f"relevant {expression!r}: {exc}")
             return False, None
 
@@ -728,7 +318,7 @@ class _Importer:
                 section = loose
             section["questions"].append(question)
         for row in opened:
-            self.problems.append(_problem(SURVEY, row["__row"], row.get("name"), "this group or repeat is never ended"))
+            self.problems.append(problem(SURVEY, row["__row"], row.get("name"), "this group or repeat is never ended"))
 
     def default_section_id(self) -> str:
         n = len(self.sections) + 1
@@ -821,8 +411,8 @@ class _Importer:
             return {"type": FREE_TEXT}
         if lowered == "range":
             try:
-                low, high = _range_scale(row.get("parameters"))
-            except _Unsupported as exc:
+                low, high = range_scale(row.get("parameters"))
+            except Unsupported as exc:
                 self.refuse(row, str(exc))
                 return None
             return {"type": RATING, "min": low, "max": high}
@@ -869,11 +459,11 @@ class _Importer:
             return built
         try:
             if built["type"] == NUMBER:
-                low, high = _number_bounds(str(expression), built["integer"])
+                low, high = number_bounds(str(expression), built["integer"])
                 return {**built, "min": low, "max": high}
             if built["type"] == FREE_TEXT:
-                return {**built, "max_length": _text_max_length(str(expression))}
-        except _Unsupported as exc:
+                return {**built, "max_length": text_max_length(str(expression))}
+        except Unsupported as exc:
             self.refuse(row, str(exc))
             return None
         self.refuse(row, f"constraints on {row.get('type')!r} questions are not supported")
@@ -887,7 +477,7 @@ class _Importer:
         for s_index, section in enumerate(self.sections):
             if not section["questions"]:
                 if section["__name"] is not None:
-                    self.warnings.append(_problem(
+                    self.warnings.append(problem(
                         SURVEY, section["__row"], section["__name"],
                         "this group has no questions Voices can import and is left out",
                     ))  # fmt: skip
@@ -913,19 +503,6 @@ class _Importer:
         return self.paths.get(best, (SURVEY, None, None))
 
 
-def _raise(problems: list[dict]) -> None:
-    grouped: dict[str, list[dict]] = {}
-    for problem in problems:
-        grouped.setdefault(problem["sheet"] or FORM, []).append(problem)
-    for items in grouped.values():
-        items.sort(key=lambda p: (p["row"] is None, p["row"] or 0))
-    count = len(problems)
-    raise ValidationFailed(
-        f"The XLSForm cannot be imported: {count} problem{'s' if count != 1 else ''} to fix.",
-        errors=grouped,
-    )
-
-
 def read_xlsform(
     source: bytes | str | os.PathLike | IO[bytes], *, default_language: str | None = None
 ) -> XLSFormImport:
@@ -943,7 +520,7 @@ def read_xlsform(
     try:
         workbook = get_xlsform(data, file_type=".xlsx")
     except Exception as exc:  # noqa: BLE001 - anything unreadable is the uploader's to fix
-        _raise([_problem(None, None, None, f"not a readable .xlsx workbook: {exc}")])
+        raise_problems([problem(None, None, None, f"not a readable .xlsx workbook: {exc}")])
     # pyxform checks the form as a whole (names, references, sheet structure).
     pyxform_error: Exception | None = None
     try:
@@ -955,7 +532,7 @@ def read_xlsform(
         importer = _Importer(workbook, default_language)
         importer.run()
     except PyXFormError as exc:  # header problems found while reading the sheets
-        _raise([_pyxform_problem(e) for e in (pyxform_error, exc) if e is not None])
+        raise_problems([_pyxform_problem(e) for e in (pyxform_error, exc) if e is not None])
     problems = list(importer.problems)
     if pyxform_error is not None:
         rows_by_name = {str(r["name"]): r["__row"] for r in importer.survey_rows if r.get("name")}
@@ -967,17 +544,17 @@ def read_xlsform(
             problems.append(reported)
     definition = importer.definition()
     if not definition["sections"] and not problems:
-        problems.append(_problem(SURVEY, None, None, "the form has no questions Voices can import"))
+        problems.append(problem(SURVEY, None, None, "the form has no questions Voices can import"))
     if problems:
-        _raise(problems)
+        raise_problems(problems)
     try:
         definition = validate_definition(definition)
     except ValidationFailed as exc:
         for path, messages in exc.extra["errors"].items():
             sheet, row, name = importer.where(path)
             for message in messages:
-                problems.append(_problem(sheet, row, name, f"{path}: {message}"))
-        _raise(problems)
+                problems.append(problem(sheet, row, name, f"{path}: {message}"))
+        raise_problems(problems)
     title = importer.title if isinstance(importer.title, str) else None
     return XLSFormImport(definition, title, importer.warnings + importer.column_warnings())
 
