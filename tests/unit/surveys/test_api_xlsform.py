@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import io
 
-import openpyxl
-
 from services.surveys.models import Response
+
+from .workbooks import xlsx
 
 EN, AR = "label::English (en)", "label::Arabic (ar)"
 
@@ -31,24 +31,12 @@ FORM = [
 SETTINGS = [["form_title", "form_id"], ["Safety consultation", "safety"]]
 
 
-def xlsx(survey, choices=CHOICES, settings=SETTINGS, parameters: dict | None = None) -> bytes:
-    book = openpyxl.Workbook()
-    sheet = book.active
-    sheet.title = "survey"
-    for row in survey:
-        sheet.append(row)
-    if parameters:  # the range row's parameters column
-        sheet.cell(row=1, column=len(survey[0]) + 1, value="parameters")
-        for row_number, value in parameters.items():
-            sheet.cell(row=row_number, column=len(survey[0]) + 1, value=value)
-    for name, rows in (("choices", choices), ("settings", settings)):
-        if rows:
-            extra = book.create_sheet(name)
-            for row in rows:
-                extra.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
+def form_book(survey, choices=CHOICES, settings=SETTINGS, parameters: dict | None = None) -> bytes:
+    """The form as .xlsx; `parameters` maps a row number to its value in an added parameters column."""
+    if parameters:
+        survey = [[*row, "parameters" if number == 1 else parameters.get(number)]
+                  for number, row in enumerate(survey, start=1)]
+    return xlsx(survey, choices, settings)
 
 
 def upload(surveys, cid, data: bytes, expect: int, filename="form.xlsx", query: str = ""):
@@ -58,7 +46,7 @@ def upload(surveys, cid, data: bytes, expect: int, filename="form.xlsx", query: 
 
 def test_an_xlsform_becomes_the_draft_publishes_and_takes_answers(surveys):
     cid = surveys.create(None)["consultation_id"]
-    imported = upload(surveys, cid, xlsx(FORM, parameters={6: "start=1 end=5 step=1"}), 200)
+    imported = upload(surveys, cid, form_book(FORM, parameters={6: "start=1 end=5 step=1"}), 200)
     assert imported["form_title"] == "Safety consultation"
     assert not any("languages" in w["reason"] for w in imported["warnings"])
     draft = imported["draft"]
@@ -107,7 +95,7 @@ def test_what_cannot_be_imported_is_listed_row_by_row_and_nothing_changes(survey
         ["text", "story", "Story", "قصة", None, "regex(., '^[a-z]+$')", "maybe"],  # row 10
     ]
     with unchanged():
-        problem = upload(surveys, cid, xlsx(form), 422)
+        problem = upload(surveys, cid, form_book(form), 422)
     rows = {(p["sheet"], p["row"]) for items in problem["errors"].values() for p in items}
     assert {("survey", 3), ("survey", 4), ("survey", 5), ("survey", 8), ("survey", 9), ("survey", 10)} <= rows
     assert ("survey", 2) not in rows
@@ -120,7 +108,7 @@ def test_a_form_in_a_language_outside_the_six_is_refused_at_its_header(surveys, 
     cid = surveys.create(None)["consultation_id"]
     form = [["type", "name", "label::Deutsch (de)"], ["text", "story", "Geschichte"]]
     with unchanged():
-        problem = upload(surveys, cid, xlsx(form, choices=None), 422)
+        problem = upload(surveys, cid, form_book(form, choices=None), 422)
     [item] = problem["errors"]["survey"]
     assert item["row"] == 1 and "de" in item["reason"]
 
@@ -128,7 +116,7 @@ def test_a_form_in_a_language_outside_the_six_is_refused_at_its_header(surveys, 
 def test_a_default_language_can_be_named_for_unlabelled_columns(surveys):
     cid = surveys.create(None, languages=["fr"])["consultation_id"]
     form = [["type", "name", "label"], ["text", "histoire", "Qu'est-ce qui vous aurait aidé ?"]]
-    imported = upload(surveys, cid, xlsx(form, choices=None, settings=None), 200, query="?default_language=fr")
+    imported = upload(surveys, cid, form_book(form, choices=None, settings=None), 200, query="?default_language=fr")
     assert imported["draft"]["languages"] == ["fr"]
     surveys.organiser("POST", f"/api/v1/consultations/{cid}/publish", 200)
 
@@ -151,7 +139,7 @@ def test_an_upload_over_the_size_limit_is_refused(surveys, unchanged):
 
 def test_only_the_owning_organiser_can_import(surveys, unchanged):
     cid = surveys.create(None)["consultation_id"]
-    data = xlsx(FORM, parameters={6: "start=1 end=5"})
+    data = form_book(FORM, parameters={6: "start=1 end=5"})
     with unchanged():
         surveys.call("POST", f"/api/v1/consultations/{cid}/survey/xlsform", 404, headers=surveys.staff("org_b"),
                      data={"file": (io.BytesIO(data), "form.xlsx")}, content_type="multipart/form-data")
@@ -162,7 +150,7 @@ def test_only_the_owning_organiser_can_import(surveys, unchanged):
 def test_a_form_in_other_languages_than_the_consultation_is_kept_with_a_warning(surveys, unchanged):
     cid = surveys.create(None)["consultation_id"]  # en and ar
     form = [["type", "name", "label::English (en)"], ["text", "story", "What would have helped?"]]
-    imported = upload(surveys, cid, xlsx(form, choices=None), 200)
+    imported = upload(surveys, cid, form_book(form, choices=None), 200)
     [warning] = [w for w in imported["warnings"] if "languages" in w["reason"]]
     assert "(en)" in warning["reason"] and "(en, ar)" in warning["reason"]
     with unchanged():

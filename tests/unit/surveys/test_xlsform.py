@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import io
 
-import openpyxl
 import pytest
 
 from services.surveys.answers import validate_answers, visible_questions
@@ -11,24 +10,9 @@ from services.surveys.questionnaire import check_translations, publishable
 from services.surveys.xlsform import import_xlsform, language_code, read_xlsform
 from shared.errors import ValidationFailed
 
+from .workbooks import xlsx
+
 EN, AR = "label::English (en)", "label::Arabic (ar)"
-
-
-def workbook(survey: list[list], choices: list[list] | None = None, settings: list[list] | None = None) -> bytes:
-    """An .xlsx with the given sheets; the first row of each list is the header."""
-    book = openpyxl.Workbook()
-    sheet = book.active
-    sheet.title = "survey"
-    for row in survey:
-        sheet.append(row)
-    for name, rows in (("choices", choices), ("settings", settings)):
-        if rows:
-            extra = book.create_sheet(name)
-            for row in rows:
-                extra.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
 
 
 YES_NO = [
@@ -64,7 +48,7 @@ def problems(excinfo) -> list[dict]:
 
 
 def test_round_trip_with_arabic_groups_relevant_and_select_multiple():
-    imported = read_xlsform(workbook(CONSULTATION_FORM, YES_NO, SETTINGS))
+    imported = read_xlsform(xlsx(CONSULTATION_FORM, YES_NO, SETTINGS))
     definition = imported.definition
     assert imported.title == "Safety consultation"
     assert definition["languages"] == ["en", "ar"]
@@ -115,7 +99,7 @@ def test_round_trip_with_arabic_groups_relevant_and_select_multiple():
 
 
 def test_import_xlsform_from_path_and_file_object(tmp_path):
-    data = workbook(CONSULTATION_FORM, YES_NO, SETTINGS)
+    data = xlsx(CONSULTATION_FORM, YES_NO, SETTINGS)
     path = tmp_path / "form.xlsx"
     path.write_bytes(data)
     assert import_xlsform(path) == import_xlsform(str(path)) == import_xlsform(io.BytesIO(data))
@@ -142,7 +126,7 @@ def test_unsupported_rows_are_each_reported_with_sheet_and_row():
     ]
     choices = [["list_name", "name", EN], ["yn", "yes", "Yes"], ["yn", "no no", "No"]]
     with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey, choices, [["default_language"], ["English (en)"]]))
+        import_xlsform(xlsx(survey, choices, [["default_language"], ["English (en)"]]))
     found = problems(excinfo)
     by_row = {(p["sheet"], p["row"]): p for p in found if p["sheet"] in ("survey", "choices")}
     assert ("choices", 3) in by_row and by_row[("choices", 3)]["name"] == "no no"
@@ -166,7 +150,7 @@ def test_unsupported_rows_are_each_reported_with_sheet_and_row():
 def test_unsupported_language_column_points_at_the_header():
     survey = [["type", "name", EN, "label::Swahili (sw)"], ["text", "q", "Q", "Swali"]]
     with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey))
+        import_xlsform(xlsx(survey))
     assert problems(excinfo) == [{"sheet": "survey", "row": 1, "name": "label::Swahili (sw)",
                                   "reason": problems(excinfo)[0]["reason"]}]
     assert "Swahili" in problems(excinfo)[0]["reason"]
@@ -175,17 +159,17 @@ def test_unsupported_language_column_points_at_the_header():
 def test_label_without_language_needs_a_default():
     survey = [["type", "name", "label"], ["text", "q", "Question"]]
     with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey))
+        import_xlsform(xlsx(survey))
     assert problems(excinfo)[0]["row"] == 1 and problems(excinfo)[0]["name"] == "label"
-    assert import_xlsform(workbook(survey), default_language="fr")["languages"] == ["fr"]
-    from_settings = import_xlsform(workbook(survey, settings=[["default_language"], ["Español"]]))
+    assert import_xlsform(xlsx(survey), default_language="fr")["languages"] == ["fr"]
+    from_settings = import_xlsform(xlsx(survey, settings=[["default_language"], ["Español"]]))
     assert from_settings["sections"][0]["questions"][0]["label"] == {"es": "Question"}
 
 
 def test_pyxform_whole_form_errors_are_reported_with_rows():
     survey = [["type", "name", EN], ["text", "q1", "A"], ["text", "q1", "B"]]
     with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey))
+        import_xlsform(xlsx(survey))
     rows = {(p["sheet"], p["row"]) for p in problems(excinfo)}
     assert ("survey", 3) in rows
     assert any(p["reason"].startswith("pyxform:") for p in problems(excinfo))
@@ -208,7 +192,7 @@ def test_not_an_xlsx_file():
 )
 def test_simple_constraints_become_bounds(qtype, constraint, expected):
     survey = [["type", "name", EN, "constraint"], [qtype, "q", "Q", constraint]]
-    question = import_xlsform(workbook(survey))["sections"][0]["questions"][0]
+    question = import_xlsform(xlsx(survey))["sections"][0]["questions"][0]
     assert {k: question.get(k) for k in expected} == expected
 
 
@@ -220,14 +204,14 @@ def test_simple_constraints_become_bounds(qtype, constraint, expected):
 def test_unmappable_constraints_are_refused(qtype, constraint):
     survey = [["type", "name", EN, "constraint"], [qtype, "q", "Q", constraint]]
     with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey, YES_NO[:3]))
+        import_xlsform(xlsx(survey, YES_NO[:3]))
     assert any(p["row"] == 2 and p["name"] == "q" for p in problems(excinfo))
 
 
 def test_definition_rule_breaks_are_traced_back_to_rows():
     survey = [["type", "name", EN, "constraint"], ["text", "a", "A", None], ["integer", "q", "Q", ". >= 10 and . <= 5"]]
     with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey))
+        import_xlsform(xlsx(survey))
     [problem] = problems(excinfo)
     assert (problem["sheet"], problem["row"], problem["name"]) == ("survey", 3, "q")
     assert "max" in problem["reason"]
@@ -236,12 +220,12 @@ def test_definition_rule_breaks_are_traced_back_to_rows():
 def test_range_becomes_rating():
     survey = [["type", "name", EN, "parameters"], ["range", "r", "R", "start=1 end=5 step=1"],
               ["range", "r10", "R", None]]
-    first, second = import_xlsform(workbook(survey))["sections"][0]["questions"]
+    first, second = import_xlsform(xlsx(survey))["sections"][0]["questions"]
     assert (first["type"], first["min"], first["max"]) == ("rating", 1, 5)
     assert (second["min"], second["max"]) == (1, 10)
     bad = [["type", "name", EN, "parameters"], ["range", "r", "R", "start=0 end=100 step=10"]]
     with pytest.raises(ValidationFailed):
-        import_xlsform(workbook(bad))
+        import_xlsform(xlsx(bad))
 
 
 @pytest.mark.parametrize(
@@ -267,7 +251,7 @@ def test_range_becomes_rating():
 def test_relevant_expressions(expression, condition):
     survey = [["type", "name", EN, "relevant"], ["select_one yn", "safe", "S", None], ["integer", "age", "A", None],
               ["select_multiple needs", "needs", "N", None], ["text", "q", "Q", expression]]
-    questions = import_xlsform(workbook(survey, YES_NO))["sections"][0]["questions"]
+    questions = import_xlsform(xlsx(survey, YES_NO))["sections"][0]["questions"]
     assert questions[-1]["relevant"] == condition
 
 
@@ -281,7 +265,7 @@ def test_unsupported_relevant_expressions(expression):
               ["select_multiple needs", "needs", "N", None], ["date", "when", "W", None],
               ["text", "q", "Q", expression]]
     with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey, YES_NO))
+        import_xlsform(xlsx(survey, YES_NO))
     assert any(p["sheet"] == "survey" and p["row"] == 6 and p["name"] == "q" for p in problems(excinfo))
 
 
@@ -289,7 +273,7 @@ def test_nested_groups_are_refused():
     survey = [["type", "name", EN], ["begin group", "outer", "Outer"], ["begin group", "inner", "Inner"],
               ["text", "q", "Q"], ["end group"], ["end group"]]
     with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey))
+        import_xlsform(xlsx(survey))
     assert any(p["row"] == 3 and p["name"] == "inner" for p in problems(excinfo))
 
 
@@ -302,19 +286,19 @@ def test_voices_extension_columns():
         ["text", "story", "T", "ت", None, "TRUE", None, None],
         ["end group"],
     ]
-    section = import_xlsform(workbook(survey, YES_NO))["sections"][0]
+    section = import_xlsform(xlsx(survey, YES_NO))["sections"][0]
     assert section["content_warning"] == {"en": "Hard questions ahead", "ar": "أسئلة صعبة"}
     assert section["questions"][0]["dimension"] is True and section["questions"][0]["sensitive"] is False
     assert section["questions"][1]["sensitive"] is True
     survey[3][5] = "sometimes"
     with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey, YES_NO))
+        import_xlsform(xlsx(survey, YES_NO))
     assert any(p["row"] == 4 and "sensitive" in p["reason"] for p in problems(excinfo))
 
 
 def test_missing_translation_imports_but_is_not_publishable():
     survey = [["type", "name", EN, AR], ["text", "q1", "One", "واحد"], ["text", "q2", "Two", None]]
-    definition = import_xlsform(workbook(survey))
+    definition = import_xlsform(xlsx(survey))
     assert definition["sections"][0]["questions"][1]["label"] == {"en": "Two"}
     with pytest.raises(ValidationFailed) as excinfo:
         publishable(definition)
@@ -324,7 +308,7 @@ def test_missing_translation_imports_but_is_not_publishable():
 def test_sections_split_around_groups():
     survey = [["type", "name", EN], ["text", "a", "A"], ["begin group", "g", "G"], ["text", "b", "B"],
               ["end group"], ["text", "c", "C"], ["text", "section_3", "D"]]
-    sections = import_xlsform(workbook(survey))["sections"]
+    sections = import_xlsform(xlsx(survey))["sections"]
     assert [(s["id"], [q["id"] for q in s["questions"]]) for s in sections] == [
         ("section_1", ["a"]), ("g", ["b"]), ("section_4", ["c", "section_3"])]
 
