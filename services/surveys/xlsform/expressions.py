@@ -149,9 +149,8 @@ class RelevantParser:
         code = literal[1]
         if question["type"] not in (SINGLE_CHOICE, MULTIPLE_CHOICE):
             raise Unsupported(f"selected() needs a choice question, ${{{name}}} is not one")
-        _require_option(question, code)
         op = "includes" if question["type"] == MULTIPLE_CHOICE else "equals"
-        return {"question": question["id"], "op": op, "value": code}
+        return {"question": question["id"], "op": op, "value": _option_code(question, code)}
 
     def _compare(self, name: str, op: str, literal: tuple[str, str]) -> dict:
         question = self.lookup(name)
@@ -172,8 +171,7 @@ class RelevantParser:
         if qtype == SINGLE_CHOICE:
             if op not in ("=", "!="):
                 raise Unsupported(f"{op} does not apply to the choice question ${{{name}}}")
-            _require_option(question, literal[1])
-            return equality(literal[1])
+            return equality(_option_code(question, literal[1]))
         if qtype == MULTIPLE_CHOICE:
             raise Unsupported(f"use selected(${{{name}}}, 'code') for the multiple-choice question ${{{name}}}")
         if qtype in (NUMBER, RATING):
@@ -188,9 +186,12 @@ class RelevantParser:
         raise Unsupported(f"${{{name}}} is a {qtype} question; only = '' and != '' apply to it")
 
 
-def _require_option(question: dict, code: str) -> None:
-    if code not in [o["code"] for o in question.get("options") or []]:
-        raise Unsupported(f"{code!r} is not an option of ${{{question['id']}}}")
+def _option_code(question: dict, name: str) -> str:
+    """The Voices code of the choice the spreadsheet calls `name` (options keep it as "__name")."""
+    for option in question.get("options") or []:
+        if option.get("__name", option["code"]) == name:
+            return option["code"]
+    raise Unsupported(f"{name!r} is not a choice of ${{{question['id']}}}: use a name from its list")
 
 
 # ---------------------------------------------------------------- constraints
@@ -199,6 +200,11 @@ _NUM = r"-?\d+(?:\.\d+)?"
 _RE_BOUND_DOT_FIRST = re.compile(rf"^\.\s*(>=|<=|>|<)\s*({_NUM})$")
 _RE_BOUND_DOT_LAST = re.compile(rf"^({_NUM})\s*(>=|<=|>|<)\s*\.$")
 _RE_STRING_LENGTH = re.compile(r"^string-length\(\s*\.\s*\)\s*(<=|<)\s*(\d+)$")
+
+
+def own_reference_as_dot(expression: str, name: str) -> str:
+    """The expression with every `${name}` (the question's own name) written as `.`."""
+    return re.sub(r"\$\{\s*" + re.escape(name) + r"\s*\}", ".", expression)
 
 
 def number_bounds(constraint: str, integer: bool) -> tuple[float | int | None, float | int | None]:
@@ -214,10 +220,11 @@ def number_bounds(constraint: str, integer: bool) -> tuple[float | int | None, f
         else:
             match = _RE_BOUND_DOT_LAST.match(clause)
             if not match:
-                raise Unsupported(f"constraint {constraint!r} is not made of `. >= n` / `. <= n` joined by and")
+                raise Unsupported("Voices keeps only bounds such as `. >= 0 and . <= 120`: "
+                                  "write it so, or delete the constraint")
             number, op = float(match.group(1)), _FLIP[match.group(2)]
         if op in (">", "<") and not integer:
-            raise Unsupported("a strict bound (> or <) on a decimal cannot be kept; use >= or <=")
+            raise Unsupported("a strict bound (> or <) on a decimal cannot be kept: write >= or <=")
         if op == ">=":
             bound, is_low = (math.ceil(number) if integer else number), True
         elif op == ">":
@@ -238,7 +245,8 @@ def number_bounds(constraint: str, integer: bool) -> tuple[float | int | None, f
 def text_max_length(constraint: str) -> int:
     match = _RE_STRING_LENGTH.match(constraint.strip())
     if not match:
-        raise Unsupported(f"constraint {constraint!r} is not string-length(.) <= n")
+        raise Unsupported("Voices keeps only a length limit on text, `string-length(.) <= n`: "
+                          "write it so, or delete the constraint")
     limit = int(match.group(2))
     return limit if match.group(1) == "<=" else limit - 1
 

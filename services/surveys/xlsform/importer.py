@@ -3,16 +3,20 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Sequence
 from typing import IO, Any
 
 from pyxform import aliases, constants
 from pyxform.errors import PyXFormError
 from pyxform.parsing.sheet_headers import dealias_and_group_headers
 from pyxform.question import MultipleChoiceQuestion, Option
+from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
 from pyxform.survey import Survey
 from pyxform.xls2json_backends import get_xlsform
 from pyxform.xls2xform import convert
@@ -28,17 +32,29 @@ from ..questionnaire import (
     NUMBER,
     RATING,
     SINGLE_CHOICE,
+    check_translations,
     validate_definition,
 )
-from .expressions import RelevantParser, Unsupported, number_bounds, range_scale, text_max_length
-from .languages import DEFAULT_LABEL, DEFAULT_SECTION_TITLE, LanguageColumns
+from .expressions import (
+    RelevantParser,
+    Unsupported,
+    number_bounds,
+    own_reference_as_dot,
+    range_scale,
+    text_max_length,
+)
+from .languages import DEFAULT_LABEL, DEFAULT_SECTION_TITLE, LanguageColumns, language_code
 from .problems import CHOICES, SETTINGS, SURVEY, problem, raise_problems
+
+_log = logging.getLogger("voices.surveys.xlsform")
+_SHEET_ORDER = {SURVEY: 0, CHOICES: 1, SETTINGS: 2}
 
 _TYPES_INTEGER = {"integer", "int", "add integer prompt", "q int"}
 _TYPES_DECIMAL = {"decimal", "add decimal prompt", "q decimal"}
 _TYPES_DATE = {"date", "add date prompt", "q date"}
 _TYPES_TEXT = {"text", "string", "add text prompt", "q string"}
 _TYPES_NOTE = {"note", "add note prompt", "q note"}
+# Filled in by the phone or the server, not answered: Voices records none of it, so these rows are skipped.
 _TYPES_METADATA = {
     "start", "end", "today", "deviceid", "device id", "imei", "subscriberid", "subscriber id",
     "simserial", "sim id", "phonenumber", "phone number", "username", "email", "audit",
@@ -51,6 +67,7 @@ _RE_BEGIN = re.compile(r"^begin[ _](?P<kind>\w+(?: group)?)(?:\s+.*)?$")
 _RE_END = re.compile(r"^end[ _](?P<kind>\w+(?: group)?)$")
 _OR_OTHER = {"or_other", "or other", "or specify other"}
 _SUPPORTED_TYPES_HINT = "select_one, select_multiple, integer, decimal, range, date, text, begin/end group (notes are skipped)"
+_DELETE_ROW = "delete the row and any ${%s} that refers to it"
 
 # Columns Voices reads, ignores with a warning, or refuses (after pyxform's header aliasing).
 _IGNORED_BIND = {"required": "'required' is ignored: every question in Voices can be skipped",
@@ -105,6 +122,13 @@ def _dealias(workbook, sheet: str, header_aliases, header_columns, strip: bool) 
     )
 
 
+_WORKBOOK_TYPES = {
+    b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1": ".xls",  # OLE2 compound document: Excel 97-2003
+    b"PK\x03\x04": ".xlsx",  # zip: Office Open XML (.xlsx, .xlsm)
+}
+_NOT_A_WORKBOOK = "the file is not an .xlsx or .xls workbook: save the form from Excel, LibreOffice or Kobo as .xlsx"
+
+
 def _source_bytes(source: bytes | str | os.PathLike | IO[bytes]) -> bytes:
     if isinstance(source, (bytes, bytearray)):
         return bytes(source)
@@ -137,8 +161,49 @@ def _yes_no(value: Any) -> bool | None:
     return {"yes": True, "no": False, "true": True, "false": False}.get(text.lower())
 
 
+def _choice_code(name: str, position: int, taken: set[str]) -> str:
+    """A Voices code for a choice name it cannot keep: accents dropped, other characters as _, unique."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    base = re.sub(r"[^A-Za-z0-9_-]+", "_", ascii_name).strip("_")[:56] or f"choice_{position}"
+    code, n = base, 1
+    while code in taken:
+        n += 1
+        code = f"{base}_{n}"
+    return code
+
+
+def _unsupported_type(kind: str, lowered: str, name: str) -> str:
+    """Why a question type cannot be imported, and what to change in the spreadsheet instead."""
+    command = lowered.split(" ")[0]
+    if command in aliases.select_from_file or aliases.select.get(command) == "select one external":
+        return (f"{kind!r} takes its choices from a file: copy them into the choices sheet and change the "
+                "type to select_one or select_multiple with that list")
+    if command == "rank":
+        return f"{kind!r} is not supported: change the type to select_multiple (the order is not kept)"
+    entry = QUESTION_TYPE_DICT.get(kind) or QUESTION_TYPE_DICT.get(lowered)
+    if entry is None:
+        return f"question type {kind!r} is not supported; change the type to one of {_SUPPORTED_TYPES_HINT}"
+    bind_type = entry.get("bind", {}).get("type")
+    tag = entry.get("control", {}).get("tag")
+    delete = _DELETE_ROW % name
+    if bind_type in ("geopoint", "geotrace", "geoshape"):
+        return f"{kind!r} records a location, which Voices never does: {delete}, or ask for a region with select_one"
+    if tag == "upload":
+        return f"{kind!r} takes a file, photo or recording, which Voices never stores: {delete}"
+    if bind_type in ("time", "dateTime"):
+        return f"{kind!r} is not supported: change the type to date (or to text for a time of day)"
+    if bind_type == "barcode":
+        return f"{kind!r} is not supported: change the type to text"
+    if tag == "trigger":
+        return (f"{kind!r} is not supported: change the type to select_one with a list of one choice "
+                "(e.g. 'yes'); every Voices question can be skipped")
+    if entry.get("control") is None:  # calculate, hidden, external data: values nobody answers
+        return f"{kind!r} computes or loads a value, which Voices never does: {delete}"
+    return f"question type {kind!r} is not supported; change the type to one of {_SUPPORTED_TYPES_HINT}"
+
+
 class _Importer:
-    def __init__(self, workbook, default_language: str | None) -> None:
+    def __init__(self, workbook, default_language: str | None, consultation_languages: Sequence[str] | None) -> None:
         self.problems: list[dict] = []
         self.warnings: list[dict] = []
         self._column_warnings: dict[tuple[str, str], tuple[str, list[int]]] = {}
@@ -151,13 +216,22 @@ class _Importer:
         settings_rows = _dealias(workbook, SETTINGS, aliases.settings_header, set(Survey.get_slot_names()), False)
         self.settings = settings_rows[0] if settings_rows else {}
         self.title = self.settings.get("title")
-        self.languages = LanguageColumns(self.settings.get(constants.DEFAULT_LANGUAGE_KEY) or default_language, self.problems)
+        self.languages = LanguageColumns(
+            self.settings.get(constants.DEFAULT_LANGUAGE_KEY) or default_language, self.problems, self.warnings,
+            consultation_languages=consultation_languages, labelled=self._labelled_languages(),
+        )
         self.names = {row.get("name") for row in self.survey_rows if row.get("name")}
         self.sections: list[dict] = []
         self.questions: dict[str, dict] = {}  # imported so far, by id
         self.skipped: dict[str, str] = {}  # names of rows not imported -> why
         self.paths: dict[str, tuple[str, int, str | None]] = {}  # definition path -> (sheet, row, name)
         self._lists: dict[str, list[dict] | None] = {}
+
+    def _labelled_languages(self) -> set[str]:
+        """The codes of the languages that `label::<language>` columns name, in either sheet."""
+        labels = {key for row in self.survey_rows + self.choice_rows if isinstance(row.get("label"), dict)
+                  for key in row["label"] if key != DEFAULT_LABEL}
+        return {code for code in map(language_code, labels) if code is not None}
 
     # -- bookkeeping
 
@@ -236,23 +310,34 @@ class _Importer:
         rows = [r for r in self.choice_rows if r.get(constants.LIST_NAME_S) == list_name]
         if not rows:
             return None
-        options, codes = [], set()
-        for row in rows:
-            code = row.get("name")
-            if code is None or not CODE_PATTERN.match(str(code)):
-                self.refuse(row, f"choice name {code!r} must use only letters, digits, _ and - (max 64)", CHOICES)
+        # Names Voices keeps as they are come first, so a renamed choice never takes one of them.
+        taken = {str(r["name"]) for r in rows if r.get("name") is not None and CODE_PATTERN.match(str(r["name"]))}
+        options, names = [], set()
+        for position, row in enumerate(rows, start=1):
+            name = row.get("name")
+            if name is None:
+                self.refuse(row, f"this choice of list {list_name!r} has no name: fill in the name column", CHOICES)
                 continue
-            if code in codes:
-                self.refuse(row, f"choice {code!r} appears twice in list {list_name!r}", CHOICES)
+            name = str(name)
+            if name in names:
+                self.refuse(row, f"choice {name!r} appears twice in list {list_name!r}: rename or delete one",
+                            CHOICES)
                 continue
-            codes.add(code)
+            names.add(name)
+            code = name
+            if not CODE_PATTERN.match(name):
+                code = _choice_code(name, position, taken)
+                taken.add(code)
+                self.warn(row, f"choice name {name!r} is stored as {code!r}: Voices codes use only the letters "
+                               "a-z, digits, _ and - (answers and exports show the new code)", CHOICES)
             if row.get("media"):
                 self.warn_column(CHOICES, "media", row["__row"], "images, audio and video are not imported")
             options.append(
                 {
-                    "code": str(code),
+                    "code": code,
                     "label": self.languages.texts(CHOICES, "label", row.get("label")) or {},
                     "__row": row["__row"],
+                    "__name": name,
                 }
             )
         return options
@@ -356,7 +441,10 @@ class _Importer:
         if not (columns_ok and relevant_ok):
             return None
         section = self.new_section(str(name), row, row["__row"])
-        section["title"] = self.languages.texts(SURVEY, "label", row.get("label")) or {}
+        section["title"] = self.languages.texts(SURVEY, "label", row.get("label")) or None
+        if section["title"] is None:  # given the generic title in definition(), as loose questions are
+            self.warn(row, "this group has no label, so its section is titled 'Questions' (in each language): "
+                           "add a label to the begin group row to give it a title of its own")
         section["content_warning"] = self.languages.texts(SURVEY, "content_warning", row.get("content_warning"))
         section["relevant"] = relevant
         return section
@@ -365,6 +453,12 @@ class _Importer:
         if lowered in _TYPES_NOTE:
             self.warn(row, "notes are not imported; move the text into a hint or a section's content_warning")
             self.skipped.setdefault(str(row.get("name")), "a note")
+            return None
+        if lowered in _TYPES_METADATA:
+            self.warn(row, f"{kind!r} is skipped: it records device, account or timing data about the "
+                           "participant, which Voices never collects")
+            if row.get("name"):
+                self.skipped.setdefault(str(row["name"]), f"{kind!r} records data Voices never collects")
             return None
         built = self.question_type(row, kind, lowered)
         if built is None:
@@ -420,12 +514,9 @@ class _Importer:
             if lowered.startswith(command + " "):
                 return self.select(row, command, kind[len(command) + 1 :].strip())
         if lowered in aliases.select:
-            self.refuse(row, f"{kind!r} needs a choice list name")
+            self.refuse(row, f"{kind!r} needs a choice list name: write it after the type, e.g. 'select_one yes_no'")
             return None
-        if lowered in _TYPES_METADATA:
-            self.refuse(row, f"{kind!r} records device, account or timing data about the participant; Voices never collects it")
-            return None
-        self.refuse(row, f"question type {kind!r} is not supported; use {_SUPPORTED_TYPES_HINT}")
+        self.refuse(row, _unsupported_type(kind, lowered, str(row.get("name"))))
         return None
 
     def select(self, row: dict, command: str, rest: str) -> dict | None:
@@ -434,7 +525,7 @@ class _Importer:
             constants.SELECT_ONE,
             constants.SELECT_ALL_THAT_APPLY,
         ):
-            self.refuse(row, f"{command!r} is not supported: choices must come from the choices sheet")
+            self.refuse(row, _unsupported_type(f"{command} {rest}", command, str(row.get("name"))))
             return None
         parts = rest.split(" ", 1)
         list_name = parts[0]
@@ -457,16 +548,19 @@ class _Importer:
         expression = (row.get("bind") or {}).get("constraint")
         if built is None or not expression:
             return built
+        # `${age} > 0` on the age row means the same as `. > 0` (Kobo's own examples write it so).
+        own = own_reference_as_dot(str(expression), str(row.get("name")))
         try:
             if built["type"] == NUMBER:
-                low, high = number_bounds(str(expression), built["integer"])
+                low, high = number_bounds(own, built["integer"])
                 return {**built, "min": low, "max": high}
             if built["type"] == FREE_TEXT:
-                return {**built, "max_length": text_max_length(str(expression))}
+                return {**built, "max_length": text_max_length(own)}
         except Unsupported as exc:
-            self.refuse(row, str(exc))
+            self.refuse(row, f"constraint {expression!r}: {exc}")
             return None
-        self.refuse(row, f"constraints on {row.get('type')!r} questions are not supported")
+        self.refuse(row, f"constraints on {row.get('type')!r} questions are not supported: "
+                         "delete the constraint (Voices checks the answer's type and the choices itself)")
         return None
 
     # -- result
@@ -484,15 +578,36 @@ class _Importer:
                 continue
             spath = f"sections[{len(sections)}]"
             self.paths[spath] = (SURVEY, section["__row"], section["__name"])
-            if section["title"] is None:  # made from questions outside groups
+            if section["title"] is None:  # made from questions outside groups, or a group without a label
                 section["title"] = {lang: DEFAULT_SECTION_TITLE[lang] for lang in languages}
             for q_index, question in enumerate(section["questions"]):
                 qpath = f"{spath}.questions[{q_index}]"
                 self.paths[qpath] = (SURVEY, question.pop("__row"), question["id"])
                 for o_index, option in enumerate(question.get("options") or []):
-                    self.paths[f"{qpath}.options[{o_index}]"] = (CHOICES, option.pop("__row"), option["code"])
+                    option_path = f"{qpath}.options[{o_index}]"
+                    self.paths[option_path] = (CHOICES, option.pop("__row"), option.pop("__name"))
             sections.append({k: v for k, v in section.items() if not k.startswith("__")})
         return {"languages": languages, "sections": sections}
+
+    def translation_warnings(self, definition: dict) -> list[dict]:
+        """One warning per text still missing a language, at its row (publishing needs them all)."""
+        try:
+            check_translations(definition)
+        except ValidationFailed as exc:
+            gaps = exc.extra["errors"]
+        else:
+            return []
+        found: dict[tuple, dict] = {}  # a choice list shared by several questions is one row
+        for path, messages in gaps.items():
+            sheet, row, name = self.where(path)
+            field = path.rsplit(".", 1)[-1]
+            column = "label" if field == "title" else field
+            for message in messages:
+                code = message.rsplit("'", 2)[-2]  # check_translations ends with the language, quoted
+                header = self.languages.column_for(sheet, column, code)
+                reason = f"{message} in column '{header}': fill it in before publishing"
+                found.setdefault((sheet, row, reason), problem(sheet, row, name, reason))
+        return list(found.values())
 
     def where(self, path: str) -> tuple[str, int | None, str | None]:
         """The spreadsheet row behind a definition path (longest known prefix)."""
@@ -504,32 +619,42 @@ class _Importer:
 
 
 def read_xlsform(
-    source: bytes | str | os.PathLike | IO[bytes], *, default_language: str | None = None
+    source: bytes | str | os.PathLike | IO[bytes], *, default_language: str | None = None,
+    languages: Sequence[str] | None = None,
 ) -> XLSFormImport:
-    """Import an .xlsx XLSForm (bytes, a path, or a binary file object).
+    """Import an .xlsx or .xls XLSForm (bytes, a path, or a binary file object).
 
-    `default_language` (e.g. "en" or "English (en)") names the language of
-    label/hint columns without one; the settings sheet's default_language
-    wins over it. Returns an XLSFormImport whose definition passed
-    `validate_definition` (translations may still be missing: check them at
-    publish time). Raises ValidationFailed listing every row that cannot be
-    imported (see the module docstring for the shape), plus any whole-form
-    error from pyxform.
+    `languages` are the consultation's; `default_language` (e.g. "en" or
+    "English (en)") names the language of label/hint columns without one.
+    The settings sheet's default_language wins over it; without either, such
+    columns are in the first of `languages` that no other label column has
+    (English without `languages`). Returns an XLSFormImport whose definition
+    passed `validate_definition`; its warnings list what was skipped, ignored
+    or renamed, and the translations still missing. Raises ValidationFailed
+    listing every row that cannot be imported (see the package docstring for
+    the shape), plus any whole-form error from pyxform.
     """
     data = _source_bytes(source)
+    # The content decides, not the file name: an .xls saved as .xlsx (or the reverse) is common.
+    file_type = _WORKBOOK_TYPES.get(data[:8]) or _WORKBOOK_TYPES.get(data[:4])
+    if file_type is None:
+        raise_problems([problem(None, None, None, _NOT_A_WORKBOOK)])
     try:
-        workbook = get_xlsform(data, file_type=".xlsx")
+        workbook = get_xlsform(data, file_type=file_type)
     except Exception as exc:  # noqa: BLE001 - anything unreadable is the uploader's to fix
-        raise_problems([problem(None, None, None, f"not a readable .xlsx workbook: {exc}")])
+        raise_problems([problem(None, None, None, f"{_NOT_A_WORKBOOK} ({file_type} could not be read: {exc})")])
     # pyxform checks the form as a whole (names, references, sheet structure).
-    pyxform_error: Exception | None = None
+    pyxform_error: PyXFormError | None = None
     try:
-        # A copy of what was read, rather than parsing the .xlsx a second time.
+        # A copy of what was read, rather than parsing the workbook a second time.
         convert(copy.deepcopy(dataclasses.asdict(workbook)), form_name="data")
-    except Exception as exc:  # noqa: BLE001 - pyxform raises more than PyXFormError on odd input
+    except PyXFormError as exc:
         pyxform_error = exc
+    except Exception:  # noqa: BLE001 - a fault inside pyxform says nothing the organiser can act on
+        # Voices' own checks below still decide what is imported.
+        _log.exception("pyxform failed while checking an XLSForm")
     try:
-        importer = _Importer(workbook, default_language)
+        importer = _Importer(workbook, default_language, languages)
         importer.run()
     except PyXFormError as exc:  # header problems found while reading the sheets
         raise_problems([_pyxform_problem(e) for e in (pyxform_error, exc) if e is not None])
@@ -545,6 +670,11 @@ def read_xlsform(
     definition = importer.definition()
     if not definition["sections"] and not problems:
         problems.append(problem(SURVEY, None, None, "the form has no questions Voices can import"))
+    if definition["sections"] and not definition["languages"] and importer.languages.left_out:
+        problems.append(problem(SURVEY, 1, None, (
+            f"no label column is in a language Voices works in (found {', '.join(importer.languages.left_out)}): "
+            "add one, such as 'label::English (en)'"
+        )))  # fmt: skip
     if problems:
         raise_problems(problems)
     try:
@@ -556,12 +686,17 @@ def read_xlsform(
                 problems.append(problem(sheet, row, name, f"{path}: {message}"))
         raise_problems(problems)
     title = importer.title if isinstance(importer.title, str) else None
-    return XLSFormImport(definition, title, importer.warnings + importer.column_warnings())
+    warnings = importer.warnings + importer.column_warnings() + importer.translation_warnings(definition)
+    warnings.sort(key=lambda w: (_SHEET_ORDER.get(w["sheet"], len(_SHEET_ORDER)), w["row"] or 0))
+    return XLSFormImport(definition, title, warnings)
 
 
-def import_xlsform(source: bytes | str | os.PathLike | IO[bytes], *, default_language: str | None = None) -> dict:
-    """The survey definition of an .xlsx XLSForm; `read_xlsform` without title and warnings.
+def import_xlsform(
+    source: bytes | str | os.PathLike | IO[bytes], *, default_language: str | None = None,
+    languages: Sequence[str] | None = None,
+) -> dict:
+    """The survey definition of an .xlsx or .xls XLSForm; `read_xlsform` without title and warnings.
 
     Raises ValidationFailed as `read_xlsform` does.
     """
-    return read_xlsform(source, default_language=default_language).definition
+    return read_xlsform(source, default_language=default_language, languages=languages).definition

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from pyxform import constants
@@ -56,14 +57,25 @@ def language_code(label: str) -> str | None:
 
 
 class LanguageColumns:
-    """Maps the language labels used in text columns to codes, noting problems once per column."""
+    """Maps the language labels of text columns to codes, noting problems and warnings once per column.
 
-    def __init__(self, default_label: str | None, problems: list[dict]) -> None:
+    A column without a language (plain `label`, `hint`) is in the form's default language: the
+    settings sheet's default_language, else the one the caller names, else the first of the
+    consultation's languages that no other label column has (English when there is no consultation).
+    """
+
+    def __init__(self, default_label: str | None, problems: list[dict], warnings: list[dict], *,
+                 consultation_languages: Sequence[str] | None, labelled: set[str]) -> None:
         self.default_label = default_label
+        self.consultation_languages = list(consultation_languages or [])
+        self.labelled = labelled  # codes that `label::<language>` columns name
         self.problems = problems
+        self.warnings = warnings
         self.order: list[str] = []
+        self.left_out: list[str] = []  # headers of columns in languages Voices does not support
         self._seen: dict[tuple[str, str, str], str | None] = {}
         self._owner: dict[tuple[str, str, str], str] = {}  # (sheet, column, code) -> label
+        self._default_guess_said = False
 
     def header(self, sheet: str, column: str, label: str) -> str | None:
         key = (sheet, column, label)
@@ -71,32 +83,60 @@ class LanguageColumns:
             return self._seen[key]
         header = column if label == DEFAULT_LABEL else f"{column}::{label}"
         if label == DEFAULT_LABEL:
-            code = language_code(self.default_label) if self.default_label else None
-            if code is None:
-                self.problems.append(problem(sheet, 1, header, (
-                    f"column '{column}' has no language: name it like '{column}::English (en)' "
-                    "or set default_language in the settings sheet"
-                    if not self.default_label
-                    else f"default_language {self.default_label!r} is not one of {', '.join(UN_LANGUAGES)}"
-                )))  # fmt: skip
+            code = self._default_code(sheet, column)
         else:
             code = language_code(label)
             if code is None:
-                self.problems.append(problem(
-                    sheet, 1, header,
-                    f"language {label!r} is not one of the supported languages {', '.join(UN_LANGUAGES)}",
-                ))  # fmt: skip
+                self.left_out.append(header)
+                self.warnings.append(problem(sheet, 1, header, (
+                    f"column '{header}' is not imported: {label!r} is not one of the languages Voices "
+                    f"works in ({', '.join(UN_LANGUAGES)})"
+                )))  # fmt: skip
         if code is not None:
             owner = self._owner.setdefault((sheet, column, code), label)
             if owner != label:
                 self.problems.append(problem(
-                    sheet, 1, header, f"two '{column}' columns are both in language {code!r}"
+                    sheet, 1, header, f"two '{column}' columns are both in language {code!r}: "
+                                      "delete one or name the language of each"
                 ))  # fmt: skip
                 code = None
             elif column == "label" and code not in self.order:  # labels decide the languages
                 self.order.append(code)
         self._seen[key] = code
         return code
+
+    def column_for(self, sheet: str, column: str, code: str) -> str:
+        """The header of the sheet's column for a language: the one in the form, or one to add."""
+        label = self._owner.get((sheet, column, code))
+        if label is None:  # the sheet lacks the column: name it as the other sheets do
+            label = next((lab for (_, col, c), lab in self._owner.items() if (col, c) == (column, code)), code)
+        return column if label == DEFAULT_LABEL else f"{column}::{label}"
+
+    def _default_code(self, sheet: str, column: str) -> str | None:
+        """The language of a column without one, or None after noting why there is none."""
+        if self.default_label:
+            code = language_code(self.default_label)
+            if code is None:
+                self.problems.append(problem(sheet, 1, column, (
+                    f"default_language {self.default_label!r} is not one of {', '.join(UN_LANGUAGES)}: "
+                    f"change it, or name the language of the column, e.g. '{column}::English (en)'"
+                )))  # fmt: skip
+            return code
+        candidates = [c for c in self.consultation_languages or ["en"] if c not in self.labelled]
+        if not candidates:
+            self.problems.append(problem(sheet, 1, column, (
+                f"column '{column}' has no language and the other label columns already cover "
+                f"{', '.join(sorted(self.labelled))}: name its language (e.g. '{column}::English (en)'), "
+                "set default_language in the settings sheet, or delete the column"
+            )))  # fmt: skip
+            return None
+        if (len(candidates) > 1 or not self.consultation_languages) and not self._default_guess_said:
+            self._default_guess_said = True
+            self.warnings.append(problem(sheet, 1, column, (
+                f"columns without a language, such as '{column}', are taken to be in {candidates[0]!r}: "
+                "if they are in another language, set default_language in the settings sheet"
+            )))  # fmt: skip
+        return candidates[0]
 
     def texts(self, sheet: str, column: str, value: Any) -> dict[str, str] | None:
         if value is None:
