@@ -44,10 +44,9 @@ from .expressions import (
     text_max_length,
 )
 from .languages import DEFAULT_LABEL, DEFAULT_SECTION_TITLE, LanguageColumns, language_code
-from .problems import CHOICES, SETTINGS, SURVEY, problem, raise_problems
+from .problems import CHOICES, SETTINGS, SURVEY, in_sheet_order, problem, raise_problems
 
 _log = logging.getLogger("voices.surveys.xlsform")
-_SHEET_ORDER = {SURVEY: 0, CHOICES: 1, SETTINGS: 2}
 
 _TYPES_INTEGER = {"integer", "int", "add integer prompt", "q int"}
 _TYPES_DECIMAL = {"decimal", "add decimal prompt", "q decimal"}
@@ -669,14 +668,17 @@ def read_xlsform(
             problems.append(reported)
     definition = importer.definition()
     if not definition["sections"] and not problems:
-        problems.append(problem(SURVEY, None, None, "the form has no questions Voices can import"))
+        problems.append(problem(SURVEY, None, None, (
+            "the form has no questions Voices can import: add rows of type " + _SUPPORTED_TYPES_HINT
+        )))  # fmt: skip
     if definition["sections"] and not definition["languages"] and importer.languages.left_out:
         problems.append(problem(SURVEY, 1, None, (
             f"no label column is in a language Voices works in (found {', '.join(importer.languages.left_out)}): "
             "add one, such as 'label::English (en)'"
         )))  # fmt: skip
+    warnings = importer.warnings + importer.column_warnings()
     if problems:
-        raise_problems(problems)
+        raise_problems(problems, warnings)
     try:
         definition = validate_definition(definition)
     except ValidationFailed as exc:
@@ -684,11 +686,10 @@ def read_xlsform(
             sheet, row, name = importer.where(path)
             for message in messages:
                 problems.append(problem(sheet, row, name, f"{path}: {message}"))
-        raise_problems(problems)
+        raise_problems(problems, warnings)
     title = importer.title if isinstance(importer.title, str) else None
-    warnings = importer.warnings + importer.column_warnings() + importer.translation_warnings(definition)
-    warnings.sort(key=lambda w: (_SHEET_ORDER.get(w["sheet"], len(_SHEET_ORDER)), w["row"] or 0))
-    return XLSFormImport(definition, title, warnings)
+    warnings += importer.translation_warnings(definition)
+    return XLSFormImport(definition, title, in_sheet_order(warnings))
 
 
 def import_xlsform(

@@ -5,7 +5,7 @@ import io
 
 from services.surveys.models import Response
 
-from .workbooks import xlsx
+from .workbooks import xls, xlsx
 
 EN, AR = "label::English (en)", "label::Arabic (ar)"
 
@@ -155,3 +155,34 @@ def test_a_form_in_other_languages_than_the_consultation_is_kept_with_a_warning(
     assert "(en)" in warning["reason"] and "(en, ar)" in warning["reason"]
     with unchanged():
         assert "languages" in surveys.organiser("POST", f"/api/v1/consultations/{cid}/publish", 422)["errors"]
+
+
+def test_plain_label_columns_take_the_consultation_language_and_publish(surveys):
+    cid = surveys.create(None, languages=["fr"])["consultation_id"]
+    form = [["type", "name", "label", "hint"], ["start", "start", None, None],
+            ["text", "histoire", "Qu'est-ce qui vous aurait aidé ?", "Écrivez librement"]]
+    imported = upload(surveys, cid, form_book(form, choices=None, settings=None), 200)
+    assert imported["draft"]["languages"] == ["fr"]
+    assert imported["draft"]["sections"][0]["questions"][0]["hint"] == {"fr": "Écrivez librement"}
+    assert [(w["row"], w["name"]) for w in imported["warnings"]] == [(2, "start")]
+    surveys.organiser("POST", f"/api/v1/consultations/{cid}/publish", 200)
+
+
+def test_a_legacy_xls_upload_imports_whatever_its_file_name(surveys):
+    cid = surveys.create(None)["consultation_id"]
+    data = xls(FORM, CHOICES, SETTINGS)
+    imported = upload(surveys, cid, data, 200, filename="form.xlsx")
+    assert [q["id"] for s in imported["draft"]["sections"] for q in s["questions"]] == [
+        "safe", "age", "needs", "support", "left_on", "story"]
+    surveys.organiser("POST", f"/api/v1/consultations/{cid}/publish", 200)
+
+
+def test_a_refused_upload_lists_its_warnings_with_rows_beside_the_errors(surveys, unchanged):
+    cid = surveys.create(None)["consultation_id"]
+    form = [["type", "name", EN, AR], ["deviceid", "device", None, None],
+            ["geopoint", "where", "Where are you?", "أين أنت؟"]]
+    with unchanged():
+        problem = upload(surveys, cid, form_book(form, choices=None), 422)
+    assert [(p["row"], p["name"]) for p in problem["errors"]["survey"]] == [(3, "where")]
+    assert "delete the row" in problem["errors"]["survey"][0]["reason"]
+    assert [(w["sheet"], w["row"], w["name"]) for w in problem["warnings"]] == [("survey", 2, "device")]
