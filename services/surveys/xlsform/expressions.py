@@ -259,15 +259,18 @@ def range_scale(raw: Any) -> tuple[int, int]:
                 continue
             key, sep, value = part.partition("=")
             if not sep or key.strip().lower() not in params:
-                raise Unsupported(f"range parameter {part!r} is not supported (only start, end, step)")
+                raise Unsupported(f"range parameter {part!r} is not supported: write only start, end and step, "
+                                  "e.g. 'start=1 end=5 step=1'")
             params[key.strip().lower()] = value.strip()
     try:
         start, end, step = (float(params[k]) for k in ("start", "end", "step"))
     except ValueError:
-        raise Unsupported("range start, end and step must be numbers") from None
+        raise Unsupported("range start, end and step must be numbers: write e.g. 'start=1 end=5 step=1'") from None
     if step != 1 or not start.is_integer() or not end.is_integer():
-        raise Unsupported("a range becomes a rating only with whole-number start and end and step=1")
+        raise Unsupported("a range becomes a rating only with whole-number start and end and step=1: "
+                          "change the parameters, or use integer for other numbers")
     if not start < end or end - start + 1 > MAX_RATING_POINTS:
-        raise Unsupported(f"a rating runs upwards over at most {MAX_RATING_POINTS} points")
+        raise Unsupported(f"a rating runs upwards over at most {MAX_RATING_POINTS} points: change start and end, "
+                          "or use integer with a constraint for a wider scale")
     return int(start), int(end)
 

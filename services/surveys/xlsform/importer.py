@@ -78,14 +78,15 @@ _IGNORED_CONTROL = {"appearance", "autoplay", "rows"}
 _READ_TOP = {"media", "guidance_hint", "default", "instance", "label", "hint", "type", "name",
              "__row", "bind", "control", "dimension", "sensitive", "content_warning", "parameters"}  # fmt: skip
 _REFUSED_TOP = {
-    "choice_filter": "'choice_filter' (cascading choices) is not supported",
-    "trigger": "'trigger' (recalculating on change) is not supported",
-    "repeat_count": "repeats are not supported",
+    "choice_filter": "'choice_filter' (cascading choices) is not supported: clear the cell to offer the whole "
+                     "list, or make one list and one question per case",
+    "trigger": "'trigger' (recalculating on change) is not supported: clear the cell",
+    "repeat_count": "repeats are not supported: ask the questions once, outside a repeat",
 }
 _REFUSED_BIND = {
-    "calculate": "calculations are not supported",
-    "readonly": "read-only fields are not supported",
-    constants.ENTITIES_SAVETO_NS: "entities are not supported",
+    "calculate": "calculations are not supported: clear the calculation cell",
+    "readonly": "read-only fields are not supported: clear the read_only cell",
+    constants.ENTITIES_SAVETO_NS: "entities are not supported: clear the save_to cell",
 }
 
 
@@ -273,16 +274,16 @@ class _Importer:
             elif key == "readonly" and _yes_no(value) is False:
                 continue
             else:
-                self.refuse(row, _REFUSED_BIND.get(key, f"column {key!r} is not supported"))
+                self.refuse(row, _REFUSED_BIND.get(key, f"column {key!r} is not supported: clear it on this row"))
                 ok = False
         for key in row.get("control") or {}:
             if key in _IGNORED_CONTROL:
                 self.warn_column(SURVEY, key, number, f"{key!r} is ignored: Voices pages have their own layout")
             elif key == "jr:count":
-                self.refuse(row, "repeats are not supported")
+                self.refuse(row, _REFUSED_TOP["repeat_count"])
                 ok = False
             else:
-                self.refuse(row, f"column {key!r} is not supported")
+                self.refuse(row, f"column {key!r} is not supported: clear it on this row")
                 ok = False
         if row.get("media"):
             self.warn_column(SURVEY, "media", number, "images, audio and video are not imported")
@@ -301,7 +302,8 @@ class _Importer:
             self._lists[list_name] = self._read_list(list_name)
         options = self._lists[list_name]
         if options is None:
-            self.refuse(row, f"choice list {list_name!r} is not in the choices sheet")
+            self.refuse(row, f"choice list {list_name!r} is not in the choices sheet: add it there, or correct "
+                             "the list name after the type")
             return None
         return copy.deepcopy(options)  # each question gets its own option dicts
 
@@ -349,8 +351,8 @@ class _Importer:
         if name in self.skipped:
             raise Unsupported(f"${{{name}}} is not imported ({self.skipped[name]})")
         if name in self.names:
-            raise Unsupported(f"${{{name}}} is not an earlier question")
-        raise Unsupported(f"${{{name}}} is not in the form")
+            raise Unsupported(f"${{{name}}} is not an earlier question: move its row above this one")
+        raise Unsupported(f"${{{name}}} is not in the form: correct the name")
 
     def condition(self, row: dict) -> tuple[bool, dict | None]:
         expression = (row.get("bind") or {}).get("relevant")
@@ -359,7 +361,9 @@ class _Importer:
         try:
             return True, RelevantParser(str(expression), self.lookup).parse()
         except Unsupported as exc:
-            self.refuse(row, f"relevant {expression!r}: {exc}")
+            self.refuse(row, f"relevant {expression!r}: {exc}. Voices reads ${{q}} = 'choice', selected(${{q}}, "
+                             "'choice'), comparisons with numbers, = '' and != '', joined by and, or, not(); "
+                             "rewrite it so, or clear it to always show the question")
             return False, None
 
     # -- the survey sheet
@@ -372,7 +376,7 @@ class _Importer:
             raw_type = row.get("type")
             if raw_type is None:
                 if len(row) > 1:
-                    self.refuse(row, "this row has no type")
+                    self.refuse(row, "this row has no type: fill in its type, or delete the row")
                 continue
             kind = " ".join(str(raw_type).split())
             lowered = kind.lower()
@@ -384,7 +388,8 @@ class _Importer:
                 continue
             if end:
                 if not stack:
-                    self.refuse(row, f"{kind!r} without a matching begin")
+                    self.refuse(row, f"{kind!r} without a matching begin: delete the row, or add the begin row "
+                                     "above the questions it closes")
                 else:
                     stack.pop()
                     opened.pop()
@@ -402,7 +407,9 @@ class _Importer:
                 section = loose
             section["questions"].append(question)
         for row in opened:
-            self.problems.append(problem(SURVEY, row["__row"], row.get("name"), "this group or repeat is never ended"))
+            self.problems.append(problem(SURVEY, row["__row"], row.get("name"), (
+                "this group or repeat is never ended: add an 'end group' row after its last question"
+            )))  # fmt: skip
 
     def default_section_id(self) -> str:
         n = len(self.sections) + 1
@@ -426,14 +433,17 @@ class _Importer:
     def begin(self, row: dict, kind: str, nested: bool) -> dict | None:
         kind = kind.replace("_", " ")
         if kind != "group":
-            self.refuse(row, f"'begin {kind}' is not supported: repeats and loops cannot be imported")
+            self.refuse(row, f"'begin {kind}' is not supported: Voices asks each question once; change it to "
+                             "'begin group' (and its end row to 'end group'), or number the repeated questions")
             return None
         if nested:
-            self.refuse(row, "groups inside groups are not supported: Voices sections have one level")
+            self.refuse(row, "groups inside groups are not supported (Voices sections have one level): end the "
+                             "outer group before this one, or delete this begin group row and its end group row")
             return None
         name = row.get("name")
         if not name or not ID_PATTERN.match(str(name)):
-            self.refuse(row, "a group name must start with a letter or _ and use only letters, digits, _ and -")
+            self.refuse(row, "rename the group: a name starts with a letter or _ and uses only the letters a-z, "
+                             "digits, _ and - (at most 64)")
             return None
         columns_ok = self.check_columns(row, question=False)
         relevant_ok, relevant = self.condition(row)
@@ -464,7 +474,8 @@ class _Importer:
             return None
         name = row.get("name")
         if not name or not ID_PATTERN.match(str(name)):
-            self.refuse(row, "a question name must start with a letter or _ and use only letters, digits, _ and -")
+            self.refuse(row, "rename the question: a name starts with a letter or _ and uses only the letters "
+                             "a-z, digits, _ and - (at most 64)")
             return None
         columns_ok = self.check_columns(row, question=True)
         if row.get("content_warning"):
@@ -475,7 +486,7 @@ class _Importer:
         for flag in ("dimension", "sensitive"):
             value = _yes_no(row.get(flag))
             if value is None:
-                self.refuse(row, f"{flag!r} must be yes or no")
+                self.refuse(row, f"{flag!r} must be yes or no: write one of them, or leave the cell empty")
                 columns_ok = False
             flags[flag] = bool(value)
         if built is None or not (columns_ok and relevant_ok):
@@ -532,10 +543,12 @@ class _Importer:
             if parts[1].strip().lower() in _OR_OTHER:
                 self.refuse(row, "'or_other' is not supported: add a separate text question for 'other'")
             else:
-                self.refuse(row, f"cannot read the type {command + ' ' + rest!r}")
+                self.refuse(row, f"cannot read the type {command + ' ' + rest!r}: write it as "
+                                 f"'{command} <list name>'")
             return None
         if row.get("parameters"):
-            self.refuse(row, "parameters (such as randomize) are not supported on choice questions")
+            self.refuse(row, "parameters (such as randomize) are not supported on choice questions: clear the "
+                             "parameters cell")
             return None
         options = self.options(list_name, row)
         if options is None:
