@@ -3,8 +3,11 @@ from __future__ import annotations
 
 import io
 
+import pytest
+
 from services.surveys.models import Response
 
+from .xlsform_corpus import CORPUS
 from .workbooks import xls, xlsx
 
 EN, AR = "label::English (en)", "label::Arabic (ar)"
@@ -186,3 +189,13 @@ def test_a_refused_upload_lists_its_warnings_with_rows_beside_the_errors(surveys
     assert [(p["row"], p["name"]) for p in problem["errors"]["survey"]] == [(3, "where")]
     assert "delete the row" in problem["errors"]["survey"][0]["reason"]
     assert [(w["sheet"], w["row"], w["name"]) for w in problem["warnings"]] == [("survey", 2, "device")]
+
+
+@pytest.mark.parametrize("name", sorted(name for name, form in CORPUS.items() if form.questions is not None))
+def test_every_importable_corpus_form_uploads_and_publishes(surveys, name):
+    form = CORPUS[name]
+    cid = surveys.create(None, languages=form.languages)["consultation_id"]
+    filename = "form.xls" if form.legacy_xls else "form.xlsx"
+    imported = upload(surveys, cid, form.data(), 200, filename=filename)
+    assert [q["id"] for s in imported["draft"]["sections"] for q in s["questions"]] == form.questions
+    surveys.organiser("POST", f"/api/v1/consultations/{cid}/publish", 200)
