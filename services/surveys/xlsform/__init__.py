@@ -1,19 +1,26 @@
-"""XLSForm (ODK / KoboToolbox) import into a Voices survey definition.
+"""XLSForm (ODK / KoboToolbox) import, .xlsx or legacy .xls, into a Voices survey definition.
 
 What is mapped:
-  select_one L            -> single_choice (options from list L of the choices sheet)
+  select_one L            -> single_choice (options from list L of the choices sheet;
+                             names Voices cannot keep as codes, such as `père`,
+                             are renamed with a warning)
   select_multiple L       -> multiple_choice
   integer / decimal       -> number (integer flag); a constraint made only of
                              `. >= n`, `. <= n` (and `>`/`<` for integers)
-                             joined by `and` becomes min/max
+                             joined by `and` becomes min/max; `${own name}`
+                             counts as `.`
   range                   -> rating (whole-number start..end, step 1, <= 11 points)
   date                    -> date
   text                    -> free_text; `string-length(.) <= n` becomes max_length
   begin group / end group -> a section (group relevant -> section relevant);
                              runs of questions outside groups become their own
-                             sections with a generic translated title
-  label::Arabic (ar), label::ar, label (+ settings default_language)
-                          -> translations in ar, zh, en, fr, ru, es
+                             sections with a generic translated title, as do
+                             groups without a label (with a warning)
+  label::Arabic (ar), label::ar -> translations in ar, zh, en, fr, ru, es;
+                             columns in other languages are left out (warning)
+  label, hint (no language) -> the settings sheet's default_language, else the
+                             caller's, else the consultation's language that no
+                             other label column has (English without one)
   relevant                -> conditions, for `${q} = 'x'`, `${q} != 'x'`,
                              `selected(${q}, 'x')`, `${q} > 3` (>=, <, <=),
                              `${q} = ''` / `${q} != ''`, `and`, `or`, `not(...)`
@@ -24,21 +31,26 @@ Decided on purpose:
   - note rows are skipped with a warning (display-only text; nothing to
     answer), so organisers can move crucial text into a hint or a section's
     content warning;
+  - metadata rows (start, end, today, deviceid, username, audit, ...) are
+    skipped with a warning per row: Voices never records such data;
   - `required`, `appearance`, media, `guidance_hint`, `default` and messages
     are ignored with a warning: every Voices question is skippable and the
     participant pages have their own layout;
-  - everything else is refused, row by row: other question types (geopoint,
-    image, calculate, metadata such as deviceid or start, ...), repeats,
-    nested groups, `or_other`, `choice_filter`, calculations, read-only
-    fields, constraints or relevant expressions outside the forms above,
-    languages outside the six.
+  - texts missing in one of the form's languages are imported with a
+    warning at their row (a draft may be half translated; publishing is not);
+  - everything else is refused, row by row, saying what to change: other
+    question types (geopoint, image, calculate, time, ...), repeats, nested
+    groups, `or_other`, `choice_filter`, calculations, read-only fields,
+    constraints or relevant expressions outside the forms above.
 
 Errors: ValidationFailed whose `errors` maps a sheet name ("survey",
 "choices", "settings") or "form" (problems that belong to no sheet, e.g. an
-unreadable file) to a list of {"sheet", "row", "name", "reason"}; `row` is
-the spreadsheet row as Excel shows it (header = 1, so a problem with a column
-points at row 1). pyxform checks the form as a whole too; its messages come
-prefixed "pyxform:" and are dropped when Voices already explained that row.
+unreadable file) to a list of {"sheet", "row", "name", "reason"}, and whose `warnings` lists
+what would have been skipped, in the same shape; `row` is the spreadsheet row
+as Excel shows it (header = 1, so a problem with a column points at row 1).
+pyxform checks the form as a whole too; its messages come prefixed "pyxform:"
+and are dropped when Voices already explained that row. A fault inside
+pyxform itself (anything but PyXFormError) is logged, not shown.
 
 pyxform is used for reading (its header aliases and `label::Language (xx)`
 grouping, with row numbers kept) and for whole-form checks; the mapping is
