@@ -15,7 +15,10 @@ What is mapped:
   begin group / end group -> a section (group relevant -> section relevant);
                              runs of questions outside groups become their own
                              sections with a generic translated title, as do
-                             groups without a label (with a warning)
+                             groups without a label (with a warning); a group
+                             inside a group becomes a section of its own
+                             (relevant: both groups'), the outer group's later
+                             questions another one
   label::Arabic (ar), label::ar -> translations in ar, zh, en, fr, ru, es;
                              columns in other languages are left out (warning)
   label, hint (no language) -> the settings sheet's default_language, else the
@@ -39,8 +42,8 @@ Decided on purpose:
   - texts missing in one of the form's languages are imported with a
     warning at their row (a draft may be half translated; publishing is not);
   - everything else is refused, row by row, saying what to change: other
-    question types (geopoint, image, calculate, time, ...), repeats, nested
-    groups, `or_other`, `choice_filter`, calculations, read-only fields,
+    question types (geopoint, image, calculate, time, ...), repeats,
+    `or_other`, `choice_filter`, calculations, read-only fields,
     constraints or relevant expressions outside the forms above.
 
 Errors: ValidationFailed whose `errors` maps a sheet name ("survey",

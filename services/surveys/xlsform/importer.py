@@ -161,6 +161,13 @@ def _yes_no(value: Any) -> bool | None:
     return {"yes": True, "no": False, "true": True, "false": False}.get(text.lower())
 
 
+def _both(first: dict | None, second: dict | None) -> dict | None:
+    """A condition true when both are (None is always true)."""
+    if first is None or second is None:
+        return first or second
+    return {"all": [*(first["all"] if set(first) == {"all"} else [first]), second]}
+
+
 def _choice_code(name: str, position: int, taken: set[str]) -> str:
     """A Voices code for a choice name it cannot keep: accents dropped, other characters as _, unique."""
     ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
@@ -369,8 +376,7 @@ class _Importer:
     # -- the survey sheet
 
     def run(self) -> None:
-        stack: list[dict | None] = []  # open groups/repeats; None = not imported
-        opened: list[dict] = []  # their begin rows, to point at an unclosed one
+        groups: list[dict] = []  # open groups and repeats, innermost last (see `begin`)
         loose: dict | None = None
         for row in self.survey_rows:
             raw_type = row.get("type")
@@ -383,39 +389,44 @@ class _Importer:
             begin, end = _RE_BEGIN.match(lowered), _RE_END.match(lowered)
             if begin:
                 loose = None
-                stack.append(self.begin(row, begin.group("kind"), nested=bool(stack)))
-                opened.append(row)
+                parent = groups[-1] if groups else None
+                if parent is not None:
+                    parent["section"] = None  # its questions after this group go to a section of their own
+                groups.append(self.begin(row, begin.group("kind"), parent))
                 continue
             if end:
-                if not stack:
+                if not groups:
                     self.refuse(row, f"{kind!r} without a matching begin: delete the row, or add the begin row "
                                      "above the questions it closes")
                 else:
-                    stack.pop()
-                    opened.pop()
+                    groups.pop()
                 continue
             question = self.question(row, kind, lowered)
             if question is None:
                 continue
-            if stack:
-                section = stack[-1]
-                if section is None:
-                    continue  # inside a refused repeat or nested group: already reported
+            if groups:
+                group = groups[-1]
+                if group["refused"]:
+                    continue  # inside a refused repeat or group: already reported
+                if group["section"] is None:
+                    group["section"] = self.group_section(group, self.unused_id(f"{group['name']}_", 2), row["__row"])
+                section = group["section"]
             else:
                 if loose is None:
-                    loose = self.new_section(self.default_section_id(), None, row["__row"])
+                    loose = self.new_section(self.unused_id("section_"), None, row["__row"])
                 section = loose
             section["questions"].append(question)
-        for row in opened:
-            self.problems.append(problem(SURVEY, row["__row"], row.get("name"), (
+        for group in groups:
+            self.problems.append(problem(SURVEY, group["row"]["__row"], group["name"], (
                 "this group or repeat is never ended: add an 'end group' row after its last question"
             )))  # fmt: skip
 
-    def default_section_id(self) -> str:
-        n = len(self.sections) + 1
-        while f"section_{n}" in self.names or any(s["id"] == f"section_{n}" for s in self.sections):
+    def unused_id(self, prefix: str, first: int | None = None) -> str:
+        """`prefix` + the first number from `first` (the section count + 1) that no question or section uses."""
+        n = len(self.sections) + 1 if first is None else first
+        while f"{prefix}{n}" in self.names or any(s["id"] == f"{prefix}{n}" for s in self.sections):
             n += 1
-        return f"section_{n}"
+        return f"{prefix}{n}"
 
     def new_section(self, sid: str, group_row: dict | None, row_number: int) -> dict:
         section = {
@@ -430,33 +441,51 @@ class _Importer:
         self.sections.append(section)
         return section
 
-    def begin(self, row: dict, kind: str, nested: bool) -> dict | None:
+    def group_section(self, group: dict, sid: str, row_number: int) -> dict:
+        section = self.new_section(sid, group["row"], row_number)
+        for key in ("title", "content_warning", "relevant"):
+            section[key] = group[key]
+        return section
+
+    def begin(self, row: dict, kind: str, parent: dict | None) -> dict:
+        """An open group: {"row", "name", "refused", "title", "content_warning", "relevant", "section"}.
+
+        Sections have one level, so a group inside a group becomes a section of its own that
+        carries the outer group's relevant (and title and content warning when it has none);
+        the outer group's questions after it go on in another section.
+        """
+        name = row.get("name")
+        group = {"row": row, "name": None if name is None else str(name), "refused": True, "section": None,
+                 "title": None, "content_warning": None, "relevant": None}
+        if parent is not None and parent["refused"]:
+            return group  # inside a refused repeat or group: already reported
         kind = kind.replace("_", " ")
         if kind != "group":
             self.refuse(row, f"'begin {kind}' is not supported: Voices asks each question once; change it to "
                              "'begin group' (and its end row to 'end group'), or number the repeated questions")
-            return None
-        if nested:
-            self.refuse(row, "groups inside groups are not supported (Voices sections have one level): end the "
-                             "outer group before this one, or delete this begin group row and its end group row")
-            return None
-        name = row.get("name")
+            return group
         if not name or not ID_PATTERN.match(str(name)):
             self.refuse(row, "rename the group: a name starts with a letter or _ and uses only the letters a-z, "
                              "digits, _ and - (at most 64)")
-            return None
+            return group
         columns_ok = self.check_columns(row, question=False)
         relevant_ok, relevant = self.condition(row)
         if not (columns_ok and relevant_ok):
-            return None
-        section = self.new_section(str(name), row, row["__row"])
-        section["title"] = self.languages.texts(SURVEY, "label", row.get("label")) or None
-        if section["title"] is None:  # given the generic title in definition(), as loose questions are
+            return group
+        title = self.languages.texts(SURVEY, "label", row.get("label")) or None
+        content_warning = self.languages.texts(SURVEY, "content_warning", row.get("content_warning"))
+        if parent is not None:
+            self.warn(row, f"this group is inside group {parent['name']!r}: Voices sections have one level, so it "
+                           "becomes a section of its own, shown only when the outer group is")
+            title = title or parent["title"]
+            content_warning = content_warning or parent["content_warning"]
+            relevant = _both(parent["relevant"], relevant)
+        if title is None:  # given the generic title in definition(), as loose questions are
             self.warn(row, "this group has no label, so its section is titled 'Questions' (in each language): "
                            "add a label to the begin group row to give it a title of its own")
-        section["content_warning"] = self.languages.texts(SURVEY, "content_warning", row.get("content_warning"))
-        section["relevant"] = relevant
-        return section
+        group.update(refused=False, title=title, content_warning=content_warning, relevant=relevant)
+        group["section"] = self.group_section(group, str(name), row["__row"])
+        return group
 
     def question(self, row: dict, kind: str, lowered: str) -> dict | None:
         if lowered in _TYPES_NOTE:

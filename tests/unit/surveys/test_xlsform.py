@@ -272,12 +272,29 @@ def test_unsupported_relevant_expressions(expression):
     assert any(p["sheet"] == "survey" and p["row"] == 6 and p["name"] == "q" for p in problems(excinfo))
 
 
-def test_nested_groups_are_refused():
-    survey = [["type", "name", EN], ["begin group", "outer", "Outer"], ["begin group", "inner", "Inner"],
-              ["text", "q", "Q"], ["end group"], ["end group"]]
-    with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(xlsx(survey))
-    assert any(p["row"] == 3 and p["name"] == "inner" for p in problems(excinfo))
+def test_a_group_inside_a_group_becomes_a_section_shown_only_with_the_outer_one():
+    survey = [["type", "name", EN, AR, "relevant", "content_warning::English (en)", "content_warning::Arabic (ar)"],
+              ["select_one yn", "safe", "Safe?", "آمن؟", None, None, None],
+              ["begin group", "outer", "Outer", "خارجي", "${safe} = 'no'", "Hard", "صعب"],
+              ["text", "a", "A", "أ", None, None, None],
+              ["begin group", "inner", None, None, "${a} != ''", None, None],  # row 5
+              ["select_multiple needs", "needs", "Needs", "احتياجات", None, None, None],
+              ["end group"], ["text", "b", "B", "ب", None, None, None], ["end group"]]
+    imported = read_xlsform(xlsx(survey, YES_NO))
+    sections = imported.definition["sections"]
+    assert [(s["id"], [q["id"] for q in s["questions"]]) for s in sections] == [
+        ("section_1", ["safe"]), ("outer", ["a"]), ("inner", ["needs"]), ("outer_2", ["b"])]
+    outer_shown = {"question": "safe", "op": "equals", "value": "no"}
+    assert sections[1]["relevant"] == sections[3]["relevant"] == outer_shown
+    assert sections[2]["relevant"] == {"all": [outer_shown, {"question": "a", "op": "answered"}]}
+    assert sections[2]["title"] == sections[3]["title"] == {"en": "Outer", "ar": "خارجي"}
+    assert sections[2]["content_warning"] == {"en": "Hard", "ar": "صعب"}
+    assert "inside group 'outer'" in warnings_by_row(imported)[("survey", 5)]
+    publishable(imported.definition)
+    shown = visible_questions(imported.definition, {"safe": "no"})
+    assert [s["section_id"] for s in shown] == ["section_1", "outer", "outer_2"]
+    shown = visible_questions(imported.definition, {"safe": "no", "a": "x"})
+    assert [s["section_id"] for s in shown] == ["section_1", "outer", "inner", "outer_2"]
 
 
 def test_voices_extension_columns():

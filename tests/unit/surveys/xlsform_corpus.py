@@ -114,6 +114,24 @@ CORPUS = {
         questions=["months", "story"],
         warned={("survey", 2): "skipped"},
     ),
+    # ODK forms nest groups: a module with a layout group inside (no label, field-list).
+    "odk_nested_groups": Form(
+        survey=[
+            ["type", "name", EN, "appearance", "relevant"],
+            ["select_one yes_no", "consent_to_more", "May we ask about your work?", None, None],
+            ["begin group", "work", "Your work", None, "${consent_to_more} = 'yes'"],
+            ["integer", "hours", "Hours a day", None, None],
+            ["begin group", "pay", None, "field-list", None],  # 5
+            ["select_one yes_no", "paid", "Were you paid?", None, None],
+            ["decimal", "amount", "How much?", None, "${paid} = 'yes'"],
+            ["end group", None, None, None, None],
+            ["text", "work_other", "Anything else about work?", None, None],
+            ["end group", None, None, None, None],
+        ],
+        choices=[["list_name", "name", EN], ["yes_no", "yes", "Yes"], ["yes_no", "no", "No"]],
+        questions=["consent_to_more", "hours", "paid", "amount", "work_other"],
+        warned={("survey", 5): "inside group 'work'"},
+    ),
     # A plain label next to a French one: the plain column is the consultation's other language.
     "plain_and_french": Form(
         survey=[["type", "name", "label", FR], ["text", "q", "What would help?", "Qu'est-ce qui aiderait ?"]],
