@@ -26,7 +26,9 @@ What is mapped:
                              other label column has (English without one)
   relevant                -> conditions, for `${q} = 'x'`, `${q} != 'x'`,
                              `selected(${q}, 'x')`, `${q} > 3` (>=, <, <=),
-                             `${q} = ''` / `${q} != ''`, `and`, `or`, `not(...)`
+                             `${q} = ''` / `${q} != ''`, `and`, `or`, `not(...)`;
+                             order comparisons on a choice list named by
+                             numbers (a scale); count-selected(${q}) > 0 / = 0
   extra columns (Voices extensions): `dimension`, `sensitive` (yes/no) on
   question rows, `content_warning::<language>` on begin group rows.
 

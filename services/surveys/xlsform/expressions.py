@@ -126,6 +126,12 @@ class RelevantParser:
         if token is not None and token[0] == "ref":
             self.pos += 1
             return token
+        if token == ("word", "count-selected"):
+            self.pos += 1
+            self._take("lp")
+            name = self._take("ref")
+            self._take("rp")
+            return ("count", name)
         if token is not None and token[0] == "word":
             raise Unsupported(f"function or name {token[1]!r} is not supported")
         return self._literal()
@@ -138,11 +144,27 @@ class RelevantParser:
         self.pos += 1
         op = op_token[1]
         right = self._operand()
-        if left[0] == "ref" and right[0] != "ref":
+        if left[0] == "count" and right[0] == "num":
+            return self._count_selected(left[1], op, right[1])
+        if right[0] == "count" and left[0] == "num":
+            return self._count_selected(right[1], _FLIP[op], left[1])
+        if left[0] == "ref" and right[0] in ("str", "num"):
             return self._compare(left[1], op, right)
-        if right[0] == "ref" and left[0] != "ref":
+        if right[0] == "ref" and left[0] in ("str", "num"):
             return self._compare(right[1], _FLIP[op], left)
         raise Unsupported("a comparison needs one ${question} and one value")
+
+    def _count_selected(self, name: str, op: str, number: str) -> dict:
+        """count-selected(${q}) compared with a number: only 'any selected' and 'none selected' map."""
+        question = self.lookup(name)
+        answered = {"question": question["id"], "op": "answered"}
+        value = float(number)
+        if (op, value) in ((">", 0), (">=", 1), ("!=", 0)):
+            return answered
+        if (op, value) in (("=", 0), ("<", 1), ("<=", 0)):
+            return {"not": answered}
+        raise Unsupported(f"Voices can tell only whether ${{{name}}} has any choice selected: "
+                          f"write count-selected(${{{name}}}) > 0 or count-selected(${{{name}}}) = 0")
 
     def _selected(self, name: str, literal: tuple[str, str]) -> dict:
         question = self.lookup(name)
@@ -169,8 +191,8 @@ class RelevantParser:
             return equals if op == "=" else {"not": equals}
 
         if qtype == SINGLE_CHOICE:
-            if op not in ("=", "!="):
-                raise Unsupported(f"{op} does not apply to the choice question ${{{name}}}")
+            if op in _ORDER_OPS:
+                return _numbered_choices(question, op, literal[1])
             return equality(_option_code(question, literal[1]))
         if qtype == MULTIPLE_CHOICE:
             raise Unsupported(f"use selected(${{{name}}}, 'code') for the multiple-choice question ${{{name}}}")
@@ -184,6 +206,21 @@ class RelevantParser:
                 return equality(value)
             return {"question": qid, "op": _ORDER_OPS[op], "value": value}
         raise Unsupported(f"${{{name}}} is a {qtype} question; only = '' and != '' apply to it")
+
+
+def _numbered_choices(question: dict, op: str, bound: str) -> dict:
+    """`${q} <= 2` on a single choice whose choice names are all numbers (a scale): any of the choices that match."""
+    names = {option.get("__name", option["code"]): option["code"] for option in question.get("options") or []}
+    if not all(re.fullmatch(_NUM, text) for text in (bound, *names)):
+        raise Unsupported(f"{op} applies to the choice question ${{{question['id']}}} only when all its choice "
+                          "names and the value are numbers: compare with = instead")
+    limit, numbers = float(bound), {name: float(name) for name in names}
+    compare = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}[op]
+    matching = [names[name] for name, number in numbers.items() if compare(number, limit)]
+    if not matching:
+        raise Unsupported(f"no choice of ${{{question['id']}}} is {op} {bound}: correct the value")
+    equals = [{"question": question["id"], "op": "equals", "value": code} for code in matching]
+    return equals[0] if len(equals) == 1 else {"any": equals}
 
 
 def _option_code(question: dict, name: str) -> str:

@@ -259,6 +259,33 @@ def test_relevant_expressions(expression, condition):
 
 
 @pytest.mark.parametrize(
+    "expression, condition",
+    [("${scale} <= 2", {"any": [{"question": "scale", "op": "equals", "value": "1"},
+                                {"question": "scale", "op": "equals", "value": "2"}]}),
+     ("4 < ${scale}", {"question": "scale", "op": "equals", "value": "5"}),
+     ("count-selected(${needs}) > 0", {"question": "needs", "op": "answered"}),
+     ("count-selected(${needs}) = 0", {"not": {"question": "needs", "op": "answered"}}),
+     ("1 <= count-selected(${needs})", {"question": "needs", "op": "answered"})],
+)
+def test_scales_and_counted_choices_in_relevant(expression, condition):
+    survey = [["type", "name", EN, "relevant"], ["select_one scale", "scale", "S", None],
+              ["select_multiple needs", "needs", "N", None], ["text", "q", "Q", expression]]
+    choices = [*YES_NO, *[["scale", str(n), str(n), str(n)] for n in range(1, 6)]]
+    assert import_xlsform(xlsx(survey, choices))["sections"][0]["questions"][-1]["relevant"] == condition
+
+
+@pytest.mark.parametrize("expression", ["${scale} > 5", "count-selected(${needs}) > 1", "${safe} >= 1"])
+def test_comparisons_that_cannot_be_kept_are_refused(expression):
+    survey = [["type", "name", EN, "relevant"], ["select_one scale", "scale", "S", None],
+              ["select_multiple needs", "needs", "N", None], ["select_one yn", "safe", "S", None],
+              ["text", "q", "Q", expression]]
+    choices = [*YES_NO, *[["scale", str(n), str(n), str(n)] for n in range(1, 6)]]
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(xlsx(survey, choices))
+    assert [p["row"] for p in problems(excinfo)] == [5]
+
+
+@pytest.mark.parametrize(
     "expression",
     ["${needs} = 'food'", "${safe} = 'maybe'", "${safe} > 2", "${age} = 'old'", "${when} > '2020-01-01'",
      "string-length(${safe}) > 0", "${safe} = 'no' and", "${safe} = ${age}", "${nobody} = 'x'", "true()"],
