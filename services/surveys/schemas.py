@@ -91,7 +91,7 @@ class XLSFormUploadSchema(Schema):
 class XLSFormQuerySchema(StrictSchema):
     default_language = fields.String(load_default=None, validate=validate.Length(max=40), metadata={
         "description": "language of label/hint columns without one, e.g. 'en' (the settings sheet wins; "
-                       "without either, the consultation's language that no other label column has)"})
+                       "without either, the consultation's language that no label column of the sheet has)"})
 
 
 class ImportProblemSchema(Schema):

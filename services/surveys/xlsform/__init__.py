@@ -23,7 +23,8 @@ What is mapped:
                              columns in other languages are left out (warning)
   label, hint (no language) -> the settings sheet's default_language, else the
                              caller's, else the consultation's language that no
-                             other label column has (English without one)
+                             label column of the same sheet has (English
+                             without a consultation)
   relevant                -> conditions, for `${q} = 'x'`, `${q} != 'x'`,
                              `selected(${q}, 'x')`, `${q} > 3` (>=, <, <=),
                              `${q} = ''` / `${q} != ''`, `and`, `or`, `not(...)`;

@@ -234,11 +234,13 @@ class _Importer:
         self.paths: dict[str, tuple[str, int, str | None]] = {}  # definition path -> (sheet, row, name)
         self._lists: dict[str, list[dict] | None] = {}
 
-    def _labelled_languages(self) -> set[str]:
-        """The codes of the languages that `label::<language>` columns name, in either sheet."""
-        labels = {key for row in self.survey_rows + self.choice_rows if isinstance(row.get("label"), dict)
-                  for key in row["label"] if key != DEFAULT_LABEL}
-        return {code for code in map(language_code, labels) if code is not None}
+    def _labelled_languages(self) -> dict[str, set[str]]:
+        """By sheet, the codes of the languages that its `label::<language>` columns name."""
+        labelled = {}
+        for sheet, rows in ((SURVEY, self.survey_rows), (CHOICES, self.choice_rows)):
+            labels = {key for row in rows if isinstance(row.get("label"), dict) for key in row["label"]}
+            labelled[sheet] = {code for code in map(language_code, labels - {DEFAULT_LABEL}) if code is not None}
+        return labelled
 
     # -- bookkeeping
 
@@ -668,12 +670,12 @@ def read_xlsform(
     `languages` are the consultation's; `default_language` (e.g. "en" or
     "English (en)") names the language of label/hint columns without one.
     The settings sheet's default_language wins over it; without either, such
-    columns are in the first of `languages` that no other label column has
-    (English without `languages`). Returns an XLSFormImport whose definition
-    passed `validate_definition`; its warnings list what was skipped, ignored
-    or renamed, and the translations still missing. Raises ValidationFailed
-    listing every row that cannot be imported (see the package docstring for
-    the shape), plus any whole-form error from pyxform.
+    columns are in the first of `languages` that no label column of their
+    sheet has (English without `languages`). Returns an XLSFormImport whose
+    definition passed `validate_definition`; its warnings list what was
+    skipped, ignored or renamed, and the translations still missing. Raises
+    ValidationFailed listing every row that cannot be imported (see the
+    package docstring for the shape), plus any whole-form error from pyxform.
     """
     data = _source_bytes(source)
     # The content decides, not the file name: an .xls saved as .xlsx (or the reverse) is common.

@@ -61,21 +61,23 @@ class LanguageColumns:
 
     A column without a language (plain `label`, `hint`) is in the form's default language: the
     settings sheet's default_language, else the one the caller names, else the first of the
-    consultation's languages that no other label column has (English when there is no consultation).
+    consultation's languages that no label column of the same sheet has (English when there is
+    no consultation). By sheet, because a translated survey sheet often comes with a choices
+    sheet that has one plain label column.
     """
 
     def __init__(self, default_label: str | None, problems: list[dict], warnings: list[dict], *,
-                 consultation_languages: Sequence[str] | None, labelled: set[str]) -> None:
+                 consultation_languages: Sequence[str] | None, labelled: dict[str, set[str]]) -> None:
         self.default_label = default_label
         self.consultation_languages = list(consultation_languages or [])
-        self.labelled = labelled  # codes that `label::<language>` columns name
+        self.labelled = labelled  # sheet -> codes that its `label::<language>` columns name
         self.problems = problems
         self.warnings = warnings
         self.order: list[str] = []
         self.left_out: list[str] = []  # headers of columns in languages Voices does not support
         self._seen: dict[tuple[str, str, str], str | None] = {}
         self._owner: dict[tuple[str, str, str], str] = {}  # (sheet, column, code) -> label
-        self._default_guess_said = False
+        self._guess_said: set[str] = set()  # sheets whose default language was guessed aloud
 
     def header(self, sheet: str, column: str, label: str) -> str | None:
         key = (sheet, column, label)
@@ -122,16 +124,17 @@ class LanguageColumns:
                     f"change it, or name the language of the column, e.g. '{column}::English (en)'"
                 )))  # fmt: skip
             return code
-        candidates = [c for c in self.consultation_languages or ["en"] if c not in self.labelled]
+        labelled = self.labelled.get(sheet, set())
+        candidates = [c for c in self.consultation_languages or ["en"] if c not in labelled]
         if not candidates:
             self.problems.append(problem(sheet, 1, column, (
                 f"column '{column}' has no language and the other label columns already cover "
-                f"{', '.join(sorted(self.labelled))}: name its language (e.g. '{column}::English (en)'), "
+                f"{', '.join(sorted(labelled))}: name its language (e.g. '{column}::English (en)'), "
                 "set default_language in the settings sheet, or delete the column"
             )))  # fmt: skip
             return None
-        if (len(candidates) > 1 or not self.consultation_languages) and not self._default_guess_said:
-            self._default_guess_said = True
+        if (len(candidates) > 1 or not self.consultation_languages) and sheet not in self._guess_said:
+            self._guess_said.add(sheet)
             self.warnings.append(problem(sheet, 1, column, (
                 f"columns without a language, such as '{column}', are taken to be in {candidates[0]!r}: "
                 "if they are in another language, set default_language in the settings sheet"

@@ -397,6 +397,13 @@ def test_a_plain_label_column_takes_the_consultation_language_no_other_column_ha
     publishable(definition)
 
 
+def test_a_plain_label_column_on_the_choices_sheet_of_a_translated_survey_sheet():
+    survey = [["type", "name", EN], ["select_one yn", "q", "Question"]]
+    choices = [["list_name", "name", "label"], ["yn", "yes", "Yes"], ["yn", "no", "No"]]
+    definition = read_xlsform(xlsx(survey, choices), languages=["en"]).definition
+    assert definition["sections"][0]["questions"][0]["options"][0]["label"] == {"en": "Yes"}
+
+
 def test_a_plain_label_column_without_any_language_to_go_by_is_english_with_a_warning():
     survey = [["type", "name", "label"], ["text", "q", "Question"]]
     imported = read_xlsform(xlsx(survey))
