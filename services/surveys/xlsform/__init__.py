@@ -42,12 +42,14 @@ Decided on purpose:
   - `required`, `appearance`, media, `guidance_hint`, `default` and messages
     are ignored with a warning: every Voices question is skippable and the
     participant pages have their own layout;
+  - other constraints are dropped with a warning: they only narrow what may
+    be answered, and answers are still checked against type and choices;
   - texts missing in one of the form's languages are imported with a
     warning at their row (a draft may be half translated; publishing is not);
   - everything else is refused, row by row, saying what to change: other
     question types (geopoint, image, calculate, time, ...), repeats,
-    `or_other`, `choice_filter`, calculations, read-only fields,
-    constraints or relevant expressions outside the forms above.
+    `or_other`, `choice_filter`, calculations, read-only fields, relevant
+    expressions outside the forms above (who sees a question is not guessed).
 
 Errors: ValidationFailed whose `errors` maps a sheet name ("survey",
 "choices", "settings") or "form" (problems that belong to no sheet, e.g. an

@@ -257,11 +257,11 @@ def number_bounds(constraint: str, integer: bool) -> tuple[float | int | None, f
         else:
             match = _RE_BOUND_DOT_LAST.match(clause)
             if not match:
-                raise Unsupported("Voices keeps only bounds such as `. >= 0 and . <= 120`: "
-                                  "write it so, or delete the constraint")
+                raise Unsupported("Voices keeps only bounds such as `. >= 0 and . <= 120`; "
+                                  "write it so to keep them, or delete the constraint")
             number, op = float(match.group(1)), _FLIP[match.group(2)]
         if op in (">", "<") and not integer:
-            raise Unsupported("a strict bound (> or <) on a decimal cannot be kept: write >= or <=")
+            raise Unsupported("a strict bound (> or <) on a decimal cannot be kept; write >= or <= to keep it")
         if op == ">=":
             bound, is_low = (math.ceil(number) if integer else number), True
         elif op == ">":
@@ -282,8 +282,8 @@ def number_bounds(constraint: str, integer: bool) -> tuple[float | int | None, f
 def text_max_length(constraint: str) -> int:
     match = _RE_STRING_LENGTH.match(constraint.strip())
     if not match:
-        raise Unsupported("Voices keeps only a length limit on text, `string-length(.) <= n`: "
-                          "write it so, or delete the constraint")
+        raise Unsupported("Voices keeps only a length limit on text, `string-length(.) <= n`; "
+                          "write it so to keep one, or delete the constraint")
     limit = int(match.group(2))
     return limit if match.group(1) == "<=" else limit - 1
 

@@ -588,6 +588,9 @@ class _Importer:
         return {"type": qtype, "options": options}
 
     def constraint(self, row: dict, built: dict | None) -> dict | None:
+        """The question with the bounds its constraint sets; a constraint Voices cannot keep is
+        dropped with a warning (it only narrows what may be answered, and every answer is still
+        checked against the question's type and choices)."""
         expression = (row.get("bind") or {}).get("constraint")
         if built is None or not expression:
             return built
@@ -599,12 +602,12 @@ class _Importer:
                 return {**built, "min": low, "max": high}
             if built["type"] == FREE_TEXT:
                 return {**built, "max_length": text_max_length(own)}
+            raise Unsupported(f"Voices keeps no constraint on {row.get('type')!r} questions, only the choices "
+                              "and the type")
         except Unsupported as exc:
-            self.refuse(row, f"constraint {expression!r}: {exc}")
-            return None
-        self.refuse(row, f"constraints on {row.get('type')!r} questions are not supported: "
-                         "delete the constraint (Voices checks the answer's type and the choices itself)")
-        return None
+            self.warn(row, f"constraint {expression!r} is not kept, so any answer of the question's type is "
+                           f"accepted: {exc}")
+            return built
 
     # -- result
 

@@ -117,7 +117,7 @@ def test_unsupported_rows_are_each_reported_with_sheet_and_row():
         ["select_one yn or_other", "other", "Other?", None, None, None, None],  # 8
         ["select_one yn", "filtered", "Filtered", None, None, "list_name = 'yn'", None],  # 9
         ["integer", "n", "N", "count(${safe}) > 1", None, None, None],  # 10
-        ["integer", "m", "M", None, "regex(., '[0-9]+')", None, None],  # 11
+        ["integer", "m", "M", None, "regex(., '[0-9]+')", None, None],  # 11: constraint dropped, warned
         ["deviceid", "device", None, None, None, None, None],  # 12
         ["text", "early", "Early", "${late} != ''", None, None, None],  # 13: forward reference
         ["text", "late", "Late", None, None, None, None],  # 14 ok
@@ -130,12 +130,12 @@ def test_unsupported_rows_are_each_reported_with_sheet_and_row():
     found = problems(excinfo)
     by_row = {(p["sheet"], p["row"]): p for p in found if p["sheet"] in ("survey", "choices")}
     assert ("choices", 3) not in by_row  # 'no no' is kept as no_no, with a warning
-    expected = {3: "where", 4: "score", 5: "kids", 8: "other", 9: "filtered", 10: "n", 11: "m",
+    expected = {3: "where", 4: "score", 5: "kids", 8: "other", 9: "filtered", 10: "n",
                 13: "early", 15: "nolist", 16: "refers_to_map"}
     for row, name in expected.items():
         assert ("survey", row) in by_row, row
         assert by_row[("survey", row)]["name"] == name
-    assert not any(p["sheet"] == "survey" and p["row"] in (2, 6, 12, 14) for p in found)  # 12: skipped metadata
+    assert not any(p["sheet"] == "survey" and p["row"] in (2, 6, 11, 12, 14) for p in found)  # 12: metadata
     assert "geopoint" in by_row[("survey", 3)]["reason"]
     assert "repeat" in by_row[("survey", 5)]["reason"]
     assert "or_other" in by_row[("survey", 8)]["reason"]
@@ -202,13 +202,15 @@ def test_simple_constraints_become_bounds(qtype, constraint, expected):
 @pytest.mark.parametrize(
     "qtype, constraint",
     [("decimal", ". > 0"), ("integer", ". >= 0 or . <= -5"), ("date", ". <= today()"),
-     ("select_one yn", "count-selected(.) = 1")],
+     ("select_one yn", "count-selected(.) = 1"), ("text", "regex(., '^[0-9]{10}$')"), ("integer", ". > ${a}")],
 )
-def test_unmappable_constraints_are_refused(qtype, constraint):
-    survey = [["type", "name", EN, "constraint"], [qtype, "q", "Q", constraint]]
-    with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(xlsx(survey, YES_NO[:3]))
-    assert any(p["row"] == 2 and p["name"] == "q" for p in problems(excinfo))
+def test_constraints_voices_cannot_keep_are_dropped_with_a_warning_at_their_row(qtype, constraint):
+    survey = [["type", "name", EN, "constraint"], ["integer", "a", "A", None], [qtype, "q", "Q", constraint]]
+    imported = read_xlsform(xlsx(survey, YES_NO[:3]))
+    question = imported.definition["sections"][0]["questions"][1]
+    assert question.get("min") is None and question.get("max") is None
+    assert question.get("max_length") in (None, 2000)
+    assert any(constraint in w["reason"] and "not kept" in w["reason"] for w in imported.warnings if w["row"] == 3)
 
 
 def test_definition_rule_breaks_are_traced_back_to_rows():
@@ -488,13 +490,6 @@ def test_a_constraint_may_name_its_own_question(qtype, constraint, expected):
     survey = [["type", "name", EN, "constraint"], [qtype, "q", "Q", constraint]]
     question = import_xlsform(xlsx(survey))["sections"][0]["questions"][0]
     assert {k: question.get(k) for k in expected} == expected
-
-
-def test_a_constraint_on_another_question_is_refused_with_its_row():
-    survey = [["type", "name", EN, "constraint"], ["integer", "a", "A", None], ["integer", "b", "B", ". > ${a}"]]
-    with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(xlsx(survey))
-    assert [(p["row"], p["name"]) for p in problems(excinfo)] == [(3, "b")]
 
 
 def test_choice_names_voices_cannot_keep_are_mapped_and_said():

@@ -49,7 +49,10 @@ def test_corpus_form(name):
         assert any(words in reason for reason in reasons), (sheet, row, found)
     for item in found:
         assert WHAT_TO_DO.search(item["reason"]), item
-    assert all(w["row"] for w in refusal.extra["warnings"])
+    warnings = refusal.extra["warnings"]
+    assert all(w["row"] for w in warnings)
+    for (sheet, row), words in form.warned.items():
+        assert any(words in w["reason"] for w in warnings if (w["sheet"], w["row"]) == (sheet, row)), warnings
 
 
 def test_the_corpus_covers_what_real_forms_use():

@@ -20,7 +20,7 @@ class Form:
     languages: list[str] = field(default_factory=lambda: ["en"])  # the consultation's
     legacy_xls: bool = False
     questions: list[str] | None = None  # imported: the question ids in order
-    warned: dict[tuple[str, int], str] = field(default_factory=dict)  # imported: (sheet, row) -> words
+    warned: dict[tuple[str, int], str] = field(default_factory=dict)  # (sheet, row) -> words
     refused: dict[tuple[str, int], str] = field(default_factory=dict)  # refused: (sheet, row) -> words
 
     def data(self) -> bytes:
@@ -178,7 +178,8 @@ CORPUS = {
         refused={("survey", 3): "clear the cell", ("survey", 4): "into the choices sheet",
                  ("survey", 6): "add a separate text question"},
     ),
-    # Times, a barcode and a phone-number pattern: each refused naming the type to use instead.
+    # Times and a barcode: each refused naming the type to use instead; the phone-number pattern
+    # is dropped with a warning.
     "times_and_patterns": Form(
         survey=[
             ["type", "name", "label", "constraint"],
@@ -188,7 +189,8 @@ CORPUS = {
             ["text", "phone", "Phone number", "regex(., '^[0-9]{10}$')"],  # 5
         ],
         refused={("survey", 2): "change the type to date", ("survey", 3): "change the type to date",
-                 ("survey", 4): "change the type to text", ("survey", 5): "delete the constraint"},
+                 ("survey", 4): "change the type to text"},
+        warned={("survey", 5): "is not kept"},
     ),
     # Only metadata and notes: nothing to answer.
     "nothing_to_answer": Form(
