@@ -29,7 +29,8 @@ What is mapped:
                              `selected(${q}, 'x')`, `${q} > 3` (>=, <, <=),
                              `${q} = ''` / `${q} != ''`, `and`, `or`, `not(...)`;
                              order comparisons on a choice list named by
-                             numbers (a scale); count-selected(${q}) > 0 / = 0
+                             numbers (a scale); count-selected(${q}) and
+                             string-length(${q}) > 0 / = 0
   extra columns (Voices extensions): `dimension`, `sensitive` (yes/no) on
   question rows, `content_warning::<language>` on begin group rows.
 

@@ -126,12 +126,12 @@ class RelevantParser:
         if token is not None and token[0] == "ref":
             self.pos += 1
             return token
-        if token == ("word", "count-selected"):
+        if token in (("word", "count-selected"), ("word", "string-length")):
             self.pos += 1
             self._take("lp")
             name = self._take("ref")
             self._take("rp")
-            return ("count", name)
+            return ("count", name, token[1])
         if token is not None and token[0] == "word":
             raise Unsupported(f"function or name {token[1]!r} is not supported")
         return self._literal()
@@ -145,17 +145,18 @@ class RelevantParser:
         op = op_token[1]
         right = self._operand()
         if left[0] == "count" and right[0] == "num":
-            return self._count_selected(left[1], op, right[1])
+            return self._count(left, op, right[1])
         if right[0] == "count" and left[0] == "num":
-            return self._count_selected(right[1], _FLIP[op], left[1])
+            return self._count(right, _FLIP[op], left[1])
         if left[0] == "ref" and right[0] in ("str", "num"):
             return self._compare(left[1], op, right)
         if right[0] == "ref" and left[0] in ("str", "num"):
             return self._compare(right[1], _FLIP[op], left)
         raise Unsupported("a comparison needs one ${question} and one value")
 
-    def _count_selected(self, name: str, op: str, number: str) -> dict:
-        """count-selected(${q}) compared with a number: only 'any selected' and 'none selected' map."""
+    def _count(self, operand: tuple[str, ...], op: str, number: str) -> dict:
+        """count-selected(${q}) or string-length(${q}) against a number: only 'answered' and 'not answered' map."""
+        _, name, function = operand
         question = self.lookup(name)
         answered = {"question": question["id"], "op": "answered"}
         value = float(number)
@@ -163,8 +164,8 @@ class RelevantParser:
             return answered
         if (op, value) in (("=", 0), ("<", 1), ("<=", 0)):
             return {"not": answered}
-        raise Unsupported(f"Voices can tell only whether ${{{name}}} has any choice selected: "
-                          f"write count-selected(${{{name}}}) > 0 or count-selected(${{{name}}}) = 0")
+        raise Unsupported(f"Voices can tell only whether ${{{name}}} is answered: "
+                          f"write {function}(${{{name}}}) > 0 or {function}(${{{name}}}) = 0")
 
     def _selected(self, name: str, literal: tuple[str, str]) -> dict:
         question = self.lookup(name)
