@@ -3,7 +3,9 @@
 What is mapped:
   select_one L            -> single_choice (options from list L of the choices sheet;
                              names Voices cannot keep as codes, such as `père`,
-                             are renamed with a warning)
+                             are renamed with a warning); `or_other` adds the
+                             choice 'other' and the text question <name>_other
+                             asked when it is chosen, as ODK does
   select_multiple L       -> multiple_choice
   integer / decimal       -> number (integer flag); a constraint made only of
                              `. >= n`, `. <= n` (and `>`/`<` for integers)
@@ -43,14 +45,15 @@ Decided on purpose:
   - `required`, `appearance`, media, `guidance_hint`, `default` and messages
     are ignored with a warning: every Voices question is skippable and the
     participant pages have their own layout;
-  - other constraints are dropped with a warning: they only narrow what may
-    be answered, and answers are still checked against type and choices;
+  - other constraints, `choice_filter` and choice `parameters` (randomize)
+    are dropped with a warning: they only narrow or order what may be
+    answered, and answers are still checked against type and choices;
   - texts missing in one of the form's languages are imported with a
     warning at their row (a draft may be half translated; publishing is not);
   - everything else is refused, row by row, saying what to change: other
     question types (geopoint, image, calculate, time, ...), repeats,
-    `or_other`, `choice_filter`, calculations, read-only fields, relevant
-    expressions outside the forms above (who sees a question is not guessed).
+    calculations, read-only fields, relevant expressions outside the forms
+    above (who sees a question is not guessed).
 
 Errors: ValidationFailed whose `errors` maps a sheet name ("survey",
 "choices", "settings") or "form" (problems that belong to no sheet, e.g. an

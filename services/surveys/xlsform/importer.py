@@ -43,7 +43,14 @@ from .expressions import (
     range_scale,
     text_max_length,
 )
-from .languages import DEFAULT_LABEL, DEFAULT_SECTION_TITLE, LanguageColumns, language_code
+from .languages import (
+    DEFAULT_LABEL,
+    DEFAULT_SECTION_TITLE,
+    OTHER_CHOICE,
+    SPECIFY_OTHER,
+    LanguageColumns,
+    language_code,
+)
 from .problems import CHOICES, SETTINGS, SURVEY, in_sheet_order, problem, raise_problems
 
 _log = logging.getLogger("voices.surveys.xlsform")
@@ -75,11 +82,9 @@ _IGNORED_BIND = {"required": "'required' is ignored: every question in Voices ca
                  "jr:noAppErrorString": "'no_app_error_string' is ignored"}  # fmt: skip
 _IGNORED_CONTROL = {"appearance", "autoplay", "rows"}
 # Top-level keys handled above or in the row code; any other non-empty column gets a warning.
-_READ_TOP = {"media", "guidance_hint", "default", "instance", "label", "hint", "type", "name",
+_READ_TOP = {"media", "guidance_hint", "default", "instance", "label", "hint", "type", "name", "choice_filter",
              "__row", "bind", "control", "dimension", "sensitive", "content_warning", "parameters"}  # fmt: skip
 _REFUSED_TOP = {
-    "choice_filter": "'choice_filter' (cascading choices) is not supported: clear the cell to offer the whole "
-                     "list, or make one list and one question per case",
     "trigger": "'trigger' (recalculating on change) is not supported: clear the cell",
     "repeat_count": "repeats are not supported: ask the questions once, outside a repeat",
 }
@@ -142,9 +147,9 @@ def _pyxform_problem(exc: Exception, rows_by_name: dict[str, int] | None = None)
     message = str(exc)
     row_match = re.search(r"\[row\s*:\s*(\d+)\]", message)
     sheet_match = re.search(r"'(survey|choices|settings)' sheet", message)
-    named = re.search(r"named '([^']+)'", message)
+    named = re.search(r"named '([^']+)'|'name' value '([^']+)'", message)
     row = int(row_match.group(1)) if row_match else None
-    name = named.group(1) if named else None
+    name = (named.group(1) or named.group(2)) if named else None
     if row is None and name is not None and rows_by_name:
         row = rows_by_name.get(name)
     # Row numbers in pyxform messages without a sheet are survey-sheet rows.
@@ -296,6 +301,8 @@ class _Importer:
                 ok = False
         if row.get("media"):
             self.warn_column(SURVEY, "media", number, "images, audio and video are not imported")
+        if row.get("choice_filter"):  # more choices than meant, never a wrong one: kept, with a word
+            self.warn(row, f"choice_filter {row['choice_filter']!r} is not kept: the whole choice list is offered")
         for key in ("guidance_hint", "default"):
             if row.get(key):
                 self.warn_column(SURVEY, key, number, f"{key!r} is ignored")
@@ -418,6 +425,8 @@ class _Importer:
                     loose = self.new_section(self.unused_id("section_"), None, row["__row"])
                 section = loose
             section["questions"].append(question)
+            if "__then" in question:  # the text question or_other adds
+                section["questions"].append(question.pop("__then"))
         for group in groups:
             self.problems.append(problem(SURVEY, group["row"]["__row"], group["name"], (
                 "this group or repeat is never ended: add an 'end group' row after its last question"
@@ -522,6 +531,7 @@ class _Importer:
             flags[flag] = bool(value)
         if built is None or not (columns_ok and relevant_ok):
             return None
+        or_other = built.pop("__or_other", False)
         question = {
             "id": str(name),
             "type": built["type"],
@@ -533,6 +543,13 @@ class _Importer:
             "__row": row["__row"],
         }
         self.questions.setdefault(question["id"], question)
+        if or_other:
+            op = "includes" if question["type"] == MULTIPLE_CHOICE else "equals"
+            follow_up = {"id": f"{name}_other", "type": FREE_TEXT, "label": None, "hint": None,
+                         "relevant": {"question": question["id"], "op": op, "value": "other"},
+                         "dimension": False, "sensitive": False, "__row": row["__row"], "__texts": SPECIFY_OTHER}
+            self.questions.setdefault(follow_up["id"], follow_up)
+            question["__then"] = follow_up
         return question
 
     def question_type(self, row: dict, kind: str, lowered: str) -> dict | None:
@@ -570,22 +587,37 @@ class _Importer:
             return None
         parts = rest.split(" ", 1)
         list_name = parts[0]
-        if len(parts) > 1:
-            if parts[1].strip().lower() in _OR_OTHER:
-                self.refuse(row, "'or_other' is not supported: add a separate text question for 'other'")
-            else:
-                self.refuse(row, f"cannot read the type {command + ' ' + rest!r}: write it as "
-                                 f"'{command} <list name>'")
+        or_other = len(parts) > 1 and parts[1].strip().lower() in _OR_OTHER
+        if len(parts) > 1 and not or_other:
+            self.refuse(row, f"cannot read the type {command + ' ' + rest!r}: write it as '{command} <list name>'")
             return None
         if row.get("parameters"):
-            self.refuse(row, "parameters (such as randomize) are not supported on choice questions: clear the "
-                             "parameters cell")
-            return None
+            self.warn(row, f"parameters {row['parameters']!r} are ignored: choices are shown in the list's order")
         options = self.options(list_name, row)
         if options is None:
             return None
         qtype = SINGLE_CHOICE if meaning == constants.SELECT_ONE else MULTIPLE_CHOICE
-        return {"type": qtype, "options": options}
+        if or_other and not self.add_other(row, options):
+            return None
+        return {"type": qtype, "options": options, "__or_other": or_other}
+
+    def add_other(self, row: dict, options: list[dict]) -> bool:
+        """Add what ODK's or_other adds: the choice 'other' (and, in `question`, the text question
+        `<name>_other` asked when it is chosen); False after refusing when a name is taken."""
+        follow_up = f"{row.get('name')}_other"
+        if any(option["code"] == "other" for option in options):
+            self.refuse(row, "'or_other' adds the choice 'other', which the list already has: remove 'or_other' "
+                             "from the type, and add a text question for 'other' if you need one")
+            return False
+        if follow_up in self.names:
+            self.refuse(row, f"'or_other' adds the text question {follow_up!r}, and a row already has that name: "
+                             "rename that row, or remove 'or_other' from the type")
+            return False
+        options.append({"code": "other", "label": None, "__row": row["__row"], "__name": "other",
+                        "__sheet": SURVEY, "__texts": OTHER_CHOICE})
+        self.warn(row, f"'or_other' adds the choice 'other' and the text question {follow_up!r}, asked when "
+                       "'other' is chosen")
+        return True
 
     def constraint(self, row: dict, built: dict | None) -> dict | None:
         """The question with the bounds its constraint sets; a constraint Voices cannot keep is
@@ -631,7 +663,12 @@ class _Importer:
                 self.paths[qpath] = (SURVEY, question.pop("__row"), question["id"])
                 for o_index, option in enumerate(question.get("options") or []):
                     option_path = f"{qpath}.options[{o_index}]"
-                    self.paths[option_path] = (CHOICES, option.pop("__row"), option.pop("__name"))
+                    sheet = option.pop("__sheet", CHOICES)
+                    self.paths[option_path] = (sheet, option.pop("__row"), option.pop("__name"))
+                for item in (question, *(question.get("options") or [])):
+                    if "__texts" in item:  # added by or_other: Voices' own words in the form's languages
+                        texts = item.pop("__texts")
+                        item["label"] = {lang: texts[lang] for lang in languages}
             sections.append({k: v for k, v in section.items() if not k.startswith("__")})
         return {"languages": languages, "sections": sections}
 
@@ -708,9 +745,11 @@ def read_xlsform(
     if pyxform_error is not None:
         rows_by_name = {str(r["name"]): r["__row"] for r in importer.survey_rows if r.get("name")}
         reported = _pyxform_problem(pyxform_error, rows_by_name)
-        # The same row already explained in Voices' words is enough.
-        if reported["row"] is None or not any(
-            (p["sheet"], p["row"]) == (reported["sheet"], reported["row"]) for p in problems
+        # The same row, or the same name, already explained in Voices' words is enough.
+        if not any(
+            (reported["row"] is not None and (p["sheet"], p["row"]) == (reported["sheet"], reported["row"]))
+            or (reported["name"] is not None and f"'{reported['name']}'" in p["reason"])
+            for p in problems
         ):
             problems.append(reported)
     definition = importer.definition()

@@ -22,6 +22,17 @@ DEFAULT_SECTION_TITLE = {
     "es": "Preguntas",
 }
 
+# Texts of what `or_other` adds: the choice, and the text question asked when it is chosen.
+OTHER_CHOICE = {"ar": "أخرى", "zh": "其他", "en": "Other", "fr": "Autre", "ru": "Другое", "es": "Otro"}
+SPECIFY_OTHER = {
+    "ar": "يرجى التحديد",
+    "zh": "请具体说明",
+    "en": "Please specify",
+    "fr": "Veuillez préciser",
+    "ru": "Уточните, пожалуйста",
+    "es": "Especifique, por favor",
+}
+
 _LANGUAGE_NAMES = {
     "arabic": "ar", "العربية": "ar", "عربي": "ar", "ara": "ar",
     "chinese": "zh", "mandarin": "zh", "中文": "zh", "汉语": "zh", "漢語": "zh", "zho": "zh", "chi": "zh",

@@ -130,16 +130,15 @@ def test_unsupported_rows_are_each_reported_with_sheet_and_row():
     found = problems(excinfo)
     by_row = {(p["sheet"], p["row"]): p for p in found if p["sheet"] in ("survey", "choices")}
     assert ("choices", 3) not in by_row  # 'no no' is kept as no_no, with a warning
-    expected = {3: "where", 4: "score", 5: "kids", 8: "other", 9: "filtered", 10: "n",
-                13: "early", 15: "nolist", 16: "refers_to_map"}
+    expected = {3: "where", 4: "score", 5: "kids", 10: "n", 13: "early", 15: "nolist", 16: "refers_to_map"}
     for row, name in expected.items():
         assert ("survey", row) in by_row, row
         assert by_row[("survey", row)]["name"] == name
-    assert not any(p["sheet"] == "survey" and p["row"] in (2, 6, 11, 12, 14) for p in found)  # 12: metadata
+    # Kept with a warning: 8 (or_other), 9 (choice_filter), 11 (constraint dropped), 12 (metadata).
+    assert not any(p["sheet"] == "survey" and p["row"] in (2, 6, 8, 9, 11, 12, 14) for p in found)
+    assert {8, 9, 11, 12} <= {w["row"] for w in excinfo.value.extra["warnings"]}
     assert "geopoint" in by_row[("survey", 3)]["reason"]
     assert "repeat" in by_row[("survey", 5)]["reason"]
-    assert "or_other" in by_row[("survey", 8)]["reason"]
-    assert "choice_filter" in by_row[("survey", 9)]["reason"]
     assert "not an earlier question" in by_row[("survey", 13)]["reason"]
     assert "not imported" in by_row[("survey", 16)]["reason"]
     assert set(excinfo.value.extra["errors"]) <= {"survey", "choices", "form"}
@@ -543,3 +542,39 @@ def test_an_unsupported_type_is_refused_saying_what_to_change(qtype, change):
         import_xlsform(xlsx(survey, [["list_name", "name", EN], ["colour", "red", "Red"]]))
     reasons = [p["reason"] for p in problems(excinfo) if p["row"] == 2]
     assert reasons and qtype.split()[0] in reasons[0] and change in reasons[0], reasons
+
+
+def test_or_other_adds_the_choice_and_the_text_question_odk_adds():
+    survey = [["type", "name", EN, AR, "parameters", "choice_filter"],
+              ["select_one yn or_other", "safe", "Safe?", "آمن؟", "randomize=true", None],  # row 2
+              ["select_multiple needs or_other", "needs", "Needs?", "احتياجات؟", None, None],  # row 3
+              ["select_one needs", "first_need", "First?", "الأول؟", None, "name != 'food'"]]  # row 4
+    imported = read_xlsform(xlsx(survey, YES_NO))
+    questions = imported.definition["sections"][0]["questions"]
+    assert [q["id"] for q in questions] == ["safe", "safe_other", "needs", "needs_other", "first_need"]
+    assert questions[0]["options"][-1] == {"code": "other", "label": {"en": "Other", "ar": "أخرى"}}
+    assert [o["code"] for o in questions[2]["options"]] == ["food", "shelter", "health", "other"]
+    assert [o["code"] for o in questions[4]["options"]] == ["food", "shelter", "health"]  # filter dropped
+    assert questions[1]["type"] == "free_text" and set(questions[1]["label"]) == {"en", "ar"}
+    assert questions[1]["relevant"] == {"question": "safe", "op": "equals", "value": "other"}
+    assert questions[3]["relevant"] == {"question": "needs", "op": "includes", "value": "other"}
+    publishable(imported.definition)
+    shown = visible_questions(imported.definition, {"safe": "other", "needs": ["food"]})
+    assert shown[0]["question_ids"] == ["safe", "safe_other", "needs", "first_need"]
+    reasons = [w["reason"] for w in imported.warnings]
+    assert any("randomize" in r for r in reasons) and any("name != 'food'" in r for r in reasons)
+    assert any("'safe_other'" in r for r in reasons) and any("'needs_other'" in r for r in reasons)
+
+
+@pytest.mark.parametrize("clash", ["a row named safe_other", "a choice named other"])
+def test_or_other_is_refused_when_what_it_adds_has_a_name_already_taken(clash):
+    survey = [["type", "name", EN], ["select_one yn or_other", "safe", "Safe?"]]
+    choices = [["list_name", "name", EN], ["yn", "yes", "Yes"], ["yn", "no", "No"]]
+    if clash == "a row named safe_other":
+        survey.append(["text", "safe_other", "Other"])
+    else:
+        choices.append(["yn", "other", "Other"])
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(xlsx(survey, choices))
+    [problem] = problems(excinfo)
+    assert problem["row"] == 2 and "or_other" in problem["reason"] and "remove" in problem["reason"]

@@ -162,7 +162,8 @@ CORPUS = {
         refused={("survey", 2): "delete the row", ("survey", 3): "delete the row",
                  ("survey", 4): "change it to 'begin group'", ("survey", 7): "delete the row"},
     ),
-    # Cascading selects and choices from a file, as Kobo projects often have.
+    # Cascading selects, or_other and choices from a file, as Kobo projects often have: the file is
+    # refused, the filter and or_other are kept as well as Voices can.
     "cascading_and_file": Form(
         survey=[
             ["type", "name", "label", "choice_filter"],
@@ -175,8 +176,8 @@ CORPUS = {
         choices=[["list_name", "name", "label", "region"], ["yes_no", "yes", "Yes", None], ["yes_no", "no", "No", None],
                  ["region", "north", "North", None], ["region", "south", "South", None],
                  ["district", "d1", "District 1", "north"], ["district", "d2", "District 2", "south"]],
-        refused={("survey", 3): "clear the cell", ("survey", 4): "into the choices sheet",
-                 ("survey", 6): "add a separate text question"},
+        refused={("survey", 4): "into the choices sheet"},
+        warned={("survey", 3): "the whole choice list is offered", ("survey", 6): "adds the choice 'other'"},
     ),
     # Times and a barcode: each refused naming the type to use instead; the phone-number pattern
     # is dropped with a warning.
