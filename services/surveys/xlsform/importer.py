@@ -301,7 +301,7 @@ class _Importer:
                 ok = False
         if row.get("media"):
             self.warn_column(SURVEY, "media", number, "images, audio and video are not imported")
-        if row.get("choice_filter"):  # more choices than meant, never a wrong one: kept, with a word
+        if row.get("choice_filter"):  # offers more choices than meant, all from the list: kept, with a word
             self.warn(row, f"choice_filter {row['choice_filter']!r} is not kept: the whole choice list is offered")
         for key in ("guidance_hint", "default"):
             if row.get(key):
