@@ -532,11 +532,25 @@ class _Importer:
         if built is None or not (columns_ok and relevant_ok):
             return None
         or_other = built.pop("__or_other", False)
+        label = self.languages.texts(SURVEY, "label", row.get("label")) or {}
+        hint = self.languages.texts(SURVEY, "hint", row.get("hint"))
+        if not row.get("label"):  # ODK shows a question with only a hint; Voices needs its text as the label
+            if not hint:
+                self.refuse(row, "this question has no label: write the question in the label column")
+                return None
+            label, hint = hint, None
+            self.languages.adopt(label)
+            self.warn(row, "this question has no label, so its hint is the question's text: move it to the "
+                           "label column to say so")
+        for column, texts in (("label", label), ("hint", hint)):
+            if any("${" in text for text in (texts or {}).values()):
+                self.warn(row, f"the {column} shows ${{...}} as written: Voices does not put earlier answers "
+                               "into texts, so reword it")
         question = {
             "id": str(name),
             "type": built["type"],
-            "label": self.languages.texts(SURVEY, "label", row.get("label")) or {},
-            "hint": self.languages.texts(SURVEY, "hint", row.get("hint")),
+            "label": label,
+            "hint": hint,
             **{key: value for key, value in built.items() if key != "type"},
             "relevant": relevant,
             **flags,

@@ -118,6 +118,10 @@ class LanguageColumns:
         self._seen[key] = code
         return code
 
+    def adopt(self, texts: dict[str, str]) -> None:
+        """Count the languages of texts used as labels (a hint standing in for a missing label)."""
+        self.order.extend(code for code in texts if code not in self.order)
+
     def column_for(self, sheet: str, column: str, code: str) -> str:
         """The header of the sheet's column for a language: the one in the form, or one to add."""
         label = self._owner.get((sheet, column, code))

@@ -578,3 +578,19 @@ def test_or_other_is_refused_when_what_it_adds_has_a_name_already_taken(clash):
         import_xlsform(xlsx(survey, choices))
     [problem] = problems(excinfo)
     assert problem["row"] == 2 and "or_other" in problem["reason"] and "remove" in problem["reason"]
+
+
+def test_a_question_with_only_a_hint_is_asked_with_the_hint_as_its_text():
+    survey = [["type", "name", "label", "hint"], ["text", "q", None, "Tell us what helped"]]
+    imported = read_xlsform(xlsx(survey), languages=["fr"])
+    assert imported.definition["languages"] == ["fr"]
+    question = imported.definition["sections"][0]["questions"][0]
+    assert (question["label"], question["hint"]) == ({"fr": "Tell us what helped"}, None)
+    assert "hint" in warnings_by_row(imported)[("survey", 2)]
+
+
+def test_a_label_that_refers_to_an_earlier_answer_is_imported_with_a_warning():
+    survey = [["type", "name", EN], ["integer", "age", "Age"], ["text", "q", "At ${age}, what helped?"]]
+    imported = read_xlsform(xlsx(survey))
+    assert imported.definition["sections"][0]["questions"][1]["label"] == {"en": "At ${age}, what helped?"}
+    assert "reword" in warnings_by_row(imported)[("survey", 3)]
