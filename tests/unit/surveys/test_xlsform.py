@@ -587,6 +587,10 @@ def test_a_question_with_only_a_hint_is_asked_with_the_hint_as_its_text():
     question = imported.definition["sections"][0]["questions"][0]
     assert (question["label"], question["hint"]) == ({"fr": "Tell us what helped"}, None)
     assert "hint" in warnings_by_row(imported)[("survey", 2)]
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(xlsx([["type", "name", "label"], ["text", "q", None]]))
+    [problem] = problems(excinfo)
+    assert problem["row"] == 2 and "write the question in the label column" in problem["reason"]
 
 
 def test_a_label_that_refers_to_an_earlier_answer_is_imported_with_a_warning():
