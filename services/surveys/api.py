@@ -85,6 +85,8 @@ class SurveyXLSForm(MethodView):
     @consultations.arguments(XLSFormQuerySchema, location="query")
     @consultations.arguments(XLSFormUploadSchema, location="files")
     @consultations.response(200, XLSFormImportedSchema)
+    @consultations.alt_response(422, description="the form cannot be imported: `errors` by sheet and `warnings`, "
+                                "each {sheet, row, name, reason}; nothing is stored")
     def post(self, query, files, consultation_id):
         """Replace the draft survey with an uploaded .xlsx or .xls XLSForm (multipart field `file`).
 
