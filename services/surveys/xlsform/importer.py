@@ -399,8 +399,10 @@ class _Importer:
             if begin:
                 loose = None
                 parent = groups[-1] if groups else None
-                if parent is not None:
-                    parent["section"] = None  # its questions after this group go to a section of their own
+                if parent is not None and parent["section"] is not None:
+                    # An outer group's questions before this group keep their section, those after it get another.
+                    parent["section"]["__holds_groups"] = True
+                    parent["section"] = None
                 groups.append(self.begin(row, begin.group("kind"), parent))
                 continue
             if end:
@@ -662,7 +664,7 @@ class _Importer:
         sections = []
         for s_index, section in enumerate(self.sections):
             if not section["questions"]:
-                if section["__name"] is not None:
+                if section["__name"] is not None and not section.get("__holds_groups"):
                     self.warnings.append(problem(
                         SURVEY, section["__row"], section["__name"],
                         "this group has no questions Voices can import and is left out",

@@ -598,3 +598,11 @@ def test_a_label_that_refers_to_an_earlier_answer_is_imported_with_a_warning():
     imported = read_xlsform(xlsx(survey))
     assert imported.definition["sections"][0]["questions"][1]["label"] == {"en": "At ${age}, what helped?"}
     assert "reword" in warnings_by_row(imported)[("survey", 3)]
+
+
+def test_a_group_that_holds_only_groups_is_not_reported_empty():
+    survey = [["type", "name", EN], ["begin group", "outer", "Outer"], ["begin group", "inner", None],
+              ["text", "q", "Q"], ["end group"], ["end group"]]
+    imported = read_xlsform(xlsx(survey))
+    assert [(s["id"], s["title"]) for s in imported.definition["sections"]] == [("inner", {"en": "Outer"})]
+    assert not any("no questions" in w["reason"] for w in imported.warnings)
