@@ -740,8 +740,12 @@ def read_xlsform(
         raise_problems([problem(None, None, None, _NOT_A_WORKBOOK)])
     try:
         workbook = get_xlsform(data, file_type=file_type)
-    except Exception as exc:  # noqa: BLE001 - anything unreadable is the uploader's to fix
-        raise_problems([problem(None, None, None, f"{_NOT_A_WORKBOOK} ({file_type} could not be read: {exc})")])
+    except Exception:  # noqa: BLE001 - anything unreadable is the uploader's to fix
+        # The reader's own words name formats Voices does not take (.md, .csv): not shown.
+        raise_problems([problem(None, None, None, (
+            f"{_NOT_A_WORKBOOK} (it starts like an {file_type} file but cannot be opened as one: it may be "
+            "damaged, or another kind of document)"
+        ))])  # fmt: skip
     # pyxform checks the form as a whole (names, references, sheet structure).
     pyxform_error: PyXFormError | None = None
     try:

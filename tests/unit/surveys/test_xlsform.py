@@ -474,10 +474,12 @@ def test_a_legacy_xls_workbook_imports_like_the_xlsx():
 
 
 def test_a_file_that_is_no_workbook_is_refused_naming_the_formats():
-    with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(b"\xd0\xcf\x11\xe0 not really a workbook")
-    [problem] = problems(excinfo)
-    assert problem["sheet"] is None and "an .xlsx or .xls workbook" in problem["reason"]
+    for data in (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 damaged", b"PK\x03\x04 a zip that is no workbook", b"a,b\n"):
+        with pytest.raises(ValidationFailed) as excinfo:
+            import_xlsform(data)
+        [problem] = problems(excinfo)
+        assert problem["sheet"] is None and "an .xlsx or .xls workbook" in problem["reason"]
+        assert ".csv" not in problem["reason"]
 
 
 @pytest.mark.parametrize(
