@@ -26,7 +26,9 @@ What is mapped:
   label, hint (no language) -> the settings sheet's default_language, else the
                              caller's, else the consultation's language that no
                              label column of the same sheet has (English
-                             without a consultation)
+                             without a consultation); when none is left, a
+                             plain label is left out and a plain hint goes with
+                             the first label language (warnings)
   relevant                -> conditions, for `${q} = 'x'`, `${q} != 'x'`,
                              `selected(${q}, 'x')`, `${q} > 3` (>=, <, <=),
                              `${q} = ''` / `${q} != ''`, `and`, `or`, `not(...)`;

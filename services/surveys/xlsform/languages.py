@@ -141,13 +141,20 @@ class LanguageColumns:
             return code
         labelled = self.labelled.get(sheet, set())
         candidates = [c for c in self.consultation_languages or ["en"] if c not in labelled]
-        if not candidates:
-            self.problems.append(problem(sheet, 1, column, (
-                f"column '{column}' has no language and the other label columns already cover "
-                f"{', '.join(sorted(labelled))}: name its language (e.g. '{column}::English (en)'), "
-                "set default_language in the settings sheet, or delete the column"
+        if not candidates and column == "label":  # a label for each language already: this one is extra
+            self.warnings.append(problem(sheet, 1, column, (
+                f"column '{column}' has no language and is not imported: the other label columns already "
+                f"cover {', '.join(sorted(labelled))}; name its language (e.g. '{column}::English (en)') "
+                "to import it"
             )))  # fmt: skip
             return None
+        if not candidates:  # e.g. a plain hint beside translated labels: most likely in their first language
+            code = next(c for c in [*self.consultation_languages, *sorted(labelled)] if c in labelled)
+            self.warnings.append(problem(sheet, 1, column, (
+                f"column '{column}' has no language and is taken to be in {code!r}, the first language of the "
+                f"label columns: name its language (e.g. '{column}::English (en)') if it is another"
+            )))  # fmt: skip
+            return code
         if (len(candidates) > 1 or not self.consultation_languages) and sheet not in self._guess_said:
             self._guess_said.add(sheet)
             self.warnings.append(problem(sheet, 1, column, (

@@ -413,13 +413,14 @@ def test_a_plain_label_column_without_any_language_to_go_by_is_english_with_a_wa
     assert "default_language" in warnings_by_row(imported)[("survey", 1)]
 
 
-def test_a_plain_label_column_beside_columns_for_every_consultation_language_is_refused_at_its_header():
-    survey = [["type", "name", "label", EN, AR], ["text", "q", "Question", "Question", "سؤال"]]
-    with pytest.raises(ValidationFailed) as excinfo:
-        read_xlsform(xlsx(survey), languages=["en", "ar"])
-    [problem] = problems(excinfo)
-    assert (problem["sheet"], problem["row"], problem["name"]) == ("survey", 1, "label")
-    assert "default_language" in problem["reason"]
+def test_a_plain_column_beside_label_columns_for_every_consultation_language():
+    survey = [["type", "name", "label", EN, AR, "hint"], ["text", "q", "Swali", "Question", "سؤال", "A hint"]]
+    imported = read_xlsform(xlsx(survey), languages=["ar", "en"])
+    question = imported.definition["sections"][0]["questions"][0]
+    # The extra plain label is left out; the plain hint goes with the first label language.
+    assert (question["label"], question["hint"]) == ({"en": "Question", "ar": "سؤال"}, {"ar": "A hint"})
+    by_column = {w["name"]: w["reason"] for w in imported.warnings if w["row"] == 1}
+    assert "not imported" in by_column["label"] and "'ar'" in by_column["hint"]
 
 
 METADATA_TYPES = ["start", "end", "today", "deviceid", "username", "phonenumber", "simserial", "subscriberid",
