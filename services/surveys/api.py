@@ -85,15 +85,18 @@ class SurveyXLSForm(MethodView):
     @consultations.arguments(XLSFormQuerySchema, location="query")
     @consultations.arguments(XLSFormUploadSchema, location="files")
     @consultations.response(200, XLSFormImportedSchema)
+    @consultations.alt_response(422, description="the form cannot be imported: `errors` by sheet and `warnings`, "
+                                "each {sheet, row, name, reason}; nothing is stored")
     def post(self, query, files, consultation_id):
-        """Replace the draft survey with an uploaded .xlsx XLSForm (multipart field `file`).
+        """Replace the draft survey with an uploaded .xlsx or .xls XLSForm (multipart field `file`).
 
-        Rows that cannot be imported are refused all together (422), each with its sheet and row number.
+        Rows that cannot be imported are refused all together (422, `errors` by sheet), each with its
+        sheet and row number; the 422 also lists `warnings`, the rows that would be skipped or ignored.
         """
         consultation = _organiser_consultation(consultation_id)
         workbook = files["file"].read()
         if not workbook:
-            raise ValidationFailed("The uploaded file is empty.", errors={"file": ["upload an .xlsx workbook"]})
+            raise ValidationFailed("The uploaded file is empty.", errors={"file": ["upload an .xlsx or .xls workbook"]})
         consultation, imported = cons.import_xlsform_draft(consultation, workbook, query["default_language"])
         return {"consultation_id": consultation.consultation_id, "form_title": imported.title,
                 "draft": consultation.draft, "warnings": imported.warnings, "revision": consultation.revision}

@@ -161,14 +161,17 @@ def update_draft(consultation: Consultation, survey: dict[str, Any]) -> Consulta
 
 def import_xlsform_draft(consultation: Consultation, workbook: bytes,
                          default_language: str | None = None) -> tuple[Consultation, xlsform.XLSFormImport]:
-    """Replace the draft with the survey of an .xlsx XLSForm; returns it with the import's title and warnings.
+    """Replace the draft with the survey of an .xlsx or .xls XLSForm; returns it with the import's title and warnings.
 
-    Raises ValidationFailed listing each row that cannot be imported (by
-    sheet and row number), Conflict when archived. Nothing is stored on failure.
+    Columns without a language are taken to be in the consultation's language (see
+    `xlsform.read_xlsform`). Raises ValidationFailed listing each row that cannot be
+    imported (by sheet and row number) with the warnings, Conflict when archived.
+    Nothing is stored on failure.
     """
     if consultation.status == "archived":
         raise Conflict("An archived consultation cannot be edited.")
-    imported = xlsform.read_xlsform(workbook, default_language=default_language)
+    imported = xlsform.read_xlsform(workbook, default_language=default_language,
+                                    languages=list(consultation.languages))
     consultation = update_draft(consultation, imported.definition)
     found, wanted = imported.definition["languages"], list(consultation.languages)
     if set(found) != set(wanted):

@@ -85,12 +85,13 @@ class VersionSchema(Schema):
 
 
 class XLSFormUploadSchema(Schema):
-    file = Upload(required=True, metadata={"description": "an .xlsx XLSForm (survey, choices, settings sheets)"})
+    file = Upload(required=True, metadata={"description": "an .xlsx or .xls XLSForm (survey, choices, settings sheets)"})
 
 
 class XLSFormQuerySchema(StrictSchema):
     default_language = fields.String(load_default=None, validate=validate.Length(max=40), metadata={
-        "description": "language of label/hint columns without one, e.g. 'en' (the settings sheet wins)"})
+        "description": "language of label/hint columns without one, e.g. 'en' (the settings sheet wins; "
+                       "without either, the consultation's language that no label column of the sheet has)"})
 
 
 class ImportProblemSchema(Schema):
@@ -105,7 +106,8 @@ class XLSFormImportedSchema(Schema):
     form_title = fields.String(allow_none=True)
     draft = fields.Dict(metadata={"description": "the new draft survey; publish it to make it a version"})
     warnings = fields.List(fields.Nested(ImportProblemSchema),
-                           metadata={"description": "what was skipped or ignored, by sheet and row"})
+                           metadata={"description": "what was skipped, ignored or renamed, and translations "
+                                                    "still missing, by sheet and row"})
     revision = fields.Integer()
 
 

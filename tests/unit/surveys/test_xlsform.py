@@ -3,32 +3,16 @@ from __future__ import annotations
 
 import io
 
-import openpyxl
 import pytest
 
 from services.surveys.answers import validate_answers, visible_questions
-from services.surveys.questionnaire import check_translations, publishable
+from services.surveys.questionnaire import CODE_PATTERN, check_translations, publishable
 from services.surveys.xlsform import import_xlsform, language_code, read_xlsform
 from shared.errors import ValidationFailed
 
+from .workbooks import xlsx
+
 EN, AR = "label::English (en)", "label::Arabic (ar)"
-
-
-def workbook(survey: list[list], choices: list[list] | None = None, settings: list[list] | None = None) -> bytes:
-    """An .xlsx with the given sheets; the first row of each list is the header."""
-    book = openpyxl.Workbook()
-    sheet = book.active
-    sheet.title = "survey"
-    for row in survey:
-        sheet.append(row)
-    for name, rows in (("choices", choices), ("settings", settings)):
-        if rows:
-            extra = book.create_sheet(name)
-            for row in rows:
-                extra.append(row)
-    out = io.BytesIO()
-    book.save(out)
-    return out.getvalue()
 
 
 YES_NO = [
@@ -64,7 +48,7 @@ def problems(excinfo) -> list[dict]:
 
 
 def test_round_trip_with_arabic_groups_relevant_and_select_multiple():
-    imported = read_xlsform(workbook(CONSULTATION_FORM, YES_NO, SETTINGS))
+    imported = read_xlsform(xlsx(CONSULTATION_FORM, YES_NO, SETTINGS))
     definition = imported.definition
     assert imported.title == "Safety consultation"
     assert definition["languages"] == ["en", "ar"]
@@ -115,7 +99,7 @@ def test_round_trip_with_arabic_groups_relevant_and_select_multiple():
 
 
 def test_import_xlsform_from_path_and_file_object(tmp_path):
-    data = workbook(CONSULTATION_FORM, YES_NO, SETTINGS)
+    data = xlsx(CONSULTATION_FORM, YES_NO, SETTINGS)
     path = tmp_path / "form.xlsx"
     path.write_bytes(data)
     assert import_xlsform(path) == import_xlsform(str(path)) == import_xlsform(io.BytesIO(data))
@@ -133,7 +117,7 @@ def test_unsupported_rows_are_each_reported_with_sheet_and_row():
         ["select_one yn or_other", "other", "Other?", None, None, None, None],  # 8
         ["select_one yn", "filtered", "Filtered", None, None, "list_name = 'yn'", None],  # 9
         ["integer", "n", "N", "count(${safe}) > 1", None, None, None],  # 10
-        ["integer", "m", "M", None, "regex(., '[0-9]+')", None, None],  # 11
+        ["integer", "m", "M", None, "regex(., '[0-9]+')", None, None],  # 11: constraint dropped, warned
         ["deviceid", "device", None, None, None, None, None],  # 12
         ["text", "early", "Early", "${late} != ''", None, None, None],  # 13: forward reference
         ["text", "late", "Late", None, None, None, None],  # 14 ok
@@ -142,50 +126,52 @@ def test_unsupported_rows_are_each_reported_with_sheet_and_row():
     ]
     choices = [["list_name", "name", EN], ["yn", "yes", "Yes"], ["yn", "no no", "No"]]
     with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey, choices, [["default_language"], ["English (en)"]]))
+        import_xlsform(xlsx(survey, choices, [["default_language"], ["English (en)"]]))
     found = problems(excinfo)
     by_row = {(p["sheet"], p["row"]): p for p in found if p["sheet"] in ("survey", "choices")}
-    assert ("choices", 3) in by_row and by_row[("choices", 3)]["name"] == "no no"
-    expected = {3: "where", 4: "score", 5: "kids", 8: "other", 9: "filtered", 10: "n", 11: "m",
-                12: "device", 13: "early", 15: "nolist", 16: "refers_to_map"}
+    assert ("choices", 3) not in by_row  # 'no no' is kept as no_no, with a warning
+    expected = {3: "where", 4: "score", 5: "kids", 10: "n", 13: "early", 15: "nolist", 16: "refers_to_map"}
     for row, name in expected.items():
         assert ("survey", row) in by_row, row
         assert by_row[("survey", row)]["name"] == name
-    assert not any(p["sheet"] == "survey" and p["row"] in (2, 6, 14) for p in found)
+    # Kept with a warning: 8 (or_other), 9 (choice_filter), 11 (constraint dropped), 12 (metadata).
+    assert not any(p["sheet"] == "survey" and p["row"] in (2, 6, 8, 9, 11, 12, 14) for p in found)
+    assert {8, 9, 11, 12} <= {w["row"] for w in excinfo.value.extra["warnings"]}
     assert "geopoint" in by_row[("survey", 3)]["reason"]
     assert "repeat" in by_row[("survey", 5)]["reason"]
-    assert "or_other" in by_row[("survey", 8)]["reason"]
-    assert "choice_filter" in by_row[("survey", 9)]["reason"]
     assert "not an earlier question" in by_row[("survey", 13)]["reason"]
-    assert "never collects" in by_row[("survey", 12)]["reason"]
     assert "not imported" in by_row[("survey", 16)]["reason"]
     assert set(excinfo.value.extra["errors"]) <= {"survey", "choices", "form"}
     assert all(set(p) == {"sheet", "row", "name", "reason"} for p in found)
 
 
-def test_unsupported_language_column_points_at_the_header():
+def test_a_column_in_another_language_is_left_out_with_a_warning_at_its_header():
     survey = [["type", "name", EN, "label::Swahili (sw)"], ["text", "q", "Q", "Swali"]]
-    with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey))
-    assert problems(excinfo) == [{"sheet": "survey", "row": 1, "name": "label::Swahili (sw)",
-                                  "reason": problems(excinfo)[0]["reason"]}]
-    assert "Swahili" in problems(excinfo)[0]["reason"]
+    imported = read_xlsform(xlsx(survey))
+    assert imported.definition["sections"][0]["questions"][0]["label"] == {"en": "Q"}
+    [warning] = [w for w in imported.warnings if w["name"] == "label::Swahili (sw)"]
+    assert warning["row"] == 1 and "Swahili" in warning["reason"]
+    with pytest.raises(ValidationFailed) as excinfo:  # nothing left in a language Voices works in
+        import_xlsform(xlsx([["type", "name", "label::Swahili (sw)"], ["text", "q", "Swali"]]))
+    [problem] = problems(excinfo)
+    assert problem["row"] == 1 and "label::Swahili (sw)" in problem["reason"]
 
 
-def test_label_without_language_needs_a_default():
+def test_default_language_names_the_language_of_plain_columns():
     survey = [["type", "name", "label"], ["text", "q", "Question"]]
-    with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey))
-    assert problems(excinfo)[0]["row"] == 1 and problems(excinfo)[0]["name"] == "label"
-    assert import_xlsform(workbook(survey), default_language="fr")["languages"] == ["fr"]
-    from_settings = import_xlsform(workbook(survey, settings=[["default_language"], ["Español"]]))
+    assert import_xlsform(xlsx(survey), default_language="fr", languages=["en"])["languages"] == ["fr"]
+    from_settings = import_xlsform(xlsx(survey, settings=[["default_language"], ["Español"]]), default_language="fr")
     assert from_settings["sections"][0]["questions"][0]["label"] == {"es": "Question"}
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(xlsx(survey, settings=[["default_language"], ["Deutsch"]]))
+    [problem] = problems(excinfo)
+    assert (problem["row"], problem["name"]) == (1, "label") and "Deutsch" in problem["reason"]
 
 
 def test_pyxform_whole_form_errors_are_reported_with_rows():
     survey = [["type", "name", EN], ["text", "q1", "A"], ["text", "q1", "B"]]
     with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey))
+        import_xlsform(xlsx(survey))
     rows = {(p["sheet"], p["row"]) for p in problems(excinfo)}
     assert ("survey", 3) in rows
     assert any(p["reason"].startswith("pyxform:") for p in problems(excinfo))
@@ -208,26 +194,28 @@ def test_not_an_xlsx_file():
 )
 def test_simple_constraints_become_bounds(qtype, constraint, expected):
     survey = [["type", "name", EN, "constraint"], [qtype, "q", "Q", constraint]]
-    question = import_xlsform(workbook(survey))["sections"][0]["questions"][0]
+    question = import_xlsform(xlsx(survey))["sections"][0]["questions"][0]
     assert {k: question.get(k) for k in expected} == expected
 
 
 @pytest.mark.parametrize(
     "qtype, constraint",
     [("decimal", ". > 0"), ("integer", ". >= 0 or . <= -5"), ("date", ". <= today()"),
-     ("select_one yn", "count-selected(.) = 1")],
+     ("select_one yn", "count-selected(.) = 1"), ("text", "regex(., '^[0-9]{10}$')"), ("integer", ". > ${a}")],
 )
-def test_unmappable_constraints_are_refused(qtype, constraint):
-    survey = [["type", "name", EN, "constraint"], [qtype, "q", "Q", constraint]]
-    with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey, YES_NO[:3]))
-    assert any(p["row"] == 2 and p["name"] == "q" for p in problems(excinfo))
+def test_constraints_voices_cannot_keep_are_dropped_with_a_warning_at_their_row(qtype, constraint):
+    survey = [["type", "name", EN, "constraint"], ["integer", "a", "A", None], [qtype, "q", "Q", constraint]]
+    imported = read_xlsform(xlsx(survey, YES_NO[:3]))
+    question = imported.definition["sections"][0]["questions"][1]
+    assert question.get("min") is None and question.get("max") is None
+    assert question.get("max_length") in (None, 2000)
+    assert any(constraint in w["reason"] and "not kept" in w["reason"] for w in imported.warnings if w["row"] == 3)
 
 
 def test_definition_rule_breaks_are_traced_back_to_rows():
     survey = [["type", "name", EN, "constraint"], ["text", "a", "A", None], ["integer", "q", "Q", ". >= 10 and . <= 5"]]
     with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey))
+        import_xlsform(xlsx(survey))
     [problem] = problems(excinfo)
     assert (problem["sheet"], problem["row"], problem["name"]) == ("survey", 3, "q")
     assert "max" in problem["reason"]
@@ -236,12 +224,12 @@ def test_definition_rule_breaks_are_traced_back_to_rows():
 def test_range_becomes_rating():
     survey = [["type", "name", EN, "parameters"], ["range", "r", "R", "start=1 end=5 step=1"],
               ["range", "r10", "R", None]]
-    first, second = import_xlsform(workbook(survey))["sections"][0]["questions"]
+    first, second = import_xlsform(xlsx(survey))["sections"][0]["questions"]
     assert (first["type"], first["min"], first["max"]) == ("rating", 1, 5)
     assert (second["min"], second["max"]) == (1, 10)
     bad = [["type", "name", EN, "parameters"], ["range", "r", "R", "start=0 end=100 step=10"]]
     with pytest.raises(ValidationFailed):
-        import_xlsform(workbook(bad))
+        import_xlsform(xlsx(bad))
 
 
 @pytest.mark.parametrize(
@@ -267,30 +255,75 @@ def test_range_becomes_rating():
 def test_relevant_expressions(expression, condition):
     survey = [["type", "name", EN, "relevant"], ["select_one yn", "safe", "S", None], ["integer", "age", "A", None],
               ["select_multiple needs", "needs", "N", None], ["text", "q", "Q", expression]]
-    questions = import_xlsform(workbook(survey, YES_NO))["sections"][0]["questions"]
+    questions = import_xlsform(xlsx(survey, YES_NO))["sections"][0]["questions"]
     assert questions[-1]["relevant"] == condition
+
+
+@pytest.mark.parametrize(
+    "expression, condition",
+    [("${scale} <= 2", {"any": [{"question": "scale", "op": "equals", "value": "1"},
+                                {"question": "scale", "op": "equals", "value": "2"}]}),
+     ("4 < ${scale}", {"question": "scale", "op": "equals", "value": "5"}),
+     ("count-selected(${needs}) > 0", {"question": "needs", "op": "answered"}),
+     ("count-selected(${needs}) = 0", {"not": {"question": "needs", "op": "answered"}}),
+     ("1 <= count-selected(${needs})", {"question": "needs", "op": "answered"}),
+     ("string-length(${scale}) = 0", {"not": {"question": "scale", "op": "answered"}})],
+)
+def test_scales_and_counted_choices_in_relevant(expression, condition):
+    survey = [["type", "name", EN, "relevant"], ["select_one scale", "scale", "S", None],
+              ["select_multiple needs", "needs", "N", None], ["text", "q", "Q", expression]]
+    choices = [*YES_NO, *[["scale", str(n), str(n), str(n)] for n in range(1, 6)]]
+    assert import_xlsform(xlsx(survey, choices))["sections"][0]["questions"][-1]["relevant"] == condition
+
+
+@pytest.mark.parametrize("expression", ["${scale} > 5", "count-selected(${needs}) > 1", "${safe} >= 1"])
+def test_comparisons_that_cannot_be_kept_are_refused(expression):
+    survey = [["type", "name", EN, "relevant"], ["select_one scale", "scale", "S", None],
+              ["select_multiple needs", "needs", "N", None], ["select_one yn", "safe", "S", None],
+              ["text", "q", "Q", expression]]
+    choices = [*YES_NO, *[["scale", str(n), str(n), str(n)] for n in range(1, 6)]]
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(xlsx(survey, choices))
+    assert [p["row"] for p in problems(excinfo)] == [5]
 
 
 @pytest.mark.parametrize(
     "expression",
     ["${needs} = 'food'", "${safe} = 'maybe'", "${safe} > 2", "${age} = 'old'", "${when} > '2020-01-01'",
-     "string-length(${safe}) > 0", "${safe} = 'no' and", "${safe} = ${age}", "${nobody} = 'x'", "true()"],
+     "string-length(${safe}) > 3", "${safe} = 'no' and", "${safe} = ${age}", "${nobody} = 'x'", "true()"],
 )
 def test_unsupported_relevant_expressions(expression):
     survey = [["type", "name", EN, "relevant"], ["select_one yn", "safe", "S", None], ["integer", "age", "A", None],
               ["select_multiple needs", "needs", "N", None], ["date", "when", "W", None],
               ["text", "q", "Q", expression]]
     with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey, YES_NO))
+        import_xlsform(xlsx(survey, YES_NO))
     assert any(p["sheet"] == "survey" and p["row"] == 6 and p["name"] == "q" for p in problems(excinfo))
 
 
-def test_nested_groups_are_refused():
-    survey = [["type", "name", EN], ["begin group", "outer", "Outer"], ["begin group", "inner", "Inner"],
-              ["text", "q", "Q"], ["end group"], ["end group"]]
-    with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey))
-    assert any(p["row"] == 3 and p["name"] == "inner" for p in problems(excinfo))
+def test_a_group_inside_a_group_becomes_a_section_shown_only_with_the_outer_one():
+    survey = [["type", "name", EN, AR, "relevant", "content_warning::English (en)", "content_warning::Arabic (ar)"],
+              ["select_one yn", "safe", "Safe?", "آمن؟", None, None, None],
+              ["begin group", "outer", "Outer", "خارجي", "${safe} = 'no'", "Hard", "صعب"],
+              ["text", "a", "A", "أ", None, None, None],
+              ["begin group", "inner", None, None, "${a} != ''", None, None],  # row 5
+              ["select_multiple needs", "needs", "Needs", "احتياجات", None, None, None],
+              ["end group"], ["text", "b", "B", "ب", None, None, None], ["end group"]]
+    imported = read_xlsform(xlsx(survey, YES_NO))
+    sections = imported.definition["sections"]
+    assert [(s["id"], [q["id"] for q in s["questions"]]) for s in sections] == [
+        ("section_1", ["safe"]), ("outer", ["a"]), ("inner", ["needs"]), ("outer_2", ["b"])]
+    outer_shown = {"question": "safe", "op": "equals", "value": "no"}
+    assert sections[1]["relevant"] == sections[3]["relevant"] == outer_shown
+    assert sections[2]["relevant"] == {"all": [outer_shown, {"question": "a", "op": "answered"}]}
+    assert sections[2]["title"] == sections[3]["title"] == {"en": "Outer", "ar": "خارجي"}
+    assert sections[2]["content_warning"] == {"en": "Hard", "ar": "صعب"}
+    assert "inside group 'outer'" in warnings_by_row(imported)[("survey", 5)]
+    publishable(imported.definition)
+    shown = visible_questions(imported.definition, {"safe": "no"})
+    assert [s["section_id"] for s in shown] == ["section_1", "outer", "outer_2"]
+    shown = visible_questions(imported.definition, {"safe": "no", "a": "x"})
+    assert [s["section_id"] for s in shown] == ["section_1", "outer", "inner", "outer_2"]
 
 
 def test_voices_extension_columns():
@@ -302,19 +335,19 @@ def test_voices_extension_columns():
         ["text", "story", "T", "ت", None, "TRUE", None, None],
         ["end group"],
     ]
-    section = import_xlsform(workbook(survey, YES_NO))["sections"][0]
+    section = import_xlsform(xlsx(survey, YES_NO))["sections"][0]
     assert section["content_warning"] == {"en": "Hard questions ahead", "ar": "أسئلة صعبة"}
     assert section["questions"][0]["dimension"] is True and section["questions"][0]["sensitive"] is False
     assert section["questions"][1]["sensitive"] is True
     survey[3][5] = "sometimes"
     with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(workbook(survey, YES_NO))
+        import_xlsform(xlsx(survey, YES_NO))
     assert any(p["row"] == 4 and "sensitive" in p["reason"] for p in problems(excinfo))
 
 
 def test_missing_translation_imports_but_is_not_publishable():
     survey = [["type", "name", EN, AR], ["text", "q1", "One", "واحد"], ["text", "q2", "Two", None]]
-    definition = import_xlsform(workbook(survey))
+    definition = import_xlsform(xlsx(survey))
     assert definition["sections"][0]["questions"][1]["label"] == {"en": "Two"}
     with pytest.raises(ValidationFailed) as excinfo:
         publishable(definition)
@@ -324,7 +357,7 @@ def test_missing_translation_imports_but_is_not_publishable():
 def test_sections_split_around_groups():
     survey = [["type", "name", EN], ["text", "a", "A"], ["begin group", "g", "G"], ["text", "b", "B"],
               ["end group"], ["text", "c", "C"], ["text", "section_3", "D"]]
-    sections = import_xlsform(workbook(survey))["sections"]
+    sections = import_xlsform(xlsx(survey))["sections"]
     assert [(s["id"], [q["id"] for q in s["questions"]]) for s in sections] == [
         ("section_1", ["a"]), ("g", ["b"]), ("section_4", ["c", "section_3"])]
 
@@ -337,3 +370,242 @@ def test_sections_split_around_groups():
 )
 def test_language_code(label, code):
     assert language_code(label) == code
+
+
+# ---------------------------------------------------------------- forms as organisations bring them
+
+from .workbooks import xls  # noqa: E402
+
+
+def warnings_by_row(imported) -> dict[tuple[str, int], str]:
+    return {(w["sheet"], w["row"]): w["reason"] for w in imported.warnings}
+
+
+@pytest.mark.parametrize("consultation, expected", [(["fr"], "fr"), (["ar"], "ar"), (["en", "es"], "en")])
+def test_a_plain_label_column_is_in_the_consultation_language(consultation, expected):
+    survey = [["type", "name", "label", "hint"], ["text", "q", "Question", "A hint"]]
+    imported = read_xlsform(xlsx(survey), languages=consultation)
+    question = imported.definition["sections"][0]["questions"][0]
+    assert imported.definition["languages"] == [expected]
+    assert (question["label"], question["hint"]) == ({expected: "Question"}, {expected: "A hint"})
+    if len(consultation) > 1:  # a guess among several is said, with the column
+        assert "label" in warnings_by_row(imported)[("survey", 1)]
+
+
+def test_a_plain_label_column_takes_the_consultation_language_no_other_column_has():
+    survey = [["type", "name", "label", "label::Arabic (ar)"], ["text", "q", "Question", "سؤال"]]
+    definition = read_xlsform(xlsx(survey), languages=["ar", "en"]).definition
+    assert definition["sections"][0]["questions"][0]["label"] == {"en": "Question", "ar": "سؤال"}
+    publishable(definition)
+
+
+def test_a_plain_label_column_on_the_choices_sheet_of_a_translated_survey_sheet():
+    survey = [["type", "name", EN], ["select_one yn", "q", "Question"]]
+    choices = [["list_name", "name", "label"], ["yn", "yes", "Yes"], ["yn", "no", "No"]]
+    definition = read_xlsform(xlsx(survey, choices), languages=["en"]).definition
+    assert definition["sections"][0]["questions"][0]["options"][0]["label"] == {"en": "Yes"}
+
+
+def test_a_plain_label_column_without_any_language_to_go_by_is_english_with_a_warning():
+    survey = [["type", "name", "label"], ["text", "q", "Question"]]
+    imported = read_xlsform(xlsx(survey))
+    assert imported.definition["languages"] == ["en"]
+    assert "default_language" in warnings_by_row(imported)[("survey", 1)]
+
+
+def test_a_plain_column_beside_label_columns_for_every_consultation_language():
+    survey = [["type", "name", "label", EN, AR, "hint"], ["text", "q", "Swali", "Question", "سؤال", "A hint"]]
+    imported = read_xlsform(xlsx(survey), languages=["ar", "en"])
+    question = imported.definition["sections"][0]["questions"][0]
+    # The extra plain label is left out; the plain hint goes with the first label language.
+    assert (question["label"], question["hint"]) == ({"en": "Question", "ar": "سؤال"}, {"ar": "A hint"})
+    by_column = {w["name"]: w["reason"] for w in imported.warnings if w["row"] == 1}
+    assert "not imported" in by_column["label"] and "'ar'" in by_column["hint"]
+
+
+METADATA_TYPES = ["start", "end", "today", "deviceid", "username", "phonenumber", "simserial", "subscriberid",
+                  "email", "audit", "start-geopoint", "background-audio"]
+
+
+def test_metadata_rows_are_skipped_with_a_warning_for_each_row():
+    # pyxform wants the audit row unnamed.
+    survey = [["type", "name", EN], *[[kind, None if kind == "audit" else f"meta_{i}", None]
+                                      for i, kind in enumerate(METADATA_TYPES)],
+              ["text", "story", "Story"]]
+    imported = read_xlsform(xlsx(survey))
+    assert [q["id"] for s in imported.definition["sections"] for q in s["questions"]] == ["story"]
+    warnings = warnings_by_row(imported)
+    for row, kind in enumerate(METADATA_TYPES, start=2):
+        assert kind in warnings[("survey", row)] and "skipped" in warnings[("survey", row)]
+
+
+def test_a_question_that_depends_on_a_metadata_row_is_refused_with_the_reason():
+    survey = [["type", "name", EN, "relevant"], ["today", "today", None, None],
+              ["text", "q", "Q", "${today} != ''"]]
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(xlsx(survey))
+    [problem] = problems(excinfo)
+    assert problem["row"] == 3 and "today" in problem["reason"] and "not imported" in problem["reason"]
+
+
+def test_a_group_without_a_label_is_reported_at_import_and_publishes():
+    survey = [["type", "name", EN, AR, "relevant"], ["select_one yn", "safe", "Safe?", "آمن؟", None],
+              ["begin group", "details", None, None, "${safe} = 'no'"],  # row 3
+              ["text", "why", "Why?", "لماذا؟", None], ["end group", None, None, None, None]]
+    imported = read_xlsform(xlsx(survey, YES_NO))
+    section = imported.definition["sections"][1]
+    assert section["id"] == "details" and set(section["title"]) == {"en", "ar"}
+    assert "label" in warnings_by_row(imported)[("survey", 3)]
+    publishable(imported.definition)
+
+
+def test_missing_translations_are_warned_at_import_with_their_rows():
+    survey = [["type", "name", EN, AR], ["begin group", "g", "Group", None], ["text", "q1", "One", "واحد"],
+              ["select_one yn", "q2", "Two", None], ["end group", None, None, None]]
+    choices = [["list_name", "name", EN, AR], ["yn", "yes", "Yes", None], ["yn", "no", "No", "لا"]]
+    warnings = warnings_by_row(read_xlsform(xlsx(survey, choices)))
+    for where in (("survey", 2), ("survey", 4), ("choices", 2)):
+        assert "missing translation for 'ar'" in warnings[where], where
+    assert ("survey", 3) not in warnings and ("choices", 3) not in warnings
+
+
+def test_a_legacy_xls_workbook_imports_like_the_xlsx():
+    assert import_xlsform(xls(CONSULTATION_FORM, YES_NO, SETTINGS)) == import_xlsform(
+        xlsx(CONSULTATION_FORM, YES_NO, SETTINGS))
+
+
+def test_a_file_that_is_no_workbook_is_refused_naming_the_formats():
+    for data in (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 damaged", b"PK\x03\x04 a zip that is no workbook", b"a,b\n"):
+        with pytest.raises(ValidationFailed) as excinfo:
+            import_xlsform(data)
+        [problem] = problems(excinfo)
+        assert problem["sheet"] is None and "an .xlsx or .xls workbook" in problem["reason"]
+        assert ".csv" not in problem["reason"]
+
+
+@pytest.mark.parametrize(
+    "qtype, constraint, expected",
+    [("integer", "${q} > 0 and ${q} < 120", {"min": 1, "max": 119}),
+     ("decimal", "${q} >= 0.5 and . <= 2", {"min": 0.5, "max": 2}),
+     ("text", "string-length(${q}) <= 80", {"max_length": 80})],
+)
+def test_a_constraint_may_name_its_own_question(qtype, constraint, expected):
+    survey = [["type", "name", EN, "constraint"], [qtype, "q", "Q", constraint]]
+    question = import_xlsform(xlsx(survey))["sections"][0]["questions"][0]
+    assert {k: question.get(k) for k in expected} == expected
+
+
+def test_choice_names_voices_cannot_keep_are_mapped_and_said():
+    survey = [["type", "name", EN, "relevant"], ["select_one colour", "colour", "Colour", None],
+              ["text", "why", "Why?", "${colour} = 'père' or selected(${colour}, \"red's\")"]]
+    choices = [["list_name", "name", EN], ["colour", "père", "Father"], ["colour", "red's", "Red"],
+               ["colour", "red_s", "Red too"], ["colour", "أحمر", "Arabic red"], ["colour", "blue", "Blue"]]
+    imported = read_xlsform(xlsx(survey, choices))
+    colour, why = imported.definition["sections"][0]["questions"]
+    codes = [o["code"] for o in colour["options"]]
+    assert codes[0] == "pere" and codes[-1] == "blue"
+    assert len(set(codes)) == 5 and all(CODE_PATTERN.match(code) for code in codes)
+    assert why["relevant"] == {"any": [{"question": "colour", "op": "equals", "value": "pere"},
+                                       {"question": "colour", "op": "equals", "value": codes[1]}]}
+    warnings = warnings_by_row(imported)
+    for row, code in zip((2, 3, 5), (codes[0], codes[1], codes[3])):
+        assert repr(code) in warnings[("choices", row)]
+    assert ("choices", 4) not in warnings and ("choices", 6) not in warnings
+
+
+def test_an_internal_pyxform_failure_never_reaches_the_organiser(monkeypatch):
+    from services.surveys.xlsform import importer
+
+    def broken_convert(*args, **kwargs):
+        raise AttributeError("'dict' object has no attribute 'nodeType'")
+
+    monkeypatch.setattr(importer, "convert", broken_convert)
+    assert import_xlsform(xlsx(CONSULTATION_FORM, YES_NO, SETTINGS))["sections"]
+    survey = [["type", "name", EN], ["geopoint", "where", "Where?"]]
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(xlsx(survey))
+    assert [p["row"] for p in problems(excinfo)] == [2]
+    assert not any("nodeType" in p["reason"] for p in problems(excinfo))
+
+
+@pytest.mark.parametrize(
+    "qtype, change",
+    [("geopoint", "delete the row"), ("geotrace", "delete the row"), ("image", "delete the row"),
+     ("audio", "delete the row"), ("file", "delete the row"), ("calculate", "delete the row"),
+     ("time", "change the type to date"), ("datetime", "change the type to date"),
+     ("barcode", "change the type to text"), ("acknowledge", "change the type to select_one"),
+     ("trigger", "change the type to select_one"), ("rank colour", "change the type to select_multiple"),
+     ("select_one_from_file places.csv", "into the choices sheet"), ("hidden", "delete the row"),
+     ("xml-external", "delete the row"), ("osm", "delete the row"), ("gps", "delete the row"),
+     ("q picture", "delete the row")],
+)
+def test_an_unsupported_type_is_refused_saying_what_to_change(qtype, change):
+    survey = [["type", "name", EN, "calculation"], [qtype, "q", "Q", "1" if qtype == "calculate" else None]]
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(xlsx(survey, [["list_name", "name", EN], ["colour", "red", "Red"]]))
+    reasons = [p["reason"] for p in problems(excinfo) if p["row"] == 2]
+    assert reasons and qtype.split()[0] in reasons[0] and change in reasons[0], reasons
+
+
+def test_or_other_adds_the_choice_and_the_text_question_odk_adds():
+    survey = [["type", "name", EN, AR, "parameters", "choice_filter"],
+              ["select_one yn or_other", "safe", "Safe?", "آمن؟", "randomize=true", None],  # row 2
+              ["select_multiple needs or_other", "needs", "Needs?", "احتياجات؟", None, None],  # row 3
+              ["select_one needs", "first_need", "First?", "الأول؟", None, "name != 'food'"]]  # row 4
+    imported = read_xlsform(xlsx(survey, YES_NO))
+    questions = imported.definition["sections"][0]["questions"]
+    assert [q["id"] for q in questions] == ["safe", "safe_other", "needs", "needs_other", "first_need"]
+    assert questions[0]["options"][-1] == {"code": "other", "label": {"en": "Other", "ar": "أخرى"}}
+    assert [o["code"] for o in questions[2]["options"]] == ["food", "shelter", "health", "other"]
+    assert [o["code"] for o in questions[4]["options"]] == ["food", "shelter", "health"]  # filter dropped
+    assert questions[1]["type"] == "free_text" and set(questions[1]["label"]) == {"en", "ar"}
+    assert questions[1]["relevant"] == {"question": "safe", "op": "equals", "value": "other"}
+    assert questions[3]["relevant"] == {"question": "needs", "op": "includes", "value": "other"}
+    publishable(imported.definition)
+    shown = visible_questions(imported.definition, {"safe": "other", "needs": ["food"]})
+    assert shown[0]["question_ids"] == ["safe", "safe_other", "needs", "first_need"]
+    reasons = [w["reason"] for w in imported.warnings]
+    assert any("randomize" in r for r in reasons) and any("name != 'food'" in r for r in reasons)
+    assert any("'safe_other'" in r for r in reasons) and any("'needs_other'" in r for r in reasons)
+
+
+@pytest.mark.parametrize("clash", ["a row named safe_other", "a choice named other"])
+def test_or_other_is_refused_when_what_it_adds_has_a_name_already_taken(clash):
+    survey = [["type", "name", EN], ["select_one yn or_other", "safe", "Safe?"]]
+    choices = [["list_name", "name", EN], ["yn", "yes", "Yes"], ["yn", "no", "No"]]
+    if clash == "a row named safe_other":
+        survey.append(["text", "safe_other", "Other"])
+    else:
+        choices.append(["yn", "other", "Other"])
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(xlsx(survey, choices))
+    [problem] = problems(excinfo)
+    assert problem["row"] == 2 and "or_other" in problem["reason"] and "remove" in problem["reason"]
+
+
+def test_a_question_with_only_a_hint_is_asked_with_the_hint_as_its_text():
+    survey = [["type", "name", "label", "hint"], ["text", "q", None, "Tell us what helped"]]
+    imported = read_xlsform(xlsx(survey), languages=["fr"])
+    assert imported.definition["languages"] == ["fr"]
+    question = imported.definition["sections"][0]["questions"][0]
+    assert (question["label"], question["hint"]) == ({"fr": "Tell us what helped"}, None)
+    assert "hint" in warnings_by_row(imported)[("survey", 2)]
+    with pytest.raises(ValidationFailed) as excinfo:
+        import_xlsform(xlsx([["type", "name", "label"], ["text", "q", None]]))
+    [problem] = problems(excinfo)
+    assert problem["row"] == 2 and "write the question in the label column" in problem["reason"]
+
+
+def test_a_label_that_refers_to_an_earlier_answer_is_imported_with_a_warning():
+    survey = [["type", "name", EN], ["integer", "age", "Age"], ["text", "q", "At ${age}, what helped?"]]
+    imported = read_xlsform(xlsx(survey))
+    assert imported.definition["sections"][0]["questions"][1]["label"] == {"en": "At ${age}, what helped?"}
+    assert "reword" in warnings_by_row(imported)[("survey", 3)]
+
+
+def test_a_group_that_holds_only_groups_is_not_reported_empty():
+    survey = [["type", "name", EN], ["begin group", "outer", "Outer"], ["begin group", "inner", None],
+              ["text", "q", "Q"], ["end group"], ["end group"]]
+    imported = read_xlsform(xlsx(survey))
+    assert [(s["id"], s["title"]) for s in imported.definition["sections"]] == [("inner", {"en": "Outer"})]
+    assert not any("no questions" in w["reason"] for w in imported.warnings)
