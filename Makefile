@@ -36,6 +36,7 @@ run: install
 	$(PY) -m deploy.run
 
 test: install browser-deps
+	cd deploy/ferretdb && go test ./...
 	$(PY) -m pytest -q
 
 test-unit: $(STAMP)

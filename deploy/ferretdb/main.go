@@ -8,7 +8,8 @@
 // atomic and one writer's change can undo another's. MongoDB applies each write to a document
 // atomically, and the services rely on that. So FerretDB listens on a private Unix socket only,
 // and this program serves the public address, passing every command through but one write
-// command at a time (reads still run side by side). See writeguard.go.
+// command at a time (reads still run side by side). See writeguard.go, and idindex.go for the
+// index that makes lookups by _id use an index at all.
 package main
 
 import (
@@ -67,7 +68,10 @@ func main() {
 	if err := waitForSocket(ctx, socket); err != nil {
 		log.Fatal(err)
 	}
-	guard, err := newWriteGuard(*listen, socket)
+	ids := newIDIndexer(dir)
+	defer ids.close()
+	ids.all()
+	guard, err := newWriteGuard(*listen, socket, ids)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -37,14 +37,15 @@ type writeGuard struct {
 	listener net.Listener
 	upstream string
 	writes   sync.Mutex
+	ids      *idIndexer
 }
 
-func newWriteGuard(listen, upstream string) (*writeGuard, error) {
+func newWriteGuard(listen, upstream string, ids *idIndexer) (*writeGuard, error) {
 	listener, err := net.Listen("tcp", listen)
 	if err != nil {
 		return nil, err
 	}
-	return &writeGuard{listener: listener, upstream: upstream}, nil
+	return &writeGuard{listener: listener, upstream: upstream, ids: ids}, nil
 }
 
 func (g *writeGuard) serve() {
@@ -77,12 +78,14 @@ func (g *writeGuard) relay(client net.Conn) {
 		if err != nil {
 			return // the client went away, or sent something that is not the wire protocol
 		}
-		write := isWrite(request)
+		body := commandBody(request)
+		write := body != nil && writeCommands[firstFieldName(body)]
 		if write {
 			g.writes.Lock()
 		}
 		err = exchange(request, client, server)
 		if write {
+			g.ids.ensure(stringField(body, "$db")) // the write may have made a new collection
 			g.writes.Unlock()
 		}
 		if err != nil {
@@ -142,34 +145,89 @@ func moreToCome(message []byte) bool {
 	return binary.LittleEndian.Uint32(message[headerSize:headerSize+4])&flagMoreToCome != 0
 }
 
-// isWrite reads the command name: the first field of an OP_MSG's body section (kind 0).
-func isWrite(message []byte) bool {
-	if opCode(message) != opMsg {
-		return false // legacy opcodes: only the driver's first handshake, which writes nothing
+// commandBody is an OP_MSG's body section (kind 0): the command document, or nil.
+func commandBody(message []byte) []byte {
+	if opCode(message) != opMsg || len(message) < headerSize+4 {
+		return nil // legacy opcodes: only the driver's first handshake, which writes nothing
 	}
 	sections := message[headerSize+4:]
 	for len(sections) > 0 {
 		kind := sections[0]
 		sections = sections[1:]
 		if len(sections) < 4 {
-			return false
+			return nil
 		}
 		size := int(int32(binary.LittleEndian.Uint32(sections[:4])))
 		if size < 5 || size > len(sections) {
-			return false
+			return nil
 		}
 		if kind == 0 {
-			document := sections[:size]
-			if len(document) < 6 {
-				return false
-			}
-			name := document[5:] // after the size (4 bytes) and the first field's type (1 byte)
-			end := bytes.IndexByte(name, 0)
-			return end > 0 && writeCommands[string(name[:end])]
+			return sections[:size]
 		}
 		sections = sections[size:] // kind 1: a document sequence; its size comes first as well
 	}
-	return false
+	return nil
+}
+
+// firstFieldName is the command's name: the first field of its document.
+func firstFieldName(document []byte) string {
+	if len(document) < 6 {
+		return ""
+	}
+	name := document[5:] // after the size (4 bytes) and the first field's type (1 byte)
+	end := bytes.IndexByte(name, 0)
+	if end < 0 {
+		return ""
+	}
+	return string(name[:end])
+}
+
+// stringField is the value of a top-level string field of a BSON document ("" if absent).
+func stringField(document []byte, wanted string) string {
+	if len(document) < 5 {
+		return ""
+	}
+	rest := document[4 : len(document)-1]
+	for len(rest) > 0 {
+		kind := rest[0]
+		end := bytes.IndexByte(rest[1:], 0)
+		if end < 0 {
+			return ""
+		}
+		name := string(rest[1 : 1+end])
+		rest = rest[2+end:]
+		size := bsonValueSize(kind, rest)
+		if size < 0 || size > len(rest) {
+			return ""
+		}
+		if name == wanted && kind == 0x02 && size >= 5 {
+			return string(rest[4 : size-1])
+		}
+		rest = rest[size:]
+	}
+	return ""
+}
+
+// bsonValueSize is how many bytes a value of this BSON type takes at the start of b (-1: unknown).
+func bsonValueSize(kind byte, b []byte) int {
+	fixed := map[byte]int{0x01: 8, 0x07: 12, 0x08: 1, 0x09: 8, 0x0A: 0, 0x10: 4, 0x11: 8, 0x12: 8, 0x13: 16,
+		0x7F: 0, 0xFF: 0}
+	if n, ok := fixed[kind]; ok {
+		return n
+	}
+	if len(b) < 4 {
+		return -1
+	}
+	n := int(int32(binary.LittleEndian.Uint32(b[:4])))
+	switch kind {
+	case 0x02, 0x0D, 0x0E: // string, JavaScript, symbol: length then bytes
+		return 4 + n
+	case 0x03, 0x04: // document, array: the length includes itself
+		return n
+	case 0x05: // binary: length, subtype, bytes
+		return 5 + n
+	}
+	return -1
 }
 
 // waitForSocket waits until FerretDB accepts connections on its socket.
