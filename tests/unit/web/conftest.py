@@ -23,14 +23,15 @@ class Consultation:
     organiser_token: str
 
 
-def open_demo_consultation(platform: Platform, min_age: int | None = None) -> Consultation:
-    """The demo survey, published, with a published consent text in six languages and a link invitation."""
+def open_demo_consultation(platform: Platform, min_age: int | None = None, survey: dict = SURVEY) -> Consultation:
+    """The demo survey (or `survey`), published, with a published consent text in six languages and a link
+    invitation."""
     organiser = platform.staff("organiser", platform.organisation())["token"]
     cid = platform.call("POST", "/api/v1/consultations", organiser, expect=201, json={
         "title": "After leaving", "languages": list(LANGS),
         "purposes": ["participate", "aggregate_reporting", "quote_anonymised", "follow_up_contact"],
         "min_age": min_age,
-        "survey": SURVEY}).get_json()[
+        "survey": survey}).get_json()[
         "consultation_id"]
     platform.call("POST", f"/api/v1/consultations/{cid}/publish", organiser, expect=200)
     platform.deliver()
