@@ -577,6 +577,10 @@ def _refused_while_answering(exc: ServiceRefused, session: WebSession, then: str
         return _render("problem.html", 401, heading=N_("Your consent has expired"),
                        message=N_("For your safety, consent lasts a limited time. "
                                   "Please open your invitation link again."))
+    if exc.status == 410 and exc.body.get("reason") == "invitation_used":
+        return _render("problem.html", 410, heading=N_("Answers from this invitation were already kept"),
+                       message=N_("They were saved or sent in another visit. To go on with them, use the code "
+                                  "you got when you saved them."))
     if exc.status == 410:
         return _render("problem.html", 410, heading=N_("These answers can no longer be sent"),
                        message=N_("The consent was withdrawn, or the consultation has closed."))

@@ -309,27 +309,29 @@ def _find_invitation(code: str, pepper: bytes) -> Invitation | None:
     return None
 
 
+INVITATION_USED = "invitation_used"
+
+
 def open_invitation(code: str, keys: SurveysKeys) -> tuple[Participant, Consultation]:
     """Issue a fresh pseudonym (and its data key) for an invitation code.
 
-    A single-use code works once; revoked codes and closed consultations are Gone,
-    a consultation whose opening time has not come is a Conflict.
+    Opening spends nothing: a single-use code opens again and again until answers from one of
+    its pseudonyms are stored (`spend_invitation`), so someone who had to leave, or said no at
+    first, can come back with it. After that it is Gone, like revoked codes and closed
+    consultations; a consultation whose opening time has not come is a Conflict.
     Unknown codes are NotFound, with no hint whether they ever existed.
     """
     invitation = _find_invitation(code, keys.code_pepper)
     if invitation is None:
         raise NotFound("This invitation code is not valid.")
-    code_hash = invitation.code_hash
     if invitation.revoked:
         raise Gone("This invitation is no longer valid.")
+    if invitation.kind == "single" and invitation.uses:
+        raise Gone("This invitation has already been used.", reason=INVITATION_USED)
     consultation = get_consultation(invitation.consultation_id)
     ensure_accepting(consultation)
-    if invitation.kind == "single":
-        # Atomic claim: only the first opener of a single-use code gets a pseudonym.
-        if not Invitation.objects(code_hash=code_hash, uses=0, revoked=False).update_one(inc__uses=1):
-            raise Gone("This invitation has already been used.")
-    else:
-        Invitation.objects(code_hash=code_hash).update_one(inc__uses=1)
+    if invitation.kind == "link":
+        Invitation.objects(code_hash=invitation.code_hash).update_one(inc__uses=1)
     key = field_crypto.new_participant_key()
     for _attempt in range(3):
         participant = Participant(pseudonym=codes.new_pseudonym(), consultation_id=consultation.consultation_id,
@@ -341,3 +343,21 @@ def open_invitation(code: str, keys: SurveysKeys) -> tuple[Participant, Consulta
         except NotUniqueError:
             continue
     raise Conflict("Could not issue a pseudonym; please try again.")
+
+
+def spend_invitation(participant: Participant) -> None:
+    """Before a participant's first answers are stored: their single-use invitation becomes theirs alone.
+
+    Idempotent for the participant who spent it. Raises Gone (reason "invitation_used") when
+    answers of another pseudonym from the same code were stored first, or it was revoked.
+    """
+    if not participant.invitation_id:
+        return
+    # Atomic compare-and-set: of two pseudonyms from one code, only one can spend it.
+    if Invitation.objects(invitation_id=participant.invitation_id, kind="single", uses=0, revoked=False).update_one(
+            set__uses=1, set__spent_by=participant.pseudonym):
+        return
+    invitation = Invitation.objects(invitation_id=participant.invitation_id).first()
+    if invitation is None or invitation.kind != "single" or invitation.spent_by == participant.pseudonym:
+        return
+    raise Gone("Answers from this invitation were already kept in another visit.", reason=INVITATION_USED)

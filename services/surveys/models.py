@@ -48,7 +48,9 @@ class Invitation(me.Document):
     consultation_id = me.StringField(required=True)
     kind = me.StringField(required=True, choices=("single", "link"))
     label = me.StringField()
+    # A link counts each opening; a single-use code becomes 1 when the first answer is stored.
     uses = me.IntField(default=0)
+    spent_by = me.StringField(null=True)  # single use: the pseudonym whose answers spent it
     revoked = me.BooleanField(default=False)
     created_at = me.DateTimeField(default=utcnow)
 

@@ -18,7 +18,7 @@ from mongoengine.errors import NotUniqueError
 
 from services.surveys import answers as answer_rules
 from services.surveys import codes, field_crypto
-from services.surveys.consultations import SurveysKeys, as_utc, ensure_accepting, get_consultation
+from services.surveys.consultations import SurveysKeys, as_utc, ensure_accepting, get_consultation, spend_invitation
 from services.surveys.intake import admit, find_version, participant_key
 from services.surveys.models import Participant, ResumeDraft, Withdrawal
 from shared.consent_tokens import verify_consent_token
@@ -61,6 +61,7 @@ def save_progress(token: str, body: dict[str, Any], keys: SurveysKeys, ttl: time
     if section is not None and section not in {s["id"] for s in definition["sections"]}:
         raise ValidationFailed("The survey has no such section.",
                                errors={"section_id": [f"unknown section {section!r}"]})
+    spend_invitation(admission.participant)
     key = participant_key(admission.participant, keys)
     sealed = field_crypto.encrypt_field(key, json.dumps({
         "survey_version": version["number"], "answers": answers,

@@ -256,16 +256,29 @@ def test_another_organisation_sees_nothing_and_other_roles_cannot_organise(surve
 # ---------------------------------------------------------------- invitations
 
 
-def test_a_single_use_code_opens_once_and_gives_only_a_pseudonym(surveys):
+def test_a_single_use_code_gives_only_a_pseudonym_and_is_spent_by_the_first_stored_answers(surveys, unchanged):
     cid = surveys.open_consultation()
     code = surveys.invite(cid, kind="single")
     opened = surveys.call("POST", f"/api/v1/invitations/{code.lower().replace('-', ' ')}/open", 201)
     assert set(opened) == {"pseudonym", "consultation_id", "title", "languages", "purposes", "min_age",
                            "survey_version", "survey"}
     assert opened["pseudonym"].startswith("p_") and opened["survey_version"] == 1
-    surveys.call("POST", f"/api/v1/invitations/{code}/open", 410)
+    # Someone who left (quick exit, or "I do not want to take part") before answering opens it again.
+    again = surveys.call("POST", f"/api/v1/invitations/{code}/open", 201)
     [invitation] = surveys.organiser("GET", f"{base(cid)}/invitations", 200)
-    assert invitation["uses"] == 1 and "code" not in invitation and "code_hash" not in invitation
+    assert invitation["uses"] == 0 and "code" not in invitation and "code_hash" not in invitation
+
+    saved = surveys.call("POST", "/api/v1/resume", 201, json={
+        "consent_token": surveys.token(again["pseudonym"], cid), "answers": {}, "section_id": None})
+    assert saved["resume_code"]
+    [invitation] = surveys.organiser("GET", f"{base(cid)}/invitations", 200)
+    assert invitation["uses"] == 1 and "spent_by" not in invitation
+    with unchanged():
+        assert surveys.call("POST", f"/api/v1/invitations/{code}/open", 410)["reason"] == "invitation_used"
+        # The other visit from the same code can no longer keep answers: one response per code.
+        refused = surveys.submit(surveys.token(opened["pseudonym"], cid), {}, expect=410)
+        assert refused["reason"] == "invitation_used"
+    surveys.submit(surveys.token(again["pseudonym"], cid), {})  # the visit that spent it goes on
 
 
 def test_a_link_opens_many_times_until_revoked(surveys, unchanged):
