@@ -29,6 +29,8 @@ log = logging.getLogger("voices.gateway.web")
 
 web = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
 
+# Withdrawing it withdraws everything and deletes the answers.
+REQUIRED_PURPOSE = "participate"
 # Short names of the purposes, for pages that list what a receipt covers. The consent page itself
 # shows the organisers' own versioned words for each purpose.
 PURPOSE_NAMES = {
@@ -928,13 +930,17 @@ def withdraw():
     if problem:
         return _render("withdraw.html", 422, step="code", problem=problem, code=code)
     view = _receipt_view(receipt)
-    if request.form.get("step") != "confirm":
+    step = request.form.get("step")
+    if step not in ("confirm", "confirmed"):
         return _render("withdraw.html", step="choose", code=code, receipt=view)
     scope = request.form.get("scope")
     chosen = [p for p in request.form.getlist("purpose") if p in view["given"]]
     if scope not in ("all", "some") or (scope == "some" and not chosen):
         return _render("withdraw.html", 422, step="choose", code=code, receipt=view, chosen=set(chosen),
                        problem=N_("Please choose everything, or tick at least one use to withdraw."))
+    if step == "confirm" and (scope == "all" or REQUIRED_PURPOSE in chosen):
+        # Deleting the answers cannot be undone: it takes a second, explicit yes.
+        return _render("withdraw.html", step="confirm", code=code, receipt=view, scope=scope, chosen=chosen)
     try:
         result = _app().api.withdraw(code, None if scope == "all" else chosen)
     except ServiceRefused:

@@ -246,13 +246,43 @@ def test_withdraw_some_purposes_then_everything(platform, demo, browser):
     some = other.post("/withdraw", data={"receipt_code": receipt_code, "step": "confirm", "scope": "some",
                                          "purpose": ["aggregate_reporting"]})
     assert page_kind(some) == "withdraw-done" and "Your choice is saved." in some.get_data(True)
-    everything = other.post("/withdraw", data={"receipt_code": receipt_code, "step": "confirm", "scope": "all"})
+    asked = other.post("/withdraw", data={"receipt_code": receipt_code, "step": "confirm", "scope": "all"})
+    assert page_kind(asked) == "withdraw-confirm" and "It cannot be undone." in asked.get_data(True)
+    everything = other.post("/withdraw", data={"receipt_code": receipt_code, "step": "confirmed", "scope": "all"})
     assert "You have withdrawn everything." in everything.get_data(True)
     receipt = platform.call("POST", "/api/v1/consent/receipts/lookup", expect=200,
                             json={"receipt_code": receipt_code}).get_json()
     assert receipt["consentStatus"] == "withdrawn"
     wrong = other.post("/withdraw", data={"receipt_code": "WXYZ-WXYZ-WXYZ", "step": "choose"})
     assert wrong.status_code == 422 and page_kind(wrong) == "withdraw-code"
+
+
+def test_the_withdraw_page_says_ticking_stops_a_use_and_deleting_answers_asks_first(platform, demo, browser):
+    receipt_code = code_on(start(browser, demo))
+    other = platform.gateway.test_client()
+    choose = other.post("/withdraw", data={"receipt_code": receipt_code, "step": "choose"}).get_data(True)
+    assert "Uses you still allow" not in choose
+    assert "Uses to withdraw" in choose and "The uses you do not tick stay allowed." in choose
+    assert "Stop: Count my answers in group totals" in choose
+
+    def given() -> dict:
+        return platform.call("POST", "/api/v1/consent/receipts/lookup", expect=200,
+                             json={"receipt_code": receipt_code}).get_json()["purposeStatus"]
+
+    before = given()
+    # Everything, or "participate" alone, deletes the answers: a confirmation page comes first.
+    for choice in ({"scope": "all"}, {"scope": "some", "purpose": ["participate"]}):
+        asked = other.post("/withdraw?lang=ar", data={"receipt_code": receipt_code, "step": "confirm", **choice})
+        html = asked.get_data(True)
+        assert asked.status_code == 200 and page_kind(asked) == "withdraw-confirm"
+        assert "هل تريد حذف إجاباتك؟" in html and 'name="step" value="confirmed"' in html
+        assert given() == before
+    kept = other.post("/withdraw", data={"receipt_code": receipt_code, "step": "choose"})
+    assert page_kind(kept) == "withdraw-choose" and given() == before  # "No, keep my answers"
+    # Withdrawing a use that deletes nothing needs no second step.
+    some = other.post("/withdraw", data={"receipt_code": receipt_code, "step": "confirm", "scope": "some",
+                                         "purpose": ["aggregate_reporting"]})
+    assert page_kind(some) == "withdraw-done" and given()["aggregate_reporting"] == "withdrawn"
 
 
 def test_quick_exit_ends_the_session_and_its_cookie(demo, browser):
@@ -317,3 +347,4 @@ def test_too_many_tries_get_a_calm_page(secrets_env):
     assert statuses[:2] == [422, 422] and statuses[2] == 429
     page = client.post("/check", data={"receipt_code": "ABCD-EFGH-IJKL"})
     assert "Please wait a moment" in page.get_data(True) and page.headers["Retry-After"]
+
