@@ -68,7 +68,10 @@ class ConsultationItem(MethodView):
     @consultations.response(200, ConsultationSchema)
     def patch(self, data, consultation_id):
         """Change settings; languages, purposes, min_age, min_cell_size and epsilon_budget only while a draft."""
-        return cons.update_settings(_organiser_consultation(consultation_id), data)
+        consultation = cons.update_settings(_organiser_consultation(consultation_id), data,
+                                            service_context().settings.topics.surveys, current_trace_id())
+        events_stored()
+        return consultation
 
 
 @consultations.route("/<consultation_id>/survey")

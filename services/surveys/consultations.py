@@ -20,6 +20,8 @@ TRANSITIONS = {"draft": {"open"}, "open": {"closed"}, "closed": {"archived", "op
 # control): they may change while the consultation is a draft, and are fixed once it has opened.
 # The privacy budget too: raised after snapshots spent it, it would no longer bound what they reveal.
 FIXED_ONCE_OPEN = ("languages", "purposes", "min_age", "min_cell_size", "epsilon_budget")
+# What the consent service needs to know of a consultation: sent when created, changed or published.
+CONSENT_SETTINGS = ("languages", "purposes", "min_age")
 EDITABLE_SETTINGS = ("title", "description", "opens_at", "closes_at", "retention_days", *FIXED_ONCE_OPEN)
 REQUIRED_PURPOSE = "participate"
 
@@ -114,13 +116,14 @@ def _save_guarded(consultation: Consultation) -> None:
         raise Conflict("The consultation was changed by someone else; reload and try again.") from None
 
 
-def update_settings(consultation: Consultation, changes: dict[str, Any]) -> Consultation:
+def update_settings(consultation: Consultation, changes: dict[str, Any], topic: str, trace_id: str) -> Consultation:
     """Change settings of a consultation (PATCH semantics: only the given fields).
 
     Languages, purposes, minimum age, minimum cell size and privacy budget
-    can change only while the consultation is a draft. Raises Conflict for
-    those later, or for an archived consultation; ValidationFailed for
-    inconsistent settings.
+    can change only while the consultation is a draft; a change of the first
+    three is announced (consultation.settings_changed) so the consent service
+    takes texts and grants for them. Raises Conflict for those later, or for
+    an archived consultation; ValidationFailed for inconsistent settings.
     """
     if consultation.status == "archived":
         raise Conflict("An archived consultation cannot be changed.")
@@ -140,10 +143,23 @@ def update_settings(consultation: Consultation, changes: dict[str, Any]) -> Cons
     merged = {key: getattr(consultation, key) for key in EDITABLE_SETTINGS}
     merged.update(changes)
     _check_settings(merged)
+    announced = [key for key in CONSENT_SETTINGS if key in changes and changes[key] != getattr(consultation, key)]
     for key, value in changes.items():
         setattr(consultation, key, value)
+    if announced:
+        consultation.stage(topic, Envelope(
+            type="consultation.settings_changed", key=consultation.consultation_id, producer="surveys",
+            trace_id=trace_id, payload={
+                "consultation_id": consultation.consultation_id, "organisation_id": consultation.organisation_id,
+                **{key: _plain(getattr(consultation, key)) for key in CONSENT_SETTINGS},
+                "changed_at": isoformat(utcnow())}))
     _save_guarded(consultation)
     return consultation
+
+
+def _plain(value: Any) -> Any:
+    # mongoengine hands lists back as its own BaseList; events carry plain JSON.
+    return list(value) if isinstance(value, list) else value
 
 
 def update_draft(consultation: Consultation, survey: dict[str, Any]) -> Consultation:

@@ -68,6 +68,17 @@ def test_draft_settings_can_be_patched(surveys):
     assert changed["opens_at"].startswith("2030-01-01T00:00:00") and changed["min_age"] == 16
     stored = Consultation.objects.get(consultation_id=cid)
     assert stored.min_cell_size == 12 and stored.revision == 1
+    # The consent service takes texts and grants by languages, purposes and minimum age: it is told.
+    [created, event] = surveys.events(surveys.settings.topics.surveys)
+    assert event.type == "consultation.settings_changed" and event.key == cid
+    assert {k: event.payload[k] for k in ("languages", "purposes", "min_age", "organisation_id")} == {
+        "languages": ["en", "ar", "fr"], "purposes": ["participate"], "min_age": 16, "organisation_id": "org_a"}
+
+
+def test_a_patch_that_changes_nothing_consent_depends_on_announces_nothing(surveys):
+    cid = surveys.create(SURVEY)["consultation_id"]
+    surveys.organiser("PATCH", base(cid), 200, json={"title": "Renamed", "languages": ["en", "ar"]})
+    assert [e.type for e in surveys.events(surveys.settings.topics.surveys)] == ["consultation.created"]
 
 
 @pytest.mark.parametrize("patch, status, field", [
