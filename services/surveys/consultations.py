@@ -215,8 +215,9 @@ def publish_version(consultation: Consultation, topic: str, trace_id: str) -> Co
     """Freeze the draft as the next immutable version and open the consultation.
 
     Raises ValidationFailed for an invalid or incompletely translated survey,
-    Conflict when the consultation is archived or closed, or when the draft
-    is the same as the latest version.
+    Conflict when the consultation is archived or closed, when the draft is
+    the same as the latest version, or (first publication) when a language
+    has no published consent text (reason "consent_text_missing", `languages`).
     """
     if consultation.status in ("archived", "closed"):
         raise Conflict(f"A {consultation.status} consultation cannot be published.")
@@ -227,6 +228,13 @@ def publish_version(consultation: Consultation, topic: str, trace_id: str) -> Co
         raise ValidationFailed("The survey's languages differ from the consultation's.",
                                errors={"languages": [f"consultation: {sorted(consultation.languages)}, "
                                                      f"survey: {sorted(definition.get('languages', []))}"]})
+    if consultation.status == "draft":
+        # Participants of an open consultation must be able to read what they consent to.
+        missing = [lang for lang in consultation.languages if lang not in consultation.consent_languages]
+        if missing:
+            raise Conflict(f"No published consent text yet in: {', '.join(missing)}. Publish the consent text in "
+                           "each language first (it is seen here a moment after it is published).",
+                           reason=CONSENT_TEXT_MISSING, languages=missing)
     latest = consultation.current_version
     if latest is not None and latest["definition"] == definition:
         raise Conflict(f"The draft is the same as version {latest['number']}; edit it before publishing again.")
@@ -326,6 +334,13 @@ def _find_invitation(code: str, pepper: bytes) -> Invitation | None:
 
 
 INVITATION_USED = "invitation_used"
+CONSENT_TEXT_MISSING = "consent_text_missing"
+
+
+def note_consent_text(consultation_id: str, language: str) -> None:
+    """A consent text was published in `language`: publishing the consultation no longer waits for it."""
+    # $addToSet: idempotent for a replayed event, and never touches what an organiser's save changes.
+    Consultation.objects(consultation_id=consultation_id).update_one(add_to_set__consent_languages=language)
 
 
 def open_invitation(code: str, keys: SurveysKeys) -> tuple[Participant, Consultation]:

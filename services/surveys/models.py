@@ -31,6 +31,8 @@ class Consultation(OutboxDocument):
     # The survey definition being edited; published versions below are immutable copies.
     draft = me.DictField()
     versions = me.ListField(me.DictField())  # [{number, definition, published_at}]
+    # Languages with a published consent text, learnt from consent_text.published events.
+    consent_languages = me.ListField(me.StringField())
     # Optimistic concurrency: every save bumps it, a stale writer gets a conflict.
     revision = me.IntField(default=0)
 

@@ -116,6 +116,8 @@ class ConsultationSchema(Schema):
     description = fields.String(allow_none=True)
     status = fields.String()
     languages = fields.List(fields.String())
+    consent_languages = fields.List(fields.String(), metadata={
+        "description": "languages with a published consent text; a draft publishes only when it lists every language"})
     purposes = fields.List(fields.String())
     min_cell_size = fields.Integer()
     min_age = fields.Integer(allow_none=True)

@@ -12,3 +12,22 @@ def test_demo_consent_text_and_purposes_exist_in_every_language():
     assert set(CONSENT_BODY) == set(LANGS)
     for texts in PURPOSE_TEXT.values():
         assert set(texts) == set(LANGS) and all(texts.values())
+
+
+def test_the_demo_loads_through_the_gateway_and_opens_with_its_consent_text(secrets_env, monkeypatch):
+    """The loader waits for events between the steps: here each wait delivers them."""
+    import time
+
+    from deploy.demo import DemoLoader
+    from tests.unit.gateway.conftest import WSGIAdapter, build_platform
+
+    platform = build_platform(secrets_env)
+    loader = DemoLoader("http://gateway.internal", platform.admin_token)
+    loader.session.mount("http://gateway.internal", WSGIAdapter(platform.gateway))
+    monkeypatch.setattr(time, "sleep", lambda _seconds: platform.deliver())
+    demo = loader.load()
+    platform.deliver()
+    opened = platform.call("POST", f"/api/v1/invitations/{demo['invitation_code']}/open", expect=201).get_json()
+    text = platform.call("GET", f"/api/v1/consent/consultations/{demo['consultation_id']}/texts",
+                         query_string={"language": "ar"}, expect=200).get_json()
+    assert opened["consultation_id"] == demo["consultation_id"] and text["language"] == "ar"

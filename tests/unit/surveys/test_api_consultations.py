@@ -213,6 +213,21 @@ def test_publishing_needs_every_translation_and_matching_languages(surveys, unch
     surveys.organiser("POST", f"{base(cid)}/publish", 200)
 
 
+def test_a_draft_publishes_only_once_every_language_has_a_published_consent_text(surveys, unchanged):
+    cid = surveys.create(SURVEY, consent_texts=False, languages=["en", "ar"])["consultation_id"]
+    with unchanged():
+        problem = surveys.organiser("POST", f"{base(cid)}/publish", 409)
+    assert problem["reason"] == "consent_text_missing" and problem["languages"] == ["en", "ar"]
+    assert "en, ar" in problem["detail"]
+    surveys.consent_texts_published(cid, ["ar"])
+    surveys.consent_texts_published(cid, ["ar"])  # a replayed event changes nothing
+    assert surveys.organiser("GET", base(cid), 200)["consent_languages"] == ["ar"]
+    with unchanged():
+        assert surveys.organiser("POST", f"{base(cid)}/publish", 409)["languages"] == ["en"]
+    surveys.consent_texts_published(cid, ["en"])
+    assert surveys.organiser("POST", f"{base(cid)}/publish", 200)["status"] == "open"
+
+
 def test_an_empty_survey_cannot_be_published(surveys, unchanged):
     cid = surveys.create(None)["consultation_id"]
     with unchanged():

@@ -33,9 +33,10 @@ def open_demo_consultation(platform: Platform, min_age: int | None = None, surve
         "min_age": min_age,
         "survey": survey}).get_json()[
         "consultation_id"]
+    platform.deliver()
+    publish_consent_text(platform, cid, organiser, version=1)  # publishing the consultation needs it
     platform.call("POST", f"/api/v1/consultations/{cid}/publish", organiser, expect=200)
     platform.deliver()
-    publish_consent_text(platform, cid, organiser, version=1)
     code = platform.call("POST", f"/api/v1/consultations/{cid}/invitations", organiser, expect=201,
                          json={"kind": "link"}).get_json()["code"]
     return Consultation(cid, code, organiser)
