@@ -23,7 +23,8 @@ audit = Blueprint("ledger", __name__, url_prefix="/api/v1/ledger", description="
 
 def _own_policy(consultation_id: str):
     principal = require_staff("organiser")
-    return records.known_consultation(consultation_id, principal.organisation_id)
+    return records.await_consultation(consultation_id, principal.organisation_id,
+                                      service_context().consultation_wait_s)
 
 
 @consent.route("/consultations/<consultation_id>/texts")
