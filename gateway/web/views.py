@@ -214,6 +214,11 @@ def _see_other(location: str) -> Response:
 
 @web.errorhandler(SessionEnded)
 def _session_ended(_exc):
+    if COOKIE_NAME not in request.cookies:
+        # No cookie at all: most likely Back after a quick exit without JavaScript (the exit deleted
+        # it). Nothing of this site may show then, not even "your visit has ended": the neutral site.
+        return redirect(_app().exit_url, code=303)
+    g.web_clear_cookie = True  # an idle session ended: its cookie opens nothing any more
     return _see_other(page_url("web.start", ended=1))
 
 

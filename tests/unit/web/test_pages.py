@@ -90,7 +90,7 @@ def test_the_chosen_language_stays_with_the_session(demo, browser):
 
 
 def test_pages_need_their_step_first(demo, browser):
-    assert browser.get("/survey").headers["Location"] == "/?ended=1&lang=en"
+    assert browser.get("/survey").headers["Location"] == "https://neutral.example/weather"  # no cookie
     browser.post(f"/i/{demo.code}")
     assert browser.get("/survey").headers["Location"] == "/consent"
     assert browser.get("/finish").headers["Location"] == "/consent"
@@ -294,11 +294,23 @@ def test_quick_exit_ends_the_session_and_its_cookie(demo, browser):
     assert re.search(rf"{COOKIE_NAME}=;.*Expires=Thu, 01 Jan 1970", response.headers["Set-Cookie"])
     assert response.headers["Cache-Control"] == "no-store"
     assert len(before - {s["_id"] for s in stored_sessions()}) == 1
-    assert browser.get("/survey").headers["Location"] == "/?ended=1&lang=en"
+    # Back to a page of the session, without JavaScript: nothing of this site, the neutral site again.
+    for path in ("/survey", "/survey/about", "/consent/code", "/receipt", "/welcome"):
+        back = browser.get(path, headers={"Accept-Language": "ar"})
+        assert back.status_code == 303 and back.headers["Location"] == "https://neutral.example/weather"
     # The script's background call ends it the same way, without a redirect to follow.
     start(browser, demo)
     assert browser.post("/exit").status_code == 204
     assert browser.get("/welcome").status_code == 303
+
+
+def test_a_session_that_ended_while_idle_says_so_and_drops_its_cookie(platform, demo, browser):
+    start(browser, demo, lang="fr")
+    cookie = browser.get_cookie(COOKIE_NAME)
+    platform.gateway.extensions["voices_web"].sessions.end(cookie.value)  # as if it had been idle too long
+    ended = browser.get("/survey", headers={"Accept-Language": "fr"})
+    assert ended.headers["Location"] == "/?ended=1&lang=fr"
+    assert re.search(rf"{COOKIE_NAME}=;.*Expires=Thu, 01 Jan 1970", ended.headers["Set-Cookie"])
 
 
 def test_quick_exit_is_on_every_page(demo, browser):
@@ -347,4 +359,3 @@ def test_too_many_tries_get_a_calm_page(secrets_env):
     assert statuses[:2] == [422, 422] and statuses[2] == 429
     page = client.post("/check", data={"receipt_code": "ABCD-EFGH-IJKL"})
     assert "Please wait a moment" in page.get_data(True) and page.headers["Retry-After"]
-
