@@ -150,6 +150,9 @@ class InvitationSchema(Schema):
 
 class InvitationCreatedSchema(InvitationSchema):
     code = fields.String(metadata={"description": "shown once; only its hash is stored"})
+    url = fields.String(metadata={
+        "description": "the participant link for the code (added by the gateway, from VOICES_PUBLIC_URL or "
+                       "the request's own origin): hand it out, print it, or make it a QR code"})
 
 
 class OpenedInvitationSchema(Schema):
