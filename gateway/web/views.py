@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
+from babel import Locale
 from babel.dates import format_date, format_timedelta
 from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
@@ -338,6 +339,11 @@ def _consent_page(session: WebSession, text: dict[str, Any], status: int = 200, 
                  "required": p == "participate"} for p in offered]
     context.setdefault("chosen", set())
     context.setdefault("errors", {})
+    if text.get("language") != g.web_lang:
+        # The consultation has no text in the reader's language: say so, naming both in that language.
+        names = Locale.parse(_babel_locale()).languages
+        context["other_language"] = {"yours": names.get(g.web_lang, g.web_lang),
+                                     "theirs": names.get(text["language"], text["language"])}
     return _render("consent.html", status, text=text, purposes=purposes, min_age=session.state.get("min_age"),
                    relationships=GUARDIAN_RELATIONSHIPS, form=request.form if request.method == "POST" else {},
                    **context)
