@@ -574,7 +574,9 @@ def _save_progress(session: WebSession, section_id: str) -> Response:
         saved = _app().api.save_progress({"consent_token": state["consent"]["token"],
                                           "survey_version": state.get("survey_version"),
                                           "answers": state.get("answers", {}), "declined": state.get("declined", []),
-                                          "section_id": section_id})
+                                          "section_id": section_id,
+                                          # Sealed with the answers, to be shown again after resuming.
+                                          "receipt_code": state["consent"].get("receipt_code")})
     except ServiceRefused as exc:
         return _refused_while_answering(exc, session, url_for("web.section", section_id=section_id))
     state["resume"] = {"code": saved["resume_code"], "expires_at": saved["expires_at"]}
@@ -776,8 +778,8 @@ def resume():
                                            "min_age", "survey_version", "survey")},
         "answers": saved.get("answers") or {}, "declined": saved.get("declined") or [], "acknowledged": [],
         "section": saved.get("section_id"),
-        # The receipt code was shown when consent was given; it is not kept with saved answers.
-        "consent": {"token": saved["consent_token"] if token_valid else None, "receipt_code": None,
+        "consent": {"token": saved["consent_token"] if token_valid else None,
+                    "receipt_code": saved.get("receipt_code"),
                     "purposes": saved.get("granted_purposes") or []},
     })
     defn = session.state["survey"]

@@ -66,7 +66,7 @@ def save_progress(token: str, body: dict[str, Any], keys: SurveysKeys, ttl: time
     sealed = field_crypto.encrypt_field(key, json.dumps({
         "survey_version": version["number"], "answers": answers,
         "declined": answer_rules.declined_questions(definition, declined), "section_id": section,
-        "consent_token": token,
+        "consent_token": token, "receipt_code": body.get("receipt_code"),
     }, ensure_ascii=False), _aad(admission.consultation_id, admission.pseudonym))
     code = codes.new_resume_code()
     expires_at = now + ttl

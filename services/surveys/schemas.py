@@ -187,6 +187,9 @@ class ResumeSaveSchema(StrictSchema):
     declined = fields.List(fields.String(), load_default=list)
     section_id = fields.String(load_default=None, validate=validate.Length(max=64),
                                metadata={"description": "where the participant was, to continue there"})
+    receipt_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64), metadata={
+        "description": "the consent receipt code, kept sealed with the answers so it can be shown again after "
+                       "resuming (it is not checked here)"})
 
 
 class ResumeSavedSchema(Schema):
@@ -213,6 +216,7 @@ class ResumedSchema(Schema):
     consent_token = fields.String(allow_none=True,
                                   metadata={"description": "null once expired: give consent again to continue"})
     consent_token_valid = fields.Boolean()
+    receipt_code = fields.String(allow_none=True, metadata={"description": "as saved with the answers, if it was"})
     consent_expires_at = fields.String(allow_none=True)
     granted_purposes = fields.List(fields.String(), allow_none=True)
     expires_at = fields.String()

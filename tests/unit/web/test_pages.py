@@ -229,6 +229,8 @@ def test_save_resume_submit_and_receipt(platform, demo, browser):
     assert later.post("/finish").headers["Location"] == "/receipt"
     receipt = later.get("/receipt").get_data(True)
     assert "Keep my answers for this consultation" in receipt and "Count my answers in group totals" in receipt
+    # Shown again after resuming: it was saved, sealed, with the answers.
+    assert code_on(later.get("/receipt")) == receipt_code and "you were given when you agreed" not in receipt
     assert later.get("/survey").headers["Location"] == "/receipt"  # sent: no second submission
     assert later.post("/resume", data={"resume_code": resume_code}).status_code == 404
 
