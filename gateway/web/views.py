@@ -287,15 +287,34 @@ def invitation(code: str):
 
 @web.post("/i/<code>")
 def open_invitation(code: str):
+    return _open_invitation(code, "invitation.html",
+                            N_("This invitation link does not work. Check that you copied all of it."))
+
+
+@web.get("/code")
+def invitation_code_form():
+    """For a printed invitation: the code typed in, instead of a link opened."""
+    return _render("invitation_code.html")
+
+
+@web.post("/code")
+def enter_invitation_code():
+    code = (request.form.get("invitation_code") or "").strip()
+    if not code:
+        return _render("invitation_code.html", 422, problem=N_("Please write the code from your invitation."))
+    return _open_invitation(code, "invitation_code.html",
+                            N_("This code does not work. Please check each character and try again."))
+
+
+def _open_invitation(code: str, template: str, not_found: str) -> Response:
+    """Open an invitation and start the session (then the welcome page), or show `template` again with why not."""
     _spend_anonymous()
     try:
         opened = _app().api.open_invitation(code)
     except ServiceRefused as exc:
         message = (N_("This invitation has already been used or has been closed.") if exc.status == 410 else
-                   N_("This consultation is not taking answers now.") if exc.status == 409 else
-                   N_("This invitation link does not work. Check that you copied all of it."))
-        return _render("invitation.html", exc.status if exc.status in (404, 409, 410) else 422,
-                       code=code, problem=message)
+                   N_("This consultation is not taking answers now.") if exc.status == 409 else not_found)
+        return _render(template, exc.status if exc.status in (404, 409, 410) else 422, code=code, problem=message)
     _start_session({key: opened.get(key) for key in (
         "pseudonym", "consultation_id", "title", "languages", "purposes", "min_age", "survey_version", "survey")}
         | {"answers": {}, "declined": [], "acknowledged": []})

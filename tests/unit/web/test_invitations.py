@@ -53,3 +53,25 @@ def test_a_second_visit_of_one_invitation_cannot_add_answers_once_the_first_kept
     refused = second.post("/finish", data={"lang": "es"})
     assert refused.status_code == 410 and "Ya se guardaron respuestas de esta invitación" in refused.get_data(True)
     assert listed()["uses"] == 1
+
+
+def test_a_printed_code_can_be_typed_in(platform, demo, single):
+    code, listed = single
+    browser = platform.gateway.test_client()
+    start_page = browser.get("/?lang=ru").get_data(True)
+    assert 'href="/code?lang=ru"' in start_page
+    form = browser.get("/code?lang=ru")
+    assert form.status_code == 200 and page_kind(form) == "invitation-code"
+    assert "Ваш код приглашения" in form.get_data(True)
+
+    empty = browser.post("/code", data={"invitation_code": "  ", "lang": "ru"})
+    assert empty.status_code == 422 and 'id="invitation_code-problem"' in empty.get_data(True)
+    typo = browser.post("/code", data={"invitation_code": code[:-1] + ("0" if code[-1] != "0" else "1"), "lang": "ru"})
+    html = typo.get_data(True)
+    assert typo.status_code in (404, 422) and "Этот код не работает" in html
+    assert 'id="invitation_code-problem"' in html and 'href="#invitation_code"' in html  # by the field and listed
+
+    # Typed as people type: small letters, spaces for dashes.
+    opened = browser.post("/code", data={"invitation_code": code.lower().replace("-", " "), "lang": "ru"})
+    assert opened.status_code == 303 and opened.headers["Location"] == "/welcome"
+    assert browser.get("/consent").status_code == 200 and listed()["uses"] == 0
