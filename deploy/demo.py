@@ -98,6 +98,11 @@ CONSENT_BODY = t(
     "您可以跳过任何问题，随时停止。以后可以用回执码撤回同意。",
 )
 
+TITLE = t("After leaving: what helped, what did not", "بعد المغادرة: ما الذي ساعد وما الذي لم يساعد",
+          "Après le départ : ce qui a aidé, ce qui n'a pas aidé", "Después de salir: qué ayudó y qué no",
+          "После ухода: что помогло, а что нет", "离开之后：什么有帮助，什么没有")
+CONSENT_TITLE = t("Your consent", "موافقتك", "Votre consentement", "Su consentimiento", "Ваше согласие", "您的同意")
+
 PURPOSE_TEXT = {
     "participate": t("Keep your answers for this consultation.", "حفظ إجاباتك لهذه الاستشارة.",
                      "Garder vos réponses pour cette consultation.", "Guardar sus respuestas para esta consulta.",
@@ -148,7 +153,7 @@ class DemoLoader:
                   for role in ("organiser", "policy", "auditor")}
         organiser = tokens["organiser"]
         consultation = self.call("POST", "/api/v1/consultations", organiser, json={
-            "title": "After leaving: what helped, what did not", "languages": list(LANGS),
+            "title": TITLE["en"], "titles": TITLE, "languages": list(LANGS),
             "purposes": ["participate", "aggregate_reporting", "quote_anonymised", "follow_up_contact"],
             "min_cell_size": 10,
             "epsilon_budget": 3.0, "survey": SURVEY})
@@ -166,7 +171,7 @@ class DemoLoader:
         def publish() -> None:
             for lang in LANGS:
                 self.call("POST", f"/api/v1/consent/consultations/{cid}/texts", organiser, json={
-                    "version": 1, "language": lang, "title": "Your consent", "body": CONSENT_BODY[lang],
+                    "version": 1, "language": lang, "title": CONSENT_TITLE[lang], "body": CONSENT_BODY[lang],
                     "purposes": {p: text[lang] for p, text in PURPOSE_TEXT.items()},
                     "controller": {"name": "Survivor Voices Network (demo)", "email": "privacy@demo.invalid"},
                     "jurisdiction": "GB", "policy_url": "https://demo.invalid/privacy"})

@@ -285,6 +285,11 @@ def invitation(code: str):
     return _render("invitation.html", code=code)
 
 
+# What the session keeps of an opened invitation or of resumed answers.
+CONSULTATION_KEYS = ("pseudonym", "consultation_id", "title", "titles", "descriptions", "languages", "purposes",
+                     "min_age", "survey_version", "survey")
+
+
 @web.post("/i/<code>")
 def open_invitation(code: str):
     return _open_invitation(code, "invitation.html",
@@ -315,16 +320,19 @@ def _open_invitation(code: str, template: str, not_found: str) -> Response:
         message = (N_("This invitation has already been used or has been closed.") if exc.status == 410 else
                    N_("This consultation is not taking answers now.") if exc.status == 409 else not_found)
         return _render(template, exc.status if exc.status in (404, 409, 410) else 422, code=code, problem=message)
-    _start_session({key: opened.get(key) for key in (
-        "pseudonym", "consultation_id", "title", "languages", "purposes", "min_age", "survey_version", "survey")}
-        | {"answers": {}, "declined": [], "acknowledged": []})
+    _start_session({key: opened.get(key) for key in CONSULTATION_KEYS}
+                   | {"answers": {}, "declined": [], "acknowledged": []})
     return _see_other(url_for("web.welcome"))
 
 
 @web.get("/welcome")
 def welcome():
     session = _session()
-    return _render("welcome.html", title=session.state.get("title"))
+    state = session.state
+    # Older sessions and consultations have only the one `title` string.
+    return _render("welcome.html", title=flow.localise(state.get("titles") or state.get("title"), g.web_lang,
+                                                       _fallbacks(session)),
+                   description=flow.localise(state.get("descriptions") or None, g.web_lang, _fallbacks(session)))
 
 
 @web.post("/stop")
@@ -793,8 +801,7 @@ def resume():
         return _render("resume.html", 422 if exc.status in (400, 422) else 404, problem=message, code=code)
     token_valid = bool(saved.get("consent_token_valid") and saved.get("consent_token"))
     session = _start_session({
-        **{key: saved.get(key) for key in ("pseudonym", "consultation_id", "title", "languages", "purposes",
-                                           "min_age", "survey_version", "survey")},
+        **{key: saved.get(key) for key in CONSULTATION_KEYS},
         "answers": saved.get("answers") or {}, "declined": saved.get("declined") or [], "acknowledged": [],
         "section": saved.get("section_id"),
         "consent": {"token": saved["consent_token"] if token_valid else None,

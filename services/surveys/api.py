@@ -264,7 +264,8 @@ class OpenInvitation(MethodView):
         participant, consultation = cons.open_invitation(code, service_context().keys)
         version = consultation.current_version
         return {"pseudonym": participant.pseudonym, "consultation_id": consultation.consultation_id,
-                "title": consultation.title, "languages": consultation.languages, "purposes": consultation.purposes,
+                "title": consultation.title, "titles": consultation.titles,
+                "descriptions": consultation.descriptions, "languages": consultation.languages, "purposes": consultation.purposes,
                 "min_age": consultation.min_age, "survey_version": version["number"],
                 "survey": version["definition"]}
 

@@ -22,8 +22,10 @@ TRANSITIONS = {"draft": {"open"}, "open": {"closed"}, "closed": {"archived", "op
 FIXED_ONCE_OPEN = ("languages", "purposes", "min_age", "min_cell_size", "epsilon_budget")
 # What the consent service needs to know of a consultation: sent when created, changed or published.
 CONSENT_SETTINGS = ("languages", "purposes", "min_age")
-EDITABLE_SETTINGS = ("title", "description", "opens_at", "closes_at", "retention_days", *FIXED_ONCE_OPEN)
+EDITABLE_SETTINGS = ("title", "titles", "description", "descriptions", "opens_at", "closes_at", "retention_days", *FIXED_ONCE_OPEN)
 REQUIRED_PURPOSE = "participate"
+# Texts participants read, given per language ({language: text}) next to the organisers' own.
+TRANSLATED = ("titles", "descriptions")
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,10 @@ def _check_settings(settings: dict[str, Any]) -> None:
         errors["purposes"] = [f"must include {REQUIRED_PURPOSE!r}: nothing can be stored without it"]
     elif len(set(purposes)) != len(purposes):
         errors["purposes"] = ["each purpose may appear once"]
+    for field in TRANSLATED:
+        others = sorted(set(settings.get(field) or {}) - set(languages))
+        if others:
+            errors[field] = [f"not a language of the consultation: {', '.join(others)}"]
     opens_at, closes_at = as_utc(settings.get("opens_at")), as_utc(settings.get("closes_at"))
     if opens_at is not None and closes_at is not None and closes_at <= opens_at:
         errors["closes_at"] = ["must be later than opens_at"]
@@ -91,7 +97,8 @@ def create_consultation(data: dict[str, Any], topic: str, trace_id: str) -> Cons
         survey = questionnaire.validate_definition(data["survey"])
     consultation = Consultation(
         consultation_id=f"c_{uuid.uuid4().hex[:20]}", organisation_id=data["organisation_id"], title=data["title"],
-        description=data.get("description"), languages=data["languages"], purposes=data["purposes"],
+        titles=data.get("titles") or {}, description=data.get("description"),
+        descriptions=data.get("descriptions") or {}, languages=data["languages"], purposes=data["purposes"],
         min_cell_size=data.get("min_cell_size", 10), min_age=data.get("min_age"),
         retention_days=data.get("retention_days", 365), created_at=utcnow(), opens_at=data.get("opens_at"),
         closes_at=data.get("closes_at"), epsilon_budget=data.get("epsilon_budget"), draft=survey,
@@ -235,6 +242,13 @@ def publish_version(consultation: Consultation, topic: str, trace_id: str) -> Co
             raise Conflict(f"No published consent text yet in: {', '.join(missing)}. Publish the consent text in "
                            "each language first (it is seen here a moment after it is published).",
                            reason=CONSENT_TEXT_MISSING, languages=missing)
+    untranslated = {field: [f"missing translation for {lang!r}" for lang in consultation.languages
+                            if lang not in (getattr(consultation, field) or {})]
+                    for field in TRANSLATED if getattr(consultation, field)}
+    untranslated = {field: problems for field, problems in untranslated.items() if problems}
+    if untranslated:
+        raise ValidationFailed("The consultation's title or description is not in every language.",
+                               errors=untranslated)
     latest = consultation.current_version
     if latest is not None and latest["definition"] == definition:
         raise Conflict(f"The draft is the same as version {latest['number']}; edit it before publishing again.")

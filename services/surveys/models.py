@@ -14,7 +14,9 @@ class Consultation(OutboxDocument):
     consultation_id = me.StringField(primary_key=True)
     organisation_id = me.StringField(required=True)
     title = me.StringField(required=True)
+    titles = me.DictField()  # {language: title}, what participants see; `title` when empty
     description = me.StringField()
+    descriptions = me.DictField()  # {language: description}
     status = me.StringField(required=True, default="draft", choices=("draft", "open", "closed", "archived"))
     languages = me.ListField(me.StringField())
     purposes = me.ListField(me.StringField())

@@ -122,6 +122,8 @@ def resume_progress(code: str, keys: SurveysKeys, now: datetime | None = None) -
         "consultation_id": draft.consultation_id,
         "pseudonym": draft.pseudonym,
         "title": consultation.title,
+        "titles": consultation.titles,
+        "descriptions": consultation.descriptions,
         "languages": list(consultation.languages),
         "purposes": list(consultation.purposes),
         "min_age": consultation.min_age,

@@ -28,9 +28,22 @@ class UTCDateTime(fields.DateTime):
         return super()._serialize(value, attr, obj, **kwargs)
 
 
+TITLES_DOC = ("the title in each language of the consultation, as participants see it ({language: text}); "
+              "without it they see `title`. Once given, publishing needs every language")
+DESCRIPTIONS_DOC = "the description in each language, like `titles`"
+
+
+def _translations(max_length: int, doc: str, **kwargs) -> fields.Dict:
+    return fields.Dict(keys=fields.String(validate=validate.OneOf(UN_LANGUAGES)),
+                       values=fields.String(validate=validate.Length(min=1, max=max_length)),
+                       metadata={"description": doc}, **kwargs)
+
+
 class ConsultationCreateSchema(StrictSchema):
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    titles = _translations(200, TITLES_DOC, load_default=dict)
     description = fields.String(validate=validate.Length(max=5000))
+    descriptions = _translations(5000, DESCRIPTIONS_DOC, load_default=dict)
     languages = fields.List(fields.String(validate=validate.OneOf(UN_LANGUAGES)), required=True,
                             validate=validate.Length(min=1))
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), load_default=lambda: ["participate", "aggregate_reporting"],
@@ -52,7 +65,9 @@ class ConsultationUpdateSchema(StrictSchema):
     draft."""
 
     title = fields.String(validate=validate.Length(min=1, max=200))
+    titles = _translations(200, TITLES_DOC)
     description = fields.String(allow_none=True, validate=validate.Length(max=5000))
+    descriptions = _translations(5000, DESCRIPTIONS_DOC)
     languages = fields.List(fields.String(validate=validate.OneOf(UN_LANGUAGES)), validate=validate.Length(min=1))
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), validate=validate.Length(min=1))
     min_cell_size = fields.Integer(validate=validate.Range(min=5, max=1000))
@@ -113,7 +128,9 @@ class ConsultationSchema(Schema):
     consultation_id = fields.String()
     organisation_id = fields.String()
     title = fields.String()
+    titles = fields.Dict(keys=fields.String(), values=fields.String())
     description = fields.String(allow_none=True)
+    descriptions = fields.Dict(keys=fields.String(), values=fields.String())
     status = fields.String()
     languages = fields.List(fields.String())
     consent_languages = fields.List(fields.String(), metadata={
@@ -159,6 +176,8 @@ class OpenedInvitationSchema(Schema):
     pseudonym = fields.String()
     consultation_id = fields.String()
     title = fields.String()
+    titles = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "by language"})
+    descriptions = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "by language"})
     languages = fields.List(fields.String())
     purposes = fields.List(fields.String())
     min_age = fields.Integer(allow_none=True)
@@ -205,6 +224,8 @@ class ResumedSchema(Schema):
     consultation_id = fields.String()
     pseudonym = fields.String()
     title = fields.String()
+    titles = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "by language"})
+    descriptions = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "by language"})
     languages = fields.List(fields.String())
     purposes = fields.List(fields.String(), metadata={"description": "purposes the consultation asks about"})
     min_age = fields.Integer(allow_none=True)

@@ -75,6 +75,24 @@ def test_draft_settings_can_be_patched(surveys):
         "languages": ["en", "ar", "fr"], "purposes": ["participate"], "min_age": 16, "organisation_id": "org_a"}
 
 
+def test_titles_and_descriptions_are_translated_and_checked_on_publish(surveys, unchanged):
+    titles = {"en": "After leaving", "ar": "بعد المغادرة"}
+    with unchanged():
+        problem = surveys.create(SURVEY, expect=422, titles={**titles, "fr": "Après le départ"})
+    assert problem["errors"]["titles"] == ["not a language of the consultation: fr"]
+    cid = surveys.create(SURVEY, titles={"en": "After leaving"}, descriptions={"ar": "عن الدعم"})["consultation_id"]
+    with unchanged():
+        problem = surveys.organiser("POST", f"{base(cid)}/publish", 422)
+    assert problem["errors"] == {"titles": ["missing translation for 'ar'"],
+                                 "descriptions": ["missing translation for 'en'"]}
+    surveys.organiser("PATCH", base(cid), 200, json={"titles": titles,
+                                                     "descriptions": {"en": "About support", "ar": "عن الدعم"}})
+    assert surveys.organiser("POST", f"{base(cid)}/publish", 200)["titles"] == titles
+    opened = surveys.call("POST", f"/api/v1/invitations/{surveys.invite(cid)}/open", 201)
+    assert opened["titles"] == titles and opened["descriptions"]["ar"] == "عن الدعم"
+    assert opened["title"] == "After leaving"  # the organisers' own, as before
+
+
 def test_a_patch_that_changes_nothing_consent_depends_on_announces_nothing(surveys):
     cid = surveys.create(SURVEY)["consultation_id"]
     surveys.organiser("PATCH", base(cid), 200, json={"title": "Renamed", "languages": ["en", "ar"]})
@@ -286,8 +304,8 @@ def test_a_single_use_code_gives_only_a_pseudonym_and_is_spent_by_the_first_stor
     cid = surveys.open_consultation()
     code = surveys.invite(cid, kind="single")
     opened = surveys.call("POST", f"/api/v1/invitations/{code.lower().replace('-', ' ')}/open", 201)
-    assert set(opened) == {"pseudonym", "consultation_id", "title", "languages", "purposes", "min_age",
-                           "survey_version", "survey"}
+    assert set(opened) == {"pseudonym", "consultation_id", "title", "titles", "descriptions", "languages",
+                           "purposes", "min_age", "survey_version", "survey"}
     assert opened["pseudonym"].startswith("p_") and opened["survey_version"] == 1
     # Someone who left (quick exit, or "I do not want to take part") before answering opens it again.
     again = surveys.call("POST", f"/api/v1/invitations/{code}/open", 201)

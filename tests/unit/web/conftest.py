@@ -23,15 +23,16 @@ class Consultation:
     organiser_token: str
 
 
-def open_demo_consultation(platform: Platform, min_age: int | None = None, survey: dict = SURVEY) -> Consultation:
+def open_demo_consultation(platform: Platform, min_age: int | None = None, survey: dict = SURVEY,
+                           **settings) -> Consultation:
     """The demo survey (or `survey`), published, with a published consent text in each of the survey's
-    languages (the demo's six) and a link invitation."""
+    languages (the demo's six) and a link invitation; `settings` are more fields of the new consultation."""
     organiser = platform.staff("organiser", platform.organisation())["token"]
     cid = platform.call("POST", "/api/v1/consultations", organiser, expect=201, json={
         "title": "After leaving", "languages": list(survey["languages"]),
         "purposes": ["participate", "aggregate_reporting", "quote_anonymised", "follow_up_contact"],
         "min_age": min_age,
-        "survey": survey}).get_json()[
+        "survey": survey, **settings}).get_json()[
         "consultation_id"]
     platform.deliver()
     publish_consent_text(platform, cid, organiser, version=1, languages=survey["languages"])  # publishing needs it

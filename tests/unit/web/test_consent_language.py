@@ -32,3 +32,21 @@ def test_no_note_when_the_text_is_in_the_readers_language(platform, english_only
     browser = platform.gateway.test_client()
     browser.post(f"/i/{english_only}", data={"lang": "en"})
     assert 'id="text-language-note"' not in browser.get("/consent").get_data(True)
+
+
+def test_the_consultation_title_and_description_are_shown_in_the_readers_language(platform):
+    from deploy.demo import TITLE
+
+    consultation = open_demo_consultation(platform, titles=TITLE, descriptions={
+        lang: f"{TITLE[lang]} (desc)" for lang in TITLE})
+    for lang in ("ar", "zh"):
+        browser = platform.gateway.test_client()
+        browser.post(f"/i/{consultation.code}", data={"lang": lang})
+        welcome = browser.get("/welcome").get_data(True)
+        assert f'<p class="lead">{TITLE[lang]}</p>' in welcome and f"{TITLE[lang]} (desc)" in welcome
+        assert "After leaving" not in welcome
+    # Without translations, the organisers' one title shows, as before.
+    untranslated = open_demo_consultation(platform)
+    browser = platform.gateway.test_client()
+    browser.post(f"/i/{untranslated.code}", data={"lang": "ar"})
+    assert '<p class="lead">After leaving</p>' in browser.get("/welcome").get_data(True)
