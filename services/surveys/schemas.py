@@ -5,6 +5,7 @@ from datetime import timezone
 from flask_smorest.fields import Upload
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from services.surveys.survey_format import EXAMPLE_SURVEY, SURVEY_DEFINITION, ref
 from shared.events import PURPOSES
 
 UN_LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")
@@ -33,6 +34,17 @@ TITLES_DOC = ("the title in each language of the consultation, as participants s
 DESCRIPTIONS_DOC = "the description in each language, like `titles`"
 
 
+def survey_definition(**kwargs) -> fields.Dict:
+    """A survey definition: checked by `questionnaire`, documented as the SurveyDefinition schema.
+    Request fields carry the example too, or documentation tools make one up from the bare mapping."""
+    metadata = {"allOf": [ref(SURVEY_DEFINITION)], **kwargs.pop("metadata", {})}
+    return fields.Dict(metadata=metadata, **kwargs)
+
+
+def by_language() -> fields.Dict:
+    return fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "by language"})
+
+
 def _translations(max_length: int, doc: str, **kwargs) -> fields.Dict:
     return fields.Dict(keys=fields.String(validate=validate.OneOf(UN_LANGUAGES)),
                        values=fields.String(validate=validate.Length(min=1, max=max_length)),
@@ -57,7 +69,8 @@ class ConsultationCreateSchema(StrictSchema):
                                   metadata={"description": EPSILON_BUDGET_DOC})
     opens_at = fields.AwareDateTime(allow_none=True, load_default=None)
     closes_at = fields.AwareDateTime(allow_none=True, load_default=None)
-    survey = fields.Dict(load_default=None, metadata={"description": "survey definition: languages and sections of questions"})
+    survey = survey_definition(load_default=None, metadata={
+        "description": "survey definition (optional: write it later with PUT .../survey)", "example": EXAMPLE_SURVEY})
 
 
 class ConsultationUpdateSchema(StrictSchema):
@@ -86,7 +99,7 @@ class ConsultationUpdateSchema(StrictSchema):
 
 
 class SurveyDraftSchema(StrictSchema):
-    survey = fields.Dict(required=True)
+    survey = survey_definition(required=True, metadata={"example": EXAMPLE_SURVEY})
 
 
 class StatusChangeSchema(StrictSchema):
@@ -96,7 +109,7 @@ class StatusChangeSchema(StrictSchema):
 class VersionSchema(Schema):
     number = fields.Integer()
     published_at = fields.String()
-    definition = fields.Dict()
+    definition = survey_definition()
 
 
 class XLSFormUploadSchema(Schema):
@@ -128,9 +141,9 @@ class ConsultationSchema(Schema):
     consultation_id = fields.String()
     organisation_id = fields.String()
     title = fields.String()
-    titles = fields.Dict(keys=fields.String(), values=fields.String())
+    titles = by_language()
     description = fields.String(allow_none=True)
-    descriptions = fields.Dict(keys=fields.String(), values=fields.String())
+    descriptions = by_language()
     status = fields.String()
     languages = fields.List(fields.String())
     consent_languages = fields.List(fields.String(), metadata={
@@ -145,7 +158,7 @@ class ConsultationSchema(Schema):
     created_at = UTCDateTime()
     opened_at = UTCDateTime(allow_none=True)
     closed_at = UTCDateTime(allow_none=True)
-    draft = fields.Dict()
+    draft = survey_definition()
     versions = fields.List(fields.Nested(VersionSchema))
     revision = fields.Integer()
 
@@ -176,13 +189,13 @@ class OpenedInvitationSchema(Schema):
     pseudonym = fields.String()
     consultation_id = fields.String()
     title = fields.String()
-    titles = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "by language"})
-    descriptions = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "by language"})
+    titles = by_language()
+    descriptions = by_language()
     languages = fields.List(fields.String())
     purposes = fields.List(fields.String())
     min_age = fields.Integer(allow_none=True)
     survey_version = fields.Integer()
-    survey = fields.Dict()
+    survey = survey_definition()
 
 
 class ResponseCreateSchema(StrictSchema):
@@ -224,13 +237,13 @@ class ResumedSchema(Schema):
     consultation_id = fields.String()
     pseudonym = fields.String()
     title = fields.String()
-    titles = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "by language"})
-    descriptions = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "by language"})
+    titles = by_language()
+    descriptions = by_language()
     languages = fields.List(fields.String())
     purposes = fields.List(fields.String(), metadata={"description": "purposes the consultation asks about"})
     min_age = fields.Integer(allow_none=True)
     survey_version = fields.Integer()
-    survey = fields.Dict()
+    survey = survey_definition()
     answers = fields.Dict()
     declined = fields.List(fields.String())
     section_id = fields.String(allow_none=True)
