@@ -158,7 +158,9 @@ class ConsultationSchema(Schema):
     created_at = UTCDateTime()
     opened_at = UTCDateTime(allow_none=True)
     closed_at = UTCDateTime(allow_none=True)
-    draft = survey_definition()
+    # A draft may still lack parts (no sections yet, say), so it is not held to the published format.
+    draft = fields.Dict(metadata={"description": "the survey being edited, in the SurveyDefinition format once "
+                                                 "complete; publishing makes it the next version"})
     versions = fields.List(fields.Nested(VersionSchema))
     revision = fields.Integer()
 

@@ -22,6 +22,11 @@ def ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
 
 
+def nullable(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` or null (OpenAPI 3.0): stored definitions spell out absent optional parts as null."""
+    return {"allOf": [schema], "nullable": True} if "$ref" in schema else {**schema, "nullable": True}
+
+
 def _object(properties: dict[str, Any], required: list[str], description: str) -> dict[str, Any]:
     return {"type": "object", "description": description, "properties": properties, "required": required,
             "additionalProperties": False}
@@ -32,22 +37,23 @@ def _question_schema(question_type: str) -> dict[str, Any]:
         "id": {"type": "string", "pattern": ID_PATTERN.pattern, "description": "unique in the survey"},
         "type": {"type": "string", "enum": [question_type]},
         "label": ref("SurveyText"),
-        "hint": ref("SurveyText"),
-        "relevant": ref("SurveyCondition"),
+        "hint": nullable(ref("SurveyText")),
+        "relevant": nullable(ref("SurveyCondition")),
         "sensitive": {"type": "boolean"},
+        "dimension": {"type": "boolean", "description": "a breakdown for cross-tabs: choice questions only, at most 3"},
     }
     required = ["id", "type", "label"]
     if question_type in CHOICE_TYPES:
         properties["options"] = {"type": "array", "items": ref("SurveyOption"),
                                  "minItems": 2 if question_type == SINGLE_CHOICE else 1}
-        properties["dimension"] = {"type": "boolean", "description": "a breakdown for cross-tabs (at most 3)"}
         required.append("options")
     elif question_type == RATING:
         properties["min"] = {"type": "integer", "default": DEFAULT_RATING_MIN}
         properties["max"] = {"type": "integer", "default": DEFAULT_RATING_MAX,
                              "description": "at most 11 points from min to max"}
     elif question_type == NUMBER:
-        properties.update(min={"type": "number"}, max={"type": "number"}, integer={"type": "boolean"})
+        properties.update(min=nullable({"type": "number"}), max=nullable({"type": "number"}),
+                          integer={"type": "boolean"})
     elif question_type == FREE_TEXT:
         properties["max_length"] = {"type": "integer", "minimum": 1, "maximum": MAX_FREE_TEXT_LENGTH,
                                     "default": DEFAULT_MAX_LENGTH}
@@ -92,8 +98,8 @@ def component_schemas() -> dict[str, dict[str, Any]]:
     schemas["SurveySection"] = _object({
         "id": {"type": "string", "pattern": ID_PATTERN.pattern},
         "title": ref("SurveyText"),
-        "content_warning": ref("SurveyText"),
-        "relevant": condition,
+        "content_warning": nullable(ref("SurveyText")),
+        "relevant": nullable(condition),
         "questions": {"type": "array", "items": ref("SurveyQuestion"), "minItems": 1},
     }, ["id", "title", "questions"], "one page of questions; a content warning comes first, with 'skip this part'")
     schemas[SURVEY_DEFINITION] = _object({
