@@ -108,13 +108,15 @@ def prepare(base: str, admin: str, time_limit: float) -> tuple[str, str, str]:
     auditor = staff_token(s, base, admin, "auditor", org["organisation_id"])
     cid = call(s, "POST", f"{base}/api/v1/consultations", organiser, json={
         "title": "Grants benchmark", "languages": ["en"], "purposes": PURPOSES, "survey": SURVEY})["consultation_id"]
-    call(s, "POST", f"{base}/api/v1/consultations/{cid}/publish", organiser)
     text = {"version": 1, "language": "en", "title": "Your consent",
             "body": "We keep your answers safe. Skip anything; withdraw any time with your receipt code.",
             "purposes": {p: f"About {p}." for p in PURPOSES}}
     wait_for(lambda: s.post(f"{base}/api/v1/consent/consultations/{cid}/texts", json=text, timeout=10,
                             headers={"Authorization": f"Bearer {organiser}"}).status_code == 201, time_limit)
     call(s, "POST", f"{base}/api/v1/consent/consultations/{cid}/texts/1/publish", organiser)
+    # Publishing waits until the surveys service has seen the published consent text.
+    wait_for(lambda: s.post(f"{base}/api/v1/consultations/{cid}/publish", timeout=10,
+                            headers={"Authorization": f"Bearer {organiser}"}).status_code == 200, time_limit)
     code = call(s, "POST", f"{base}/api/v1/consultations/{cid}/invitations", organiser, json={"kind": "link"})["code"]
     # Grants are refused (409) until the consent service has seen the consultation open.
     wait_for(lambda: s.get(f"{base}/api/v1/consent/consultations/{cid}/texts", params={"language": "en"},

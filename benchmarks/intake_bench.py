@@ -177,7 +177,6 @@ def prepare_consultation(base: str, admin: str) -> tuple[str, str]:
     token = call(s, "POST", f"{base}/api/v1/tokens", admin, json={"account_id": account["account_id"]})["token"]
     cid = call(s, "POST", f"{base}/api/v1/consultations", token, json={
         "title": "Intake benchmark", "languages": ["en"], "purposes": PURPOSES, "survey": SURVEY})["consultation_id"]
-    call(s, "POST", f"{base}/api/v1/consultations/{cid}/publish", token)
 
     def text_saved():
         r = s.post(f"{base}/api/v1/consent/consultations/{cid}/texts", headers={"Authorization": f"Bearer {token}"},
@@ -188,6 +187,9 @@ def prepare_consultation(base: str, admin: str) -> tuple[str, str]:
 
     wait_for(text_saved)  # consent learns of the consultation from an event
     call(s, "POST", f"{base}/api/v1/consent/consultations/{cid}/texts/1/publish", token)
+    # Publishing waits until the surveys service has seen the published consent text.
+    wait_for(lambda: s.post(f"{base}/api/v1/consultations/{cid}/publish", timeout=10,
+                            headers={"Authorization": f"Bearer {token}"}).status_code == 200)
     code = call(s, "POST", f"{base}/api/v1/consultations/{cid}/invitations", token, json={"kind": "link"})["code"]
     return cid, code
 

@@ -98,6 +98,11 @@ CONSENT_BODY = t(
     "您可以跳过任何问题，随时停止。以后可以用回执码撤回同意。",
 )
 
+TITLE = t("After leaving: what helped, what did not", "بعد المغادرة: ما الذي ساعد وما الذي لم يساعد",
+          "Après le départ : ce qui a aidé, ce qui n'a pas aidé", "Después de salir: qué ayudó y qué no",
+          "После ухода: что помогло, а что нет", "离开之后：什么有帮助，什么没有")
+CONSENT_TITLE = t("Your consent", "موافقتك", "Votre consentement", "Su consentimiento", "Ваше согласие", "您的同意")
+
 PURPOSE_TEXT = {
     "participate": t("Keep your answers for this consultation.", "حفظ إجاباتك لهذه الاستشارة.",
                      "Garder vos réponses pour cette consultation.", "Guardar sus respuestas para esta consulta.",
@@ -148,33 +153,43 @@ class DemoLoader:
                   for role in ("organiser", "policy", "auditor")}
         organiser = tokens["organiser"]
         consultation = self.call("POST", "/api/v1/consultations", organiser, json={
-            "title": "After leaving: what helped, what did not", "languages": list(LANGS),
+            "title": TITLE["en"], "titles": TITLE, "languages": list(LANGS),
             "purposes": ["participate", "aggregate_reporting", "quote_anonymised", "follow_up_contact"],
             "min_cell_size": 10,
             "epsilon_budget": 3.0, "survey": SURVEY})
         cid = consultation["consultation_id"]
-        self.call("POST", f"/api/v1/consultations/{cid}/publish", organiser)
         self.publish_consent_text(cid, organiser)
+        # The surveys service learns of the published consent text from an event: wait for it.
+        self.retrying(lambda: self.call("POST", f"/api/v1/consultations/{cid}/publish", organiser),
+                      "consent_text_missing")
         link = self.call("POST", f"/api/v1/consultations/{cid}/invitations", organiser,
                          json={"kind": "link", "label": "demo link"})
         return {"organisation_id": org["organisation_id"], "consultation_id": cid, "invitation_code": link["code"],
                 **{f"{role}_token": token for role, token in tokens.items()}}
 
-    def publish_consent_text(self, cid: str, organiser: str, attempts: int = 50) -> None:
+    def publish_consent_text(self, cid: str, organiser: str) -> None:
+        def publish() -> None:
+            for lang in LANGS:
+                self.call("POST", f"/api/v1/consent/consultations/{cid}/texts", organiser, json={
+                    "version": 1, "language": lang, "title": CONSENT_TITLE[lang], "body": CONSENT_BODY[lang],
+                    "purposes": {p: text[lang] for p, text in PURPOSE_TEXT.items()},
+                    "controller": {"name": "Survivor Voices Network (demo)", "email": "privacy@demo.invalid"},
+                    "jurisdiction": "GB", "policy_url": "https://demo.invalid/privacy"})
+            self.call("POST", f"/api/v1/consent/consultations/{cid}/texts/1/publish", organiser)
+
+        # The consent service learns of the consultation from an event: wait for it.
+        self.retrying(publish, "-> 404:")
+
+    @staticmethod
+    def retrying(step, refusal: str, attempts: int = 50) -> None:
+        """Run `step` again while its refusal mentions `refusal` (another service has not yet seen an event)."""
         import time
 
         for attempt in range(attempts):
             try:
-                for lang in LANGS:
-                    self.call("POST", f"/api/v1/consent/consultations/{cid}/texts", organiser, json={
-                        "version": 1, "language": lang, "title": "Your consent", "body": CONSENT_BODY[lang],
-                        "purposes": {p: text[lang] for p, text in PURPOSE_TEXT.items()},
-                        "controller": {"name": "Survivor Voices Network (demo)", "email": "privacy@demo.invalid"},
-                        "jurisdiction": "GB", "policy_url": "https://demo.invalid/privacy"})
-                self.call("POST", f"/api/v1/consent/consultations/{cid}/texts/1/publish", organiser)
+                step()
                 return
             except RuntimeError as exc:
-                # The consent service learns of the consultation from an event: wait for it.
-                if "404" not in str(exc) or attempt == attempts - 1:
+                if refusal not in str(exc) or attempt == attempts - 1:
                     raise
                 time.sleep(0.2)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, g, jsonify, request
+from flask import Flask, Response, g, jsonify, request, url_for
 
 from gateway import accounts
 from gateway.api import SESSION_COOKIE, sessions, staff
-from gateway.guards import check_body, install_response_headers, preflight
+from gateway.guards import behind_tls, check_body, install_response_headers, preflight
 from gateway.openapi import MergedDocument, init_openapi
 from gateway.participant_sessions import OPENING_ROUTE, ParticipantSessions, binding_violation, looks_like_session
 from gateway.policy import RoutePolicy, allows, build_map, match
@@ -32,6 +32,8 @@ from shared.runtime import install_request_context, problem_api, use_storable_in
 from shared.settings import Settings
 
 SERVICES = ("surveys", "consent", "aggregation")
+# A new invitation's answer gains the participant link, which only the gateway can spell.
+INVITING_ROUTE = ("POST", "/api/v1/consultations/<cid>/invitations")
 _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 _CIRCUIT_STATES = {"closed": 0, "half_open": 1, "open": 2}
 
@@ -124,6 +126,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         response = clients[policy.service].forward(request.path, encode_principal(g.principal, internal_secret))
         if (policy.method, policy.path) == OPENING_ROUTE and response.status_code == 201:
             response = _with_participant_session(response, participant_sessions)
+        if (policy.method, policy.path) == INVITING_ROUTE and response.status_code == 201:
+            response = _with_invitation_url(response, settings)
         return response
 
     return app
@@ -198,7 +202,21 @@ def _with_participant_session(response: Response, participant_sessions: Particip
     body = response.get_json(silent=True)
     if not isinstance(body, dict) or not body.get("consultation_id") or not body.get("pseudonym"):
         return response
-    body["participant_session"] = participant_sessions.issue(body["consultation_id"], body["pseudonym"])
-    body["participant_session_expires_in"] = participant_sessions.ttl_s
-    response.set_data(json.dumps(body, ensure_ascii=False).encode())
+    return _with_fields(response, body, {
+        "participant_session": participant_sessions.issue(body["consultation_id"], body["pseudonym"]),
+        "participant_session_expires_in": participant_sessions.ttl_s})
+
+
+def _with_invitation_url(response: Response, settings: Settings) -> Response:
+    """The new invitation's answer plus `url`: its participant page, the link to hand out."""
+    body = response.get_json(silent=True)
+    if not isinstance(body, dict) or not body.get("code"):
+        return response
+    # VOICES_PUBLIC_URL when set (what participants type or scan), else this request's own origin.
+    origin = settings.get("PUBLIC_URL") or f"{'https' if behind_tls(settings) else request.scheme}://{request.host}"
+    return _with_fields(response, body, {"url": origin.rstrip("/") + url_for("web.invitation", code=body["code"])})
+
+
+def _with_fields(response: Response, body: dict, fields: dict) -> Response:
+    response.set_data(json.dumps({**body, **fields}, ensure_ascii=False).encode())
     return response

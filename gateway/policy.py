@@ -88,6 +88,7 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("POST", "/api/v1/consent/withdrawals", {"public"}, "consent"),
     _p("POST", "/api/v1/consent/tokens", {"public"}, "consent"),
     _p("GET", "/api/v1/consent/public-key", {"public"}, "consent"),
+    _p("GET", "/api/v1/consent/public-key.pem", {"public"}, "consent"),
     # ---- consent: the ledger (auditors)
     _p("GET", "/api/v1/ledger/entries", {"auditor"}, "consent"),
     _p("GET", "/api/v1/ledger/checkpoints", {"auditor"}, "consent"),

@@ -119,13 +119,24 @@ class ConsultationPublished(_Strict):
                                   validate=validate.Range(min=0, min_inclusive=False, max=10))
 
 
-class ConsultationCreated(_Strict):
+class _ConsultationConsentSettings(_Strict):
+    """What the consent service takes texts and grants by."""
+
     consultation_id = fields.String(required=True)
     organisation_id = fields.String(required=True)
     languages = fields.List(fields.String(), required=True)
     min_age = fields.Integer(allow_none=True, required=True)
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
+
+
+class ConsultationCreated(_ConsultationConsentSettings):
     created_at = fields.String(required=True)
+
+
+class ConsultationSettingsChanged(_ConsultationConsentSettings):
+    """A draft's languages, purposes or minimum age changed (they are fixed once it opens)."""
+
+    changed_at = fields.String(required=True)
 
 
 class ConsultationStatusChanged(_Strict):
@@ -255,6 +266,7 @@ class ContactsAccessed(_Strict):
 CONTRACTS: dict[tuple[str, int], type[Schema]] = {
     ("consultation.published", 1): ConsultationPublished,
     ("consultation.created", 1): ConsultationCreated,
+    ("consultation.settings_changed", 1): ConsultationSettingsChanged,
     ("consultation.status_changed", 1): ConsultationStatusChanged,
     ("consent_text.published", 1): ConsentTextPublished,
     ("response.submitted", 1): ResponseSubmitted,

@@ -238,7 +238,8 @@ def question_views(defn: Mapping[str, Any], question_ids: Iterable[str], languag
             "hint": localise(question.get("hint"), language, fallbacks),
             "declined": qid in declined, "problem": problems.get(qid),
             "value": "" if value is None or isinstance(value, list) else str(value),
-            "values": [str(v) for v in value] if isinstance(value, list) else [],
+            # Not "values": in a template, `q.values` is the dict's own method.
+            "chosen": [str(v) for v in value] if isinstance(value, list) else [],
         }
         if question["type"] in CHOICE_TYPES:
             view["options"] = [{"code": o["code"], "label": localise(o.get("label"), language, fallbacks)}

@@ -13,6 +13,7 @@ from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
+from babel import Locale
 from babel.dates import format_date, format_timedelta
 from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
@@ -29,6 +30,8 @@ log = logging.getLogger("voices.gateway.web")
 
 web = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
 
+# Withdrawing it withdraws everything and deletes the answers.
+REQUIRED_PURPOSE = "participate"
 # Short names of the purposes, for pages that list what a receipt covers. The consent page itself
 # shows the organisers' own versioned words for each purpose.
 PURPOSE_NAMES = {
@@ -212,6 +215,11 @@ def _see_other(location: str) -> Response:
 
 @web.errorhandler(SessionEnded)
 def _session_ended(_exc):
+    if COOKIE_NAME not in request.cookies:
+        # No cookie at all: most likely Back after a quick exit without JavaScript (the exit deleted
+        # it). Nothing of this site may show then, not even "your visit has ended": the neutral site.
+        return redirect(_app().exit_url, code=303)
+    g.web_clear_cookie = True  # an idle session ended: its cookie opens nothing any more
     return _see_other(page_url("web.start", ended=1))
 
 
@@ -277,27 +285,54 @@ def invitation(code: str):
     return _render("invitation.html", code=code)
 
 
+# What the session keeps of an opened invitation or of resumed answers.
+CONSULTATION_KEYS = ("pseudonym", "consultation_id", "title", "titles", "descriptions", "languages", "purposes",
+                     "min_age", "survey_version", "survey")
+
+
 @web.post("/i/<code>")
 def open_invitation(code: str):
+    return _open_invitation(code, "invitation.html",
+                            N_("This invitation link does not work. Check that you copied all of it."))
+
+
+@web.get("/code")
+def invitation_code_form():
+    """For a printed invitation: the code typed in, instead of a link opened."""
+    return _render("invitation_code.html")
+
+
+@web.post("/code")
+def enter_invitation_code():
+    code = (request.form.get("invitation_code") or "").strip()
+    if not code:
+        return _render("invitation_code.html", 422, problem=N_("Please write the code from your invitation."))
+    return _open_invitation(code, "invitation_code.html",
+                            N_("This code does not work. Please check each character and try again."))
+
+
+def _open_invitation(code: str, template: str, not_found: str) -> Response:
+    """Open an invitation and start the session (then the welcome page), or show `template` again with why not."""
     _spend_anonymous()
     try:
         opened = _app().api.open_invitation(code)
     except ServiceRefused as exc:
         message = (N_("This invitation has already been used or has been closed.") if exc.status == 410 else
-                   N_("This consultation is not taking answers now.") if exc.status == 409 else
-                   N_("This invitation link does not work. Check that you copied all of it."))
-        return _render("invitation.html", exc.status if exc.status in (404, 409, 410) else 422,
-                       code=code, problem=message)
-    _start_session({key: opened.get(key) for key in (
-        "pseudonym", "consultation_id", "title", "languages", "purposes", "min_age", "survey_version", "survey")}
-        | {"answers": {}, "declined": [], "acknowledged": []})
+                   N_("This consultation is not taking answers now.") if exc.status == 409 else not_found)
+        return _render(template, exc.status if exc.status in (404, 409, 410) else 422, code=code, problem=message)
+    _start_session({key: opened.get(key) for key in CONSULTATION_KEYS}
+                   | {"answers": {}, "declined": [], "acknowledged": []})
     return _see_other(url_for("web.welcome"))
 
 
 @web.get("/welcome")
 def welcome():
     session = _session()
-    return _render("welcome.html", title=session.state.get("title"))
+    state = session.state
+    # Older sessions and consultations have only the one `title` string.
+    return _render("welcome.html", title=flow.localise(state.get("titles") or state.get("title"), g.web_lang,
+                                                       _fallbacks(session)),
+                   description=flow.localise(state.get("descriptions") or None, g.web_lang, _fallbacks(session)))
 
 
 @web.post("/stop")
@@ -331,6 +366,11 @@ def _consent_page(session: WebSession, text: dict[str, Any], status: int = 200, 
                  "required": p == "participate"} for p in offered]
     context.setdefault("chosen", set())
     context.setdefault("errors", {})
+    if text.get("language") != g.web_lang:
+        # The consultation has no text in the reader's language: say so, naming both in that language.
+        names = Locale.parse(_babel_locale()).languages
+        context["other_language"] = {"yours": names.get(g.web_lang, g.web_lang),
+                                     "theirs": names.get(text["language"], text["language"])}
     return _render("consent.html", status, text=text, purposes=purposes, min_age=session.state.get("min_age"),
                    relationships=GUARDIAN_RELATIONSHIPS, form=request.form if request.method == "POST" else {},
                    **context)
@@ -561,7 +601,9 @@ def _save_progress(session: WebSession, section_id: str) -> Response:
         saved = _app().api.save_progress({"consent_token": state["consent"]["token"],
                                           "survey_version": state.get("survey_version"),
                                           "answers": state.get("answers", {}), "declined": state.get("declined", []),
-                                          "section_id": section_id})
+                                          "section_id": section_id,
+                                          # Sealed with the answers, to be shown again after resuming.
+                                          "receipt_code": state["consent"].get("receipt_code")})
     except ServiceRefused as exc:
         return _refused_while_answering(exc, session, url_for("web.section", section_id=section_id))
     state["resume"] = {"code": saved["resume_code"], "expires_at": saved["expires_at"]}
@@ -577,6 +619,10 @@ def _refused_while_answering(exc: ServiceRefused, session: WebSession, then: str
         return _render("problem.html", 401, heading=N_("Your consent has expired"),
                        message=N_("For your safety, consent lasts a limited time. "
                                   "Please open your invitation link again."))
+    if exc.status == 410 and exc.body.get("reason") == "invitation_used":
+        return _render("problem.html", 410, heading=N_("Answers from this invitation were already kept"),
+                       message=N_("They were saved or sent in another visit. To go on with them, use the code "
+                                  "you got when you saved them."))
     if exc.status == 410:
         return _render("problem.html", 410, heading=N_("These answers can no longer be sent"),
                        message=N_("The consent was withdrawn, or the consultation has closed."))
@@ -755,12 +801,11 @@ def resume():
         return _render("resume.html", 422 if exc.status in (400, 422) else 404, problem=message, code=code)
     token_valid = bool(saved.get("consent_token_valid") and saved.get("consent_token"))
     session = _start_session({
-        **{key: saved.get(key) for key in ("pseudonym", "consultation_id", "title", "languages", "purposes",
-                                           "min_age", "survey_version", "survey")},
+        **{key: saved.get(key) for key in CONSULTATION_KEYS},
         "answers": saved.get("answers") or {}, "declined": saved.get("declined") or [], "acknowledged": [],
         "section": saved.get("section_id"),
-        # The receipt code was shown when consent was given; it is not kept with saved answers.
-        "consent": {"token": saved["consent_token"] if token_valid else None, "receipt_code": None,
+        "consent": {"token": saved["consent_token"] if token_valid else None,
+                    "receipt_code": saved.get("receipt_code"),
                     "purposes": saved.get("granted_purposes") or []},
     })
     defn = session.state["survey"]
@@ -924,13 +969,17 @@ def withdraw():
     if problem:
         return _render("withdraw.html", 422, step="code", problem=problem, code=code)
     view = _receipt_view(receipt)
-    if request.form.get("step") != "confirm":
+    step = request.form.get("step")
+    if step not in ("confirm", "confirmed"):
         return _render("withdraw.html", step="choose", code=code, receipt=view)
     scope = request.form.get("scope")
     chosen = [p for p in request.form.getlist("purpose") if p in view["given"]]
     if scope not in ("all", "some") or (scope == "some" and not chosen):
         return _render("withdraw.html", 422, step="choose", code=code, receipt=view, chosen=set(chosen),
                        problem=N_("Please choose everything, or tick at least one use to withdraw."))
+    if step == "confirm" and (scope == "all" or REQUIRED_PURPOSE in chosen):
+        # Deleting the answers cannot be undone: it takes a second, explicit yes.
+        return _render("withdraw.html", step="confirm", code=code, receipt=view, scope=scope, chosen=chosen)
     try:
         result = _app().api.withdraw(code, None if scope == "all" else chosen)
     except ServiceRefused:

@@ -17,13 +17,15 @@ from services.consent.schemas import (
 from shared.auth import require_staff
 from shared.runtime import current_trace_id, events_stored, service_context
 
+PEM_MEDIA_TYPE = "application/x-pem-file"
 consent = Blueprint("consent", __name__, url_prefix="/api/v1/consent", description="Consent texts, grants, receipts")
 audit = Blueprint("ledger", __name__, url_prefix="/api/v1/ledger", description="The consent ledger (auditors)")
 
 
 def _own_policy(consultation_id: str):
     principal = require_staff("organiser")
-    return records.known_consultation(consultation_id, principal.organisation_id)
+    return records.await_consultation(consultation_id, principal.organisation_id,
+                                      service_context().consultation_wait_s)
 
 
 @consent.route("/consultations/<consultation_id>/texts")
@@ -134,6 +136,17 @@ class PublicKey(MethodView):
         key = service_context().signing_key.public_key()
         return {"key_id": tokens.key_id(key), "algorithm": "Ed25519",
                 "public_key_pem": tokens.public_key_to_pem(key).decode()}
+
+
+@consent.route("/public-key.pem")
+class PublicKeyPem(MethodView):
+    @consent.doc(responses={"200": {"description": "the same key as a PEM file (SubjectPublicKeyInfo)",
+                                    "content": {PEM_MEDIA_TYPE: {"schema": {"type": "string"}}}}})
+    def get(self):
+        """The public key as a download for `voices-verify-ledger`, which takes it as a .pem file."""
+        pem = tokens.public_key_to_pem(service_context().signing_key.public_key())
+        return Response(pem, mimetype=PEM_MEDIA_TYPE,
+                        headers={"Content-Disposition": 'attachment; filename="consent.pub.pem"'})
 
 
 @audit.route("/entries")

@@ -25,6 +25,7 @@ class ConsentContext:
     code_pepper: bytes
     token_ttl_s: int
     checkpoint_every: int
+    consultation_wait_s: float  # how long organiser calls wait for a just-created consultation to arrive
     ledger_tree: LedgerTree  # this process's Merkle tree over the ledger, extended as it grows
 
 
@@ -36,6 +37,8 @@ def create_app(settings: Settings | None = None, bus: Bus | None = None) -> Flas
         code_pepper=base64.b64decode(settings.require("CODE_PEPPER")),
         token_ttl_s=int(settings.get("CONSENT_TOKEN_TTL_S", "86400")),
         checkpoint_every=int(settings.get("LEDGER_CHECKPOINT_EVERY", "100")),
+        # Without a background consumer (in-process tests) nothing can arrive while a request waits.
+        consultation_wait_s=float(settings.get("CONSULTATION_WAIT_S", "3")) if settings.run_background else 0.0,
         ledger_tree=LedgerTree(),
     )
     topics = settings.topics

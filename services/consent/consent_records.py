@@ -1,6 +1,7 @@
 """Consent texts, grants, receipts and withdrawals in MongoDB (service layer: models, no Flask)."""
 from __future__ import annotations
 
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,6 +30,20 @@ def known_consultation(consultation_id: str, organisation_id: str | None = None)
     if policy is None or (organisation_id is not None and policy.organisation_id != organisation_id):
         raise NotFound("No such consultation.")
     return policy
+
+
+def await_consultation(consultation_id: str, organisation_id: str, wait_s: float) -> ConsultationPolicy:
+    """Like `known_consultation`, but a consultation created a moment ago is waited for, up to `wait_s`
+    seconds: consent learns of it from an event, typically within a second. Raises NotFound after
+    the wait, the same wait for a missing consultation as for another organisation's."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return known_consultation(consultation_id, organisation_id)
+        except NotFound:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
 
 
 # ---- texts --------------------------------------------------------------------

@@ -81,6 +81,7 @@ def record_contacts_access(event: Envelope, ctx: Any) -> None:
 
 HANDLERS = {
     "consultation.created": learn_consultation,
+    "consultation.settings_changed": learn_consultation,
     "consultation.published": learn_consultation,
     "consultation.status_changed": follow_status,
     "consent.granted": record_grant,

@@ -1,6 +1,6 @@
 """Independent verifier for a Voices consent-ledger export.
 
-    python -m services.consent.verify EXPORT.jsonl PUBLIC_KEY.pem [--since CHECKPOINT.json] [--strict]
+    python -m services.consent.verify EXPORT.jsonl PUBLIC_KEY.pem [--since CHECKPOINT.json] [--allow-unsigned-tail]
     voices-verify-ledger EXPORT.jsonl PUBLIC_KEY.pem
 
 Prints "OK: N entries, M checkpoints" and exits 0, or names the first bad
@@ -29,8 +29,15 @@ shrink or go back in time, and so each one's tree is a prefix of the next
 (recomputing both roots from the same entries is the consistency proof,
 made with the data itself). ``--since`` also checks an earlier checkpoint
 the auditor kept, so a rewritten history cannot hide behind fresh
-signatures; ``--strict`` fails when entries after the last checkpoint are
-not covered by any signature.
+signatures.
+
+The service's exports always end in a signed checkpoint, so by default entries
+after the last checkpoint fail the check: they are what an entry forged after
+it, a rewrite with the last checkpoint dropped, a last checkpoint replaced by
+an older one, or a cut tail look like. ``--allow-unsigned-tail`` accepts them
+(with a note), for an export cut by hand. An export cut back to an earlier
+checkpoint, entries and checkpoints together, is a valid older export: only
+``--since`` with a later checkpoint the auditor kept catches it.
 """
 from __future__ import annotations
 
@@ -440,8 +447,9 @@ class ExportVerifier:
                                 f"covered by a signed checkpoint")
             if self.strict:
                 return Report(False, self.entries, self.checkpoints, None, covered,
-                              f"--strict: entries {covered}..{self.entries - 1} are not covered by a signed "
-                              f"checkpoint")
+                              f"entries {covered}..{self.entries - 1} are not covered by a signed checkpoint, "
+                              f"but an export ends in one: added, cut or its last checkpoint removed "
+                              f"(--allow-unsigned-tail accepts this)")
         return report
 
 
@@ -465,8 +473,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("public_key", help="PEM file with the ledger's Ed25519 public key(s)")
     parser.add_argument("--since", action="append", default=[], metavar="CHECKPOINT.json",
                         help="a checkpoint you kept earlier; the export must extend it (repeatable)")
-    parser.add_argument("--strict", action="store_true",
-                        help="fail when the last entries are not covered by a signed checkpoint")
+    parser.add_argument("--allow-unsigned-tail", action="store_true",
+                        help="accept entries after the last signed checkpoint (exports end in one, so by "
+                             "default they fail)")
+    parser.add_argument("--strict", action="store_true", help="the default; kept so older scripts still run")
     args = parser.parse_args(argv)
     try:
         with open(args.public_key, "rb") as handle:
@@ -483,7 +493,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         with open(args.export, "rb") as handle:
-            report = verify_export(handle, keys, trusted=trusted, strict=args.strict)
+            report = verify_export(handle, keys, trusted=trusted, strict=not args.allow_unsigned_tail)
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -68,7 +68,10 @@ class ConsultationItem(MethodView):
     @consultations.response(200, ConsultationSchema)
     def patch(self, data, consultation_id):
         """Change settings; languages, purposes, min_age, min_cell_size and epsilon_budget only while a draft."""
-        return cons.update_settings(_organiser_consultation(consultation_id), data)
+        consultation = cons.update_settings(_organiser_consultation(consultation_id), data,
+                                            service_context().settings.topics.surveys, current_trace_id())
+        events_stored()
+        return consultation
 
 
 @consultations.route("/<consultation_id>/survey")
@@ -264,7 +267,8 @@ class OpenInvitation(MethodView):
         participant, consultation = cons.open_invitation(code, service_context().keys)
         version = consultation.current_version
         return {"pseudonym": participant.pseudonym, "consultation_id": consultation.consultation_id,
-                "title": consultation.title, "languages": consultation.languages, "purposes": consultation.purposes,
+                "title": consultation.title, "titles": consultation.titles,
+                "descriptions": consultation.descriptions, "languages": consultation.languages, "purposes": consultation.purposes,
                 "min_age": consultation.min_age, "survey_version": version["number"],
                 "survey": version["definition"]}
 

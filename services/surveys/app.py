@@ -9,7 +9,7 @@ from datetime import timedelta
 import click
 from flask import Flask
 
-from services.surveys import intake
+from services.surveys import intake, survey_format
 from services.surveys.api import consultations, participation
 from services.surveys.consultations import SurveysKeys
 from services.surveys.handlers import HANDLERS
@@ -76,4 +76,8 @@ def create_app(settings: Settings | None = None, bus: Bus | None = None) -> Flas
                              runtime=runtime)
     install_principal(app, settings.require("INTERNAL_TOKEN").encode())
     register_commands(app, settings)
+    # The survey format is checked by `questionnaire`, not by marshmallow: document it by hand.
+    spec = app.extensions["flask-smorest"]["apis"][""]["ext_obj"].spec
+    for name, schema in survey_format.component_schemas().items():
+        spec.components.schema(name, schema)
     return app

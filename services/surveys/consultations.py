@@ -20,8 +20,12 @@ TRANSITIONS = {"draft": {"open"}, "open": {"closed"}, "closed": {"archived", "op
 # control): they may change while the consultation is a draft, and are fixed once it has opened.
 # The privacy budget too: raised after snapshots spent it, it would no longer bound what they reveal.
 FIXED_ONCE_OPEN = ("languages", "purposes", "min_age", "min_cell_size", "epsilon_budget")
-EDITABLE_SETTINGS = ("title", "description", "opens_at", "closes_at", "retention_days", *FIXED_ONCE_OPEN)
+# What the consent service needs to know of a consultation: sent when created, changed or published.
+CONSENT_SETTINGS = ("languages", "purposes", "min_age")
+EDITABLE_SETTINGS = ("title", "titles", "description", "descriptions", "opens_at", "closes_at", "retention_days", *FIXED_ONCE_OPEN)
 REQUIRED_PURPOSE = "participate"
+# Texts participants read, given per language ({language: text}) next to the organisers' own.
+TRANSLATED = ("titles", "descriptions")
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,10 @@ def _check_settings(settings: dict[str, Any]) -> None:
         errors["purposes"] = [f"must include {REQUIRED_PURPOSE!r}: nothing can be stored without it"]
     elif len(set(purposes)) != len(purposes):
         errors["purposes"] = ["each purpose may appear once"]
+    for field in TRANSLATED:
+        others = sorted(set(settings.get(field) or {}) - set(languages))
+        if others:
+            errors[field] = [f"not a language of the consultation: {', '.join(others)}"]
     opens_at, closes_at = as_utc(settings.get("opens_at")), as_utc(settings.get("closes_at"))
     if opens_at is not None and closes_at is not None and closes_at <= opens_at:
         errors["closes_at"] = ["must be later than opens_at"]
@@ -89,7 +97,8 @@ def create_consultation(data: dict[str, Any], topic: str, trace_id: str) -> Cons
         survey = questionnaire.validate_definition(data["survey"])
     consultation = Consultation(
         consultation_id=f"c_{uuid.uuid4().hex[:20]}", organisation_id=data["organisation_id"], title=data["title"],
-        description=data.get("description"), languages=data["languages"], purposes=data["purposes"],
+        titles=data.get("titles") or {}, description=data.get("description"),
+        descriptions=data.get("descriptions") or {}, languages=data["languages"], purposes=data["purposes"],
         min_cell_size=data.get("min_cell_size", 10), min_age=data.get("min_age"),
         retention_days=data.get("retention_days", 365), created_at=utcnow(), opens_at=data.get("opens_at"),
         closes_at=data.get("closes_at"), epsilon_budget=data.get("epsilon_budget"), draft=survey,
@@ -114,13 +123,14 @@ def _save_guarded(consultation: Consultation) -> None:
         raise Conflict("The consultation was changed by someone else; reload and try again.") from None
 
 
-def update_settings(consultation: Consultation, changes: dict[str, Any]) -> Consultation:
+def update_settings(consultation: Consultation, changes: dict[str, Any], topic: str, trace_id: str) -> Consultation:
     """Change settings of a consultation (PATCH semantics: only the given fields).
 
     Languages, purposes, minimum age, minimum cell size and privacy budget
-    can change only while the consultation is a draft. Raises Conflict for
-    those later, or for an archived consultation; ValidationFailed for
-    inconsistent settings.
+    can change only while the consultation is a draft; a change of the first
+    three is announced (consultation.settings_changed) so the consent service
+    takes texts and grants for them. Raises Conflict for those later, or for
+    an archived consultation; ValidationFailed for inconsistent settings.
     """
     if consultation.status == "archived":
         raise Conflict("An archived consultation cannot be changed.")
@@ -140,10 +150,23 @@ def update_settings(consultation: Consultation, changes: dict[str, Any]) -> Cons
     merged = {key: getattr(consultation, key) for key in EDITABLE_SETTINGS}
     merged.update(changes)
     _check_settings(merged)
+    announced = [key for key in CONSENT_SETTINGS if key in changes and changes[key] != getattr(consultation, key)]
     for key, value in changes.items():
         setattr(consultation, key, value)
+    if announced:
+        consultation.stage(topic, Envelope(
+            type="consultation.settings_changed", key=consultation.consultation_id, producer="surveys",
+            trace_id=trace_id, payload={
+                "consultation_id": consultation.consultation_id, "organisation_id": consultation.organisation_id,
+                **{key: _plain(getattr(consultation, key)) for key in CONSENT_SETTINGS},
+                "changed_at": isoformat(utcnow())}))
     _save_guarded(consultation)
     return consultation
+
+
+def _plain(value: Any) -> Any:
+    # mongoengine hands lists back as its own BaseList; events carry plain JSON.
+    return list(value) if isinstance(value, list) else value
 
 
 def update_draft(consultation: Consultation, survey: dict[str, Any]) -> Consultation:
@@ -202,8 +225,9 @@ def publish_version(consultation: Consultation, topic: str, trace_id: str) -> Co
     """Freeze the draft as the next immutable version and open the consultation.
 
     Raises ValidationFailed for an invalid or incompletely translated survey,
-    Conflict when the consultation is archived or closed, or when the draft
-    is the same as the latest version.
+    Conflict when the consultation is archived or closed, when the draft is
+    the same as the latest version, or (first publication) when a language
+    has no published consent text (reason "consent_text_missing", `languages`).
     """
     if consultation.status in ("archived", "closed"):
         raise Conflict(f"A {consultation.status} consultation cannot be published.")
@@ -214,6 +238,20 @@ def publish_version(consultation: Consultation, topic: str, trace_id: str) -> Co
         raise ValidationFailed("The survey's languages differ from the consultation's.",
                                errors={"languages": [f"consultation: {sorted(consultation.languages)}, "
                                                      f"survey: {sorted(definition.get('languages', []))}"]})
+    if consultation.status == "draft":
+        # Participants of an open consultation must be able to read what they consent to.
+        missing = [lang for lang in consultation.languages if lang not in consultation.consent_languages]
+        if missing:
+            raise Conflict(f"No published consent text yet in: {', '.join(missing)}. Publish the consent text in "
+                           "each language first (it is seen here a moment after it is published).",
+                           reason=CONSENT_TEXT_MISSING, languages=missing)
+    untranslated = {field: [f"missing translation for {lang!r}" for lang in consultation.languages
+                            if lang not in (getattr(consultation, field) or {})]
+                    for field in TRANSLATED if getattr(consultation, field)}
+    untranslated = {field: problems for field, problems in untranslated.items() if problems}
+    if untranslated:
+        raise ValidationFailed("The consultation's title or description is not in every language.",
+                               errors=untranslated)
     latest = consultation.current_version
     if latest is not None and latest["definition"] == definition:
         raise Conflict(f"The draft is the same as version {latest['number']}; edit it before publishing again.")
@@ -312,27 +350,36 @@ def _find_invitation(code: str, pepper: bytes) -> Invitation | None:
     return None
 
 
+INVITATION_USED = "invitation_used"
+CONSENT_TEXT_MISSING = "consent_text_missing"
+
+
+def note_consent_text(consultation_id: str, language: str) -> None:
+    """A consent text was published in `language`: publishing the consultation no longer waits for it."""
+    # $addToSet: idempotent for a replayed event, and never touches what an organiser's save changes.
+    Consultation.objects(consultation_id=consultation_id).update_one(add_to_set__consent_languages=language)
+
+
 def open_invitation(code: str, keys: SurveysKeys) -> tuple[Participant, Consultation]:
     """Issue a fresh pseudonym (and its data key) for an invitation code.
 
-    A single-use code works once; revoked codes and closed consultations are Gone,
-    a consultation whose opening time has not come is a Conflict.
+    Opening spends nothing: a single-use code opens again and again until answers from one of
+    its pseudonyms are stored (`spend_invitation`), so someone who had to leave, or said no at
+    first, can come back with it. After that it is Gone, like revoked codes and closed
+    consultations; a consultation whose opening time has not come is a Conflict.
     Unknown codes are NotFound, with no hint whether they ever existed.
     """
     invitation = _find_invitation(code, keys.code_pepper)
     if invitation is None:
         raise NotFound("This invitation code is not valid.")
-    code_hash = invitation.code_hash
     if invitation.revoked:
         raise Gone("This invitation is no longer valid.")
+    if invitation.kind == "single" and invitation.uses:
+        raise Gone("This invitation has already been used.", reason=INVITATION_USED)
     consultation = get_consultation(invitation.consultation_id)
     ensure_accepting(consultation)
-    if invitation.kind == "single":
-        # Atomic claim: only the first opener of a single-use code gets a pseudonym.
-        if not Invitation.objects(code_hash=code_hash, uses=0, revoked=False).update_one(inc__uses=1):
-            raise Gone("This invitation has already been used.")
-    else:
-        Invitation.objects(code_hash=code_hash).update_one(inc__uses=1)
+    if invitation.kind == "link":
+        Invitation.objects(code_hash=invitation.code_hash).update_one(inc__uses=1)
     key = field_crypto.new_participant_key()
     for _attempt in range(3):
         participant = Participant(pseudonym=codes.new_pseudonym(), consultation_id=consultation.consultation_id,
@@ -344,3 +391,21 @@ def open_invitation(code: str, keys: SurveysKeys) -> tuple[Participant, Consulta
         except NotUniqueError:
             continue
     raise Conflict("Could not issue a pseudonym; please try again.")
+
+
+def spend_invitation(participant: Participant) -> None:
+    """Before a participant's first answers are stored: their single-use invitation becomes theirs alone.
+
+    Idempotent for the participant who spent it. Raises Gone (reason "invitation_used") when
+    answers of another pseudonym from the same code were stored first, or it was revoked.
+    """
+    if not participant.invitation_id:
+        return
+    # Atomic compare-and-set: of two pseudonyms from one code, only one can spend it.
+    if Invitation.objects(invitation_id=participant.invitation_id, kind="single", uses=0, revoked=False).update_one(
+            set__uses=1, set__spent_by=participant.pseudonym):
+        return
+    invitation = Invitation.objects(invitation_id=participant.invitation_id).first()
+    if invitation is None or invitation.kind != "single" or invitation.spent_by == participant.pseudonym:
+        return
+    raise Gone("Answers from this invitation were already kept in another visit.", reason=INVITATION_USED)

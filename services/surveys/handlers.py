@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.surveys import intake
+from services.surveys import consultations, intake
 from shared.events import Envelope
 
 
@@ -12,6 +12,12 @@ def erase_on_withdrawal(event: Envelope, ctx: Any) -> None:
     intake.apply_withdrawal(event.payload, ctx.settings.topics.responses, event.trace_id, event.id)
 
 
+def note_consent_text(event: Envelope, ctx: Any) -> None:
+    """consent_text.published: that language no longer holds back publishing the consultation."""
+    consultations.note_consent_text(event.payload["consultation_id"], event.payload["language"])
+
+
 HANDLERS = {
     "consent.withdrawn": erase_on_withdrawal,
+    "consent_text.published": note_consent_text,
 }

@@ -12,7 +12,7 @@ from mongoengine.errors import NotUniqueError
 from services.surveys import answers as answer_rules
 from services.surveys import contact, field_crypto, quotes
 from services.surveys.consultations import (
-    SurveysKeys, as_utc, ensure_accepting, get_consultation, participant_context,
+    SurveysKeys, as_utc, ensure_accepting, get_consultation, participant_context, spend_invitation,
 )
 from services.surveys.models import Consultation, Erasure, Participant, Response, ResumeDraft, Withdrawal
 from shared.consent_tokens import verify_consent_token
@@ -116,6 +116,7 @@ def submit_response(token: str, body: dict[str, Any], keys: SurveysKeys, topic: 
     structured = answer_rules.validate_answers(definition, body.get("answers") or {}, body.get("declined") or [])
     declined = answer_rules.declined_questions(definition, body.get("declined") or [])
     structured, free_text = answer_rules.split_free_text(definition, structured)
+    spend_invitation(admission.participant)
     key = participant_key(admission.participant, keys)
     response_id = f"r_{uuid.uuid4().hex}"
     encrypted = {qid: field_crypto.encrypt_field(key, text, _free_text_aad(response_id, qid))

@@ -14,7 +14,9 @@ class Consultation(OutboxDocument):
     consultation_id = me.StringField(primary_key=True)
     organisation_id = me.StringField(required=True)
     title = me.StringField(required=True)
+    titles = me.DictField()  # {language: title}, what participants see; `title` when empty
     description = me.StringField()
+    descriptions = me.DictField()  # {language: description}
     status = me.StringField(required=True, default="draft", choices=("draft", "open", "closed", "archived"))
     languages = me.ListField(me.StringField())
     purposes = me.ListField(me.StringField())
@@ -31,6 +33,8 @@ class Consultation(OutboxDocument):
     # The survey definition being edited; published versions below are immutable copies.
     draft = me.DictField()
     versions = me.ListField(me.DictField())  # [{number, definition, published_at}]
+    # Languages with a published consent text, learnt from consent_text.published events.
+    consent_languages = me.ListField(me.StringField())
     # Optimistic concurrency: every save bumps it, a stale writer gets a conflict.
     revision = me.IntField(default=0)
 
@@ -48,7 +52,9 @@ class Invitation(me.Document):
     consultation_id = me.StringField(required=True)
     kind = me.StringField(required=True, choices=("single", "link"))
     label = me.StringField()
+    # A link counts each opening; a single-use code becomes 1 when the first answer is stored.
     uses = me.IntField(default=0)
+    spent_by = me.StringField(null=True)  # single use: the pseudonym whose answers spent it
     revoked = me.BooleanField(default=False)
     created_at = me.DateTimeField(default=utcnow)
 

@@ -18,7 +18,7 @@ from mongoengine.errors import NotUniqueError
 
 from services.surveys import answers as answer_rules
 from services.surveys import codes, field_crypto
-from services.surveys.consultations import SurveysKeys, as_utc, ensure_accepting, get_consultation
+from services.surveys.consultations import SurveysKeys, as_utc, ensure_accepting, get_consultation, spend_invitation
 from services.surveys.intake import admit, find_version, participant_key
 from services.surveys.models import Participant, ResumeDraft, Withdrawal
 from shared.consent_tokens import verify_consent_token
@@ -61,11 +61,12 @@ def save_progress(token: str, body: dict[str, Any], keys: SurveysKeys, ttl: time
     if section is not None and section not in {s["id"] for s in definition["sections"]}:
         raise ValidationFailed("The survey has no such section.",
                                errors={"section_id": [f"unknown section {section!r}"]})
+    spend_invitation(admission.participant)
     key = participant_key(admission.participant, keys)
     sealed = field_crypto.encrypt_field(key, json.dumps({
         "survey_version": version["number"], "answers": answers,
         "declined": answer_rules.declined_questions(definition, declined), "section_id": section,
-        "consent_token": token,
+        "consent_token": token, "receipt_code": body.get("receipt_code"),
     }, ensure_ascii=False), _aad(admission.consultation_id, admission.pseudonym))
     code = codes.new_resume_code()
     expires_at = now + ttl
@@ -122,6 +123,8 @@ def resume_progress(code: str, keys: SurveysKeys, now: datetime | None = None) -
         "consultation_id": draft.consultation_id,
         "pseudonym": draft.pseudonym,
         "title": consultation.title,
+        "titles": consultation.titles,
+        "descriptions": consultation.descriptions,
         "languages": list(consultation.languages),
         "purposes": list(consultation.purposes),
         "min_age": consultation.min_age,

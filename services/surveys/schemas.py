@@ -5,6 +5,7 @@ from datetime import timezone
 from flask_smorest.fields import Upload
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from services.surveys.survey_format import EXAMPLE_SURVEY, SURVEY_DEFINITION, ref
 from shared.events import PURPOSES
 
 UN_LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")
@@ -28,9 +29,33 @@ class UTCDateTime(fields.DateTime):
         return super()._serialize(value, attr, obj, **kwargs)
 
 
+TITLES_DOC = ("the title in each language of the consultation, as participants see it ({language: text}); "
+              "without it they see `title`. Once given, publishing needs every language")
+DESCRIPTIONS_DOC = "the description in each language, like `titles`"
+
+
+def survey_definition(**kwargs) -> fields.Dict:
+    """A survey definition: checked by `questionnaire`, documented as the SurveyDefinition schema.
+    Request fields carry the example too, or documentation tools make one up from the bare mapping."""
+    metadata = {"allOf": [ref(SURVEY_DEFINITION)], **kwargs.pop("metadata", {})}
+    return fields.Dict(metadata=metadata, **kwargs)
+
+
+def by_language() -> fields.Dict:
+    return fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "by language"})
+
+
+def _translations(max_length: int, doc: str, **kwargs) -> fields.Dict:
+    return fields.Dict(keys=fields.String(validate=validate.OneOf(UN_LANGUAGES)),
+                       values=fields.String(validate=validate.Length(min=1, max=max_length)),
+                       metadata={"description": doc}, **kwargs)
+
+
 class ConsultationCreateSchema(StrictSchema):
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    titles = _translations(200, TITLES_DOC, load_default=dict)
     description = fields.String(validate=validate.Length(max=5000))
+    descriptions = _translations(5000, DESCRIPTIONS_DOC, load_default=dict)
     languages = fields.List(fields.String(validate=validate.OneOf(UN_LANGUAGES)), required=True,
                             validate=validate.Length(min=1))
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), load_default=lambda: ["participate", "aggregate_reporting"],
@@ -44,7 +69,8 @@ class ConsultationCreateSchema(StrictSchema):
                                   metadata={"description": EPSILON_BUDGET_DOC})
     opens_at = fields.AwareDateTime(allow_none=True, load_default=None)
     closes_at = fields.AwareDateTime(allow_none=True, load_default=None)
-    survey = fields.Dict(load_default=None, metadata={"description": "survey definition: languages and sections of questions"})
+    survey = survey_definition(load_default=None, metadata={
+        "description": "survey definition (optional: write it later with PUT .../survey)", "example": EXAMPLE_SURVEY})
 
 
 class ConsultationUpdateSchema(StrictSchema):
@@ -52,7 +78,9 @@ class ConsultationUpdateSchema(StrictSchema):
     draft."""
 
     title = fields.String(validate=validate.Length(min=1, max=200))
+    titles = _translations(200, TITLES_DOC)
     description = fields.String(allow_none=True, validate=validate.Length(max=5000))
+    descriptions = _translations(5000, DESCRIPTIONS_DOC)
     languages = fields.List(fields.String(validate=validate.OneOf(UN_LANGUAGES)), validate=validate.Length(min=1))
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), validate=validate.Length(min=1))
     min_cell_size = fields.Integer(validate=validate.Range(min=5, max=1000))
@@ -71,7 +99,7 @@ class ConsultationUpdateSchema(StrictSchema):
 
 
 class SurveyDraftSchema(StrictSchema):
-    survey = fields.Dict(required=True)
+    survey = survey_definition(required=True, metadata={"example": EXAMPLE_SURVEY})
 
 
 class StatusChangeSchema(StrictSchema):
@@ -81,7 +109,7 @@ class StatusChangeSchema(StrictSchema):
 class VersionSchema(Schema):
     number = fields.Integer()
     published_at = fields.String()
-    definition = fields.Dict()
+    definition = survey_definition()
 
 
 class XLSFormUploadSchema(Schema):
@@ -115,9 +143,13 @@ class ConsultationSchema(Schema):
     consultation_id = fields.String()
     organisation_id = fields.String()
     title = fields.String()
+    titles = by_language()
     description = fields.String(allow_none=True)
+    descriptions = by_language()
     status = fields.String()
     languages = fields.List(fields.String())
+    consent_languages = fields.List(fields.String(), metadata={
+        "description": "languages with a published consent text; a draft publishes only when it lists every language"})
     purposes = fields.List(fields.String())
     min_cell_size = fields.Integer()
     min_age = fields.Integer(allow_none=True)
@@ -128,7 +160,9 @@ class ConsultationSchema(Schema):
     created_at = UTCDateTime()
     opened_at = UTCDateTime(allow_none=True)
     closed_at = UTCDateTime(allow_none=True)
-    draft = fields.Dict()
+    # A draft may still lack parts (no sections yet, say), so it is not held to the published format.
+    draft = fields.Dict(metadata={"description": "the survey being edited, in the SurveyDefinition format once "
+                                                 "complete; publishing makes it the next version"})
     versions = fields.List(fields.Nested(VersionSchema))
     revision = fields.Integer()
 
@@ -150,17 +184,22 @@ class InvitationSchema(Schema):
 
 class InvitationCreatedSchema(InvitationSchema):
     code = fields.String(metadata={"description": "shown once; only its hash is stored"})
+    url = fields.String(metadata={
+        "description": "the participant link for the code (added by the gateway, from VOICES_PUBLIC_URL or "
+                       "the request's own origin): hand it out, print it, or make it a QR code"})
 
 
 class OpenedInvitationSchema(Schema):
     pseudonym = fields.String()
     consultation_id = fields.String()
     title = fields.String()
+    titles = by_language()
+    descriptions = by_language()
     languages = fields.List(fields.String())
     purposes = fields.List(fields.String())
     min_age = fields.Integer(allow_none=True)
     survey_version = fields.Integer()
-    survey = fields.Dict()
+    survey = survey_definition()
 
 
 class ResponseCreateSchema(StrictSchema):
@@ -184,6 +223,9 @@ class ResumeSaveSchema(StrictSchema):
     declined = fields.List(fields.String(), load_default=list)
     section_id = fields.String(load_default=None, validate=validate.Length(max=64),
                                metadata={"description": "where the participant was, to continue there"})
+    receipt_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64), metadata={
+        "description": "the consent receipt code, kept sealed with the answers so it can be shown again after "
+                       "resuming (it is not checked here)"})
 
 
 class ResumeSavedSchema(Schema):
@@ -199,17 +241,20 @@ class ResumedSchema(Schema):
     consultation_id = fields.String()
     pseudonym = fields.String()
     title = fields.String()
+    titles = by_language()
+    descriptions = by_language()
     languages = fields.List(fields.String())
     purposes = fields.List(fields.String(), metadata={"description": "purposes the consultation asks about"})
     min_age = fields.Integer(allow_none=True)
     survey_version = fields.Integer()
-    survey = fields.Dict()
+    survey = survey_definition()
     answers = fields.Dict()
     declined = fields.List(fields.String())
     section_id = fields.String(allow_none=True)
     consent_token = fields.String(allow_none=True,
                                   metadata={"description": "null once expired: give consent again to continue"})
     consent_token_valid = fields.Boolean()
+    receipt_code = fields.String(allow_none=True, metadata={"description": "as saved with the answers, if it was"})
     consent_expires_at = fields.String(allow_none=True)
     granted_purposes = fields.List(fields.String(), allow_none=True)
     expires_at = fields.String()

@@ -25,7 +25,7 @@ def test_withdrawing_everything_shows_the_answers_being_deleted_then_deleted(lan
         audited = set()
 
         def audit(page, name):
-            if name not in audited and name.startswith(("withdraw-done", "check-result")):
+            if name not in audited and name.startswith(("withdraw-confirm", "withdraw-done", "check-result")):
                 audited.add(name)
                 assert_accessible(page, f"{name} [{lang}]")
                 if lang in ("en", "ar"):
@@ -52,6 +52,8 @@ def test_withdrawing_everything_shows_the_answers_being_deleted_then_deleted(lan
         journey.at(r"/withdraw$", "withdraw-choose")
         page.check("#scope-all")
         journey.click("form[action='/withdraw'] button[type=submit]")
+        journey.at(r"/withdraw$", "withdraw-confirm")
+        journey.click("#confirm-withdrawal")
         journey.at(r"/withdraw$", "withdraw-done-pending", "withdraw-done")
         expect(page.locator("#answers-status")).to_have_attribute("data-erasure", "pending")
 
@@ -60,7 +62,7 @@ def test_withdrawing_everything_shows_the_answers_being_deleted_then_deleted(lan
         expect(page.locator("#answers-status")).to_have_attribute("data-erasure", "deleted")
         expect(page.locator("#answers-status p")).to_have_count(2)  # deleted, and how many sets
         expect(page.locator("#answers-status")).to_contain_text("1")
-        assert audited == {"withdraw-done-pending", "check-result"}
+        assert audited == {"withdraw-confirm", "withdraw-done-pending", "check-result"}
         assert network.refused == []
     finally:
         context.close()

@@ -14,6 +14,7 @@ import socket
 import requests
 
 from tests.e2e.conftest import eventually, open_consultation, staff_token
+from tests.e2e.consent_first import publish_consent_text
 
 USER_AGENT = f"PrivacyProbe/{secrets.token_hex(4)} (distinctive)"
 
@@ -127,6 +128,7 @@ def test_a_trace_id_follows_a_request_through_the_gateway_services_and_events(ap
              "options": [{"code": "a", "label": {"en": "A"}}, {"code": "b", "label": {"en": "B"}}]}]}]}})
     assert created.status_code == 201 and created.headers["X-Trace-ID"] == trace
     cid = created.json()["consultation_id"]
+    publish_consent_text(api, organiser["token"], cid, ["en"], ["participate"])  # without the trace id
     published = requests.post(f"{stack.gateway_url}/api/v1/consultations/{cid}/publish", headers=headers, timeout=20)
     assert published.status_code == 200
 

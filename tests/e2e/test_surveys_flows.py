@@ -6,6 +6,7 @@ import io
 import openpyxl
 
 from tests.e2e.conftest import _grant, eventually, open_consultation, participate
+from tests.e2e.consent_first import publish_consent_then_consultation
 
 EN, AR = "label::English (en)", "label::Arabic (ar)"
 
@@ -37,7 +38,7 @@ def test_an_xlsform_upload_becomes_an_immutable_version(api, organiser):
                                         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")})
     question = imported["draft"]["sections"][0]["questions"][0]
     assert question["label"] == {"en": "Did you get help?", "ar": "هل حصلت على مساعدة؟"}
-    published = api.call("POST", f"/api/v1/consultations/{cid}/publish", token)
+    published = publish_consent_then_consultation(api, token, cid, ["en", "ar"], ["participate", "aggregate_reporting"])
     assert published["status"] == "open" and published["min_cell_size"] == 8
 
     refused = api.session.put(f"{api.base}/api/v1/consultations/{cid}/versions/1", timeout=10,

@@ -124,6 +124,31 @@ def test_organisers_see_every_version_and_language_with_drafts(consent):
     consent.call("GET", texts(cid) + "/2?language=en", 404)  # a draft is not public
 
 
+def test_a_text_sent_right_after_the_consultation_was_created_waits_for_it(consent, monkeypatch):
+    """The consultation.created event is still on its way when the organiser's text comes in."""
+    import threading
+
+    from shared.events import Envelope, isoformat, utcnow
+
+    monkeypatch.setattr(consent.context, "consultation_wait_s", 5.0)
+    cid = "c_just_created"
+    consent.bus.publish(consent.topics.surveys, Envelope(
+        type="consultation.created", key=cid, producer="surveys", payload={
+            "consultation_id": cid, "organisation_id": "org_a", "languages": ["en"], "min_age": None,
+            "purposes": list(ALL_PURPOSES), "created_at": isoformat(utcnow())}))
+    arrives = threading.Timer(0.3, consent.bus.deliver)
+    arrives.start()
+    try:
+        assert consent.text(cid, "en")["version"] == 1
+    finally:
+        arrives.join()
+    # A consultation that never comes is still 404, for its own organisation and for others.
+    monkeypatch.setattr(consent.context, "consultation_wait_s", 0.2)
+    consent.call("POST", texts("c_never"), 404, headers=consent.staff("organiser", "org_a"),
+                 json={"language": "en", "title": "T", "body": BODY["en"], "purposes": {}})
+    consent.call("POST", texts(cid) + "/1/publish", 404, headers=consent.staff("organiser", "org_b"))
+
+
 def test_unknown_consultations_and_versions_are_404(consent):
     consent.call("GET", texts("c_missing") + "?language=en", 404)
     consent.call("GET", texts("c_missing") + "/1?language=en", 404)

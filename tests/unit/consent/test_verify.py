@@ -333,7 +333,7 @@ def test_truncation_and_uncovered_tails(honest):
     without_last_entry = honest.lines[:-2] + honest.lines[-1:]
     report = honest.from_scratch(without_last_entry)
     assert not report.ok and "covers 1000 entries" in report.reason
-    # dropping the final checkpoint too is only visible as an unsigned tail (or an error with --strict)
+    # dropping the final checkpoint too is only visible as an unsigned tail (an error unless allowed)
     tail_cut = honest.lines[:-1]
     report = honest.from_scratch(tail_cut)
     assert report.ok and any("not yet covered" in note for note in report.notes)
@@ -402,12 +402,47 @@ def test_command_line(honest, tmp_path, capsys):
     assert verify.main([str(export), str(key_file)]) == 2
 
 
+def test_an_unsigned_tail_fails_by_default_whatever_made_it(honest, tmp_path, capsys):
+    """Service exports end in a signed checkpoint; each of these does not, and exits 1."""
+    key_file = tmp_path / "ledger.pub.pem"
+    key_file.write_bytes(tokens.public_key_to_pem(honest.key))
+    [forged] = ledger.export_lines([ledger.make_entry(honest.entries[-1], "consent.granted",
+                                                      dict(honest.entries[-1]["data"]), BASE_TIME)], [])
+    rewritten = rewrite_history(honest, 800)
+    last_checkpoint = honest.checkpoint_lines[-1]
+    attacks = {
+        "an entry forged after the last checkpoint": honest.lines + [forged.encode()],
+        "a consistent rewrite with the last checkpoint dropped": [
+            line.encode() for line in ledger.export_lines(rewritten, honest.checkpoints[:-1])],
+        "the last checkpoint replaced by an older one":
+            honest.lines[:last_checkpoint - 1] + [honest.lines[honest.checkpoint_lines[-2] - 1]],
+        "a cut tail": honest.lines[:honest.entry_line[900]],
+    }
+    for attack, lines in attacks.items():
+        export = tmp_path / "ledger.jsonl"
+        export.write_bytes(b"".join(lines))
+        assert verify.main([str(export), str(key_file)]) == 1, attack
+        assert "FAIL" in capsys.readouterr().out, attack
+    # Relaxed on purpose, the cut tail passes with a note.
+    assert verify.main([str(export), str(key_file), "--allow-unsigned-tail"]) == 0
+    assert "not yet covered" in capsys.readouterr().out
+
+    # Cut back to an earlier checkpoint, entries and checkpoints together, is a valid older export:
+    # only a later checkpoint the auditor kept shows that something is missing.
+    export.write_bytes(b"".join(honest.lines[:honest.checkpoint_lines[-2]]))
+    assert verify.main([str(export), str(key_file)]) == 0
+    kept = tmp_path / "kept.json"
+    kept.write_text(json.dumps(honest.checkpoints[-1]))
+    assert verify.main([str(export), str(key_file), "--since", str(kept)]) == 1
+
+
 def test_runs_as_a_module(honest, tmp_path):
     export, key_file = tmp_path / "ledger.jsonl", tmp_path / "ledger.pub.pem"
-    export.write_bytes(b"".join(honest.lines[:300]))  # a prefix: still verifiable, tail unsigned
+    export.write_bytes(b"".join(honest.lines[:300]))  # a prefix: verifiable when allowed, tail unsigned
     key_file.write_bytes(tokens.public_key_to_pem(honest.key))
     root = Path(__file__).resolve().parents[3]
-    done = subprocess.run([sys.executable, "-m", "services.consent.verify", str(export), str(key_file)],
+    done = subprocess.run([sys.executable, "-m", "services.consent.verify", str(export), str(key_file),
+                           "--allow-unsigned-tail"],
                           capture_output=True, text=True, cwd=root, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("OK: 298 entries, 2 checkpoints")  # checkpoint 0, 250 entries, checkpoint 250, 48 entries

@@ -96,3 +96,12 @@ def test_the_docs_page_loads_nothing_from_other_origins(platform):
         platform.call("GET", source, expect=200)
     assert "validatorUrl: null" in platform.call("GET", "/docs/init.js", expect=200).get_data(True)
     platform.call("GET", "/docs/assets/../../app.py", expect=404)
+
+
+def test_the_survey_format_is_in_the_merged_document(document):
+    from tests.unit.surveys.test_survey_format import validator
+
+    schemas = document["components"]["schemas"]
+    validator(schemas).validate(schemas["SurveyDefinition"]["example"])
+    assert {"SingleChoiceQuestion", "MultipleChoiceQuestion", "RatingQuestion", "NumberQuestion", "DateQuestion",
+            "FreeTextQuestion"} <= set(schemas)

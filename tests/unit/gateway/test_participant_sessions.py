@@ -50,12 +50,13 @@ def opened(platform):
     cid = platform.call("POST", "/api/v1/consultations", organiser, expect=201, json={
         "title": "Sessions", "languages": ["en"], "purposes": ["participate"], "min_cell_size": 5,
         "survey": ONE_QUESTION_SURVEY}).get_json()["consultation_id"]
-    platform.call("POST", f"/api/v1/consultations/{cid}/publish", organiser, expect=200)
     platform.deliver()
     platform.call("POST", f"/api/v1/consent/consultations/{cid}/texts", organiser, expect=201, json={
         "version": 1, "language": "en", "title": "Consent", "body": "We keep your answers safe.",
         "purposes": {"participate": "To take part."}})
     platform.call("POST", f"/api/v1/consent/consultations/{cid}/texts/1/publish", organiser, expect=200)
+    platform.deliver()
+    platform.call("POST", f"/api/v1/consultations/{cid}/publish", organiser, expect=200)
     code = platform.call("POST", f"/api/v1/consultations/{cid}/invitations", organiser, expect=201,
                          json={"kind": "link"}).get_json()["code"]
     platform.deliver()

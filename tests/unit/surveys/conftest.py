@@ -80,11 +80,16 @@ class Surveys:
         return self.call(method, path, expect, headers=self.staff(organisation_id), **kwargs)
 
     # -- setting things up ---------------------------------------------------
-    def create(self, survey: dict | None = SURVEY, expect: int = 201, **settings) -> dict:
+    def create(self, survey: dict | None = SURVEY, expect: int = 201, consent_texts: bool = True,
+               **settings) -> dict:
+        """A new draft; with `consent_texts`, its consent texts are then published in each of its languages."""
         body = {"title": "After leaving", "languages": ["en", "ar"], "purposes": list(ALL_PURPOSES), **settings}
         if survey is not None:
             body["survey"] = copy.deepcopy(survey)
-        return self.organiser("POST", "/api/v1/consultations", expect, json=body)
+        created = self.organiser("POST", "/api/v1/consultations", expect, json=body)
+        if expect == 201 and consent_texts:
+            self.consent_texts_published(created["consultation_id"], body["languages"])
+        return created
 
     def open_consultation(self, survey: dict = SURVEY, **settings) -> str:
         cid = self.create(survey, **settings)["consultation_id"]
@@ -115,6 +120,15 @@ class Surveys:
     def events(self, topic: str, type_: str | None = None) -> list[Envelope]:
         self.relay()
         return [e for e in self.bus.events(topic) if type_ is None or e.type == type_]
+
+    def consent_texts_published(self, cid: str, languages, organisation_id: str = "org_a") -> None:
+        """Deliver consent_text.published events as the consent service publishes them."""
+        for language in languages:
+            self.bus.publish(self.settings.topics.consent, Envelope(
+                type="consent_text.published", key=cid, producer="consent", payload={
+                    "consultation_id": cid, "organisation_id": organisation_id, "text_version": 1,
+                    "language": language, "text_sha256": "0" * 64, "published_at": isoformat(utcnow())}))
+        self.bus.deliver()
 
     def withdraw(self, pseudonym: str, cid: str, purposes=None, everything: bool = True) -> Envelope:
         """Deliver a consent.withdrawn event as the consent service would publish it."""

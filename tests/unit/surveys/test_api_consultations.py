@@ -68,6 +68,35 @@ def test_draft_settings_can_be_patched(surveys):
     assert changed["opens_at"].startswith("2030-01-01T00:00:00") and changed["min_age"] == 16
     stored = Consultation.objects.get(consultation_id=cid)
     assert stored.min_cell_size == 12 and stored.revision == 1
+    # The consent service takes texts and grants by languages, purposes and minimum age: it is told.
+    [created, event] = surveys.events(surveys.settings.topics.surveys)
+    assert event.type == "consultation.settings_changed" and event.key == cid
+    assert {k: event.payload[k] for k in ("languages", "purposes", "min_age", "organisation_id")} == {
+        "languages": ["en", "ar", "fr"], "purposes": ["participate"], "min_age": 16, "organisation_id": "org_a"}
+
+
+def test_titles_and_descriptions_are_translated_and_checked_on_publish(surveys, unchanged):
+    titles = {"en": "After leaving", "ar": "بعد المغادرة"}
+    with unchanged():
+        problem = surveys.create(SURVEY, expect=422, titles={**titles, "fr": "Après le départ"})
+    assert problem["errors"]["titles"] == ["not a language of the consultation: fr"]
+    cid = surveys.create(SURVEY, titles={"en": "After leaving"}, descriptions={"ar": "عن الدعم"})["consultation_id"]
+    with unchanged():
+        problem = surveys.organiser("POST", f"{base(cid)}/publish", 422)
+    assert problem["errors"] == {"titles": ["missing translation for 'ar'"],
+                                 "descriptions": ["missing translation for 'en'"]}
+    surveys.organiser("PATCH", base(cid), 200, json={"titles": titles,
+                                                     "descriptions": {"en": "About support", "ar": "عن الدعم"}})
+    assert surveys.organiser("POST", f"{base(cid)}/publish", 200)["titles"] == titles
+    opened = surveys.call("POST", f"/api/v1/invitations/{surveys.invite(cid)}/open", 201)
+    assert opened["titles"] == titles and opened["descriptions"]["ar"] == "عن الدعم"
+    assert opened["title"] == "After leaving"  # the organisers' own, as before
+
+
+def test_a_patch_that_changes_nothing_consent_depends_on_announces_nothing(surveys):
+    cid = surveys.create(SURVEY)["consultation_id"]
+    surveys.organiser("PATCH", base(cid), 200, json={"title": "Renamed", "languages": ["en", "ar"]})
+    assert [e.type for e in surveys.events(surveys.settings.topics.surveys)] == ["consultation.created"]
 
 
 @pytest.mark.parametrize("patch, status, field", [
@@ -202,6 +231,21 @@ def test_publishing_needs_every_translation_and_matching_languages(surveys, unch
     surveys.organiser("POST", f"{base(cid)}/publish", 200)
 
 
+def test_a_draft_publishes_only_once_every_language_has_a_published_consent_text(surveys, unchanged):
+    cid = surveys.create(SURVEY, consent_texts=False, languages=["en", "ar"])["consultation_id"]
+    with unchanged():
+        problem = surveys.organiser("POST", f"{base(cid)}/publish", 409)
+    assert problem["reason"] == "consent_text_missing" and problem["languages"] == ["en", "ar"]
+    assert "en, ar" in problem["detail"]
+    surveys.consent_texts_published(cid, ["ar"])
+    surveys.consent_texts_published(cid, ["ar"])  # a replayed event changes nothing
+    assert surveys.organiser("GET", base(cid), 200)["consent_languages"] == ["ar"]
+    with unchanged():
+        assert surveys.organiser("POST", f"{base(cid)}/publish", 409)["languages"] == ["en"]
+    surveys.consent_texts_published(cid, ["en"])
+    assert surveys.organiser("POST", f"{base(cid)}/publish", 200)["status"] == "open"
+
+
 def test_an_empty_survey_cannot_be_published(surveys, unchanged):
     cid = surveys.create(None)["consultation_id"]
     with unchanged():
@@ -256,16 +300,29 @@ def test_another_organisation_sees_nothing_and_other_roles_cannot_organise(surve
 # ---------------------------------------------------------------- invitations
 
 
-def test_a_single_use_code_opens_once_and_gives_only_a_pseudonym(surveys):
+def test_a_single_use_code_gives_only_a_pseudonym_and_is_spent_by_the_first_stored_answers(surveys, unchanged):
     cid = surveys.open_consultation()
     code = surveys.invite(cid, kind="single")
     opened = surveys.call("POST", f"/api/v1/invitations/{code.lower().replace('-', ' ')}/open", 201)
-    assert set(opened) == {"pseudonym", "consultation_id", "title", "languages", "purposes", "min_age",
-                           "survey_version", "survey"}
+    assert set(opened) == {"pseudonym", "consultation_id", "title", "titles", "descriptions", "languages",
+                           "purposes", "min_age", "survey_version", "survey"}
     assert opened["pseudonym"].startswith("p_") and opened["survey_version"] == 1
-    surveys.call("POST", f"/api/v1/invitations/{code}/open", 410)
+    # Someone who left (quick exit, or "I do not want to take part") before answering opens it again.
+    again = surveys.call("POST", f"/api/v1/invitations/{code}/open", 201)
     [invitation] = surveys.organiser("GET", f"{base(cid)}/invitations", 200)
-    assert invitation["uses"] == 1 and "code" not in invitation and "code_hash" not in invitation
+    assert invitation["uses"] == 0 and "code" not in invitation and "code_hash" not in invitation
+
+    saved = surveys.call("POST", "/api/v1/resume", 201, json={
+        "consent_token": surveys.token(again["pseudonym"], cid), "answers": {}, "section_id": None})
+    assert saved["resume_code"]
+    [invitation] = surveys.organiser("GET", f"{base(cid)}/invitations", 200)
+    assert invitation["uses"] == 1 and "spent_by" not in invitation
+    with unchanged():
+        assert surveys.call("POST", f"/api/v1/invitations/{code}/open", 410)["reason"] == "invitation_used"
+        # The other visit from the same code can no longer keep answers: one response per code.
+        refused = surveys.submit(surveys.token(opened["pseudonym"], cid), {}, expect=410)
+        assert refused["reason"] == "invitation_used"
+    surveys.submit(surveys.token(again["pseudonym"], cid), {})  # the visit that spent it goes on
 
 
 def test_a_link_opens_many_times_until_revoked(surveys, unchanged):

@@ -26,8 +26,8 @@ def erased_events(surveys):
     return surveys.events(surveys.settings.topics.responses, "response.erased")
 
 
-def test_the_handler_table_listens_for_withdrawals():
-    assert set(HANDLERS) == {"consent.withdrawn"}
+def test_the_handler_table_listens_for_withdrawals_and_published_consent_texts():
+    assert set(HANDLERS) == {"consent.withdrawn", "consent_text.published"}
 
 
 def test_withdrawal_after_submission_erases_the_response_and_shreds_the_key(surveys, open_cid):

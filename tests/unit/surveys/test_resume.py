@@ -32,7 +32,7 @@ def test_partial_answers_are_kept_under_a_code_and_come_back(surveys, open_cid):
     pseudonym = surveys.participant(open_cid)
     token = surveys.token(pseudonym, open_cid)
     partial = {"safe": "no", "needs": ["health"], "story": "My neighbour helped me"}
-    saved = save(surveys, token, partial, declined=["age"], section_id="story_section")
+    saved = save(surveys, token, partial, declined=["age"], section_id="story_section", receipt_code="RCPT-CODE-1234")
     code = saved["resume_code"]
     expires = datetime.fromisoformat(saved["expires_at"])
     assert timedelta(hours=71) < expires - utcnow() <= timedelta(hours=72)
@@ -44,11 +44,12 @@ def test_partial_answers_are_kept_under_a_code_and_come_back(surveys, open_cid):
     assert resumed["consent_token"] == token and resumed["consent_token_valid"] is True
     assert resumed["granted_purposes"] == ["participate", "aggregate_reporting", "quote_anonymised"]
     assert resumed["survey"]["sections"][1]["id"] == "story_section"
+    assert resumed["receipt_code"] == "RCPT-CODE-1234"  # to show it again after resuming
 
     # Only ciphertext and the code's hash are stored: nothing a database reader could use.
     [draft] = ResumeDraft.objects
     stored = json.dumps(surveys.snapshot(), default=str)
-    for secret in ("My neighbour", code, code.replace("-", ""), token):
+    for secret in ("My neighbour", code, code.replace("-", ""), token, "RCPT-CODE-1234"):
         assert secret not in stored
     assert draft.code_hash == codes.hash_code(codes.CodeKind.RESUME, code, surveys.runtime.context.keys.code_pepper)
 

@@ -23,25 +23,29 @@ class Consultation:
     organiser_token: str
 
 
-def open_demo_consultation(platform: Platform, min_age: int | None = None) -> Consultation:
-    """The demo survey, published, with a published consent text in six languages and a link invitation."""
+def open_demo_consultation(platform: Platform, min_age: int | None = None, survey: dict = SURVEY,
+                           **settings) -> Consultation:
+    """The demo survey (or `survey`), published, with a published consent text in each of the survey's
+    languages (the demo's six) and a link invitation; `settings` are more fields of the new consultation."""
     organiser = platform.staff("organiser", platform.organisation())["token"]
     cid = platform.call("POST", "/api/v1/consultations", organiser, expect=201, json={
-        "title": "After leaving", "languages": list(LANGS),
+        "title": "After leaving", "languages": list(survey["languages"]),
         "purposes": ["participate", "aggregate_reporting", "quote_anonymised", "follow_up_contact"],
         "min_age": min_age,
-        "survey": SURVEY}).get_json()[
+        "survey": survey, **settings}).get_json()[
         "consultation_id"]
+    platform.deliver()
+    publish_consent_text(platform, cid, organiser, version=1, languages=survey["languages"])  # publishing needs it
     platform.call("POST", f"/api/v1/consultations/{cid}/publish", organiser, expect=200)
     platform.deliver()
-    publish_consent_text(platform, cid, organiser, version=1)
     code = platform.call("POST", f"/api/v1/consultations/{cid}/invitations", organiser, expect=201,
                          json={"kind": "link"}).get_json()["code"]
     return Consultation(cid, code, organiser)
 
 
-def publish_consent_text(platform: Platform, cid: str, organiser: str, version: int, note: str = "") -> None:
-    for lang in LANGS:
+def publish_consent_text(platform: Platform, cid: str, organiser: str, version: int, note: str = "",
+                         languages=LANGS) -> None:
+    for lang in languages:
         platform.call("POST", f"/api/v1/consent/consultations/{cid}/texts", organiser, expect=201, json={
             "version": version, "language": lang, "title": "Your consent", "body": CONSENT_BODY[lang] + note,
             "purposes": {purpose: text[lang] for purpose, text in PURPOSE_TEXT.items()}})

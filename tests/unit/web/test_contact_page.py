@@ -94,7 +94,7 @@ def test_after_withdrawing_contact_consent_nothing_more_is_kept(platform, demo, 
     browser.post("/contact", data={"method": "phone", "value": "+44 7700 900123", "safe": "no"})
     assert FollowUpContact.objects.count() == 1
     other = platform.gateway.test_client()
-    other.post("/withdraw", data={"step": "confirm", "receipt_code": receipt_code, "scope": "some",
+    other.post("/withdraw", data={"step": "confirmed", "receipt_code": receipt_code, "scope": "some",
                                   "purpose": ["participate"]})
     platform.deliver()
     assert FollowUpContact.objects.count() == 0

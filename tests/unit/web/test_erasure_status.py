@@ -32,7 +32,7 @@ def test_sent_answers_are_shown_as_being_deleted_then_deleted_with_how_many(plat
     platform.deliver()
     assert answers_status(check(platform, code)) is None  # nothing withdrawn: nothing to say
 
-    done = platform.gateway.test_client().post("/withdraw", data={"receipt_code": code, "step": "confirm",
+    done = platform.gateway.test_client().post("/withdraw", data={"receipt_code": code, "step": "confirmed",
                                                                   "scope": "all"}).get_data(True)
     # The surveys service has not had the withdrawal yet: the answers are still being deleted.
     for page in (done, check(platform, code)):
@@ -54,7 +54,7 @@ def test_sent_answers_are_shown_as_being_deleted_then_deleted_with_how_many(plat
 def test_withdrawing_before_sending_anything_says_no_answers_were_held(platform, demo, browser):
     code = code_on(start(browser, demo))
     other = platform.gateway.test_client()
-    other.post("/withdraw", data={"receipt_code": code, "step": "confirm", "scope": "some",
+    other.post("/withdraw", data={"receipt_code": code, "step": "confirmed", "scope": "some",
                                   "purpose": ["participate"]})  # withdrawing participate withdraws everything
     assert "Nous sommes en train de supprimer vos réponses." in check(platform, code, "fr")
     platform.deliver()

@@ -90,7 +90,7 @@ def test_the_chosen_language_stays_with_the_session(demo, browser):
 
 
 def test_pages_need_their_step_first(demo, browser):
-    assert browser.get("/survey").headers["Location"] == "/?ended=1&lang=en"
+    assert browser.get("/survey").headers["Location"] == "https://neutral.example/weather"  # no cookie
     browser.post(f"/i/{demo.code}")
     assert browser.get("/survey").headers["Location"] == "/consent"
     assert browser.get("/finish").headers["Location"] == "/consent"
@@ -229,6 +229,8 @@ def test_save_resume_submit_and_receipt(platform, demo, browser):
     assert later.post("/finish").headers["Location"] == "/receipt"
     receipt = later.get("/receipt").get_data(True)
     assert "Keep my answers for this consultation" in receipt and "Count my answers in group totals" in receipt
+    # Shown again after resuming: it was saved, sealed, with the answers.
+    assert code_on(later.get("/receipt")) == receipt_code and "you were given when you agreed" not in receipt
     assert later.get("/survey").headers["Location"] == "/receipt"  # sent: no second submission
     assert later.post("/resume", data={"resume_code": resume_code}).status_code == 404
 
@@ -246,13 +248,43 @@ def test_withdraw_some_purposes_then_everything(platform, demo, browser):
     some = other.post("/withdraw", data={"receipt_code": receipt_code, "step": "confirm", "scope": "some",
                                          "purpose": ["aggregate_reporting"]})
     assert page_kind(some) == "withdraw-done" and "Your choice is saved." in some.get_data(True)
-    everything = other.post("/withdraw", data={"receipt_code": receipt_code, "step": "confirm", "scope": "all"})
+    asked = other.post("/withdraw", data={"receipt_code": receipt_code, "step": "confirm", "scope": "all"})
+    assert page_kind(asked) == "withdraw-confirm" and "It cannot be undone." in asked.get_data(True)
+    everything = other.post("/withdraw", data={"receipt_code": receipt_code, "step": "confirmed", "scope": "all"})
     assert "You have withdrawn everything." in everything.get_data(True)
     receipt = platform.call("POST", "/api/v1/consent/receipts/lookup", expect=200,
                             json={"receipt_code": receipt_code}).get_json()
     assert receipt["consentStatus"] == "withdrawn"
     wrong = other.post("/withdraw", data={"receipt_code": "WXYZ-WXYZ-WXYZ", "step": "choose"})
     assert wrong.status_code == 422 and page_kind(wrong) == "withdraw-code"
+
+
+def test_the_withdraw_page_says_ticking_stops_a_use_and_deleting_answers_asks_first(platform, demo, browser):
+    receipt_code = code_on(start(browser, demo))
+    other = platform.gateway.test_client()
+    choose = other.post("/withdraw", data={"receipt_code": receipt_code, "step": "choose"}).get_data(True)
+    assert "Uses you still allow" not in choose
+    assert "Uses to withdraw" in choose and "The uses you do not tick stay allowed." in choose
+    assert "Stop: Count my answers in group totals" in choose
+
+    def given() -> dict:
+        return platform.call("POST", "/api/v1/consent/receipts/lookup", expect=200,
+                             json={"receipt_code": receipt_code}).get_json()["purposeStatus"]
+
+    before = given()
+    # Everything, or "participate" alone, deletes the answers: a confirmation page comes first.
+    for choice in ({"scope": "all"}, {"scope": "some", "purpose": ["participate"]}):
+        asked = other.post("/withdraw?lang=ar", data={"receipt_code": receipt_code, "step": "confirm", **choice})
+        html = asked.get_data(True)
+        assert asked.status_code == 200 and page_kind(asked) == "withdraw-confirm"
+        assert "هل تريد حذف إجاباتك؟" in html and 'name="step" value="confirmed"' in html
+        assert given() == before
+    kept = other.post("/withdraw", data={"receipt_code": receipt_code, "step": "choose"})
+    assert page_kind(kept) == "withdraw-choose" and given() == before  # "No, keep my answers"
+    # Withdrawing a use that deletes nothing needs no second step.
+    some = other.post("/withdraw", data={"receipt_code": receipt_code, "step": "confirm", "scope": "some",
+                                         "purpose": ["aggregate_reporting"]})
+    assert page_kind(some) == "withdraw-done" and given()["aggregate_reporting"] == "withdrawn"
 
 
 def test_quick_exit_ends_the_session_and_its_cookie(demo, browser):
@@ -264,11 +296,23 @@ def test_quick_exit_ends_the_session_and_its_cookie(demo, browser):
     assert re.search(rf"{COOKIE_NAME}=;.*Expires=Thu, 01 Jan 1970", response.headers["Set-Cookie"])
     assert response.headers["Cache-Control"] == "no-store"
     assert len(before - {s["_id"] for s in stored_sessions()}) == 1
-    assert browser.get("/survey").headers["Location"] == "/?ended=1&lang=en"
+    # Back to a page of the session, without JavaScript: nothing of this site, the neutral site again.
+    for path in ("/survey", "/survey/about", "/consent/code", "/receipt", "/welcome"):
+        back = browser.get(path, headers={"Accept-Language": "ar"})
+        assert back.status_code == 303 and back.headers["Location"] == "https://neutral.example/weather"
     # The script's background call ends it the same way, without a redirect to follow.
     start(browser, demo)
     assert browser.post("/exit").status_code == 204
     assert browser.get("/welcome").status_code == 303
+
+
+def test_a_session_that_ended_while_idle_says_so_and_drops_its_cookie(platform, demo, browser):
+    start(browser, demo, lang="fr")
+    cookie = browser.get_cookie(COOKIE_NAME)
+    platform.gateway.extensions["voices_web"].sessions.end(cookie.value)  # as if it had been idle too long
+    ended = browser.get("/survey", headers={"Accept-Language": "fr"})
+    assert ended.headers["Location"] == "/?ended=1&lang=fr"
+    assert re.search(rf"{COOKIE_NAME}=;.*Expires=Thu, 01 Jan 1970", ended.headers["Set-Cookie"])
 
 
 def test_quick_exit_is_on_every_page(demo, browser):
