@@ -90,27 +90,43 @@ def policy(api, stack, organiser) -> str:
     return staff_token(api, stack.admin_token, "policy", organiser["organisation_id"])["token"]
 
 
+def publish_consent_text(api: Api, token: str, cid: str, languages, purposes) -> None:
+    """Post and publish consent text version 1 in each language; returns once the surveys service knows.
+
+    The consent service learns of a new consultation, and the surveys service of a published
+    consent text, from events; each step waits for the event the next one needs."""
+    headers = {"Authorization": f"Bearer {token}"}
+
+    def text_saved(language: str) -> bool:
+        response = api.session.post(f"{api.base}/api/v1/consent/consultations/{cid}/texts", headers=headers,
+                                    timeout=10, json={
+                                        "version": 1, "language": language, "title": "Your consent",
+                                        "body": "We keep your answers safe. You may skip anything and withdraw later.",
+                                        "purposes": {p: f"Explanation of {p}." for p in purposes}})
+        return response.status_code == 201
+
+    for language in languages:
+        eventually(lambda: text_saved(language))
+    api.call("POST", f"/api/v1/consent/consultations/{cid}/texts/1/publish", token)
+    eventually(lambda: set(api.call("GET", f"/api/v1/consultations/{cid}", token)["consent_languages"])
+               >= set(languages))
+
+
+def publish_consent_then_consultation(api: Api, token: str, cid: str, languages, purposes) -> dict:
+    """Consent text version 1 in each language, then the consultation published; returns the consultation."""
+    publish_consent_text(api, token, cid, languages, purposes)
+    return api.call("POST", f"/api/v1/consultations/{cid}/publish", token)
+
+
 def open_consultation(api: Api, organiser_token: str, survey=ONE_QUESTION_SURVEY,
                       purposes=("participate", "aggregate_reporting"), **settings) -> tuple[str, str]:
-    """Create, publish and give a consent text to a consultation; returns (consultation id, link code).
-
-    `settings` are further fields of the new consultation (e.g. epsilon_budget)."""
+    """Create a consultation, publish its consent text and then the consultation; returns (consultation id,
+    link code). `settings` are further fields of the new consultation (e.g. epsilon_budget)."""
     consultation = api.call("POST", "/api/v1/consultations", organiser_token, json={
         "title": "Walking skeleton", "languages": survey["languages"], "purposes": list(purposes),
         "min_cell_size": 5, "survey": survey, **settings})
     cid = consultation["consultation_id"]
-    api.call("POST", f"/api/v1/consultations/{cid}/publish", organiser_token)
-
-    def text_saved():
-        r = api.session.post(f"{api.base}/api/v1/consent/consultations/{cid}/texts",
-                             headers={"Authorization": f"Bearer {organiser_token}"}, timeout=10, json={
-                                 "version": 1, "language": "en", "title": "Your consent",
-                                 "body": "We keep your answers safe. You may skip anything and withdraw later.",
-                                 "purposes": {p: f"Explanation of {p}." for p in purposes}})
-        return r.status_code == 201
-
-    eventually(text_saved)  # consent learns of the consultation from an event
-    api.call("POST", f"/api/v1/consent/consultations/{cid}/texts/1/publish", organiser_token)
+    publish_consent_then_consultation(api, organiser_token, cid, survey["languages"], purposes)
     link = api.call("POST", f"/api/v1/consultations/{cid}/invitations", organiser_token, json={"kind": "link"})
     return cid, link["code"]
 

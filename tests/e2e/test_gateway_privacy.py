@@ -13,8 +13,7 @@ import socket
 
 import requests
 
-from tests.e2e.conftest import eventually, open_consultation, staff_token
-from tests.e2e.consent_first import publish_consent_text
+from tests.e2e.conftest import eventually, open_consultation, publish_consent_text, staff_token
 
 USER_AGENT = f"PrivacyProbe/{secrets.token_hex(4)} (distinctive)"
 

@@ -49,7 +49,6 @@ def test_losing_kafka_is_reported_and_nothing_written_meanwhile_is_lost(own):
         "title": "Written while Kafka was away", "languages": ["en"], "purposes": ["participate"],
         "min_cell_size": 5, "survey": ONE_QUESTION_SURVEY})
     second = consultation["consultation_id"]
-    api.call("POST", f"/api/v1/consultations/{second}/publish", organiser)
 
     kafka.start()
     for name in SERVICES:

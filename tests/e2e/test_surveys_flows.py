@@ -5,8 +5,8 @@ import io
 
 import openpyxl
 
-from tests.e2e.conftest import _grant, eventually, open_consultation, participate
-from tests.e2e.consent_first import publish_consent_then_consultation
+from tests.e2e.conftest import (_grant, eventually, open_consultation, participate,
+                                publish_consent_then_consultation)
 
 EN, AR = "label::English (en)", "label::Arabic (ar)"
 
