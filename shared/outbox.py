@@ -45,15 +45,16 @@ class OutboxRelay:
     """Publishes pending events from the given document classes.
 
     Two ways to find them: the documents this process staged events on are looked up by
-    primary key (`relay_staged`, on every nudge), and every `sweep_interval_s` a sweep reads
-    every document holding pending events (`relay_once`), which catches what other processes
-    left behind, a crash, or a failed publish. The fast path keeps the cost of a request's
-    events independent of the collection's size: a query on anything but `_id` reads the whole
-    collection on some MongoDB-protocol servers.
+    primary key (`relay_staged`, on every nudge), and a sweep reads every document holding
+    pending events (`relay_once`) at start, after any failure and every `sweep_interval_s`,
+    which catches what other processes (a command, a worker that crashed) left behind. The
+    fast path keeps the cost of a request's events independent of the collection's size: a
+    query on anything but `_id` reads the whole collection on some MongoDB-protocol servers,
+    so the sweep is kept rare.
     """
 
     def __init__(self, bus: Bus, models: Iterable[type[OutboxDocument]], interval_s: float = 0.2,
-                 batch: int = 200, sweep_interval_s: float = 5.0) -> None:
+                 batch: int = 200, sweep_interval_s: float = 60.0) -> None:
         self.bus = bus
         self.models = list(models)
         self.interval_s = interval_s
@@ -99,9 +100,13 @@ class OutboxRelay:
                     break
                 if document.pk is None:
                     continue  # never saved: nothing was stored
-                stored = collection.find_one({"_id": id_field.to_mongo(document.pk)}, {"pending_events": 1})
-                if stored is not None:
-                    sent += self._publish(collection, stored)
+                try:
+                    stored = collection.find_one({"_id": id_field.to_mongo(document.pk)}, {"pending_events": 1})
+                    if stored is not None:
+                        sent += self._publish(collection, stored)
+                except Exception:
+                    queue.appendleft(document)  # first in line next time
+                    raise
         return sent
 
     def relay_once(self) -> int:
