@@ -20,6 +20,8 @@ const (
 	headerSize     = 16
 	// MongoDB's maxMessageSizeBytes.
 	maxMessageSize = 48_000_000
+	// Commands that take longer are logged: most likely they read a whole collection.
+	slowCommand = 250 * time.Millisecond
 )
 
 // writeCommands change documents, indexes or collections. Everything else (find, count,
@@ -83,7 +85,12 @@ func (g *writeGuard) relay(client net.Conn) {
 		if write {
 			g.writes.Lock()
 		}
+		started := time.Now()
 		err = exchange(request, client, server)
+		if took := time.Since(started); took > slowCommand {
+			name := firstFieldName(body)
+			log.Printf("slow %s on %s.%s: %v", name, stringField(body, "$db"), stringField(body, name), took)
+		}
 		if write {
 			g.ids.ensure(stringField(body, "$db")) // the write may have made a new collection
 			g.writes.Unlock()
