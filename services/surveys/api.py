@@ -14,7 +14,7 @@ from services.surveys.schemas import (
     ResumeLookupSchema, ResumeSavedSchema, ResumeSaveSchema, StatusChangeSchema, SurveyDraftSchema, VersionSchema,
     XLSFormImportedSchema, XLSFormQuerySchema, XLSFormUploadSchema,
 )
-from shared.auth import require_same_organisation, require_staff
+from shared.auth import require_staff
 from shared.errors import ValidationFailed
 from shared.runtime import current_trace_id, events_stored, service_context
 
@@ -24,19 +24,19 @@ participation = Blueprint("participation", __name__, url_prefix="/api/v1",
                           description="Invitations, saved progress and responses (participants)")
 
 
+def _scoped_consultation(principal, consultation_id: str):
+    # One lookup with the tenant in the query: another organisation's consultation gets the very
+    # answer a missing one gets, so ids cannot be probed.
+    return cons.get_consultation(consultation_id, None if principal.role == "admin" else principal.organisation_id)
+
+
 def _own_consultation(consultation_id: str):
-    principal = require_staff("organiser", "admin")
-    consultation = cons.get_consultation(consultation_id)
-    require_same_organisation(principal, consultation.organisation_id)
-    return consultation
+    return _scoped_consultation(require_staff("organiser", "admin"), consultation_id)
 
 
 def _organiser_consultation(consultation_id: str):
     """For changes: organisers only (admins can look, not edit), in their own organisation."""
-    principal = require_staff("organiser")
-    consultation = cons.get_consultation(consultation_id)
-    require_same_organisation(principal, consultation.organisation_id)
-    return consultation
+    return _scoped_consultation(require_staff("organiser"), consultation_id)
 
 
 @consultations.route("")
