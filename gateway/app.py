@@ -93,8 +93,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                 raise Unauthorized("Sign in or send an API token (Authorization: Bearer ...).")
             raise Forbidden("Your role may not use this resource.")
         if principal.kind == "participant":
-            body = request.get_json(silent=True) if request.mimetype == "application/json" else None
-            why = binding_violation(g.participant_session, args, body)
+            why = binding_violation(g.participant_session, args, g.get("json_body"))
             if why:
                 raise Forbidden(why)
         wait = limits.spend(*bucket)

@@ -1,23 +1,36 @@
 """What the gateway checks on every request and adds to every response, before and after routing.
 
 - bodies: at most the route's `max_body` bytes (413), and only the media types the route
-  accepts (415): JSON everywhere, multipart only where a row says so;
+  accepts (415): JSON everywhere, multipart only where a row says so; a JSON body must parse
+  (400) and stay within what any real request needs (422: nesting depth, digits in a number,
+  no lone surrogates), so no service ever parses a hostile document;
 - security headers on every response: a CSP without third-party origins, no referrer, no
   framing, no sniffing; HSTS only behind TLS;
 - CORS: off unless VOICES_CORS_ORIGINS lists origins.
 """
 from __future__ import annotations
 
-from flask import Flask, Response, request
+import json
+import math
+import re
+from typing import Any
+
+from flask import Flask, Response, g, request
+from werkzeug.exceptions import BadRequest
 
 from gateway.policy import RoutePolicy
-from shared.errors import PayloadTooLarge, UnsupportedMediaType
+from shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from shared.settings import Settings
 
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
        "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 HSTS = "max-age=63072000; includeSubDomains"
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# The deepest real document (a survey: sections, questions, options, translations) is under 10.
+MAX_JSON_DEPTH = 32
+# Integers fit in 64 bits (what MongoDB stores); floats need no more digits than this either.
+MAX_NUMBER_CHARS = 40
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _truthy(value: str | None) -> bool:
@@ -47,6 +60,62 @@ def check_body(row: RoutePolicy) -> None:
         "application/json" in row.accepts and mimetype.startswith("application/") and mimetype.endswith("+json"))
     if not accepted:
         raise UnsupportedMediaType(f"This resource takes {' or '.join(row.accepts)}, not {mimetype or 'an untyped body'}.")
+    if mimetype != "multipart/form-data":
+        g.json_body = parse_json_body(request.get_data(cache=True))
+
+
+def _number(text: str) -> Any:
+    # Checked before converting: int() of thousands of digits is slow, then fails (Python's digit limit).
+    number = None if len(text) > MAX_NUMBER_CHARS else float(text) if any(c in text for c in ".eE") else int(text)
+    if number is None or not math.isfinite(number):
+        raise ValidationFailed("A number in the request body is too large.",
+                               errors={"body": [f"numbers have at most {MAX_NUMBER_CHARS} characters and are finite"]})
+    return number
+
+
+def _not_json(constant: str) -> Any:
+    raise BadRequest(f"The request body is not valid JSON ({constant} is not a JSON value).")
+
+
+def parse_json_body(raw: bytes) -> Any:
+    """The parsed body, or None when it is empty. Raises BadRequest (not UTF-8 JSON) or
+    ValidationFailed (nested deeper than MAX_JSON_DEPTH, a number longer than MAX_NUMBER_CHARS,
+    a lone surrogate in a string or a key), before any of it reaches a service."""
+    if not raw.strip():
+        return None
+    try:
+        document = json.loads(raw.decode("utf-8"), parse_int=_number, parse_float=_number,
+                              parse_constant=_not_json)
+    except RecursionError:  # nested past the interpreter's limit: far deeper than MAX_JSON_DEPTH
+        raise _too_deep() from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
+    # Iterative walk: the check itself must not recurse on hostile input.
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise _too_deep()
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            for key, item in items:
+                if isinstance(key, str):
+                    _check_text(key)
+                pending.append((item, depth + 1))
+        elif isinstance(value, str):
+            _check_text(value)
+    return document
+
+
+def _too_deep() -> ValidationFailed:
+    return ValidationFailed("The request body is nested too deeply.",
+                           errors={"body": [f"at most {MAX_JSON_DEPTH} levels of objects and arrays"]})
+
+
+def _check_text(text: str) -> None:
+    if _LONE_SURROGATE.search(text):
+        raise ValidationFailed("The request body holds a string that is not valid Unicode (a lone surrogate).",
+                               errors={"body": ["strings must be valid Unicode"]})
 
 
 def cors_origins(settings: Settings) -> frozenset[str]:
