@@ -71,6 +71,15 @@ def current_principal() -> Principal:
     return g.get("principal", ANONYMOUS)
 
 
+def session_consultation() -> str | None:
+    """The consultation the calling participant session is bound to; None for any other caller.
+
+    Consent tokens and codes are checked against it, so a session for one consultation cannot
+    carry another consultation's credentials."""
+    principal = current_principal()
+    return principal.consultation_id if principal.kind == "participant" else None
+
+
 def require_staff(*roles: str) -> Principal:
     """The calling staff member, if they hold one of `roles`. Raises Unauthorized or Forbidden."""
     principal = current_principal()

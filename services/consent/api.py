@@ -14,7 +14,7 @@ from services.consent.schemas import (
     InclusionProofSchema, InclusionQuerySchema, LedgerPageSchema, PublicKeySchema, RangeQuerySchema, ReceiptCodeSchema,
     ReceiptSchema, TextQuerySchema, WithdrawalResultSchema, WithdrawalSchema,
 )
-from shared.auth import require_staff
+from shared.auth import require_staff, session_consultation
 from shared.runtime import current_trace_id, events_stored, service_context
 
 consent = Blueprint("consent", __name__, url_prefix="/api/v1/consent", description="Consent texts, grants, receipts")
@@ -89,7 +89,8 @@ class ReceiptLookup(MethodView):
     @consent.response(200, ReceiptSchema)
     def post(self, data):
         """Your consent receipt and its history, by receipt code (sent in the body, never in a URL)."""
-        return records.receipt(records.find_by_receipt(data["receipt_code"], service_context().code_pepper))
+        return records.receipt(records.find_by_receipt(data["receipt_code"], service_context().code_pepper,
+                                                       session_consultation()))
 
 
 @consent.route("/tokens")
@@ -107,7 +108,7 @@ class ConsentTokens(MethodView):
         """
         ctx = service_context()
         grant, token, purposes = records.reissue_token(data["receipt_code"], ctx.signing_key, ctx.code_pepper,
-                                                       ctx.token_ttl_s)
+                                                       ctx.token_ttl_s, session_consultation())
         return {"consent_token": token, "expires_in": ctx.token_ttl_s, "purposes": purposes,
                 "consultation_id": grant.consultation_id, "pseudonym": grant.pseudonym}
 

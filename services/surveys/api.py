@@ -14,7 +14,7 @@ from services.surveys.schemas import (
     ResumeLookupSchema, ResumeSavedSchema, ResumeSaveSchema, StatusChangeSchema, SurveyDraftSchema, VersionSchema,
     XLSFormImportedSchema, XLSFormQuerySchema, XLSFormUploadSchema,
 )
-from shared.auth import require_staff
+from shared.auth import require_staff, session_consultation
 from shared.errors import ValidationFailed
 from shared.runtime import current_trace_id, events_stored, service_context
 
@@ -242,7 +242,7 @@ class Contact(MethodView):
 
         Kept encrypted with the participant's key and deleted when that consent is withdrawn.
         """
-        record = contact.save_contact(data.pop("consent_token"), data, service_context().keys)
+        record = contact.save_contact(data.pop("consent_token"), data, service_context().keys, session_consultation())
         return {"method": data["method"], "safe_to_leave_message": data["safe_to_leave_message"],
                 "given_at": record.given_at}
 
@@ -250,7 +250,7 @@ class Contact(MethodView):
     @participation.response(204)
     def delete(self, data):
         """Remove the contact details; nothing stored is fine."""
-        contact.delete_contact(data["consent_token"], service_context().keys)
+        contact.delete_contact(data["consent_token"], service_context().keys, session_consultation())
 
 
 @participation.route("/invitations/<code>/open")
@@ -272,7 +272,8 @@ class SaveProgress(MethodView):
     @participation.response(201, ResumeSavedSchema)
     def post(self, data):
         """Keep partial answers on the server; the resume code is shown once. Saving again replaces them."""
-        saved = resume.save_progress(data.pop("consent_token"), data, service_context().keys, service_context().resume_ttl)
+        saved = resume.save_progress(data.pop("consent_token"), data, service_context().keys, service_context().resume_ttl,
+                                     session_consultation=session_consultation())
         return {"resume_code": saved.resume_code, "expires_at": saved.expires_at}
 
 
@@ -282,7 +283,8 @@ class ResumeLookup(MethodView):
     @participation.response(200, ResumedSchema)
     def post(self, data):
         """Continue with a resume code (sent in the body, never in a URL): answers so far and consent context."""
-        return resume.resume_progress(data["resume_code"], service_context().keys)
+        return resume.resume_progress(data["resume_code"], service_context().keys,
+                                      session_consultation=session_consultation())
 
 
 @participation.route("/responses")
@@ -292,6 +294,7 @@ class Responses(MethodView):
     def post(self, data):
         """Submit answers with a consent token; every question may be skipped or declined."""
         response = intake.submit_response(data.pop("consent_token"), data, service_context().keys,
-                                          service_context().settings.topics.responses, current_trace_id())
+                                          service_context().settings.topics.responses, current_trace_id(),
+                                          session_consultation())
         events_stored()
         return response
