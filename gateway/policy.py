@@ -81,7 +81,10 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("POST", "/api/v1/consent/consultations/<cid>/texts/<int:version>/publish", {"organiser"}, "consent"),
     _p("GET", "/api/v1/consent/consultations/<cid>/texts/<int:version>", {"public"}, "consent"),
     _p("GET", "/api/v1/consent/consultations/<cid>/texts/versions", {"organiser"}, "consent"),
-    _p("POST", "/api/v1/consent/grants", {"public"}, "consent"),
+    # A grant only for the pseudonym and consultation of the caller's session (checked with the session's
+    # binding): a session is issued only when the surveys service admits a participant, so the
+    # ledger never records consent for a made-up pseudonym.
+    _p("POST", "/api/v1/consent/grants", {"participant"}, "consent"),
     _p("POST", "/api/v1/consent/receipts/lookup", {"public"}, "consent"),
     _p("POST", "/api/v1/consent/withdrawals", {"public"}, "consent"),
     _p("POST", "/api/v1/consent/tokens", {"public"}, "consent"),

@@ -66,7 +66,8 @@ def _open_and_grant(base_url: str, code: str) -> dict:
         assert text.status_code == 200, text.text
         granted = session.post(f"{base_url}/api/v1/consent/grants", timeout=30, json={
             "pseudonym": pseudonym, "consultation_id": cid, "purposes": ["participate", "aggregate_reporting"],
-            "language": "en", "text_version": text.json()["version"]})
+            "language": "en", "text_version": text.json()["version"]},
+            headers={"Authorization": f"Bearer {opened.json()['participant_session']}"})
         assert granted.status_code == 201, granted.text
         return {"pseudonym": pseudonym, **granted.json()}
 

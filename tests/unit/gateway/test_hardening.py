@@ -41,7 +41,7 @@ def test_only_json_is_taken_where_json_is_expected(platform, organiser):
     text = platform.call("POST", "/api/v1/consultations", organiser["token"], data="title=x",
                          content_type="application/x-www-form-urlencoded")
     assert_problem(text, 415)
-    untyped = platform.call("POST", "/api/v1/consent/grants", data=b"{}", content_type="")
+    untyped = platform.call("POST", "/api/v1/consent/withdrawals", data=b"{}", content_type="")
     assert_problem(untyped, 415)
     upload = platform.call("POST", "/api/v1/consultations", organiser["token"],
                            data={"file": (io.BytesIO(b"PK"), "form.xlsx")})
@@ -117,11 +117,11 @@ def service_down(platform, name: str):
 def test_a_failing_service_opens_its_circuit_and_callers_get_503_with_retry_after(platform, organiser):
     with service_down(platform, "consent") as client:
         for _ in range(client.breaker.failure_threshold):
-            down = platform.call("POST", "/api/v1/consent/grants", json={})
+            down = platform.call("POST", "/api/v1/consent/withdrawals", json={})
             assert_problem(down, 503)
         assert client.breaker.state == OPEN
         platform.adapters["consent"].down = False  # back, but the circuit waits out its cool-down
-        paused = platform.call("POST", "/api/v1/consent/grants", json={})
+        paused = platform.call("POST", "/api/v1/consent/withdrawals", json={})
         assert_problem(paused, 503)
         assert int(paused.headers["Retry-After"]) >= 1 and paused.get_json()["service"] == "consent"
         # Other services are not affected.

@@ -77,17 +77,34 @@ def test_opening_an_invitation_returns_a_session_bound_to_it(platform, opened):
     assert body["participant_session_expires_in"] > 0
 
 
-def test_the_whole_participant_flow_works_with_and_without_a_session(platform, opened):
+def test_the_whole_participant_flow_works_with_and_after_a_session(platform, opened):
     cid, code = opened
     for with_session in (True, False):
         body = platform.call("POST", f"/api/v1/invitations/{code}/open", expect=201).get_json()
-        token = body["participant_session"] if with_session else None
+        session = body["participant_session"]
+        token = session if with_session else None
         platform.call("GET", f"/api/v1/consent/consultations/{cid}/texts?language=en", token, expect=200)
-        grant = platform.call("POST", "/api/v1/consent/grants", token, expect=201, json={
+        grant = platform.call("POST", "/api/v1/consent/grants", session, expect=201, json={
             "pseudonym": body["pseudonym"], "consultation_id": cid, "purposes": ["participate"],
             "language": "en", "text_version": 1}).get_json()
+        # Once consent is given, its token is what authorises the answers (the session may have expired).
         platform.call("POST", "/api/v1/responses", token, expect=201,
                       json={"consent_token": grant["consent_token"], "answers": {"got_help": "yes"}})
+
+
+def test_consent_is_granted_only_to_a_participant_the_surveys_service_admitted(platform, opened):
+    cid, code = opened
+    body = {"pseudonym": "p_made_up_000000000000", "consultation_id": cid, "purposes": ["participate"],
+            "language": "en", "text_version": 1}
+    session = platform.call("POST", f"/api/v1/invitations/{code}/open", expect=201).get_json()["participant_session"]
+    platform.deliver()
+    before = _stored(platform)
+    anonymous = platform.call("POST", "/api/v1/consent/grants", json=body)
+    assert anonymous.status_code == 401 and anonymous.mimetype == "application/problem+json"
+    # A real session, but the pseudonym is not the one the surveys service gave it.
+    platform.call("POST", "/api/v1/consent/grants", session, expect=403, json=body)
+    platform.deliver()
+    assert _stored(platform) == before  # no grant, no consent.granted ledger entry
 
 
 def test_a_session_is_refused_for_another_consultation_or_pseudonym(platform, opened):
