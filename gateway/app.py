@@ -20,7 +20,7 @@ from gateway.openapi import MergedDocument, init_openapi
 from gateway.participant_sessions import OPENING_ROUTE, ParticipantSessions, binding_violation, looks_like_session
 from gateway.policy import RoutePolicy, allows, build_map, match
 from gateway.proxy import CircuitBreaker, ServiceClient
-from gateway.ratelimit import Limits, retry_after
+from gateway.ratelimit import Limits, code_key, retry_after
 from gateway.schemas import ParticipantSessionSchema
 from gateway.web import init_web
 from shared import mongo
@@ -96,6 +96,10 @@ def create_app(settings: Settings | None = None) -> Flask:
             why = binding_violation(g.participant_session, args, g.get("json_body"))
             if why:
                 raise Forbidden(why)
+        body = g.get("json_body")
+        code = body.get(policy.code_field) if policy.code_field and isinstance(body, dict) else None
+        if principal.anonymous and isinstance(code, str) and code.strip():
+            bucket = ("code", code_key(code))  # a flood of other codes never blocks this code's holder
         wait = limits.spend(*bucket)
         if wait:
             rate_limited.labels(bucket[0]).inc()

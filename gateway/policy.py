@@ -8,7 +8,9 @@ a service or the gateway serves an /api/ route the table does not list.
 
 A row may widen what the gateway accepts for one route: `accepts` (request
 media types; JSON unless said otherwise, e.g. multipart for a file upload) and
-`max_body` (bytes).
+`max_body` (bytes). `code_field` names the body field holding the code the
+caller proves itself with: callers without credentials are rate-limited per
+code there, not per route (gateway/ratelimit.py says why).
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ class RoutePolicy:
     service: str | None  # None: handled by the gateway itself
     accepts: tuple[str, ...] = JSON
     max_body: int = DEFAULT_MAX_BODY
+    code_field: str | None = None
 
     @property
     def public(self) -> bool:
@@ -41,10 +44,10 @@ class RoutePolicy:
 
 
 def _p(method: str, path: str, allowed: set[str], service: str | None, *, accepts: tuple[str, ...] = JSON,
-       max_body: int | None = None) -> RoutePolicy:
+       max_body: int | None = None, code_field: str | None = None) -> RoutePolicy:
     if max_body is None:
         max_body = UPLOAD_MAX_BODY if accepts != JSON else DEFAULT_MAX_BODY
-    return RoutePolicy(method, path, frozenset(allowed), service, accepts, max_body)
+    return RoutePolicy(method, path, frozenset(allowed), service, accepts, max_body, code_field)
 
 
 POLICY: tuple[RoutePolicy, ...] = (
@@ -71,7 +74,7 @@ POLICY: tuple[RoutePolicy, ...] = (
     # ---- surveys: participants
     _p("POST", "/api/v1/invitations/<code>/open", {"public"}, "surveys"),
     _p("POST", "/api/v1/resume", {"public"}, "surveys"),
-    _p("POST", "/api/v1/resume/lookup", {"public"}, "surveys"),
+    _p("POST", "/api/v1/resume/lookup", {"public"}, "surveys", code_field="resume_code"),
     _p("POST", "/api/v1/responses", {"public"}, "surveys"),
     _p("PUT", "/api/v1/contact", {"public"}, "surveys"),
     _p("DELETE", "/api/v1/contact", {"public"}, "surveys"),
@@ -85,9 +88,9 @@ POLICY: tuple[RoutePolicy, ...] = (
     # binding): a session is issued only when the surveys service admits a participant, so the
     # ledger never records consent for a made-up pseudonym.
     _p("POST", "/api/v1/consent/grants", {"participant"}, "consent"),
-    _p("POST", "/api/v1/consent/receipts/lookup", {"public"}, "consent"),
-    _p("POST", "/api/v1/consent/withdrawals", {"public"}, "consent"),
-    _p("POST", "/api/v1/consent/tokens", {"public"}, "consent"),
+    _p("POST", "/api/v1/consent/receipts/lookup", {"public"}, "consent", code_field="receipt_code"),
+    _p("POST", "/api/v1/consent/withdrawals", {"public"}, "consent", code_field="receipt_code"),
+    _p("POST", "/api/v1/consent/tokens", {"public"}, "consent", code_field="receipt_code"),
     _p("GET", "/api/v1/consent/public-key", {"public"}, "consent"),
     # ---- consent: the ledger (auditors)
     _p("GET", "/api/v1/ledger/entries", {"auditor"}, "consent"),
