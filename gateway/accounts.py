@@ -5,8 +5,10 @@ Participants never have accounts (see gateway/participant_sessions.py).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -21,11 +23,12 @@ from shared.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 TOKEN_PREFIX = "vt_"
 SESSION_PREFIX = "vs_"
 SESSION_TTL = timedelta(hours=8)
+DEVICE_TTL = timedelta(days=180)
 PASSWORD_LINK_TTL = timedelta(days=3)
 MIN_PASSWORD, MAX_PASSWORD = 12, 256
 _hasher = PasswordHasher()  # argon2id with the library's defaults (RFC 9106 low-memory profile)
-_dummy: dict[str, str] = {}
-_dummy_lock = threading.Lock()
+_measured: dict[str, float] = {}  # seconds one verification takes at the current cost
+_measured_lock = threading.Lock()
 
 
 def configure_password_hashing(time_cost: int | None = None, memory_kib: int | None = None) -> None:
@@ -35,8 +38,8 @@ def configure_password_hashing(time_cost: int | None = None, memory_kib: int | N
     defaults = PasswordHasher()
     _hasher = PasswordHasher(time_cost=time_cost or defaults.time_cost, memory_cost=memory_kib or defaults.memory_cost,
                              parallelism=defaults.parallelism)
-    with _dummy_lock:
-        _dummy.clear()
+    with _measured_lock:
+        _measured.clear()
 
 
 def _hash(token: str) -> str:
@@ -198,19 +201,32 @@ def change_own_password(account_id: str, current: str, new: str) -> Account:
     return set_password(account_id, new)
 
 
-def _dummy_hash() -> str:
-    with _dummy_lock:
-        if "hash" not in _dummy:
-            _dummy["hash"] = _hasher.hash(secrets.token_urlsafe(16))
-        return _dummy["hash"]
+def _verification_seconds() -> float:
+    """How long one password verification takes here (measured once per hashing cost)."""
+    with _measured_lock:
+        if "seconds" not in _measured:
+            dummy = _hasher.hash(secrets.token_urlsafe(16))
+            started = time.perf_counter()
+            _verify_quietly(dummy, "not the password")
+            _measured["seconds"] = time.perf_counter() - started
+        return _measured["seconds"]
+
+
+def _verify_quietly(stored: str, password: str) -> bool:
+    try:
+        return _hasher.verify(stored, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
 
 
 def _verify(stored: str | None, password: str) -> bool:
-    try:
-        # Unknown accounts cost the same as known ones, so timing tells nothing about who exists.
-        return _hasher.verify(stored or _dummy_hash(), password) and stored is not None
-    except (VerifyMismatchError, VerificationError, InvalidHashError):
+    if stored is None:
+        # No account (or no password yet): wait as long as a verification takes, so timing tells
+        # nothing about who exists, without doing the work: addresses made up by the thousand
+        # cost neither CPU nor argon2's memory.
+        time.sleep(_verification_seconds())
         return False
+    return _verify_quietly(stored, password)
 
 
 def create_password_link(account_id: str, ttl: timedelta = PASSWORD_LINK_TTL) -> tuple[PasswordLink, str]:
@@ -252,6 +268,27 @@ def sign_in(email: str, password: str, ttl: timedelta = SESSION_TTL) -> tuple[St
                            account_id=account.account_id, expires_at=datetime.now(timezone.utc) + ttl)
     session.save(force_insert=True)
     return session, value, account
+
+
+def _device_mac(email: str, nonce: str, secret: bytes) -> str:
+    message = f"staff-device:{email.strip().lower()}:{nonce}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def device_cookie(email: str, secret: bytes) -> str:
+    """A cookie value marking a browser its owner signed in from (or set a password from) for `email`."""
+    nonce = secrets.token_urlsafe(16)
+    return f"{nonce}.{_device_mac(email, nonce, secret)}"
+
+
+def device_key(value: str | None, email: str, secret: bytes) -> str | None:
+    """The rate-limit key of sign-in attempts for `email` from a browser marked by `device_cookie`,
+    or None when the value is missing or not for this address. Attempts from such a browser have
+    their own budget, so a flood of wrong passwords from elsewhere never locks its owner out."""
+    nonce, _, mac = (value or "").partition(".")
+    if not nonce or not hmac.compare_digest(mac.encode(), _device_mac(email, nonce, secret).encode()):
+        return None
+    return "device:" + _hash(value)[:32]
 
 
 def authenticate_session(value: str, now: datetime | None = None) -> Principal:

@@ -100,6 +100,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         code = body.get(policy.code_field) if policy.code_field and isinstance(body, dict) else None
         if principal.anonymous and isinstance(code, str) and code.strip():
             bucket = ("code", code_key(code))  # a flood of other codes never blocks this code's holder
+        if principal.anonymous and policy.own_rate_limit:
+            return None
         wait = limits.spend(*bucket)
         if wait:
             rate_limited.labels(bucket[0]).inc()

@@ -10,7 +10,9 @@ A row may widen what the gateway accepts for one route: `accepts` (request
 media types; JSON unless said otherwise, e.g. multipart for a file upload) and
 `max_body` (bytes). `code_field` names the body field holding the code the
 caller proves itself with: callers without credentials are rate-limited per
-code there, not per route (gateway/ratelimit.py says why).
+code there, not per route (gateway/ratelimit.py says why). `own_rate_limit`:
+the view limits callers without credentials itself (sign-in, per account and
+browser), so the gateway does not spend its per-route bucket first.
 """
 from __future__ import annotations
 
@@ -37,6 +39,7 @@ class RoutePolicy:
     accepts: tuple[str, ...] = JSON
     max_body: int = DEFAULT_MAX_BODY
     code_field: str | None = None
+    own_rate_limit: bool = False
 
     @property
     def public(self) -> bool:
@@ -44,10 +47,10 @@ class RoutePolicy:
 
 
 def _p(method: str, path: str, allowed: set[str], service: str | None, *, accepts: tuple[str, ...] = JSON,
-       max_body: int | None = None, code_field: str | None = None) -> RoutePolicy:
+       max_body: int | None = None, code_field: str | None = None, own_rate_limit: bool = False) -> RoutePolicy:
     if max_body is None:
         max_body = UPLOAD_MAX_BODY if accepts != JSON else DEFAULT_MAX_BODY
-    return RoutePolicy(method, path, frozenset(allowed), service, accepts, max_body, code_field)
+    return RoutePolicy(method, path, frozenset(allowed), service, accepts, max_body, code_field, own_rate_limit)
 
 
 POLICY: tuple[RoutePolicy, ...] = (
@@ -128,7 +131,7 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("POST", "/api/v1/tokens/<token_id>/revoke", {*STAFF}, None),
     _p("GET", "/api/v1/me", {*STAFF}, None),
     _p("PUT", "/api/v1/me/password", {*STAFF}, None),
-    _p("POST", "/api/v1/sessions", {"public"}, None),
+    _p("POST", "/api/v1/sessions", {"public"}, None, own_rate_limit=True),
     _p("DELETE", "/api/v1/sessions/current", {*STAFF}, None),
     _p("POST", "/api/v1/password-links/redeem", {"public"}, None),
 )

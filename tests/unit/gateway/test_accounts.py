@@ -96,6 +96,75 @@ def test_sign_in_attempts_are_limited_per_email_address(platform, organiser):
         assert sign_in(platform, other["email"], "wrong password!").status_code == 401  # its own bucket
 
 
+def _sign_in_from(client, email, password=PASSWORD):
+    return client.post("/api/v1/sessions", json={"email": email, "password": password})
+
+
+def test_wrong_passwords_from_elsewhere_never_lock_the_owner_out_of_a_browser_they_used(platform, organiser):
+    owners_browser, attacker = platform.gateway.test_client(), platform.gateway.test_client()
+    assert _sign_in_from(owners_browser, organiser["email"]).status_code == 201
+    device = owners_browser.get_cookie("voices_device", path="/api/v1/sessions")
+    assert device is not None and device.http_only and device.same_site == "Strict"
+    with rate(platform, "sign_in", "3/3600"), rate(platform, "anonymous", "6/3600"):
+        flood = [_sign_in_from(attacker, organiser["email"], "wrong password!").status_code for _ in range(10)]
+        assert flood[:3] == [401] * 3 and set(flood[3:]) == {429}
+        assert _sign_in_from(attacker, organiser["email"]).status_code == 429  # a new browser waits
+        for _ in range(2):
+            assert _sign_in_from(owners_browser, organiser["email"]).status_code == 201
+        # The owner's browser has a budget of its own, not an unlimited one.
+        assert _sign_in_from(owners_browser, organiser["email"], "wrong password!").status_code == 401
+        assert _sign_in_from(owners_browser, organiser["email"]).status_code == 429
+
+
+def test_a_device_cookie_counts_only_for_its_own_account(platform, organiser):
+    browser = platform.gateway.test_client()
+    assert _sign_in_from(browser, organiser["email"]).status_code == 201
+    other = platform.staff("organiser", platform.organisation())
+    with rate(platform, "sign_in", "2/3600"):
+        statuses = [_sign_in_from(browser, other["email"], "wrong password!").status_code for _ in range(3)]
+        assert statuses == [401, 401, 429]
+        assert _sign_in_from(browser, organiser["email"]).status_code == 201
+
+
+def test_a_set_password_link_lets_a_locked_out_owner_in_from_a_new_browser(platform, organiser):
+    attacker, new_browser = platform.gateway.test_client(), platform.gateway.test_client()
+    with rate(platform, "sign_in", "3/3600"):
+        for _ in range(5):
+            _sign_in_from(attacker, organiser["email"], "wrong password!")
+        assert _sign_in_from(new_browser, organiser["email"]).status_code == 429
+        link = platform.call("POST", f"/api/v1/accounts/{organiser['account_id']}/password-links",
+                             platform.admin_token, expect=201).get_json()
+        redeemed = new_browser.post("/api/v1/password-links/redeem",
+                                    json={"code": link["code"], "password": "a fresh passphrase here"})
+        assert redeemed.status_code == 204
+        assert _sign_in_from(new_browser, organiser["email"], "a fresh passphrase here").status_code == 201
+
+
+def test_sign_ins_for_unknown_addresses_cost_no_password_hashing(platform, organiser, monkeypatch):
+    from gateway import accounts
+
+    assert sign_in(platform, "warm-up@example.org").status_code == 401  # measures one verification, once
+    verified = []
+
+    class CountingHasher:
+        def __init__(self, real):
+            self.real = real
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def verify(self, stored, password):
+            verified.append(1)
+            return self.real.verify(stored, password)
+
+    monkeypatch.setattr(accounts, "_hasher", CountingHasher(accounts._hasher))
+    made_up = [sign_in(platform, f"nobody-{i}@example.org") for i in range(30)]
+    assert {r.status_code for r in made_up} == {401} and verified == []
+    wrong = sign_in(platform, organiser["email"], "not the right password")
+    assert wrong.status_code == 401 and len(verified) == 1
+    assert wrong.get_json()["detail"] == made_up[0].get_json()["detail"]
+
+
 def test_a_cookie_session_refuses_cross_site_writes(platform, organiser):
     sign_in(platform, organiser["email"], expect=201)
     try:
