@@ -3,7 +3,8 @@
 - bodies: at most the route's `max_body` bytes (413), and only the media types the route
   accepts (415): JSON everywhere, multipart only where a row says so; a JSON body must parse
   (400) and stay within what any real request needs (422: nesting depth, digits in a number,
-  no lone surrogates), so no service ever parses a hostile document;
+  no lone surrogates, no invisible control characters), so no service ever parses or stores a
+  hostile document;
 - security headers on every response: a CSP without third-party origins, no referrer, no
   framing, no sniffing; HSTS only behind TLS;
 - CORS: off unless VOICES_CORS_ORIGINS lists origins.
@@ -31,6 +32,11 @@ MAX_JSON_DEPTH = 32
 # Integers fit in 64 bits (what MongoDB stores); floats need no more digits than this either.
 MAX_NUMBER_CHARS = 40
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+# Characters that hide or reorder what a reader sees (NUL and other C0/C1 controls but tab and line
+# breaks; bidi embeddings, overrides and isolates; zero-width space, word joiner, BOM): a title with
+# one can show participants something else than its organisers meant. The zero-width (non-)joiners
+# and the left-to-right and right-to-left marks stay allowed: Arabic, Persian and Indic text need them.
+_HIDDEN_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
 
 
 def _truthy(value: str | None) -> bool:
@@ -80,7 +86,8 @@ def _not_json(constant: str) -> Any:
 def parse_json_body(raw: bytes) -> Any:
     """The parsed body, or None when it is empty. Raises BadRequest (not UTF-8 JSON) or
     ValidationFailed (nested deeper than MAX_JSON_DEPTH, a number longer than MAX_NUMBER_CHARS,
-    a lone surrogate in a string or a key), before any of it reaches a service."""
+    a lone surrogate or a hidden control character in a string or a key; `errors` names where),
+    before any of it reaches a service."""
     if not raw.strip():
         return None
     try:
@@ -91,19 +98,19 @@ def parse_json_body(raw: bytes) -> Any:
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise BadRequest(f"The request body is not valid JSON: {exc}.") from None
     # Iterative walk: the check itself must not recurse on hostile input.
-    pending = [(document, 1)]
+    pending: list[tuple[Any, tuple]] = [(document, ())]
     while pending:
-        value, depth = pending.pop()
+        value, path = pending.pop()
         if isinstance(value, (dict, list)):
-            if depth > MAX_JSON_DEPTH:
+            if len(path) >= MAX_JSON_DEPTH:
                 raise _too_deep()
             items = value.items() if isinstance(value, dict) else enumerate(value)
             for key, item in items:
                 if isinstance(key, str):
-                    _check_text(key)
-                pending.append((item, depth + 1))
+                    _check_text(key, path)
+                pending.append((item, (*path, key)))
         elif isinstance(value, str):
-            _check_text(value)
+            _check_text(value, path)
     return document
 
 
@@ -112,10 +119,15 @@ def _too_deep() -> ValidationFailed:
                            errors={"body": [f"at most {MAX_JSON_DEPTH} levels of objects and arrays"]})
 
 
-def _check_text(text: str) -> None:
+def _check_text(text: str, path: tuple) -> None:
+    where = ".".join(map(str, path)) or "body"
     if _LONE_SURROGATE.search(text):
         raise ValidationFailed("The request body holds a string that is not valid Unicode (a lone surrogate).",
-                               errors={"body": ["strings must be valid Unicode"]})
+                               errors={where: ["strings must be valid Unicode"]})
+    hidden = _HIDDEN_CONTROL.search(text)
+    if hidden:
+        raise ValidationFailed("The request body holds an invisible control character.", errors={
+            where: [f"U+{ord(hidden.group()):04X} is not allowed: it can hide or reorder what readers see"]})
 
 
 def cors_origins(settings: Settings) -> frozenset[str]:

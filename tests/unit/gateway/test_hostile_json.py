@@ -64,3 +64,25 @@ def test_real_documents_still_parse():
     assert parse_json_body(b"  ") is None
     with pytest.raises(ValidationFailed):
         parse_json_body(b"[" * (MAX_JSON_DEPTH + 1) + b"]" * (MAX_JSON_DEPTH + 1))
+
+
+HIDDEN = {"right-to-left override": "Safe\u202eexe.txt", "NUL": "Safe\u0000", "zero-width space": "Sa\u200bfe",
+          "bidi isolate": "\u2067Safe\u2069", "C1 control": "Safe\u0085", "byte order mark": "\ufeffSafe"}
+
+
+@pytest.mark.parametrize("name", HIDDEN)
+def test_invisible_control_characters_are_refused_in_every_text_field(platform, organiser, name):
+    listed = platform.call("GET", "/api/v1/consultations", organiser["token"], expect=200).get_json()
+    base = {"title": "Plain", "languages": ["en"], "purposes": ["participate"], "min_cell_size": 5}
+    for body, where in (({**base, "title": HIDDEN[name]}, "title"),
+                        ({**base, "description": f"line one\n{HIDDEN[name]}"}, "description"),
+                        ({**base, "survey": {"title": {"en": HIDDEN[name]}}}, "survey.title.en")):
+        refused = platform.call("POST", "/api/v1/consultations", organiser["token"], json=body)
+        assert_problem(refused, 422)
+        assert list(refused.get_json()["errors"]) == [where]
+    assert platform.call("GET", "/api/v1/consultations", organiser["token"], expect=200).get_json() == listed
+
+
+def test_joiners_and_direction_marks_that_scripts_need_are_kept():
+    text = "می\u200cخواهم \u200fنعم\u200e 👩\u200d👩\u200d👧 line\ttab\r\n"
+    assert parse_json_body(json.dumps({"title": text}).encode()) == {"title": text}
