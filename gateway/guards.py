@@ -56,9 +56,14 @@ def check_body(row: RoutePolicy) -> None:
     length = request.content_length
     if length is not None and length > row.max_body:
         raise PayloadTooLarge(f"The request body is larger than {row.max_body} bytes.")
-    # Werkzeug stops reading a streamed body at this limit, and raises 413.
-    request.max_content_length = row.max_body
-    has_body = bool(length) or request.headers.get("Transfer-Encoding", "").lower() == "chunked"
+    # A chunked body has no length to check up front, and Werkzeug stops reading it at the limit
+    # without an error (it would be forwarded cut short): read one byte past the limit to tell a
+    # body of exactly the limit from a longer one.
+    request.max_content_length = row.max_body + 1
+    chunked = request.headers.get("Transfer-Encoding", "").lower() == "chunked"
+    if chunked and len(request.get_data(cache=True)) > row.max_body:
+        raise PayloadTooLarge(f"The request body is larger than {row.max_body} bytes.")
+    has_body = bool(length) or chunked
     if request.method not in _BODY_METHODS or not has_body:
         return
     mimetype = request.mimetype

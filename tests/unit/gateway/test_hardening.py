@@ -37,6 +37,20 @@ def test_a_body_over_the_limit_is_413(platform, organiser):
                                  content_type="application/json"), 413)
 
 
+def _chunked(size: int) -> dict:
+    # As gunicorn hands a chunked body over: no length, and a stream the server ends itself.
+    return {"input_stream": io.BytesIO(b'{"title": "' + b"x" * size + b'"}'), "content_type": "application/json",
+            "headers": {"Transfer-Encoding": "chunked"}, "environ_overrides": {"wsgi.input_terminated": True}}
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_cut_short(platform, organiser):
+    assert_problem(platform.call("POST", "/api/v1/consultations", organiser["token"], **_chunked(50 * 1024 * 1024)),
+                   413)
+    small = platform.call("POST", "/api/v1/consultations", organiser["token"], **_chunked(10))
+    assert_problem(small, 422)  # read whole and forwarded: the service names the fields still missing
+    assert set(small.get_json()["errors"]) == {"languages"}
+
+
 def test_only_json_is_taken_where_json_is_expected(platform, organiser):
     text = platform.call("POST", "/api/v1/consultations", organiser["token"], data="title=x",
                          content_type="application/x-www-form-urlencoded")
