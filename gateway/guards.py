@@ -43,11 +43,18 @@ def _truthy(value: str | None) -> bool:
     return (value or "").strip().lower() in {"1", "true", "yes", "on"}
 
 
+def trusted_proxies(settings: Settings) -> frozenset[str]:
+    return frozenset(a.strip() for a in (settings.get("TRUSTED_PROXIES") or "").split(",") if a.strip())
+
+
 def behind_tls(settings: Settings) -> bool:
     """True when the client reached us over HTTPS: directly, through a proxy that says so
-    (X-Forwarded-Proto), or because the installation declares it (VOICES_BEHIND_TLS)."""
+    (X-Forwarded-Proto, believed only from an address in VOICES_TRUSTED_PROXIES: anyone else
+    could send it), or because the installation declares it (VOICES_BEHIND_TLS)."""
     if _truthy(settings.get("BEHIND_TLS")) or request.is_secure:
         return True
+    if request.remote_addr not in trusted_proxies(settings):
+        return False
     return request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower() == "https"
 
 
@@ -174,8 +181,8 @@ def install_response_headers(app: Flask, settings: Settings) -> None:
         headers["Cross-Origin-Opener-Policy"] = "same-origin"
         headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
         headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
-        if request.path.startswith("/api/"):
-            headers.setdefault("Cache-Control", "no-store")
+        if request.path.startswith("/api/") or request.path in ("/healthz", "/readyz"):
+            headers.setdefault("Cache-Control", "no-store")  # health answers are live state, never cached
         if behind_tls(settings):
             headers["Strict-Transport-Security"] = HSTS
         origin = request.headers.get("Origin", "")

@@ -71,7 +71,7 @@ def test_sign_in_sets_a_strict_httponly_cookie_that_authenticates(platform, orga
 
 
 def test_the_session_cookie_is_secure_behind_tls(platform, organiser):
-    response = sign_in(platform, organiser["email"], expect=201, headers={"X-Forwarded-Proto": "https"})
+    response = sign_in(platform, organiser["email"], expect=201, base_url="https://localhost")
     assert "Secure" in response.headers["Set-Cookie"]
     platform.client.delete_cookie("voices_session")
 

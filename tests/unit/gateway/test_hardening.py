@@ -87,8 +87,28 @@ def test_every_response_carries_the_security_headers(platform, organiser):
 
 def test_hsts_only_behind_tls(platform):
     assert "Strict-Transport-Security" not in platform.call("GET", "/healthz").headers
-    behind = platform.call("GET", "/healthz", headers={"X-Forwarded-Proto": "https"})
+    behind = platform.call("GET", "/healthz", base_url="https://localhost")
     assert behind.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_forwarded_proto_is_believed_only_from_a_configured_proxy(platform):
+    from gateway.guards import behind_tls
+
+    # The test client's peer is not a configured proxy: the header is anyone's word, and ignored.
+    assert "Strict-Transport-Security" not in platform.call(
+        "GET", "/healthz", headers={"X-Forwarded-Proto": "https"}).headers
+    settings = platform.gateway.extensions["voices_settings"]
+    proxied = settings.with_(extra={**settings.extra, "TRUSTED_PROXIES": "10.0.0.7, 10.0.0.8"})
+    for peer, believed in (("10.0.0.7", True), ("10.0.0.9", False)):
+        with platform.gateway.test_request_context("/healthz", headers={"X-Forwarded-Proto": "https"},
+                                                   environ_base={"REMOTE_ADDR": peer}):
+            assert behind_tls(proxied) is believed
+            assert behind_tls(settings) is False
+
+
+def test_health_answers_are_never_cached(platform):
+    for path in ("/healthz", "/readyz"):
+        assert platform.call("GET", path).headers["Cache-Control"] == "no-store"
 
 
 def test_cors_is_off_by_default(platform):

@@ -59,7 +59,7 @@ def test_the_one_cookie_is_httponly_strict_and_secure_behind_tls(demo, browser):
     assert cookie.startswith(f"{COOKIE_NAME}=")
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
     assert "Expires" not in cookie and "Max-Age" not in cookie  # gone when the browser closes
-    secure = browser.post(f"/i/{demo.code}", headers={"X-Forwarded-Proto": "https"}).headers["Set-Cookie"]
+    secure = browser.post(f"/i/{demo.code}", base_url="https://localhost").headers["Set-Cookie"]
     assert "Secure" in secure
 
 
