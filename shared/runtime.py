@@ -20,7 +20,7 @@ from pymongo.errors import DuplicateKeyError
 
 from shared import mongo
 from shared.bus import Bus, InProcessBus, KafkaBus, KafkaConsumerLoop
-from shared.errors import PROBLEM_MIME, ProblemSchema, register_problem_handlers
+from shared.errors import PROBLEM_MIME, NotFound, ProblemSchema, register_problem_handlers
 from shared.events import Envelope
 from shared.log import configure_logging, trace_id_var
 from shared.metrics import GaugeCollector, install_metrics, metrics_of
@@ -285,10 +285,18 @@ def install_request_context(app: Flask, service: str) -> None:
     """Request and trace ids on every request and response; one log line and metrics per request.
 
     The log line names the route pattern, never the concrete URL (codes live in
-    URLs), and never the client address or user agent. Installs /metrics.
+    URLs), and never the client address or user agent. Installs /metrics: in production it
+    answers only when VOICES_METRICS_TOKEN is set (and sent), so it is closed unless configured.
     """
     access = logging.getLogger("voices.access")
     metrics = install_metrics(app, service)
+
+    @app.before_request
+    def _metrics_closed_unless_configured():
+        settings = app.extensions.get("voices_settings")
+        if (request.path == "/metrics" and settings is not None and not settings.embedded
+                and not settings.get("METRICS_TOKEN")):
+            raise NotFound("There is nothing at this path.")
 
     @app.before_request
     def _ids():

@@ -5,6 +5,8 @@ import io
 import json
 import logging
 
+import pytest
+
 from shared.log import JsonFormatter, RedactingFilter, redact
 
 
@@ -43,6 +45,21 @@ def test_metrics_can_require_a_token(platform):
         assert platform.call("GET", "/metrics", headers={"Authorization": "Bearer " + "m" * 20}).status_code == 200
     finally:
         platform.gateway.extensions["voices_settings"] = settings
+
+
+@pytest.mark.parametrize("process", ["gateway", "surveys"])
+def test_metrics_are_closed_in_production_unless_a_token_is_set(platform, process):
+    app = platform.gateway if process == "gateway" else platform.services[process]
+    client, settings = app.test_client(), app.extensions["voices_settings"]
+    try:
+        app.extensions["voices_settings"] = settings.with_(mode="production")
+        assert client.get("/metrics").status_code == 404
+        app.extensions["voices_settings"] = settings.with_(mode="production",
+                                                           extra={**settings.extra, "METRICS_TOKEN": "m" * 20})
+        assert client.get("/metrics").status_code == 404
+        assert client.get("/metrics", headers={"Authorization": "Bearer " + "m" * 20}).status_code == 200
+    finally:
+        app.extensions["voices_settings"] = settings
 
 
 def test_redaction_removes_client_addresses_and_concrete_paths():
