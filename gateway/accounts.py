@@ -17,7 +17,7 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from mongoengine.errors import NotUniqueError
 
 from gateway.models import Account, ApiToken, Organisation, PasswordLink, StaffSession
-from shared.auth import ROLES, Principal
+from shared.auth import ORGANISATION_LESS_ROLES, ROLES, Principal
 from shared.errors import Conflict, NotFound, Unauthorized, ValidationFailed
 
 TOKEN_PREFIX = "vt_"
@@ -77,12 +77,16 @@ def _check_readable(role: str, readable_organisations: list[str]) -> None:
 
 def create_account(email: str, role: str, organisation_id: str | None,
                    readable_organisations: list[str] | None = None) -> Account:
-    """A staff account. Every role but admin belongs to an organisation. Raises ValidationFailed, Conflict."""
+    """A staff account. Every role but admin and platform auditor belongs to an organisation; those two
+    belong to none. Raises ValidationFailed, Conflict."""
     if role not in ROLES:
         raise ValidationFailed("Unknown role.", errors={"role": [f"one of {', '.join(ROLES)}"]})
-    if role != "admin":
+    if role == "platform_auditor" and organisation_id:
+        raise ValidationFailed("Platform auditors belong to no organisation.",
+                               errors={"organisation_id": ["must be empty for this role"]})
+    if role not in ORGANISATION_LESS_ROLES:
         if not organisation_id:
-            raise ValidationFailed("Staff other than admins belong to an organisation.",
+            raise ValidationFailed("Staff other than admins and platform auditors belong to an organisation.",
                                    errors={"organisation_id": ["required for this role"]})
         if Organisation.objects(organisation_id=organisation_id).first() is None:
             raise ValidationFailed("No such organisation.", errors={"organisation_id": ["unknown organisation"]})
@@ -112,9 +116,13 @@ def update_account(account_id: str, changes: dict) -> Account:
     account = get_account(account_id)
     role = changes.get("role", account.role)
     organisation_id = account.organisation_id
-    if role != "admin" and not organisation_id:
-        raise ValidationFailed("Staff other than admins belong to an organisation.",
+    if role not in ORGANISATION_LESS_ROLES and not organisation_id:
+        raise ValidationFailed("Staff other than admins and platform auditors belong to an organisation.",
                                errors={"role": ["this account has no organisation"]})
+    if role == "platform_auditor" and organisation_id:
+        # A platform auditor reads every organisation's ledger: an account of one organisation never becomes one.
+        raise ValidationFailed("Platform auditors belong to no organisation.",
+                               errors={"role": ["create a new account without an organisation for this role"]})
     readable = changes.get("readable_organisations", list(account.readable_organisations))
     if role != "policy" and "readable_organisations" not in changes:
         readable = []  # a grant that only made sense for the old role lapses with it

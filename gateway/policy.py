@@ -23,7 +23,10 @@ from werkzeug.exceptions import MethodNotAllowed, NotFound
 from werkzeug.routing import Map, Rule
 
 # Who may call: staff roles, "participant" (a session opened from an invitation), "public" (anyone).
-STAFF = ("organiser", "policy", "auditor", "admin")
+STAFF = ("organiser", "policy", "auditor", "platform_auditor", "admin")
+# Auditors read their own organisation's part of the ledger, platform auditors all of it (the
+# consent service scopes the answers); the full export verifies only whole, so it is theirs alone.
+LEDGER_READERS = {"auditor", "platform_auditor"}
 JSON = ("application/json",)
 MULTIPART = ("multipart/form-data",)
 DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB: the largest survey definition is far smaller
@@ -96,13 +99,13 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("POST", "/api/v1/consent/tokens", {"public"}, "consent", code_field="receipt_code"),
     _p("GET", "/api/v1/consent/public-key", {"public"}, "consent"),
     # ---- consent: the ledger (auditors)
-    _p("GET", "/api/v1/ledger/entries", {"auditor"}, "consent"),
-    _p("GET", "/api/v1/ledger/checkpoints", {"auditor"}, "consent"),
-    _p("POST", "/api/v1/ledger/checkpoints", {"auditor", "admin"}, "consent"),
-    _p("GET", "/api/v1/ledger/proofs/inclusion/<int:seq>", {"auditor"}, "consent"),
-    _p("GET", "/api/v1/ledger/proofs/consistency", {"auditor"}, "consent"),
-    _p("GET", "/api/v1/ledger/export", {"auditor"}, "consent"),
-    _p("GET", "/api/v1/ledger/erasure-report", {"auditor"}, "consent"),
+    _p("GET", "/api/v1/ledger/entries", LEDGER_READERS, "consent"),
+    _p("GET", "/api/v1/ledger/checkpoints", LEDGER_READERS, "consent"),
+    _p("POST", "/api/v1/ledger/checkpoints", {*LEDGER_READERS, "admin"}, "consent"),
+    _p("GET", "/api/v1/ledger/proofs/inclusion/<int:seq>", LEDGER_READERS, "consent"),
+    _p("GET", "/api/v1/ledger/proofs/consistency", LEDGER_READERS, "consent"),
+    _p("GET", "/api/v1/ledger/export", {"platform_auditor"}, "consent"),
+    _p("GET", "/api/v1/ledger/erasure-report", LEDGER_READERS, "consent"),
     # ---- aggregation: progress, releases, insights
     _p("GET", "/api/v1/insights/consultations/<cid>/progress", {"organiser"}, "aggregation"),
     _p("GET", "/api/v1/insights/consultations/<cid>/freshness", {"organiser"}, "aggregation"),

@@ -3,6 +3,8 @@ from datetime import timezone
 
 from marshmallow import RAISE, Schema, fields, validate
 
+from shared.auth import ROLES
+
 
 class StrictSchema(Schema):
     class Meta:
@@ -30,7 +32,7 @@ class OrganisationSchema(Schema):
 
 class AccountCreateSchema(StrictSchema):
     email = fields.Email(required=True)
-    role = fields.String(required=True, validate=validate.OneOf(["organiser", "policy", "auditor", "admin"]))
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
     organisation_id = fields.String(load_default=None)
     readable_organisations = fields.List(fields.String(), load_default=list)
 
@@ -47,7 +49,7 @@ class AccountSchema(Schema):
 
 
 class AccountUpdateSchema(StrictSchema):
-    role = fields.String(validate=validate.OneOf(["organiser", "policy", "auditor", "admin"]))
+    role = fields.String(validate=validate.OneOf(ROLES))
     disabled = fields.Boolean()
     readable_organisations = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
                                          metadata={"description": "policy accounts: organisations whose "

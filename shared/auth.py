@@ -19,7 +19,10 @@ from shared.errors import Forbidden, NotFound, Unauthorized
 
 HEADER = "X-Voices-Principal"
 SIG_HEADER = "X-Voices-Principal-Sig"
-ROLES = ("organiser", "policy", "auditor", "admin")
+# An auditor reads the ledger entries of their own organisation's consultations; a platform auditor,
+# an account only an admin creates and in no organisation, reads every organisation's.
+ROLES = ("organiser", "policy", "auditor", "platform_auditor", "admin")
+ORGANISATION_LESS_ROLES = ("platform_auditor", "admin")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,13 @@ def known_consultation(consultation_id: str, organisation_id: str | None = None)
     return policy
 
 
+def consultations_of(organisation_id: str | None) -> frozenset[str]:
+    """Ids of the consultations consent knows for one organisation (none for no organisation)."""
+    if not organisation_id:
+        return frozenset()
+    return frozenset(ConsultationPolicy.objects(organisation_id=organisation_id).scalar("consultation_id"))
+
+
 # ---- texts --------------------------------------------------------------------
 
 def save_text(policy: ConsultationPolicy, data: dict[str, Any]) -> ConsentText:

@@ -8,6 +8,7 @@ verifier as a separate process.
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,10 @@ CONCURRENT_GRANTS = 20
 
 @pytest.fixture(scope="module")
 def auditor(api, stack) -> str:
-    return staff_token(api, stack.admin_token, "auditor")["token"]
+    """A platform auditor (in no organisation): these tests read and export the whole ledger."""
+    account = api.call("POST", "/api/v1/accounts", stack.admin_token, json={
+        "email": f"platform-auditor-{secrets.token_hex(3)}@example.org", "role": "platform_auditor"})
+    return api.call("POST", "/api/v1/tokens", stack.admin_token, json={"account_id": account["account_id"]})["token"]
 
 
 def ledger_entries(api, token: str) -> list[dict]:

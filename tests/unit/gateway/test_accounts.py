@@ -226,6 +226,21 @@ def test_a_disabled_account_loses_tokens_and_sessions(platform, organiser):
     assert sign_in(platform, organiser["email"]).status_code == 401
 
 
+def test_a_platform_auditor_is_an_account_in_no_organisation(platform):
+    auditor = platform.staff("platform_auditor", None)
+    me = platform.call("GET", "/api/v1/me", auditor["token"], expect=200).get_json()
+    assert (me["role"], me["organisation_id"]) == ("platform_auditor", None)
+    home = platform.organisation()
+    in_one = platform.call("POST", "/api/v1/accounts", platform.admin_token, json={
+        "email": "pa@example.org", "role": "platform_auditor", "organisation_id": home})
+    assert in_one.status_code == 422 and "organisation_id" in in_one.get_json()["errors"]
+    # An organisation's auditor never becomes one: that would widen what an existing account reads.
+    auditor_of_one = platform.staff("auditor", home)
+    promoted = platform.call("PATCH", f"/api/v1/accounts/{auditor_of_one['account_id']}", platform.admin_token,
+                             json={"role": "platform_auditor"})
+    assert promoted.status_code == 422
+
+
 def test_read_access_to_other_organisations_is_granted_to_policy_accounts_only(platform):
     home, other = platform.organisation(), platform.organisation()
     analyst = platform.staff("policy", home)

@@ -24,7 +24,8 @@ from gateway.models import ApiToken
 from gateway.policy import POLICY, RoutePolicy, route_shape
 from tests.e2e.conftest import ONE_QUESTION_SURVEY
 
-ROLES = ("organiser", "policy", "auditor", "admin")
+ROLES = ("organiser", "policy", "auditor", "platform_auditor", "admin")
+ORGANISATION_LESS = ("platform_auditor", "admin")
 CALLERS = (*ROLES, "none", "expired", "revoked", "other_org")
 # Path parameters that name an object belonging to one organisation.
 OWNED = {"cid", "iid", "token_id", "consultation_id", "invitation_id"}
@@ -40,7 +41,7 @@ def world(platform):
     """Organisation A with one account per role and objects of each kind; organisation B with an
     organiser and a policy analyst; spoiled tokens."""
     org_a, org_b = platform.organisation(), platform.organisation()
-    people = {role: platform.staff(role, None if role == "admin" else org_a) for role in ROLES}
+    people = {role: platform.staff(role, None if role in ORGANISATION_LESS else org_a) for role in ROLES}
     other = {role: platform.staff(role, org_b) for role in ("organiser", "policy", "auditor")}
     organiser = people["organiser"]["token"]
     cid = platform.call("POST", "/api/v1/consultations", organiser, expect=201, json={
