@@ -20,6 +20,7 @@ from gateway.schemas import (
 )
 from shared.auth import current_principal
 from shared.errors import Forbidden, NotFound, TooManyRequests
+from shared.runtime import MAX_PAGE_SIZE, PAGE_SIZE, QueryPage
 
 staff = Blueprint("staff", __name__, url_prefix="/api/v1", description="Organisations, staff accounts and API tokens")
 sessions = Blueprint("sessions", __name__, url_prefix="/api/v1",
@@ -45,8 +46,10 @@ class Organisations(MethodView):
 @staff.route("/accounts")
 class Accounts(MethodView):
     @staff.response(200, AccountSchema(many=True))
+    @staff.paginate(QueryPage, page_size=PAGE_SIZE, max_page_size=MAX_PAGE_SIZE)
     def get(self):
-        return list(Account.objects.order_by("email"))
+        """Staff accounts by email address, a page at a time (X-Pagination header)."""
+        return Account.objects.order_by("email")
 
     @staff.arguments(AccountCreateSchema)
     @staff.response(201, AccountSchema)

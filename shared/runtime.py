@@ -15,6 +15,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
+from flask_smorest import Page
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -191,6 +192,20 @@ def problem_api(app: Flask):
             self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
 
     return ProblemApi(app)
+
+
+PAGE_SIZE, MAX_PAGE_SIZE = 50, 200
+
+
+class QueryPage(Page):
+    """flask-smorest pagination over a mongoengine query: one skip/limit read and one count per
+    page (a query's len() would load every document). Use as `@blp.paginate(QueryPage,
+    page_size=PAGE_SIZE, max_page_size=MAX_PAGE_SIZE)`: the body stays a list, and the
+    X-Pagination header says where it is in the whole."""
+
+    @property
+    def item_count(self) -> int:
+        return self.collection.count()
 
 
 def create_service_app(settings: Settings, *, title: str, blueprints: Iterable[Any], runtime: "ServiceRuntime") -> Flask:

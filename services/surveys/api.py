@@ -16,7 +16,7 @@ from services.surveys.schemas import (
 )
 from shared.auth import require_staff, session_consultation
 from shared.errors import ValidationFailed
-from shared.runtime import current_trace_id, events_stored, service_context
+from shared.runtime import MAX_PAGE_SIZE, PAGE_SIZE, QueryPage, current_trace_id, events_stored, service_context
 
 consultations = Blueprint("consultations", __name__, url_prefix="/api/v1/consultations",
                           description="Consultations, survey versions and invitations (organisers)")
@@ -42,8 +42,9 @@ def _organiser_consultation(consultation_id: str):
 @consultations.route("")
 class Consultations(MethodView):
     @consultations.response(200, ConsultationSchema(many=True))
+    @consultations.paginate(QueryPage, page_size=PAGE_SIZE, max_page_size=MAX_PAGE_SIZE)
     def get(self):
-        """Consultations of the caller's organisation."""
+        """Consultations of the caller's organisation, newest first, a page at a time (X-Pagination header)."""
         principal = require_staff("organiser", "admin")
         return cons.list_consultations(None if principal.role == "admin" else principal.organisation_id)
 
