@@ -19,7 +19,7 @@ from gateway.schemas import (
     SignInSchema, TokenCreatedSchema, TokenCreateSchema, TokenQuerySchema, TokenSchema,
 )
 from shared.auth import current_principal
-from shared.errors import Forbidden, NotFound, TooManyRequests
+from shared.errors import Forbidden, NotFound, TooManyRequests, ValidationFailed
 from shared.runtime import MAX_PAGE_SIZE, PAGE_SIZE, QueryPage
 
 staff = Blueprint("staff", __name__, url_prefix="/api/v1", description="Organisations, staff accounts and API tokens")
@@ -29,6 +29,14 @@ sessions = Blueprint("sessions", __name__, url_prefix="/api/v1",
 SESSION_COOKIE = "voices_session"
 # Marks a browser its owner signed in from; sent only to the sign-in route.
 DEVICE_COOKIE, DEVICE_COOKIE_PATH = "voices_device", "/api/v1/sessions"
+
+
+def _require_body() -> None:
+    """Raises ValidationFailed for a request without a body where the document requires one: a body
+    whose every field is optional would otherwise let a missing body pass as `{}`."""
+    if not request.get_data(cache=True).strip():
+        raise ValidationFailed("This request needs a JSON body; send {} to take every default.",
+                               errors={"body": ["missing"]})
 
 
 @staff.route("/organisations")
@@ -68,6 +76,7 @@ class AccountItem(MethodView):
     def patch(self, data, account_id):
         """Change the role, disable or enable, or grant a policy account read access to other
         organisations' releases."""
+        _require_body()
         return accounts.update_account(account_id, data)
 
 
@@ -105,6 +114,7 @@ class Tokens(MethodView):
     @staff.response(201, TokenCreatedSchema)
     def post(self, data):
         """A new API token for yourself (admins: for any account). The token is shown only here."""
+        _require_body()
         principal = current_principal()
         account_id = data["account_id"] or principal.subject
         if account_id != principal.subject and principal.role != "admin":

@@ -255,3 +255,12 @@ def test_read_access_to_other_organisations_is_granted_to_policy_accounts_only(p
     unknown = platform.call("PATCH", f"/api/v1/accounts/{analyst['account_id']}", platform.admin_token,
                             json={"readable_organisations": ["o_nope"]})
     assert unknown.status_code == 422
+
+
+def test_a_missing_body_is_refused_where_the_document_requires_one(platform, organiser):
+    missing = platform.call("POST", "/api/v1/tokens", organiser["token"])
+    assert missing.status_code == 422 and missing.get_json()["errors"] == {"body": ["missing"]}
+    assert platform.call("POST", "/api/v1/tokens", organiser["token"], json={}).status_code == 201
+    path = f"/api/v1/accounts/{organiser['account_id']}"
+    assert platform.call("PATCH", path, platform.admin_token).status_code == 422
+    assert platform.call("PATCH", path, platform.admin_token, json={}).status_code == 200
