@@ -1,23 +1,13 @@
 """Schemas of the gateway's own API: organisations, accounts, tokens, passwords, sessions."""
-from datetime import timezone
-
 from marshmallow import RAISE, Schema, fields, validate
 
 from shared.auth import ROLES
+from shared.runtime import UTCDateTime
 
 
 class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
-
-
-class UTCDateTime(fields.DateTime):
-    """MongoDB returns stored times without a zone; they are UTC, and the API says so."""
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class OrganisationCreateSchema(StrictSchema):

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask_smorest import Page
+from marshmallow import fields
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
@@ -191,7 +192,24 @@ def problem_api(app: Flask):
             prepare_response(response, self.spec, PROBLEM_MIME)
             self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
 
+        def _register_pagination_header(self):
+            # The header's value is JSON text: documented as the object it encodes, no client (or
+            # response check) would accept the string it is.
+            self.spec.components.header("PAGINATION", {
+                "description": "JSON object: total, total_pages, first_page, last_page, page, previous_page, "
+                               "next_page (the last two when there is such a page)",
+                "schema": {"type": "string"}}, lazy=True)
+
     return ProblemApi(app)
+
+
+class UTCDateTime(fields.DateTime):
+    """MongoDB returns stored times without a zone; they are UTC, and the API says so."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return super()._serialize(value, attr, obj, **kwargs)
 
 
 PAGE_SIZE, MAX_PAGE_SIZE = 50, 200
