@@ -96,10 +96,9 @@ def create_app(settings: Settings | None = None) -> Flask:
             why = binding_violation(g.participant_session, args, g.get("json_body"))
             if why:
                 raise Forbidden(why)
-        body = g.get("json_body")
-        code = body.get(policy.code_field) if policy.code_field and isinstance(body, dict) else None
-        if principal.anonymous and isinstance(code, str) and code.strip():
-            bucket = ("code", code_key(code))  # a flood of other codes never blocks this code's holder
+        code = _sent_code(policy, args, g.get("json_body"))
+        if principal.anonymous and code:
+            bucket = (policy.code_rate, code_key(code))  # a flood of other codes never blocks this code's holder
         if principal.anonymous and policy.own_rate_limit:
             return None
         wait = limits.spend(*bucket)
@@ -195,6 +194,16 @@ def _authenticate(policy: RoutePolicy, participant_sessions: ParticipantSessions
             raise TooManyRequests("Too many failed sign-ins. Please wait.", retry_after=retry_after(wait)) from None
         raise
     return ANONYMOUS, ("anonymous", policy.path)
+
+
+def _sent_code(policy: RoutePolicy, path_args: dict, body: object) -> str | None:
+    """The code the caller proves itself with on this route (path or body), or None."""
+    if not policy.code_field:
+        return None
+    value = path_args.get(policy.code_field)
+    if value is None and isinstance(body, dict):
+        value = body.get(policy.code_field)
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def _with_participant_session(response: Response, participant_sessions: ParticipantSessions) -> Response:

@@ -8,9 +8,10 @@ a service or the gateway serves an /api/ route the table does not list.
 
 A row may widen what the gateway accepts for one route: `accepts` (request
 media types; JSON unless said otherwise, e.g. multipart for a file upload) and
-`max_body` (bytes). `code_field` names the body field holding the code the
-caller proves itself with: callers without credentials are rate-limited per
-code there, not per route (gateway/ratelimit.py says why). `own_rate_limit`:
+`max_body` (bytes). `code_field` names the body field or path parameter holding
+the code the caller proves itself with: callers without credentials are
+rate-limited per code there (at the `code_rate` kind of gateway/ratelimit.py),
+not per route (ratelimit.py says why). `own_rate_limit`:
 the view limits callers without credentials itself (sign-in, per account and
 browser), so the gateway does not spend its per-route bucket first.
 """
@@ -42,6 +43,7 @@ class RoutePolicy:
     accepts: tuple[str, ...] = JSON
     max_body: int = DEFAULT_MAX_BODY
     code_field: str | None = None
+    code_rate: str = "code"
     own_rate_limit: bool = False
 
     @property
@@ -50,10 +52,12 @@ class RoutePolicy:
 
 
 def _p(method: str, path: str, allowed: set[str], service: str | None, *, accepts: tuple[str, ...] = JSON,
-       max_body: int | None = None, code_field: str | None = None, own_rate_limit: bool = False) -> RoutePolicy:
+       max_body: int | None = None, code_field: str | None = None, code_rate: str = "code",
+       own_rate_limit: bool = False) -> RoutePolicy:
     if max_body is None:
         max_body = UPLOAD_MAX_BODY if accepts != JSON else DEFAULT_MAX_BODY
-    return RoutePolicy(method, path, frozenset(allowed), service, accepts, max_body, code_field, own_rate_limit)
+    return RoutePolicy(method, path, frozenset(allowed), service, accepts, max_body, code_field, code_rate,
+                       own_rate_limit)
 
 
 POLICY: tuple[RoutePolicy, ...] = (
@@ -78,7 +82,7 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("POST", "/api/v1/consultations/<cid>/quotes/revocations", {"organiser"}, "surveys"),
     _p("GET", "/api/v1/consultations/<cid>/follow-up-contacts", {"organiser"}, "surveys"),
     # ---- surveys: participants
-    _p("POST", "/api/v1/invitations/<code>/open", {"public"}, "surveys"),
+    _p("POST", "/api/v1/invitations/<code>/open", {"public"}, "surveys", code_field="code", code_rate="invitation"),
     _p("POST", "/api/v1/resume", {"public"}, "surveys"),
     _p("POST", "/api/v1/resume/lookup", {"public"}, "surveys", code_field="resume_code"),
     _p("POST", "/api/v1/responses", {"public"}, "surveys"),

@@ -96,11 +96,13 @@ class Limits:
     VOICES_RATE_STAFF (per API token or staff session), VOICES_RATE_PARTICIPANT (per participant
     session), VOICES_RATE_ANONYMOUS (per route, shared by every caller without credentials),
     VOICES_RATE_CODE (per receipt or resume code, for callers without credentials),
+    VOICES_RATE_INVITATION (per invitation code or link opened by callers without credentials),
     VOICES_RATE_SIGN_IN (per email address tried), each as 'burst/seconds'.
     """
 
+    # An invitation link may be shared with a whole community, so its rate is a crowd's, not a person's.
     DEFAULTS = {"staff": "600/60", "participant": "120/60", "anonymous": "1200/60", "code": "20/300",
-                "sign_in": "10/300"}
+                "invitation": "600/60", "sign_in": "10/300"}
 
     def __init__(self, rates: dict[str, Rate], limiter: RateLimiter | None = None) -> None:
         self.rates = rates

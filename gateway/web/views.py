@@ -152,16 +152,11 @@ def _spend(kind: str, key: str) -> None:
         raise TooManyRequests("Too many tries.", retry_after=retry_after(wait))
 
 
-def _spend_anonymous() -> None:
-    # Like the API: callers without a session share one bucket per route, so guessing codes is slow.
-    _spend("anonymous", f"web {request.url_rule.rule if request.url_rule else request.path}")
-
-
-def _spend_code(code: str) -> None:
-    # Like the API: each receipt or resume code has its own bucket, so a flood of wrong codes never
-    # stops the holder of a real one (checking, withdrawing or continuing), and no code can be hammered.
+def _spend_code(code: str, kind: str = "code") -> None:
+    # Like the API: each code has its own bucket, so a flood of wrong codes never stops the holder of
+    # a real one (opening an invitation, checking, withdrawing or continuing), and no code can be hammered.
     if code:
-        _spend("code", code_key(code))
+        _spend(kind, code_key(code))
 
 
 def _spend_participant(session: WebSession) -> None:
@@ -286,7 +281,7 @@ def invitation(code: str):
 
 @web.post("/i/<code>")
 def open_invitation(code: str):
-    _spend_anonymous()
+    _spend_code(code, "invitation")
     try:
         opened = _app().api.open_invitation(code)
     except ServiceRefused as exc:

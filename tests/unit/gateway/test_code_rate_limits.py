@@ -61,3 +61,17 @@ def test_a_code_key_is_the_same_for_every_way_of_writing_the_code():
     assert code_key("K7QF-9MZX-٠١") == code_key("K7QF-9MZX-01")  # Arabic-Indic digits
     assert code_key("K7QF-9MZX-01") != code_key("K7QF-9MZX-02")
     assert "K7QF" not in code_key("K7QF-9MZX-01")
+
+
+def test_a_flood_of_made_up_invitations_never_stops_a_real_one_from_opening(platform, opened):
+    _cid, code = opened
+    web = platform.gateway.test_client()
+    with rate(platform, "anonymous", "10/3600"), rate(platform, "invitation", "3/3600"):
+        for _ in range(FLOOD // 2):
+            assert platform.call("POST", f"/api/v1/invitations/{new_receipt_code()}/open").status_code == 404
+            assert web.post(f"/i/{new_receipt_code()}").status_code == 404
+        platform.call("POST", f"/api/v1/invitations/{code}/open", expect=201)
+        assert web.post(f"/i/{code}").status_code == 303  # on to the welcome page
+        # One link has a budget of its own (a crowd's, by default): it cannot be hammered either.
+        statuses = [platform.call("POST", f"/api/v1/invitations/{code}/open").status_code for _ in range(2)]
+        assert statuses == [201, 429]
