@@ -140,7 +140,7 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("PUT", "/api/v1/me/password", {*STAFF}, None),
     _p("POST", "/api/v1/sessions", {"public"}, None, own_rate_limit=True),
     _p("DELETE", "/api/v1/sessions/current", {*STAFF}, None),
-    _p("POST", "/api/v1/password-links/redeem", {"public"}, None),
+    _p("POST", "/api/v1/password-links/redeem", {"public"}, None, code_field="code"),
 )
 
 

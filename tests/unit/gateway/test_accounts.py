@@ -140,6 +140,18 @@ def test_a_set_password_link_lets_a_locked_out_owner_in_from_a_new_browser(platf
         assert _sign_in_from(new_browser, organiser["email"], "a fresh passphrase here").status_code == 201
 
 
+def test_a_flood_of_made_up_set_password_links_never_blocks_a_real_one(platform, organiser):
+    link = platform.call("POST", f"/api/v1/accounts/{organiser['account_id']}/password-links",
+                         platform.admin_token, expect=201).get_json()
+    with rate(platform, "anonymous", "5/3600"):
+        for i in range(20):
+            made_up = platform.call("POST", "/api/v1/password-links/redeem",
+                                    json={"code": f"made-up-{i}", "password": PASSWORD})
+            assert made_up.status_code == 401
+        platform.call("POST", "/api/v1/password-links/redeem", expect=204,
+                      json={"code": link["code"], "password": "a fresh passphrase here"})
+
+
 def test_sign_ins_for_unknown_addresses_cost_no_password_hashing(platform, organiser, monkeypatch):
     from gateway import accounts
 
