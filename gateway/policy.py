@@ -26,7 +26,7 @@ from werkzeug.routing import Map, Rule
 # Who may call: staff roles, "participant" (a session opened from an invitation), "public" (anyone).
 STAFF = ("organiser", "policy", "auditor", "platform_auditor", "admin")
 # Auditors read their own organisation's part of the ledger, platform auditors all of it (the
-# consent service scopes the answers); the full export verifies only whole, so it is theirs alone.
+# consent service scopes the answers, the export included).
 LEDGER_READERS = {"auditor", "platform_auditor"}
 JSON = ("application/json",)
 MULTIPART = ("multipart/form-data",)
@@ -108,7 +108,7 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("POST", "/api/v1/ledger/checkpoints", {*LEDGER_READERS, "admin"}, "consent"),
     _p("GET", "/api/v1/ledger/proofs/inclusion/<int:seq>", LEDGER_READERS, "consent"),
     _p("GET", "/api/v1/ledger/proofs/consistency", LEDGER_READERS, "consent"),
-    _p("GET", "/api/v1/ledger/export", {"platform_auditor"}, "consent"),
+    _p("GET", "/api/v1/ledger/export", LEDGER_READERS, "consent"),
     _p("GET", "/api/v1/ledger/erasure-report", LEDGER_READERS, "consent"),
     # ---- aggregation: progress, releases, insights
     _p("GET", "/api/v1/insights/consultations/<cid>/progress", {"organiser"}, "aggregation"),

@@ -203,11 +203,11 @@ class Export(MethodView):
 
         A checkpoint over the whole ledger is signed first when the latest one
         does not cover every entry, so the export ends on a signed tree head.
-        Platform auditors only: a hash chain verifies only whole (auditors check
-        their organisation's entries with inclusion proofs instead).
+        Auditors get the partial export of their organisation's entries: the
+        signed tree head, then each entry with its inclusion proof under it
+        (the same verifier checks both kinds).
         """
-        require_staff("platform_auditor")
-        lines = ledger_store.export(service_context().signing_key, _tree())
+        lines = ledger_store.export(service_context().signing_key, _tree(), _ledger_scope())
         return Response(lines, mimetype="application/x-ndjson",
                         headers={"Content-Disposition": "attachment; filename=consent-ledger.jsonl"})
 

@@ -242,8 +242,10 @@ def consistency(tree: LedgerTree, first: int, second: int) -> dict:
 
 # ---- export and reports -------------------------------------------------------------
 
-def export(private_key, tree: LedgerTree) -> Iterator[str]:
-    """The auditor export (JSON lines) of the whole ledger, its tail covered by a signed checkpoint.
+def export(private_key, tree: LedgerTree, consultation_ids: frozenset[str] | None = None) -> Iterator[str]:
+    """The auditor export (JSON lines) of the whole ledger, its tail covered by a signed checkpoint;
+    with ``consultation_ids``, the partial export of those consultations' entries instead, each with
+    its inclusion proof under that checkpoint (ledger.partial_export_lines).
 
     Signs a checkpoint over every entry stored now unless the latest one
     already covers them, then exports the entries up to that checkpoint and
@@ -255,6 +257,10 @@ def export(private_key, tree: LedgerTree) -> Iterator[str]:
         return iter(())
     head = checkpoint(private_key, tree)
     covered = head["tree_size"]
+    if consultation_ids is not None:
+        merkle = tree.covering(covered)
+        return ledger.partial_export_lines(head, ((entry, merkle.inclusion_proof(entry["seq"], covered))
+                                                  for entry in _raw_entries(0, covered, **_in_scope(consultation_ids))))
     return ledger.export_lines(_raw_entries(0, covered), checkpoints(up_to=covered))
 
 

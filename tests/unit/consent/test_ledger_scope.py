@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 
-from services.consent import verify
+from services.consent import ledger, verify
 from tests.unit.consent.platform_auditing import platform_auditor_headers
 
 
@@ -87,10 +87,40 @@ def test_the_erasure_report_covers_the_auditors_organisation_only(consent):
     assert sorted(w["pseudonym"] for w in every["withdrawals"]) == ["p_org_a", "p_org_b"]
 
 
-def test_the_full_export_is_for_platform_auditors(consent):
+def export_of(consent, headers: dict) -> list[bytes]:
+    response = consent.client.get("/api/v1/ledger/export", headers=headers)
+    assert response.status_code == 200, response.get_data(True)
+    return response.get_data().splitlines(keepends=True)
+
+
+def test_an_auditor_exports_their_part_and_it_verifies_with_the_public_key_alone(consent):
+    cids = two_organisations(consent)
+    lines = export_of(consent, consent.staff("auditor", "org_a"))
+    report = verify.verify_export(lines, public_keys(consent))
+    assert report.ok, report.message()
+    mine = as_auditor_of(consent, "org_a", "GET", "/api/v1/ledger/entries?limit=1000")["entries"]
+    assert report.entries == len(mine) and lines[0].decode().strip() == ledger.PARTIAL_MARK == verify.PARTIAL_MARK
+    assert cids["org_b"].encode() not in b"".join(lines) and b"p_org_b" not in b"".join(lines)
+    # The whole ledger's export stays the platform auditors' and verifies as a whole.
+    whole = verify.verify_export(export_of(consent, platform_auditor_headers(consent)), public_keys(consent),
+                                 strict=True)
+    assert whole.ok and whole.entries > report.entries
+
+
+def test_a_partial_export_fails_when_anything_in_it_changes(consent):
     two_organisations(consent)
-    as_auditor_of(consent, "org_a", "GET", "/api/v1/ledger/export", 403)
-    response = consent.client.get("/api/v1/ledger/export", headers=platform_auditor_headers(consent))
-    assert response.status_code == 200
-    lines = response.get_data().splitlines(keepends=True)
-    assert verify.verify_export(lines, public_keys(consent), strict=True).ok
+    lines = export_of(consent, consent.staff("auditor", "org_a"))
+    keys = public_keys(consent)
+    first_entry = next(i for i, line in enumerate(lines) if b'"type":"entry"' in line)
+    changed = {
+        "an entry's content": {first_entry: lines[first_entry].replace(b'"consultation_id":"c', b'"consultation_id":"x',
+                                                                      1)},
+        "an audit path": {first_entry + 1: re.sub(rb'"audit_path":\["[0-9a-f]', b'"audit_path":["f',
+                                                  lines[first_entry + 1], count=1)},
+        "the signed root": {1: re.sub(rb'"root_hash":"[0-9a-f]', b'"root_hash":"0', lines[1], count=1)},
+        "a proof taken away": {first_entry + 1: b""},
+    }
+    for what, replacements in changed.items():
+        tampered = [replacements.get(i, line) for i, line in enumerate(lines)]
+        assert tampered != lines, what
+        assert not verify.verify_export([line for line in tampered if line], keys).ok, what
