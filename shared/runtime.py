@@ -318,8 +318,8 @@ def install_request_context(app: Flask, service: str) -> None:
     """Request and trace ids on every request and response; one log line and metrics per request.
 
     The log line names the route pattern, never the concrete URL (codes live in
-    URLs), and never the client address or user agent. Installs /metrics: in production it
-    answers only when VOICES_METRICS_TOKEN is set (and sent), so it is closed unless configured.
+    URLs), and never the client address or user agent. Installs /metrics, which answers only
+    when VOICES_METRICS_TOKEN is set (and sent): closed unless an operator configures it.
     """
     access = logging.getLogger("voices.access")
     metrics = install_metrics(app, service)
@@ -327,8 +327,7 @@ def install_request_context(app: Flask, service: str) -> None:
     @app.before_request
     def _metrics_closed_unless_configured():
         settings = app.extensions.get("voices_settings")
-        if (request.path == "/metrics" and settings is not None and not settings.embedded
-                and not settings.get("METRICS_TOKEN")):
+        if request.path == "/metrics" and not (settings is not None and settings.get("METRICS_TOKEN")):
             raise NotFound("There is nothing at this path.")
 
     @app.before_request
