@@ -107,6 +107,12 @@ def test_an_auditor_exports_their_part_and_it_verifies_with_the_public_key_alone
     assert whole.ok and whole.entries > report.entries
 
 
+def other_first_digit(line: bytes, before: bytes) -> bytes:
+    """`line` with the hex digit right after `before` changed (to another digit, whatever it was)."""
+    at = line.index(before) + len(before)
+    return line[:at] + (b"1" if line[at:at + 1] == b"0" else b"0") + line[at + 1:]
+
+
 def test_a_partial_export_fails_when_anything_in_it_changes(consent):
     two_organisations(consent)
     lines = export_of(consent, consent.staff("auditor", "org_a"))
@@ -115,9 +121,8 @@ def test_a_partial_export_fails_when_anything_in_it_changes(consent):
     changed = {
         "an entry's content": {first_entry: lines[first_entry].replace(b'"consultation_id":"c', b'"consultation_id":"x',
                                                                       1)},
-        "an audit path": {first_entry + 1: re.sub(rb'"audit_path":\["[0-9a-f]', b'"audit_path":["f',
-                                                  lines[first_entry + 1], count=1)},
-        "the signed root": {1: re.sub(rb'"root_hash":"[0-9a-f]', b'"root_hash":"0', lines[1], count=1)},
+        "an audit path": {first_entry + 1: other_first_digit(lines[first_entry + 1], b'"audit_path":["')},
+        "the signed root": {1: other_first_digit(lines[1], b'"root_hash":"')},
         "a proof taken away": {first_entry + 1: b""},
     }
     for what, replacements in changed.items():
