@@ -18,7 +18,7 @@ from mongoengine.errors import NotUniqueError
 
 from gateway.models import Account, ApiToken, Organisation, PasswordLink, StaffSession
 from shared.auth import ORGANISATION_LESS_ROLES, ROLES, Principal
-from shared.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from shared.errors import Conflict, NotFound, ServiceUnavailable, Unauthorized, ValidationFailed
 
 TOKEN_PREFIX = "vt_"
 SESSION_PREFIX = "vs_"
@@ -29,6 +29,12 @@ MIN_PASSWORD, MAX_PASSWORD = 12, 256
 _hasher = PasswordHasher()  # argon2id with the library's defaults (RFC 9106 low-memory profile)
 _measured: dict[str, float] = {}  # seconds one verification takes at the current cost
 _measured_lock = threading.Lock()
+# Password checks running at once per process, each pool apart: sign-ins from browsers no owner used
+# ("new") can never take the CPU and memory that checks from known browsers and signed-in staff
+# ("known") need. A check waits at most HASHING_WAIT_S for its turn.
+HASHING_AT_ONCE = 2
+HASHING_WAIT_S = 5.0
+_hashing = {pool: threading.BoundedSemaphore(HASHING_AT_ONCE) for pool in ("new", "known")}
 
 
 def configure_password_hashing(time_cost: int | None = None, memory_kib: int | None = None) -> None:
@@ -204,7 +210,7 @@ def set_password(account_id: str, password: str) -> Account:
 def change_own_password(account_id: str, current: str, new: str) -> Account:
     """Raises Unauthorized when `current` is wrong, ValidationFailed for a weak new password."""
     account = get_account(account_id)
-    if not _verify(account.password_hash, current):
+    if not _verify(account.password_hash, current, "known"):
         raise Unauthorized("The current password is not correct.")
     return set_password(account_id, new)
 
@@ -215,26 +221,33 @@ def _verification_seconds() -> float:
         if "seconds" not in _measured:
             dummy = _hasher.hash(secrets.token_urlsafe(16))
             started = time.perf_counter()
-            _verify_quietly(dummy, "not the password")
+            _verify_quietly(dummy, "not the password", "new")
             _measured["seconds"] = time.perf_counter() - started
         return _measured["seconds"]
 
 
-def _verify_quietly(stored: str, password: str) -> bool:
+def _verify_quietly(stored: str, password: str, pool: str) -> bool:
+    """Whether `password` matches `stored`, checked in its turn in `pool` ("new" or "known").
+    Raises ServiceUnavailable when no turn comes within HASHING_WAIT_S."""
+    turn = _hashing[pool]
+    if not turn.acquire(timeout=HASHING_WAIT_S):
+        raise ServiceUnavailable("Signing in is busy. Please try again in a moment.", retry_after=5)
     try:
         return _hasher.verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+    finally:
+        turn.release()
 
 
-def _verify(stored: str | None, password: str) -> bool:
+def _verify(stored: str | None, password: str, pool: str) -> bool:
     if stored is None:
         # No account (or no password yet): wait as long as a verification takes, so timing tells
         # nothing about who exists, without doing the work: addresses made up by the thousand
         # cost neither CPU nor argon2's memory.
         time.sleep(_verification_seconds())
         return False
-    return _verify_quietly(stored, password)
+    return _verify_quietly(stored, password, pool)
 
 
 def create_password_link(account_id: str, ttl: timedelta = PASSWORD_LINK_TTL) -> tuple[PasswordLink, str]:
@@ -263,11 +276,13 @@ def redeem_password_link(code: str, password: str, now: datetime | None = None) 
 
 
 # ---- sign-in sessions -------------------------------------------------------------------------
-def sign_in(email: str, password: str, ttl: timedelta = SESSION_TTL) -> tuple[StaffSession, str, Account]:
+def sign_in(email: str, password: str, ttl: timedelta = SESSION_TTL,
+            known_browser: bool = False) -> tuple[StaffSession, str, Account]:
     """A new session for the account with this email and password; the cookie value is returned once.
     Raises Unauthorized with the same message for any wrong email, wrong password or disabled account."""
     account = Account.objects(email=email.strip().lower()).first()
-    if not _verify(account.password_hash if account else None, password) or account is None or account.disabled:
+    pool = "known" if known_browser else "new"
+    if not _verify(account.password_hash if account else None, password, pool) or account is None or account.disabled:
         raise Unauthorized("The email or password is not correct.")
     if _hasher.check_needs_rehash(account.password_hash):
         Account.objects(account_id=account.account_id).update_one(set__password_hash=_hasher.hash(password))

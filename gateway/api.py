@@ -159,8 +159,8 @@ class Sessions(MethodView):
         Attempts are limited per email address, and separately per browser that signed in to that
         account before (or set its password from a link): wrong passwords sent from elsewhere never
         lock the owner out of a browser they used."""
-        _spend_sign_in_attempt(data["email"])
-        session, value, account = accounts.sign_in(data["email"], data["password"])
+        known_browser = _spend_sign_in_attempt(data["email"])
+        session, value, account = accounts.sign_in(data["email"], data["password"], known_browser=known_browser)
         response = SessionSchema().dump({**account.to_mongo().to_dict(), "account_id": account.account_id,
                                           "expires_at": session.expires_at})
         response = current_app.response_class(current_app.json.dumps(response), status=201,
@@ -177,9 +177,11 @@ def _device_secret() -> bytes:
     return hmac.new(secret.encode(), b"staff-device", hashlib.sha256).digest()
 
 
-def _spend_sign_in_attempt(email: str) -> None:
-    """Raises TooManyRequests when this attempt is over its budget: the browser's own for a browser
-    the owner used before, otherwise the address's and the route's (shared by new browsers)."""
+def _spend_sign_in_attempt(email: str) -> bool:
+    """Whether the browser is one the owner used before for this address (its password check then
+    runs in the known browsers' turn too). Raises TooManyRequests when this attempt is over its
+    budget: the browser's own for such a browser, otherwise the address's and the route's (shared
+    by new browsers)."""
     limits = current_app.extensions["voices_limits"]
     device = accounts.device_key(request.cookies.get(DEVICE_COOKIE), email, _device_secret())
     if device is not None:
@@ -192,6 +194,7 @@ def _spend_sign_in_attempt(email: str) -> None:
     if wait:
         raise TooManyRequests("Too many sign-in attempts for this account. Please wait, sign in from a browser you "
                               "used before, or ask an admin for a set-password link.", retry_after=retry_after(wait))
+    return device is not None
 
 
 def _mark_device(response: Response, account: Account) -> None:

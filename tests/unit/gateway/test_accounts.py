@@ -276,3 +276,45 @@ def test_a_missing_body_is_refused_where_the_document_requires_one(platform, org
     path = f"/api/v1/accounts/{organiser['account_id']}"
     assert platform.call("PATCH", path, platform.admin_token).status_code == 422
     assert platform.call("PATCH", path, platform.admin_token, json={}).status_code == 200
+
+
+def test_password_checks_run_a_few_at_a_time_and_new_browsers_never_take_the_known_ones_turn(monkeypatch):
+    import threading
+    import time
+
+    from gateway import accounts
+    from shared.errors import ServiceUnavailable
+
+    running, most = [], []
+    lock = threading.Lock()
+
+    class SlowHasher:
+        def verify(self, stored, password):
+            with lock:
+                running.append(1)
+                most.append(len(running))
+            time.sleep(0.02)
+            with lock:
+                running.pop()
+            return False
+
+    monkeypatch.setattr(accounts, "_hasher", SlowHasher())
+    checks = [threading.Thread(target=accounts._verify_quietly, args=("h", "p", "new")) for _ in range(8)]
+    for check in checks:
+        check.start()
+    for check in checks:
+        check.join()
+    assert max(most) <= accounts.HASHING_AT_ONCE  # a flood of sign-ins cannot take every core
+    # Every turn of the new browsers' pool taken: a known browser's check still runs at once ...
+    new_pool = accounts._hashing["new"]
+    for _ in range(accounts.HASHING_AT_ONCE):
+        new_pool.acquire()
+    monkeypatch.setattr(accounts, "HASHING_WAIT_S", 0.05)
+    try:
+        assert accounts._verify_quietly("h", "p", "known") is False
+        # ... and a new browser's waits its turn, then is told to come back (503 problem+json).
+        with pytest.raises(ServiceUnavailable):
+            accounts._verify_quietly("h", "p", "new")
+    finally:
+        for _ in range(accounts.HASHING_AT_ONCE):
+            new_pool.release()
