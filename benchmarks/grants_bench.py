@@ -194,20 +194,21 @@ def main() -> None:
         client = Client()
         auth = {"Authorization": f"Bearer {auditor}"}
 
-        def open_invitation(_i: int) -> str:
+        def open_invitation(_i: int) -> tuple[str, str]:
             opened = client.request("POST", f"{base}/api/v1/invitations/{code}/open")
             if opened.status_code != 201:
                 raise RuntimeError(f"open {opened.status_code}")
-            return opened.json()["pseudonym"]
+            return opened.json()["pseudonym"], opened.json()["participant_session"]
 
         opened = timed_pool(open_invitation, list(range(total)), args.concurrency, args.time_limit)
         figures.append(line("open invitation (setup)", opened, "opens"))
-        pseudonyms = opened["results"]
+        admitted = opened["results"]
 
-        def grant(pseudonym: str) -> str:
+        def grant(admitted: tuple[str, str]) -> str:
+            pseudonym, session = admitted  # consent is granted only within the participant's session
             response = client.request("POST", f"{base}/api/v1/consent/grants", json={
                 "pseudonym": pseudonym, "consultation_id": cid, "purposes": PURPOSES, "language": "en",
-                "text_version": 1})
+                "text_version": 1}, headers={"Authorization": f"Bearer {session}"})
             if response.status_code != 201:
                 raise RuntimeError(f"grant {response.status_code}")
             return response.json()["grant_id"]
@@ -219,12 +220,13 @@ def main() -> None:
 
         def first_grant() -> bool:
             # Refused (409) until the consent service has seen the consultation open.
+            pseudonym, session = admitted[0]
             return client.request("POST", f"{base}/api/v1/consent/grants", json={
-                "pseudonym": pseudonyms[0], "consultation_id": cid, "purposes": PURPOSES, "language": "en",
-                "text_version": 1}).status_code == 201
+                "pseudonym": pseudonym, "consultation_id": cid, "purposes": PURPOSES, "language": "en",
+                "text_version": 1}, headers={"Authorization": f"Bearer {session}"}).status_code == 201
 
         wait_for(first_grant, args.time_limit)
-        warm = timed_pool(grant, pseudonyms[1:args.warmup], args.concurrency, args.time_limit)
+        warm = timed_pool(grant, admitted[1:args.warmup], args.concurrency, args.time_limit)
         warm["ok"] += 1
         # The warm-up grants must be in the ledger before the baseline is taken, or the catch-up
         # below would count them in place of measured grants still on their way.
@@ -232,7 +234,7 @@ def main() -> None:
         # would slow the catch-up being measured.
         wait_for(lambda: ledger_size() >= size_before_warmup + warm["ok"], args.time_limit, interval=1.0)
         ledger_before = ledger_size()
-        granted = timed_pool(grant, pseudonyms[args.warmup:], args.concurrency, args.time_limit)
+        granted = timed_pool(grant, admitted[args.warmup:], args.concurrency, args.time_limit)
         figures.append(line("grant via gateway -> consent", granted, "grants"))
 
         # The consumer appends each consent.granted event once the relay has published it.

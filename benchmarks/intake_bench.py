@@ -205,7 +205,8 @@ def consent_tokens(base: str, cid: str, code: str, count: int, concurrency: int)
         for _attempt in range(100):
             grant = client.post(f"{base}/api/v1/consent/grants", json={
                 "pseudonym": opened.json()["pseudonym"], "consultation_id": cid, "purposes": PURPOSES,
-                "language": "en", "text_version": 1})
+                "language": "en", "text_version": 1},
+                headers={"Authorization": f"Bearer {opened.json()['participant_session']}"})
             if grant.status_code == 201:
                 return grant.json()["consent_token"]
             if grant.status_code != 409:  # 409 until consent has seen the consultation open

@@ -133,7 +133,7 @@ def auditor_api_timings(lines: list[str], limit: int, requests_warm: int = 20) -
     ledger_store.checkpoint(context.signing_key, ledger_store.LedgerTree())  # a separate, throwaway tree
     sign_s = time.perf_counter() - started
     client = app.test_client()
-    headers = encode_principal(Principal(kind="staff", role="auditor", subject="bench"),
+    headers = encode_principal(Principal(kind="staff", role="platform_auditor", subject="bench"),
                                secrets["VOICES_INTERNAL_TOKEN"].encode())
 
     def proof(seq: int) -> float:

@@ -5,8 +5,10 @@ Participants never have accounts (see gateway/participant_sessions.py).
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import threading
+import time
 import uuid
 from datetime import datetime, timedelta, timezone
 
@@ -15,17 +17,24 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from mongoengine.errors import NotUniqueError
 
 from gateway.models import Account, ApiToken, Organisation, PasswordLink, StaffSession
-from shared.auth import ROLES, Principal
-from shared.errors import Conflict, NotFound, Unauthorized, ValidationFailed
+from shared.auth import ORGANISATION_LESS_ROLES, ROLES, Principal
+from shared.errors import Conflict, NotFound, ServiceUnavailable, Unauthorized, ValidationFailed
 
 TOKEN_PREFIX = "vt_"
 SESSION_PREFIX = "vs_"
 SESSION_TTL = timedelta(hours=8)
+DEVICE_TTL = timedelta(days=180)
 PASSWORD_LINK_TTL = timedelta(days=3)
 MIN_PASSWORD, MAX_PASSWORD = 12, 256
 _hasher = PasswordHasher()  # argon2id with the library's defaults (RFC 9106 low-memory profile)
-_dummy: dict[str, str] = {}
-_dummy_lock = threading.Lock()
+_measured: dict[str, float] = {}  # seconds one verification takes at the current cost
+_measured_lock = threading.Lock()
+# Password checks running at once per process, each pool apart: sign-ins from browsers no owner used
+# ("new") can never take the CPU and memory that checks from known browsers and signed-in staff
+# ("known") need. A check waits at most HASHING_WAIT_S for its turn.
+HASHING_AT_ONCE = 2
+HASHING_WAIT_S = 5.0
+_hashing = {pool: threading.BoundedSemaphore(HASHING_AT_ONCE) for pool in ("new", "known")}
 
 
 def configure_password_hashing(time_cost: int | None = None, memory_kib: int | None = None) -> None:
@@ -35,8 +44,8 @@ def configure_password_hashing(time_cost: int | None = None, memory_kib: int | N
     defaults = PasswordHasher()
     _hasher = PasswordHasher(time_cost=time_cost or defaults.time_cost, memory_cost=memory_kib or defaults.memory_cost,
                              parallelism=defaults.parallelism)
-    with _dummy_lock:
-        _dummy.clear()
+    with _measured_lock:
+        _measured.clear()
 
 
 def _hash(token: str) -> str:
@@ -74,12 +83,16 @@ def _check_readable(role: str, readable_organisations: list[str]) -> None:
 
 def create_account(email: str, role: str, organisation_id: str | None,
                    readable_organisations: list[str] | None = None) -> Account:
-    """A staff account. Every role but admin belongs to an organisation. Raises ValidationFailed, Conflict."""
+    """A staff account. Every role but admin and platform auditor belongs to an organisation; those two
+    belong to none. Raises ValidationFailed, Conflict."""
     if role not in ROLES:
         raise ValidationFailed("Unknown role.", errors={"role": [f"one of {', '.join(ROLES)}"]})
-    if role != "admin":
+    if role == "platform_auditor" and organisation_id:
+        raise ValidationFailed("Platform auditors belong to no organisation.",
+                               errors={"organisation_id": ["must be empty for this role"]})
+    if role not in ORGANISATION_LESS_ROLES:
         if not organisation_id:
-            raise ValidationFailed("Staff other than admins belong to an organisation.",
+            raise ValidationFailed("Staff other than admins and platform auditors belong to an organisation.",
                                    errors={"organisation_id": ["required for this role"]})
         if Organisation.objects(organisation_id=organisation_id).first() is None:
             raise ValidationFailed("No such organisation.", errors={"organisation_id": ["unknown organisation"]})
@@ -109,9 +122,13 @@ def update_account(account_id: str, changes: dict) -> Account:
     account = get_account(account_id)
     role = changes.get("role", account.role)
     organisation_id = account.organisation_id
-    if role != "admin" and not organisation_id:
-        raise ValidationFailed("Staff other than admins belong to an organisation.",
+    if role not in ORGANISATION_LESS_ROLES and not organisation_id:
+        raise ValidationFailed("Staff other than admins and platform auditors belong to an organisation.",
                                errors={"role": ["this account has no organisation"]})
+    if role == "platform_auditor" and organisation_id:
+        # A platform auditor reads every organisation's ledger: an account of one organisation never becomes one.
+        raise ValidationFailed("Platform auditors belong to no organisation.",
+                               errors={"role": ["create a new account without an organisation for this role"]})
     readable = changes.get("readable_organisations", list(account.readable_organisations))
     if role != "policy" and "readable_organisations" not in changes:
         readable = []  # a grant that only made sense for the old role lapses with it
@@ -193,24 +210,44 @@ def set_password(account_id: str, password: str) -> Account:
 def change_own_password(account_id: str, current: str, new: str) -> Account:
     """Raises Unauthorized when `current` is wrong, ValidationFailed for a weak new password."""
     account = get_account(account_id)
-    if not _verify(account.password_hash, current):
+    if not _verify(account.password_hash, current, "known"):
         raise Unauthorized("The current password is not correct.")
     return set_password(account_id, new)
 
 
-def _dummy_hash() -> str:
-    with _dummy_lock:
-        if "hash" not in _dummy:
-            _dummy["hash"] = _hasher.hash(secrets.token_urlsafe(16))
-        return _dummy["hash"]
+def _verification_seconds() -> float:
+    """How long one password verification takes here (measured once per hashing cost)."""
+    with _measured_lock:
+        if "seconds" not in _measured:
+            dummy = _hasher.hash(secrets.token_urlsafe(16))
+            started = time.perf_counter()
+            _verify_quietly(dummy, "not the password", "new")
+            _measured["seconds"] = time.perf_counter() - started
+        return _measured["seconds"]
 
 
-def _verify(stored: str | None, password: str) -> bool:
+def _verify_quietly(stored: str, password: str, pool: str) -> bool:
+    """Whether `password` matches `stored`, checked in its turn in `pool` ("new" or "known").
+    Raises ServiceUnavailable when no turn comes within HASHING_WAIT_S."""
+    turn = _hashing[pool]
+    if not turn.acquire(timeout=HASHING_WAIT_S):
+        raise ServiceUnavailable("Signing in is busy. Please try again in a moment.", retry_after=5)
     try:
-        # Unknown accounts cost the same as known ones, so timing tells nothing about who exists.
-        return _hasher.verify(stored or _dummy_hash(), password) and stored is not None
+        return _hasher.verify(stored, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+    finally:
+        turn.release()
+
+
+def _verify(stored: str | None, password: str, pool: str) -> bool:
+    if stored is None:
+        # No account (or no password yet): wait as long as a verification takes, so timing tells
+        # nothing about who exists, without doing the work: addresses made up by the thousand
+        # cost neither CPU nor argon2's memory.
+        time.sleep(_verification_seconds())
+        return False
+    return _verify_quietly(stored, password, pool)
 
 
 def create_password_link(account_id: str, ttl: timedelta = PASSWORD_LINK_TTL) -> tuple[PasswordLink, str]:
@@ -239,11 +276,13 @@ def redeem_password_link(code: str, password: str, now: datetime | None = None) 
 
 
 # ---- sign-in sessions -------------------------------------------------------------------------
-def sign_in(email: str, password: str, ttl: timedelta = SESSION_TTL) -> tuple[StaffSession, str, Account]:
+def sign_in(email: str, password: str, ttl: timedelta = SESSION_TTL,
+            known_browser: bool = False) -> tuple[StaffSession, str, Account]:
     """A new session for the account with this email and password; the cookie value is returned once.
     Raises Unauthorized with the same message for any wrong email, wrong password or disabled account."""
     account = Account.objects(email=email.strip().lower()).first()
-    if not _verify(account.password_hash if account else None, password) or account is None or account.disabled:
+    pool = "known" if known_browser else "new"
+    if not _verify(account.password_hash if account else None, password, pool) or account is None or account.disabled:
         raise Unauthorized("The email or password is not correct.")
     if _hasher.check_needs_rehash(account.password_hash):
         Account.objects(account_id=account.account_id).update_one(set__password_hash=_hasher.hash(password))
@@ -252,6 +291,27 @@ def sign_in(email: str, password: str, ttl: timedelta = SESSION_TTL) -> tuple[St
                            account_id=account.account_id, expires_at=datetime.now(timezone.utc) + ttl)
     session.save(force_insert=True)
     return session, value, account
+
+
+def _device_mac(email: str, nonce: str, secret: bytes) -> str:
+    message = f"staff-device:{email.strip().lower()}:{nonce}".encode()
+    return hmac.new(secret, message, hashlib.sha256).hexdigest()
+
+
+def device_cookie(email: str, secret: bytes) -> str:
+    """A cookie value marking a browser its owner signed in from (or set a password from) for `email`."""
+    nonce = secrets.token_urlsafe(16)
+    return f"{nonce}.{_device_mac(email, nonce, secret)}"
+
+
+def device_key(value: str | None, email: str, secret: bytes) -> str | None:
+    """The rate-limit key of sign-in attempts for `email` from a browser marked by `device_cookie`,
+    or None when the value is missing or not for this address. Attempts from such a browser have
+    their own budget, so a flood of wrong passwords from elsewhere never locks its owner out."""
+    nonce, _, mac = (value or "").partition(".")
+    if not nonce or not hmac.compare_digest(mac.encode(), _device_mac(email, nonce, secret).encode()):
+        return None
+    return "device:" + _hash(value)[:32]
 
 
 def authenticate_session(value: str, now: datetime | None = None) -> Principal:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 from datetime import timedelta
 
 from flask import Response, current_app, request
@@ -18,13 +19,24 @@ from gateway.schemas import (
     SignInSchema, TokenCreatedSchema, TokenCreateSchema, TokenQuerySchema, TokenSchema,
 )
 from shared.auth import current_principal
-from shared.errors import Forbidden, NotFound, TooManyRequests
+from shared.errors import Forbidden, NotFound, TooManyRequests, ValidationFailed
+from shared.runtime import MAX_PAGE_SIZE, PAGE_SIZE, QueryPage
 
 staff = Blueprint("staff", __name__, url_prefix="/api/v1", description="Organisations, staff accounts and API tokens")
 sessions = Blueprint("sessions", __name__, url_prefix="/api/v1",
                      description="Staff sign-in with email and password, and setting passwords")
 
 SESSION_COOKIE = "voices_session"
+# Marks a browser its owner signed in from; sent only to the sign-in route.
+DEVICE_COOKIE, DEVICE_COOKIE_PATH = "voices_device", "/api/v1/sessions"
+
+
+def _require_body() -> None:
+    """Raises ValidationFailed for a request without a body where the document requires one: a body
+    whose every field is optional would otherwise let a missing body pass as `{}`."""
+    if not request.get_data(cache=True).strip():
+        raise ValidationFailed("This request needs a JSON body; send {} to take every default.",
+                               errors={"body": ["missing"]})
 
 
 @staff.route("/organisations")
@@ -42,8 +54,10 @@ class Organisations(MethodView):
 @staff.route("/accounts")
 class Accounts(MethodView):
     @staff.response(200, AccountSchema(many=True))
+    @staff.paginate(QueryPage, page_size=PAGE_SIZE, max_page_size=MAX_PAGE_SIZE)
     def get(self):
-        return list(Account.objects.order_by("email"))
+        """Staff accounts by email address, a page at a time (X-Pagination header)."""
+        return Account.objects.order_by("email")
 
     @staff.arguments(AccountCreateSchema)
     @staff.response(201, AccountSchema)
@@ -62,6 +76,7 @@ class AccountItem(MethodView):
     def patch(self, data, account_id):
         """Change the role, disable or enable, or grant a policy account read access to other
         organisations' releases."""
+        _require_body()
         return accounts.update_account(account_id, data)
 
 
@@ -99,6 +114,7 @@ class Tokens(MethodView):
     @staff.response(201, TokenCreatedSchema)
     def post(self, data):
         """A new API token for yourself (admins: for any account). The token is shown only here."""
+        _require_body()
         principal = current_principal()
         account_id = data["account_id"] or principal.subject
         if account_id != principal.subject and principal.role != "admin":
@@ -139,14 +155,12 @@ class Sessions(MethodView):
     @sessions.response(201, SessionSchema)
     def post(self, data):
         """Sign in with email and password: sets an HttpOnly, SameSite=Strict session cookie.
-        Attempts are limited per email address."""
-        # The bucket is named by a hash: an email address is never a key in memory or in a log.
-        key = hashlib.sha256(data["email"].strip().lower().encode()).hexdigest()
-        wait = current_app.extensions["voices_limits"].spend("sign_in", key)
-        if wait:
-            raise TooManyRequests("Too many sign-in attempts for this account. Please wait.",
-                                  retry_after=retry_after(wait))
-        session, value, account = accounts.sign_in(data["email"], data["password"])
+
+        Attempts are limited per email address, and separately per browser that signed in to that
+        account before (or set its password from a link): wrong passwords sent from elsewhere never
+        lock the owner out of a browser they used."""
+        known_browser = _spend_sign_in_attempt(data["email"])
+        session, value, account = accounts.sign_in(data["email"], data["password"], known_browser=known_browser)
         response = SessionSchema().dump({**account.to_mongo().to_dict(), "account_id": account.account_id,
                                           "expires_at": session.expires_at})
         response = current_app.response_class(current_app.json.dumps(response), status=201,
@@ -154,7 +168,42 @@ class Sessions(MethodView):
         settings = current_app.extensions["voices_settings"]
         response.set_cookie(SESSION_COOKIE, value, max_age=int(accounts.SESSION_TTL.total_seconds()), path="/",
                             httponly=True, samesite="Strict", secure=behind_tls(settings))
+        _mark_device(response, account)
         return response
+
+
+def _device_secret() -> bytes:
+    secret = current_app.extensions["voices_settings"].require("SESSION_SECRET")
+    return hmac.new(secret.encode(), b"staff-device", hashlib.sha256).digest()
+
+
+def _spend_sign_in_attempt(email: str) -> bool:
+    """Whether the browser is one the owner used before for this address (its password check then
+    runs in the known browsers' turn too). Raises TooManyRequests when this attempt is over its
+    budget: the browser's own for such a browser, otherwise the address's and the route's (shared
+    by new browsers)."""
+    limits = current_app.extensions["voices_limits"]
+    device = accounts.device_key(request.cookies.get(DEVICE_COOKIE), email, _device_secret())
+    if device is not None:
+        spent = [limits.spend("sign_in", device)]
+    else:
+        # Named by a hash: an email address is never a key in memory or in a log.
+        address = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+        spent = [limits.spend("anonymous", request.url_rule.rule), limits.spend("sign_in", address)]
+    wait = max(spent)
+    if wait:
+        raise TooManyRequests("Too many sign-in attempts for this account. Please wait, sign in from a browser you "
+                              "used before, or ask an admin for a set-password link.", retry_after=retry_after(wait))
+    return device is not None
+
+
+def _mark_device(response: Response, account: Account) -> None:
+    if accounts.device_key(request.cookies.get(DEVICE_COOKIE), account.email, _device_secret()) is not None:
+        return
+    settings = current_app.extensions["voices_settings"]
+    response.set_cookie(DEVICE_COOKIE, accounts.device_cookie(account.email, _device_secret()),
+                        max_age=int(accounts.DEVICE_TTL.total_seconds()), path=DEVICE_COOKIE_PATH, httponly=True,
+                        samesite="Strict", secure=behind_tls(settings))
 
 
 @sessions.route("/sessions/current")
@@ -177,5 +226,9 @@ class RedeemPasswordLink(MethodView):
     @sessions.arguments(PasswordLinkRedeemSchema)
     @sessions.response(204)
     def post(self, data):
-        """Set your password with the one-time code an admin gave you."""
-        accounts.redeem_password_link(data["code"], data["password"])
+        """Set your password with the one-time code an admin gave you. The browser is then one its
+        owner used: sign-in attempts from it have their own budget."""
+        account = accounts.redeem_password_link(data["code"], data["password"])
+        response = Response(status=204)
+        _mark_device(response, account)
+        return response

@@ -20,7 +20,7 @@ from gateway.openapi import MergedDocument, init_openapi
 from gateway.participant_sessions import OPENING_ROUTE, ParticipantSessions, binding_violation, looks_like_session
 from gateway.policy import RoutePolicy, allows, build_map, match
 from gateway.proxy import CircuitBreaker, ServiceClient
-from gateway.ratelimit import Limits, retry_after
+from gateway.ratelimit import Limits, code_key, retry_after
 from gateway.schemas import ParticipantSessionSchema
 from gateway.web import init_web
 from shared import mongo
@@ -96,10 +96,14 @@ def create_app(settings: Settings | None = None) -> Flask:
                 raise Unauthorized("Sign in or send an API token (Authorization: Bearer ...).")
             raise Forbidden("Your role may not use this resource.")
         if principal.kind == "participant":
-            body = request.get_json(silent=True) if request.mimetype == "application/json" else None
-            why = binding_violation(g.participant_session, args, body)
+            why = binding_violation(g.participant_session, args, g.get("json_body"))
             if why:
                 raise Forbidden(why)
+        code = _sent_code(policy, args, g.get("json_body"))
+        if principal.anonymous and code:
+            bucket = (policy.code_rate, code_key(code))  # a flood of other codes never blocks this code's holder
+        if principal.anonymous and policy.own_rate_limit:
+            return None
         wait = limits.spend(*bucket)
         if wait:
             rate_limited.labels(bucket[0]).inc()
@@ -195,6 +199,16 @@ def _authenticate(policy: RoutePolicy, participant_sessions: ParticipantSessions
             raise TooManyRequests("Too many failed sign-ins. Please wait.", retry_after=retry_after(wait)) from None
         raise
     return ANONYMOUS, ("anonymous", policy.path)
+
+
+def _sent_code(policy: RoutePolicy, path_args: dict, body: object) -> str | None:
+    """The code the caller proves itself with on this route (path or body), or None."""
+    if not policy.code_field:
+        return None
+    value = path_args.get(policy.code_field)
+    if value is None and isinstance(body, dict):
+        value = body.get(policy.code_field)
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def _with_participant_session(response: Response, participant_sessions: ParticipantSessions) -> Response:

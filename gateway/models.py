@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import mongoengine as me
 
+from shared.auth import ROLES
 from shared.events import utcnow
 
 ALIAS = "gateway"
@@ -19,7 +20,7 @@ class Account(me.Document):
     meta = {"db_alias": ALIAS, "collection": "accounts"}
     account_id = me.StringField(primary_key=True)
     email = me.StringField(required=True, unique=True)
-    role = me.StringField(required=True, choices=("organiser", "policy", "auditor", "admin"))
+    role = me.StringField(required=True, choices=ROLES)
     organisation_id = me.StringField(null=True)
     readable_organisations = me.ListField(me.StringField())
     password_hash = me.StringField(null=True)

@@ -107,14 +107,22 @@ def _annotate(operation: dict, row: RoutePolicy, method: str) -> dict:
     return operation
 
 
-def _add_participant_session(operation: dict) -> None:
-    """The opened-invitation answer also carries the session the gateway issues."""
+def _add_participant_session(operation: dict, schemas: dict) -> None:
+    """The opened-invitation answer also carries the session the gateway issues: documented as one
+    object with both sets of properties (an allOf of two closed schemas would refuse every answer)."""
+    session_properties = schemas["ParticipantSession"]["properties"]
     for status, response in operation.get("responses", {}).items():
-        if not status.startswith("2"):
+        media = response.get("content", {}).get("application/json") if status.startswith("2") else None
+        if not media or "schema" not in media:
             continue
-        media = response.get("content", {}).get("application/json")
-        if media and "schema" in media:
-            media["schema"] = {"allOf": [media["schema"], {"$ref": "#/components/schemas/ParticipantSession"}]}
+        name = media["schema"].get("$ref", "").rsplit("/", 1)[-1]
+        answer = copy.deepcopy(schemas[name] if name else media["schema"])
+        answer["properties"] = {**answer.get("properties", {}), **session_properties}
+        if name:
+            schemas[f"{name}WithSession"] = answer
+            media["schema"] = {"$ref": f"#/components/schemas/{name}WithSession"}
+        else:
+            media["schema"] = answer
 
 
 def merge_documents(own: dict, services: Mapping[str, dict | None], policy: Iterable[RoutePolicy] = POLICY,
@@ -148,7 +156,7 @@ def merge_documents(own: dict, services: Mapping[str, dict | None], policy: Iter
                     continue  # not public, or served by someone else
                 operation = _annotate(item[method], row, method)
                 if (row.method, row.path) == OPENING_ROUTE:
-                    _add_participant_session(operation)
+                    _add_participant_session(operation, merged["components"]["schemas"])
                 target = merged["paths"].setdefault(path, {})
                 if "parameters" in item:
                     target["parameters"] = item["parameters"]

@@ -8,7 +8,12 @@ a service or the gateway serves an /api/ route the table does not list.
 
 A row may widen what the gateway accepts for one route: `accepts` (request
 media types; JSON unless said otherwise, e.g. multipart for a file upload) and
-`max_body` (bytes).
+`max_body` (bytes). `code_field` names the body field or path parameter holding
+the code the caller proves itself with: callers without credentials are
+rate-limited per code there (at the `code_rate` kind of gateway/ratelimit.py),
+not per route (ratelimit.py says why). `own_rate_limit`:
+the view limits callers without credentials itself (sign-in, per account and
+browser), so the gateway does not spend its per-route bucket first.
 """
 from __future__ import annotations
 
@@ -21,7 +26,10 @@ from werkzeug.routing import Map, Rule
 from shared.runtime import StorableInt
 
 # Who may call: staff roles, "participant" (a session opened from an invitation), "public" (anyone).
-STAFF = ("organiser", "policy", "auditor", "admin")
+STAFF = ("organiser", "policy", "auditor", "platform_auditor", "admin")
+# Auditors read their own organisation's part of the ledger, platform auditors all of it (the
+# consent service scopes the answers, the export included).
+LEDGER_READERS = {"auditor", "platform_auditor"}
 JSON = ("application/json",)
 MULTIPART = ("multipart/form-data",)
 DEFAULT_MAX_BODY = 1024 * 1024  # 1 MiB: the largest survey definition is far smaller
@@ -36,6 +44,9 @@ class RoutePolicy:
     service: str | None  # None: handled by the gateway itself
     accepts: tuple[str, ...] = JSON
     max_body: int = DEFAULT_MAX_BODY
+    code_field: str | None = None
+    code_rate: str = "code"
+    own_rate_limit: bool = False
 
     @property
     def public(self) -> bool:
@@ -43,10 +54,12 @@ class RoutePolicy:
 
 
 def _p(method: str, path: str, allowed: set[str], service: str | None, *, accepts: tuple[str, ...] = JSON,
-       max_body: int | None = None) -> RoutePolicy:
+       max_body: int | None = None, code_field: str | None = None, code_rate: str = "code",
+       own_rate_limit: bool = False) -> RoutePolicy:
     if max_body is None:
         max_body = UPLOAD_MAX_BODY if accepts != JSON else DEFAULT_MAX_BODY
-    return RoutePolicy(method, path, frozenset(allowed), service, accepts, max_body)
+    return RoutePolicy(method, path, frozenset(allowed), service, accepts, max_body, code_field, code_rate,
+                       own_rate_limit)
 
 
 POLICY: tuple[RoutePolicy, ...] = (
@@ -71,9 +84,9 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("POST", "/api/v1/consultations/<cid>/quotes/revocations", {"organiser"}, "surveys"),
     _p("GET", "/api/v1/consultations/<cid>/follow-up-contacts", {"organiser"}, "surveys"),
     # ---- surveys: participants
-    _p("POST", "/api/v1/invitations/<code>/open", {"public"}, "surveys"),
+    _p("POST", "/api/v1/invitations/<code>/open", {"public"}, "surveys", code_field="code", code_rate="invitation"),
     _p("POST", "/api/v1/resume", {"public"}, "surveys"),
-    _p("POST", "/api/v1/resume/lookup", {"public"}, "surveys"),
+    _p("POST", "/api/v1/resume/lookup", {"public"}, "surveys", code_field="resume_code"),
     _p("POST", "/api/v1/responses", {"public"}, "surveys"),
     _p("PUT", "/api/v1/contact", {"public"}, "surveys"),
     _p("DELETE", "/api/v1/contact", {"public"}, "surveys"),
@@ -83,20 +96,23 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("POST", "/api/v1/consent/consultations/<cid>/texts/<int:version>/publish", {"organiser"}, "consent"),
     _p("GET", "/api/v1/consent/consultations/<cid>/texts/<int:version>", {"public"}, "consent"),
     _p("GET", "/api/v1/consent/consultations/<cid>/texts/versions", {"organiser"}, "consent"),
-    _p("POST", "/api/v1/consent/grants", {"public"}, "consent"),
-    _p("POST", "/api/v1/consent/receipts/lookup", {"public"}, "consent"),
-    _p("POST", "/api/v1/consent/withdrawals", {"public"}, "consent"),
-    _p("POST", "/api/v1/consent/tokens", {"public"}, "consent"),
+    # A grant only for the pseudonym and consultation of the caller's session (checked with the session's
+    # binding): a session is issued only when the surveys service admits a participant, so the
+    # ledger never records consent for a made-up pseudonym.
+    _p("POST", "/api/v1/consent/grants", {"participant"}, "consent"),
+    _p("POST", "/api/v1/consent/receipts/lookup", {"public"}, "consent", code_field="receipt_code"),
+    _p("POST", "/api/v1/consent/withdrawals", {"public"}, "consent", code_field="receipt_code"),
+    _p("POST", "/api/v1/consent/tokens", {"public"}, "consent", code_field="receipt_code"),
     _p("GET", "/api/v1/consent/public-key", {"public"}, "consent"),
     _p("GET", "/api/v1/consent/public-key.pem", {"public"}, "consent"),
     # ---- consent: the ledger (auditors)
-    _p("GET", "/api/v1/ledger/entries", {"auditor"}, "consent"),
-    _p("GET", "/api/v1/ledger/checkpoints", {"auditor"}, "consent"),
-    _p("POST", "/api/v1/ledger/checkpoints", {"auditor", "admin"}, "consent"),
-    _p("GET", "/api/v1/ledger/proofs/inclusion/<int:seq>", {"auditor"}, "consent"),
-    _p("GET", "/api/v1/ledger/proofs/consistency", {"auditor"}, "consent"),
-    _p("GET", "/api/v1/ledger/export", {"auditor"}, "consent"),
-    _p("GET", "/api/v1/ledger/erasure-report", {"auditor"}, "consent"),
+    _p("GET", "/api/v1/ledger/entries", LEDGER_READERS, "consent"),
+    _p("GET", "/api/v1/ledger/checkpoints", LEDGER_READERS, "consent"),
+    _p("POST", "/api/v1/ledger/checkpoints", {*LEDGER_READERS, "admin"}, "consent"),
+    _p("GET", "/api/v1/ledger/proofs/inclusion/<int:seq>", LEDGER_READERS, "consent"),
+    _p("GET", "/api/v1/ledger/proofs/consistency", LEDGER_READERS, "consent"),
+    _p("GET", "/api/v1/ledger/export", LEDGER_READERS, "consent"),
+    _p("GET", "/api/v1/ledger/erasure-report", LEDGER_READERS, "consent"),
     # ---- aggregation: progress, releases, insights
     _p("GET", "/api/v1/insights/consultations/<cid>/progress", {"organiser"}, "aggregation"),
     _p("GET", "/api/v1/insights/consultations/<cid>/freshness", {"organiser"}, "aggregation"),
@@ -125,9 +141,9 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("POST", "/api/v1/tokens/<token_id>/revoke", {*STAFF}, None),
     _p("GET", "/api/v1/me", {*STAFF}, None),
     _p("PUT", "/api/v1/me/password", {*STAFF}, None),
-    _p("POST", "/api/v1/sessions", {"public"}, None),
+    _p("POST", "/api/v1/sessions", {"public"}, None, own_rate_limit=True),
     _p("DELETE", "/api/v1/sessions/current", {*STAFF}, None),
-    _p("POST", "/api/v1/password-links/redeem", {"public"}, None),
+    _p("POST", "/api/v1/password-links/redeem", {"public"}, None, code_field="code"),
 )
 
 

@@ -1,7 +1,11 @@
 """Rate limits per credential: per API token, per staff session, per participant session.
 
 Never per IP address: no addresses are kept. Calls that carry no credential share one bucket
-per route, so a flood of anonymous calls slows only anonymous callers of that route.
+per route, so a flood of anonymous calls slows only anonymous callers of that route; except where
+the caller sends a code (a receipt or resume code): there each code has its own bucket. The
+holder of a code then always gets through, however many other codes a flood tries, and no one
+can try one code more than the code rate allows. Trying many different codes is bounded by
+their size (135 random bits or more), not by a bucket every survivor would share.
 
 `RateLimiter` is the interface the gateway uses; `TokenBuckets` keeps buckets in this process.
 The gateway runs two gunicorn workers by default, each with its own buckets, so a caller whose
@@ -10,9 +14,12 @@ interface would make the limits exact across workers and replicas.
 """
 from __future__ import annotations
 
+import hashlib
 import math
+import re
 import threading
 import time
+import unicodedata
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Protocol
@@ -66,6 +73,19 @@ class TokenBuckets:
             return wait
 
 
+_NOT_CODE_SYMBOLS = re.compile(r"[^A-Z0-9]")
+_LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
+def code_key(code: str) -> str:
+    """The bucket key of a typed code: the same for every way of writing it (case, separators,
+    look-alike letters, other scripts' digits), and not the code itself (only a digest is kept)."""
+    folded = "".join(str(d) if (d := unicodedata.decimal(ch, None)) is not None else ch
+                     for ch in unicodedata.normalize("NFKC", code))
+    canonical = _NOT_CODE_SYMBOLS.sub("", folded.upper()).translate(_LOOKALIKES)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:32]
+
+
 def retry_after(wait_s: float) -> int:
     """The Retry-After value (whole seconds, at least 1) for a wait."""
     return max(1, math.ceil(wait_s))
@@ -76,10 +96,14 @@ class Limits:
 
     VOICES_RATE_STAFF (per API token or staff session), VOICES_RATE_PARTICIPANT (per participant
     session), VOICES_RATE_ANONYMOUS (per route, shared by every caller without credentials),
+    VOICES_RATE_CODE (per receipt or resume code, for callers without credentials),
+    VOICES_RATE_INVITATION (per invitation code or link opened by callers without credentials),
     VOICES_RATE_SIGN_IN (per email address tried), each as 'burst/seconds'.
     """
 
-    DEFAULTS = {"staff": "600/60", "participant": "120/60", "anonymous": "1200/60", "sign_in": "10/300"}
+    # An invitation link may be shared with a whole community, so its rate is a crowd's, not a person's.
+    DEFAULTS = {"staff": "600/60", "participant": "120/60", "anonymous": "1200/60", "code": "20/300",
+                "invitation": "600/60", "sign_in": "10/300"}
 
     def __init__(self, rates: dict[str, Rate], limiter: RateLimiter | None = None) -> None:
         self.rates = rates

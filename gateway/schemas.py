@@ -1,21 +1,13 @@
 """Schemas of the gateway's own API: organisations, accounts, tokens, passwords, sessions."""
-from datetime import timezone
-
 from marshmallow import RAISE, Schema, fields, validate
+
+from shared.auth import ROLES
+from shared.runtime import UTCDateTime
 
 
 class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
-
-
-class UTCDateTime(fields.DateTime):
-    """MongoDB returns stored times without a zone; they are UTC, and the API says so."""
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return super()._serialize(value, attr, obj, **kwargs)
 
 
 class OrganisationCreateSchema(StrictSchema):
@@ -30,7 +22,7 @@ class OrganisationSchema(Schema):
 
 class AccountCreateSchema(StrictSchema):
     email = fields.Email(required=True)
-    role = fields.String(required=True, validate=validate.OneOf(["organiser", "policy", "auditor", "admin"]))
+    role = fields.String(required=True, validate=validate.OneOf(ROLES))
     organisation_id = fields.String(load_default=None)
     readable_organisations = fields.List(fields.String(), load_default=list)
 
@@ -47,7 +39,7 @@ class AccountSchema(Schema):
 
 
 class AccountUpdateSchema(StrictSchema):
-    role = fields.String(validate=validate.OneOf(["organiser", "policy", "auditor", "admin"]))
+    role = fields.String(validate=validate.OneOf(ROLES))
     disabled = fields.Boolean()
     readable_organisations = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
                                          metadata={"description": "policy accounts: organisations whose "

@@ -19,7 +19,10 @@ from shared.errors import Forbidden, NotFound, Unauthorized
 
 HEADER = "X-Voices-Principal"
 SIG_HEADER = "X-Voices-Principal-Sig"
-ROLES = ("organiser", "policy", "auditor", "admin")
+# An auditor reads the ledger entries of their own organisation's consultations; a platform auditor,
+# an account only an admin creates and in no organisation, reads every organisation's.
+ROLES = ("organiser", "policy", "auditor", "platform_auditor", "admin")
+ORGANISATION_LESS_ROLES = ("platform_auditor", "admin")
 
 
 @dataclass(frozen=True)
@@ -69,6 +72,15 @@ def install_principal(app: Flask, secret: bytes) -> None:
 
 def current_principal() -> Principal:
     return g.get("principal", ANONYMOUS)
+
+
+def session_consultation() -> str | None:
+    """The consultation the calling participant session is bound to; None for any other caller.
+
+    Consent tokens and codes are checked against it, so a session for one consultation cannot
+    carry another consultation's credentials."""
+    principal = current_principal()
+    return principal.consultation_id if principal.kind == "participant" else None
 
 
 def require_staff(*roles: str) -> Principal:

@@ -17,13 +17,15 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Iterable, Mapping
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
+from flask_smorest import Page
+from marshmallow import fields
 from pymongo.database import Database
 from werkzeug.routing import IntegerConverter
 from pymongo.errors import DuplicateKeyError
 
 from shared import mongo
 from shared.bus import Bus, InProcessBus, KafkaBus, KafkaConsumerLoop
-from shared.errors import PROBLEM_MIME, ProblemSchema, register_problem_handlers
+from shared.errors import PROBLEM_MIME, NotFound, ProblemSchema, register_problem_handlers
 from shared.events import Envelope
 from shared.log import configure_logging, trace_id_var
 from shared.metrics import GaugeCollector, install_metrics, metrics_of
@@ -223,7 +225,38 @@ def problem_api(app: Flask):
             prepare_response(response, self.spec, PROBLEM_MIME)
             self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
 
+        def _register_pagination_header(self):
+            # The header's value is JSON text: documented as the object it encodes, no client (or
+            # response check) would accept the string it is.
+            self.spec.components.header("PAGINATION", {
+                "description": "JSON object: total, total_pages, first_page, last_page, page, previous_page, "
+                               "next_page (the last two when there is such a page)",
+                "schema": {"type": "string"}}, lazy=True)
+
     return ProblemApi(app)
+
+
+class UTCDateTime(fields.DateTime):
+    """MongoDB returns stored times without a zone; they are UTC, and the API says so."""
+
+    def _serialize(self, value, attr, obj, **kwargs):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return super()._serialize(value, attr, obj, **kwargs)
+
+
+PAGE_SIZE, MAX_PAGE_SIZE = 50, 200
+
+
+class QueryPage(Page):
+    """flask-smorest pagination over a mongoengine query: one skip/limit read and one count per
+    page (a query's len() would load every document). Use as `@blp.paginate(QueryPage,
+    page_size=PAGE_SIZE, max_page_size=MAX_PAGE_SIZE)`: the body stays a list, and the
+    X-Pagination header says where it is in the whole."""
+
+    @property
+    def item_count(self) -> int:
+        return self.collection.count()
 
 
 def create_service_app(settings: Settings, *, title: str, blueprints: Iterable[Any], runtime: "ServiceRuntime") -> Flask:
@@ -341,10 +374,17 @@ def install_request_context(app: Flask, service: str) -> None:
     """Request and trace ids on every request and response; one log line and metrics per request.
 
     The log line names the route pattern, never the concrete URL (codes live in
-    URLs), and never the client address or user agent. Installs /metrics.
+    URLs), and never the client address or user agent. Installs /metrics, which answers only
+    when VOICES_METRICS_TOKEN is set (and sent): closed unless an operator configures it.
     """
     access = logging.getLogger("voices.access")
     metrics = install_metrics(app, service)
+
+    @app.before_request
+    def _metrics_closed_unless_configured():
+        settings = app.extensions.get("voices_settings")
+        if request.path == "/metrics" and not (settings is not None and settings.get("METRICS_TOKEN")):
+            raise NotFound("There is nothing at this path.")
 
     @app.before_request
     def _ids():

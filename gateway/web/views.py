@@ -19,7 +19,7 @@ from flask import Blueprint, Response, abort, current_app, g, redirect, render_t
 from werkzeug.exceptions import HTTPException
 
 from gateway.guards import behind_tls
-from gateway.ratelimit import retry_after
+from gateway.ratelimit import code_key, retry_after
 from gateway.web import survey_flow as flow
 from gateway.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, NATIVE_NAMES, N_, supported, text_direction
 from gateway.web.participant_api import ServiceRefused
@@ -155,9 +155,11 @@ def _spend(kind: str, key: str) -> None:
         raise TooManyRequests("Too many tries.", retry_after=retry_after(wait))
 
 
-def _spend_anonymous() -> None:
-    # Like the API: callers without a session share one bucket per route, so guessing codes is slow.
-    _spend("anonymous", f"web {request.url_rule.rule if request.url_rule else request.path}")
+def _spend_code(code: str, kind: str = "code") -> None:
+    # Like the API: each code has its own bucket, so a flood of wrong codes never stops the holder of
+    # a real one (opening an invitation, checking, withdrawing or continuing), and no code can be hammered.
+    if code:
+        _spend(kind, code_key(code))
 
 
 def _spend_participant(session: WebSession) -> None:
@@ -313,7 +315,7 @@ def enter_invitation_code():
 
 def _open_invitation(code: str, template: str, not_found: str) -> Response:
     """Open an invitation and start the session (then the welcome page), or show `template` again with why not."""
-    _spend_anonymous()
+    _spend_code(code, "invitation")
     try:
         opened = _app().api.open_invitation(code)
     except ServiceRefused as exc:
@@ -788,8 +790,8 @@ def resume_form():
 
 @web.post("/resume")
 def resume():
-    _spend_anonymous()
     code = (request.form.get("resume_code") or "").strip()
+    _spend_code(code)
     if not code:
         return _render("resume.html", 422, problem=N_("Please write your code."))
     try:
@@ -856,8 +858,8 @@ def renew_consent():
     if consent.get("token"):
         return _see_other(_after_renewal(session))
     _spend_participant(session)
-    _spend_anonymous()  # like checking or withdrawing: receipt codes are tried here
     code = (request.form.get("receipt_code") or "").strip()
+    _spend_code(code)  # like checking or withdrawing: receipt codes are tried here
     if not code:
         return _render("renew_consent.html", 422, problem=N_("Please write your receipt code."))
     try:
@@ -948,8 +950,8 @@ def check_form():
 
 @web.post("/check")
 def check():
-    _spend_anonymous()
     code = (request.form.get("receipt_code") or "").strip()
+    _spend_code(code)
     receipt, problem = _lookup_receipt(code)
     if problem:
         return _render("check.html", 422, problem=problem, code=code)
@@ -963,8 +965,8 @@ def withdraw_form():
 
 @web.post("/withdraw")
 def withdraw():
-    _spend_anonymous()
     code = (request.form.get("receipt_code") or "").strip()
+    _spend_code(code)
     receipt, problem = _lookup_receipt(code)
     if problem:
         return _render("withdraw.html", 422, step="code", problem=problem, code=code)

@@ -149,7 +149,7 @@ def released_consultations(principal: Principal) -> list[dict[str, Any]]:
     query = Release.objects if orgs is None else Release.objects(organisation_id__in=sorted(orgs))
     latest: dict[str, Release] = {}
     for r in query.only("release_id", "consultation_id", "organisation_id", "title", "snapshot", "released_at",
-                        "digest"):
+                        "digest", "signed_off_by"):
         if r.consultation_id not in latest or r.snapshot > latest[r.consultation_id].snapshot:
             latest[r.consultation_id] = r
     return sorted((summary(r) for r in latest.values()), key=lambda s: s["released_at"], reverse=True)

@@ -14,12 +14,19 @@ from services.consent.schemas import (
     InclusionProofSchema, InclusionQuerySchema, LedgerPageSchema, PublicKeySchema, RangeQuerySchema, ReceiptCodeSchema,
     ReceiptSchema, TextQuerySchema, WithdrawalResultSchema, WithdrawalSchema,
 )
-from shared.auth import require_staff
+from shared.auth import require_staff, session_consultation
 from shared.runtime import current_trace_id, events_stored, service_context
 
 PEM_MEDIA_TYPE = "application/x-pem-file"
 consent = Blueprint("consent", __name__, url_prefix="/api/v1/consent", description="Consent texts, grants, receipts")
 audit = Blueprint("ledger", __name__, url_prefix="/api/v1/ledger", description="The consent ledger (auditors)")
+
+
+def _ledger_scope() -> frozenset[str] | None:
+    """The consultations whose ledger entries the caller may read: their organisation's for an
+    auditor, None (every one) for a platform auditor. Raises Unauthorized or Forbidden."""
+    principal = require_staff("auditor", "platform_auditor")
+    return None if principal.role == "platform_auditor" else records.consultations_of(principal.organisation_id)
 
 
 def _own_policy(consultation_id: str):
@@ -91,7 +98,8 @@ class ReceiptLookup(MethodView):
     @consent.response(200, ReceiptSchema)
     def post(self, data):
         """Your consent receipt and its history, by receipt code (sent in the body, never in a URL)."""
-        return records.receipt(records.find_by_receipt(data["receipt_code"], service_context().code_pepper))
+        return records.receipt(records.find_by_receipt(data["receipt_code"], service_context().code_pepper,
+                                                       session_consultation()))
 
 
 @consent.route("/tokens")
@@ -109,7 +117,7 @@ class ConsentTokens(MethodView):
         """
         ctx = service_context()
         grant, token, purposes = records.reissue_token(data["receipt_code"], ctx.signing_key, ctx.code_pepper,
-                                                       ctx.token_ttl_s)
+                                                       ctx.token_ttl_s, session_consultation())
         return {"consent_token": token, "expires_in": ctx.token_ttl_s, "purposes": purposes,
                 "consultation_id": grant.consultation_id, "pseudonym": grant.pseudonym}
 
@@ -154,9 +162,10 @@ class Entries(MethodView):
     @audit.arguments(RangeQuerySchema, location="query")
     @audit.response(200, LedgerPageSchema)
     def get(self, query):
-        require_staff("auditor")
+        """Entries with start <= seq < start + limit that the caller may read (auditors: their organisation's
+        consultations', so seq numbers may skip); `size` is the whole ledger's, as checkpoints sign it."""
         return {"start": query["start"], "size": ledger_store.size(),
-                "entries": ledger_store.entries(query["start"], query["start"] + query["limit"])}
+                "entries": ledger_store.entries(query["start"], query["start"] + query["limit"], _ledger_scope())}
 
 
 def _tree():
@@ -167,13 +176,14 @@ def _tree():
 class Checkpoints(MethodView):
     @audit.response(200, CheckpointSchema(many=True))
     def get(self):
-        require_staff("auditor")
+        """Signed tree heads of the whole ledger: every auditor checks their entries against them."""
+        require_staff("auditor", "platform_auditor")
         return ledger_store.checkpoints()
 
     @audit.response(201, CheckpointSchema)
     def post(self):
         """Sign a checkpoint over the ledger as it is now (or get the latest, when it already covers it)."""
-        require_staff("auditor", "admin")
+        require_staff("auditor", "platform_auditor", "admin")
         return ledger_store.checkpoint(service_context().signing_key, _tree())
 
 
@@ -182,9 +192,10 @@ class Inclusion(MethodView):
     @audit.arguments(InclusionQuerySchema, location="query")
     @audit.response(200, InclusionProofSchema)
     def get(self, query, seq):
-        """Audit path of one entry in the tree of tree_size entries (default: the latest checkpoint)."""
-        require_staff("auditor")
-        return ledger_store.inclusion(_tree(), seq, query["tree_size"])
+        """Audit path of one entry in the tree of tree_size entries (default: the latest checkpoint).
+
+        Auditors get it for their organisation's entries; another organisation's answers like a missing one."""
+        return ledger_store.inclusion(_tree(), seq, query["tree_size"], _ledger_scope())
 
 
 @audit.route("/proofs/consistency")
@@ -193,7 +204,7 @@ class Consistency(MethodView):
     @audit.response(200, ConsistencyProofSchema)
     def get(self, query):
         """Proof that the tree of `second` entries extends the tree of `first` entries (RFC 6962)."""
-        require_staff("auditor")
+        require_staff("auditor", "platform_auditor")
         return ledger_store.consistency(_tree(), query["first"], query["second"])
 
 
@@ -205,9 +216,11 @@ class Export(MethodView):
 
         A checkpoint over the whole ledger is signed first when the latest one
         does not cover every entry, so the export ends on a signed tree head.
+        Auditors get the partial export of their organisation's entries: the
+        signed tree head, then each entry with its inclusion proof under it
+        (the same verifier checks both kinds).
         """
-        require_staff("auditor")
-        lines = ledger_store.export(service_context().signing_key, _tree())
+        lines = ledger_store.export(service_context().signing_key, _tree(), _ledger_scope())
         return Response(lines, mimetype="application/x-ndjson",
                         headers={"Content-Disposition": "attachment; filename=consent-ledger.jsonl"})
 
@@ -224,8 +237,7 @@ class ErasureReport(MethodView):
         the participant had stored no answer, and each erased response with a
         response.erased entry. Computed from ledger entries alone, so it can be
         recomputed from an export. An unconfirmed withdrawal is not carried
-        out yet.
+        out yet. Auditors get their organisation's consultations only.
         """
-        require_staff("auditor")
         return ledger_store.erasure_report(query.get("consultation_id"), query.get("tree_size"),
-                                           query.get("status"))
+                                           query.get("status"), _ledger_scope())

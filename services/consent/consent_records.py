@@ -46,6 +46,13 @@ def await_consultation(consultation_id: str, organisation_id: str, wait_s: float
             time.sleep(0.1)
 
 
+def consultations_of(organisation_id: str | None) -> frozenset[str]:
+    """Ids of the consultations consent knows for one organisation (none for no organisation)."""
+    if not organisation_id:
+        return frozenset()
+    return frozenset(ConsultationPolicy.objects(organisation_id=organisation_id).scalar("consultation_id"))
+
+
 # ---- texts --------------------------------------------------------------------
 
 def save_text(policy: ConsultationPolicy, data: dict[str, Any]) -> ConsentText:
@@ -203,19 +210,21 @@ def record_grant(data: dict[str, Any], signing_key, pepper: bytes, token_ttl_s: 
     return grant, token, code
 
 
-def find_by_receipt(code: str, pepper: bytes) -> Grant:
-    """The grant behind a receipt code. Raises NotFound for anything else, saying nothing more."""
+def find_by_receipt(code: str, pepper: bytes, session_consultation: str | None = None) -> Grant:
+    """The grant behind a receipt code, in `session_consultation` when given (a participant session's).
+    Raises NotFound for anything else, saying nothing more: another consultation's code looks unknown."""
     try:
         code_hash = grants.receipt_code_hash(code, pepper)
     except ValidationFailed:
         raise NotFound("No consent matches this receipt code.") from None
     grant = Grant.objects(receipt_hash=code_hash).first()
-    if grant is None:
+    if grant is None or session_consultation not in (None, grant.consultation_id):
         raise NotFound("No consent matches this receipt code.")
     return grant
 
 
-def reissue_token(code: str, signing_key, pepper: bytes, token_ttl_s: int) -> tuple[Grant, str, list[str]]:
+def reissue_token(code: str, signing_key, pepper: bytes, token_ttl_s: int,
+                  session_consultation: str | None = None) -> tuple[Grant, str, list[str]]:
     """A fresh consent token for the grant behind a receipt code: (grant, token, purposes still given).
 
     The token carries only the purposes not withdrawn, so it never says more than the grant and its
@@ -226,7 +235,7 @@ def reissue_token(code: str, signing_key, pepper: bytes, token_ttl_s: int) -> tu
     withdrawal), Conflict when consent to take part was withdrawn or the consultation is no longer
     open (when consent knows its status).
     """
-    grant = find_by_receipt(code, pepper)
+    grant = find_by_receipt(code, pepper, session_consultation)
     purposes = grants.current_purposes(_grant_payload(grant),
                                        [e for e in grant.events if e["event"] == "withdrawn"])
     if grants.REQUIRED_PURPOSE not in purposes:

@@ -482,6 +482,22 @@ def verify_checkpoint(checkpoint: Mapping[str, Any], public_key: PublicKeyLike) 
 
 # ---- export ------------------------------------------------------------------------
 
+PARTIAL_MARK = canonical_json({"type": "partial"}).decode("utf-8")
+
+
+def partial_export_lines(head: Mapping[str, Any], proven: Iterable[tuple[Mapping[str, Any], Sequence[bytes]]]
+                         ) -> Iterator[str]:
+    """The export of part of the ledger as JSON lines: PARTIAL_MARK, the signed checkpoint ``head``,
+    then each entry followed by its inclusion proof (audit path, leaf-side first) in head's tree.
+    ``verify.py`` checks it with the public key alone, like the whole export."""
+    yield PARTIAL_MARK + "\n"
+    yield canonical_json({"type": "checkpoint", **{k: head[k] for k in CHECKPOINT_FIELDS}}).decode("utf-8") + "\n"
+    for entry, path in proven:
+        yield canonical_json({"type": "entry", **{k: entry[k] for k in ENTRY_FIELDS}}).decode("utf-8") + "\n"
+        yield canonical_json({"type": "inclusion", "seq": entry["seq"], "tree_size": head["tree_size"],
+                              "audit_path": [h.hex() for h in path]}).decode("utf-8") + "\n"
+
+
 def export_lines(entries: Iterable[Mapping[str, Any]], checkpoints: Iterable[Mapping[str, Any]]) -> Iterator[str]:
     """The auditor export as JSON lines (each ends in a newline), in canonical JSON.
 

@@ -134,9 +134,14 @@ def size() -> int:
     return 0 if tail is None else tail["seq"] + 1
 
 
-def entries(start: int = 0, end: int | None = None) -> list[dict]:
-    """Entries with start <= seq < end, in order."""
-    return list(_raw_entries(start, end))
+def _in_scope(consultation_ids: frozenset[str] | None) -> dict[str, Any]:
+    # Every kind of entry names its consultation (ledger.make_entry checks it).
+    return {} if consultation_ids is None else {"data__consultation_id__in": sorted(consultation_ids)}
+
+
+def entries(start: int = 0, end: int | None = None, consultation_ids: frozenset[str] | None = None) -> list[dict]:
+    """Entries with start <= seq < end, in order; only those of `consultation_ids` when given."""
+    return list(_raw_entries(start, end, **_in_scope(consultation_ids)))
 
 
 class LedgerTree:
@@ -252,16 +257,19 @@ def _latest_checkpoint_size() -> int:
 
 # ---- proofs -------------------------------------------------------------------------
 
-def inclusion(tree: LedgerTree, seq: int, tree_size: int | None = None) -> dict:
+def inclusion(tree: LedgerTree, seq: int, tree_size: int | None = None,
+              consultation_ids: frozenset[str] | None = None) -> dict:
     """Audit path for entry ``seq`` in the tree of ``tree_size`` entries (default: the latest checkpoint).
 
-    Raises NotFound when seq is outside that tree or the ledger is smaller.
+    Raises NotFound when seq is outside that tree, the ledger is smaller, or the entry is not one of
+    ``consultation_ids`` (when given): the same answer, so a caller learns nothing of others' entries.
     """
     tree_size = tree_size or _latest_checkpoint_size()
-    if not 0 <= seq < tree_size:
-        raise NotFound(f"Entry {seq} is not in a tree of size {tree_size}.")
+    found = entries(seq, seq + 1, consultation_ids) if 0 <= seq < tree_size else []
+    if not found:
+        raise NotFound(f"No entry {seq} that you may read in the tree of size {tree_size}.")
     merkle = tree.covering(tree_size)
-    [entry] = entries(seq, seq + 1)
+    [entry] = found
     return {"seq": seq, "tree_size": tree_size, "leaf_hash": ledger.leaf_hash(entry),
             "root_hash": merkle.root(tree_size).hex(), "entry": entry,
             "audit_path": [h.hex() for h in merkle.inclusion_proof(seq, tree_size)]}
@@ -282,8 +290,10 @@ def consistency(tree: LedgerTree, first: int, second: int) -> dict:
 
 # ---- export and reports -------------------------------------------------------------
 
-def export(private_key, tree: LedgerTree) -> Iterator[str]:
-    """The auditor export (JSON lines) of the whole ledger, its tail covered by a signed checkpoint.
+def export(private_key, tree: LedgerTree, consultation_ids: frozenset[str] | None = None) -> Iterator[str]:
+    """The auditor export (JSON lines) of the whole ledger, its tail covered by a signed checkpoint;
+    with ``consultation_ids``, the partial export of those consultations' entries instead, each with
+    its inclusion proof under that checkpoint (ledger.partial_export_lines).
 
     Signs a checkpoint over every entry stored now unless the latest one
     already covers them, then exports the entries up to that checkpoint and
@@ -295,22 +305,27 @@ def export(private_key, tree: LedgerTree) -> Iterator[str]:
         return iter(())
     head = checkpoint(private_key, tree)
     covered = head["tree_size"]
+    if consultation_ids is not None:
+        merkle = tree.covering(covered)
+        return ledger.partial_export_lines(head, ((entry, merkle.inclusion_proof(entry["seq"], covered))
+                                                  for entry in _raw_entries(0, covered, **_in_scope(consultation_ids))))
     return ledger.export_lines(_raw_entries(0, covered), checkpoints(up_to=covered))
 
 
 def erasure_report(consultation_id: str | None = None, tree_size: int | None = None,
-                   status: str | None = None) -> dict[str, Any]:
+                   status: str | None = None, consultation_ids: frozenset[str] | None = None) -> dict[str, Any]:
     """Which full withdrawals in the first ``tree_size`` entries (default: all) an erasure confirmed.
 
     ``status`` "confirmed" or "unconfirmed" lists only those (the counts
-    stay totals). Raises NotFound when the ledger is smaller than ``tree_size``.
+    stay totals); ``consultation_ids`` (when given) limits it to those consultations.
+    Raises NotFound when the ledger is smaller than ``tree_size``.
     """
     stored = size()
     tree_size = stored if tree_size is None else tree_size
     if tree_size > stored:
         raise NotFound(f"The ledger has only {stored} entries.")
     report = erasures.erasure_report(
-        _raw_entries(0, tree_size, kind__in=list(erasures.KINDS)), consultation_id)
+        _raw_entries(0, tree_size, kind__in=list(erasures.KINDS), **_in_scope(consultation_ids)), consultation_id)
     if status is not None:
         report["withdrawals"] = [w for w in report["withdrawals"] if w["confirmed"] == (status == "confirmed")]
     return {"tree_size": tree_size, **report}

@@ -2,6 +2,7 @@
 from marshmallow import RAISE, Schema, fields, validate
 
 from shared.events import PURPOSES
+from shared.runtime import UTCDateTime
 
 LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")  # the six UN languages
 
@@ -42,7 +43,7 @@ class ConsentTextSchema(Schema):
     controller = fields.Dict()
     jurisdiction = fields.String(allow_none=True)
     sha256 = fields.String(metadata={"description": "SHA-256 (hex) of the body exactly as shown; a grant records it"})
-    published_at = fields.DateTime(allow_none=True, metadata={"description": "null while a draft"})
+    published_at = UTCDateTime(allow_none=True, metadata={"description": "null while a draft"})
 
 
 class TextQuerySchema(StrictSchema):

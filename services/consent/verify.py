@@ -19,7 +19,13 @@ keys, no spaces, UTF-8, so every line has exactly one valid spelling):
   {"type":"entry","seq":0,"kind":"...","at":"...","data":{...},"prev_hash":"<64 hex>","hash":"<64 hex>"}
   {"type":"checkpoint","tree_size":N,"root_hash":"<64 hex>","timestamp":"...","signature":"<base64>","key_id":"<16 hex>"}
 
-Checks, in file order: every line is canonical JSON of a known shape;
+An auditor of one organisation gets a partial export instead: a first line {"type":"partial"},
+the signed checkpoint of the whole ledger, then each of their entries followed by its inclusion
+proof in that tree:
+  {"type":"inclusion","seq":N,"tree_size":T,"audit_path":["<64 hex>",...]}
+It checks the signature, each entry's own hash, and each entry's audit path up to the signed root.
+
+Checks of a whole export, in file order: every line is canonical JSON of a known shape;
 entries have seq 0, 1, 2, ... with no gap; prev_hash is the previous
 entry's hash (64 zeros first); hash = SHA-256(canonical entry without
 "hash"); each checkpoint is signed (Ed25519) by a key in the PEM file over
@@ -45,6 +51,7 @@ import argparse
 import base64
 import binascii
 import hashlib
+import itertools
 import json
 import re
 import sys
@@ -65,6 +72,7 @@ CHECKPOINT_KEYS = frozenset({"type", "tree_size", "root_hash", "timestamp", "sig
 GENESIS_PREV_HASH = "0" * 64
 CHECKPOINT_CONTEXT = "voices-consent-ledger checkpoint v1"
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
+PARTIAL_MARK = '{"type":"partial"}'  # the first line of an export of part of the ledger (ledger.PARTIAL_MARK)
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -305,6 +313,42 @@ def entry_texts(line: str, obj: dict) -> tuple[str, str]:
     return entry_text, body_text
 
 
+def _check_entry_fields(obj: dict, number: int) -> None:
+    if set(obj) != ENTRY_KEYS:
+        raise _Bad(number, f"entry fields are {sorted(obj)}, expected {sorted(ENTRY_KEYS)}")
+    seq = obj["seq"]
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise _Bad(number, f"entry seq {seq!r} is not a whole number")
+
+
+def _check_entry_values(obj: dict, number: int) -> None:
+    if not isinstance(obj["kind"], str) or obj["kind"] not in KINDS or not isinstance(obj["data"], dict) \
+            or not isinstance(obj["at"], str) or parse_time(obj["at"]) is None:
+        raise _Bad(number, "kind, data or at is not valid", seq=obj["seq"])
+
+
+def _checked_entry_text(obj: dict, text: str, number: int) -> str:
+    """The canonical entry (its Merkle leaf) once its own hash matches its content. Raises _Bad."""
+    seq = obj["seq"]
+    if not isinstance(obj["hash"], str) or not HEX64.match(obj["hash"]):
+        raise _Bad(number, "hash is not 64 lowercase hex digits", seq=seq)
+    try:
+        entry_text, body_text = entry_texts(text, obj)
+    except ValueError as exc:
+        raise _Bad(number, str(exc), seq=seq) from None
+    if sha256(body_text.encode("utf-8")).hex() != obj["hash"]:
+        raise _Bad(number, "hash does not match the entry's content", seq=seq)
+    return entry_text
+
+
+def _check_checkpoint(obj: dict, number: int, public_keys: dict[str, Ed25519PublicKey]) -> None:
+    if set(obj) != CHECKPOINT_KEYS:
+        raise _Bad(number, f"checkpoint fields are {sorted(obj)}, expected {sorted(CHECKPOINT_KEYS)}")
+    problem = checkpoint_problem(obj, public_keys)
+    if problem:
+        raise _Bad(number, f"checkpoint: {problem}")
+
+
 class ExportVerifier:
     """Streaming verifier: feed the export's lines in order, then ``finish()``.
 
@@ -383,45 +427,30 @@ class ExportVerifier:
             raise _Bad(self.blank_line, "blank line inside the export")
         obj, text = _parse_line(stripped, number)
         kind = obj.get("type")
-        if kind == "entry":
-            self._entry(obj, text, number)
-        elif kind == "checkpoint":
-            self._checkpoint(obj, number)
-        else:
+        if kind not in self.LINE_TYPES:
             raise _Bad(number, f"unknown line type {kind!r}")
+        getattr(self, f"_{kind}")(obj, text, number)
+
+    LINE_TYPES = ("entry", "checkpoint")
 
     def _entry(self, obj: dict, text: str, number: int) -> None:
-        if set(obj) != ENTRY_KEYS:
-            raise _Bad(number, f"entry fields are {sorted(obj)}, expected {sorted(ENTRY_KEYS)}")
+        _check_entry_fields(obj, number)
         seq = obj["seq"]
-        if not isinstance(seq, int) or isinstance(seq, bool) or seq != self.entries:
+        if seq != self.entries:
             raise _Bad(number, f"expected entry seq {self.entries}, found {seq!r} (missing, extra or "
-                               f"reordered entries)", seq=seq if isinstance(seq, int) else None)
-        if not isinstance(obj["kind"], str) or obj["kind"] not in KINDS or not isinstance(obj["data"], dict) \
-                or not isinstance(obj["at"], str) or parse_time(obj["at"]) is None:
-            raise _Bad(number, "kind, data or at is not valid", seq=seq)
+                               f"reordered entries)", seq=seq)
+        _check_entry_values(obj, number)
         if obj["prev_hash"] != self.expected_prev:
             raise _Bad(number, "prev_hash is not the previous entry's hash (chain broken)", seq=seq)
-        if not isinstance(obj["hash"], str) or not HEX64.match(obj["hash"]):
-            raise _Bad(number, "hash is not 64 lowercase hex digits", seq=seq)
-        try:
-            entry_text, body_text = entry_texts(text, obj)
-        except ValueError as exc:
-            raise _Bad(number, str(exc), seq=seq) from None
-        if sha256(body_text.encode("utf-8")).hex() != obj["hash"]:
-            raise _Bad(number, "hash does not match the entry's content", seq=seq)
+        entry_text = _checked_entry_text(obj, text, number)
         self.builder.append(leaf_hash(entry_text.encode("utf-8")))
         self.expected_prev = obj["hash"]
         self.entries += 1
         for line, label, root in self.pending.pop(self.entries, ()):
             self._check_root(line, label, self.entries, root)
 
-    def _checkpoint(self, obj: dict, number: int) -> None:
-        if set(obj) != CHECKPOINT_KEYS:
-            raise _Bad(number, f"checkpoint fields are {sorted(obj)}, expected {sorted(CHECKPOINT_KEYS)}")
-        problem = checkpoint_problem(obj, self.public_keys)
-        if problem:
-            raise _Bad(number, f"checkpoint: {problem}")
+    def _checkpoint(self, obj: dict, text: str, number: int) -> None:
+        _check_checkpoint(obj, number, self.public_keys)
         moment = parse_time(obj["timestamp"])
         if obj["tree_size"] < self.last_size or (self.last_time is not None and moment < self.last_time):
             raise _Bad(number, "checkpoint is smaller or older than the one before it (the log must only grow)")
@@ -453,6 +482,76 @@ class ExportVerifier:
         return report
 
 
+class PartialExportVerifier(ExportVerifier):
+    """Verifier for an export of part of the ledger (an organisation's entries, as its auditors get
+    it): the signed tree head first, then each entry followed by its inclusion proof in that tree.
+
+    Each entry must hash to its own hash, and its leaf must sit at its seq under the signed root.
+    Entries come in rising seq order; where two neighbours are both shown, their chain link is
+    checked too. What lies between them is proven to exist, not shown.
+    """
+
+    LINE_TYPES = ("entry", "checkpoint", "inclusion")
+
+    def __init__(self, public_keys: dict[str, Ed25519PublicKey], trusted: Sequence[dict] = (),
+                 strict: bool = False) -> None:
+        super().__init__(public_keys, (), strict)
+        self.head: dict | None = None
+        self.previous: dict | None = None
+        self.unproven: tuple[int, int, bytes] | None = None  # (line, seq, leaf hash) awaiting its proof
+        self.partial_notes = ["note: a part of the ledger; each entry is proven under the signed root"]
+        if trusted:
+            self.partial_notes.append("note: --since needs the whole ledger's export; not checked here")
+
+    def _checkpoint(self, obj: dict, text: str, number: int) -> None:
+        if self.head is not None:
+            raise _Bad(number, "a partial export has one checkpoint, on its first line")
+        _check_checkpoint(obj, number, self.public_keys)
+        self.head, self.checkpoints = obj, 1
+
+    def _entry(self, obj: dict, text: str, number: int) -> None:
+        if self.head is None:
+            raise _Bad(number, "a partial export starts with the signed checkpoint its entries are proven under")
+        if self.unproven is not None:
+            raise _Bad(number, "the entry before this one has no inclusion proof", seq=self.unproven[1])
+        _check_entry_fields(obj, number)
+        seq = obj["seq"]
+        last = -1 if self.previous is None else self.previous["seq"]
+        if not last < seq < self.head["tree_size"]:
+            raise _Bad(number, f"entry seq {seq} is not after {last} and inside the signed tree of "
+                               f"{self.head['tree_size']} entries", seq=seq)
+        _check_entry_values(obj, number)
+        if self.previous is not None and seq == last + 1 and obj["prev_hash"] != self.previous["hash"]:
+            raise _Bad(number, "prev_hash is not the previous entry's hash (chain broken)", seq=seq)
+        entry_text = _checked_entry_text(obj, text, number)
+        self.unproven = (number, seq, leaf_hash(entry_text.encode("utf-8")))
+        self.previous = obj
+
+    def _inclusion(self, obj: dict, text: str, number: int) -> None:
+        if self.unproven is None:
+            raise _Bad(number, "an inclusion proof with no entry before it")
+        _line, seq, leaf = self.unproven
+        path = obj.get("audit_path")
+        if set(obj) != {"type", "seq", "tree_size", "audit_path"} or obj["seq"] != seq \
+                or obj["tree_size"] != self.head["tree_size"] or not isinstance(path, list) \
+                or not all(isinstance(h, str) and HEX64.match(h) for h in path):
+            raise _Bad(number, "not the inclusion proof of the entry before it in the signed tree", seq=seq)
+        if not verify_inclusion(leaf, seq, self.head["tree_size"], [bytes.fromhex(h) for h in path],
+                                bytes.fromhex(self.head["root_hash"])):
+            raise _Bad(number, "the entry is not under the signed root (changed, or not in this ledger)", seq=seq)
+        self.unproven = None
+        self.entries += 1
+
+    def finish(self) -> Report:
+        if self.problem is None and self.unproven is not None:
+            line, seq, _leaf = self.unproven
+            self.problem = _Bad(line, "the last entry has no inclusion proof", seq=seq)
+        if self.problem is not None:
+            bad = self.problem
+            return Report(False, self.entries, self.checkpoints, bad.line, bad.seq, bad.reason)
+        return Report(True, self.entries, self.checkpoints, notes=list(self.partial_notes))
+
+
 def verify_export(lines: Iterable[bytes | str], public_keys: dict[str, Ed25519PublicKey],
                   trusted: Sequence[dict] = (), strict: bool = False) -> Report:
     """Verify an export given as lines (with or without newlines) and return a Report.
@@ -460,9 +559,15 @@ def verify_export(lines: Iterable[bytes | str], public_keys: dict[str, Ed25519Pu
     Stops reading at the first problem, in file order (a checkpoint that
     precedes its entries is checked once they have been read). ``trusted``
     are checkpoints the auditor kept from earlier: they must be signed and
-    match this export's history too.
+    match this export's history too. An export whose first line is
+    PARTIAL_MARK is a partial one (see PartialExportVerifier).
     """
-    return ExportVerifier(public_keys, trusted, strict).run(lines)
+    lines = iter(lines)
+    first = next(lines, None)
+    text = first.decode("utf-8", "replace") if isinstance(first, (bytes, bytearray)) else first
+    if text is not None and text.rstrip("\r\n") == PARTIAL_MARK:
+        return PartialExportVerifier(public_keys, trusted, strict).run(lines, first_line=2)
+    return ExportVerifier(public_keys, trusted, strict).run(itertools.chain([] if first is None else [first], lines))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

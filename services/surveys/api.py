@@ -14,9 +14,9 @@ from services.surveys.schemas import (
     ResumeLookupSchema, ResumeSavedSchema, ResumeSaveSchema, StatusChangeSchema, SurveyDraftSchema, VersionSchema,
     XLSFormImportedSchema, XLSFormQuerySchema, XLSFormUploadSchema,
 )
-from shared.auth import require_same_organisation, require_staff
+from shared.auth import require_staff, session_consultation
 from shared.errors import ValidationFailed
-from shared.runtime import current_trace_id, events_stored, service_context
+from shared.runtime import MAX_PAGE_SIZE, PAGE_SIZE, QueryPage, current_trace_id, events_stored, service_context
 
 consultations = Blueprint("consultations", __name__, url_prefix="/api/v1/consultations",
                           description="Consultations, survey versions and invitations (organisers)")
@@ -24,26 +24,27 @@ participation = Blueprint("participation", __name__, url_prefix="/api/v1",
                           description="Invitations, saved progress and responses (participants)")
 
 
+def _scoped_consultation(principal, consultation_id: str):
+    # One lookup with the tenant in the query: another organisation's consultation gets the very
+    # answer a missing one gets, so ids cannot be probed.
+    return cons.get_consultation(consultation_id, None if principal.role == "admin" else principal.organisation_id)
+
+
 def _own_consultation(consultation_id: str):
-    principal = require_staff("organiser", "admin")
-    consultation = cons.get_consultation(consultation_id)
-    require_same_organisation(principal, consultation.organisation_id)
-    return consultation
+    return _scoped_consultation(require_staff("organiser", "admin"), consultation_id)
 
 
 def _organiser_consultation(consultation_id: str):
     """For changes: organisers only (admins can look, not edit), in their own organisation."""
-    principal = require_staff("organiser")
-    consultation = cons.get_consultation(consultation_id)
-    require_same_organisation(principal, consultation.organisation_id)
-    return consultation
+    return _scoped_consultation(require_staff("organiser"), consultation_id)
 
 
 @consultations.route("")
 class Consultations(MethodView):
     @consultations.response(200, ConsultationSchema(many=True))
+    @consultations.paginate(QueryPage, page_size=PAGE_SIZE, max_page_size=MAX_PAGE_SIZE)
     def get(self):
-        """Consultations of the caller's organisation."""
+        """Consultations of the caller's organisation, newest first, a page at a time (X-Pagination header)."""
         principal = require_staff("organiser", "admin")
         return cons.list_consultations(None if principal.role == "admin" else principal.organisation_id)
 
@@ -248,7 +249,7 @@ class Contact(MethodView):
 
         Kept encrypted with the participant's key and deleted when that consent is withdrawn.
         """
-        record = contact.save_contact(data.pop("consent_token"), data, service_context().keys)
+        record = contact.save_contact(data.pop("consent_token"), data, service_context().keys, session_consultation())
         return {"method": data["method"], "safe_to_leave_message": data["safe_to_leave_message"],
                 "given_at": record.given_at}
 
@@ -256,7 +257,7 @@ class Contact(MethodView):
     @participation.response(204)
     def delete(self, data):
         """Remove the contact details; nothing stored is fine."""
-        contact.delete_contact(data["consent_token"], service_context().keys)
+        contact.delete_contact(data["consent_token"], service_context().keys, session_consultation())
 
 
 @participation.route("/invitations/<code>/open")
@@ -279,7 +280,8 @@ class SaveProgress(MethodView):
     @participation.response(201, ResumeSavedSchema)
     def post(self, data):
         """Keep partial answers on the server; the resume code is shown once. Saving again replaces them."""
-        saved = resume.save_progress(data.pop("consent_token"), data, service_context().keys, service_context().resume_ttl)
+        saved = resume.save_progress(data.pop("consent_token"), data, service_context().keys, service_context().resume_ttl,
+                                     session_consultation=session_consultation())
         return {"resume_code": saved.resume_code, "expires_at": saved.expires_at}
 
 
@@ -289,7 +291,8 @@ class ResumeLookup(MethodView):
     @participation.response(200, ResumedSchema)
     def post(self, data):
         """Continue with a resume code (sent in the body, never in a URL): answers so far and consent context."""
-        return resume.resume_progress(data["resume_code"], service_context().keys)
+        return resume.resume_progress(data["resume_code"], service_context().keys,
+                                      session_consultation=session_consultation())
 
 
 @participation.route("/responses")
@@ -299,6 +302,7 @@ class Responses(MethodView):
     def post(self, data):
         """Submit answers with a consent token; every question may be skipped or declined."""
         response = intake.submit_response(data.pop("consent_token"), data, service_context().keys,
-                                          service_context().settings.topics.responses, current_trace_id())
+                                          service_context().settings.topics.responses, current_trace_id(),
+                                          session_consultation())
         events_stored()
         return response

@@ -56,10 +56,10 @@ def get_consultation(consultation_id: str, organisation_id: str | None = None) -
     return consultation
 
 
-def list_consultations(organisation_id: str | None) -> list[Consultation]:
-    """Consultations of one organisation (all of them for None), newest first."""
+def list_consultations(organisation_id: str | None):
+    """Consultations of one organisation (all of them for None), newest first, as a query to page through."""
     query = {} if organisation_id is None else {"organisation_id": organisation_id}
-    return list(Consultation.objects(**query).order_by("-created_at"))
+    return Consultation.objects(**query).order_by("-created_at", "consultation_id")
 
 
 def _check_settings(settings: dict[str, Any]) -> None:

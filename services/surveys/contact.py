@@ -36,14 +36,15 @@ def contact_withdrawn(withdrawal: Withdrawal | None) -> bool:
                                        or CONTACT_PURPOSE in withdrawal.purposes)
 
 
-def save_contact(token: str, details: dict[str, Any], keys: SurveysKeys) -> FollowUpContact:
+def save_contact(token: str, details: dict[str, Any], keys: SurveysKeys,
+                 session_consultation: str | None = None) -> FollowUpContact:
     """Store (or replace) the participant's contact details, sealed under their key.
 
     Raises what `intake.admit` raises (token, withdrawn participant,
     consultation not taking part), Forbidden when the token lacks
     follow_up_contact or it was withdrawn, Gone when the key was erased.
     """
-    admission = intake.admit(token, keys)
+    admission = intake.admit(token, keys, session_consultation=session_consultation)
     if CONTACT_PURPOSE not in admission.purposes or CONTACT_PURPOSE not in admission.consultation.purposes:
         raise Forbidden("Leaving contact details needs consent to be contacted again (follow_up_contact).")
     pseudonym = admission.pseudonym
@@ -60,13 +61,14 @@ def save_contact(token: str, details: dict[str, Any], keys: SurveysKeys) -> Foll
     return FollowUpContact.objects.get(pseudonym=pseudonym)
 
 
-def delete_contact(token: str, keys: SurveysKeys) -> None:
+def delete_contact(token: str, keys: SurveysKeys, session_consultation: str | None = None) -> None:
     """The participant removes their contact details; idempotent, also after a withdrawal or once closed.
 
     Raises Unauthorized for a bad token, Forbidden when the token's
     pseudonym is not a participant of its consultation.
     """
-    claims = verify_consent_token(token, keys.consent_public_key_pem, required_purpose=intake.REQUIRED_PURPOSE)
+    claims = verify_consent_token(token, keys.consent_public_key_pem, consultation_id=session_consultation,
+                                  required_purpose=intake.REQUIRED_PURPOSE)
     if Participant.objects(pseudonym=claims["sub"], consultation_id=claims["cid"]).first() is None:
         raise Forbidden("This consent token does not belong to a participant of this consultation.")
     forget(claims["sub"])

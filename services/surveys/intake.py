@@ -45,15 +45,20 @@ def _fully_withdrawn(withdrawal: Withdrawal | None) -> bool:
     return withdrawal is not None and (withdrawal.all or REQUIRED_PURPOSE in withdrawal.purposes)
 
 
-def admit(token: str, keys: SurveysKeys, now: datetime | None = None) -> Admission:
+def admit(token: str, keys: SurveysKeys, now: datetime | None = None,
+          session_consultation: str | None = None) -> Admission:
     """Check a consent token and the participant behind it, before anything is read or stored.
+
+    With `session_consultation` (the caller's participant session), the token must be for that
+    consultation (Unauthorized otherwise).
 
     Raises Unauthorized (bad signature, expired, not for surveys, no
     participate purpose), Forbidden (not a participant of the token's
     consultation, or consent withdrawn), Gone/Conflict (consultation not
     taking responses, see `ensure_accepting`).
     """
-    claims = verify_consent_token(token, keys.consent_public_key_pem, required_purpose=REQUIRED_PURPOSE)
+    claims = verify_consent_token(token, keys.consent_public_key_pem, consultation_id=session_consultation,
+                                  required_purpose=REQUIRED_PURPOSE)
     pseudonym, consultation_id = claims["sub"], claims["cid"]
     participant = Participant.objects(pseudonym=pseudonym, consultation_id=consultation_id).first()
     if participant is None:
@@ -99,7 +104,8 @@ def _free_text_aad(response_id: str, question_id: str) -> bytes:
     return f"{response_id}:{question_id}".encode()
 
 
-def submit_response(token: str, body: dict[str, Any], keys: SurveysKeys, topic: str, trace_id: str) -> Response:
+def submit_response(token: str, body: dict[str, Any], keys: SurveysKeys, topic: str, trace_id: str,
+                    session_consultation: str | None = None) -> Response:
     """Store one response with its response.submitted event.
 
     Requires a consent token for this consultation with the participate
@@ -109,7 +115,7 @@ def submit_response(token: str, body: dict[str, Any], keys: SurveysKeys, topic: 
     time, or the participant's data erased), Conflict (already submitted,
     or before the opening time), ValidationFailed (answers, survey version).
     """
-    admission = admit(token, keys)
+    admission = admit(token, keys, session_consultation=session_consultation)
     pseudonym, consultation_id = admission.pseudonym, admission.consultation_id
     version = find_version(admission.consultation, body.get("survey_version"))
     definition = version["definition"]

@@ -39,7 +39,7 @@ def _aad(consultation_id: str, pseudonym: str) -> bytes:
 
 
 def save_progress(token: str, body: dict[str, Any], keys: SurveysKeys, ttl: timedelta = DEFAULT_TTL,
-                  now: datetime | None = None) -> SavedProgress:
+                  now: datetime | None = None, session_consultation: str | None = None) -> SavedProgress:
     """Keep a participant's partial answers on the server; returns a new resume code and its expiry.
 
     The answers are checked like a submission (anything may be left out),
@@ -49,7 +49,7 @@ def save_progress(token: str, body: dict[str, Any], keys: SurveysKeys, ttl: time
     answers that do not fit, an unknown survey version or section.
     """
     now = now or utcnow()
-    admission = admit(token, keys, now)
+    admission = admit(token, keys, now, session_consultation)
     version = find_version(admission.consultation, body.get("survey_version"))
     definition = version["definition"]
     answers, declined = body.get("answers") or {}, body.get("declined") or []
@@ -83,7 +83,8 @@ def save_progress(token: str, body: dict[str, Any], keys: SurveysKeys, ttl: time
     return SavedProgress(code, expires_at)
 
 
-def resume_progress(code: str, keys: SurveysKeys, now: datetime | None = None) -> dict[str, Any]:
+def resume_progress(code: str, keys: SurveysKeys, now: datetime | None = None,
+                    session_consultation: str | None = None) -> dict[str, Any]:
     """What a participant needs to continue: consultation, pseudonym, version, answers so far, consent.
 
     `consent_token` is returned while it is still valid; after it expired it
@@ -96,7 +97,8 @@ def resume_progress(code: str, keys: SurveysKeys, now: datetime | None = None) -
     now = now or utcnow()
     digest = codes.hash_code(codes.CodeKind.RESUME, code, keys.code_pepper)
     draft = ResumeDraft.objects(code_hash=digest).first()
-    if draft is None:
+    # Another consultation's code answers like an unknown one: a session cannot probe codes elsewhere.
+    if draft is None or session_consultation not in (None, draft.consultation_id):
         raise NotFound("This resume code is not valid. Codes stop working when progress is saved again.")
     if as_utc(draft.expires_at) <= now:
         # The TTL index removes it soon anyway; do not wait for it.

@@ -1,12 +1,12 @@
 """Request and response schemas of the surveys API (also its OpenAPI document)."""
 import re
-from datetime import timezone
 
 from flask_smorest.fields import Upload
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from services.surveys.survey_format import EXAMPLE_SURVEY, SURVEY_DEFINITION, ref
 from shared.events import PURPOSES
+from shared.runtime import UTCDateTime
 
 UN_LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")
 # The consultation.published contract accepts budgets up to this; larger ones would add little protection.
@@ -18,15 +18,6 @@ EPSILON_BUDGET_DOC = ("differential privacy: the total epsilon the consultation'
 class StrictSchema(Schema):
     class Meta:
         unknown = RAISE
-
-
-class UTCDateTime(fields.DateTime):
-    """MongoDB returns stored times without a zone; they are UTC, and the API says so."""
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return super()._serialize(value, attr, obj, **kwargs)
 
 
 TITLES_DOC = ("the title in each language of the consultation, as participants see it ({language: text}); "

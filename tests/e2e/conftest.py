@@ -141,15 +141,17 @@ def participate(api: Api, code: str, answers: dict, purposes=("participate", "ag
         return r.json() if r.status_code == 200 else None
 
     text = eventually(consent_open)
-    grant = eventually(lambda: _grant(api, opened["pseudonym"], cid, text["version"], purposes))
+    grant = eventually(lambda: _grant(api, opened, cid, text["version"], purposes))
     response = api.call("POST", "/api/v1/responses", json={"consent_token": grant["consent_token"], "answers": answers})
     return {"pseudonym": opened["pseudonym"], "grant": grant, "response": response, "consultation_id": cid}
 
 
-def _grant(api: Api, pseudonym: str, cid: str, version: int, purposes) -> dict | None:
-    r = api.session.post(f"{api.base}/api/v1/consent/grants", timeout=10, json={
-        "pseudonym": pseudonym, "consultation_id": cid, "purposes": list(purposes), "language": "en",
-        "text_version": version})
+def _grant(api: Api, opened: dict, cid: str, version: int, purposes) -> dict | None:
+    """Consent within the participant session that opening the invitation gave (`opened`)."""
+    r = api.session.post(f"{api.base}/api/v1/consent/grants", timeout=10,
+                         headers={"Authorization": f"Bearer {opened['participant_session']}"}, json={
+                             "pseudonym": opened["pseudonym"], "consultation_id": cid, "purposes": list(purposes),
+                             "language": "en", "text_version": version})
     if r.status_code == 409 and "not open" in r.text:
         return None  # consent has not yet seen the consultation open
     assert r.status_code == 201, r.text

@@ -8,6 +8,7 @@ verifier as a separate process.
 from __future__ import annotations
 
 import json
+import secrets
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -24,7 +25,10 @@ CONCURRENT_GRANTS = 20
 
 @pytest.fixture(scope="module")
 def auditor(api, stack) -> str:
-    return staff_token(api, stack.admin_token, "auditor")["token"]
+    """A platform auditor (in no organisation): these tests read and export the whole ledger."""
+    account = api.call("POST", "/api/v1/accounts", stack.admin_token, json={
+        "email": f"platform-auditor-{secrets.token_hex(3)}@example.org", "role": "platform_auditor"})
+    return api.call("POST", "/api/v1/tokens", stack.admin_token, json={"account_id": account["account_id"]})["token"]
 
 
 def ledger_entries(api, token: str) -> list[dict]:
@@ -66,7 +70,8 @@ def _open_and_grant(base_url: str, code: str) -> dict:
         assert text.status_code == 200, text.text
         granted = session.post(f"{base_url}/api/v1/consent/grants", timeout=30, json={
             "pseudonym": pseudonym, "consultation_id": cid, "purposes": ["participate", "aggregate_reporting"],
-            "language": "en", "text_version": text.json()["version"]})
+            "language": "en", "text_version": text.json()["version"]},
+            headers={"Authorization": f"Bearer {opened.json()['participant_session']}"})
         assert granted.status_code == 201, granted.text
         return {"pseudonym": pseudonym, **granted.json()}
 

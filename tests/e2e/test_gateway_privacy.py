@@ -79,7 +79,7 @@ def test_a_participant_path_leaves_no_address_agent_code_or_token_in_any_log(api
     # The organiser reads it back (decrypted for them only); the read itself reaches the consent ledger.
     contacts = api.call("GET", f"/api/v1/consultations/{cid}/follow-up-contacts", organiser["token"])
     assert [c["value"] for c in contacts["items"]] == [contact_value]
-    auditor = staff_token(api, stack.admin_token, "auditor")["token"]
+    auditor = staff_token(api, stack.admin_token, "auditor", organiser["organisation_id"])["token"]
 
     def read_is_on_the_ledger():
         entries = api.call("GET", "/api/v1/ledger/entries?start=0&limit=1000", auditor)["entries"]

@@ -37,8 +37,8 @@ def test_a_dead_service_gives_503_problems_until_it_is_back(stack):
         # Unreachable (connection refused), then the open circuit answers at once: both 503 problems.
         for _ in range(4):
             _assert_unavailable(requests.get(url, timeout=10))
-        grant = requests.post(f"{stack.gateway_url}/api/v1/consent/grants", json={}, timeout=10)
-        _assert_unavailable(grant)
+        withdrawal = requests.post(f"{stack.gateway_url}/api/v1/consent/withdrawals", json={}, timeout=10)
+        _assert_unavailable(withdrawal)
         # Other services still answer.
         assert requests.get(f"{stack.gateway_url}/api/v1/consultations", timeout=10,
                             headers={"Authorization": f"Bearer {stack.admin_token}"}).status_code == 200

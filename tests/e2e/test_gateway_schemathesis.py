@@ -19,10 +19,11 @@ from schemathesis.checks import (
 )
 
 from gateway.policy import POLICY, RoutePolicy, route_shape
+from tests.e2e.conftest import open_consultation
 
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
           response_headers_conformance]
-ROLE_ORDER = ("organiser", "policy", "auditor", "admin")
+ROLE_ORDER = ("organiser", "policy", "auditor", "platform_auditor", "admin", "participant")
 # Bounded so the suite stays quick; FUZZ_EXAMPLES=200 explores further before a release.
 MAX_EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "6"))
 
@@ -32,11 +33,15 @@ def tokens(api, stack) -> dict[str, str]:
     organisation = api.call("POST", "/api/v1/organisations", stack.admin_token,
                             json={"name": f"Fuzz {secrets.token_hex(3)}"})["organisation_id"]
     out = {"admin": stack.admin_token}
-    for role in ("organiser", "policy", "auditor"):
+    for role in ("organiser", "policy", "auditor", "platform_auditor"):
         account = api.call("POST", "/api/v1/accounts", stack.admin_token, json={
-            "email": f"{role}-{secrets.token_hex(3)}@example.org", "role": role, "organisation_id": organisation})
+            "email": f"{role}-{secrets.token_hex(3)}@example.org", "role": role,
+            "organisation_id": None if role == "platform_auditor" else organisation})
         out[role] = api.call("POST", "/api/v1/tokens", stack.admin_token,
                              json={"account_id": account["account_id"]})["token"]
+    # Routes for participants only (consent grants) take the session an opened invitation gives.
+    _cid, code = open_consultation(api, out["organiser"])
+    out["participant"] = api.call("POST", f"/api/v1/invitations/{code}/open")["participant_session"]
     return out
 
 

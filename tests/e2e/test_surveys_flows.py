@@ -63,7 +63,7 @@ def test_progress_saved_then_withdrawn_leaves_nothing(api, organiser):
     text = eventually(lambda: (lambda r: r.json() if r.status_code == 200 else None)(
         api.session.get(f"{api.base}/api/v1/consent/consultations/{cid}/texts", params={"language": "en"},
                         timeout=10)))
-    grant = eventually(lambda: _grant(api, opened["pseudonym"], cid, text["version"],
+    grant = eventually(lambda: _grant(api, opened, cid, text["version"],
                                       ("participate", "aggregate_reporting")))
     saved = api.call("POST", "/api/v1/resume", json={"consent_token": grant["consent_token"],
                                                      "answers": {"got_help": "no"}}, expect=201)

@@ -20,6 +20,7 @@ from tests.unit.aggregation.conftest import (
     submitted,
     withdrawn,
 )
+from tests.unit.gateway.test_observability import metrics_token
 
 
 def story() -> list:
@@ -123,4 +124,5 @@ def test_freshness_is_observed_once_per_counted_response(agg):
     agg.send(dataclasses.replace(submitted(1, answers_for(1)), id="00000000-0000-4000-8000-000000000001"))
     after = sum(b.get() for b in handlers.FRESHNESS._buckets)
     assert after - before[1] == 1
-    assert b"voices_aggregation_freshness_seconds_count" in agg.client.get("/metrics").data
+    with metrics_token(agg.app) as headers:
+        assert b"voices_aggregation_freshness_seconds_count" in agg.client.get("/metrics", headers=headers).data

@@ -10,6 +10,10 @@ from services.consent.models import Grant
 from shared.consent_tokens import verify_consent_token
 from shared.errors import Unauthorized
 from tests.unit.consent.conftest import BODY
+from tests.unit.consent.platform_auditing import platform_auditor  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.usefixtures("platform_auditor")
+
 
 B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 

@@ -13,6 +13,9 @@ import pytest
 
 from services.consent import verify
 from services.consent.models import Checkpoint
+from tests.unit.consent.platform_auditing import platform_auditor, platform_auditor_headers  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("platform_auditor")
 
 
 def populate(consent, participants: int = 5) -> tuple[str, list[dict]]:
@@ -27,7 +30,7 @@ def populate(consent, participants: int = 5) -> tuple[str, list[dict]]:
 
 
 def export_of(consent) -> list[bytes]:
-    response = consent.client.get("/api/v1/ledger/export", headers=consent.staff("auditor", "org_audit"))
+    response = consent.client.get("/api/v1/ledger/export", headers=platform_auditor_headers(consent))
     assert response.status_code == 200 and response.mimetype == "application/x-ndjson"
     return response.get_data().splitlines(keepends=True)
 

@@ -155,3 +155,12 @@ def test_unknown_consultations_and_versions_are_404(consent):
     cid = consent.consultation(languages=("en",))
     consent.publish_text(cid, 3, expect=404)
     consent.call("GET", texts(cid), 422)  # the language is required
+
+
+def test_publication_times_say_they_are_utc(consent):
+    from datetime import datetime, timedelta
+
+    cid = consent.open_consultation()
+    shown = consent.call("GET", texts(cid) + "?language=en", 200)
+    # The store hands times back without a zone; the answer must still say which one (the document's date-time).
+    assert datetime.fromisoformat(shown["published_at"]).utcoffset() == timedelta(0)

@@ -5,6 +5,9 @@ import pytest
 
 from services.consent import grants
 from services.consent.models import Grant
+from tests.unit.consent.platform_auditing import platform_auditor  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.usefixtures("platform_auditor")
 
 
 def _without_request_id(problem: dict) -> dict:

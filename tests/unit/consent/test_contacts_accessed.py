@@ -3,8 +3,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from services.consent import handlers, verify
 from shared.events import Envelope, isoformat, utcnow
+from tests.unit.consent.platform_auditing import platform_auditor, platform_auditor_headers  # noqa: F401
+
+pytestmark = pytest.mark.usefixtures("platform_auditor")
 
 
 def accessed(consent, cid: str, count: int, event_id: str | None = None) -> Envelope:
@@ -29,7 +34,7 @@ def test_a_contacts_access_is_appended_once_and_the_export_verifies(consent):
     assert entry["data"] == {"consultation_id": cid, "organisation_id": "org_a", "accessed_by": "acct_reader",
                              "count": 3, "accessed_at": event.payload["accessed_at"]}
 
-    response = consent.client.get("/api/v1/ledger/export", headers=consent.staff("auditor", "org_audit"))
+    response = consent.client.get("/api/v1/ledger/export", headers=platform_auditor_headers(consent))
     lines = response.get_data().splitlines(keepends=True)
     report = verify.verify_export(lines, verify.load_public_keys(consent.public_key_pem().encode()), strict=True)
     assert report.ok, report.message()

@@ -1,9 +1,14 @@
 """The consent service's event consumer: consultation rules in, ledger entries out, each exactly once."""
 from __future__ import annotations
 
+import pytest
+
 from services.consent import handlers
 from services.consent.models import ConsultationPolicy
 from shared.events import Envelope, isoformat, utcnow
+from tests.unit.consent.platform_auditing import platform_auditor  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.usefixtures("platform_auditor")
 
 
 def test_consultations_are_learned_from_surveys_events(consent):

@@ -1,11 +1,16 @@
 """The receipt tells what happened after a full withdrawal: pending until the surveys service confirms the erasure."""
 from __future__ import annotations
 
+import pytest
+
 from datetime import timedelta
 
 from services.consent import handlers
 from services.consent.models import Grant
 from shared.events import Envelope, isoformat, utcnow
+from tests.unit.consent.platform_auditing import platform_auditor  # noqa: F401 (a fixture)
+
+pytestmark = pytest.mark.usefixtures("platform_auditor")
 
 
 def processed(consent, cid: str, pseudonym: str, erased: int, event_id: str | None = None,

@@ -71,7 +71,7 @@ def test_sign_in_sets_a_strict_httponly_cookie_that_authenticates(platform, orga
 
 
 def test_the_session_cookie_is_secure_behind_tls(platform, organiser):
-    response = sign_in(platform, organiser["email"], expect=201, headers={"X-Forwarded-Proto": "https"})
+    response = sign_in(platform, organiser["email"], expect=201, base_url="https://localhost")
     assert "Secure" in response.headers["Set-Cookie"]
     platform.client.delete_cookie("voices_session")
 
@@ -94,6 +94,87 @@ def test_sign_in_attempts_are_limited_per_email_address(platform, organiser):
         assert limited.mimetype == "application/problem+json"
         other = platform.staff("auditor", platform.organisation())
         assert sign_in(platform, other["email"], "wrong password!").status_code == 401  # its own bucket
+
+
+def _sign_in_from(client, email, password=PASSWORD):
+    return client.post("/api/v1/sessions", json={"email": email, "password": password})
+
+
+def test_wrong_passwords_from_elsewhere_never_lock_the_owner_out_of_a_browser_they_used(platform, organiser):
+    owners_browser, attacker = platform.gateway.test_client(), platform.gateway.test_client()
+    assert _sign_in_from(owners_browser, organiser["email"]).status_code == 201
+    device = owners_browser.get_cookie("voices_device", path="/api/v1/sessions")
+    assert device is not None and device.http_only and device.same_site == "Strict"
+    with rate(platform, "sign_in", "3/3600"), rate(platform, "anonymous", "6/3600"):
+        flood = [_sign_in_from(attacker, organiser["email"], "wrong password!").status_code for _ in range(10)]
+        assert flood[:3] == [401] * 3 and set(flood[3:]) == {429}
+        assert _sign_in_from(attacker, organiser["email"]).status_code == 429  # a new browser waits
+        for _ in range(2):
+            assert _sign_in_from(owners_browser, organiser["email"]).status_code == 201
+        # The owner's browser has a budget of its own, not an unlimited one.
+        assert _sign_in_from(owners_browser, organiser["email"], "wrong password!").status_code == 401
+        assert _sign_in_from(owners_browser, organiser["email"]).status_code == 429
+
+
+def test_a_device_cookie_counts_only_for_its_own_account(platform, organiser):
+    browser = platform.gateway.test_client()
+    assert _sign_in_from(browser, organiser["email"]).status_code == 201
+    other = platform.staff("organiser", platform.organisation())
+    with rate(platform, "sign_in", "2/3600"):
+        statuses = [_sign_in_from(browser, other["email"], "wrong password!").status_code for _ in range(3)]
+        assert statuses == [401, 401, 429]
+        assert _sign_in_from(browser, organiser["email"]).status_code == 201
+
+
+def test_a_set_password_link_lets_a_locked_out_owner_in_from_a_new_browser(platform, organiser):
+    attacker, new_browser = platform.gateway.test_client(), platform.gateway.test_client()
+    with rate(platform, "sign_in", "3/3600"):
+        for _ in range(5):
+            _sign_in_from(attacker, organiser["email"], "wrong password!")
+        assert _sign_in_from(new_browser, organiser["email"]).status_code == 429
+        link = platform.call("POST", f"/api/v1/accounts/{organiser['account_id']}/password-links",
+                             platform.admin_token, expect=201).get_json()
+        redeemed = new_browser.post("/api/v1/password-links/redeem",
+                                    json={"code": link["code"], "password": "a fresh passphrase here"})
+        assert redeemed.status_code == 204
+        assert _sign_in_from(new_browser, organiser["email"], "a fresh passphrase here").status_code == 201
+
+
+def test_a_flood_of_made_up_set_password_links_never_blocks_a_real_one(platform, organiser):
+    link = platform.call("POST", f"/api/v1/accounts/{organiser['account_id']}/password-links",
+                         platform.admin_token, expect=201).get_json()
+    with rate(platform, "anonymous", "5/3600"):
+        for i in range(20):
+            made_up = platform.call("POST", "/api/v1/password-links/redeem",
+                                    json={"code": f"made-up-{i}", "password": PASSWORD})
+            assert made_up.status_code == 401
+        platform.call("POST", "/api/v1/password-links/redeem", expect=204,
+                      json={"code": link["code"], "password": "a fresh passphrase here"})
+
+
+def test_sign_ins_for_unknown_addresses_cost_no_password_hashing(platform, organiser, monkeypatch):
+    from gateway import accounts
+
+    assert sign_in(platform, "warm-up@example.org").status_code == 401  # measures one verification, once
+    verified = []
+
+    class CountingHasher:
+        def __init__(self, real):
+            self.real = real
+
+        def __getattr__(self, name):
+            return getattr(self.real, name)
+
+        def verify(self, stored, password):
+            verified.append(1)
+            return self.real.verify(stored, password)
+
+    monkeypatch.setattr(accounts, "_hasher", CountingHasher(accounts._hasher))
+    made_up = [sign_in(platform, f"nobody-{i}@example.org") for i in range(30)]
+    assert {r.status_code for r in made_up} == {401} and verified == []
+    wrong = sign_in(platform, organiser["email"], "not the right password")
+    assert wrong.status_code == 401 and len(verified) == 1
+    assert wrong.get_json()["detail"] == made_up[0].get_json()["detail"]
 
 
 def test_a_cookie_session_refuses_cross_site_writes(platform, organiser):
@@ -157,6 +238,21 @@ def test_a_disabled_account_loses_tokens_and_sessions(platform, organiser):
     assert sign_in(platform, organiser["email"]).status_code == 401
 
 
+def test_a_platform_auditor_is_an_account_in_no_organisation(platform):
+    auditor = platform.staff("platform_auditor", None)
+    me = platform.call("GET", "/api/v1/me", auditor["token"], expect=200).get_json()
+    assert (me["role"], me["organisation_id"]) == ("platform_auditor", None)
+    home = platform.organisation()
+    in_one = platform.call("POST", "/api/v1/accounts", platform.admin_token, json={
+        "email": "pa@example.org", "role": "platform_auditor", "organisation_id": home})
+    assert in_one.status_code == 422 and "organisation_id" in in_one.get_json()["errors"]
+    # An organisation's auditor never becomes one: that would widen what an existing account reads.
+    auditor_of_one = platform.staff("auditor", home)
+    promoted = platform.call("PATCH", f"/api/v1/accounts/{auditor_of_one['account_id']}", platform.admin_token,
+                             json={"role": "platform_auditor"})
+    assert promoted.status_code == 422
+
+
 def test_read_access_to_other_organisations_is_granted_to_policy_accounts_only(platform):
     home, other = platform.organisation(), platform.organisation()
     analyst = platform.staff("policy", home)
@@ -171,3 +267,54 @@ def test_read_access_to_other_organisations_is_granted_to_policy_accounts_only(p
     unknown = platform.call("PATCH", f"/api/v1/accounts/{analyst['account_id']}", platform.admin_token,
                             json={"readable_organisations": ["o_nope"]})
     assert unknown.status_code == 422
+
+
+def test_a_missing_body_is_refused_where_the_document_requires_one(platform, organiser):
+    missing = platform.call("POST", "/api/v1/tokens", organiser["token"])
+    assert missing.status_code == 422 and missing.get_json()["errors"] == {"body": ["missing"]}
+    assert platform.call("POST", "/api/v1/tokens", organiser["token"], json={}).status_code == 201
+    path = f"/api/v1/accounts/{organiser['account_id']}"
+    assert platform.call("PATCH", path, platform.admin_token).status_code == 422
+    assert platform.call("PATCH", path, platform.admin_token, json={}).status_code == 200
+
+
+def test_password_checks_run_a_few_at_a_time_and_new_browsers_never_take_the_known_ones_turn(monkeypatch):
+    import threading
+    import time
+
+    from gateway import accounts
+    from shared.errors import ServiceUnavailable
+
+    running, most = [], []
+    lock = threading.Lock()
+
+    class SlowHasher:
+        def verify(self, stored, password):
+            with lock:
+                running.append(1)
+                most.append(len(running))
+            time.sleep(0.02)
+            with lock:
+                running.pop()
+            return False
+
+    monkeypatch.setattr(accounts, "_hasher", SlowHasher())
+    checks = [threading.Thread(target=accounts._verify_quietly, args=("h", "p", "new")) for _ in range(8)]
+    for check in checks:
+        check.start()
+    for check in checks:
+        check.join()
+    assert max(most) <= accounts.HASHING_AT_ONCE  # a flood of sign-ins cannot take every core
+    # Every turn of the new browsers' pool taken: a known browser's check still runs at once ...
+    new_pool = accounts._hashing["new"]
+    for _ in range(accounts.HASHING_AT_ONCE):
+        new_pool.acquire()
+    monkeypatch.setattr(accounts, "HASHING_WAIT_S", 0.05)
+    try:
+        assert accounts._verify_quietly("h", "p", "known") is False
+        # ... and a new browser's waits its turn, then is told to come back (503 problem+json).
+        with pytest.raises(ServiceUnavailable):
+            accounts._verify_quietly("h", "p", "new")
+    finally:
+        for _ in range(accounts.HASHING_AT_ONCE):
+            new_pool.release()

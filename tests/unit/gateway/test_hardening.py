@@ -37,11 +37,25 @@ def test_a_body_over_the_limit_is_413(platform, organiser):
                                  content_type="application/json"), 413)
 
 
+def _chunked(size: int) -> dict:
+    # As gunicorn hands a chunked body over: no length, and a stream the server ends itself.
+    return {"input_stream": io.BytesIO(b'{"title": "' + b"x" * size + b'"}'), "content_type": "application/json",
+            "headers": {"Transfer-Encoding": "chunked"}, "environ_overrides": {"wsgi.input_terminated": True}}
+
+
+def test_a_chunked_body_over_the_limit_is_413_not_cut_short(platform, organiser):
+    assert_problem(platform.call("POST", "/api/v1/consultations", organiser["token"], **_chunked(50 * 1024 * 1024)),
+                   413)
+    small = platform.call("POST", "/api/v1/consultations", organiser["token"], **_chunked(10))
+    assert_problem(small, 422)  # read whole and forwarded: the service names the fields still missing
+    assert set(small.get_json()["errors"]) == {"languages"}
+
+
 def test_only_json_is_taken_where_json_is_expected(platform, organiser):
     text = platform.call("POST", "/api/v1/consultations", organiser["token"], data="title=x",
                          content_type="application/x-www-form-urlencoded")
     assert_problem(text, 415)
-    untyped = platform.call("POST", "/api/v1/consent/grants", data=b"{}", content_type="")
+    untyped = platform.call("POST", "/api/v1/consent/withdrawals", data=b"{}", content_type="")
     assert_problem(untyped, 415)
     upload = platform.call("POST", "/api/v1/consultations", organiser["token"],
                            data={"file": (io.BytesIO(b"PK"), "form.xlsx")})
@@ -73,8 +87,28 @@ def test_every_response_carries_the_security_headers(platform, organiser):
 
 def test_hsts_only_behind_tls(platform):
     assert "Strict-Transport-Security" not in platform.call("GET", "/healthz").headers
-    behind = platform.call("GET", "/healthz", headers={"X-Forwarded-Proto": "https"})
+    behind = platform.call("GET", "/healthz", base_url="https://localhost")
     assert behind.headers["Strict-Transport-Security"].startswith("max-age=")
+
+
+def test_forwarded_proto_is_believed_only_from_a_configured_proxy(platform):
+    from gateway.guards import behind_tls
+
+    # The test client's peer is not a configured proxy: the header is anyone's word, and ignored.
+    assert "Strict-Transport-Security" not in platform.call(
+        "GET", "/healthz", headers={"X-Forwarded-Proto": "https"}).headers
+    settings = platform.gateway.extensions["voices_settings"]
+    proxied = settings.with_(extra={**settings.extra, "TRUSTED_PROXIES": "10.0.0.7, 10.0.0.8"})
+    for peer, believed in (("10.0.0.7", True), ("10.0.0.9", False)):
+        with platform.gateway.test_request_context("/healthz", headers={"X-Forwarded-Proto": "https"},
+                                                   environ_base={"REMOTE_ADDR": peer}):
+            assert behind_tls(proxied) is believed
+            assert behind_tls(settings) is False
+
+
+def test_health_answers_are_never_cached(platform):
+    for path in ("/healthz", "/readyz"):
+        assert platform.call("GET", path).headers["Cache-Control"] == "no-store"
 
 
 def test_cors_is_off_by_default(platform):
@@ -117,11 +151,11 @@ def service_down(platform, name: str):
 def test_a_failing_service_opens_its_circuit_and_callers_get_503_with_retry_after(platform, organiser):
     with service_down(platform, "consent") as client:
         for _ in range(client.breaker.failure_threshold):
-            down = platform.call("POST", "/api/v1/consent/grants", json={})
+            down = platform.call("POST", "/api/v1/consent/withdrawals", json={})
             assert_problem(down, 503)
         assert client.breaker.state == OPEN
         platform.adapters["consent"].down = False  # back, but the circuit waits out its cool-down
-        paused = platform.call("POST", "/api/v1/consent/grants", json={})
+        paused = platform.call("POST", "/api/v1/consent/withdrawals", json={})
         assert_problem(paused, 503)
         assert int(paused.headers["Retry-After"]) >= 1 and paused.get_json()["service"] == "consent"
         # Other services are not affected.

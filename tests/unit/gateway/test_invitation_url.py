@@ -14,7 +14,7 @@ def test_the_invitation_answer_has_the_participant_url(platform, kind):
     demo = open_demo_consultation(platform)
     created = platform.call("POST", f"/api/v1/consultations/{demo.consultation_id}/invitations",
                             demo.organiser_token, expect=201, json={"kind": kind},
-                            headers={"X-Forwarded-Proto": "https"}).get_json()
+                            base_url="https://localhost").get_json()
     assert created["url"] == f"https://localhost/i/{quote(created['code'], safe='')}"
     page = platform.gateway.test_client().get(created["url"].removeprefix("https://localhost"))
     assert page.status_code == 200 and b'data-page="invitation"' in page.data

@@ -1,18 +1,36 @@
 """Metrics per process and logs that keep no client address, user agent, code or token."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
 
+import pytest
+
 from shared.log import JsonFormatter, RedactingFilter, redact
+
+
+METRICS_TOKEN = "m" * 20
+
+
+@contextlib.contextmanager
+def metrics_token(app):
+    """Within it, `app` serves /metrics to `Authorization: Bearer <METRICS_TOKEN>` (the headers it yields)."""
+    settings = app.extensions["voices_settings"]
+    app.extensions["voices_settings"] = settings.with_(extra={**settings.extra, "METRICS_TOKEN": METRICS_TOKEN})
+    try:
+        yield {"Authorization": f"Bearer {METRICS_TOKEN}"}
+    finally:
+        app.extensions["voices_settings"] = settings
 
 
 def test_gateway_metrics_name_route_patterns_never_urls(platform):
     organiser = platform.staff("organiser", platform.organisation())
     platform.call("POST", "/api/v1/invitations/SECRET-CODE-123/open")
     platform.call("GET", "/api/v1/me", organiser["token"], expect=200)
-    text = platform.call("GET", "/metrics", expect=200).get_data(True)
+    with metrics_token(platform.gateway) as headers:
+        text = platform.call("GET", "/metrics", expect=200, headers=headers).get_data(True)
     assert 'route="/api/v1/invitations/<code>/open"' in text
     assert 'route="/api/v1/me"' in text and 'status="200"' in text
     assert "SECRET-CODE-123" not in text
@@ -27,7 +45,8 @@ def test_service_metrics_report_outbox_backlog_and_consumer_lag_per_topic(platfo
 
     runtime.consumer = Consumer()
     try:
-        text = platform.services["aggregation"].test_client().get("/metrics").get_data(True)
+        with metrics_token(platform.services["aggregation"]) as headers:
+            text = platform.services["aggregation"].test_client().get("/metrics", headers=headers).get_data(True)
     finally:
         runtime.consumer = None
     assert 'voices_consumer_lag{service="aggregation",topic="surveys.events"} 5.0' in text
@@ -35,14 +54,15 @@ def test_service_metrics_report_outbox_backlog_and_consumer_lag_per_topic(platfo
     assert 'voices_outbox_backlog{service="aggregation"}' in text
 
 
-def test_metrics_can_require_a_token(platform):
-    settings = platform.gateway.extensions["voices_settings"]
-    platform.gateway.extensions["voices_settings"] = settings.with_(extra={**settings.extra, "METRICS_TOKEN": "m" * 20})
-    try:
-        assert platform.call("GET", "/metrics").status_code == 404
-        assert platform.call("GET", "/metrics", headers={"Authorization": "Bearer " + "m" * 20}).status_code == 200
-    finally:
-        platform.gateway.extensions["voices_settings"] = settings
+@pytest.mark.parametrize("process", ["gateway", "surveys"])
+def test_metrics_answer_only_to_the_configured_token(platform, process):
+    app = platform.gateway if process == "gateway" else platform.services[process]
+    client = app.test_client()
+    assert client.get("/metrics").status_code == 404  # no token set: closed to everyone
+    with metrics_token(app) as headers:
+        assert client.get("/metrics").status_code == 404
+        assert client.get("/metrics", headers={"Authorization": "Bearer not-it"}).status_code == 404
+        assert client.get("/metrics", headers=headers).status_code == 200
 
 
 def test_redaction_removes_client_addresses_and_concrete_paths():

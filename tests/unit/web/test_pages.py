@@ -59,7 +59,7 @@ def test_the_one_cookie_is_httponly_strict_and_secure_behind_tls(demo, browser):
     assert cookie.startswith(f"{COOKIE_NAME}=")
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
     assert "Expires" not in cookie and "Max-Age" not in cookie  # gone when the browser closes
-    secure = browser.post(f"/i/{demo.code}", headers={"X-Forwarded-Proto": "https"}).headers["Set-Cookie"]
+    secure = browser.post(f"/i/{demo.code}", base_url="https://localhost").headers["Set-Cookie"]
     assert "Secure" in secure
 
 
@@ -355,7 +355,7 @@ def test_unknown_section_and_service_trouble_are_pages_not_errors(platform, demo
 def test_too_many_tries_get_a_calm_page(secrets_env):
     from tests.unit.gateway.conftest import build_platform
 
-    limited = build_platform(secrets_env, RATE_ANONYMOUS="2/60")
+    limited = build_platform(secrets_env, RATE_CODE="2/60")
     client = limited.gateway.test_client()
     statuses = [client.post("/check", data={"receipt_code": "ABCD-EFGH-IJKL"}).status_code for _ in range(3)]
     assert statuses[:2] == [422, 422] and statuses[2] == 429
