@@ -41,8 +41,9 @@ def _raw_entries(start: int = 0, end: int | None = None, **filters: Any) -> Iter
 
 
 HEAD = "head"
-# How long a writer that lost a race waits for the winner to move the head before looking itself.
-_HEAD_GRACE_S = 0.02
+# How long a writer that lost a race waits for the winner to move the head before looking for the
+# end itself (a read of the whole ledger on some servers), in steps.
+_HEAD_WAITS_S = (0.005, 0.01, 0.02, 0.05, 0.1)
 
 
 def _last_stored() -> dict[str, Any] | None:
@@ -65,6 +66,16 @@ def _move_head(head: dict[str, Any] | None, entry: Mapping[str, Any]) -> None:
             pass  # another writer made it first
         return
     LedgerHead.objects(name=HEAD, seq=head["seq"]).update_one(set__seq=entry["seq"], set__hash=entry["hash"])
+
+
+def _head_after(seq: int) -> dict[str, Any] | None:
+    """The head once it has moved past `seq` (waiting a little for it), or None if it did not."""
+    for wait in _HEAD_WAITS_S:
+        time.sleep(wait)
+        head = _head()
+        if head is not None and head["seq"] > seq:
+            return head
+    return None
 
 
 def repair_head() -> dict[str, Any] | None:
@@ -109,9 +120,8 @@ def append(kind: str, data: Mapping[str, Any], event_id: str | None = None,
             document.save(force_insert=True)
         except NotUniqueError:
             lost_at = tail["seq"] if tail else -1
-            time.sleep(_HEAD_GRACE_S)
-            tail = _head()
-            if tail is not None and tail["seq"] > lost_at:
+            tail = _head_after(lost_at)
+            if tail is not None:
                 continue  # the winner moved the head: build on it
             stored = _appended(event_id)
             if stored is not None:
