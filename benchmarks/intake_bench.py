@@ -243,8 +243,8 @@ def main() -> None:
     servers = local_servers(log_dir, os.environ.get("MONGODB_URI"), os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
     bootstrap, mongodb_uri = servers.__enter__()
     stack = Stack(kafka_bootstrap=bootstrap, mongodb_uri=mongodb_uri, namespace="intake_bench", log_dir=log_dir,
-                  extra_env={"VOICES_ADMIN_TOKEN": admin, "VOICES_RATE_ANONYMOUS": "1000000/60", "VOICES_RATE_INVITATION": "1000000/60",
-                             "VOICES_RATE_PARTICIPANT": "1000000/60"})
+                  extra_env={"VOICES_ADMIN_TOKEN": admin, "VOICES_RATE_ANONYMOUS": "1000000/60",
+                             "VOICES_RATE_INVITATION": "1000000/60", "VOICES_RATE_PARTICIPANT": "1000000/60"})
     baseline = None
     try:
         print(f"starting Kafka, the document store and the platform (logs in {log_dir}) ...", flush=True)
