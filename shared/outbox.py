@@ -23,9 +23,22 @@ from shared.events import Envelope
 
 log = logging.getLogger("voices.outbox")
 
-# Documents that staged events in this process, per document class, for the relay's fast path.
+# Documents whose events this process stored, per document class, for the relay's fast path.
 # Bounded: an entry dropped or lost (a crash) is still found by the relay's periodic sweep.
-_staged: dict[type, deque] = defaultdict(lambda: deque(maxlen=10_000))
+_stored: dict[type, deque] = defaultdict(lambda: deque(maxlen=10_000))
+
+
+class _Key:
+    __slots__ = ("pk",)
+
+    def __init__(self, pk) -> None:
+        self.pk = pk
+
+
+def remember(model: type, pk) -> None:
+    """Register a document whose events a query update stored (`push__pending_events`), after the
+    update: the relay's fast path then publishes them without waiting for a sweep."""
+    _stored[model].append(_Key(pk))
 
 
 class OutboxDocument(mongoengine.Document):
@@ -37,15 +50,20 @@ class OutboxDocument(mongoengine.Document):
     def stage(self, topic: str, event: Envelope) -> Envelope:
         """Queue `event` for `topic`; it is stored by the next save of this document."""
         self.pending_events.append({"topic": topic, "envelope": event.to_dict()})
-        _staged[type(self)].append(self)
         return event
+
+    def save(self, *args, **kwargs):
+        saved = super().save(*args, **kwargs)
+        if self.pending_events:  # registered once stored: the relay must not look before the write
+            _stored[type(self)].append(self)
+        return saved
 
 
 class OutboxRelay:
     """Publishes pending events from the given document classes.
 
-    Two ways to find them: the documents this process staged events on are looked up by
-    primary key (`relay_staged`, on every nudge), and a sweep reads every document holding
+    Two ways to find them: the documents this process stored events on are looked up by
+    primary key (`relay_stored`, on every nudge), and a sweep reads every document holding
     pending events (`relay_once`) at start, after any failure and every `sweep_interval_s`,
     which catches what other processes (a command, a worker that crashed) left behind. The
     fast path keeps the cost of a request's events independent of the collection's size: a
@@ -86,11 +104,11 @@ class OutboxRelay:
             sent += 1
         return sent
 
-    def relay_staged(self) -> int:
-        """Publish the pending events of the documents this process staged events on."""
+    def relay_stored(self) -> int:
+        """Publish the pending events of the documents this process stored events on."""
         sent = 0
         for model in self.models:
-            queue = _staged[model]
+            queue = _stored[model]
             collection = model._get_collection()
             id_field = model._fields[model._meta["id_field"]]
             while queue:
@@ -98,8 +116,6 @@ class OutboxRelay:
                     document = queue.popleft()
                 except IndexError:
                     break
-                if document.pk is None:
-                    continue  # never saved: nothing was stored
                 try:
                     stored = collection.find_one({"_id": id_field.to_mongo(document.pk)}, {"pending_events": 1})
                     if stored is not None:
@@ -146,7 +162,7 @@ class OutboxRelay:
         next_sweep = 0.0
         while not self._stop.is_set():
             try:
-                self.relay_staged()
+                self.relay_stored()
                 if time.monotonic() >= next_sweep:
                     self.relay_once()
                     next_sweep = time.monotonic() + self.sweep_interval_s

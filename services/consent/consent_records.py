@@ -9,6 +9,7 @@ from mongoengine.errors import NotUniqueError
 
 from services.consent import grants, ledger, receipts, tokens
 from services.consent.models import ConsentText, ConsultationPolicy, Grant
+from shared import outbox
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import Envelope, isoformat
 
@@ -129,7 +130,9 @@ def publish_texts(policy: ConsultationPolicy, version: int, topic: str, trace_id
         # Compare-and-set on the hash: the event announces exactly the body that becomes immutable.
         updated = ConsentText.objects(id=text.id, published_at=None, sha256=text.sha256).update_one(
             set__published_at=now, push__pending_events=text.pending_events[-1])
-        if not updated:
+        if updated:
+            outbox.remember(ConsentText, text.pk)
+        else:
             raise Conflict(f"The {text.language} text of version {version} changed while it was being published; "
                            "check it and publish again.")
     return list(ConsentText.objects(consultation_id=policy.consultation_id, version=version).order_by("language"))
@@ -281,6 +284,7 @@ def withdraw(code: str, purposes: list[str] | None, pepper: bytes, topic: str, t
         updated = Grant.objects(grant_id=grant.grant_id, events__size=seen_events).update_one(
             push__events=event, set__withdrawn=decision.withdrawn, push__pending_events=grant.pending_events[-1])
         if updated:
+            outbox.remember(Grant, grant.pk)
             grant.events, grant.withdrawn = [*grant.events, event], decision.withdrawn
             return grant, decision
     raise Conflict("Your consent record is being changed right now; please try again.")

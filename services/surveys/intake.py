@@ -15,6 +15,7 @@ from services.surveys.consultations import (
     SurveysKeys, as_utc, ensure_accepting, get_consultation, participant_context, spend_invitation,
 )
 from services.surveys.models import Consultation, Erasure, Participant, Response, ResumeDraft, Withdrawal
+from shared import outbox
 from shared.consent_tokens import verify_consent_token
 from shared.errors import Conflict, Forbidden, ValidationFailed
 from shared.events import Envelope, isoformat, utcnow
@@ -251,6 +252,8 @@ def confirm_withdrawal(confirmation_id: str, pseudonym: str, consultation_id: st
                               "processed_at": isoformat(utcnow())})
     changed = Withdrawal.objects(pseudonym=pseudonym, confirmed__ne=confirmation_id).update_one(
         push__confirmed=confirmation_id, push__pending_events={"topic": topic, "envelope": event.to_dict()})
+    if changed:
+        outbox.remember(Withdrawal, pseudonym)
     return bool(changed)
 
 

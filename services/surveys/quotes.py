@@ -29,6 +29,7 @@ from services.surveys import field_crypto, intake
 from services.surveys.consultations import SurveysKeys, as_utc
 from services.surveys.models import ApprovedQuote, Consultation, Response, Withdrawal
 from services.surveys.questionnaire import questions_by_id
+from shared import outbox
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import Envelope, isoformat, utcnow
 
@@ -197,6 +198,8 @@ def revoke(quote: ApprovedQuote, revoked_by: str, topic: str, trace_id: str) -> 
     changed = ApprovedQuote.objects(quote_id=quote.quote_id, revoked=False).update_one(
         set__revoked=True, set__revoked_by=revoked_by, set__revoked_at=now, set__excerpt=None,
         push__pending_events={"topic": topic, "envelope": event.to_dict()})
+    if changed:
+        outbox.remember(ApprovedQuote, quote.pk)
     return bool(changed)
 
 

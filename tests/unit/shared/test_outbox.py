@@ -76,10 +76,10 @@ def test_the_state_change_and_its_event_are_one_document(store):
     assert raw["pending_events"][0]["envelope"]["type"] == "response.erased"
 
 
-def test_documents_staged_here_are_published_by_key_without_a_sweep(store):
+def test_documents_stored_here_are_published_by_key_without_a_sweep(store):
     bus = InProcessBus()
     relay = OutboxRelay(bus, [Order])
-    relay.relay_staged()  # drain what earlier tests staged
+    relay.relay_stored()  # drain what earlier tests staged
     ids = stage_orders(3)
     unsaved = Order(name="never saved")
     unsaved.stage("orders.events", Envelope(type="response.erased", key="x", producer="test", payload={
@@ -96,13 +96,13 @@ def test_documents_staged_here_are_published_by_key_without_a_sweep(store):
     # The fast path must not search the collection by anything but the key.
     collection.find = find_by_key_only
     try:
-        assert relay.relay_staged() == 3
+        assert relay.relay_stored() == 3
     finally:
         collection.find = find
     assert filters and all(set(f) == {"_id"} for f in filters), filters
     assert [e.id for e in bus.events("orders.events")] == ids
     assert relay.backlog() == 0
-    assert relay.relay_staged() == 0 and relay.relay_once() == 0  # nothing twice
+    assert relay.relay_stored() == 0 and relay.relay_once() == 0  # nothing twice
 
 
 def test_a_sweep_finds_what_no_fast_path_saw(store):
@@ -110,6 +110,35 @@ def test_a_sweep_finds_what_no_fast_path_saw(store):
     bus = InProcessBus()
     relay = OutboxRelay(bus, [Order])
     from shared import outbox
-    outbox._staged[Order].clear()  # as after a crash, or events stored by another process
-    assert relay.relay_staged() == 0
+    outbox._stored[Order].clear()  # as after a crash, or events stored by another process
+    assert relay.relay_stored() == 0
     assert relay.relay_once() == 2 and relay.last_backlog == 0
+
+
+def test_a_relay_pass_between_staging_and_saving_loses_nothing(store):
+    bus = InProcessBus()
+    relay = OutboxRelay(bus, [Order])
+    relay.relay_stored()
+    order = Order(name="late")
+    event = order.stage("orders.events", Envelope(type="response.erased", key="o", producer="test", payload={
+        "response_id": "r", "consultation_id": "c", "pseudonym": "p", "reason": "withdrawal",
+        "erased_at": "2026-01-01T00:00:00Z"}))
+    assert relay.relay_stored() == 0  # staged, not stored: nothing to look for yet
+    order.save()
+    assert relay.relay_stored() == 1 and [e.id for e in bus.events("orders.events")] == [event.id]
+
+
+def test_events_pushed_by_a_query_update_are_found_once_remembered(store):
+    from shared import outbox
+
+    bus = InProcessBus()
+    relay = OutboxRelay(bus, [Order])
+    order = Order(name="o").save()
+    relay.relay_stored()
+    Order.objects(id=order.id).update_one(push__pending_events={"topic": "orders.events", "envelope": Envelope(
+        type="response.erased", key="o", producer="test", payload={
+            "response_id": "r", "consultation_id": "c", "pseudonym": "p", "reason": "withdrawal",
+            "erased_at": "2026-01-01T00:00:00Z"}).to_dict()})
+    assert relay.relay_stored() == 0
+    outbox.remember(Order, order.pk)
+    assert relay.relay_stored() == 1
