@@ -551,7 +551,7 @@ def protect_tables(tables: Tables, min_cell_size: MinimumCellSize | int | None,
         rounds += 1
         # Relations without a hidden figure only restate published values: leave them out.
         touching = sorted({i for key in suppressed for i in relations_of.get(key, ())})
-        bounds = figure_bounds([relations[i] for i in touching], values, suppressed, only=pending)
+        bounds = figure_bounds([relations[i] for i in touching], values, suppressed, only=pending, enough=k.k)
         pending = set()
         added_now: set[CellKey] = set()
         for key in sorted(bounds, key=lambda x: (-len(x), x)):
@@ -582,7 +582,7 @@ def protect_tables(tables: Tables, min_cell_size: MinimumCellSize | int | None,
                       audit_rounds=rounds)
 
 
-_WIDEN_TRIES = 8
+_WIDEN_TRIES = 12
 
 
 def _widen(key: CellKey, width: float, k: int, relations: Sequence[Relation],
@@ -606,7 +606,7 @@ def _widen(key: CellKey, width: float, k: int, relations: Sequence[Relation],
     local_hidden = [n for n in {n for rel in local for n in rel.coefficients} if n in suppressed]
     best, best_width = candidates[0], width
     for candidate in candidates[:_WIDEN_TRIES]:
-        low, high = figure_bounds(local, values, [*local_hidden, candidate], only=[key])[key]
+        low, high = figure_bounds(local, values, [*local_hidden, candidate], only=[key], enough=k)[key]
         if high - low >= k:
             best = candidate
             break

@@ -90,15 +90,22 @@ class InconsistentFigures(Exception):
 
 
 def figure_bounds(relations: Sequence[Relation], values: Mapping[CellKey, int],
-                  hidden: Iterable[CellKey], only: Iterable[CellKey] | None = None
-                  ) -> dict[CellKey, tuple[int, float]]:
+                  hidden: Iterable[CellKey], only: Iterable[CellKey] | None = None,
+                  enough: int | None = None) -> dict[CellKey, tuple[int, float]]:
     """Integer bounds (low, high) of every hidden figure (or of those in `only`); high may be inf.
 
     Published figures are `values[key]` (0 when absent). The problem splits
     into independent groups of hidden figures linked by some relation; each
     group is one linear program per bound, and a bound whose optimum is not
-    integral is solved again as an integer program. Raises
-    InconsistentFigures when no assignment satisfies the relations.
+    integral is solved again as an integer program.
+
+    With `enough`, `values` must also hold the true values of the hidden
+    figures (they are one solution), and a figure's range is reported as
+    soon as solutions already found reach `enough` apart: (low, high) are
+    then values it can take, not its extremes. Every whole-number solution
+    met on the way counts for every figure of the group, so most figures
+    need no program of their own. Raises InconsistentFigures when no
+    assignment satisfies the relations.
     """
     hidden_set = set(hidden)
     wanted = hidden_set if only is None else set(only) & hidden_set
@@ -142,30 +149,46 @@ def figure_bounds(relations: Sequence[Relation], values: Mapping[CellKey, int],
     for root, members in groups.items():
         targets = [k for k in members if k in wanted]
         if targets:
-            out.update(_group_bounds(members, [rows[i] for i in rows_of.get(root, ())], targets))
+            truth = [values.get(k, 0) for k in members] if enough is not None else None
+            out.update(_group_bounds(members, [rows[i] for i in rows_of.get(root, ())], targets, truth, enough))
     return out
 
 
 def _group_bounds(members: list[CellKey], rows: list[tuple[dict[CellKey, int], float, bool]],
-                  targets: list[CellKey]) -> dict[CellKey, tuple[int, float]]:
+                  targets: list[CellKey], truth: list[int] | None, enough: int | None
+                  ) -> dict[CellKey, tuple[int, float]]:
     if not rows:
         return {k: (HIDDEN_AT_LEAST, math.inf) for k in targets}
     index = {k: i for i, k in enumerate(members)}
+    # Smallest and largest value each figure takes in the whole-number solutions found so far.
+    seen_low = np.array(truth, dtype=float) if truth is not None else np.full(len(members), np.inf)
+    seen_high = np.array(truth, dtype=float) if truth is not None else np.full(len(members), -np.inf)
     linear = _model(rows, index, integer=False)
     integer = None  # built when a bound is fractional
     out: dict[CellKey, tuple[int, float]] = {}
     for key in targets:
         j = index[key]
-        ends = []
-        for sense in (highspy.ObjSense.kMinimize, highspy.ObjSense.kMaximize):
-            value = _optimum(linear, j, sense)
+        ends = {}
+        for sense in (highspy.ObjSense.kMaximize, highspy.ObjSense.kMinimize):
+            if enough is not None and seen_high[j] - seen_low[j] >= enough:
+                break
+            value, x = _optimum(linear, j, sense)
             if value is not None and abs(value - round(value)) > _TOL:
                 # A fractional vertex: whole numbers may not reach the linear bound.
                 integer = integer or _model(rows, index, integer=True)
-                value = _optimum(integer, j, sense)
-            ends.append(math.inf if value is None else value)
-        low = math.ceil(ends[0] - _TOL)
-        high = ends[1] if math.isinf(ends[1]) else math.floor(ends[1] + _TOL)
+                value, x = _optimum(integer, j, sense)
+            if x is not None and np.all(np.abs(x - np.round(x)) <= _TOL):
+                seen_low = np.minimum(seen_low, np.round(x))
+                seen_high = np.maximum(seen_high, np.round(x))
+            ends[sense] = math.inf if value is None else value
+            if value is None:
+                seen_high[j] = math.inf
+        if len(ends) < 2 and enough is not None:
+            out[key] = (int(seen_low[j]), seen_high[j] if math.isinf(seen_high[j]) else int(seen_high[j]))
+            continue
+        high = ends[highspy.ObjSense.kMaximize]
+        low = math.ceil(ends[highspy.ObjSense.kMinimize] - _TOL)
+        high = high if math.isinf(high) else math.floor(high + _TOL)
         out[key] = (low, high)
     return out
 
@@ -197,8 +220,10 @@ def _model(rows, index, *, integer: bool) -> highspy.Highs:
     return solver
 
 
-def _optimum(solver: highspy.Highs, column: int, sense) -> float | None:
-    """The optimum of one figure, or None when it has no maximum. Raises InconsistentFigures."""
+def _optimum(solver: highspy.Highs, column: int, sense) -> tuple[float | None, np.ndarray | None]:
+    """The optimum of one figure and the solution reaching it, or (None, None) when it has no maximum.
+
+    Raises InconsistentFigures."""
     solver.changeObjectiveSense(sense)
     solver.changeColCost(column, 1.0)
     solver.run()
@@ -208,17 +233,17 @@ def _optimum(solver: highspy.Highs, column: int, sense) -> float | None:
         solver.clearSolver()
         solver.run()
         status = solver.getModelStatus()
-    value = solver.getSolution().col_value[column] if status == highspy.HighsModelStatus.kOptimal else None
+    x = np.array(solver.getSolution().col_value) if status == highspy.HighsModelStatus.kOptimal else None
     solver.changeColCost(column, 0.0)
-    if value is not None:
-        return value
+    if x is not None:
+        return float(x[column]), x
     unbounded = (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible)
     if status in unbounded and sense == highspy.ObjSense.kMaximize:
         # "Unbounded or infeasible": the real figures are a solution, so a feasible point exists; check it.
         solver.changeObjectiveSense(highspy.ObjSense.kMinimize)
         solver.run()
         if solver.getModelStatus() == highspy.HighsModelStatus.kOptimal:
-            return None
+            return None, None
     raise InconsistentFigures(f"no values fit the published figures ({solver.modelStatusToString(status)})")
 
 

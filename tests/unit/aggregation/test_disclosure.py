@@ -23,6 +23,7 @@ from services.aggregation.disclosure import (
     spend_privacy_budget,
     with_percentages,
 )
+from services.aggregation.intervals import reader_relations
 from services.aggregation.projection import (
     DECLINED,
     SKIPPED,
@@ -364,3 +365,20 @@ def test_the_exact_audit_catches_what_the_two_way_slices_miss():
     assert p.audit_rounds > 1
     assert not determined_unknowns(forms(lines_of_table(cats, ("a", "b", "c"))), p.suppressed)
     assert all(counts[key] > 0 for key in p.suppressed)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32 - 1))
+def test_noisy_counts_are_non_negative_integers_that_add_up_in_every_table(seed):
+    rng = np.random.default_rng(seed)
+    cs = [Contribution(f"r{i}", f"p{i}", "c", {"region": "ns"[rng.integers(2)],
+                                               "q": ["a", "b", "c"][: 1 + rng.integers(3)]})
+          for i in range(int(rng.integers(0, 60)))]
+    tables = tabulate(cs, DP_QUESTIONS[:2])
+    noisy = add_laplace_noise(tables, 0.3)
+    assert all(isinstance(v, int) and v >= 0 for v in noisy.counts.values())
+    for rel in reader_relations(noisy):
+        total = sum(c * noisy.count(key) for key, c in rel.coefficients.items())
+        assert total == 0 if rel.equality else total <= 0
+    # Protection then works on them like on exact counts (the audit needs tables that add up).
+    protect_tables(noisy, 5)

@@ -131,6 +131,18 @@ def test_differential_privacy_parameters_and_withheld_questions_are_stated():
     assert s["disclosure"]["differential_privacy"]["epsilon"] == 1e6
     assert [w["question_id"] for w in s["withheld_questions"]] == ["years"]
     assert all(q["question_id"] != "years" for q in s["questions"])
+    # A noisy snapshot says what was done to its counts, not the exact-release wording.
+    said = s["disclosure"]
+    assert "noisy counts of 1 to 9" in said["primary"] and "discrete Laplace" in said["noise"]
+    assert "add up" in said["noise"] and "no published figure is an exact count" in said["noise"]
+    assert "noise" not in release()["disclosure"]
+
+
+def test_the_disclosure_statement_states_the_guarantee_and_the_one_mark():
+    said = release()["disclosure"]
+    assert "span at least 10" in said["complementary"] and "every table at once" in said["complementary"]
+    assert "'suppressed'" in said["marks"] and "never suppressed" in said["zero_cells"]
+    assert "since an earlier snapshot" in said["primary"]
 
 
 def test_bad_snapshot_number_or_consultation_is_refused():
