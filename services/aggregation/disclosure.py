@@ -553,17 +553,13 @@ def protect_tables(tables: Tables, min_cell_size: MinimumCellSize | int | None,
         touching = sorted({i for key in suppressed for i in relations_of.get(key, ())})
         bounds = figure_bounds([relations[i] for i in touching], values, suppressed, only=pending, enough=k.k)
         pending = set()
-        added_now: set[CellKey] = set()
         for key in sorted(bounds, key=lambda x: (-len(x), x)):
             low, high = bounds[key]
             if high - low >= k.k:
                 continue
             pending.add(key)
-            if related[key] & added_now:
-                continue  # a neighbour was just hidden: see whether that is enough before hiding more
             added = _widen(key, high - low, k.k, relations, relations_of, related, values, suppressed)
             pending.update(added)
-            added_now.update(added)
 
     numeric: dict[str, NumericRelease] = {}
     for qid in sorted(tables.numeric):
@@ -606,14 +602,20 @@ def _widen(key: CellKey, width: float, k: int, relations: Sequence[Relation],
     local_hidden = [n for n in {n for rel in local for n in rel.coefficients} if n in suppressed]
     best, best_width = candidates[0], width
     for candidate in candidates[:_WIDEN_TRIES]:
-        low, high = figure_bounds(local, values, [*local_hidden, candidate], only=[key], enough=k)[key]
-        if high - low >= k:
+        tried = _local_width(key, local, values, [*local_hidden, candidate], k)
+        if tried >= k:
             best = candidate
             break
-        if high - low > best_width:
-            best, best_width = candidate, high - low
+        if tried > best_width:
+            best, best_width = candidate, tried
     suppressed[best] = COMPLEMENTARY
     return [best]
+
+
+def _local_width(key: CellKey, local: Sequence[Relation], values: Mapping[CellKey, int],
+                 hidden: Iterable[CellKey], k: int) -> float:
+    low, high = figure_bounds(local, values, hidden, only=[key], enough=k)[key]
+    return high - low
 
 
 def _suppress_one_more(key: CellKey, related: Mapping[CellKey, set[CellKey]], values: Mapping[CellKey, int],

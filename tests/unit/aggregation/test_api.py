@@ -39,9 +39,9 @@ def test_nothing_is_visible_to_policy_users_before_a_release(agg):
 
 
 def test_a_release_is_stored_announced_and_served_with_its_date(agg):
-    fill(agg)
+    fill(agg, 200)
     created = agg.release()
-    assert created["snapshot"] == 1 and created["contributors"] == {"value": 40, "suppressed": False, "reason": None}
+    assert created["snapshot"] == 1 and created["contributors"] == {"value": 200, "suppressed": False, "reason": None}
     [event] = agg.released_events()
     assert event.payload["digest"] == created["digest"] and event.payload["snapshot"] == 1
     assert event.payload["signed_off_by"] == "u_1"
