@@ -280,3 +280,14 @@ def test_a_withdrawal_leaves_the_next_snapshot_and_is_not_readable_by_subtractio
     for key, value in published_figures(third).items():
         before = published_figures(first).get(key)
         assert before is None or value == before or abs(value - before) >= 5
+
+
+def test_a_line_of_ten_with_eight_published_no_longer_pins_its_two_small_cells():
+    # Reported: total 10, 8 published, two cells marked "below minimum" -> both had to be 1.
+    questions = [{"id": "q", "type": "single_choice", "options": ["a", "b", "c"], "dimension": False}]
+    answers = ["a"] * 8 + ["b", "c"]
+    doc = release([Contribution(f"r{i}", f"p{i}", "c", {"q": v}) for i, v in enumerate(answers)], questions, 5)
+    cells = {c["category"]: c for c in doc["questions"][0]["categories"]}
+    assert all(cells[c] == {"category": c, "value": None, "suppressed": True, "reason": "suppressed", "percent": None}
+               for c in "abc")
+    assert all(high - low >= 5 for low, high in assert_safe(doc, 5).values())
