@@ -255,7 +255,9 @@ def nearest_consistent_counts(relations: Sequence[Relation], keys: Sequence[Cell
                               noisy: Mapping[CellKey, int]) -> dict[CellKey, int]:
     """Non-negative whole numbers, one per key, that satisfy every relation and are closest to `noisy`
     (least total absolute difference): noisy tables that add up. Only a function of the noisy counts,
-    so it is post-processing and costs no privacy budget. All zeros always fit, so there is always an answer.
+    so it is post-processing and costs no privacy budget. Within the time limit the best whole-number
+    solution found is used (all zeros always fit, so one exists); raises InconsistentFigures if the
+    solver found none by then.
     """
     n = len(keys)
     index = {k: i for i, k in enumerate(keys)}
@@ -291,6 +293,7 @@ def nearest_consistent_counts(relations: Sequence[Relation], keys: Sequence[Cell
     solver.run()
     solution = solver.getSolution()
     if not solution.value_valid:
-        return {k: 0 for k in keys}
+        # Publishing zeros would mislead; the caller refunds the budget and the release can be retried.
+        raise InconsistentFigures("no consistent noisy tables were found in time")
     x = solution.col_value
     return {k: max(0, int(round(x[i]))) for k, i in index.items()}
