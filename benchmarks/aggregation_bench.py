@@ -6,7 +6,9 @@
 1. Release pipeline at 100k responses (data and pandas comparison from
    `crosstab_bench`): counted_contributions -> tabulate -> protect_tables ->
    build_snapshot, every cross-tab by one and by two dimensions with
-   suppression, against pandas groupby counts of the same cells.
+   suppression (all tables protected jointly: every hidden figure's range,
+   from linear and integer programs over all tables, spans at least k),
+   against pandas groupby counts of the same cells.
 2. Rebuild of N events (response.submitted, ~2% consent.withdrawn), three ways:
    a. without a broker (`--rebuild`): decoding, validating and applying all N
       events with the projection's domain functions to an in-memory store
@@ -38,6 +40,7 @@ import random
 import sys
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -81,8 +84,10 @@ def release_pipeline(n: int) -> None:
     pd, t_frame, t_group = pandas_counts(counted, tables)
     agree = {k: v for k, v in tables.counts.items() if v} == pd
     two_dim = sum(1 for layout in tables.layouts if layout.kind == "crosstab2")
+    causes = Counter(protection.suppressed.values())
     print(f"[release] responses {n:,} (counted {len(counted):,}), cross-tabs by two dimensions: {two_dim}, "
-          f"suppressed figures: {len(protection.suppressed):,}")
+          f"suppressed figures: {len(protection.suppressed):,} ({dict(causes)}), "
+          f"audit rounds: {protection.audit_rounds}")
     print(f"[release] counted_contributions {t_count:.2f}s  tabulate {t_tab:.2f}s  protect_tables {t_prot:.2f}s  "
           f"build_snapshot {t_snap:.2f}s  total {t_count + t_tab + t_prot + t_snap:.2f}s")
     print(f"[release] pandas frame {t_frame:.2f}s  groupby {t_group:.2f}s (no suppression)  "

@@ -80,8 +80,9 @@ class Releases(MethodView):
         """Release the next snapshot (organisers of the owning organisation): suppressed, optionally noisy.
 
         409 when `epsilon` is given and the consultation offers no differential privacy (it opened
-        without an epsilon budget), or its budget cannot pay the requested epsilon (`remaining` says
-        what is left).
+        without an epsilon budget), when it is missing and the consultation has a budget (every
+        release spends from it), or when the budget cannot pay the requested epsilon (`remaining`
+        says what is left).
         """
         principal = require_staff("organiser")
         runtime = current_runtime(current_app)

@@ -3,66 +3,66 @@
 Model
 -----
 All tables of a snapshot are one linked system (see `projection`): every
-figure is a `CellKey`, and each line of each table is an equation
-"sum of the cells of the line = its margin" (`_skipped` and `_declined` make
-the lines add up over all contributors). An analyst knows every published
-value and every such equation. A suppressed cell is *derivable* when the
-equations pin it to one value, i.e. when its unit vector lies in the row
-space of the equations restricted to the suppressed unknowns.
+figure is a `CellKey`, and each line of each table relates its cells to its
+margin (`intervals.reader_relations`: they add up when the varying question
+has one answer per person; multiple-choice lines get the inequalities that
+do hold). A reader knows every published value, every relation, that a
+hidden figure holds at least one person (zeros are always published), and
+that every hidden figure carries the same mark: `suppressed`, whatever the
+reason it was hidden. Nothing else about a hidden figure is published.
 
-Steps (`protect_tables`):
+Guarantee (`protect_tables`): every published figure is 0 or at least k,
+and for every hidden figure the integer values consistent with everything
+the reader knows span at least k (high - low >= k, the sliding protection
+range of tau-ARGUS with width k), so no hidden figure is pinned, and none
+can be shown to be below k.
 
-1. primary suppression: every figure with 0 < contributors < k
-   (`below_minimum`), margins and the overall total included;
-2. complementary suppression per table (1-D tables with their total, 2-D
-   tables with both margins and the total, and every 2-D slice of a
-   question x dimension x dimension table): a table with margins is a
-   bipartite graph (row nodes + a total-row node, column nodes + a
-   total-column node; a cell, margin or total is an edge). Over the reals, a
-   suppressed figure is derivable from its table exactly when its edge is a
-   bridge of the graph of suppressed edges, so each bridge gets the cheapest
-   path of extra suppressions that closes a cycle through it (Dijkstra:
-   fewest coarser figures first, then the smallest total of contributors).
-   For a 1-D table this is the classic "suppress the next smallest cell (or
-   the total)", for a 2-D table the classic "two suppressions in every
-   line", minus its known hole (a bridge between two protected blocks);
-3. a figure shared by several tables has one status, so steps 2 repeat over
-   all tables until nothing changes;
-4. an exact audit of the whole linked system (Gaussian elimination over the
-   integers modulo the prime 2^61-1) catches what table-by-table protection
-   cannot see (3-D combinations, links between tables; it does happen, see
-   the tests); a derivable figure gets one more suppression in one of its
-   lines and steps 2-4 repeat;
-5. numeric summaries (count, sum, mean) add two equations; they are
-   published only if the audit shows that no suppressed figure becomes
-   derivable with them.
+Steps:
 
-Zero cells are published as 0 and not used as complementary suppressions:
-a zero has no contributor to re-identify, and a suppressed zero protects
-little (its neighbour's interval would end exactly at its true value). The
-exception is a last resort: in sparse, mostly suppressed tables the
-published zeros can be what pins a figure, and when nothing non-zero is left
-to close the gap (Dijkstra counts zeros before anything else; the audit
-looks for a non-zero figure in the lines first) a zero is suppressed, reason
-"complementary", rather than leaving the figure derivable. In the benchmark
-data this hides 11 zeros at 300 responses, 3 at 3,000, none at 100,000.
-Caveat stated on purpose: a published 0 beside a published cell can show
-that everybody in a group gave the same answer (group attribute
-disclosure); the k-threshold does not cover that, and neither does any
-suppression of zeros short of suppressing most sparse tables.
+1. rare values of data-driven questions (numbers, dates, open ratings) are
+   grouped into one category `_other_values` until the group holds at least
+   k people (`group_rare_values`); their labels are never shown;
+2. primary suppression: every figure with 0 < contributors < k, and every
+   figure whose change since an earlier snapshot's published value is
+   between 1 and k-1 in size (successive releases, see below);
+3. complementary suppression per table with margins: a table is a bipartite
+   graph and a hidden figure is derivable from its table exactly when its
+   edge is a bridge of the hidden edges, so each bridge gets the cheapest
+   path of extra suppressions that closes a cycle through it (Dijkstra);
+   then an exact rank audit of the whole linked system (Gaussian elimination
+   modulo 2^61-1) adds suppressions until nothing is pinned;
+4. the interval audit (`intervals.figure_bounds`): linear programs over all
+   tables at once, per independent group of hidden figures, refined by an
+   integer program where a bound is fractional; a hidden figure whose range
+   is narrower than k gets one more suppression in one of its lines, and
+   the audit repeats. Hiding one more figure only relaxes the reader's
+   system, so a figure that passed stays passed and the loop ends (at
+   worst with every non-zero figure hidden, when every range is unbounded);
+5. numeric summaries (count, sum, mean) are published only when every value
+   category of the question is published and nothing is grouped: then they
+   follow from published figures and reveal nothing more; otherwise the sum
+   would give the total of the hidden values (a group mean).
 
-Guarantee and its limits: no suppressed figure is *uniquely determined* by
-the published figures and the table equations (over the reals). Not
-covered: intervals are not widened to a protection level, and integer and
-non-negativity reasoning can narrow them; `reason` itself tells an analyst
-that a "below_minimum" cell is between 1 and k-1 and a "complementary" one
-is not. Multiple-choice tables do not add up (one person in several
-cells); they get the same treatment, which is conservative.
+Steps 3 are fast heuristics; step 4 is the guarantee.
 
-Differential privacy (optional): `spend_privacy_budget` then
+Successive releases: a figure published in an earlier snapshot with value a
+is hidden now when 0 < |now - a| < k, so the exact difference of any figure
+published in both snapshots is 0 or at least k, and every other difference
+has the range of the hidden side (at least k wide). Checked against every
+earlier snapshot of the consultation, not only the last.
+
+Not covered: a published 0 beside a published cell can show that everybody
+in a group gave the same answer (group attribute disclosure); which figures
+are hidden is itself visible; a reader who assumes links between snapshots
+(for instance that nobody withdrew, so no figure went down) can combine the
+ranges of two snapshots; the sum of the hidden figures of one line is
+known, as with every complementary suppression.
+
+Differential privacy (optional): `spend_privacy_budget`, then
 `add_laplace_noise` (OpenDP discrete Laplace on every count, scale =
-sensitivity / epsilon), then the same suppression on the noisy counts, which
-is post-processing and costs no extra epsilon.
+sensitivity / epsilon, then post-processed to non-negative integers that
+satisfy every table relation), then the same protection on the noisy
+counts, which is post-processing and costs no extra epsilon.
 """
 from __future__ import annotations
 
@@ -74,10 +74,13 @@ from fractions import Fraction
 from itertools import combinations, product
 from typing import Any, Iterable, Mapping, Sequence
 
+from services.aggregation.intervals import Relation, figure_bounds, nearest_consistent_counts, reader_relations
 from services.aggregation.projection import (
     DECLINED,
+    RESERVED_CATEGORIES,
     SKIPPED,
     CellKey,
+    NumericSummary,
     Tables,
 )
 from shared.errors import Conflict, ValidationFailed
@@ -85,8 +88,13 @@ from shared.errors import Conflict, ValidationFailed
 DEFAULT_MIN_CELL_SIZE = 10
 FLOOR_MIN_CELL_SIZE = 5
 
+# The one mark a reader sees on every hidden figure: it says nothing about the value.
+SUPPRESSED = "suppressed"
+# Why a figure was hidden, kept inside the service (tests, benchmarks), never published.
 BELOW_MINIMUM = "below_minimum"
 COMPLEMENTARY = "complementary"
+CHANGED = "changed_since_earlier_snapshot"
+OTHER_VALUES = "_other_values"  # the group of rare values of a data-driven question
 
 # A Mersenne prime: exact elimination over GF(P) is fast with Python ints,
 # and for 0/±1 table equations its rank equals the rank over the rationals
@@ -139,24 +147,28 @@ class NumericRelease:
 class Protection:
     """The suppression decision for every figure of a snapshot.
 
-    suppressed: CellKey -> reason ("below_minimum" | "complementary"); any
-    key not in it is published with `values[key]` (0 when absent).
-    hidden_labels: question id -> categories whose very label must not be
-    shown (data-driven categories of cells below k).
+    tables: what is published (rare data-driven values already grouped
+    into `_other_values`); render snapshots from these.
+    suppressed: CellKey -> why it is hidden (internal: below_minimum,
+    complementary, changed_since_earlier_snapshot); any key not in it is
+    published with `values[key]` (0 when absent).
     """
 
     k: MinimumCellSize
+    tables: Tables
     values: Mapping[CellKey, int]
     suppressed: Mapping[CellKey, str]
     numeric: Mapping[str, NumericRelease]
-    hidden_labels: Mapping[str, frozenset[str]]
     audit_rounds: int = 0
 
     def cell(self, key: CellKey) -> dict[str, Any]:
-        """The published form of one figure: {value|None, suppressed, reason}; never a suppressed value."""
-        reason = self.suppressed.get(key)
-        if reason is not None:
-            return {"value": None, "suppressed": True, "reason": reason}
+        """The published form of one figure: {value|None, suppressed, reason}; never a suppressed value.
+
+        Every hidden figure has the same reason, `suppressed`: a reason per
+        cause would narrow the range a reader can infer.
+        """
+        if key in self.suppressed:
+            return {"value": None, "suppressed": True, "reason": SUPPRESSED}
         return {"value": int(self.values.get(key, 0)), "suppressed": False, "reason": None}
 
 
@@ -247,13 +259,10 @@ def _connected_without(edges: Sequence[_Edge], skip: int, start: Any, goal: Any)
 
 
 def _edge_cost(e: _Edge, value: int, interior_len: int) -> tuple[int, ...]:
-    # Zeros only when nothing else closes the cycle (zero policy). Then
-    # coarser figures count how many we suppress (they sit in many tables
+    # Coarser figures count how many we suppress (they sit in many tables
     # and cascade); at the finest level the cost is the contributors hidden.
     cost = [0, 0, 0, 0, 0]
-    if value <= 0:
-        cost[0] = 1
-    elif len(e.key) < interior_len:
+    if len(e.key) < interior_len:
         cost[1 + len(e.key)] = 1
     else:
         cost[4] = value
@@ -264,7 +273,7 @@ def _cheapest_path(struct: _Structure, skip: int, values: Mapping[CellKey, int],
                    suppressed: Mapping[CellKey, str]) -> list[_Edge] | None:
     """Cheapest path between the ends of edge `skip` not using it; None if there is none.
 
-    Already suppressed edges cost nothing; zero cells only if unavoidable.
+    Already suppressed edges cost nothing; zero cells are never used.
     """
     target = struct.edges[skip]
     adj: dict[Any, list[tuple[int, _Edge, Any]]] = defaultdict(list)
@@ -289,6 +298,8 @@ def _cheapest_path(struct: _Structure, skip: int, values: Mapping[CellKey, int],
         if cost > best.get(node, cost):
             continue
         for i, e, other in adj[node]:
+            if e.key not in suppressed and values.get(e.key, 0) <= 0:
+                continue  # zeros are always published
             step = zero if e.key in suppressed else _edge_cost(e, values.get(e.key, 0), struct.interior_len)
             new = tuple(a + b for a, b in zip(cost, step))
             if other not in best or new < best[other]:
@@ -300,13 +311,18 @@ def _cheapest_path(struct: _Structure, skip: int, values: Mapping[CellKey, int],
 
 
 def _protect_structure(struct: _Structure, values: Mapping[CellKey, int], suppressed: dict[CellKey, str]) -> bool:
-    """Add complementary suppressions until no suppressed edge of this table is a bridge."""
+    """Add complementary suppressions until no suppressed edge of this table is a bridge.
+
+    A bridge that only zeros could close is left to the interval audit,
+    which can climb to coarser figures in other tables.
+    """
     changed = False
+    hopeless: set[CellKey] = set()
     while True:
         sup_edges = [e for e in struct.edges if e.key in suppressed]
         bridge = None
         for i, e in enumerate(sup_edges):
-            if not _connected_without(sup_edges, i, e.u, e.v):
+            if e.key not in hopeless and not _connected_without(sup_edges, i, e.u, e.v):
                 bridge = e
                 break
         if bridge is None:
@@ -314,9 +330,8 @@ def _protect_structure(struct: _Structure, values: Mapping[CellKey, int], suppre
         skip = struct.edges.index(bridge)
         path = _cheapest_path(struct, skip, values, suppressed)
         if path is None:
-            # A table with its margins is a connected graph, so this cannot
-            # happen; if it ever did, hiding the whole table is the safe answer.
-            path = list(struct.edges)
+            hopeless.add(bridge.key)
+            continue
         for e in path:
             if e.key not in suppressed:
                 suppressed[e.key] = COMPLEMENTARY
@@ -408,37 +423,113 @@ def _forms(eqs: list[tuple[list[CellKey], CellKey]]) -> list[dict[CellKey, int]]
     return forms
 
 
-def _numeric_forms(tables: Tables, qid: str) -> list[dict[CellKey, Fraction | int]]:
-    summary = tables.numeric[qid]
-    cats = [c for c in tables.axes[qid].categories if c not in (DECLINED, SKIPPED)]
-    count_form = {((qid, c),): 1 for c in cats}
-    sum_form = {((qid, c),): Fraction(summary.values[c]) for c in cats}
-    return [count_form, sum_form]
+def _exclusive_forms(tables: Tables) -> list[dict[CellKey, int]]:
+    # Multiple-choice lines do not add up; only exact equations go into the rank audit.
+    eqs = [(cells, margin) for cells, margin in line_equations(tables)
+           if tables.axes[_varying(cells, margin)].type != "multiple_choice"]
+    return _forms(eqs)
+
+
+def _varying(cells: Sequence[CellKey], margin: CellKey) -> str:
+    (q,) = {q for q, _ in cells[0]} - {q for q, _ in margin}
+    return q
+
+
+# ---- grouping rare values ----------------------------------------------------
+
+def group_rare_values(tables: Tables, k: int) -> Tables:
+    """`tables` with the rare values of each data-driven question merged into one `_other_values` category.
+
+    A value is rare when 1 to k-1 people gave it. The group takes the rarest
+    values first and grows with the next rarest until it holds at least k
+    people (or every value is in it), so the group is a figure like any
+    other: published when it is big enough, protected when not, and its
+    labels are never shown. Questions without rare values are unchanged.
+    """
+    grouping: dict[str, frozenset[str]] = {}
+    for qid, axis in tables.axes.items():
+        if not axis.data_driven:
+            continue
+        values = [c for c in axis.categories if c not in RESERVED_CATEGORIES]
+        count = {c: tables.counts.get(((qid, c),), 0) for c in values}
+        rare = [c for c in values if 0 < count[c] < k]
+        if not rare:
+            continue
+        group = set(rare)
+        rest = sorted((c for c in values if c not in group), key=lambda c: (count[c], c))
+        while sum(count[c] for c in group) < k and rest:
+            group.add(rest.pop(0))
+        grouping[qid] = frozenset(group)
+    if not grouping:
+        return tables
+
+    def recode(key: CellKey) -> CellKey:
+        return tuple(sorted((q, OTHER_VALUES if c in grouping.get(q, ()) else c) for q, c in key))
+
+    counts: dict[CellKey, int] = defaultdict(int)
+    for key, v in tables.counts.items():
+        counts[recode(key)] += v
+    axes = dict(tables.axes)
+    numeric = dict(tables.numeric)
+    for qid, group in grouping.items():
+        axis = axes[qid]
+        kept = tuple(c for c in axis.categories if c not in group and c not in RESERVED_CATEGORIES)
+        axes[qid] = replace(axis, categories=kept + (OTHER_VALUES,) + RESERVED_CATEGORIES)
+        if qid in numeric:
+            old = numeric[qid]
+            numeric[qid] = NumericSummary(count=old.count, sum=old.sum, mean=old.mean,
+                                          values={c: v for c, v in old.values.items() if c not in group})
+    return replace(tables, axes=axes, counts=dict(counts), numeric=numeric)
 
 
 # ---- protection ------------------------------------------------------------
 
-def protect_tables(tables: Tables, min_cell_size: MinimumCellSize | int | None) -> Protection:
+def published_changes(values: Mapping[CellKey, int], keys: Iterable[CellKey],
+                      earlier: Iterable[Mapping[CellKey, int]], k: int) -> set[CellKey]:
+    """Keys whose value moved by 1 to k-1 since an earlier snapshot published it.
+
+    Subtracting two snapshots must not show a change smaller than k (a
+    handful of people joining or withdrawing, with their answers).
+    """
+    earlier = list(earlier)
+    out = set()
+    for key in keys:
+        now = values.get(key, 0)
+        if any(key in before and 0 < abs(now - before[key]) < k for before in earlier):
+            out.add(key)
+    return out
+
+
+def protect_tables(tables: Tables, min_cell_size: MinimumCellSize | int | None,
+                   earlier: Iterable[Mapping[CellKey, int]] = ()) -> Protection:
     """Decide, for every figure of `tables`, whether it is published.
 
-    Returns a `Protection`: no published figure has between 1 and k-1
-    contributors, and no suppressed figure can be worked out from the
-    published ones and the table equations (see the module docstring for the
-    exact guarantee). Deterministic: the same tables give the same decision.
-    Raises ValidationFailed for a bad `min_cell_size`.
+    `earlier`: the figures published by earlier snapshots of the same
+    consultation (`snapshots.published_figures`), so that no difference
+    between a snapshot and this one shows a change below k.
+
+    Returns a `Protection` (see the module docstring for the exact
+    guarantee): no published figure has between 1 and k-1 contributors, no
+    hidden figure can be narrowed to a range of fewer than k values.
+    Deterministic: the same input gives the same decision. Raises
+    ValidationFailed for a bad `min_cell_size`.
     """
     k = min_cell_size if isinstance(min_cell_size, MinimumCellSize) else effective_min_cell_size(min_cell_size)
+    tables = group_rare_values(tables, k.k)
     values = tables.counts
     all_keys = sorted({key for shape in tables.shapes() for key in tables.keys_of_shape(shape)},
                       key=lambda key: (len(key), key))
-    suppressed: dict[CellKey, str] = {key: BELOW_MINIMUM for key in all_keys if 0 < values.get(key, 0) < k.k}
+    suppressed: dict[CellKey, str] = {key: CHANGED for key in published_changes(values, all_keys, earlier, k.k)}
+    suppressed.update({key: BELOW_MINIMUM for key in all_keys if 0 < values.get(key, 0) < k.k})
     structures = _structures(tables)
-    eqs = line_equations(tables)
-    forms = _forms(eqs)
-    lines_of: dict[CellKey, list[int]] = defaultdict(list)
-    for i, (cells, margin) in enumerate(eqs):
-        for key in (*cells, margin):
-            lines_of[key].append(i)
+    forms = _exclusive_forms(tables)
+    relations = reader_relations(tables)
+    related: dict[CellKey, set[CellKey]] = defaultdict(set)
+    relations_of: dict[CellKey, list[int]] = defaultdict(list)
+    for i, rel in enumerate(relations):
+        for key in rel.coefficients:
+            related[key].update(rel.coefficients)
+            relations_of[key].append(i)
 
     rounds = 0
     while True:
@@ -449,55 +540,108 @@ def protect_tables(tables: Tables, min_cell_size: MinimumCellSize | int | None) 
             for struct in structures:
                 changed |= _protect_structure(struct, values, suppressed)
         derivable = derivable_figures(forms, suppressed) if suppressed else set()
-        if not derivable:
-            break
-        for key in sorted(derivable, key=lambda x: (len(x), x)):
-            _suppress_one_more(key, eqs, lines_of, values, suppressed)
+        added = [new for key in sorted(derivable, key=lambda x: (len(x), x))
+                 for new in _suppress_one_more(key, related, values, suppressed, 0)]
+        if not added:
+            break  # nothing pinned, or nothing left to hide here: the interval audit decides
+
+    # The interval audit: widen every hidden figure's range to at least k.
+    pending = set(suppressed)
+    while pending:
+        rounds += 1
+        # Relations without a hidden figure only restate published values: leave them out.
+        touching = sorted({i for key in suppressed for i in relations_of.get(key, ())})
+        bounds = figure_bounds([relations[i] for i in touching], values, suppressed, only=pending, enough=k.k)
+        pending = set()
+        for key in sorted(bounds, key=lambda x: (-len(x), x)):
+            low, high = bounds[key]
+            if high - low >= k.k:
+                continue
+            pending.add(key)
+            added = _widen(key, high - low, k.k, relations, relations_of, related, values, suppressed)
+            pending.update(added)
 
     numeric: dict[str, NumericRelease] = {}
-    extra_forms: list[dict[CellKey, Any]] = []
     for qid in sorted(tables.numeric):
         summary = tables.numeric[qid]
+        axis = tables.axes[qid]
+        value_keys = [((qid, c),) for c in axis.categories if c not in RESERVED_CATEGORIES]
         if summary.count == 0:
             numeric[qid] = NumericRelease(False, None)
-            continue
-        if summary.count < k.k:
-            numeric[qid] = NumericRelease(False, BELOW_MINIMUM)
-            continue
-        candidate = _numeric_forms(tables, qid)
-        if suppressed and derivable_figures(forms + extra_forms + candidate, suppressed):
-            numeric[qid] = NumericRelease(False, COMPLEMENTARY)
-            continue
-        extra_forms.extend(candidate)
-        numeric[qid] = NumericRelease(True, None, count=summary.count, sum=summary.sum, mean=summary.mean)
+        elif OTHER_VALUES in axis.categories or any(key in suppressed for key in value_keys):
+            # With a hidden value count, the sum would give the hidden people's total (their mean).
+            numeric[qid] = NumericRelease(False, SUPPRESSED)
+        else:
+            numeric[qid] = NumericRelease(True, None, count=summary.count, sum=summary.sum, mean=summary.mean)
 
-    hidden: dict[str, frozenset[str]] = {}
-    for qid, axis in tables.axes.items():
-        if axis.data_driven:
-            labels = frozenset(c for c in axis.categories
-                               if suppressed.get(((qid, c),)) == BELOW_MINIMUM)
-            if labels:
-                hidden[qid] = labels
-    return Protection(k=k, values=dict(values), suppressed=suppressed, numeric=numeric,
-                      hidden_labels=hidden, audit_rounds=rounds)
+    return Protection(k=k, tables=tables, values=dict(values), suppressed=suppressed, numeric=numeric,
+                      audit_rounds=rounds)
 
 
-def _suppress_one_more(key: CellKey, eqs: list[tuple[list[CellKey], CellKey]],
-                       lines_of: Mapping[CellKey, list[int]], values: Mapping[CellKey, int],
-                       suppressed: dict[CellKey, str]) -> None:
-    """Add one suppression in a line of a derivable `key`: the finest, smallest published non-zero figure."""
-    if key not in suppressed:
-        return
-    candidates: set[CellKey] = set()
-    for i in lines_of.get(key, ()):
-        cells, margin = eqs[i]
-        candidates.update(c for c in (*cells, margin) if c not in suppressed)
-    # Zeros only as a last resort (see the module docstring).
-    usable = [c for c in candidates if values.get(c, 0) > 0] or sorted(candidates)
-    if not usable:
-        return
-    choice = min(usable, key=lambda c: (-len(c), values.get(c, 0), c))
-    suppressed[choice] = COMPLEMENTARY
+_WIDEN_TRIES = 12
+
+
+def _widen(key: CellKey, width: float, k: int, relations: Sequence[Relation],
+           relations_of: Mapping[CellKey, list[int]], related: Mapping[CellKey, set[CellKey]],
+           values: Mapping[CellKey, int], suppressed: dict[CellKey, str]) -> list[CellKey]:
+    """Hide one published neighbour of the too narrow `key`; returns what was hidden.
+
+    The finest neighbours are tried first, each on the lines around `key`
+    only (fewer relations give a range at least as wide, so this ranks
+    candidates, and the full audit checks the result): the first that opens
+    the range to k wins, else the one that widens it most. A neighbour in a
+    line that does not bind `key` widens nothing, which is why they are tried
+    rather than picked by size.
+    """
+    room = k - width
+    candidates = sorted((n for n in related.get(key, ()) if n not in suppressed and values.get(n, 0) > 0),
+                        key=lambda c: (-len(c), values[c] <= room, values[c] if values[c] > room else -values[c], c))
+    if not candidates:
+        return _suppress_one_more(key, related, values, suppressed, room)
+    local = [relations[i] for i in sorted({i for n in (key, *related[key]) for i in relations_of.get(n, ())})]
+    local_hidden = [n for n in {n for rel in local for n in rel.coefficients} if n in suppressed]
+    best, best_width = candidates[0], width
+    for candidate in candidates[:_WIDEN_TRIES]:
+        tried = _local_width(key, local, values, [*local_hidden, candidate], k)
+        if tried >= k:
+            best = candidate
+            break
+        if tried > best_width:
+            best, best_width = candidate, tried
+    suppressed[best] = COMPLEMENTARY
+    return [best]
+
+
+def _local_width(key: CellKey, local: Sequence[Relation], values: Mapping[CellKey, int],
+                 hidden: Iterable[CellKey], k: int) -> float:
+    low, high = figure_bounds(local, values, hidden, only=[key], enough=k)[key]
+    return high - low
+
+
+def _suppress_one_more(key: CellKey, related: Mapping[CellKey, set[CellKey]], values: Mapping[CellKey, int],
+                       suppressed: dict[CellKey, str], room: int) -> list[CellKey]:
+    """Hide one more non-zero figure next to `key` (sharing a line with it); returns what was hidden.
+
+    Prefers, among the published neighbours, the finest figure with more
+    than `room` people (enough to widen the range in one step; the smallest
+    such), else the largest. When every neighbour is hidden or zero, it
+    looks one line further out, through the hidden neighbours.
+    """
+    seen = {key}
+    frontier = [key]
+    while frontier:
+        candidates = {n for f in frontier for n in related.get(f, ())
+                      if n not in suppressed and values.get(n, 0) > 0}
+        if candidates:
+            choice = min(candidates, key=lambda c: (-len(c), values.get(c, 0) <= room,
+                                                    values.get(c, 0) if values.get(c, 0) > room else -values.get(c, 0),
+                                                    c))
+            suppressed[choice] = COMPLEMENTARY
+            return [choice]
+        nxt = sorted({n for f in frontier for n in related.get(f, ()) if n not in seen and n in suppressed})
+        seen.update(nxt)
+        frontier = nxt
+    return []
 
 
 # ---- differential privacy --------------------------------------------------
@@ -530,22 +674,31 @@ def privacy_budget_from_document(doc: Mapping[str, Any]) -> PrivacyBudget:
 
 
 def spend_privacy_budget(budget: PrivacyBudget, epsilon: float, snapshot: int) -> PrivacyBudget:
-    """The budget after a snapshot spends `epsilon`.
+    """The budget after snapshot number `snapshot` spends `epsilon`.
 
-    Spending again for a snapshot that already spent returns the budget
-    unchanged (a retried release must not pay twice). Raises
+    Every snapshot pays for itself: a number that has already spent is a
+    Conflict (two releases must never share one charge). Raises
     ValidationFailed for epsilon <= 0, Conflict("privacy budget exhausted",
     remaining=..., requested=...) when it would go over.
     """
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0 or not math.isfinite(epsilon):
         raise ValidationFailed("epsilon must be a positive number", errors={"epsilon": ["must be > 0"]})
-    if any(s == snapshot for s, _ in budget.spent):
-        return budget
+    if net_spent(budget.spent).get(snapshot, 0.0) > 0:
+        raise Conflict("this snapshot number has already spent privacy budget", snapshot=snapshot,
+                       consultation_id=budget.consultation_id)
     # A small tolerance so that spending exactly the rest is allowed despite float sums.
     if budget.epsilon_spent + epsilon > budget.epsilon_total * (1 + 1e-9):
         raise Conflict("privacy budget exhausted", remaining=budget.remaining, requested=epsilon,
                        epsilon_total=budget.epsilon_total, consultation_id=budget.consultation_id)
     return replace(budget, spent=budget.spent + ((snapshot, float(epsilon)),))
+
+
+def net_spent(spent: Iterable[tuple[int, float]]) -> dict[int, float]:
+    """Epsilon per snapshot number after refunds (negative entries of releases that were not stored)."""
+    out: dict[int, float] = defaultdict(float)
+    for snapshot, epsilon in spent:
+        out[snapshot] = math.fsum((out[snapshot], epsilon))
+    return {s: e for s, e in out.items() if e > 1e-12}
 
 
 def dp_sensitivity(tables: Tables) -> int:
@@ -571,8 +724,10 @@ def add_laplace_noise(tables: Tables, epsilon: float) -> Tables:
     ratings without a declared range) are withheld: publishing which
     categories exist would not be differentially private. Numeric summaries
     are withheld too. Every key of every remaining shape, zeros included,
-    gets noise with scale sensitivity/epsilon; results are rounded integers
-    clamped at 0 (post-processing). Spend the budget first
+    gets noise with scale sensitivity/epsilon; the noisy counts are then
+    replaced by the closest non-negative integers that satisfy every table
+    relation (`intervals.nearest_consistent_counts`, post-processing: cells
+    add up to their margins and totals). Spend the budget first
     (`spend_privacy_budget`). Raises ValidationFailed for epsilon <= 0.
     """
     if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0 or not math.isfinite(epsilon):
@@ -594,7 +749,10 @@ def add_laplace_noise(tables: Tables, epsilon: float) -> Tables:
     if spent > epsilon * (1 + 1e-9):  # OpenDP's own accounting must agree with ours
         raise Conflict("noise calibration does not meet the requested epsilon", requested=epsilon, actual=spent)
     noisy = measurement([int(tables.counts.get(key, 0)) for key in keys])
-    counts = {key: max(0, int(v)) for key, v in zip(keys, noisy)}
+    # Post-processing (no further epsilon): the closest non-negative whole numbers that add up in every table.
+    counts = nearest_consistent_counts(reader_relations(kept), keys, dict(zip(keys, noisy)))
     privacy = {"mechanism": "discrete Laplace (OpenDP make_laplace, integer counts)", "epsilon": float(epsilon),
-               "sensitivity": sensitivity, "scale": scale}
+               "sensitivity": sensitivity, "scale": scale,
+               "post_processing": "closest non-negative integers (least absolute difference) for which every "
+                                  "table adds up to its margins and totals"}
     return replace(kept, counts=counts, privacy=privacy)

@@ -41,7 +41,7 @@ def current_tables(consultation_id: str) -> projection.Tables:
 
 
 def _budget(consultation_id: str, total: float) -> tuple[disclosure.PrivacyBudget, int]:
-    """The consultation's budget `total` with what its snapshots spent so far, and the stored revision."""
+    """The consultation's budget `total` with every spend and refund so far, and the stored revision."""
     doc = PrivacyBudgetDocument.objects(consultation_id=consultation_id).first()
     if doc is None:
         try:
@@ -54,23 +54,50 @@ def _budget(consultation_id: str, total: float) -> tuple[disclosure.PrivacyBudge
     return budget, doc.revision
 
 
-def spend(consultation_id: str, epsilon: float, snapshot: int, total: float) -> disclosure.PrivacyBudget:
-    """Spend `epsilon` of the consultation's budget `total` for `snapshot` (compare-and-set on the revision).
+# Concurrent releases retry their compare-and-set; each attempt is one read and one conditional write.
+_SPEND_ATTEMPTS = 50
 
-    Raises Conflict (409) when the budget would be exceeded or another release spent concurrently.
+
+def _append_spend(consultation_id: str, entry_of, total: float) -> tuple[disclosure.PrivacyBudget, int]:
+    """Append one entry to the budget with a compare-and-set on its revision, retrying when another
+    release wrote first. `entry_of(budget, next_snapshot)` checks and returns (budget after, entry).
+    Returns (budget after, snapshot number of the entry). Raises what `entry_of` raises, or Conflict."""
+    for _ in range(_SPEND_ATTEMPTS):
+        budget, revision = _budget(consultation_id, total)
+        last = Release.objects(consultation_id=consultation_id).order_by("-snapshot").only("snapshot").first()
+        taken = max([0 if last is None else last.snapshot, *(s for s, _ in budget.spent)])
+        after, entry = entry_of(budget, taken + 1)
+        entry = {**entry, "at": isoformat(datetime.now(timezone.utc))}
+        # $push keeps the earlier entries as stored; the revision makes the read and the write one step.
+        if PrivacyBudgetDocument.objects(consultation_id=consultation_id, revision=revision).update_one(
+                push__spent=entry, inc__revision=1):
+            return after, entry["snapshot"]
+    raise Conflict("too many releases spent privacy budget at the same time; try again",
+                   consultation_id=consultation_id)
+
+
+def spend(consultation_id: str, epsilon: float, total: float) -> tuple[disclosure.PrivacyBudget, int]:
+    """Charge `epsilon` to the consultation's budget `total` for the next snapshot number.
+
+    Concurrent releases are serialized by the budget document's revision: each
+    is charged exactly its own epsilon and gets its own snapshot number (the
+    number is reserved by the charge, so two noisy releases never share one).
+    Returns (budget after, snapshot number). Raises Conflict (409) when the
+    budget cannot pay, ValidationFailed for a bad epsilon.
     """
-    budget, revision = _budget(consultation_id, total)
-    after = disclosure.spend_privacy_budget(budget, epsilon, snapshot)
-    if after == budget:
-        return after  # this snapshot already paid (a retried release)
-    # $push keeps the earlier entries as stored, with their times.
-    entry = {"snapshot": snapshot, "epsilon": float(epsilon), "at": isoformat(datetime.now(timezone.utc))}
-    changed = PrivacyBudgetDocument.objects(consultation_id=consultation_id, revision=revision).update_one(
-        push__spent=entry, inc__revision=1)
-    if not changed:
-        raise Conflict("another release spent privacy budget at the same time; try again",
-                       consultation_id=consultation_id)
-    return after
+    def charge(budget, number):
+        after = disclosure.spend_privacy_budget(budget, epsilon, number)
+        return after, {"snapshot": number, "epsilon": float(epsilon)}
+    return _append_spend(consultation_id, charge, total)
+
+
+def refund(consultation_id: str, epsilon: float, snapshot: int, total: float) -> None:
+    """Record that `snapshot` was not stored after all: a negative entry, so the ledger keeps both
+    and what is spent equals what was published (entries are only ever appended)."""
+    def give_back(budget, _next):
+        entry = {"snapshot": snapshot, "epsilon": -float(epsilon), "refund": True}
+        return budget, entry
+    _append_spend(consultation_id, give_back, total)
 
 
 def privacy_budget(meta: ConsultationMeta) -> dict[str, Any]:
@@ -80,8 +107,10 @@ def privacy_budget(meta: ConsultationMeta) -> dict[str, Any]:
     """
     cid = meta.consultation_id
     doc = PrivacyBudgetDocument.objects(consultation_id=cid).first()
-    entries = sorted(doc.spent if doc is not None else [], key=lambda e: int(e["snapshot"]))
-    spent = [{"snapshot": int(e["snapshot"]), "epsilon": float(e["epsilon"]), "at": e["at"]} for e in entries]
+    entries = doc.spent if doc is not None else []
+    net = disclosure.net_spent((int(e["snapshot"]), float(e["epsilon"])) for e in entries)
+    when = {int(e["snapshot"]): e["at"] for e in entries if float(e["epsilon"]) > 0}
+    spent = [{"snapshot": s, "epsilon": net[s], "at": when[s]} for s in sorted(net)]
     budget = disclosure.privacy_budget_from_document(
         {"consultation_id": cid, "epsilon_total": meta.epsilon_budget or 0.0, "spent": spent})
     offered = meta.epsilon_budget is not None
@@ -94,33 +123,60 @@ def remaining_epsilon(meta: ConsultationMeta) -> float | None:
     return privacy_budget(meta)["remaining"]
 
 
+def earlier_figures(consultation_id: str) -> list[dict[projection.CellKey, int]]:
+    """What every earlier snapshot of the consultation published, by cell key (oldest first)."""
+    return [snapshots.published_figures(r.content)
+            for r in Release.objects(consultation_id=consultation_id).order_by("snapshot").only("content")]
+
+
 def release(consultation_id: str, principal: Principal, *, epsilon: float | None, topic: str) -> Release:
     """Build, store and announce the next snapshot of a consultation (organiser of its organisation).
 
-    With `epsilon`, the snapshot carries noise and spends that much of the consultation's budget.
+    On a consultation with a privacy budget every release carries noise and
+    spends `epsilon` from it (charged before the snapshot is built, given back
+    if it is not stored). Without a budget, the snapshot is exact and is
+    protected jointly with what earlier snapshots published, so that no
+    difference between two of them shows a change below k.
     Returns the stored Release, whose release.published event the outbox relay sends.
     Raises NotFound (unknown or another organisation's consultation), Conflict (differential privacy
-    not offered for the consultation, privacy budget exhausted, or a concurrent release took the
-    snapshot number), ValidationFailed (bad epsilon).
+    not offered for the consultation, an exact release asked of a consultation with a budget, privacy
+    budget exhausted, or a concurrent release took the snapshot number), ValidationFailed (bad epsilon).
     """
     doc = ConsultationMeta.objects(consultation_id=consultation_id).first()
     if doc is None or (principal.role != "admin" and principal.organisation_id != doc.organisation_id):
         raise NotFound("No such resource.")
-    last = Release.objects(consultation_id=consultation_id).order_by("-snapshot").only("snapshot").first()
-    number = 1 if last is None else last.snapshot + 1
+    if epsilon is not None and doc.epsilon_budget is None:
+        raise Conflict("differential privacy is not offered for this consultation: it opened without an epsilon "
+                       "budget; release without epsilon", consultation_id=consultation_id, remaining=0.0,
+                       requested=epsilon)
+    if epsilon is None and doc.epsilon_budget is not None:
+        raise Conflict("this consultation has a privacy budget: every release spends from it; give epsilon",
+                       consultation_id=consultation_id, remaining=remaining_epsilon(doc), requested=None)
     tables = current_tables(consultation_id)
-    if epsilon is not None:
-        if doc.epsilon_budget is None:
-            raise Conflict("differential privacy is not offered for this consultation: it opened without an epsilon "
-                           "budget; release without epsilon", consultation_id=consultation_id, remaining=0.0,
-                           requested=epsilon)
-        spend(consultation_id, epsilon, number, doc.epsilon_budget)
-        tables = disclosure.add_laplace_noise(tables, epsilon)
-    protection = disclosure.protect_tables(tables, doc.min_cell_size)
+    if epsilon is None:
+        last = Release.objects(consultation_id=consultation_id).order_by("-snapshot").only("snapshot").first()
+        number = 1 if last is None else last.snapshot + 1
+        protection = disclosure.protect_tables(tables, doc.min_cell_size, earlier=earlier_figures(consultation_id))
+    else:
+        # Noisy snapshots are protected by the noise across releases; the budget bounds what they add up to.
+        _, number = spend(consultation_id, epsilon, doc.epsilon_budget)
+    try:
+        if epsilon is not None:
+            protection = disclosure.protect_tables(disclosure.add_laplace_noise(tables, epsilon), doc.min_cell_size)
+        return _store_release(doc, principal, protection, number, epsilon, topic)
+    except Exception:
+        if epsilon is not None:
+            refund(consultation_id, epsilon, number, doc.epsilon_budget)
+        raise
+
+
+def _store_release(doc: ConsultationMeta, principal: Principal, protection: disclosure.Protection, number: int,
+                   epsilon: float | None, topic: str) -> Release:
+    consultation_id = doc.consultation_id
     now = datetime.now(timezone.utc)
     released_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # what MongoDB keeps
-    content = snapshots.build_snapshot(tables, protection, consultation_id=consultation_id, snapshot=number,
-                                       created_at=isoformat(released_at))
+    content = snapshots.build_snapshot(protection.tables, protection, consultation_id=consultation_id,
+                                       snapshot=number, created_at=isoformat(released_at))
     record = Release(release_id=f"rel_{uuid.uuid4().hex}", consultation_id=consultation_id,
                      organisation_id=doc.organisation_id, title=doc.title, snapshot=number,
                      signed_off_by=principal.subject or "unknown", released_at=released_at,

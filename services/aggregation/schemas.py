@@ -25,8 +25,8 @@ class PrivacyBudgetSchema(Schema):
 
 class ReleaseRequestSchema(Schema):
     consultation_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
-    # Optional differential privacy: this snapshot spends epsilon of the consultation's budget
-    # (refused when the consultation has none).
+    # Differential privacy: this snapshot spends epsilon of the consultation's budget. Required when the
+    # consultation has a budget (every release spends), refused when it has none.
     epsilon = fields.Float(load_default=None, allow_none=True, allow_nan=False,
                            validate=validate.Range(min=0, min_inclusive=False, max=10))
 

@@ -1,8 +1,8 @@
 """Released snapshots: the one document policy users see, its digest and its exports.
 
-A snapshot is built only from `Tables` and the `Protection` decided for
-them, so a suppressed value cannot reach it: every figure goes through
-`Protection.cell`. The digest is the SHA-256 of the canonical JSON of the
+A snapshot is built only from the `Protection` decided for a consultation's
+tables (`Protection.tables`, rare values already grouped), so a suppressed
+value cannot reach it: every figure goes through `Protection.cell`. The digest is the SHA-256 of the canonical JSON of the
 snapshot without its `digest` field; release.published carries it, so an
 auditor can recompute it from an export (`verify_snapshot_digest`).
 """
@@ -15,12 +15,11 @@ import json
 from itertools import product
 from typing import Any, Mapping, Sequence
 
-from services.aggregation.disclosure import BELOW_MINIMUM, Protection, with_percentages
-from services.aggregation.projection import DECLINED, SKIPPED, QuestionAxis, TableLayout, Tables
+from services.aggregation.disclosure import OTHER_VALUES, SUPPRESSED, Protection, with_percentages
+from services.aggregation.projection import SKIPPED, CellKey, QuestionAxis, TableLayout, Tables
 from shared.errors import ValidationFailed
 
 SNAPSHOT_FORMAT = 1
-HIDDEN_VALUES = "_suppressed_values"  # stands for data-driven categories whose label itself is withheld
 CSV_COLUMNS = ("table", "question_id", "dimension_1", "category_1", "dimension_2", "category_2",
                "category", "value", "percent", "suppressed", "reason")
 
@@ -41,28 +40,19 @@ def verify_snapshot_digest(snapshot: Mapping[str, Any]) -> bool:
     return snapshot.get("digest") == snapshot_digest(snapshot)
 
 
-def _visible_categories(axis: QuestionAxis, protection: Protection) -> tuple[list[str], bool]:
-    hidden = protection.hidden_labels.get(axis.id, frozenset())
-    return [c for c in axis.categories if c not in hidden], bool(hidden)
-
-
 def _hidden_cell() -> dict[str, Any]:
-    return {"value": None, "suppressed": True, "reason": BELOW_MINIMUM}
+    return {"value": None, "suppressed": True, "reason": SUPPRESSED}
 
 
 def _cells_for(axis: QuestionAxis, protection: Protection, fixed: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
     """One line of a table along `axis` (the other questions fixed), with percentages.
 
-    Hidden data-driven labels become one `_suppressed_values` entry, so the
-    export never names a rare answer; `_skipped` is shown but is not in the
-    percentage base (those people did not answer this question).
+    Rare data-driven values are one `_other_values` category already
+    (`disclosure.group_rare_values`), so the export never names a rare
+    answer; `_skipped` is shown but is not in the percentage base (those
+    people did not answer this question).
     """
-    visible, any_hidden = _visible_categories(axis, protection)
-    cells = [{"category": c, **protection.cell(tuple(sorted([*fixed, (axis.id, c)])))} for c in visible]
-    if any_hidden:
-        # Keep the lump before the reserved categories so the order stays readable.
-        cells.insert(len([c for c in visible if c not in (DECLINED, SKIPPED)]),
-                     {"category": HIDDEN_VALUES, **_hidden_cell()})
+    cells = [{"category": c, **protection.cell(tuple(sorted([*fixed, (axis.id, c)])))} for c in axis.categories]
     skipped_at = [i for i, c in enumerate(cells) if c["category"] == SKIPPED]
     return with_percentages(cells, exclude=skipped_at)
 
@@ -73,12 +63,11 @@ def _question_result(tables: Tables, protection: Protection, layout: TableLayout
     skipped = protection.cell(((axis.id, SKIPPED),))
     if total["suppressed"] or skipped["suppressed"]:
         # Contributors = total - skipped: not publishable when either is hidden.
-        contributors = {"value": None, "suppressed": True,
-                        "reason": total["reason"] if total["suppressed"] else skipped["reason"]}
+        contributors = _hidden_cell()
     elif 0 < total["value"] - skipped["value"] < protection.k.k:
         # Derivable from the two published figures, but a snapshot never
         # prints a count below k itself.
-        contributors = {"value": None, "suppressed": True, "reason": BELOW_MINIMUM}
+        contributors = _hidden_cell()
     else:
         contributors = {"value": total["value"] - skipped["value"], "suppressed": False, "reason": None}
     result: dict[str, Any] = {"question_id": axis.id, "type": axis.type, "total": total,
@@ -91,7 +80,8 @@ def _question_result(tables: Tables, protection: Protection, layout: TableLayout
                                  "suppressed": False, "reason": None}
         else:
             result["numeric"] = {"count": None, "sum": None, "mean": None,
-                                 "suppressed": release.reason is not None, "reason": release.reason}
+                                 "suppressed": release.reason is not None,
+                                 "reason": None if release.reason is None else SUPPRESSED}
     return result
 
 
@@ -107,9 +97,69 @@ def _crosstab(tables: Tables, protection: Protection, layout: TableLayout) -> di
             "total": protection.cell(())}
 
 
+def disclosure_statement(protection: Protection) -> dict[str, Any]:
+    """What was done to the figures of a snapshot, in words a policy reader can check."""
+    k = protection.k.k
+    noisy = protection.tables.privacy
+    basis = "noisy counts" if noisy else "counts"
+    statement: dict[str, Any] = {
+        "primary": f"{basis} of 1 to {k - 1} are suppressed, and so is every figure that moved by 1 to {k - 1} "
+                   "since an earlier snapshot of this consultation published it",
+        "complementary": "further figures are suppressed until, for every suppressed figure, the whole numbers "
+                         "consistent with all published figures of this snapshot (cells, margins and totals of "
+                         f"every table at once) span at least {k}",
+        "marks": "every suppressed figure carries the same reason, 'suppressed'; it says nothing of the value "
+                 "except that it is at least 1",
+        "zero_cells": "published as 0; never suppressed",
+        "grouped_values": f"rare answers to number, date and open rating questions are grouped as {OTHER_VALUES} "
+                          f"until the group holds at least {k} people; their labels are not shown",
+        "numeric_summaries": "count, sum and mean are published only when every value of the question is "
+                             "published and none is grouped",
+        "percentages": "over published cells only; _skipped is not in the base",
+        "differential_privacy": dict(noisy) if noisy else None,
+    }
+    if noisy:
+        statement["noise"] = (
+            f"every count carries discrete Laplace noise (epsilon {noisy['epsilon']}, scale {noisy['scale']:g}); "
+            "the noisy counts are then replaced by the closest non-negative whole numbers for which every table's "
+            "cells add up to its published margins and totals, before suppression; no published figure is an "
+            "exact count, and the budget is spent once for the whole snapshot")
+    return statement
+
+
+def published_figures(snapshot: Mapping[str, Any]) -> dict[CellKey, int]:
+    """Every figure a snapshot document publishes, by cell key (suppressed ones left out).
+
+    What a later release compares itself with (`disclosure.protect_tables`, `earlier`).
+    """
+    out: dict[CellKey, int] = {}
+
+    def put(pairs, cell) -> None:
+        if not cell.get("suppressed") and cell.get("value") is not None:
+            out[tuple(sorted(pairs))] = int(cell["value"])
+
+    put((), snapshot["contributors"])
+    for q in snapshot["questions"]:
+        put((), q["total"])
+        for cell in q["categories"]:
+            put([(q["question_id"], cell["category"])], cell)
+    for kind in ("crosstabs", "crosstabs2"):
+        for t in snapshot[kind]:
+            for g in t["groups"]:
+                fixed = list(zip(t["dimensions"], g["categories"]))
+                put(fixed, g["total"])
+                for cell in g["cells"]:
+                    put(fixed + [(t["question_id"], cell["category"])], cell)
+    return out
+
+
 def build_snapshot(tables: Tables, protection: Protection, *, consultation_id: str, snapshot: int,
                    created_at: str) -> dict[str, Any]:
     """The snapshot document (plain dict, JSON-ready) with its digest.
+
+    `tables` are those given to `protect_tables` (their consultation is
+    checked); the figures come from `protection.tables`, where rare values
+    are grouped.
 
     consultation id, snapshot number, created_at (give an ISO-8601 UTC
     string; it is part of the digest), the k in force, per-question results,
@@ -123,6 +173,7 @@ def build_snapshot(tables: Tables, protection: Protection, *, consultation_id: s
     if tables.consultation_id not in (None, consultation_id):
         raise ValidationFailed("tables belong to another consultation",
                                errors={"consultation_id": ["does not match the tables"]})
+    tables = protection.tables
     questions, crosstabs, crosstabs2 = [], [], []
     for layout in tables.layouts:
         if layout.kind == "question":
@@ -140,14 +191,7 @@ def build_snapshot(tables: Tables, protection: Protection, *, consultation_id: s
         "k_requested": protection.k.requested,
         "k_note": protection.k.note,
         "contributors": protection.cell(()),
-        "disclosure": {
-            "primary": f"figures with 1 to {protection.k.k - 1} contributors are suppressed (below_minimum)",
-            "complementary": "further figures are suppressed so that no suppressed figure can be worked out "
-                             "from published cells, margins and totals across all tables",
-            "zero_cells": "published as 0; never used as complementary suppressions",
-            "percentages": "over published cells only; _skipped is not in the base",
-            "differential_privacy": dict(tables.privacy) if tables.privacy else None,
-        },
+        "disclosure": disclosure_statement(protection),
         "questions": questions,
         "crosstabs": crosstabs,
         "crosstabs2": crosstabs2,

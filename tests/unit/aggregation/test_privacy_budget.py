@@ -1,10 +1,16 @@
 """Differential privacy per consultation: the budget from consultation.published, spending it, reading it."""
 from __future__ import annotations
 
+import math
+import threading
 from datetime import datetime
 
-from services.aggregation import rebuild
+import mongomock
+import pytest
+
+from services.aggregation import rebuild, releases
 from services.aggregation.models import ConsultationMeta, PrivacyBudgetDocument, Release
+from shared.auth import Principal
 from tests.unit.aggregation.conftest import CID, ORG, answers_for, published, submitted
 
 BUDGET = f"/api/v1/insights/consultations/{CID}/privacy-budget"
@@ -56,20 +62,19 @@ def test_each_consultation_spends_its_own_budget_and_over_budget_is_a_409_saying
     assert len(stored(agg, Release, consultation_id=CID)) == 1  # the refused release stored nothing
     # The other consultation's budget is its own: 5.0 pays what this one could not.
     assert agg.release(cid=OTHER, epsilon=3.0)["epsilon_remaining"] == 2.0
-    assert agg.release(epsilon=None)["epsilon_remaining"] == 0.25  # a release without noise spends nothing
+    agg.release(epsilon=None, expect=409)  # with a budget, no release is exact
     last = agg.release(epsilon=0.25)
-    assert last["snapshot"] == 3 and last["epsilon_remaining"] == 0.0
+    assert last["snapshot"] == 2 and last["epsilon_remaining"] == 0.0
     agg.release(epsilon=0.01, expect=409)
 
 
 def test_the_budget_reads_total_each_snapshot_spent_with_when_and_what_is_left(agg):
     fill(agg, epsilon_budget=2.0)
     one = agg.release(epsilon=0.5)
-    agg.release()
     three = agg.release(epsilon=1.0)
     budget = agg.call("GET", BUDGET, 200)
     assert budget["epsilon_total"] == 2.0 and budget["epsilon_spent"] == 1.5 and budget["remaining"] == 0.5
-    assert [(s["snapshot"], s["epsilon"]) for s in budget["spent"]] == [(1, 0.5), (3, 1.0)]
+    assert [(s["snapshot"], s["epsilon"]) for s in budget["spent"]] == [(1, 0.5), (2, 1.0)]
     # Spent as the snapshot was built, just before it was stored.
     for spend, release in zip(budget["spent"], (one, three)):
         assert spend["at"].endswith("Z")
@@ -109,3 +114,91 @@ def test_a_new_version_keeps_the_budget_and_a_rebuild_restores_it_with_what_was_
     budget = agg.call("GET", BUDGET, 200)
     assert (budget["epsilon_total"], budget["remaining"]) == (2.0, 0.5)
     agg.release(epsilon=1.0, expect=409)
+
+
+def serialize_store_writes(monkeypatch) -> threading.RLock:
+    """Apply each write to the embedded store in one step, as a MongoDB server applies a write to one
+    document atomically (mongomock does it in several Python steps, which threads could interleave)."""
+    lock = threading.RLock()  # reentrant: a locked read may create the budget document
+    for name in ("update_one", "insert_one"):
+        original = getattr(mongomock.Collection, name)
+
+        def locked(self, *args, _original=original, **kwargs):
+            with lock:
+                return _original(self, *args, **kwargs)
+        monkeypatch.setattr(mongomock.Collection, name, locked)
+    return lock
+
+
+def release_all_at_once(agg, monkeypatch, epsilons):
+    """Send one release per epsilon from as many threads; every one reads the budget before any spends."""
+    lock = serialize_store_writes(monkeypatch)
+    barrier = threading.Barrier(len(epsilons), timeout=30)
+    first_read = threading.local()
+    original = releases._budget
+
+    def read_then_wait(*args):
+        with lock:
+            result = original(*args)
+        if not getattr(first_read, "done", False):
+            first_read.done = True
+            barrier.wait()  # all releases hold the same revision before the first write
+        return result
+    monkeypatch.setattr(releases, "_budget", read_then_wait)
+    outcomes: list = [None] * len(epsilons)
+
+    def send(i):
+        r = agg.client.post("/api/v1/releases", headers=agg.staff(),
+                            json={"consultation_id": CID, "epsilon": epsilons[i]})
+        outcomes[i] = (r.status_code, r.get_json())
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(epsilons))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return outcomes
+
+
+def test_simultaneous_releases_are_each_charged_exactly_their_own_epsilon(agg, monkeypatch):
+    fill(agg, epsilon_budget=10.0)
+    epsilons = [0.1 * (i + 1) for i in range(8)]
+    outcomes = release_all_at_once(agg, monkeypatch, epsilons)
+    assert [status for status, _ in outcomes] == [201] * 8
+    numbers = sorted(body["snapshot"] for _, body in outcomes)
+    assert numbers == list(range(1, 9))  # each release its own snapshot number
+    published = {r.snapshot: r.epsilon for r in stored(agg, Release)}
+    budget = agg.call("GET", BUDGET, 200)
+    assert {s["snapshot"]: s["epsilon"] for s in budget["spent"]} == published
+    assert budget["epsilon_spent"] == pytest.approx(math.fsum(epsilons))
+    assert sorted(published.values()) == sorted(epsilons)
+
+
+def test_simultaneous_releases_never_overspend_and_the_ledger_equals_what_was_published(agg, monkeypatch):
+    fill(agg, epsilon_budget=1.0)
+    outcomes = release_all_at_once(agg, monkeypatch, [0.3] * 6)
+    assert sorted(status for status, _ in outcomes) == [201] * 3 + [409] * 3
+    assert all("budget" in body["detail"] for status, body in outcomes if status == 409)
+    budget = agg.call("GET", BUDGET, 200)
+    released = stored(agg, Release)
+    assert len(released) == 3 and budget["epsilon_spent"] == pytest.approx(0.9)
+    assert sorted(s["snapshot"] for s in budget["spent"]) == sorted(r.snapshot for r in released)
+
+
+def test_a_release_that_is_not_stored_gives_its_epsilon_back(agg, monkeypatch):
+    fill(agg, epsilon_budget=1.0)
+    agg.release(epsilon=0.25)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk full")
+    monkeypatch.setattr(releases, "_store_release", broken)
+    with pytest.raises(RuntimeError):
+        with agg.app.app_context():
+            releases.release(CID, Principal(kind="staff", role="organiser", organisation_id=ORG, subject="u"),
+                             epsilon=0.5, topic="t")
+    budget = agg.call("GET", BUDGET, 200)
+    assert budget["epsilon_spent"] == 0.25 and [s["snapshot"] for s in budget["spent"]] == [1]
+    [doc] = stored(agg, PrivacyBudgetDocument)
+    # Both the charge and its refund stay in the record, nothing is removed from it.
+    assert [(e["snapshot"], e["epsilon"]) for e in doc.spent] == [(1, 0.25), (2, 0.5), (2, -0.5)]
+    monkeypatch.undo()
+    assert agg.release(epsilon=0.5)["snapshot"] == 3  # a number once charged is never reused
