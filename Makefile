@@ -58,7 +58,7 @@ bench: install
 	$(PY) -m benchmarks
 
 # Deletes everything `make run` stored (VOICES_DATA_DIR, default ./var), after asking.
-wipe:
+wipe: $(STAMP)
 	$(PY) -m deploy.run --wipe
 
 clean:
