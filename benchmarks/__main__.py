@@ -3,6 +3,7 @@
 Each script is bounded in count and time and talks only to loopback addresses.
 Pass names to run a subset: `python -m benchmarks intake crosstab`.
 """
+
 from __future__ import annotations
 
 import subprocess

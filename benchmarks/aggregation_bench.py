@@ -30,6 +30,7 @@ unless KAFKA_BOOTSTRAP_SERVERS and MONGODB_URI name others.
 
 Loopback only, bounded in count and time, no asserts on timing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,7 +68,9 @@ CID = "bench"
 def release_pipeline(n: int) -> None:
     contributions = generate(n, 7)
     # ~1% withdrawn: their tombstones go through counted_contributions as in a release.
-    tombstones = [projection.Tombstone(CID, c.pseudonym, whole_participant=True) for c in contributions[::100]]
+    tombstones = [
+        projection.Tombstone(CID, c.pseudonym, whole_participant=True) for c in contributions[::100]
+    ]
     contributions = [dataclasses.replace(c, consultation_id=CID) for c in contributions]
     t = time.perf_counter()
     counted = projection.counted_contributions(contributions, tombstones)
@@ -79,40 +82,88 @@ def release_pipeline(n: int) -> None:
     protection = protect_tables(tables, 10)
     t_prot = time.perf_counter() - t
     t = time.perf_counter()
-    snap = build_snapshot(tables, protection, consultation_id=CID, snapshot=1, created_at="2025-01-01T00:00:00Z")
+    snap = build_snapshot(
+        tables, protection, consultation_id=CID, snapshot=1, created_at="2025-01-01T00:00:00Z"
+    )
     t_snap = time.perf_counter() - t
     pd, t_frame, t_group = pandas_counts(counted, tables)
     agree = {k: v for k, v in tables.counts.items() if v} == pd
     two_dim = sum(1 for layout in tables.layouts if layout.kind == "crosstab2")
     causes = Counter(protection.suppressed.values())
-    print(f"[release] responses {n:,} (counted {len(counted):,}), cross-tabs by two dimensions: {two_dim}, "
-          f"suppressed figures: {len(protection.suppressed):,} ({dict(causes)}), "
-          f"audit rounds: {protection.audit_rounds}")
-    print(f"[release] counted_contributions {t_count:.2f}s  tabulate {t_tab:.2f}s  protect_tables {t_prot:.2f}s  "
-          f"build_snapshot {t_snap:.2f}s  total {t_count + t_tab + t_prot + t_snap:.2f}s")
-    print(f"[release] pandas frame {t_frame:.2f}s  groupby {t_group:.2f}s (no suppression)  "
-          f"counts agree: {agree}  snapshot {len(snap['crosstabs2'])} two-dimension tables")
+    print(
+        f"[release] responses {n:,} (counted {len(counted):,}), cross-tabs by two dimensions: {two_dim}, "
+        f"suppressed figures: {len(protection.suppressed):,} ({dict(causes)}), "
+        f"audit rounds: {protection.audit_rounds}"
+    )
+    print(
+        f"[release] counted_contributions {t_count:.2f}s  tabulate {t_tab:.2f}s  protect_tables {t_prot:.2f}s  "
+        f"build_snapshot {t_snap:.2f}s  total {t_count + t_tab + t_prot + t_snap:.2f}s"
+    )
+    print(
+        f"[release] pandas frame {t_frame:.2f}s  groupby {t_group:.2f}s (no suppression)  "
+        f"counts agree: {agree}  snapshot {len(snap['crosstabs2'])} two-dimension tables"
+    )
 
 
 def bench_events(n: int, seed: int = 3):
     rng = random.Random(seed)
-    yield Envelope(type="consultation.published", key=CID, producer="bench", payload={
-        "consultation_id": CID, "organisation_id": "o", "survey_version": 1, "title": "bench", "languages": ["en"],
-        "min_cell_size": 10, "min_age": None, "purposes": ["participate", "aggregate_reporting"],
-        "questions": [dict({"min": None, "max": None}, **q) for q in QUESTIONS], "published_at": "2025-01-01"})
+    yield Envelope(
+        type="consultation.published",
+        key=CID,
+        producer="bench",
+        payload={
+            "consultation_id": CID,
+            "organisation_id": "o",
+            "survey_version": 1,
+            "title": "bench",
+            "languages": ["en"],
+            "min_cell_size": 10,
+            "min_age": None,
+            "purposes": ["participate", "aggregate_reporting"],
+            "questions": [dict({"min": None, "max": None}, **q) for q in QUESTIONS],
+            "published_at": "2025-01-01",
+        },
+    )
     for i in range(n - 1):
         p = f"p{rng.randrange(max(1, n))}"
         if rng.random() < 0.02:
-            yield Envelope(type="consent.withdrawn", key=p, producer="bench", payload={
-                "grant_id": "g", "pseudonym": p, "consultation_id": CID, "purposes": ["aggregate_reporting"],
-                "remaining": ["participate"], "all": False, "withdrawn_at": "2025-02-01T00:00:00Z"})
+            yield Envelope(
+                type="consent.withdrawn",
+                key=p,
+                producer="bench",
+                payload={
+                    "grant_id": "g",
+                    "pseudonym": p,
+                    "consultation_id": CID,
+                    "purposes": ["aggregate_reporting"],
+                    "remaining": ["participate"],
+                    "all": False,
+                    "withdrawn_at": "2025-02-01T00:00:00Z",
+                },
+            )
         else:
-            yield Envelope(type="response.submitted", key=CID, producer="bench", payload={
-                "response_id": f"r{i}", "consultation_id": CID, "survey_version": 1, "pseudonym": p, "grant_id": "g",
-                "purposes": ["participate", "aggregate_reporting"], "submitted_at": "2025-01-02T00:00:00Z",
-                "answers": {"region": rng.choice(["north", "south", "east"]), "age": rng.choice(["u18", "18-25"]),
-                            "needs": ["housing", "legal"], "safety": rng.randint(1, 5)},
-                "declined": [], "free_text_questions": []})
+            yield Envelope(
+                type="response.submitted",
+                key=CID,
+                producer="bench",
+                payload={
+                    "response_id": f"r{i}",
+                    "consultation_id": CID,
+                    "survey_version": 1,
+                    "pseudonym": p,
+                    "grant_id": "g",
+                    "purposes": ["participate", "aggregate_reporting"],
+                    "submitted_at": "2025-01-02T00:00:00Z",
+                    "answers": {
+                        "region": rng.choice(["north", "south", "east"]),
+                        "age": rng.choice(["u18", "18-25"]),
+                        "needs": ["housing", "legal"],
+                        "safety": rng.randint(1, 5),
+                    },
+                    "declined": [],
+                    "free_text_questions": [],
+                },
+            )
 
 
 def apply_in_memory(state: dict, event: Envelope) -> None:
@@ -120,7 +171,9 @@ def apply_in_memory(state: dict, event: Envelope) -> None:
     p = event.payload
     if event.type == "response.submitted":
         c = projection.contribution_from_submitted(p)
-        if c is not None and projection.is_counted(c, state["tombs"].get((c.consultation_id, c.pseudonym))):
+        if c is not None and projection.is_counted(
+            c, state["tombs"].get((c.consultation_id, c.pseudonym))
+        ):
             state["contribs"].setdefault(c.response_id, c)
     elif event.type == "consent.withdrawn":
         t = projection.tombstone_from_withdrawn(p)
@@ -142,8 +195,10 @@ def rebuild_bench(sizes: list[int], broker_sizes: list[int], sample: int) -> Non
             t = time.perf_counter()
             apply_in_memory(state, decode(value))
             spent += time.perf_counter() - t
-        print(f"[rebuild] {n:,} events without a broker: decode + validate + apply (domain functions, in-memory "
-              f"store) {spent:.1f}s ({n / spent:,.0f}/s); counted {counted(state):,}")
+        print(
+            f"[rebuild] {n:,} events without a broker: decode + validate + apply (domain functions, in-memory "
+            f"store) {spent:.1f}s ({n / spent:,.0f}/s); counted {counted(state):,}"
+        )
         del state
     for n in broker_sizes:
         replay_through_broker(n)
@@ -152,8 +207,11 @@ def rebuild_bench(sizes: list[int], broker_sizes: list[int], sample: int) -> Non
 
 
 def counted(state: dict) -> int:
-    return sum(1 for c in state["contribs"].values()
-               if projection.is_counted(c, state["tombs"].get((c.consultation_id, c.pseudonym))))
+    return sum(
+        1
+        for c in state["contribs"].values()
+        if projection.is_counted(c, state["tombs"].get((c.consultation_id, c.pseudonym)))
+    )
 
 
 def replay_through_broker(n: int) -> None:
@@ -173,7 +231,9 @@ def replay_through_broker(n: int) -> None:
     admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap)
     admin.create_topics([NewTopic(topic, 3, 1)])
     admin.close()
-    producer = KafkaProducer(bootstrap_servers=[broker.bootstrap], linger_ms=20, batch_size=256 * 1024, acks=1)
+    producer = KafkaProducer(
+        bootstrap_servers=[broker.bootstrap], linger_ms=20, batch_size=256 * 1024, acks=1
+    )
     t = time.perf_counter()
     futures = [producer.send(topic, encode(e)) for e in bench_events(n)]
     producer.flush()
@@ -194,11 +254,13 @@ def replay_through_broker(n: int) -> None:
     report = replay(source, partial(apply_in_memory, state))
     source.close()
     t_replay = time.perf_counter() - t
-    print(f"[rebuild] {n:,} events through Apache Kafka: produced in {t_produce:.1f}s "
-          f"({n / t_produce:,.0f}/s, not part of a rebuild); reading alone {t_read:.1f}s "
-          f"({read_only / t_read:,.0f} records/s); read to the high watermark ({total:,} records) + "
-          f"decode + validate + apply (in-memory store) {t_replay:.1f}s ({report.handled / t_replay:,.0f}/s), "
-          f"handled {report.handled:,}, invalid {report.invalid}, counted {counted(state):,}")
+    print(
+        f"[rebuild] {n:,} events through Apache Kafka: produced in {t_produce:.1f}s "
+        f"({n / t_produce:,.0f}/s, not part of a rebuild); reading alone {t_read:.1f}s "
+        f"({read_only / t_read:,.0f} records/s); read to the high watermark ({total:,} records) + "
+        f"decode + validate + apply (in-memory store) {t_replay:.1f}s ({report.handled / t_replay:,.0f}/s), "
+        f"handled {report.handled:,}, invalid {report.invalid}, counted {counted(state):,}"
+    )
 
 
 def handler_sample(sample: int) -> None:
@@ -208,9 +270,14 @@ def handler_sample(sample: int) -> None:
     from shared.runtime import current_runtime
     from shared.settings import Settings
 
-    extra = {k[len("VOICES_"):]: v for k, v in generate_secrets().items()}
-    settings = Settings(service="aggregation", mongodb_uri=SERVERS.mongodb_uri, run_background=False, extra=extra,
-                        namespace=f"bench{uuid.uuid4().hex[:8]}")
+    extra = {k[len("VOICES_") :]: v for k, v in generate_secrets().items()}
+    settings = Settings(
+        service="aggregation",
+        mongodb_uri=SERVERS.mongodb_uri,
+        run_background=False,
+        extra=extra,
+        namespace=f"bench{uuid.uuid4().hex[:8]}",
+    )
     runtime = current_runtime(create_app(settings, bus=InProcessBus()))
     events = list(bench_events(sample))
     marks = []
@@ -230,22 +297,31 @@ def freshness_bench(count: int, rate: float) -> None:
     from shared.runtime import current_runtime
     from shared.settings import Settings
 
-    env = {**os.environ, **generate_secrets(), "KAFKA_BOOTSTRAP_SERVERS": SERVERS.bootstrap,
-           "MONGODB_URI": SERVERS.mongodb_uri, "VOICES_NAMESPACE": f"fresh{uuid.uuid4().hex[:8]}"}
+    env = {
+        **os.environ,
+        **generate_secrets(),
+        "KAFKA_BOOTSTRAP_SERVERS": SERVERS.bootstrap,
+        "MONGODB_URI": SERVERS.mongodb_uri,
+        "VOICES_NAMESPACE": f"fresh{uuid.uuid4().hex[:8]}",
+    }
     settings = Settings.from_env("aggregation", env)
     app = create_app(settings)
     runtime = current_runtime(app)
     runtime.start_background()
     try:
         bus = runtime.bus
-        observed_before = sum(b.get() for b in handlers.FRESHNESS._buckets)  # the handler sample counts too
+        observed_before = sum(
+            b.get() for b in handlers.FRESHNESS._buckets
+        )  # the handler sample counts too
         events = list(bench_events(count + 1))
         bus.publish(settings.topics.surveys, events[0])
         t0 = time.perf_counter()
         for i, e in enumerate(e for e in events[1:] if e.type == "response.submitted"):
             payload = dict(e.payload, submitted_at=isoformat(utcnow()))
-            bus.publish(settings.topics.responses, Envelope(type=e.type, key=e.key, producer="bench",
-                                                            payload=payload))
+            bus.publish(
+                settings.topics.responses,
+                Envelope(type=e.type, key=e.key, producer="bench", payload=payload),
+            )
             delay = t0 + (i + 1) / rate - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
@@ -257,10 +333,12 @@ def freshness_bench(count: int, rate: float) -> None:
                 if f["responses"] >= sent:
                     break
                 time.sleep(0.5)
-        print(f"[freshness] Apache Kafka + consumer + document store, {sent} responses at {rate:g}/s: counted "
-              f"{f['responses']}, p50 {f['p50_seconds']}s, p95 {f['p95_seconds']}s "
-              f"(freshness histogram observations during this run: "
-              f"{sum(b.get() for b in handlers.FRESHNESS._buckets) - observed_before:.0f})")
+        print(
+            f"[freshness] Apache Kafka + consumer + document store, {sent} responses at {rate:g}/s: counted "
+            f"{f['responses']}, p50 {f['p50_seconds']}s, p95 {f['p95_seconds']}s "
+            f"(freshness histogram observations during this run: "
+            f"{sum(b.get() for b in handlers.FRESHNESS._buckets) - observed_before:.0f})"
+        )
     finally:
         runtime.stop()
 
@@ -270,7 +348,9 @@ def main(argv=None) -> None:
     parser.add_argument("--responses", type=int, default=100_000)
     parser.add_argument("--rebuild", default="100000,1000000")
     parser.add_argument("--handler-sample", type=int, default=1000)
-    parser.add_argument("--broker", default="100000,1000000", help="comma list of sizes replayed through Kafka")
+    parser.add_argument(
+        "--broker", default="100000,1000000", help="comma list of sizes replayed through Kafka"
+    )
     parser.add_argument("--freshness", type=int, default=300)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--skip", default="", help="comma list of release,rebuild,freshness")
@@ -286,12 +366,18 @@ def main(argv=None) -> None:
     from deploy.servers import local_servers
 
     global SERVERS
-    with local_servers(Path(tempfile.mkdtemp(prefix="voices-aggregation-bench-")), os.environ.get("MONGODB_URI"),
-                       os.environ.get("KAFKA_BOOTSTRAP_SERVERS")) as (bootstrap, mongodb_uri):
+    with local_servers(
+        Path(tempfile.mkdtemp(prefix="voices-aggregation-bench-")),
+        os.environ.get("MONGODB_URI"),
+        os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+    ) as (bootstrap, mongodb_uri):
         SERVERS = Servers(bootstrap, mongodb_uri)
         if "rebuild" not in skip:
-            rebuild_bench([int(x) for x in args.rebuild.split(",") if x],
-                          [int(x) for x in args.broker.split(",") if x], args.handler_sample)
+            rebuild_bench(
+                [int(x) for x in args.rebuild.split(",") if x],
+                [int(x) for x in args.broker.split(",") if x],
+                args.handler_sample,
+            )
         if "freshness" not in skip:
             freshness_bench(args.freshness, args.rate)
         print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

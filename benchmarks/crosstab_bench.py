@@ -16,6 +16,7 @@ skips), then times:
 It checks that pandas and `tabulate` agree on every non-zero cell, then
 prints the figures. Loopback only, bounded in time, no asserts on timing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -27,12 +28,36 @@ from services.aggregation.projection import DECLINED, SKIPPED, Contribution, tab
 from services.aggregation.snapshots import build_snapshot
 
 QUESTIONS = [
-    {"id": "region", "type": "single_choice", "options": ["north", "south", "east", "west", "centre"], "dimension": True},
-    {"id": "age", "type": "single_choice", "options": ["u18", "18-25", "26-40", "41+"], "dimension": True},
-    {"id": "gender", "type": "single_choice", "options": ["woman", "man", "other"], "dimension": True},
-    {"id": "support", "type": "single_choice", "options": ["enough", "some", "none", "unsure"], "dimension": False},
-    {"id": "needs", "type": "multiple_choice", "options": ["housing", "legal", "health", "money", "school"],
-     "dimension": False},
+    {
+        "id": "region",
+        "type": "single_choice",
+        "options": ["north", "south", "east", "west", "centre"],
+        "dimension": True,
+    },
+    {
+        "id": "age",
+        "type": "single_choice",
+        "options": ["u18", "18-25", "26-40", "41+"],
+        "dimension": True,
+    },
+    {
+        "id": "gender",
+        "type": "single_choice",
+        "options": ["woman", "man", "other"],
+        "dimension": True,
+    },
+    {
+        "id": "support",
+        "type": "single_choice",
+        "options": ["enough", "some", "none", "unsure"],
+        "dimension": False,
+    },
+    {
+        "id": "needs",
+        "type": "multiple_choice",
+        "options": ["housing", "legal", "health", "money", "school"],
+        "dimension": False,
+    },
     {"id": "safety", "type": "rating", "options": [], "dimension": False, "min": 1, "max": 5},
 ]
 
@@ -56,10 +81,14 @@ def generate(n: int, seed: int) -> list[Contribution]:
                 # skewed: the first options are much more common, the last ones rare
                 answers[q["id"]] = opts[min(int(rng.expovariate(1.2)), len(opts) - 1)]
             elif q["type"] == "multiple_choice":
-                answers[q["id"]] = [o for o in q["options"] if rng.random() < 0.3] or [q["options"][0]]
+                answers[q["id"]] = [o for o in q["options"] if rng.random() < 0.3] or [
+                    q["options"][0]
+                ]
             else:
                 answers[q["id"]] = rng.randint(1, 5)
-        out.append(Contribution(f"r{i}", f"p{i}", "bench", answers, tuple(declined), 1, "2024-01-01"))
+        out.append(
+            Contribution(f"r{i}", f"p{i}", "bench", answers, tuple(declined), 1, "2024-01-01")
+        )
     return out
 
 
@@ -123,8 +152,9 @@ def main(argv=None) -> None:
     t_protect = time.perf_counter() - t
 
     t = time.perf_counter()
-    snapshot = build_snapshot(tables, protection, consultation_id="bench", snapshot=1,
-                              created_at="2024-01-01T00:00:00Z")
+    snapshot = build_snapshot(
+        tables, protection, consultation_id="bench", snapshot=1, created_at="2024-01-01T00:00:00Z"
+    )
     t_snap = time.perf_counter() - t
 
     pd_counts, t_frame, t_groupby = pandas_counts(contributions, tables)
@@ -135,15 +165,21 @@ def main(argv=None) -> None:
     n_keys = sum(len(tables.keys_of_shape(s)) for s in shapes)
     print(f"responses                 {args.responses:>10,}")
     print(f"questions / dimensions    {len(QUESTIONS):>10} / {len(tables.dimensions)}")
-    print(f"tables (layouts)          {len(tables.layouts):>10}   shapes incl. margins: {len(shapes)}")
+    print(
+        f"tables (layouts)          {len(tables.layouts):>10}   shapes incl. margins: {len(shapes)}"
+    )
     print(f"figures (keys, incl. 0)   {n_keys:>10,}   non-zero: {len(ours):,}")
-    print(f"suppressed                {len(protection.suppressed):>10,}   "
-          f"(audit rounds: {protection.audit_rounds}, k={protection.k.k})")
+    print(
+        f"suppressed                {len(protection.suppressed):>10,}   "
+        f"(audit rounds: {protection.audit_rounds}, k={protection.k.k})"
+    )
     print(f"generate data             {t_gen:>10.2f} s")
     print(f"tabulate (all counts)     {t_tab:>10.2f} s")
     print(f"protect_tables            {t_protect:>10.2f} s")
-    print(f"build_snapshot + digest   {t_snap:>10.2f} s   ({len(snapshot['questions'])} questions, "
-          f"{len(snapshot['crosstabs'])} + {len(snapshot['crosstabs2'])} cross-tabs)")
+    print(
+        f"build_snapshot + digest   {t_snap:>10.2f} s   ({len(snapshot['questions'])} questions, "
+        f"{len(snapshot['crosstabs'])} + {len(snapshot['crosstabs2'])} cross-tabs)"
+    )
     print(f"pandas: build frame       {t_frame:>10.2f} s")
     print(f"pandas: groupby counts    {t_groupby:>10.2f} s")
     print(f"counts agree with pandas  {agree!s:>10}")

@@ -12,6 +12,7 @@ two timed in turn so that both see the same machine load.
 
 Loopback only (no network at all), bounded in count, no asserts on timing.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,12 +58,17 @@ def main(argv=None) -> None:
             parse_with_new_schemas(json.loads(v))
         best_uncached = min(best_uncached, time.perf_counter() - t)
     n = len(values)
-    print(f"[events] decode {n:,} events: {best_decode:.2f}s = {n / best_decode:,.0f} events/s "
-          f"({best_decode / n * 1e6:.0f} µs each, of which JSON parsing {best_json / n * 1e6:.0f} µs); "
-          f"best of {args.repeat}")
-    print(f"[events] the same with new schema instances for every event: {best_uncached:.2f}s = "
-          f"{n / best_uncached:,.0f} events/s ({best_uncached / n * 1e6:.0f} µs each); "
-          f"reusing them is {best_uncached / best_decode:.1f}x faster")
+    print(
+        f"[events] decode {n:,} events: {best_decode:.2f}s = {n / best_decode:,.0f} events/s "
+        f"({best_decode / n * 1e6:.0f} µs each, of which JSON parsing {best_json / n * 1e6:.0f} µs); "
+        f"best of {args.repeat}"
+    )
+    print(
+        f"[events] the same with new schema instances for every event: {best_uncached:.2f}s = "
+        f"{n / best_uncached:,.0f} events/s ({best_uncached / n * 1e6:.0f} µs each); "
+        f"reusing them is {best_uncached / best_decode:.1f}x faster"
+    )
+
 
 if __name__ == "__main__":
     main()

@@ -37,6 +37,7 @@ verified in 6 ms; inclusion proofs 114/s, p50 69 ms; the verifier on a
 184 s, proofs 21/s. Embedded mode: mongomock scans a whole collection for every
 query, so each append and each proof costs more as the ledger grows.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -57,9 +58,26 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
 PURPOSES = ["participate", "aggregate_reporting", "quote_anonymised"]
-SURVEY = {"languages": ["en"], "sections": [{"id": "s1", "title": {"en": "Support"}, "questions": [
-    {"id": "got_help", "type": "single_choice", "label": {"en": "Did you get help when you needed it?"},
-     "options": [{"code": "yes", "label": {"en": "Yes"}}, {"code": "no", "label": {"en": "No"}}]}]}]}
+SURVEY = {
+    "languages": ["en"],
+    "sections": [
+        {
+            "id": "s1",
+            "title": {"en": "Support"},
+            "questions": [
+                {
+                    "id": "got_help",
+                    "type": "single_choice",
+                    "label": {"en": "Did you get help when you needed it?"},
+                    "options": [
+                        {"code": "yes", "label": {"en": "Yes"}},
+                        {"code": "no", "label": {"en": "No"}},
+                    ],
+                }
+            ],
+        }
+    ],
+}
 
 
 class Client:
@@ -80,8 +98,11 @@ def call(session, method: str, url: str, token: str | None = None, expect=(200, 
     response = session.request(method, url, headers=headers, **({"timeout": 30} | kwargs))
     if response.status_code not in expect:
         raise RuntimeError(f"{method} {url}: {response.status_code} {response.text[:300]}")
-    return response.json() if response.content and response.headers.get("Content-Type", "").endswith("json") \
+    return (
+        response.json()
+        if response.content and response.headers.get("Content-Type", "").endswith("json")
         else response
+    )
 
 
 def wait_for(probe, timeout: float, interval: float = 0.1):
@@ -95,9 +116,20 @@ def wait_for(probe, timeout: float, interval: float = 0.1):
 
 
 def staff_token(s, base: str, admin: str, role: str, organisation_id: str) -> str:
-    account = call(s, "POST", f"{base}/api/v1/accounts", admin, json={
-        "email": f"{role}-{secrets.token_hex(3)}@example.org", "role": role, "organisation_id": organisation_id})
-    return call(s, "POST", f"{base}/api/v1/tokens", admin, json={"account_id": account["account_id"]})["token"]
+    account = call(
+        s,
+        "POST",
+        f"{base}/api/v1/accounts",
+        admin,
+        json={
+            "email": f"{role}-{secrets.token_hex(3)}@example.org",
+            "role": role,
+            "organisation_id": organisation_id,
+        },
+    )
+    return call(
+        s, "POST", f"{base}/api/v1/tokens", admin, json={"account_id": account["account_id"]}
+    )["token"]
 
 
 def prepare(base: str, admin: str, time_limit: float) -> tuple[str, str, str]:
@@ -106,18 +138,57 @@ def prepare(base: str, admin: str, time_limit: float) -> tuple[str, str, str]:
     org = call(s, "POST", f"{base}/api/v1/organisations", admin, json={"name": "Grants benchmark"})
     organiser = staff_token(s, base, admin, "organiser", org["organisation_id"])
     auditor = staff_token(s, base, admin, "auditor", org["organisation_id"])
-    cid = call(s, "POST", f"{base}/api/v1/consultations", organiser, json={
-        "title": "Grants benchmark", "languages": ["en"], "purposes": PURPOSES, "survey": SURVEY})["consultation_id"]
-    text = {"version": 1, "language": "en", "title": "Your consent",
-            "body": "We keep your answers safe. Skip anything; withdraw any time with your receipt code.",
-            "purposes": {p: f"About {p}." for p in PURPOSES}}
-    wait_for(lambda: s.post(f"{base}/api/v1/consent/consultations/{cid}/texts", json=text, timeout=10,
-                            headers={"Authorization": f"Bearer {organiser}"}).status_code == 201, time_limit)
+    cid = call(
+        s,
+        "POST",
+        f"{base}/api/v1/consultations",
+        organiser,
+        json={
+            "title": "Grants benchmark",
+            "languages": ["en"],
+            "purposes": PURPOSES,
+            "survey": SURVEY,
+        },
+    )["consultation_id"]
+    text = {
+        "version": 1,
+        "language": "en",
+        "title": "Your consent",
+        "body": "We keep your answers safe. Skip anything; withdraw any time with your receipt code.",
+        "purposes": {p: f"About {p}." for p in PURPOSES},
+    }
+    wait_for(
+        lambda: (
+            s.post(
+                f"{base}/api/v1/consent/consultations/{cid}/texts",
+                json=text,
+                timeout=10,
+                headers={"Authorization": f"Bearer {organiser}"},
+            ).status_code
+            == 201
+        ),
+        time_limit,
+    )
     call(s, "POST", f"{base}/api/v1/consent/consultations/{cid}/texts/1/publish", organiser)
     # Publishing waits until the surveys service has seen the published consent text.
-    wait_for(lambda: s.post(f"{base}/api/v1/consultations/{cid}/publish", timeout=10,
-                            headers={"Authorization": f"Bearer {organiser}"}).status_code == 200, time_limit)
-    code = call(s, "POST", f"{base}/api/v1/consultations/{cid}/invitations", organiser, json={"kind": "link"})["code"]
+    wait_for(
+        lambda: (
+            s.post(
+                f"{base}/api/v1/consultations/{cid}/publish",
+                timeout=10,
+                headers={"Authorization": f"Bearer {organiser}"},
+            ).status_code
+            == 200
+        ),
+        time_limit,
+    )
+    code = call(
+        s,
+        "POST",
+        f"{base}/api/v1/consultations/{cid}/invitations",
+        organiser,
+        json={"kind": "link"},
+    )["code"]
     return cid, code, auditor
 
 
@@ -148,18 +219,28 @@ def timed_pool(work, items: list, concurrency: int, time_limit: float) -> dict:
         list(pool.map(one, items))
     wall = time.perf_counter() - started
     latencies.sort()
-    return {"ok": len(latencies), "failures": failures, "wall_s": wall, "results": results,
-            "per_s": len(latencies) / wall if wall else 0.0,
-            "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
-            "p95_ms": 1000 * latencies[max(0, int(0.95 * len(latencies)) - 1)] if latencies else float("nan"),
-            "max_ms": 1000 * latencies[-1] if latencies else float("nan"), "finished_at": time.monotonic()}
+    return {
+        "ok": len(latencies),
+        "failures": failures,
+        "wall_s": wall,
+        "results": results,
+        "per_s": len(latencies) / wall if wall else 0.0,
+        "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
+        "p95_ms": 1000 * latencies[max(0, int(0.95 * len(latencies)) - 1)]
+        if latencies
+        else float("nan"),
+        "max_ms": 1000 * latencies[-1] if latencies else float("nan"),
+        "finished_at": time.monotonic(),
+    }
 
 
 def line(name: str, figures: dict, unit: str) -> str:
     failures = ", ".join(f"{why}: {n}" for why, n in sorted(figures["failures"].items())) or "none"
-    return (f"{name:<32} {figures['ok']:>6} ok  {figures['per_s']:>7.1f} {unit}/s  p50 {figures['p50_ms']:>6.1f} ms  "
-            f"p95 {figures['p95_ms']:>6.1f} ms  max {figures['max_ms']:>6.1f} ms  ({figures['wall_s']:.1f} s; "
-            f"failures: {failures})")
+    return (
+        f"{name:<32} {figures['ok']:>6} ok  {figures['per_s']:>7.1f} {unit}/s  p50 {figures['p50_ms']:>6.1f} ms  "
+        f"p95 {figures['p95_ms']:>6.1f} ms  max {figures['max_ms']:>6.1f} ms  ({figures['wall_s']:.1f} s; "
+        f"failures: {failures})"
+    )
 
 
 def main() -> None:
@@ -172,8 +253,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per measured phase")
     parser.add_argument("--warmup", type=int, default=20)
-    parser.add_argument("--verify-entries", type=int, default=100_000,
-                        help="size of the generated export for the verifier (0 skips it)")
+    parser.add_argument(
+        "--verify-entries",
+        type=int,
+        default=100_000,
+        help="size of the generated export for the verifier (0 skips it)",
+    )
     args = parser.parse_args()
     total = args.grants + args.warmup
     figures: list[str] = []
@@ -181,13 +266,27 @@ def main() -> None:
     log_dir = Path(tempfile.mkdtemp(prefix="voices-grants-bench-"))
     admin = "vt_admin_" + secrets.token_urlsafe(16)
     # The gateway's anonymous rate limit guards the public routes; this run measures throughput, not it.
-    servers = local_servers(log_dir, os.environ.get("MONGODB_URI"), os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    servers = local_servers(
+        log_dir, os.environ.get("MONGODB_URI"), os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    )
     bootstrap, mongodb_uri = servers.__enter__()
-    stack = Stack(kafka_bootstrap=bootstrap, mongodb_uri=mongodb_uri, namespace="grants_bench", log_dir=log_dir,
-                  extra_env={"VOICES_ADMIN_TOKEN": admin, "VOICES_RATE_ANONYMOUS": "1000000/60",
-                             "VOICES_RATE_INVITATION": "1000000/60", "VOICES_RATE_STAFF": "1000000/60"})
+    stack = Stack(
+        kafka_bootstrap=bootstrap,
+        mongodb_uri=mongodb_uri,
+        namespace="grants_bench",
+        log_dir=log_dir,
+        extra_env={
+            "VOICES_ADMIN_TOKEN": admin,
+            "VOICES_RATE_ANONYMOUS": "1000000/60",
+            "VOICES_RATE_INVITATION": "1000000/60",
+            "VOICES_RATE_STAFF": "1000000/60",
+        },
+    )
     try:
-        print(f"starting Kafka, the document store and the platform (logs in {log_dir}) ...", flush=True)
+        print(
+            f"starting Kafka, the document store and the platform (logs in {log_dir}) ...",
+            flush=True,
+        )
         stack.start(timeout=120)
         base = stack.gateway_url
         cid, code, auditor = prepare(base, admin, args.time_limit)
@@ -205,10 +304,21 @@ def main() -> None:
         admitted = opened["results"]
 
         def grant(admitted: tuple[str, str]) -> str:
-            pseudonym, session = admitted  # consent is granted only within the participant's session
-            response = client.request("POST", f"{base}/api/v1/consent/grants", json={
-                "pseudonym": pseudonym, "consultation_id": cid, "purposes": PURPOSES, "language": "en",
-                "text_version": 1}, headers={"Authorization": f"Bearer {session}"})
+            pseudonym, session = (
+                admitted  # consent is granted only within the participant's session
+            )
+            response = client.request(
+                "POST",
+                f"{base}/api/v1/consent/grants",
+                json={
+                    "pseudonym": pseudonym,
+                    "consultation_id": cid,
+                    "purposes": PURPOSES,
+                    "language": "en",
+                    "text_version": 1,
+                },
+                headers={"Authorization": f"Bearer {session}"},
+            )
             if response.status_code != 201:
                 raise RuntimeError(f"grant {response.status_code}")
             return response.json()["grant_id"]
@@ -221,20 +331,34 @@ def main() -> None:
         def first_grant() -> bool:
             # Refused (409) until the consent service has seen the consultation open.
             pseudonym, session = admitted[0]
-            return client.request("POST", f"{base}/api/v1/consent/grants", json={
-                "pseudonym": pseudonym, "consultation_id": cid, "purposes": PURPOSES, "language": "en",
-                "text_version": 1}, headers={"Authorization": f"Bearer {session}"}).status_code == 201
+            return (
+                client.request(
+                    "POST",
+                    f"{base}/api/v1/consent/grants",
+                    json={
+                        "pseudonym": pseudonym,
+                        "consultation_id": cid,
+                        "purposes": PURPOSES,
+                        "language": "en",
+                        "text_version": 1,
+                    },
+                    headers={"Authorization": f"Bearer {session}"},
+                ).status_code
+                == 201
+            )
 
         wait_for(first_grant, args.time_limit)
-        warm = timed_pool(grant, admitted[1:args.warmup], args.concurrency, args.time_limit)
+        warm = timed_pool(grant, admitted[1 : args.warmup], args.concurrency, args.time_limit)
         warm["ok"] += 1
         # The warm-up grants must be in the ledger before the baseline is taken, or the catch-up
         # below would count them in place of measured grants still on their way.
         # Once a second: reading the ledger's size costs the store a read of the ledger, which
         # would slow the catch-up being measured.
-        wait_for(lambda: ledger_size() >= size_before_warmup + warm["ok"], args.time_limit, interval=1.0)
+        wait_for(
+            lambda: ledger_size() >= size_before_warmup + warm["ok"], args.time_limit, interval=1.0
+        )
         ledger_before = ledger_size()
-        granted = timed_pool(grant, admitted[args.warmup:], args.concurrency, args.time_limit)
+        granted = timed_pool(grant, admitted[args.warmup :], args.concurrency, args.time_limit)
         figures.append(line("grant via gateway -> consent", granted, "grants"))
 
         # The consumer appends each consent.granted event once the relay has published it.
@@ -245,12 +369,16 @@ def main() -> None:
         except TimeoutError:
             # Reported rather than raised: how far the ledger got is the figure.
             waited = time.monotonic() - granted["finished_at"]
-            figures.append(f"{'ledger NOT caught up':<32} {ledger_size() - ledger_before} of {granted['ok']} grants "
-                           f"appended {waited:.1f} s after the last grant answered (--time-limit {args.time_limit:g})")
+            figures.append(
+                f"{'ledger NOT caught up':<32} {ledger_size() - ledger_before} of {granted['ok']} grants "
+                f"appended {waited:.1f} s after the last grant answered (--time-limit {args.time_limit:g})"
+            )
         else:
             caught_up = time.monotonic() - granted["finished_at"]
-            figures.append(f"{'ledger caught up':<32} {expected} entries, {caught_up:.2f} s after the last grant "
-                           "answered")
+            figures.append(
+                f"{'ledger caught up':<32} {expected} entries, {caught_up:.2f} s after the last grant "
+                "answered"
+            )
         expected = ledger_size()
 
         started = time.perf_counter()
@@ -258,11 +386,16 @@ def main() -> None:
         export_s = time.perf_counter() - started
         key = call(requests, "GET", f"{base}/api/v1/consent/public-key")["public_key_pem"]
         started = time.perf_counter()
-        report = verify.verify_export(export.content.splitlines(keepends=True),
-                                      verify.load_public_keys(key.encode()), strict=True)
+        report = verify.verify_export(
+            export.content.splitlines(keepends=True),
+            verify.load_public_keys(key.encode()),
+            strict=True,
+        )
         verify_s = time.perf_counter() - started
-        figures.append(f"{'export via gateway':<32} {len(export.content) / 1e3:.0f} kB in {export_s * 1000:.0f} ms; "
-                       f"verified (strict) in {verify_s * 1000:.0f} ms: {report.message().splitlines()[0]}")
+        figures.append(
+            f"{'export via gateway':<32} {len(export.content) / 1e3:.0f} kB in {export_s * 1000:.0f} ms; "
+            f"verified (strict) in {verify_s * 1000:.0f} ms: {report.message().splitlines()[0]}"
+        )
         if not report.ok:
             raise SystemExit(f"the platform's own export does not verify: {report.message()}")
 
@@ -271,7 +404,9 @@ def main() -> None:
         def inclusion(seq: int) -> None:
             call(client, "GET", f"{base}/api/v1/ledger/proofs/inclusion/{seq}", auditor)
 
-        proofs = timed_pool(inclusion, [i * 7919 % size for i in range(200)], args.concurrency, args.time_limit)
+        proofs = timed_pool(
+            inclusion, [i * 7919 % size for i in range(200)], args.concurrency, args.time_limit
+        )
         figures.append(line(f"inclusion proof (ledger of {size})", proofs, "proofs"))
     finally:
         stack.stop()
@@ -288,20 +423,36 @@ def main() -> None:
             export_path.write_text("".join(lines), encoding="utf-8")
             key_path.write_bytes(tokens.public_key_to_pem(signing))
             started = time.perf_counter()
-            proc = subprocess.run([sys.executable, "-m", "services.consent.verify", str(export_path), str(key_path),
-                                   "--strict"], capture_output=True, text=True, cwd=REPO_ROOT, timeout=600)
+            proc = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "services.consent.verify",
+                    str(export_path),
+                    str(key_path),
+                    "--strict",
+                ],
+                capture_output=True,
+                text=True,
+                cwd=REPO_ROOT,
+                timeout=600,
+            )
             cli_s = time.perf_counter() - started
             megabytes = export_path.stat().st_size / 1e6
-        figures.append(f"{'verifier, generated export':<32} {args.verify_entries} entries ({megabytes:.1f} MB, "
-                       f"built in {build_s:.1f} s): {cli_s:.2f} s as a new process, exit {proc.returncode}: "
-                       f"{proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else proc.stderr.strip()}")
+        figures.append(
+            f"{'verifier, generated export':<32} {args.verify_entries} entries ({megabytes:.1f} MB, "
+            f"built in {build_s:.1f} s): {cli_s:.2f} s as a new process, exit {proc.returncode}: "
+            f"{proc.stdout.strip().splitlines()[0] if proc.stdout.strip() else proc.stderr.strip()}"
+        )
         if proc.returncode != 0:
             print("\n".join(figures))
             raise SystemExit("the verifier rejected the generated export")
 
-    print(f"\n{args.grants} grants, {args.concurrency} concurrent clients, {os.cpu_count()} CPUs, client and "
-          f"servers on one machine (loopback): Apache Kafka and {mongodb_uri.split('@')[-1]} "
-          f"(load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})")
+    print(
+        f"\n{args.grants} grants, {args.concurrency} concurrent clients, {os.cpu_count()} CPUs, client and "
+        f"servers on one machine (loopback): Apache Kafka and {mongodb_uri.split('@')[-1]} "
+        f"(load average {' '.join(f'{x:.1f}' for x in os.getloadavg())})"
+    )
     print("\n".join(figures))
 
 

@@ -18,6 +18,7 @@ only. Client and servers share the machine, so the figures are relative:
 compare them with each other, not with a production deployment. Figures
 belong in benchmarks/README.md, never in test asserts.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,25 +40,60 @@ sys.path.insert(0, str(REPO_ROOT))
 
 SURVEY = {
     "languages": ["en"],
-    "sections": [{"id": "support", "title": {"en": "Support"}, "questions": [
-        {"id": "got_help", "type": "single_choice", "label": {"en": "Did you get help when you needed it?"},
-         "options": [{"code": "yes", "label": {"en": "Yes"}}, {"code": "no", "label": {"en": "No"}}],
-         "dimension": True},
-        {"id": "needs", "type": "multiple_choice", "label": {"en": "What did you need?"},
-         "options": [{"code": c, "label": {"en": c.title()}} for c in ("food", "shelter", "health", "legal")]},
-        {"id": "rating", "type": "rating", "label": {"en": "How good was the support?"}},
-        {"id": "age", "type": "number", "label": {"en": "How old are you?"}, "min": 16, "max": 100,
-         "integer": True},
-        {"id": "what_helped", "type": "free_text", "label": {"en": "What helped most?"}, "max_length": 500},
-    ]}],
+    "sections": [
+        {
+            "id": "support",
+            "title": {"en": "Support"},
+            "questions": [
+                {
+                    "id": "got_help",
+                    "type": "single_choice",
+                    "label": {"en": "Did you get help when you needed it?"},
+                    "options": [
+                        {"code": "yes", "label": {"en": "Yes"}},
+                        {"code": "no", "label": {"en": "No"}},
+                    ],
+                    "dimension": True,
+                },
+                {
+                    "id": "needs",
+                    "type": "multiple_choice",
+                    "label": {"en": "What did you need?"},
+                    "options": [
+                        {"code": c, "label": {"en": c.title()}}
+                        for c in ("food", "shelter", "health", "legal")
+                    ],
+                },
+                {"id": "rating", "type": "rating", "label": {"en": "How good was the support?"}},
+                {
+                    "id": "age",
+                    "type": "number",
+                    "label": {"en": "How old are you?"},
+                    "min": 16,
+                    "max": 100,
+                    "integer": True,
+                },
+                {
+                    "id": "what_helped",
+                    "type": "free_text",
+                    "label": {"en": "What helped most?"},
+                    "max_length": 500,
+                },
+            ],
+        }
+    ],
 }
 PURPOSES = ["participate", "aggregate_reporting", "quote_anonymised"]
 
 
 def answers(i: int) -> dict:
-    return {"got_help": "yes" if i % 3 else "no", "needs": ["food", "health"] if i % 2 else ["legal"],
-            "rating": 1 + i % 5, "age": 18 + i % 60,
-            "what_helped": "Someone listened to me and spoke my language. " * (1 + i % 3)}
+    return {
+        "got_help": "yes" if i % 3 else "no",
+        "needs": ["food", "health"] if i % 2 else ["legal"],
+        "rating": 1 + i % 5,
+        "age": 18 + i % 60,
+        "what_helped": "Someone listened to me and spoke my language. " * (1 + i % 3),
+    }
 
 
 # ---------------------------------------------------------------- the bare comparison app
@@ -92,9 +128,22 @@ def start_baseline(port: int, log_dir: Path, mongodb_uri: str) -> subprocess.Pop
     env = {**os.environ, "MONGODB_URI": mongodb_uri, "PYTHONUNBUFFERED": "1"}  # same gunicorn shape
     log = open(log_dir / "baseline.log", "ab")
     return subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(REPO_ROOT / "deploy" / "gunicorn.conf.py"),
-         "--bind", f"127.0.0.1:{port}", "benchmarks.intake_bench:baseline_app()"],
-        cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(REPO_ROOT / "deploy" / "gunicorn.conf.py"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            "benchmarks.intake_bench:baseline_app()",
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 # ---------------------------------------------------------------- load
@@ -113,7 +162,9 @@ class Client:
         return session.post(url, timeout=30, **kwargs)
 
 
-def run_load(url: str, bodies: list[dict], concurrency: int, time_limit: float, expect: int = 201) -> dict:
+def run_load(
+    url: str, bodies: list[dict], concurrency: int, time_limit: float, expect: int = 201
+) -> dict:
     """POST every body to `url` from `concurrency` threads, stopping new requests after `time_limit` seconds."""
     client = Client()
     latencies: list[float] = []
@@ -139,17 +190,28 @@ def run_load(url: str, bodies: list[dict], concurrency: int, time_limit: float, 
     wall = time.perf_counter() - started
     latencies.sort()
     return {
-        "ok": len(latencies), "failures": failures, "wall_s": wall,
+        "ok": len(latencies),
+        "failures": failures,
+        "wall_s": wall,
         "per_s": len(latencies) / wall if wall else 0.0,
         "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
-        "p95_ms": 1000 * latencies[max(0, int(0.95 * len(latencies)) - 1)] if latencies else float("nan"),
+        "p95_ms": 1000 * latencies[max(0, int(0.95 * len(latencies)) - 1)]
+        if latencies
+        else float("nan"),
     }
 
 
 # ---------------------------------------------------------------- the platform side
 
 
-def call(session: requests.Session, method: str, url: str, token: str | None = None, expect=(200, 201), **kwargs):
+def call(
+    session: requests.Session,
+    method: str,
+    url: str,
+    token: str | None = None,
+    expect=(200, 201),
+    **kwargs,
+):
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     response = session.request(method, url, headers=headers, timeout=30, **kwargs)
     if response.status_code not in expect:
@@ -171,26 +233,64 @@ def prepare_consultation(base: str, admin: str) -> tuple[str, str]:
     """An open consultation with a published consent text; returns (consultation id, link code)."""
     s = requests.Session()
     org = call(s, "POST", f"{base}/api/v1/organisations", admin, json={"name": "Benchmark org"})
-    account = call(s, "POST", f"{base}/api/v1/accounts", admin, json={
-        "email": f"bench-{secrets.token_hex(3)}@example.org", "role": "organiser",
-        "organisation_id": org["organisation_id"]})
-    token = call(s, "POST", f"{base}/api/v1/tokens", admin, json={"account_id": account["account_id"]})["token"]
-    cid = call(s, "POST", f"{base}/api/v1/consultations", token, json={
-        "title": "Intake benchmark", "languages": ["en"], "purposes": PURPOSES, "survey": SURVEY})["consultation_id"]
+    account = call(
+        s,
+        "POST",
+        f"{base}/api/v1/accounts",
+        admin,
+        json={
+            "email": f"bench-{secrets.token_hex(3)}@example.org",
+            "role": "organiser",
+            "organisation_id": org["organisation_id"],
+        },
+    )
+    token = call(
+        s, "POST", f"{base}/api/v1/tokens", admin, json={"account_id": account["account_id"]}
+    )["token"]
+    cid = call(
+        s,
+        "POST",
+        f"{base}/api/v1/consultations",
+        token,
+        json={
+            "title": "Intake benchmark",
+            "languages": ["en"],
+            "purposes": PURPOSES,
+            "survey": SURVEY,
+        },
+    )["consultation_id"]
 
     def text_saved():
-        r = s.post(f"{base}/api/v1/consent/consultations/{cid}/texts", headers={"Authorization": f"Bearer {token}"},
-                   timeout=10, json={"version": 1, "language": "en", "title": "Your consent",
-                                     "body": "We keep your answers safe. Skip anything; withdraw any time.",
-                                     "purposes": {p: f"About {p}." for p in PURPOSES}})
+        r = s.post(
+            f"{base}/api/v1/consent/consultations/{cid}/texts",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+            json={
+                "version": 1,
+                "language": "en",
+                "title": "Your consent",
+                "body": "We keep your answers safe. Skip anything; withdraw any time.",
+                "purposes": {p: f"About {p}." for p in PURPOSES},
+            },
+        )
         return r.status_code == 201
 
     wait_for(text_saved)  # consent learns of the consultation from an event
     call(s, "POST", f"{base}/api/v1/consent/consultations/{cid}/texts/1/publish", token)
     # Publishing waits until the surveys service has seen the published consent text.
-    wait_for(lambda: s.post(f"{base}/api/v1/consultations/{cid}/publish", timeout=10,
-                            headers={"Authorization": f"Bearer {token}"}).status_code == 200)
-    code = call(s, "POST", f"{base}/api/v1/consultations/{cid}/invitations", token, json={"kind": "link"})["code"]
+    wait_for(
+        lambda: (
+            s.post(
+                f"{base}/api/v1/consultations/{cid}/publish",
+                timeout=10,
+                headers={"Authorization": f"Bearer {token}"},
+            ).status_code
+            == 200
+        )
+    )
+    code = call(
+        s, "POST", f"{base}/api/v1/consultations/{cid}/invitations", token, json={"kind": "link"}
+    )["code"]
     return cid, code
 
 
@@ -203,10 +303,17 @@ def consent_tokens(base: str, cid: str, code: str, count: int, concurrency: int)
         if opened.status_code != 201:
             raise RuntimeError(f"open: {opened.status_code} {opened.text[:200]}")
         for _attempt in range(100):
-            grant = client.post(f"{base}/api/v1/consent/grants", json={
-                "pseudonym": opened.json()["pseudonym"], "consultation_id": cid, "purposes": PURPOSES,
-                "language": "en", "text_version": 1},
-                headers={"Authorization": f"Bearer {opened.json()['participant_session']}"})
+            grant = client.post(
+                f"{base}/api/v1/consent/grants",
+                json={
+                    "pseudonym": opened.json()["pseudonym"],
+                    "consultation_id": cid,
+                    "purposes": PURPOSES,
+                    "language": "en",
+                    "text_version": 1,
+                },
+                headers={"Authorization": f"Bearer {opened.json()['participant_session']}"},
+            )
             if grant.status_code == 201:
                 return grant.json()["consent_token"]
             if grant.status_code != 409:  # 409 until consent has seen the consultation open
@@ -219,10 +326,15 @@ def consent_tokens(base: str, cid: str, code: str, count: int, concurrency: int)
 
 
 def report(name: str, figures: dict) -> None:
-    failures = ", ".join(f"{status}: {n}" for status, n in sorted(figures["failures"].items())) or "none"
-    print(f"{name:<34} {figures['ok']:>6} ok  {figures['per_s']:>8.1f} responses/s  "
-          f"p50 {figures['p50_ms']:>7.1f} ms  p95 {figures['p95_ms']:>7.1f} ms  "
-          f"({figures['wall_s']:.1f} s; failures: {failures})", flush=True)
+    failures = (
+        ", ".join(f"{status}: {n}" for status, n in sorted(figures["failures"].items())) or "none"
+    )
+    print(
+        f"{name:<34} {figures['ok']:>6} ok  {figures['per_s']:>8.1f} responses/s  "
+        f"p50 {figures['p50_ms']:>7.1f} ms  p95 {figures['p95_ms']:>7.1f} ms  "
+        f"({figures['wall_s']:.1f} s; failures: {failures})",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -240,32 +352,61 @@ def main() -> None:
     log_dir = Path(tempfile.mkdtemp(prefix="voices-intake-bench-"))
     admin = "vt_admin_" + secrets.token_urlsafe(16)
     # The gateway's anonymous rate limit guards the public routes; this run measures throughput, not it.
-    servers = local_servers(log_dir, os.environ.get("MONGODB_URI"), os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    servers = local_servers(
+        log_dir, os.environ.get("MONGODB_URI"), os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    )
     bootstrap, mongodb_uri = servers.__enter__()
-    stack = Stack(kafka_bootstrap=bootstrap, mongodb_uri=mongodb_uri, namespace="intake_bench", log_dir=log_dir,
-                  extra_env={"VOICES_ADMIN_TOKEN": admin, "VOICES_RATE_ANONYMOUS": "1000000/60",
-                             "VOICES_RATE_INVITATION": "1000000/60", "VOICES_RATE_PARTICIPANT": "1000000/60"})
+    stack = Stack(
+        kafka_bootstrap=bootstrap,
+        mongodb_uri=mongodb_uri,
+        namespace="intake_bench",
+        log_dir=log_dir,
+        extra_env={
+            "VOICES_ADMIN_TOKEN": admin,
+            "VOICES_RATE_ANONYMOUS": "1000000/60",
+            "VOICES_RATE_INVITATION": "1000000/60",
+            "VOICES_RATE_PARTICIPANT": "1000000/60",
+        },
+    )
     baseline = None
     try:
-        print(f"starting Kafka, the document store and the platform (logs in {log_dir}) ...", flush=True)
+        print(
+            f"starting Kafka, the document store and the platform (logs in {log_dir}) ...",
+            flush=True,
+        )
         stack.start(timeout=120)
         base = stack.gateway_url
         cid, code = prepare_consultation(base, admin)
         started = time.perf_counter()
         tokens = consent_tokens(base, cid, code, total, args.concurrency)
-        print(f"prepared {len(tokens)} participants with consent tokens in {time.perf_counter() - started:.1f} s",
-              flush=True)
+        print(
+            f"prepared {len(tokens)} participants with consent tokens in {time.perf_counter() - started:.1f} s",
+            flush=True,
+        )
         bodies = [{"consent_token": token, "answers": answers(i)} for i, token in enumerate(tokens)]
-        run_load(f"{base}/api/v1/responses", bodies[:args.warmup], args.concurrency, args.time_limit)
-        intake = run_load(f"{base}/api/v1/responses", bodies[args.warmup:], args.concurrency, args.time_limit)
+        run_load(
+            f"{base}/api/v1/responses", bodies[: args.warmup], args.concurrency, args.time_limit
+        )
+        intake = run_load(
+            f"{base}/api/v1/responses", bodies[args.warmup :], args.concurrency, args.time_limit
+        )
 
         port = free_port()
         baseline = start_baseline(port, log_dir, mongodb_uri)
         wait_for_port(port, timeout=30)
         wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok)
-        run_load(f"http://127.0.0.1:{port}/responses", bodies[:args.warmup], args.concurrency, args.time_limit)
-        bare = run_load(f"http://127.0.0.1:{port}/responses", bodies[args.warmup:], args.concurrency,
-                        args.time_limit)
+        run_load(
+            f"http://127.0.0.1:{port}/responses",
+            bodies[: args.warmup],
+            args.concurrency,
+            args.time_limit,
+        )
+        bare = run_load(
+            f"http://127.0.0.1:{port}/responses",
+            bodies[args.warmup :],
+            args.concurrency,
+            args.time_limit,
+        )
     finally:
         if baseline is not None and baseline.poll() is None:
             baseline.terminate()
@@ -276,14 +417,18 @@ def main() -> None:
         stack.stop()
         servers.__exit__(None, None, None)
 
-    print(f"\n{args.responses} responses, {args.concurrency} concurrent clients, {os.cpu_count()} CPUs, "
-          f"client and servers on one machine (loopback), load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(
+        f"\n{args.responses} responses, {args.concurrency} concurrent clients, {os.cpu_count()} CPUs, "
+        f"client and servers on one machine (loopback), load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+    )
     report("intake via gateway -> surveys", intake)
     report("bare Flask + mongoengine insert", bare)
     if intake["per_s"]:
-        print(f"ratio: the bare insert serves {bare['per_s'] / intake['per_s']:.1f}x the responses/s; "
-              f"intake p50 is {intake['p50_ms'] / bare['p50_ms']:.1f}x, p95 {intake['p95_ms'] / bare['p95_ms']:.1f}x "
-              "the bare insert's")
+        print(
+            f"ratio: the bare insert serves {bare['per_s'] / intake['per_s']:.1f}x the responses/s; "
+            f"intake p50 is {intake['p50_ms'] / bare['p50_ms']:.1f}x, p95 {intake['p95_ms'] / bare['p95_ms']:.1f}x "
+            "the bare insert's"
+        )
 
 
 if __name__ == "__main__":

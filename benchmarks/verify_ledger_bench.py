@@ -26,6 +26,7 @@ collection), so the API figures are embedded-mode figures; the pure tree
 figures (hashing every leaf again vs. a proof from the kept tree) are
 printed for the whole export as well.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -49,23 +50,50 @@ def synthetic_data(i: int, at: str) -> tuple[str, dict]:
     consultation = f"c-{i % 17:04d}"
     choice = i % 50
     if choice == 0:
-        return "consent_text.published", {"consultation_id": consultation, "text_version": 1 + i % 3,
-                                          "language": "en", "text_sha256": f"{i:064x}"}
+        return "consent_text.published", {
+            "consultation_id": consultation,
+            "text_version": 1 + i % 3,
+            "language": "en",
+            "text_sha256": f"{i:064x}",
+        }
     if choice == 1:
-        return "release.signed_off", {"release_id": f"r-{i:08x}", "consultation_id": consultation, "snapshot": i,
-                                      "signed_off_by": f"u-{i % 7:04d}", "digest": f"{i * 7:064x}"}
+        return "release.signed_off", {
+            "release_id": f"r-{i:08x}",
+            "consultation_id": consultation,
+            "snapshot": i,
+            "signed_off_by": f"u-{i % 7:04d}",
+            "digest": f"{i * 7:064x}",
+        }
     if choice in (2, 3):
-        return "response.erased", {"response_id": f"resp-{i:08x}", "consultation_id": consultation,
-                                   "pseudonym": pseudonym, "reason": "withdrawal", "erased_at": at}
+        return "response.erased", {
+            "response_id": f"resp-{i:08x}",
+            "consultation_id": consultation,
+            "pseudonym": pseudonym,
+            "reason": "withdrawal",
+            "erased_at": at,
+        }
     if choice % 5 == 4:
-        return "consent.withdrawn", {"grant_id": grant_id, "pseudonym": pseudonym, "consultation_id": consultation,
-                                     "purposes": ["quote_anonymised"],
-                                     "remaining": ["participate", "aggregate_reporting"], "all": False,
-                                     "withdrawn_at": at}
-    return "consent.granted", {"grant_id": grant_id, "pseudonym": pseudonym, "consultation_id": consultation,
-                               "purposes": PURPOSES[: 1 + i % 4], "text_version": 1, "language": "en",
-                               "text_sha256": f"{i * 13:064x}", "collection_method": "self", "guardian": False,
-                               "granted_at": at}
+        return "consent.withdrawn", {
+            "grant_id": grant_id,
+            "pseudonym": pseudonym,
+            "consultation_id": consultation,
+            "purposes": ["quote_anonymised"],
+            "remaining": ["participate", "aggregate_reporting"],
+            "all": False,
+            "withdrawn_at": at,
+        }
+    return "consent.granted", {
+        "grant_id": grant_id,
+        "pseudonym": pseudonym,
+        "consultation_id": consultation,
+        "purposes": PURPOSES[: 1 + i % 4],
+        "text_version": 1,
+        "language": "en",
+        "text_sha256": f"{i * 13:064x}",
+        "collection_method": "self",
+        "guardian": False,
+        "granted_at": at,
+    }
 
 
 def build_export(n: int, every: int, key) -> tuple[list[str], float]:
@@ -80,7 +108,9 @@ def build_export(n: int, every: int, key) -> tuple[list[str], float]:
     tree = ledger.MerkleTree.from_entries(entries)
     sizes = sorted(set(range(every, n + 1, every)) | {n})
     for size in sizes:
-        checkpoints.append(ledger.sign_checkpoint(tree, key, base + timedelta(seconds=size), tree_size=size))
+        checkpoints.append(
+            ledger.sign_checkpoint(tree, key, base + timedelta(seconds=size), tree_size=size)
+        )
     lines = list(ledger.export_lines(entries, checkpoints))
     return lines, time.perf_counter() - started
 
@@ -102,8 +132,10 @@ def tree_timings(lines: list[str]) -> list[str]:
     started = time.perf_counter()
     tree.extend(bytes.fromhex(ledger.leaf_hash(e)) for e in entries[:100])
     extend_s = time.perf_counter() - started
-    return [f"Merkle tree over {n} entries: built (every leaf hashed) in {build_s:.2f} s; from the kept tree an "
-            f"inclusion proof + root takes {proof_s * 1e6:.0f} us; appending 100 leaves {extend_s * 1000:.1f} ms"]
+    return [
+        f"Merkle tree over {n} entries: built (every leaf hashed) in {build_s:.2f} s; from the kept tree an "
+        f"inclusion proof + root takes {proof_s * 1e6:.0f} us; appending 100 leaves {extend_s * 1000:.1f} ms"
+    ]
 
 
 def auditor_api_timings(lines: list[str], limit: int, requests_warm: int = 20) -> list[str]:
@@ -120,21 +152,34 @@ def auditor_api_timings(lines: list[str], limit: int, requests_warm: int = 20) -
     from shared.settings import Settings
 
     secrets = generate_secrets()
-    settings = Settings(service="consent", mode="embedded", mongodb_uri="mongomock://localhost/voices",
-                        run_background=False, extra={k[len("VOICES_"):]: v for k, v in secrets.items()},
-                        log_level="WARNING")
+    settings = Settings(
+        service="consent",
+        mode="embedded",
+        mongodb_uri="mongomock://localhost/voices",
+        run_background=False,
+        extra={k[len("VOICES_") :]: v for k, v in secrets.items()},
+        log_level="WARNING",
+    )
     app = create_app(settings, bus=InProcessBus())
     context = app.extensions["voices_runtime"].context
     entries = [json.loads(line) for line in lines if line.startswith('{"at"')][:limit]
     LedgerEntry._get_collection().insert_many(
-        [{"_id": e["seq"], **{k: e[k] for k in ("kind", "at", "data", "prev_hash", "hash")}} for e in entries])
+        [
+            {"_id": e["seq"], **{k: e[k] for k in ("kind", "at", "data", "prev_hash", "hash")}}
+            for e in entries
+        ]
+    )
     n = len(entries)
     started = time.perf_counter()
-    ledger_store.checkpoint(context.signing_key, ledger_store.LedgerTree())  # a separate, throwaway tree
+    ledger_store.checkpoint(
+        context.signing_key, ledger_store.LedgerTree()
+    )  # a separate, throwaway tree
     sign_s = time.perf_counter() - started
     client = app.test_client()
-    headers = encode_principal(Principal(kind="staff", role="platform_auditor", subject="bench"),
-                               secrets["VOICES_INTERNAL_TOKEN"].encode())
+    headers = encode_principal(
+        Principal(kind="staff", role="platform_auditor", subject="bench"),
+        secrets["VOICES_INTERNAL_TOKEN"].encode(),
+    )
 
     def proof(seq: int) -> float:
         started = time.perf_counter()
@@ -147,7 +192,9 @@ def auditor_api_timings(lines: list[str], limit: int, requests_warm: int = 20) -
 
     def rebuilt(seq: int) -> float:  # what each request did before the tree was kept
         started = time.perf_counter()
-        leaves = [doc.as_entry() for doc in LedgerEntry.objects(seq__gte=0, seq__lt=n).order_by("seq")]
+        leaves = [
+            doc.as_entry() for doc in LedgerEntry.objects(seq__gte=0, seq__lt=n).order_by("seq")
+        ]
         ledger.merkle_root(leaves), ledger.inclusion_proof(leaves, seq)
         return time.perf_counter() - started
 
@@ -165,14 +212,24 @@ def auditor_api_timings(lines: list[str], limit: int, requests_warm: int = 20) -
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--entries", type=int, default=100_000)
-    parser.add_argument("--every", type=int, default=1000, help="entries between signed checkpoints")
-    parser.add_argument("--api", type=int, default=0, metavar="N",
-                        help="also time inclusion proofs through the consent API on the first N entries")
+    parser.add_argument(
+        "--every", type=int, default=1000, help="entries between signed checkpoints"
+    )
+    parser.add_argument(
+        "--api",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also time inclusion proofs through the consent API on the first N entries",
+    )
     args = parser.parse_args()
     key = tokens.generate_signing_key()
     lines, build_seconds = build_export(args.entries, args.every, key)
     with tempfile.TemporaryDirectory() as tmp:
-        export_path, key_path = os.path.join(tmp, "ledger.jsonl"), os.path.join(tmp, "ledger.pub.pem")
+        export_path, key_path = (
+            os.path.join(tmp, "ledger.jsonl"),
+            os.path.join(tmp, "ledger.pub.pem"),
+        )
         with open(export_path, "w", encoding="utf-8") as handle:
             handle.writelines(lines)
         with open(key_path, "wb") as handle:
@@ -180,21 +237,32 @@ def main() -> None:
         size_mb = os.path.getsize(export_path) / 1e6
 
         started = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "services.consent.verify", export_path, key_path],
-                              capture_output=True, text=True,
-                              cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        proc = subprocess.run(
+            [sys.executable, "-m", "services.consent.verify", export_path, key_path],
+            capture_output=True,
+            text=True,
+            cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        )
         cli_seconds = time.perf_counter() - started
 
         started = time.perf_counter()
         with open(export_path, "rb") as handle:
-            report = verify.verify_export(handle, verify.load_public_keys(tokens.public_key_to_pem(key)))
+            report = verify.verify_export(
+                handle, verify.load_public_keys(tokens.public_key_to_pem(key))
+            )
         inproc_seconds = time.perf_counter() - started
 
     checkpoints = sum(1 for line in lines if line.startswith('{"key_id"'))
-    print(f"export: {args.entries} entries, {checkpoints} checkpoints, {size_mb:.1f} MB, built in {build_seconds:.2f} s")
-    print(f"verifier CLI (python -m services.consent.verify, new process): {cli_seconds:.2f} s, "
-          f"exit {proc.returncode}: {proc.stdout.strip()} {proc.stderr.strip()}")
-    print(f"verifier in-process (verify_export): {inproc_seconds:.2f} s, {report.message().splitlines()[0]}")
+    print(
+        f"export: {args.entries} entries, {checkpoints} checkpoints, {size_mb:.1f} MB, built in {build_seconds:.2f} s"
+    )
+    print(
+        f"verifier CLI (python -m services.consent.verify, new process): {cli_seconds:.2f} s, "
+        f"exit {proc.returncode}: {proc.stdout.strip()} {proc.stderr.strip()}"
+    )
+    print(
+        f"verifier in-process (verify_export): {inproc_seconds:.2f} s, {report.message().splitlines()[0]}"
+    )
     if proc.returncode != 0 or not report.ok:
         sys.exit(1)
     print("\n".join(tree_timings(lines)), flush=True)

@@ -3,6 +3,7 @@
 Two workers by default (WEB_CONCURRENCY); each runs its own outbox relay and joins the
 service's Kafka consumer group, so partitions are shared between them.
 """
+
 import os
 
 bind = os.environ.get("BIND", "0.0.0.0:8000")

@@ -13,6 +13,7 @@ again finds every consultation, grant, response, ledger entry and release:
 of starting local ones. Ctrl-C, SIGTERM or SIGHUP (a closed terminal) stop every process.
 `python -m deploy.run --wipe` deletes the data folder after asking.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,16 +53,24 @@ def load_or_create_secrets(folder: Path) -> dict[str, str]:
     """
     path = folder / "secrets.env"
     if path.exists():
-        values = dict(line.split("=", 1) for line in path.read_text(encoding="utf-8").splitlines()
-                      if "=" in line and not line.startswith("#"))
+        values = dict(
+            line.split("=", 1)
+            for line in path.read_text(encoding="utf-8").splitlines()
+            if "=" in line and not line.startswith("#")
+        )
         missing = set(generate_secrets()) - set(values)
         if missing:
-            raise SystemExit(f"{path} lacks {', '.join(sorted(missing))}; restore it from a backup "
-                             "(new keys would make the stored data unreadable)")
+            raise SystemExit(
+                f"{path} lacks {', '.join(sorted(missing))}; restore it from a backup "
+                "(new keys would make the stored data unreadable)"
+            )
         return values
     values = {**generate_secrets(), "VOICES_ADMIN_TOKEN": "vt_admin_" + secrets.token_urlsafe(24)}
-    _write_private(path, "# Made once by `make run`; the stored data needs these keys. Keep private.\n"
-                   + "".join(f"{name}={value}\n" for name, value in values.items()))
+    _write_private(
+        path,
+        "# Made once by `make run`; the stored data needs these keys. Keep private.\n"
+        + "".join(f"{name}={value}\n" for name, value in values.items()),
+    )
     return values
 
 
@@ -82,8 +91,10 @@ def wipe(folder: Path, assume_yes: bool = False) -> int:
         print(f"Nothing to delete: {folder} does not exist.")
         return 0
     if not assume_yes:
-        answer = input(f"Delete every consultation, response, consent record and key in {folder}? "
-                       "This cannot be undone. Type 'delete' to confirm: ")
+        answer = input(
+            f"Delete every consultation, response, consent record and key in {folder}? "
+            "This cannot be undone. Type 'delete' to confirm: "
+        )
         if answer.strip() != "delete":
             print("Nothing deleted.")
             return 1
@@ -108,24 +119,43 @@ class Launcher:
         mongodb_uri = os.environ.get("MONGODB_URI")
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         if not mongodb_uri:
-            self.store = DocumentStore(self.folder / "documents", self.logs,
-                                       port=int(os.environ.get("DOCUMENT_STORE_PORT", "27117")))
+            self.store = DocumentStore(
+                self.folder / "documents",
+                self.logs,
+                port=int(os.environ.get("DOCUMENT_STORE_PORT", "27117")),
+            )
         if not bootstrap:
-            self.kafka = KafkaServer(self.folder / "kafka", self.logs, port=int(os.environ.get("KAFKA_PORT", "9192")),
-                                     controller_port=int(os.environ.get("KAFKA_CONTROLLER_PORT", "9193")))
-        self.stack = Stack(kafka_bootstrap="", mongodb_uri="", gateway_port=gateway_port,
-                           service_ports={name: gateway_port + 1 + i for i, name in enumerate(SERVICES)},
-                           log_dir=self.logs, secrets=secrets_env)
+            self.kafka = KafkaServer(
+                self.folder / "kafka",
+                self.logs,
+                port=int(os.environ.get("KAFKA_PORT", "9192")),
+                controller_port=int(os.environ.get("KAFKA_CONTROLLER_PORT", "9193")),
+            )
+        self.stack = Stack(
+            kafka_bootstrap="",
+            mongodb_uri="",
+            gateway_port=gateway_port,
+            service_ports={name: gateway_port + 1 + i for i, name in enumerate(SERVICES)},
+            log_dir=self.logs,
+            secrets=secrets_env,
+        )
         # Every port is checked before anything starts, so a second `make run` fails at once.
-        require_free_ports({**(self.store.ports() if self.store else {}), **(self.kafka.ports() if self.kafka else {}),
-                            **self.stack.ports()})
+        require_free_ports(
+            {
+                **(self.store.ports() if self.store else {}),
+                **(self.kafka.ports() if self.kafka else {}),
+                **self.stack.ports(),
+            }
+        )
         if self.store:
             self.store.start()
             mongodb_uri = self.store.uri
         try:
             empty = store_is_empty(mongodb_uri, os.environ.get("VOICES_NAMESPACE", ""))
         except Exception as exc:
-            raise ServerError(f"the document store at {mongodb_uri} does not answer: {exc}") from None
+            raise ServerError(
+                f"the document store at {mongodb_uri} does not answer: {exc}"
+            ) from None
         if self.kafka:
             self.kafka.start()
             bootstrap = self.kafka.bootstrap
@@ -170,18 +200,35 @@ def banner(launcher: Launcher, demo: dict | None, admin_token: str, first_start:
         f"  API docs:           {url}/docs",
     ]
     if demo:
-        lines += [f"  Participant link:   {url}/i/{demo['invitation_code']}",
-                  f"  Demo consultation:  {demo['consultation_id']}"]
-    lines += ["", "API tokens (send as 'Authorization: Bearer <token>'):", f"  admin      {admin_token}"]
+        lines += [
+            f"  Participant link:   {url}/i/{demo['invitation_code']}",
+            f"  Demo consultation:  {demo['consultation_id']}",
+        ]
+    lines += [
+        "",
+        "API tokens (send as 'Authorization: Bearer <token>'):",
+        f"  admin      {admin_token}",
+    ]
     if demo:
-        lines += [f"  {role:<10} {demo[f'{role}_token']}" for role in ("organiser", "policy", "auditor")]
-    lines += ["", f"Logs: {launcher.logs}", "Press Ctrl-C to stop; `make wipe` deletes the data.", ""]
+        lines += [
+            f"  {role:<10} {demo[f'{role}_token']}" for role in ("organiser", "policy", "auditor")
+        ]
+    lines += [
+        "",
+        f"Logs: {launcher.logs}",
+        "Press Ctrl-C to stop; `make wipe` deletes the data.",
+        "",
+    ]
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deploy.run", description=__doc__.splitlines()[0])
-    parser.add_argument("--wipe", action="store_true", help="delete the data folder after asking, then exit")
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy.run", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument(
+        "--wipe", action="store_true", help="delete the data folder after asking, then exit"
+    )
     parser.add_argument("--yes", action="store_true", help="with --wipe: do not ask")
     args = parser.parse_args(argv)
     folder = data_dir()
@@ -201,8 +248,10 @@ def main(argv: list[str] | None = None) -> int:
     secrets_env = load_or_create_secrets(folder)
     admin_token = secrets_env["VOICES_ADMIN_TOKEN"]
     launcher = Launcher(folder)
-    print(f"Starting the document store, Apache Kafka, three services and the gateway (data in {folder}) ...",
-          flush=True)
+    print(
+        f"Starting the document store, Apache Kafka, three services and the gateway (data in {folder}) ...",
+        flush=True,
+    )
     started = time.monotonic()
     try:
         try:

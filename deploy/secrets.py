@@ -2,6 +2,7 @@
 
 `make run` keeps one set in its data folder (see deploy/run.py); the tests make one per run.
 """
+
 from __future__ import annotations
 
 import base64
@@ -14,10 +15,12 @@ def generate_secrets() -> dict[str, str]:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     private = Ed25519PrivateKey.generate()
-    private_pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption())
-    public_pem = private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return {
         "VOICES_CONSENT_SIGNING_KEY": base64.b64encode(private_pem).decode(),
         "VOICES_CONSENT_PUBLIC_KEY": base64.b64encode(public_pem).decode(),

@@ -6,6 +6,7 @@ from `deploy/ferretdb/`. Both keep their data in the directory they are given, s
 it again. Every child process is tied to its parent: it gets SIGTERM when the process that
 started it dies, even by SIGKILL, so nothing is left serving behind a crashed launcher.
 """
+
 from __future__ import annotations
 
 import ctypes
@@ -64,11 +65,15 @@ def require_free_ports(ports: dict[str, int]) -> None:
     """Fail at once, naming each port, when any is in use: never report ready against another process."""
     taken = [f"{port} ({name})" for name, port in ports.items() if port_taken(port)]
     if taken:
-        raise ServerError(f"port {', '.join(taken)} already in use; stop what listens there "
-                          "or choose other ports (see README, 'Run modes')")
+        raise ServerError(
+            f"port {', '.join(taken)} already in use; stop what listens there "
+            "or choose other ports (see README, 'Run modes')"
+        )
 
 
-def wait_for_port(port: int, timeout: float = 10.0, process: subprocess.Popen | None = None) -> None:
+def wait_for_port(
+    port: int, timeout: float = 10.0, process: subprocess.Popen | None = None
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
@@ -125,13 +130,21 @@ class ManagedServer:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            env=env, preexec_fn=die_with_parent)
+            self.process = subprocess.Popen(
+                command,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                env=env,
+                preexec_fn=die_with_parent,
+            )
 
     def _fail(self, why: str) -> ServerError:
         self.stop()
-        return ServerError(f"{self.name} did not start: {why}\n--- last lines of {self.log_path} ---\n"
-                           f"{log_tail(self.log_path)}")
+        return ServerError(
+            f"{self.name} did not start: {why}\n--- last lines of {self.log_path} ---\n"
+            f"{log_tail(self.log_path)}"
+        )
 
     def stop(self) -> None:
         stop_process(self.process, self.stop_timeout)
@@ -158,7 +171,9 @@ class DocumentStore(ManagedServer):
     def start(self, timeout: float = 30.0) -> "DocumentStore":
         if not FERRETDB_BIN.exists():
             raise ServerError(f"{FERRETDB_BIN} is missing: run `make install` (needs Go)")
-        self._launch([str(FERRETDB_BIN), "-listen", f"127.0.0.1:{self.port}", "-data", str(self.data_dir)])
+        self._launch(
+            [str(FERRETDB_BIN), "-listen", f"127.0.0.1:{self.port}", "-data", str(self.data_dir)]
+        )
         try:
             wait_for_port(self.port, timeout, self.process)
         except ServerError as exc:
@@ -187,8 +202,14 @@ class KafkaServer(ManagedServer):
     name = "kafka"
     stop_timeout = 10.0
 
-    def __init__(self, data_dir: Path, log_dir: Path, port: int | None = None,
-                 controller_port: int | None = None, heap: str = "512m") -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_dir: Path,
+        port: int | None = None,
+        controller_port: int | None = None,
+        heap: str = "512m",
+    ) -> None:
         super().__init__(data_dir, log_dir, port)
         self.controller_port = controller_port or free_port()
         self.heap = heap
@@ -224,9 +245,18 @@ class KafkaServer(ManagedServer):
         return "".join(f"{key}={value}\n" for key, value in settings.items())
 
     def _java(self, main_class: str, *args: str) -> list[str]:
-        return ["java", f"-Xmx{self.heap}", "-Xms128m", "-XX:+UseG1GC", "-Djava.awt.headless=true",
-                f"-Dlog4j.configuration=file:{self.data_dir / 'log4j.properties'}",
-                "-cp", f"{KAFKA_LIB}/*", main_class, *args]
+        return [
+            "java",
+            f"-Xmx{self.heap}",
+            "-Xms128m",
+            "-XX:+UseG1GC",
+            "-Djava.awt.headless=true",
+            f"-Dlog4j.configuration=file:{self.data_dir / 'log4j.properties'}",
+            "-cp",
+            f"{KAFKA_LIB}/*",
+            main_class,
+            *args,
+        ]
 
     def _format_storage(self, properties: Path) -> None:
         """Format the log directory once; a formatted one (a restart) is left as it is."""
@@ -234,15 +264,30 @@ class KafkaServer(ManagedServer):
             return
         cluster_id = _kafka_cluster_id()
         # "--cluster-id=<id>": an id may start with "-", which would read as an option.
-        result = subprocess.run(self._java("kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                                           "--config", str(properties), "--ignore-formatted"),
-                                capture_output=True, text=True, timeout=120, preexec_fn=die_with_parent)
+        result = subprocess.run(
+            self._java(
+                "kafka.tools.StorageTool",
+                "format",
+                f"--cluster-id={cluster_id}",
+                "--config",
+                str(properties),
+                "--ignore-formatted",
+            ),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            preexec_fn=die_with_parent,
+        )
         if result.returncode != 0:
-            raise ServerError(f"kafka storage format failed: {result.stderr.strip() or result.stdout.strip()}")
+            raise ServerError(
+                f"kafka storage format failed: {result.stderr.strip() or result.stdout.strip()}"
+            )
 
     def start(self, timeout: float = 90.0) -> "KafkaServer":
         if not any(KAFKA_LIB.glob("kafka_2.13-*.jar")):
-            raise ServerError(f"the Kafka broker's jars are missing from {KAFKA_LIB}: run `make install` (needs Maven)")
+            raise ServerError(
+                f"the Kafka broker's jars are missing from {KAFKA_LIB}: run `make install` (needs Maven)"
+            )
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         properties = self.data_dir / "server.properties"
         properties.write_text(self._properties())

@@ -5,6 +5,7 @@ launched exactly as docker-compose runs it (gunicorn, `deploy/gunicorn.conf.py`,
 with its output in `<log_dir>/<name>.log`. A stack's `namespace` keeps its databases, topics and
 consumer groups apart from any other stack's on the same servers.
 """
+
 from __future__ import annotations
 
 import os
@@ -80,17 +81,33 @@ class Stack:
 
     def _command(self, name: str) -> list[str]:
         port = self.gateway_port if name == "gateway" else self.service_ports[name]
-        app = "gateway.app:create_app()" if name == "gateway" else f"services.{name}.app:create_app()"
-        return [sys.executable, "-m", "gunicorn", "-c", str(REPO_ROOT / "deploy" / "gunicorn.conf.py"),
-                "--bind", f"127.0.0.1:{port}", app]
+        app = (
+            "gateway.app:create_app()" if name == "gateway" else f"services.{name}.app:create_app()"
+        )
+        return [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(REPO_ROOT / "deploy" / "gunicorn.conf.py"),
+            "--bind",
+            f"127.0.0.1:{port}",
+            app,
+        ]
 
     def start_process(self, name: str) -> subprocess.Popen:
         """Start (or restart) one process; its output goes to <log_dir>/<name>.log."""
         with open(self.log_dir / f"{name}.log", "ab") as log_file:
             env = {**self.env, "VOICES_SERVICE": name}
-            self.processes[name] = subprocess.Popen(self._command(name), cwd=REPO_ROOT, env=env, stdout=log_file,
-                                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                                    preexec_fn=die_with_parent)
+            self.processes[name] = subprocess.Popen(
+                self._command(name),
+                cwd=REPO_ROOT,
+                env=env,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
+            )
         return self.processes[name]
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
@@ -106,8 +123,10 @@ class Stack:
         while pending and time.monotonic() < deadline:
             name = pending[0]
             if self.processes[name].poll() is not None:
-                raise RuntimeError(f"{name} exited with {self.processes[name].returncode}; "
-                                   f"see {self.log_dir / (name + '.log')}")
+                raise RuntimeError(
+                    f"{name} exited with {self.processes[name].returncode}; "
+                    f"see {self.log_dir / (name + '.log')}"
+                )
             url = self.gateway_url if name == "gateway" else self.service_url(name)
             try:
                 response = requests.get(f"{url}/readyz", timeout=5)

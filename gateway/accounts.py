@@ -2,6 +2,7 @@
 
 Participants never have accounts (see gateway/participant_sessions.py).
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -42,8 +43,11 @@ def configure_password_hashing(time_cost: int | None = None, memory_kib: int | N
     Existing hashes keep verifying; they are rehashed at the next sign-in."""
     global _hasher
     defaults = PasswordHasher()
-    _hasher = PasswordHasher(time_cost=time_cost or defaults.time_cost, memory_cost=memory_kib or defaults.memory_cost,
-                             parallelism=defaults.parallelism)
+    _hasher = PasswordHasher(
+        time_cost=time_cost or defaults.time_cost,
+        memory_cost=memory_kib or defaults.memory_cost,
+        parallelism=defaults.parallelism,
+    )
     with _measured_lock:
         _measured.clear()
 
@@ -70,35 +74,54 @@ def _known_organisations(ids: list[str], field: str) -> None:
     known = {o.organisation_id for o in Organisation.objects(organisation_id__in=list(ids))}
     unknown = sorted(set(ids) - known)
     if unknown:
-        raise ValidationFailed("No such organisation.", errors={field: [f"unknown organisation {i}" for i in unknown]})
+        raise ValidationFailed(
+            "No such organisation.", errors={field: [f"unknown organisation {i}" for i in unknown]}
+        )
 
 
 def _check_readable(role: str, readable_organisations: list[str]) -> None:
     # Read access to other organisations' releases is a policy analyst's grant only.
     if readable_organisations and role != "policy":
-        raise ValidationFailed("Only policy accounts read other organisations' releases.",
-                               errors={"readable_organisations": ["allowed for the policy role only"]})
+        raise ValidationFailed(
+            "Only policy accounts read other organisations' releases.",
+            errors={"readable_organisations": ["allowed for the policy role only"]},
+        )
     _known_organisations(readable_organisations, "readable_organisations")
 
 
-def create_account(email: str, role: str, organisation_id: str | None,
-                   readable_organisations: list[str] | None = None) -> Account:
+def create_account(
+    email: str,
+    role: str,
+    organisation_id: str | None,
+    readable_organisations: list[str] | None = None,
+) -> Account:
     """A staff account. Every role but admin and platform auditor belongs to an organisation; those two
     belong to none. Raises ValidationFailed, Conflict."""
     if role not in ROLES:
         raise ValidationFailed("Unknown role.", errors={"role": [f"one of {', '.join(ROLES)}"]})
     if role == "platform_auditor" and organisation_id:
-        raise ValidationFailed("Platform auditors belong to no organisation.",
-                               errors={"organisation_id": ["must be empty for this role"]})
+        raise ValidationFailed(
+            "Platform auditors belong to no organisation.",
+            errors={"organisation_id": ["must be empty for this role"]},
+        )
     if role not in ORGANISATION_LESS_ROLES:
         if not organisation_id:
-            raise ValidationFailed("Staff other than admins and platform auditors belong to an organisation.",
-                                   errors={"organisation_id": ["required for this role"]})
+            raise ValidationFailed(
+                "Staff other than admins and platform auditors belong to an organisation.",
+                errors={"organisation_id": ["required for this role"]},
+            )
         if Organisation.objects(organisation_id=organisation_id).first() is None:
-            raise ValidationFailed("No such organisation.", errors={"organisation_id": ["unknown organisation"]})
+            raise ValidationFailed(
+                "No such organisation.", errors={"organisation_id": ["unknown organisation"]}
+            )
     _check_readable(role, readable_organisations or [])
-    account = Account(account_id=f"a_{uuid.uuid4().hex[:16]}", email=email.strip().lower(), role=role,
-                      organisation_id=organisation_id, readable_organisations=readable_organisations or [])
+    account = Account(
+        account_id=f"a_{uuid.uuid4().hex[:16]}",
+        email=email.strip().lower(),
+        role=role,
+        organisation_id=organisation_id,
+        readable_organisations=readable_organisations or [],
+    )
     try:
         account.save(force_insert=True)
     except NotUniqueError:
@@ -106,12 +129,21 @@ def create_account(email: str, role: str, organisation_id: str | None,
     return account
 
 
-def issue_token(account: Account, label: str | None = None, ttl: timedelta = timedelta(days=90),
-                token: str | None = None) -> tuple[ApiToken, str]:
+def issue_token(
+    account: Account,
+    label: str | None = None,
+    ttl: timedelta = timedelta(days=90),
+    token: str | None = None,
+) -> tuple[ApiToken, str]:
     """A new API token for `account`; the token string is returned once and never stored."""
     token = token or TOKEN_PREFIX + secrets.token_urlsafe(32)
-    record = ApiToken(token_hash=_hash(token), token_id=f"t_{uuid.uuid4().hex[:16]}", account_id=account.account_id,
-                      label=label, expires_at=datetime.now(timezone.utc) + ttl)
+    record = ApiToken(
+        token_hash=_hash(token),
+        token_id=f"t_{uuid.uuid4().hex[:16]}",
+        account_id=account.account_id,
+        label=label,
+        expires_at=datetime.now(timezone.utc) + ttl,
+    )
     record.save(force_insert=True)
     return record, token
 
@@ -123,12 +155,16 @@ def update_account(account_id: str, changes: dict) -> Account:
     role = changes.get("role", account.role)
     organisation_id = account.organisation_id
     if role not in ORGANISATION_LESS_ROLES and not organisation_id:
-        raise ValidationFailed("Staff other than admins and platform auditors belong to an organisation.",
-                               errors={"role": ["this account has no organisation"]})
+        raise ValidationFailed(
+            "Staff other than admins and platform auditors belong to an organisation.",
+            errors={"role": ["this account has no organisation"]},
+        )
     if role == "platform_auditor" and organisation_id:
         # A platform auditor reads every organisation's ledger: an account of one organisation never becomes one.
-        raise ValidationFailed("Platform auditors belong to no organisation.",
-                               errors={"role": ["create a new account without an organisation for this role"]})
+        raise ValidationFailed(
+            "Platform auditors belong to no organisation.",
+            errors={"role": ["create a new account without an organisation for this role"]},
+        )
     readable = changes.get("readable_organisations", list(account.readable_organisations))
     if role != "policy" and "readable_organisations" not in changes:
         readable = []  # a grant that only made sense for the old role lapses with it
@@ -193,8 +229,10 @@ def _active_account(account_id: str) -> Account:
 # ---- passwords ------------------------------------------------------------------------------
 def _check_password_rules(password: str) -> None:
     if not (MIN_PASSWORD <= len(password) <= MAX_PASSWORD):
-        raise ValidationFailed("The password does not meet the rules.",
-                               errors={"password": [f"between {MIN_PASSWORD} and {MAX_PASSWORD} characters"]})
+        raise ValidationFailed(
+            "The password does not meet the rules.",
+            errors={"password": [f"between {MIN_PASSWORD} and {MAX_PASSWORD} characters"]},
+        )
 
 
 def set_password(account_id: str, password: str) -> Account:
@@ -250,13 +288,17 @@ def _verify(stored: str | None, password: str, pool: str) -> bool:
     return _verify_quietly(stored, password, pool)
 
 
-def create_password_link(account_id: str, ttl: timedelta = PASSWORD_LINK_TTL) -> tuple[PasswordLink, str]:
+def create_password_link(
+    account_id: str, ttl: timedelta = PASSWORD_LINK_TTL
+) -> tuple[PasswordLink, str]:
     """A one-time set-password code for an account (earlier unused codes stop working).
     The code is returned once and never stored. Raises NotFound."""
     get_account(account_id)
     PasswordLink.objects(account_id=account_id, used=False).update(set__used=True)
     code = secrets.token_urlsafe(32)
-    link = PasswordLink(code_hash=_hash(code), account_id=account_id, expires_at=datetime.now(timezone.utc) + ttl)
+    link = PasswordLink(
+        code_hash=_hash(code), account_id=account_id, expires_at=datetime.now(timezone.utc) + ttl
+    )
     link.save(force_insert=True)
     return link, code
 
@@ -268,27 +310,42 @@ def redeem_password_link(code: str, password: str, now: datetime | None = None) 
     _check_password_rules(password)
     link = PasswordLink.objects(code_hash=_hash(code)).first()
     if link is None or link.used or _aware(link.expires_at) <= now:
-        raise Unauthorized("This set-password link is not valid any more. Ask an admin for a new one.")
+        raise Unauthorized(
+            "This set-password link is not valid any more. Ask an admin for a new one."
+        )
     # Compare-and-set: of two concurrent uses, exactly one flips `used`.
     if PasswordLink.objects(code_hash=link.code_hash, used=False).update_one(set__used=True) != 1:
-        raise Unauthorized("This set-password link is not valid any more. Ask an admin for a new one.")
+        raise Unauthorized(
+            "This set-password link is not valid any more. Ask an admin for a new one."
+        )
     return set_password(link.account_id, password)
 
 
 # ---- sign-in sessions -------------------------------------------------------------------------
-def sign_in(email: str, password: str, ttl: timedelta = SESSION_TTL,
-            known_browser: bool = False) -> tuple[StaffSession, str, Account]:
+def sign_in(
+    email: str, password: str, ttl: timedelta = SESSION_TTL, known_browser: bool = False
+) -> tuple[StaffSession, str, Account]:
     """A new session for the account with this email and password; the cookie value is returned once.
     Raises Unauthorized with the same message for any wrong email, wrong password or disabled account."""
     account = Account.objects(email=email.strip().lower()).first()
     pool = "known" if known_browser else "new"
-    if not _verify(account.password_hash if account else None, password, pool) or account is None or account.disabled:
+    if (
+        not _verify(account.password_hash if account else None, password, pool)
+        or account is None
+        or account.disabled
+    ):
         raise Unauthorized("The email or password is not correct.")
     if _hasher.check_needs_rehash(account.password_hash):
-        Account.objects(account_id=account.account_id).update_one(set__password_hash=_hasher.hash(password))
+        Account.objects(account_id=account.account_id).update_one(
+            set__password_hash=_hasher.hash(password)
+        )
     value = SESSION_PREFIX + secrets.token_urlsafe(32)
-    session = StaffSession(session_hash=_hash(value), session_id=f"s_{uuid.uuid4().hex[:16]}",
-                           account_id=account.account_id, expires_at=datetime.now(timezone.utc) + ttl)
+    session = StaffSession(
+        session_hash=_hash(value),
+        session_id=f"s_{uuid.uuid4().hex[:16]}",
+        account_id=account.account_id,
+        expires_at=datetime.now(timezone.utc) + ttl,
+    )
     session.save(force_insert=True)
     return session, value, account
 
@@ -309,7 +366,9 @@ def device_key(value: str | None, email: str, secret: bytes) -> str | None:
     or None when the value is missing or not for this address. Attempts from such a browser have
     their own budget, so a flood of wrong passwords from elsewhere never locks its owner out."""
     nonce, _, mac = (value or "").partition(".")
-    if not nonce or not hmac.compare_digest(mac.encode(), _device_mac(email, nonce, secret).encode()):
+    if not nonce or not hmac.compare_digest(
+        mac.encode(), _device_mac(email, nonce, secret).encode()
+    ):
         return None
     return "device:" + _hash(value)[:32]
 
@@ -334,9 +393,13 @@ def end_sessions(account_id: str) -> int:
 
 
 def principal_of(account: Account) -> Principal:
-    return Principal(kind="staff", subject=account.account_id, role=account.role,
-                     organisation_id=account.organisation_id,
-                     readable_organisations=tuple(account.readable_organisations))
+    return Principal(
+        kind="staff",
+        subject=account.account_id,
+        role=account.role,
+        organisation_id=account.organisation_id,
+        readable_organisations=tuple(account.readable_organisations),
+    )
 
 
 def bootstrap_admin(token: str) -> None:

@@ -1,4 +1,5 @@
 """The gateway's own endpoints: organisations, staff accounts, API tokens, passwords, sign-in sessions."""
+
 from __future__ import annotations
 
 import hashlib
@@ -14,17 +15,39 @@ from gateway.guards import behind_tls
 from gateway.models import Account, Organisation
 from gateway.ratelimit import retry_after
 from gateway.schemas import (
-    AccountCreateSchema, AccountSchema, AccountUpdateSchema, MeSchema, OrganisationCreateSchema, OrganisationSchema,
-    PasswordChangeSchema, PasswordLinkRedeemSchema, PasswordLinkSchema, PasswordSetSchema, SessionSchema,
-    SignInSchema, TokenCreatedSchema, TokenCreateSchema, TokenQuerySchema, TokenSchema,
+    AccountCreateSchema,
+    AccountSchema,
+    AccountUpdateSchema,
+    MeSchema,
+    OrganisationCreateSchema,
+    OrganisationSchema,
+    PasswordChangeSchema,
+    PasswordLinkRedeemSchema,
+    PasswordLinkSchema,
+    PasswordSetSchema,
+    SessionSchema,
+    SignInSchema,
+    TokenCreatedSchema,
+    TokenCreateSchema,
+    TokenQuerySchema,
+    TokenSchema,
 )
 from shared.auth import current_principal
 from shared.errors import Forbidden, NotFound, TooManyRequests, ValidationFailed
 from shared.runtime import MAX_PAGE_SIZE, PAGE_SIZE, QueryPage
 
-staff = Blueprint("staff", __name__, url_prefix="/api/v1", description="Organisations, staff accounts and API tokens")
-sessions = Blueprint("sessions", __name__, url_prefix="/api/v1",
-                     description="Staff sign-in with email and password, and setting passwords")
+staff = Blueprint(
+    "staff",
+    __name__,
+    url_prefix="/api/v1",
+    description="Organisations, staff accounts and API tokens",
+)
+sessions = Blueprint(
+    "sessions",
+    __name__,
+    url_prefix="/api/v1",
+    description="Staff sign-in with email and password, and setting passwords",
+)
 
 SESSION_COOKIE = "voices_session"
 # Marks a browser its owner signed in from; sent only to the sign-in route.
@@ -35,8 +58,10 @@ def _require_body() -> None:
     """Raises ValidationFailed for a request without a body where the document requires one: a body
     whose every field is optional would otherwise let a missing body pass as `{}`."""
     if not request.get_data(cache=True).strip():
-        raise ValidationFailed("This request needs a JSON body; send {} to take every default.",
-                               errors={"body": ["missing"]})
+        raise ValidationFailed(
+            "This request needs a JSON body; send {} to take every default.",
+            errors={"body": ["missing"]},
+        )
 
 
 @staff.route("/organisations")
@@ -122,7 +147,9 @@ class Tokens(MethodView):
         account = Account.objects(account_id=account_id).first()
         if account is None:
             raise NotFound("No such account.")
-        record, token = accounts.issue_token(account, data["label"], timedelta(days=data["ttl_days"]))
+        record, token = accounts.issue_token(
+            account, data["label"], timedelta(days=data["ttl_days"])
+        )
         return {**record.to_mongo().to_dict(), "token_id": record.token_id, "token": token}
 
 
@@ -146,7 +173,9 @@ class MyPassword(MethodView):
     @staff.response(204)
     def put(self, data):
         """Change your own password; every session of yours ends, including this one."""
-        accounts.change_own_password(current_principal().subject, data["current_password"], data["new_password"])
+        accounts.change_own_password(
+            current_principal().subject, data["current_password"], data["new_password"]
+        )
 
 
 @sessions.route("/sessions")
@@ -160,14 +189,29 @@ class Sessions(MethodView):
         account before (or set its password from a link): wrong passwords sent from elsewhere never
         lock the owner out of a browser they used."""
         known_browser = _spend_sign_in_attempt(data["email"])
-        session, value, account = accounts.sign_in(data["email"], data["password"], known_browser=known_browser)
-        response = SessionSchema().dump({**account.to_mongo().to_dict(), "account_id": account.account_id,
-                                          "expires_at": session.expires_at})
-        response = current_app.response_class(current_app.json.dumps(response), status=201,
-                                              mimetype="application/json")
+        session, value, account = accounts.sign_in(
+            data["email"], data["password"], known_browser=known_browser
+        )
+        response = SessionSchema().dump(
+            {
+                **account.to_mongo().to_dict(),
+                "account_id": account.account_id,
+                "expires_at": session.expires_at,
+            }
+        )
+        response = current_app.response_class(
+            current_app.json.dumps(response), status=201, mimetype="application/json"
+        )
         settings = current_app.extensions["voices_settings"]
-        response.set_cookie(SESSION_COOKIE, value, max_age=int(accounts.SESSION_TTL.total_seconds()), path="/",
-                            httponly=True, samesite="Strict", secure=behind_tls(settings))
+        response.set_cookie(
+            SESSION_COOKIE,
+            value,
+            max_age=int(accounts.SESSION_TTL.total_seconds()),
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=behind_tls(settings),
+        )
         _mark_device(response, account)
         return response
 
@@ -192,18 +236,30 @@ def _spend_sign_in_attempt(email: str) -> bool:
         spent = [limits.spend("anonymous", request.url_rule.rule), limits.spend("sign_in", address)]
     wait = max(spent)
     if wait:
-        raise TooManyRequests("Too many sign-in attempts for this account. Please wait, sign in from a browser you "
-                              "used before, or ask an admin for a set-password link.", retry_after=retry_after(wait))
+        raise TooManyRequests(
+            "Too many sign-in attempts for this account. Please wait, sign in from a browser you "
+            "used before, or ask an admin for a set-password link.",
+            retry_after=retry_after(wait),
+        )
     return device is not None
 
 
 def _mark_device(response: Response, account: Account) -> None:
-    if accounts.device_key(request.cookies.get(DEVICE_COOKIE), account.email, _device_secret()) is not None:
+    if (
+        accounts.device_key(request.cookies.get(DEVICE_COOKIE), account.email, _device_secret())
+        is not None
+    ):
         return
     settings = current_app.extensions["voices_settings"]
-    response.set_cookie(DEVICE_COOKIE, accounts.device_cookie(account.email, _device_secret()),
-                        max_age=int(accounts.DEVICE_TTL.total_seconds()), path=DEVICE_COOKIE_PATH, httponly=True,
-                        samesite="Strict", secure=behind_tls(settings))
+    response.set_cookie(
+        DEVICE_COOKIE,
+        accounts.device_cookie(account.email, _device_secret()),
+        max_age=int(accounts.DEVICE_TTL.total_seconds()),
+        path=DEVICE_COOKIE_PATH,
+        httponly=True,
+        samesite="Strict",
+        secure=behind_tls(settings),
+    )
 
 
 @sessions.route("/sessions/current")
@@ -216,8 +272,9 @@ class CurrentSession(MethodView):
             accounts.sign_out(value)
         response = Response(status=204)
         settings = current_app.extensions["voices_settings"]
-        response.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Strict",
-                               secure=behind_tls(settings))
+        response.delete_cookie(
+            SESSION_COOKIE, path="/", httponly=True, samesite="Strict", secure=behind_tls(settings)
+        )
         return response
 
 

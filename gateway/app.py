@@ -6,6 +6,7 @@ the row's roles (403), a participant session's binding to its consultation (403)
 rate limit (429), then the gateway's own view or the owning service behind its circuit breaker
 (503 while open). Every answer carries the security headers; every error is problem+json.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,12 @@ from gateway import accounts
 from gateway.api import SESSION_COOKIE, sessions, staff
 from gateway.guards import behind_tls, check_body, install_response_headers, preflight
 from gateway.openapi import MergedDocument, init_openapi
-from gateway.participant_sessions import OPENING_ROUTE, ParticipantSessions, binding_violation, looks_like_session
+from gateway.participant_sessions import (
+    OPENING_ROUTE,
+    ParticipantSessions,
+    binding_violation,
+    looks_like_session,
+)
 from gateway.policy import RoutePolicy, allows, build_map, match
 from gateway.proxy import CircuitBreaker, ServiceClient
 from gateway.ratelimit import Limits, code_key, retry_after
@@ -25,7 +31,13 @@ from gateway.schemas import ParticipantSessionSchema
 from gateway.web import init_web
 from shared import mongo
 from shared.auth import ANONYMOUS, Principal, encode_principal
-from shared.errors import Forbidden, NotFound, TooManyRequests, Unauthorized, register_problem_handlers
+from shared.errors import (
+    Forbidden,
+    NotFound,
+    TooManyRequests,
+    Unauthorized,
+    register_problem_handlers,
+)
 from shared.log import configure_logging
 from shared.metrics import GaugeCollector, metrics_of
 from shared.runtime import install_request_context, problem_api, use_storable_int_routes
@@ -42,19 +54,26 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or Settings.from_env("gateway")
     configure_logging("gateway", settings.log_level)
     mongo.connect(settings, alias="gateway")
-    accounts.configure_password_hashing(int(settings.get("ARGON2_TIME_COST") or 0) or None,
-                                        int(settings.get("ARGON2_MEMORY_KIB") or 0) or None)
+    accounts.configure_password_hashing(
+        int(settings.get("ARGON2_TIME_COST") or 0) or None,
+        int(settings.get("ARGON2_MEMORY_KIB") or 0) or None,
+    )
     admin_token = settings.get("ADMIN_TOKEN")
     if admin_token:
         accounts.bootstrap_admin(admin_token)
     internal_secret = settings.require("INTERNAL_TOKEN").encode()
-    participant_sessions = ParticipantSessions(settings.require("SESSION_SECRET"),
-                                               int(settings.get("PARTICIPANT_SESSION_TTL_S") or 7200))
+    participant_sessions = ParticipantSessions(
+        settings.require("SESSION_SECRET"), int(settings.get("PARTICIPANT_SESSION_TTL_S") or 7200)
+    )
 
     app = Flask("voices.gateway")
     use_storable_int_routes(app)
-    app.config.update(MAX_CONTENT_LENGTH=1024 * 1024, API_TITLE="Voices gateway", API_VERSION="v1",
-                      OPENAPI_VERSION="3.0.3")
+    app.config.update(
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        API_TITLE="Voices gateway",
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+    )
     api = problem_api(app)
     api.spec.components.schema("ParticipantSession", schema=ParticipantSessionSchema)
     api.register_blueprint(staff)
@@ -70,8 +89,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     install_request_context(app, "gateway")
     install_response_headers(app, settings)
     rate_limited = _install_gateway_metrics(app, clients)
-    init_openapi(app, MergedDocument(lambda: api.spec.to_dict(),
-                                     {name: _spec_fetcher(client) for name, client in clients.items()}))
+    init_openapi(
+        app,
+        MergedDocument(
+            lambda: api.spec.to_dict(),
+            {name: _spec_fetcher(client) for name, client in clients.items()},
+        ),
+    )
     route_map = build_map()
 
     @app.before_request
@@ -101,14 +125,19 @@ def create_app(settings: Settings | None = None) -> Flask:
                 raise Forbidden(why)
         code = _sent_code(policy, args, g.get("json_body"))
         if principal.anonymous and code:
-            bucket = (policy.code_rate, code_key(code))  # a flood of other codes never blocks this code's holder
+            bucket = (
+                policy.code_rate,
+                code_key(code),
+            )  # a flood of other codes never blocks this code's holder
         if principal.anonymous and policy.own_rate_limit:
             return None
         wait = limits.spend(*bucket)
         if wait:
             rate_limited.labels(bucket[0]).inc()
-            raise TooManyRequests("Too many requests. Please wait a moment and try again.",
-                                  retry_after=retry_after(wait))
+            raise TooManyRequests(
+                "Too many requests. Please wait a moment and try again.",
+                retry_after=retry_after(wait),
+            )
         return None
 
     def health():
@@ -117,7 +146,9 @@ def create_app(settings: Settings | None = None) -> Flask:
             status, body = client.get_json("/readyz")
             services[name] = {"ready": status == 200, **body, "circuit": client.breaker.state}
         ready = all(s["ready"] for s in services.values())
-        return jsonify(status="ready" if ready else "degraded", services=services), (200 if ready else 503)
+        return jsonify(status="ready" if ready else "degraded", services=services), (
+            200 if ready else 503
+        )
 
     app.add_url_rule("/healthz", "healthz", health)
     app.add_url_rule("/readyz", "readyz", health)
@@ -127,7 +158,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         policy: RoutePolicy = g.route_policy
         if policy.service is None:
             raise NotFound("There is no API resource at this path.")
-        response = clients[policy.service].forward(request.path, encode_principal(g.principal, internal_secret))
+        response = clients[policy.service].forward(
+            request.path, encode_principal(g.principal, internal_secret)
+        )
         if (policy.method, policy.path) == OPENING_ROUTE and response.status_code == 201:
             response = _with_participant_session(response, participant_sessions)
         if (policy.method, policy.path) == INVITING_ROUTE and response.status_code == 201:
@@ -138,32 +171,51 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 
 def _client(name: str, settings: Settings) -> ServiceClient:
-    breaker = CircuitBreaker(failure_threshold=int(settings.get("CIRCUIT_FAILURES") or 5),
-                             cooldown_s=float(settings.get("CIRCUIT_COOLDOWN_S") or 10))
-    return ServiceClient(name, settings.require(f"{name.upper()}_URL"), breaker=breaker,
-                         read_timeout=float(settings.get("SERVICE_TIMEOUT_S") or 15))
+    breaker = CircuitBreaker(
+        failure_threshold=int(settings.get("CIRCUIT_FAILURES") or 5),
+        cooldown_s=float(settings.get("CIRCUIT_COOLDOWN_S") or 10),
+    )
+    return ServiceClient(
+        name,
+        settings.require(f"{name.upper()}_URL"),
+        breaker=breaker,
+        read_timeout=float(settings.get("SERVICE_TIMEOUT_S") or 15),
+    )
 
 
 def _spec_fetcher(client: ServiceClient):
     def fetch() -> dict | None:
         status, body = client.get_json("/openapi.json", timeout=5.0)
         return body if status == 200 and "paths" in body else None
+
     return fetch
 
 
 def _install_gateway_metrics(app: Flask, clients: dict[str, ServiceClient]):
     metrics = metrics_of(app)
-    upstream = metrics.counter("voices_gateway_upstream_calls", "Calls to services by outcome", ["target", "outcome"])
+    upstream = metrics.counter(
+        "voices_gateway_upstream_calls", "Calls to services by outcome", ["target", "outcome"]
+    )
     for client in clients.values():
         client.on_outcome = lambda service, outcome: upstream.labels(service, outcome).inc()
-    metrics.register(GaugeCollector(
-        "voices_gateway_circuit_state", "0 closed, 1 half-open, 2 open", ["target"],
-        lambda: (((name,), float(_CIRCUIT_STATES[c.breaker.state])) for name, c in clients.items())))
-    return metrics.counter("voices_gateway_rate_limited", "Requests refused by a rate limit", ["caller"])
+    metrics.register(
+        GaugeCollector(
+            "voices_gateway_circuit_state",
+            "0 closed, 1 half-open, 2 open",
+            ["target"],
+            lambda: (
+                ((name,), float(_CIRCUIT_STATES[c.breaker.state])) for name, c in clients.items()
+            ),
+        )
+    )
+    return metrics.counter(
+        "voices_gateway_rate_limited", "Requests refused by a rate limit", ["caller"]
+    )
 
 
-def _authenticate(policy: RoutePolicy, participant_sessions: ParticipantSessions,
-                  limits: Limits) -> tuple[Principal, tuple[str, str]]:
+def _authenticate(
+    policy: RoutePolicy, participant_sessions: ParticipantSessions, limits: Limits
+) -> tuple[Principal, tuple[str, str]]:
     """The caller and the rate-limit bucket they spend from. Raises Unauthorized for credentials
     that are sent but not valid (also on public routes: a bad credential is never ignored),
     Forbidden for a cross-site call made with a session cookie."""
@@ -179,24 +231,36 @@ def _authenticate(policy: RoutePolicy, participant_sessions: ParticipantSessions
                 session = participant_sessions.verify(credential)
                 g.participant_session = session
                 return session.principal(), ("participant", session.session_id)
-            return accounts.authenticate_token(credential), ("staff", accounts.credential_key(credential))
+            return accounts.authenticate_token(credential), (
+                "staff",
+                accounts.credential_key(credential),
+            )
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
             try:
                 principal = accounts.authenticate_session(cookie)
             except Unauthorized:
                 if policy.public:
-                    return ANONYMOUS, ("anonymous", policy.path)  # a stale cookie must not block signing in
+                    return ANONYMOUS, (
+                        "anonymous",
+                        policy.path,
+                    )  # a stale cookie must not block signing in
                 raise
             origin = request.headers.get("Origin")
-            if request.method not in _SAFE_METHODS and origin and urlsplit(origin).netloc != request.host:
+            if (
+                request.method not in _SAFE_METHODS
+                and origin
+                and urlsplit(origin).netloc != request.host
+            ):
                 raise Forbidden("Cross-site requests with a session cookie are refused.")
             return principal, ("staff", accounts.credential_key(cookie))
     except Unauthorized:
         # Guessing credentials spends from the anonymous bucket, so it cannot run unbounded.
         wait = limits.spend("anonymous", "failed-credentials")
         if wait:
-            raise TooManyRequests("Too many failed sign-ins. Please wait.", retry_after=retry_after(wait)) from None
+            raise TooManyRequests(
+                "Too many failed sign-ins. Please wait.", retry_after=retry_after(wait)
+            ) from None
         raise
     return ANONYMOUS, ("anonymous", policy.path)
 
@@ -211,14 +275,23 @@ def _sent_code(policy: RoutePolicy, path_args: dict, body: object) -> str | None
     return value if isinstance(value, str) and value.strip() else None
 
 
-def _with_participant_session(response: Response, participant_sessions: ParticipantSessions) -> Response:
+def _with_participant_session(
+    response: Response, participant_sessions: ParticipantSessions
+) -> Response:
     """The opened invitation's answer plus a participant session bound to its consultation and pseudonym."""
     body = response.get_json(silent=True)
     if not isinstance(body, dict) or not body.get("consultation_id") or not body.get("pseudonym"):
         return response
-    return _with_fields(response, body, {
-        "participant_session": participant_sessions.issue(body["consultation_id"], body["pseudonym"]),
-        "participant_session_expires_in": participant_sessions.ttl_s})
+    return _with_fields(
+        response,
+        body,
+        {
+            "participant_session": participant_sessions.issue(
+                body["consultation_id"], body["pseudonym"]
+            ),
+            "participant_session_expires_in": participant_sessions.ttl_s,
+        },
+    )
 
 
 def _with_invitation_url(response: Response, settings: Settings) -> Response:
@@ -227,8 +300,13 @@ def _with_invitation_url(response: Response, settings: Settings) -> Response:
     if not isinstance(body, dict) or not body.get("code"):
         return response
     # VOICES_PUBLIC_URL when set (what participants type or scan), else this request's own origin.
-    origin = settings.get("PUBLIC_URL") or f"{'https' if behind_tls(settings) else request.scheme}://{request.host}"
-    return _with_fields(response, body, {"url": origin.rstrip("/") + url_for("web.invitation", code=body["code"])})
+    origin = (
+        settings.get("PUBLIC_URL")
+        or f"{'https' if behind_tls(settings) else request.scheme}://{request.host}"
+    )
+    return _with_fields(
+        response, body, {"url": origin.rstrip("/") + url_for("web.invitation", code=body["code"])}
+    )
 
 
 def _with_fields(response: Response, body: dict, fields: dict) -> Response:

@@ -9,6 +9,7 @@
   framing, no sniffing; HSTS only behind TLS;
 - CORS: off unless VOICES_CORS_ORIGINS lists origins.
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,10 @@ from gateway.policy import RoutePolicy
 from shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
 from shared.settings import Settings
 
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
-       "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self'; "
+    "connect-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 HSTS = "max-age=63072000; includeSubDomains"
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # The deepest real document (a survey: sections, questions, options, translations) is under 10.
@@ -36,7 +39,9 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 # breaks; bidi embeddings, overrides and isolates; zero-width space, word joiner, BOM): a title with
 # one can show participants something else than its organisers meant. The zero-width (non-)joiners
 # and the left-to-right and right-to-left marks stay allowed: Arabic, Persian and Indic text need them.
-_HIDDEN_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u202a-\u202e\u2060\u2066-\u2069\ufeff]")
+_HIDDEN_CONTROL = re.compile(
+    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u200b\u202a-\u202e\u2060\u2066-\u2069\ufeff]"
+)
 
 
 def _truthy(value: str | None) -> bool:
@@ -44,7 +49,9 @@ def _truthy(value: str | None) -> bool:
 
 
 def trusted_proxies(settings: Settings) -> frozenset[str]:
-    return frozenset(a.strip() for a in (settings.get("TRUSTED_PROXIES") or "").split(",") if a.strip())
+    return frozenset(
+        a.strip() for a in (settings.get("TRUSTED_PROXIES") or "").split(",") if a.strip()
+    )
 
 
 def behind_tls(settings: Settings) -> bool:
@@ -75,19 +82,32 @@ def check_body(row: RoutePolicy) -> None:
         return
     mimetype = request.mimetype
     accepted = mimetype in row.accepts or (
-        "application/json" in row.accepts and mimetype.startswith("application/") and mimetype.endswith("+json"))
+        "application/json" in row.accepts
+        and mimetype.startswith("application/")
+        and mimetype.endswith("+json")
+    )
     if not accepted:
-        raise UnsupportedMediaType(f"This resource takes {' or '.join(row.accepts)}, not {mimetype or 'an untyped body'}.")
+        raise UnsupportedMediaType(
+            f"This resource takes {' or '.join(row.accepts)}, not {mimetype or 'an untyped body'}."
+        )
     if mimetype != "multipart/form-data":
         g.json_body = parse_json_body(request.get_data(cache=True))
 
 
 def _number(text: str) -> Any:
     # Checked before converting: int() of thousands of digits is slow, then fails (Python's digit limit).
-    number = None if len(text) > MAX_NUMBER_CHARS else float(text) if any(c in text for c in ".eE") else int(text)
+    number = (
+        None
+        if len(text) > MAX_NUMBER_CHARS
+        else float(text)
+        if any(c in text for c in ".eE")
+        else int(text)
+    )
     if number is None or not math.isfinite(number):
-        raise ValidationFailed("A number in the request body is too large.",
-                               errors={"body": [f"numbers have at most {MAX_NUMBER_CHARS} characters and are finite"]})
+        raise ValidationFailed(
+            "A number in the request body is too large.",
+            errors={"body": [f"numbers have at most {MAX_NUMBER_CHARS} characters and are finite"]},
+        )
     return number
 
 
@@ -103,8 +123,9 @@ def parse_json_body(raw: bytes) -> Any:
     if not raw.strip():
         return None
     try:
-        document = json.loads(raw.decode("utf-8"), parse_int=_number, parse_float=_number,
-                              parse_constant=_not_json)
+        document = json.loads(
+            raw.decode("utf-8"), parse_int=_number, parse_float=_number, parse_constant=_not_json
+        )
     except RecursionError:  # nested past the interpreter's limit: far deeper than MAX_JSON_DEPTH
         raise _too_deep() from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -127,23 +148,35 @@ def parse_json_body(raw: bytes) -> Any:
 
 
 def _too_deep() -> ValidationFailed:
-    return ValidationFailed("The request body is nested too deeply.",
-                           errors={"body": [f"at most {MAX_JSON_DEPTH} levels of objects and arrays"]})
+    return ValidationFailed(
+        "The request body is nested too deeply.",
+        errors={"body": [f"at most {MAX_JSON_DEPTH} levels of objects and arrays"]},
+    )
 
 
 def _check_text(text: str, path: tuple) -> None:
     where = ".".join(map(str, path)) or "body"
     if _LONE_SURROGATE.search(text):
-        raise ValidationFailed("The request body holds a string that is not valid Unicode (a lone surrogate).",
-                               errors={where: ["strings must be valid Unicode"]})
+        raise ValidationFailed(
+            "The request body holds a string that is not valid Unicode (a lone surrogate).",
+            errors={where: ["strings must be valid Unicode"]},
+        )
     hidden = _HIDDEN_CONTROL.search(text)
     if hidden:
-        raise ValidationFailed("The request body holds an invisible control character.", errors={
-            where: [f"U+{ord(hidden.group()):04X} is not allowed: it can hide or reorder what readers see"]})
+        raise ValidationFailed(
+            "The request body holds an invisible control character.",
+            errors={
+                where: [
+                    f"U+{ord(hidden.group()):04X} is not allowed: it can hide or reorder what readers see"
+                ]
+            },
+        )
 
 
 def cors_origins(settings: Settings) -> frozenset[str]:
-    return frozenset(o.strip().rstrip("/") for o in (settings.get("CORS_ORIGINS") or "").split(",") if o.strip())
+    return frozenset(
+        o.strip().rstrip("/") for o in (settings.get("CORS_ORIGINS") or "").split(",") if o.strip()
+    )
 
 
 def preflight(settings: Settings) -> Response | None:
@@ -154,7 +187,9 @@ def preflight(settings: Settings) -> Response | None:
         return None
     response = Response(status=204)
     response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE"
-    response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type, X-Request-ID, X-Trace-ID"
+    response.headers["Access-Control-Allow-Headers"] = (
+        "Authorization, Content-Type, X-Request-ID, X-Trace-ID"
+    )
     response.headers["Access-Control-Max-Age"] = "600"
     return response
 
@@ -180,9 +215,13 @@ def install_response_headers(app: Flask, settings: Settings) -> None:
         headers["X-Frame-Options"] = "DENY"
         headers["Cross-Origin-Opener-Policy"] = "same-origin"
         headers.setdefault("Cross-Origin-Resource-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+        headers.setdefault(
+            "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"
+        )
         if request.path.startswith("/api/") or request.path in ("/healthz", "/readyz"):
-            headers.setdefault("Cache-Control", "no-store")  # health answers are live state, never cached
+            headers.setdefault(
+                "Cache-Control", "no-store"
+            )  # health answers are live state, never cached
         if behind_tls(settings):
             headers["Strict-Transport-Security"] = HSTS
         origin = request.headers.get("Origin", "")

@@ -1,4 +1,5 @@
 """Gateway storage: organisations, staff accounts, their API tokens, sign-in sessions and set-password links."""
+
 from __future__ import annotations
 
 import mongoengine as me

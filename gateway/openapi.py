@@ -9,6 +9,7 @@ to an opened invitation. Nothing in the document is written by hand.
 The docs page (/docs) is Swagger UI served from the `swagger-ui-bundle` package's files, so no
 script comes from another origin; without that package it falls back to a plain HTML listing.
 """
+
 from __future__ import annotations
 
 import copy
@@ -27,13 +28,25 @@ from shared.errors import PROBLEM_MIME
 METHODS = ("get", "put", "post", "patch", "delete")
 CACHE_TTL_S = 60.0
 SECURITY_SCHEMES = {
-    "apiToken": {"type": "http", "scheme": "bearer", "bearerFormat": "API token (vt_...)",
-                 "description": "A staff API token, shown once when issued."},
-    "staffSession": {"type": "apiKey", "in": "cookie", "name": "voices_session",
-                     "description": "The cookie set by POST /api/v1/sessions (staff sign-in)."},
-    "participantSession": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                           "description": "The participant_session returned when an invitation is opened; "
-                                          "optional, bound to one consultation."},
+    "apiToken": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "API token (vt_...)",
+        "description": "A staff API token, shown once when issued.",
+    },
+    "staffSession": {
+        "type": "apiKey",
+        "in": "cookie",
+        "name": "voices_session",
+        "description": "The cookie set by POST /api/v1/sessions (staff sign-in).",
+    },
+    "participantSession": {
+        "type": "http",
+        "scheme": "bearer",
+        "bearerFormat": "JWT",
+        "description": "The participant_session returned when an invitation is opened; "
+        "optional, bound to one consultation.",
+    },
 }
 _ASSETS = ("swagger-ui.css", "swagger-ui-bundle.js", "favicon-32x32.png")
 
@@ -102,8 +115,10 @@ def _annotate(operation: dict, row: RoutePolicy, method: str) -> dict:
     operation["responses"] = responses
     if row.accepts and "requestBody" in operation:
         content = operation["requestBody"].get("content", {})
-        operation["requestBody"] = {**operation["requestBody"],
-                                    "content": {k: v for k, v in content.items() if k in row.accepts} or content}
+        operation["requestBody"] = {
+            **operation["requestBody"],
+            "content": {k: v for k, v in content.items() if k in row.accepts} or content,
+        }
     return operation
 
 
@@ -112,7 +127,9 @@ def _add_participant_session(operation: dict, schemas: dict) -> None:
     object with both sets of properties (an allOf of two closed schemas would refuse every answer)."""
     session_properties = schemas["ParticipantSession"]["properties"]
     for status, response in operation.get("responses", {}).items():
-        media = response.get("content", {}).get("application/json") if status.startswith("2") else None
+        media = (
+            response.get("content", {}).get("application/json") if status.startswith("2") else None
+        )
         if not media or "schema" not in media:
             continue
         name = media["schema"].get("$ref", "").rsplit("/", 1)[-1]
@@ -125,15 +142,23 @@ def _add_participant_session(operation: dict, schemas: dict) -> None:
             media["schema"] = answer
 
 
-def merge_documents(own: dict, services: Mapping[str, dict | None], policy: Iterable[RoutePolicy] = POLICY,
-                    title: str = "Voices API", version: str = "v1") -> dict:
+def merge_documents(
+    own: dict,
+    services: Mapping[str, dict | None],
+    policy: Iterable[RoutePolicy] = POLICY,
+    title: str = "Voices API",
+    version: str = "v1",
+) -> dict:
     """The public API document: `own` (the gateway's spec) and each service's spec (None: unreachable),
     filtered to the operations the policy table gives to that service (or to the gateway)."""
     policy = tuple(policy)
     merged: dict[str, Any] = {
         "openapi": "3.0.3",
-        "info": {"title": title, "version": version,
-                 "description": "The public API of Voices. Every error is application/problem+json (RFC 7807)."},
+        "info": {
+            "title": title,
+            "version": version,
+            "description": "The public API of Voices. Every error is application/problem+json (RFC 7807).",
+        },
         "paths": {},
         "tags": [],
         "components": {"securitySchemes": dict(SECURITY_SCHEMES)},
@@ -142,7 +167,9 @@ def merge_documents(own: dict, services: Mapping[str, dict | None], policy: Iter
     sources = [(None, own), *((name, spec) for name, spec in services.items() if spec is not None)]
     seen_tags: set[str] = set()
     for service, spec in sources:
-        spec = _merge_components(merged["components"], copy.deepcopy(spec), (service or "gateway").capitalize())
+        spec = _merge_components(
+            merged["components"], copy.deepcopy(spec), (service or "gateway").capitalize()
+        )
         for tag in spec.get("tags", []):
             if tag.get("name") not in seen_tags:
                 seen_tags.add(tag.get("name"))
@@ -164,7 +191,12 @@ def merge_documents(own: dict, services: Mapping[str, dict | None], policy: Iter
     merged["components"].setdefault("responses", {})["Problem"] = {
         "description": "An error answered by the gateway (authentication, authorization, limits, a service down)",
         "content": {PROBLEM_MIME: {"schema": {"$ref": "#/components/schemas/Problem"}}},
-        "headers": {"Retry-After": {"description": "seconds to wait (429, 503)", "schema": {"type": "integer"}}},
+        "headers": {
+            "Retry-After": {
+                "description": "seconds to wait (429, 503)",
+                "schema": {"type": "integer"},
+            }
+        },
     }
     if missing:
         merged["info"]["x-voices-incomplete"] = sorted(missing)
@@ -173,15 +205,23 @@ def merge_documents(own: dict, services: Mapping[str, dict | None], policy: Iter
 
 def documented_routes(document: dict) -> set[tuple[str, str]]:
     """(METHOD, route shape) of every operation in a document."""
-    return {(method.upper(), route_shape(path)) for path, item in document.get("paths", {}).items()
-            for method in METHODS if method in item}
+    return {
+        (method.upper(), route_shape(path))
+        for path, item in document.get("paths", {}).items()
+        for method in METHODS
+        if method in item
+    }
 
 
 class MergedDocument:
     """Builds the merged document on demand and keeps a complete one for CACHE_TTL_S."""
 
-    def __init__(self, own: Callable[[], dict], fetchers: Mapping[str, Callable[[], dict | None]],
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        own: Callable[[], dict],
+        fetchers: Mapping[str, Callable[[], dict | None]],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._own, self._fetchers, self._clock = own, fetchers, clock
         self._lock = threading.Lock()
         self._cached: tuple[float, dict] | None = None
@@ -190,7 +230,9 @@ class MergedDocument:
         with self._lock:
             if self._cached and self._clock() - self._cached[0] < CACHE_TTL_S:
                 return self._cached[1]
-        document = merge_documents(self._own(), {name: fetch() for name, fetch in self._fetchers.items()})
+        document = merge_documents(
+            self._own(), {name: fetch() for name, fetch in self._fetchers.items()}
+        )
         if "x-voices-incomplete" not in document["info"]:
             with self._lock:
                 self._cached = (self._clock(), document)
@@ -232,13 +274,18 @@ def _plain_page(document: dict) -> str:
         for method in METHODS:
             if method in item:
                 op = item[method]
-                rows.append(f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
-                            f"<td>{html.escape(', '.join(op.get('x-voices-roles', [])))}</td>"
-                            f"<td>{html.escape(op.get('summary', ''))}</td></tr>")
-    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Voices API</title></head><body>"
-            "<h1>Voices API</h1><p>The full document: <a href=\"/openapi.json\">/openapi.json</a></p>"
-            "<table><thead><tr><th>method</th><th>path</th><th>who</th><th>what</th></tr></thead><tbody>"
-            + "".join(rows) + "</tbody></table></body></html>")
+                rows.append(
+                    f"<tr><td><code>{method.upper()}</code></td><td><code>{html.escape(path)}</code></td>"
+                    f"<td>{html.escape(', '.join(op.get('x-voices-roles', [])))}</td>"
+                    f"<td>{html.escape(op.get('summary', ''))}</td></tr>"
+                )
+    return (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Voices API</title></head><body>'
+        '<h1>Voices API</h1><p>The full document: <a href="/openapi.json">/openapi.json</a></p>'
+        "<table><thead><tr><th>method</th><th>path</th><th>who</th><th>what</th></tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table></body></html>"
+    )
 
 
 def init_openapi(app: Flask, document: MergedDocument) -> None:

@@ -5,6 +5,7 @@ pseudonym. It carries nothing about the person. It lets the gateway rate-limit e
 on their own bucket and refuse calls about another consultation or pseudonym; the consent token
 still is what authorises a response submission.
 """
+
 from __future__ import annotations
 
 import secrets
@@ -18,7 +19,9 @@ from shared.errors import Unauthorized
 
 AUDIENCE = "voices:participant"
 ISSUER = "voices-gateway"
-DEFAULT_TTL_S = 2 * 60 * 60  # long enough to answer a survey in one sitting; resume codes cover the rest
+DEFAULT_TTL_S = (
+    2 * 60 * 60
+)  # long enough to answer a survey in one sitting; resume codes cover the rest
 # The route whose success opens a session (the gateway adds the session to its answer).
 OPENING_ROUTE = ("POST", "/api/v1/invitations/<code>/open")
 
@@ -31,7 +34,9 @@ class ParticipantSession:
     expires_at: int
 
     def principal(self) -> Principal:
-        return Principal(kind="participant", subject=self.pseudonym, consultation_id=self.consultation_id)
+        return Principal(
+            kind="participant", subject=self.pseudonym, consultation_id=self.consultation_id
+        )
 
 
 class ParticipantSessions:
@@ -46,8 +51,15 @@ class ParticipantSessions:
     def issue(self, consultation_id: str, pseudonym: str, now: float | None = None) -> str:
         """A signed session token for one participant in one consultation."""
         issued = int(now if now is not None else time.time())
-        claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": pseudonym, "cid": consultation_id,
-                  "jti": secrets.token_urlsafe(12), "iat": issued, "exp": issued + self.ttl_s}
+        claims = {
+            "iss": ISSUER,
+            "aud": AUDIENCE,
+            "sub": pseudonym,
+            "cid": consultation_id,
+            "jti": secrets.token_urlsafe(12),
+            "iat": issued,
+            "exp": issued + self.ttl_s,
+        }
         return jwt.encode(claims, self._secret, algorithm="HS256")
 
     def verify(self, token: str, now: float | None = None) -> ParticipantSession:
@@ -55,15 +67,29 @@ class ParticipantSessions:
         options = {"require": ["exp", "iat", "sub", "jti", "aud", "iss"]}
         try:
             if now is None:
-                claims = jwt.decode(token, self._secret, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER,
-                                    options=options)
+                claims = jwt.decode(
+                    token,
+                    self._secret,
+                    algorithms=["HS256"],
+                    audience=AUDIENCE,
+                    issuer=ISSUER,
+                    options=options,
+                )
             else:  # tests pass a clock; PyJWT checks expiry against its own, so check by hand
-                claims = jwt.decode(token, self._secret, algorithms=["HS256"], audience=AUDIENCE, issuer=ISSUER,
-                                    options={**options, "verify_exp": False})
+                claims = jwt.decode(
+                    token,
+                    self._secret,
+                    algorithms=["HS256"],
+                    audience=AUDIENCE,
+                    issuer=ISSUER,
+                    options={**options, "verify_exp": False},
+                )
                 if claims["exp"] <= now:
                     raise jwt.ExpiredSignatureError()
         except jwt.ExpiredSignatureError:
-            raise Unauthorized("Your session has expired. Open your invitation link again.") from None
+            raise Unauthorized(
+                "Your session has expired. Open your invitation link again."
+            ) from None
         except jwt.PyJWTError:
             raise Unauthorized("The participant session is not valid.") from None
         cid = claims.get("cid")

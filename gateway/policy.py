@@ -15,6 +15,7 @@ not per route (ratelimit.py says why). `own_rate_limit`:
 the view limits callers without credentials itself (sign-in, per account and
 browser), so the gateway does not spend its per-route bucket first.
 """
+
 from __future__ import annotations
 
 import re
@@ -53,13 +54,31 @@ class RoutePolicy:
         return "public" in self.allowed
 
 
-def _p(method: str, path: str, allowed: set[str], service: str | None, *, accepts: tuple[str, ...] = JSON,
-       max_body: int | None = None, code_field: str | None = None, code_rate: str = "code",
-       own_rate_limit: bool = False) -> RoutePolicy:
+def _p(
+    method: str,
+    path: str,
+    allowed: set[str],
+    service: str | None,
+    *,
+    accepts: tuple[str, ...] = JSON,
+    max_body: int | None = None,
+    code_field: str | None = None,
+    code_rate: str = "code",
+    own_rate_limit: bool = False,
+) -> RoutePolicy:
     if max_body is None:
         max_body = UPLOAD_MAX_BODY if accepts != JSON else DEFAULT_MAX_BODY
-    return RoutePolicy(method, path, frozenset(allowed), service, accepts, max_body, code_field, code_rate,
-                       own_rate_limit)
+    return RoutePolicy(
+        method,
+        path,
+        frozenset(allowed),
+        service,
+        accepts,
+        max_body,
+        code_field,
+        code_rate,
+        own_rate_limit,
+    )
 
 
 POLICY: tuple[RoutePolicy, ...] = (
@@ -69,9 +88,20 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("GET", "/api/v1/consultations/<cid>", {"organiser", "admin"}, "surveys"),
     _p("PATCH", "/api/v1/consultations/<cid>", {"organiser"}, "surveys"),
     _p("PUT", "/api/v1/consultations/<cid>/survey", {"organiser"}, "surveys"),
-    _p("POST", "/api/v1/consultations/<cid>/survey/xlsform", {"organiser"}, "surveys", accepts=MULTIPART),
+    _p(
+        "POST",
+        "/api/v1/consultations/<cid>/survey/xlsform",
+        {"organiser"},
+        "surveys",
+        accepts=MULTIPART,
+    ),
     _p("GET", "/api/v1/consultations/<cid>/versions", {"organiser", "admin"}, "surveys"),
-    _p("GET", "/api/v1/consultations/<cid>/versions/<int:number>", {"organiser", "admin"}, "surveys"),
+    _p(
+        "GET",
+        "/api/v1/consultations/<cid>/versions/<int:number>",
+        {"organiser", "admin"},
+        "surveys",
+    ),
     _p("PUT", "/api/v1/consultations/<cid>/versions/<int:number>", {"organiser"}, "surveys"),
     _p("POST", "/api/v1/consultations/<cid>/publish", {"organiser"}, "surveys"),
     _p("POST", "/api/v1/consultations/<cid>/status", {"organiser"}, "surveys"),
@@ -84,7 +114,14 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("POST", "/api/v1/consultations/<cid>/quotes/revocations", {"organiser"}, "surveys"),
     _p("GET", "/api/v1/consultations/<cid>/follow-up-contacts", {"organiser"}, "surveys"),
     # ---- surveys: participants
-    _p("POST", "/api/v1/invitations/<code>/open", {"public"}, "surveys", code_field="code", code_rate="invitation"),
+    _p(
+        "POST",
+        "/api/v1/invitations/<code>/open",
+        {"public"},
+        "surveys",
+        code_field="code",
+        code_rate="invitation",
+    ),
     _p("POST", "/api/v1/resume", {"public"}, "surveys"),
     _p("POST", "/api/v1/resume/lookup", {"public"}, "surveys", code_field="resume_code"),
     _p("POST", "/api/v1/responses", {"public"}, "surveys"),
@@ -93,7 +130,12 @@ POLICY: tuple[RoutePolicy, ...] = (
     # ---- consent: texts (organisers), grants, receipts, withdrawals (participants)
     _p("GET", "/api/v1/consent/consultations/<cid>/texts", {"public"}, "consent"),
     _p("POST", "/api/v1/consent/consultations/<cid>/texts", {"organiser"}, "consent"),
-    _p("POST", "/api/v1/consent/consultations/<cid>/texts/<int:version>/publish", {"organiser"}, "consent"),
+    _p(
+        "POST",
+        "/api/v1/consent/consultations/<cid>/texts/<int:version>/publish",
+        {"organiser"},
+        "consent",
+    ),
     _p("GET", "/api/v1/consent/consultations/<cid>/texts/<int:version>", {"public"}, "consent"),
     _p("GET", "/api/v1/consent/consultations/<cid>/texts/versions", {"organiser"}, "consent"),
     # A grant only for the pseudonym and consultation of the caller's session (checked with the session's
@@ -119,14 +161,42 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("GET", "/api/v1/insights/consultations/<cid>/privacy-budget", {"organiser"}, "aggregation"),
     _p("POST", "/api/v1/releases", {"organiser"}, "aggregation"),
     _p("GET", "/api/v1/insights/consultations", {"policy", "organiser", "admin"}, "aggregation"),
-    _p("GET", "/api/v1/insights/consultations/<cid>", {"policy", "organiser", "admin"}, "aggregation"),
-    _p("GET", "/api/v1/insights/consultations/<cid>/questions/<qid>", {"policy", "organiser", "admin"},
-       "aggregation"),
-    _p("GET", "/api/v1/insights/consultations/<cid>/questions/<qid>/crosstab", {"policy", "organiser", "admin"},
-       "aggregation"),
-    _p("GET", "/api/v1/insights/consultations/<cid>/export.csv", {"policy", "organiser", "admin"}, "aggregation"),
-    _p("GET", "/api/v1/insights/consultations/<cid>/export.json", {"policy", "organiser", "admin"}, "aggregation"),
-    _p("GET", "/api/v1/insights/consultations/<cid>/quotes", {"policy", "organiser", "admin"}, "aggregation"),
+    _p(
+        "GET",
+        "/api/v1/insights/consultations/<cid>",
+        {"policy", "organiser", "admin"},
+        "aggregation",
+    ),
+    _p(
+        "GET",
+        "/api/v1/insights/consultations/<cid>/questions/<qid>",
+        {"policy", "organiser", "admin"},
+        "aggregation",
+    ),
+    _p(
+        "GET",
+        "/api/v1/insights/consultations/<cid>/questions/<qid>/crosstab",
+        {"policy", "organiser", "admin"},
+        "aggregation",
+    ),
+    _p(
+        "GET",
+        "/api/v1/insights/consultations/<cid>/export.csv",
+        {"policy", "organiser", "admin"},
+        "aggregation",
+    ),
+    _p(
+        "GET",
+        "/api/v1/insights/consultations/<cid>/export.json",
+        {"policy", "organiser", "admin"},
+        "aggregation",
+    ),
+    _p(
+        "GET",
+        "/api/v1/insights/consultations/<cid>/quotes",
+        {"policy", "organiser", "admin"},
+        "aggregation",
+    ),
     # ---- gateway: organisations, accounts, tokens, passwords, sign-in sessions
     _p("GET", "/api/v1/organisations", {"admin"}, None),
     _p("POST", "/api/v1/organisations", {"admin"}, None),

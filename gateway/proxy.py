@@ -5,6 +5,7 @@ A service that fails `failure_threshold` times in a row (unreachable, timed out,
 once instead of waiting for timeouts. After the cool-down one trial call is let through
 (half-open); its success closes the circuit, its failure opens it again.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,15 @@ from shared.errors import ServiceUnavailable
 log = logging.getLogger("voices.gateway.proxy")
 
 # Hop-by-hop headers (RFC 9110 section 7.6.1) and what the gateway sets itself.
-_DROP_RESPONSE = {"connection", "keep-alive", "transfer-encoding", "content-encoding", "content-length",
-                  "server", "date"}
+_DROP_RESPONSE = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "content-encoding",
+    "content-length",
+    "server",
+    "date",
+}
 _FORWARD_REQUEST = ("Content-Type", "Accept", "Accept-Language", "If-Match", "If-None-Match")
 _FAILING_STATUSES = {502, 503, 504}
 _IDEMPOTENT = {"GET", "HEAD"}
@@ -40,8 +48,12 @@ class CircuitOpen(Exception):
 class CircuitBreaker:
     """Consecutive-failure circuit breaker, safe to share between threads."""
 
-    def __init__(self, failure_threshold: int = 5, cooldown_s: float = 10.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        failure_threshold: int = 5,
+        cooldown_s: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.failure_threshold = failure_threshold
         self.cooldown_s = cooldown_s
         self._clock = clock
@@ -62,7 +74,9 @@ class CircuitBreaker:
             if self.state == HALF_OPEN and not self._trial_in_flight:
                 self._trial_in_flight = True  # exactly one trial call at a time
                 return
-            raise CircuitOpen(max(self.cooldown_s - waited, 0.0) if self.state == OPEN else self.cooldown_s)
+            raise CircuitOpen(
+                max(self.cooldown_s - waited, 0.0) if self.state == OPEN else self.cooldown_s
+            )
 
     def record_success(self) -> None:
         with self._lock:
@@ -92,7 +106,9 @@ class ServiceClient:
     session: requests.Session = field(default_factory=requests.Session)
     on_outcome: Callable[[str, str], None] | None = None  # (service, outcome) for metrics
 
-    def forward(self, path: str, extra_headers: Mapping[str, str], body: bytes | None = None) -> Response:
+    def forward(
+        self, path: str, extra_headers: Mapping[str, str], body: bytes | None = None
+    ) -> Response:
         """Send the current request to the service and relay its answer.
         Raises ServiceUnavailable (with retry_after) when the service is down or its circuit is open."""
         headers = {h: request.headers[h] for h in _FORWARD_REQUEST if h in request.headers}
@@ -107,8 +123,14 @@ class ServiceClient:
             self._admit()
             try:
                 upstream = self.session.request(
-                    method, f"{self.base_url}{path}", params=request.query_string or None, data=data,
-                    headers=headers, timeout=(self.connect_timeout, self.read_timeout), allow_redirects=False)
+                    method,
+                    f"{self.base_url}{path}",
+                    params=request.query_string or None,
+                    data=data,
+                    headers=headers,
+                    timeout=(self.connect_timeout, self.read_timeout),
+                    allow_redirects=False,
+                )
             except requests.RequestException as exc:
                 self._failed(type(exc).__name__)
                 if attempt + 1 < attempts and not isinstance(exc, requests.ReadTimeout):
@@ -116,7 +138,9 @@ class ServiceClient:
                     continue
                 raise ServiceUnavailable(
                     f"The {self.name} service is not reachable right now. Please try again shortly.",
-                    service=self.name, retry_after=1) from exc
+                    service=self.name,
+                    retry_after=1,
+                ) from exc
             if upstream.status_code in _FAILING_STATUSES:
                 self._failed(f"status {upstream.status_code}")
                 if attempt + 1 < attempts:
@@ -140,7 +164,9 @@ class ServiceClient:
             self._outcome("rejected")
             raise ServiceUnavailable(
                 f"The {self.name} service is failing; calls are paused. Please try again shortly.",
-                service=self.name, retry_after=max(1, math.ceil(exc.retry_after_s))) from None
+                service=self.name,
+                retry_after=max(1, math.ceil(exc.retry_after_s)),
+            ) from None
 
     def _failed(self, why: str) -> None:
         log.warning("service %s call failed: %s", self.name, why)

@@ -12,6 +12,7 @@ The gateway runs two gunicorn workers by default, each with its own buckets, so 
 requests are spread over both gets up to twice a limit; a shared store behind the same
 interface would make the limits exact across workers and replicas.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -50,7 +51,9 @@ class RateLimiter(Protocol):
 class TokenBuckets:
     """In-process token buckets; the least recently used keys are forgotten beyond `max_keys`."""
 
-    def __init__(self, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, max_keys: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # key -> (tokens, at)
         self._lock = threading.Lock()
         self._max_keys = max_keys
@@ -80,8 +83,10 @@ _LOOKALIKES = str.maketrans({"O": "0", "I": "1", "L": "1"})
 def code_key(code: str) -> str:
     """The bucket key of a typed code: the same for every way of writing it (case, separators,
     look-alike letters, other scripts' digits), and not the code itself (only a digest is kept)."""
-    folded = "".join(str(d) if (d := unicodedata.decimal(ch, None)) is not None else ch
-                     for ch in unicodedata.normalize("NFKC", code))
+    folded = "".join(
+        str(d) if (d := unicodedata.decimal(ch, None)) is not None else ch
+        for ch in unicodedata.normalize("NFKC", code)
+    )
     canonical = _NOT_CODE_SYMBOLS.sub("", folded.upper()).translate(_LOOKALIKES)
     return hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
@@ -102,8 +107,14 @@ class Limits:
     """
 
     # An invitation link may be shared with a whole community, so its rate is a crowd's, not a person's.
-    DEFAULTS = {"staff": "600/60", "participant": "120/60", "anonymous": "1200/60", "code": "20/300",
-                "invitation": "600/60", "sign_in": "10/300"}
+    DEFAULTS = {
+        "staff": "600/60",
+        "participant": "120/60",
+        "anonymous": "1200/60",
+        "code": "20/300",
+        "invitation": "600/60",
+        "sign_in": "10/300",
+    }
 
     def __init__(self, rates: dict[str, Rate], limiter: RateLimiter | None = None) -> None:
         self.rates = rates
@@ -111,8 +122,10 @@ class Limits:
 
     @classmethod
     def from_settings(cls, settings, limiter: RateLimiter | None = None) -> "Limits":
-        rates = {kind: Rate.parse(settings.get(f"RATE_{kind.upper()}") or default)
-                 for kind, default in cls.DEFAULTS.items()}
+        rates = {
+            kind: Rate.parse(settings.get(f"RATE_{kind.upper()}") or default)
+            for kind, default in cls.DEFAULTS.items()
+        }
         return cls(rates, limiter)
 
     def spend(self, kind: str, key: str) -> float:

@@ -1,4 +1,5 @@
 """Schemas of the gateway's own API: organisations, accounts, tokens, passwords, sessions."""
+
 from marshmallow import RAISE, Schema, fields, validate
 
 from shared.auth import ROLES
@@ -41,9 +42,12 @@ class AccountSchema(Schema):
 class AccountUpdateSchema(StrictSchema):
     role = fields.String(validate=validate.OneOf(ROLES))
     disabled = fields.Boolean()
-    readable_organisations = fields.List(fields.String(validate=validate.Length(min=1, max=64)),
-                                         metadata={"description": "policy accounts: organisations whose "
-                                                                  "releases they may also read"})
+    readable_organisations = fields.List(
+        fields.String(validate=validate.Length(min=1, max=64)),
+        metadata={
+            "description": "policy accounts: organisations whose releases they may also read"
+        },
+    )
 
 
 class PasswordSetSchema(StrictSchema):
@@ -56,7 +60,9 @@ class PasswordChangeSchema(StrictSchema):
 
 
 class PasswordLinkSchema(Schema):
-    code = fields.String(metadata={"description": "one-time; shown only here, send it to the account holder"})
+    code = fields.String(
+        metadata={"description": "one-time; shown only here, send it to the account holder"}
+    )
     account_id = fields.String()
     expires_at = UTCDateTime()
 
@@ -80,13 +86,17 @@ class SessionSchema(Schema):
 
 
 class TokenQuerySchema(StrictSchema):
-    account_id = fields.String(load_default=None, metadata={"description": "admins only: another account's tokens"})
+    account_id = fields.String(
+        load_default=None, metadata={"description": "admins only: another account's tokens"}
+    )
 
 
 class TokenCreateSchema(StrictSchema):
     label = fields.String(load_default=None, validate=validate.Length(max=100))
     ttl_days = fields.Integer(load_default=90, validate=validate.Range(min=1, max=365))
-    account_id = fields.String(load_default=None, metadata={"description": "admins only: issue for another account"})
+    account_id = fields.String(
+        load_default=None, metadata={"description": "admins only: issue for another account"}
+    )
 
 
 class TokenSchema(Schema):
@@ -112,6 +122,10 @@ class MeSchema(Schema):
 class ParticipantSessionSchema(Schema):
     """What the gateway adds to an opened invitation."""
 
-    participant_session = fields.String(metadata={"description": "send as Authorization: Bearer on participant "
-                                                                 "calls; bound to this consultation"})
+    participant_session = fields.String(
+        metadata={
+            "description": "send as Authorization: Bearer on participant "
+            "calls; bound to this consultation"
+        }
+    )
     participant_session_expires_in = fields.Integer(metadata={"description": "seconds"})

@@ -5,6 +5,7 @@ The gateway forwards the authenticated principal in `X-Voices-Principal`
 keyed by the internal secret every process shares. A request that reaches a
 service directly, without a valid signature, is anonymous.
 """
+
 from __future__ import annotations
 
 import base64
@@ -67,7 +68,9 @@ def install_principal(app: Flask, secret: bytes) -> None:
 
     @app.before_request
     def _principal():
-        g.principal = decode_principal(request.headers.get(HEADER), request.headers.get(SIG_HEADER), secret)
+        g.principal = decode_principal(
+            request.headers.get(HEADER), request.headers.get(SIG_HEADER), secret
+        )
 
 
 def current_principal() -> Principal:

@@ -5,6 +5,7 @@ validation goes to `<topic>.dlq` with the reason in a header. A handler that
 raises is retried with backoff and the partition does not move on: a lost
 withdrawal is worse than a late one, so we never skip a valid event.
 """
+
 from __future__ import annotations
 
 import json
@@ -86,7 +87,10 @@ class InProcessBus:
                             event = decode(value)
                         except ValidationError as exc:
                             self.topics[Topics.dlq(topic)].append(value)
-                            log.warning("dead-lettered invalid event", extra={"topic": topic, "status": str(exc.messages)})
+                            log.warning(
+                                "dead-lettered invalid event",
+                                extra={"topic": topic, "status": str(exc.messages)},
+                            )
                             continue
                         dispatch(event)
                         delivered += 1
@@ -130,13 +134,20 @@ class KafkaBus:
     def publish(self, topic: str, event: Envelope) -> None:
         self.publish_raw(topic, encode(event), key=event.key)
 
-    def publish_raw(self, topic: str, value: bytes, key: str | None = None,
-                    headers: list[tuple[str, bytes]] | None = None) -> None:
+    def publish_raw(
+        self,
+        topic: str,
+        value: bytes,
+        key: str | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         from kafka.errors import KafkaError
 
         producer = self._get_producer()
         try:
-            future = producer.send(topic, value=value, key=key.encode() if key else None, headers=headers or [])
+            future = producer.send(
+                topic, value=value, key=key.encode() if key else None, headers=headers or []
+            )
             future.get(timeout=self.kafka.request_timeout_ms / 1000)
         except KafkaError as exc:
             raise PublishFailed(f"Kafka did not acknowledge: {exc}") from exc
@@ -166,8 +177,15 @@ class KafkaConsumerLoop:
     can be watched with the usual tools.
     """
 
-    def __init__(self, kafka: KafkaSettings, group_id: str, topics: list[str], dispatch: Dispatch,
-                 offsets: OffsetStore, dead_letters: KafkaBus) -> None:
+    def __init__(
+        self,
+        kafka: KafkaSettings,
+        group_id: str,
+        topics: list[str],
+        dispatch: Dispatch,
+        offsets: OffsetStore,
+        dead_letters: KafkaBus,
+    ) -> None:
         self.kafka = kafka
         self.group_id = group_id
         self.topics = topics
@@ -176,11 +194,18 @@ class KafkaConsumerLoop:
         self.dead_letters = dead_letters
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.status: dict[str, Any] = {"state": "starting", "failures": 0, "processed": 0, "lag": {}}
+        self.status: dict[str, Any] = {
+            "state": "starting",
+            "failures": 0,
+            "processed": 0,
+            "lag": {},
+        }
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=f"consumer-{self.group_id}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._run, name=f"consumer-{self.group_id}", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -204,7 +229,9 @@ class KafkaConsumerLoop:
             session_timeout_ms=self.kafka.session_timeout_ms,
             heartbeat_interval_ms=self.kafka.heartbeat_interval_ms,
             max_poll_records=self.kafka.max_poll_records,
-            request_timeout_ms=max(self.kafka.request_timeout_ms, self.kafka.session_timeout_ms + 5000),
+            request_timeout_ms=max(
+                self.kafka.request_timeout_ms, self.kafka.session_timeout_ms + 5000
+            ),
         )
 
     def _run(self) -> None:
@@ -246,9 +273,17 @@ class KafkaConsumerLoop:
                 self._measure_lag(consumer)
             except _Stopping:
                 break
-            except Exception as exc:  # broker or store trouble: rebuild the client, resume from stored positions
-                self.status["state"] = "broker_unavailable" if isinstance(exc, KafkaError) else "error"
-                log.warning("consumer loop failed, reconnecting: %s", exc, exc_info=not isinstance(exc, KafkaError))
+            except (
+                Exception
+            ) as exc:  # broker or store trouble: rebuild the client, resume from stored positions
+                self.status["state"] = (
+                    "broker_unavailable" if isinstance(exc, KafkaError) else "error"
+                )
+                log.warning(
+                    "consumer loop failed, reconnecting: %s",
+                    exc,
+                    exc_info=not isinstance(exc, KafkaError),
+                )
                 if consumer is not None:
                     try:
                         consumer.close(autocommit=False)
@@ -278,10 +313,13 @@ class KafkaConsumerLoop:
             except Exception:
                 attempts += 1
                 self.status["failures"] += 1
-                log.exception("handler failed, will retry", extra={"event_id": event.id, "event_type": event.type})
+                log.exception(
+                    "handler failed, will retry",
+                    extra={"event_id": event.id, "event_type": event.type},
+                )
                 if attempts >= self.kafka.handler_attempts:
                     self.status["state"] = "stalled"
-                self._stop.wait(min(0.2 * 2 ** attempts, 5.0))
+                self._stop.wait(min(0.2 * 2**attempts, 5.0))
             finally:
                 trace_id_var.reset(token)
         # Stopped mid-retry: the position is not saved, so the event is redelivered next time.
@@ -307,8 +345,9 @@ class KafkaConsumerLoop:
                 high = consumer.highwater(tp)
                 position = self.offsets.load(tp.topic, tp.partition)
                 if high is not None:
-                    self.status["lag"][f"{tp.topic}/{tp.partition}"] = \
-                        max(0, high - (position + 1 if position is not None else 0))
+                    self.status["lag"][f"{tp.topic}/{tp.partition}"] = max(
+                        0, high - (position + 1 if position is not None else 0)
+                    )
         except Exception as exc:  # the store is away: the lag waits; the loop and its client go on
             log.debug("consumer lag not measured: %s", exc)
 
@@ -316,9 +355,13 @@ class KafkaConsumerLoop:
         reason = json.dumps(messages, ensure_ascii=False)[:1000]
         log.warning("dead-lettered invalid event", extra={"topic": record.topic, "status": reason})
         self.dead_letters.publish_raw(
-            Topics.dlq(record.topic), record.value or b"",
+            Topics.dlq(record.topic),
+            record.value or b"",
             key=record.key.decode() if record.key else None,
-            headers=[("error", reason.encode()), ("source", f"{record.topic}/{record.partition}/{record.offset}".encode())],
+            headers=[
+                ("error", reason.encode()),
+                ("source", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            ],
         )
 
 

@@ -5,6 +5,7 @@ service after a grant (services/consent/tokens.py). Verification lives here
 because the surveys service checks every token before storing an answer and
 must not import another service's code.
 """
+
 from __future__ import annotations
 
 import base64
@@ -79,9 +80,14 @@ def _reject(detail: str, reason: str) -> Unauthorized:
     return Unauthorized(detail, reason=reason)
 
 
-def verify_consent_token(token: str, public_key: PublicKeyLike, consultation_id: str | None = None,
-                         required_purpose: str | None = "participate",
-                         now: datetime | float | None = None, leeway: int = 0) -> dict[str, Any]:
+def verify_consent_token(
+    token: str,
+    public_key: PublicKeyLike,
+    consultation_id: str | None = None,
+    required_purpose: str | None = "participate",
+    now: datetime | float | None = None,
+    leeway: int = 0,
+) -> dict[str, Any]:
     """Check a consent token and return its claims.
 
     Checks the Ed25519 signature, issuer, audience, required claims and
@@ -104,31 +110,52 @@ def verify_consent_token(token: str, public_key: PublicKeyLike, consultation_id:
         # Time checks are done below against `now`, so they are testable and
         # share one clock; PyJWT still enforces the signature, iss, aud, alg.
         claims = jwt.decode(
-            token, key, algorithms=[ALGORITHM], audience=AUDIENCE, issuer=ISSUER,
-            options={"require": list(REQUIRED_CLAIMS), "verify_exp": False,
-                     "verify_iat": False, "verify_nbf": False},
+            token,
+            key,
+            algorithms=[ALGORITHM],
+            audience=AUDIENCE,
+            issuer=ISSUER,
+            options={
+                "require": list(REQUIRED_CLAIMS),
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
         )
     except jwt.InvalidSignatureError:
         raise _reject("The consent token signature does not verify.", "bad_signature") from None
     except jwt.InvalidIssuerError:
-        raise _reject("The consent token was not issued by the consent service.", "wrong_issuer") from None
+        raise _reject(
+            "The consent token was not issued by the consent service.", "wrong_issuer"
+        ) from None
     except jwt.InvalidAudienceError:
-        raise _reject("The consent token is not meant for the surveys service.", "wrong_audience") from None
+        raise _reject(
+            "The consent token is not meant for the surveys service.", "wrong_audience"
+        ) from None
     except jwt.MissingRequiredClaimError as exc:
-        raise _reject(f"The consent token lacks the '{exc.claim}' claim.", "missing_claim") from None
+        raise _reject(
+            f"The consent token lacks the '{exc.claim}' claim.", "missing_claim"
+        ) from None
     except jwt.PyJWTError:
         raise _reject("The consent token is malformed.", "malformed") from None
 
     _check_claim_types(claims)
     moment = _epoch(now)
     if moment >= claims["exp"] + leeway:
-        raise _reject("The consent token has expired; please start again from your invitation link.", "expired")
+        raise _reject(
+            "The consent token has expired; please start again from your invitation link.",
+            "expired",
+        )
     if claims["iat"] > moment + leeway:
         raise _reject("The consent token is not valid yet (issued in the future).", "not_yet_valid")
     if consultation_id is not None and claims["cid"] != consultation_id:
-        raise _reject("The consent token belongs to a different consultation.", "wrong_consultation")
+        raise _reject(
+            "The consent token belongs to a different consultation.", "wrong_consultation"
+        )
     if required_purpose is not None and required_purpose not in claims["purposes"]:
-        raise _reject(f"Consent for '{required_purpose}' was not given (or was withdrawn).", "missing_purpose")
+        raise _reject(
+            f"Consent for '{required_purpose}' was not given (or was withdrawn).", "missing_purpose"
+        )
     return claims
 
 
@@ -138,7 +165,9 @@ def _check_claim_types(claims: dict[str, Any]) -> None:
             raise _reject(f"The consent token claim '{name}' is not a string.", "malformed")
     for name in ("iat", "exp"):
         if not isinstance(claims.get(name), int) or isinstance(claims[name], bool):
-            raise _reject(f"The consent token claim '{name}' is not a number of seconds.", "malformed")
+            raise _reject(
+                f"The consent token claim '{name}' is not a number of seconds.", "malformed"
+            )
     purposes = claims.get("purposes")
     if not isinstance(purposes, list) or not all(isinstance(p, str) for p in purposes):
         raise _reject("The consent token claim 'purposes' is not a list of purposes.", "malformed")

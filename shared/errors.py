@@ -3,6 +3,7 @@
 Domain code raises these; `register_problem_handlers` turns them, and every
 HTTP error Flask or flask-smorest raises, into the same body shape.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -123,7 +124,7 @@ def _from_http_exception(exc: HTTPException) -> Response:
     status = exc.code or 500
     # Unprocessable JSON from flask-smorest is a validation failure for our clients.
     resp = problem(status, exc.name, detail, **extra)
-    for header, value in (exc.get_headers() if hasattr(exc, "get_headers") else []):
+    for header, value in exc.get_headers() if hasattr(exc, "get_headers") else []:
         if header.lower() in {"allow", "retry-after", "www-authenticate"}:
             resp.headers[header] = value
     return resp
@@ -146,4 +147,8 @@ def register_problem_handlers(app: Flask) -> None:
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception):
         app.logger.exception("unhandled error")
-        return problem(500, "Internal error", "An unexpected error occurred. It has been logged with the request id.")
+        return problem(
+            500,
+            "Internal error",
+            "An unexpected error occurred. It has been logged with the request id.",
+        )

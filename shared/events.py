@@ -3,6 +3,7 @@
 A consumer validates the envelope and then the payload for its (type, version);
 anything that does not validate goes to the dead-letter topic.
 """
+
 from __future__ import annotations
 
 import uuid
@@ -12,7 +13,13 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
 
-PURPOSES = ("participate", "aggregate_reporting", "quote_anonymised", "follow_up_contact", "share_with_partners")
+PURPOSES = (
+    "participate",
+    "aggregate_reporting",
+    "quote_anonymised",
+    "follow_up_contact",
+    "share_with_partners",
+)
 QUESTION_TYPES = ("single_choice", "multiple_choice", "rating", "number", "date", "free_text")
 
 
@@ -71,9 +78,14 @@ class Envelope:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "id": self.id, "type": self.type, "version": self.version,
-            "occurred_at": self.occurred_at, "producer": self.producer,
-            "key": self.key, "trace_id": self.trace_id, "payload": self.payload,
+            "id": self.id,
+            "type": self.type,
+            "version": self.version,
+            "occurred_at": self.occurred_at,
+            "producer": self.producer,
+            "key": self.key,
+            "trace_id": self.trace_id,
+            "payload": self.payload,
         }
 
     @classmethod
@@ -88,10 +100,25 @@ class Envelope:
         errors = contract.validate(raw["payload"])
         if errors:
             raise ValidationError({"payload": errors})
-        return cls(**{k: raw[k] for k in ("id", "type", "version", "occurred_at", "producer", "key", "trace_id", "payload")})
+        return cls(
+            **{
+                k: raw[k]
+                for k in (
+                    "id",
+                    "type",
+                    "version",
+                    "occurred_at",
+                    "producer",
+                    "key",
+                    "trace_id",
+                    "payload",
+                )
+            }
+        )
 
 
 # ---- payload contracts, version 1 -------------------------------------------
+
 
 class QuestionSummarySchema(_Strict):
     id = fields.String(required=True)
@@ -115,8 +142,12 @@ class ConsultationPublished(_Strict):
     published_at = fields.String(required=True)
     # Differential-privacy epsilon its released snapshots may spend in total; None: not offered.
     # Optional so that events published before the setting existed still parse.
-    epsilon_budget = fields.Float(allow_none=True, load_default=None, allow_nan=False,
-                                  validate=validate.Range(min=0, min_inclusive=False, max=10))
+    epsilon_budget = fields.Float(
+        allow_none=True,
+        load_default=None,
+        allow_nan=False,
+        validate=validate.Range(min=0, min_inclusive=False, max=10),
+    )
 
 
 class _ConsultationConsentSettings(_Strict):
@@ -142,7 +173,9 @@ class ConsultationSettingsChanged(_ConsultationConsentSettings):
 class ConsultationStatusChanged(_Strict):
     consultation_id = fields.String(required=True)
     organisation_id = fields.String(required=True)
-    status = fields.String(required=True, validate=validate.OneOf(["draft", "open", "closed", "archived"]))
+    status = fields.String(
+        required=True, validate=validate.OneOf(["draft", "open", "closed", "archived"])
+    )
     changed_at = fields.String(required=True)
 
 
@@ -175,7 +208,9 @@ class ConsentGranted(_Strict):
     text_version = fields.Integer(required=True, strict=True)
     language = fields.String(required=True)
     text_sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
-    collection_method = fields.String(required=True, validate=validate.OneOf(["self", "guardian", "facilitator"]))
+    collection_method = fields.String(
+        required=True, validate=validate.OneOf(["self", "guardian", "facilitator"])
+    )
     guardian = fields.Boolean(required=True)
     granted_at = fields.String(required=True)
 

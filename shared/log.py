@@ -1,4 +1,5 @@
 """JSON log lines carrying the trace id of the request or event being handled."""
+
 from __future__ import annotations
 
 import contextvars
@@ -47,7 +48,9 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat().replace("+00:00", "Z"),
+            "ts": datetime.fromtimestamp(record.created, timezone.utc)
+            .isoformat()
+            .replace("+00:00", "Z"),
             "level": record.levelname,
             "service": self.service,
             "logger": record.name,

@@ -4,13 +4,20 @@ Every process serves `/metrics`: request counts and latencies per route pattern 
 concrete URL), and whatever collectors its parts register (consumer lag per topic and outbox
 backlog for services; circuit breakers and rate limits at the gateway).
 """
+
 from __future__ import annotations
 
 import hmac
 from typing import Any, Callable, Iterable
 
 from flask import Flask, Response, request
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -27,10 +34,19 @@ class Metrics:
     def __init__(self, service: str) -> None:
         self.service = service
         self.registry = CollectorRegistry(auto_describe=True)
-        self.requests = Counter("voices_http_requests", "HTTP requests by route pattern and status",
-                                ["service", "method", "route", "status"], registry=self.registry)
-        self.latency = Histogram("voices_http_request_duration_seconds", "Time to answer, by route pattern",
-                                 ["service", "method", "route"], buckets=_BUCKETS, registry=self.registry)
+        self.requests = Counter(
+            "voices_http_requests",
+            "HTTP requests by route pattern and status",
+            ["service", "method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "voices_http_request_duration_seconds",
+            "Time to answer, by route pattern",
+            ["service", "method", "route"],
+            buckets=_BUCKETS,
+            registry=self.registry,
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(self.service, method, route, str(status)).inc()
@@ -50,8 +66,13 @@ class Metrics:
 class GaugeCollector(Collector):
     """Gauges read at scrape time from `read()`, which yields (label values, value) pairs."""
 
-    def __init__(self, name: str, documentation: str, labels: list[str],
-                 read: Callable[[], Iterable[tuple[tuple[str, ...], float]]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        documentation: str,
+        labels: list[str],
+        read: Callable[[], Iterable[tuple[tuple[str, ...], float]]],
+    ) -> None:
         self.name, self.documentation, self.labels, self.read = name, documentation, labels, read
 
     def collect(self):
@@ -80,8 +101,11 @@ def install_metrics(app: Flask, service: str) -> Metrics:
             sent = request.headers.get("Authorization", "")
             if not hmac.compare_digest(sent.encode(), f"Bearer {expected}".encode()):
                 raise NotFound("There is nothing at this path.")
-        return Response(metrics.render(), mimetype=CONTENT_TYPE_LATEST.split(";")[0],
-                        headers={"Cache-Control": "no-store"})
+        return Response(
+            metrics.render(),
+            mimetype=CONTENT_TYPE_LATEST.split(";")[0],
+            headers={"Cache-Control": "no-store"},
+        )
 
     app.add_url_rule("/metrics", "metrics", serve_metrics)
     return metrics

@@ -1,4 +1,5 @@
 """MongoDB connection per service: a `mongomock://` URI selects the in-process store."""
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -21,12 +22,22 @@ def connect(settings: Settings, alias: str) -> Database:
 
         # One host name per alias: mongoengine reuses a client whose settings match another
         # alias's, which would let a fresh in-process store inherit an old one's data.
-        mongoengine.connect(db=settings.database, alias=alias, host=f"mongodb://{alias}.in-process",
-                            mongo_client_class=mongomock.MongoClient, uuidRepresentation="standard")
+        mongoengine.connect(
+            db=settings.database,
+            alias=alias,
+            host=f"mongodb://{alias}.in-process",
+            mongo_client_class=mongomock.MongoClient,
+            uuidRepresentation="standard",
+        )
     else:
         # The URI's own path names a default database; each service still keeps its own.
-        mongoengine.connect(db=settings.database, alias=alias, host=uri,
-                            serverSelectionTimeoutMS=3000, uuidRepresentation="standard")
+        mongoengine.connect(
+            db=settings.database,
+            alias=alias,
+            host=uri,
+            serverSelectionTimeoutMS=3000,
+            uuidRepresentation="standard",
+        )
     _forget_cached_collections(alias)
     return mongoengine.get_db(alias)
 
@@ -37,7 +48,9 @@ def _forget_cached_collections(alias: str) -> None:
     from mongoengine.base import _document_registry
 
     for document in _document_registry.values():
-        if getattr(document, "_meta", {}).get("db_alias") == alias and hasattr(document, "_collection"):
+        if getattr(document, "_meta", {}).get("db_alias") == alias and hasattr(
+            document, "_collection"
+        ):
             document._collection = None
 
 

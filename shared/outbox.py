@@ -7,6 +7,7 @@ removes each one only after the broker acknowledged it: a broker outage means
 "published later", and a crash between publish and removal means a duplicate
 that consumers drop by event id.
 """
+
 from __future__ import annotations
 
 import logging
@@ -71,8 +72,14 @@ class OutboxRelay:
     so the sweep is kept rare.
     """
 
-    def __init__(self, bus: Bus, models: Iterable[type[OutboxDocument]], interval_s: float = 0.2,
-                 batch: int = 200, sweep_interval_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        bus: Bus,
+        models: Iterable[type[OutboxDocument]],
+        interval_s: float = 0.2,
+        batch: int = 200,
+        sweep_interval_s: float = 60.0,
+    ) -> None:
         self.bus = bus
         self.models = list(models)
         self.interval_s = interval_s
@@ -91,7 +98,9 @@ class OutboxRelay:
 
     def backlog(self) -> int:
         """Number of documents still holding unpublished events."""
-        return sum(c.count_documents({"pending_events.0": {"$exists": True}}) for c in self._collections())
+        return sum(
+            c.count_documents({"pending_events.0": {"$exists": True}}) for c in self._collections()
+        )
 
     def _publish(self, collection: Collection, doc: dict) -> int:
         sent = 0
@@ -117,7 +126,9 @@ class OutboxRelay:
                 except IndexError:
                     break
                 try:
-                    stored = collection.find_one({"_id": id_field.to_mongo(document.pk)}, {"pending_events": 1})
+                    stored = collection.find_one(
+                        {"_id": id_field.to_mongo(document.pk)}, {"pending_events": 1}
+                    )
                     if stored is not None:
                         sent += self._publish(collection, stored)
                 except Exception:
@@ -131,8 +142,11 @@ class OutboxRelay:
         left = 0  # documents found with events that this sweep did not (yet) clear
         try:
             for collection in self._collections():
-                docs = list(collection.find({"pending_events.0": {"$exists": True}},
-                                            {"pending_events": 1}).limit(self.batch))
+                docs = list(
+                    collection.find(
+                        {"pending_events.0": {"$exists": True}}, {"pending_events": 1}
+                    ).limit(self.batch)
+                )
                 left += len(docs)
                 for doc in docs:
                     sent += self._publish(collection, doc)

@@ -4,6 +4,7 @@ A service's `create_app` builds a `ServiceRuntime` and calls `init_app`; the
 background threads start from gunicorn's `post_worker_init` (deploy/) or
 explicitly in tests, never at import time.
 """
+
 from __future__ import annotations
 
 import http
@@ -49,8 +50,11 @@ class MongoOffsetStore:
         return None if doc is None else doc["offset"]
 
     def save(self, topic: str, partition: int, offset: int) -> None:
-        self.collection.update_one({"_id": f"{self.group_id}:{topic}:{partition}"},
-                                   {"$max": {"offset": offset}}, upsert=True)
+        self.collection.update_one(
+            {"_id": f"{self.group_id}:{topic}:{partition}"},
+            {"$max": {"offset": offset}},
+            upsert=True,
+        )
 
 
 class EventDispatcher:
@@ -73,20 +77,35 @@ class EventDispatcher:
             return
         handler(event, self.context)
         try:
-            self.processed.insert_one({"_id": event.id, "type": event.type, "at": datetime.now(timezone.utc)})
+            self.processed.insert_one(
+                {"_id": event.id, "type": event.type, "at": datetime.now(timezone.utc)}
+            )
         except DuplicateKeyError:
             pass
         # One line per handled event, carrying the trace id of the request that caused it.
-        log.info("handled %s", event.type, extra={"event_id": event.id, "event_type": event.type,
-                                                   "trace_id": event.trace_id})
+        log.info(
+            "handled %s",
+            event.type,
+            extra={"event_id": event.id, "event_type": event.type, "trace_id": event.trace_id},
+        )
 
 
 class ServiceRuntime:
-    def __init__(self, settings: Settings, *, handlers: Mapping[str, Handler], subscriptions: Iterable[str],
-                 outbox_models: Iterable[type[OutboxDocument]], context: Any = None, bus: Bus | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        handlers: Mapping[str, Handler],
+        subscriptions: Iterable[str],
+        outbox_models: Iterable[type[OutboxDocument]],
+        context: Any = None,
+        bus: Bus | None = None,
+    ) -> None:
         self.settings = settings
         self.db = mongo.connect(settings, alias=settings.service)
-        self.bus: Bus = bus if bus is not None else KafkaBus(settings.kafka, client_id=settings.service)
+        self.bus: Bus = (
+            bus if bus is not None else KafkaBus(settings.kafka, client_id=settings.service)
+        )
         self.relay = OutboxRelay(self.bus, outbox_models, interval_s=settings.relay_interval_s)
         self.context = context
         self.dispatcher = EventDispatcher(handlers, context, self.db)
@@ -107,10 +126,22 @@ class ServiceRuntime:
         app.register_blueprint(health_blueprint(self))
         metrics = metrics_of(app)
         if metrics is not None:
-            metrics.register(GaugeCollector("voices_outbox_backlog", "Documents holding unpublished events",
-                                            ["service"], self._backlog_sample))
-            metrics.register(GaugeCollector("voices_consumer_lag", "Records not yet handled, per topic",
-                                            ["service", "topic"], self._lag_samples))
+            metrics.register(
+                GaugeCollector(
+                    "voices_outbox_backlog",
+                    "Documents holding unpublished events",
+                    ["service"],
+                    self._backlog_sample,
+                )
+            )
+            metrics.register(
+                GaugeCollector(
+                    "voices_consumer_lag",
+                    "Records not yet handled, per topic",
+                    ["service", "topic"],
+                    self._lag_samples,
+                )
+            )
         # gunicorn's post_worker_init and worker_exit hooks call these (deploy/gunicorn.conf.py).
         app.start_background = self.start_background
         app.stop_background = self.stop
@@ -147,8 +178,14 @@ class ServiceRuntime:
         self.topics_ready, self.topics_error = True, None
         if self.subscriptions:
             group = self.settings.consumer_group
-            self.consumer = KafkaConsumerLoop(self.settings.kafka, group, self.subscriptions, self.dispatcher,
-                                              MongoOffsetStore(self.db, group), self.bus)
+            self.consumer = KafkaConsumerLoop(
+                self.settings.kafka,
+                group,
+                self.subscriptions,
+                self.dispatcher,
+                MongoOffsetStore(self.db, group),
+                self.bus,
+            )
             self.consumer.start()
 
     def stop(self) -> None:
@@ -185,7 +222,9 @@ class ServiceRuntime:
         except Exception as exc:  # any failure means not ready; say which
             checks["mongodb"] = f"unavailable: {type(exc).__name__}"
         if isinstance(self.bus, KafkaBus):
-            checks["kafka"] = "ok" if kafka_reachable(self.settings.kafka.bootstrap_servers) else "unreachable"
+            checks["kafka"] = (
+                "ok" if kafka_reachable(self.settings.kafka.bootstrap_servers) else "unreachable"
+            )
             if not self.topics_ready:
                 checks["kafka_topics"] = f"not created yet: {self.topics_error or 'starting'}"
             if self.consumer is not None:
@@ -193,9 +232,13 @@ class ServiceRuntime:
             checks["kafka_producer"] = "unavailable" if self.relay.last_error else "ok"
         else:
             checks["bus"] = "in-process"
-        ok = checks.get("mongodb") == "ok" and checks.get("kafka", "ok") == "ok" \
-            and "kafka_topics" not in checks and checks.get("kafka_producer", "ok") == "ok" \
+        ok = (
+            checks.get("mongodb") == "ok"
+            and checks.get("kafka", "ok") == "ok"
+            and "kafka_topics" not in checks
+            and checks.get("kafka_producer", "ok") == "ok"
             and checks.get("kafka_consumer", "running") == "running"
+        )
         checks["outbox_backlog"] = self._backlog() if checks["mongodb"] == "ok" else None
         return ok, checks
 
@@ -221,17 +264,25 @@ def problem_api(app: Flask):
                     response["schema"] = self.ERROR_SCHEMA
                     prepare_response(response, self.spec, PROBLEM_MIME)
                 self.spec.components.response(status.name, response, lazy=True)
-            response = {"description": "Any error, as problem+json (RFC 7807)", "schema": self.ERROR_SCHEMA}
+            response = {
+                "description": "Any error, as problem+json (RFC 7807)",
+                "schema": self.ERROR_SCHEMA,
+            }
             prepare_response(response, self.spec, PROBLEM_MIME)
             self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, response, lazy=True)
 
         def _register_pagination_header(self):
             # The header's value is JSON text: documented as the object it encodes, no client (or
             # response check) would accept the string it is.
-            self.spec.components.header("PAGINATION", {
-                "description": "JSON object: total, total_pages, first_page, last_page, page, previous_page, "
-                               "next_page (the last two when there is such a page)",
-                "schema": {"type": "string"}}, lazy=True)
+            self.spec.components.header(
+                "PAGINATION",
+                {
+                    "description": "JSON object: total, total_pages, first_page, last_page, page, previous_page, "
+                    "next_page (the last two when there is such a page)",
+                    "schema": {"type": "string"},
+                },
+                lazy=True,
+            )
 
     return ProblemApi(app)
 
@@ -259,14 +310,21 @@ class QueryPage(Page):
         return self.collection.count()
 
 
-def create_service_app(settings: Settings, *, title: str, blueprints: Iterable[Any], runtime: "ServiceRuntime") -> Flask:
+def create_service_app(
+    settings: Settings, *, title: str, blueprints: Iterable[Any], runtime: "ServiceRuntime"
+) -> Flask:
     """A service's Flask app: flask-smorest API (OpenAPI from the marshmallow schemas), problem+json, health."""
     configure_logging(settings.service, settings.log_level)
     app = Flask(f"voices.{settings.service}")
     use_storable_int_routes(app)
     app.config.update(
-        API_TITLE=title, API_VERSION="v1", OPENAPI_VERSION="3.0.3", OPENAPI_URL_PREFIX="/",
-        OPENAPI_JSON_PATH="openapi.json", MAX_CONTENT_LENGTH=1024 * 1024, JSON_SORT_KEYS=False,
+        API_TITLE=title,
+        API_VERSION="v1",
+        OPENAPI_VERSION="3.0.3",
+        OPENAPI_URL_PREFIX="/",
+        OPENAPI_JSON_PATH="openapi.json",
+        MAX_CONTENT_LENGTH=1024 * 1024,
+        JSON_SORT_KEYS=False,
     )
     api = problem_api(app)
     for blueprint in blueprints:
@@ -281,7 +339,7 @@ class StorableInt(IntegerConverter):
     a larger number matches no route (404) instead of failing in the database driver."""
 
     def __init__(self, url_map, fixed_digits=0, min=None, max=None, signed=False) -> None:
-        super().__init__(url_map, fixed_digits, min, 2 ** 63 - 1 if max is None else max, signed)
+        super().__init__(url_map, fixed_digits, min, 2**63 - 1 if max is None else max, signed)
 
 
 def use_storable_int_routes(app: Flask) -> None:
@@ -296,15 +354,20 @@ def ensure_topics(settings: Settings) -> None:
     from kafka.errors import TopicAlreadyExistsError
 
     names = [*settings.topics.all(), *(settings.topics.dlq(t) for t in settings.topics.all())]
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka.bootstrap_servers.split(","),
-                             client_id=f"{settings.service}-admin", request_timeout_ms=10000)
+    admin = KafkaAdminClient(
+        bootstrap_servers=settings.kafka.bootstrap_servers.split(","),
+        client_id=f"{settings.service}-admin",
+        request_timeout_ms=10000,
+    )
     try:
         existing = set(admin.list_topics())
         for name in names:
             if name in existing:
                 continue
             try:
-                admin.create_topics([NewTopic(name, settings.kafka.partitions, settings.kafka.replication_factor)])
+                admin.create_topics(
+                    [NewTopic(name, settings.kafka.partitions, settings.kafka.replication_factor)]
+                )
             except TopicAlreadyExistsError:
                 pass  # another service or worker created it first
     finally:
@@ -317,7 +380,9 @@ def kafka_reachable(bootstrap_servers: str, timeout: float = 0.5) -> bool:
     for server in bootstrap_servers.split(","):
         host, _, port = server.strip().rpartition(":")
         try:
-            with socket.create_connection((host.strip("[]") or "localhost", int(port)), timeout=timeout):
+            with socket.create_connection(
+                (host.strip("[]") or "localhost", int(port)), timeout=timeout
+            ):
                 return True
         except (OSError, ValueError):
             continue
@@ -348,7 +413,9 @@ def health_blueprint(runtime: ServiceRuntime) -> Blueprint:
     @bp.get("/readyz")
     def readyz():
         ok, checks = runtime.readiness()
-        return jsonify(status="ready" if ok else "not_ready", service=runtime.settings.service, checks=checks), (200 if ok else 503)
+        return jsonify(
+            status="ready" if ok else "not_ready", service=runtime.settings.service, checks=checks
+        ), (200 if ok else 503)
 
     return bp
 
@@ -383,7 +450,9 @@ def install_request_context(app: Flask, service: str) -> None:
     @app.before_request
     def _metrics_closed_unless_configured():
         settings = app.extensions.get("voices_settings")
-        if request.path == "/metrics" and not (settings is not None and settings.get("METRICS_TOKEN")):
+        if request.path == "/metrics" and not (
+            settings is not None and settings.get("METRICS_TOKEN")
+        ):
             raise NotFound("There is nothing at this path.")
 
     @app.before_request
@@ -401,8 +470,17 @@ def install_request_context(app: Flask, service: str) -> None:
         if rule not in ("/healthz", "/readyz", "/metrics"):
             seconds = time.perf_counter() - g.get("started", time.perf_counter())
             metrics.observe_request(request.method, rule, response.status_code, seconds)
-            access.info("%s %s %s", request.method, rule, response.status_code, extra={
-                "route": rule, "status": response.status_code, "duration_ms": round(seconds * 1000, 1)})
+            access.info(
+                "%s %s %s",
+                request.method,
+                rule,
+                response.status_code,
+                extra={
+                    "route": rule,
+                    "status": response.status_code,
+                    "duration_ms": round(seconds * 1000, 1),
+                },
+            )
         return response
 
     @app.teardown_request
@@ -416,5 +494,12 @@ def current_trace_id() -> str:
     return trace_id_var.get() or uuid.uuid4().hex
 
 
-__all__ = ["ServiceRuntime", "current_runtime", "current_trace_id", "configure_logging", "MongoOffsetStore",
-           "EventDispatcher", "install_request_context"]
+__all__ = [
+    "ServiceRuntime",
+    "current_runtime",
+    "current_trace_id",
+    "configure_logging",
+    "MongoOffsetStore",
+    "EventDispatcher",
+    "install_request_context",
+]

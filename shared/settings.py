@@ -4,6 +4,7 @@ Kafka's settings default to Kafka's own. `VOICES_NAMESPACE` prefixes database
 names, topics and consumer groups, so several deployments (or test stacks) can
 share one Kafka cluster and one MongoDB server without seeing each other.
 """
+
 from __future__ import annotations
 
 import os
@@ -76,15 +77,25 @@ class Settings:
 
     def __post_init__(self) -> None:
         if not NAMESPACE.match(self.namespace):
-            raise ValueError("VOICES_NAMESPACE must be empty or 1-32 of a-z, 0-9 and _, starting with a letter")
+            raise ValueError(
+                "VOICES_NAMESPACE must be empty or 1-32 of a-z, 0-9 and _, starting with a letter"
+            )
 
     @property
     def database(self) -> str:
-        return f"{self.namespace}_voices_{self.service}" if self.namespace else f"voices_{self.service}"
+        return (
+            f"{self.namespace}_voices_{self.service}"
+            if self.namespace
+            else f"voices_{self.service}"
+        )
 
     @property
     def consumer_group(self) -> str:
-        return f"{self.namespace}.voices-{self.service}" if self.namespace else f"voices-{self.service}"
+        return (
+            f"{self.namespace}.voices-{self.service}"
+            if self.namespace
+            else f"voices-{self.service}"
+        )
 
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.extra.get(name, default)
@@ -104,16 +115,30 @@ class Settings:
         namespace = _env(env, "VOICES_NAMESPACE", "")
         kafka_defaults = KafkaSettings()
         kafka = KafkaSettings(
-            bootstrap_servers=_env(env, "KAFKA_BOOTSTRAP_SERVERS", kafka_defaults.bootstrap_servers),
-            session_timeout_ms=_env(env, "KAFKA_SESSION_TIMEOUT_MS", kafka_defaults.session_timeout_ms, int),
-            heartbeat_interval_ms=_env(env, "KAFKA_HEARTBEAT_INTERVAL_MS", kafka_defaults.heartbeat_interval_ms, int),
+            bootstrap_servers=_env(
+                env, "KAFKA_BOOTSTRAP_SERVERS", kafka_defaults.bootstrap_servers
+            ),
+            session_timeout_ms=_env(
+                env, "KAFKA_SESSION_TIMEOUT_MS", kafka_defaults.session_timeout_ms, int
+            ),
+            heartbeat_interval_ms=_env(
+                env, "KAFKA_HEARTBEAT_INTERVAL_MS", kafka_defaults.heartbeat_interval_ms, int
+            ),
             poll_timeout_ms=_env(env, "KAFKA_POLL_TIMEOUT_MS", kafka_defaults.poll_timeout_ms, int),
-            max_poll_records=_env(env, "KAFKA_MAX_POLL_RECORDS", kafka_defaults.max_poll_records, int),
+            max_poll_records=_env(
+                env, "KAFKA_MAX_POLL_RECORDS", kafka_defaults.max_poll_records, int
+            ),
             linger_ms=_env(env, "KAFKA_LINGER_MS", kafka_defaults.linger_ms, int),
-            request_timeout_ms=_env(env, "KAFKA_REQUEST_TIMEOUT_MS", kafka_defaults.request_timeout_ms, int),
-            handler_attempts=_env(env, "KAFKA_HANDLER_ATTEMPTS", kafka_defaults.handler_attempts, int),
+            request_timeout_ms=_env(
+                env, "KAFKA_REQUEST_TIMEOUT_MS", kafka_defaults.request_timeout_ms, int
+            ),
+            handler_attempts=_env(
+                env, "KAFKA_HANDLER_ATTEMPTS", kafka_defaults.handler_attempts, int
+            ),
             partitions=_env(env, "KAFKA_TOPIC_PARTITIONS", kafka_defaults.partitions, int),
-            replication_factor=_env(env, "KAFKA_REPLICATION_FACTOR", kafka_defaults.replication_factor, int),
+            replication_factor=_env(
+                env, "KAFKA_REPLICATION_FACTOR", kafka_defaults.replication_factor, int
+            ),
         )
         # Names given explicitly are used as they are; the defaults carry the namespace.
         default_topics = Topics().prefixed(namespace)
@@ -124,7 +149,7 @@ class Settings:
             releases=_env(env, "TOPIC_RELEASES", default_topics.releases),
         )
         prefix = "VOICES_"
-        extra = {k[len(prefix):]: v for k, v in env.items() if k.startswith(prefix)}
+        extra = {k[len(prefix) :]: v for k, v in env.items() if k.startswith(prefix)}
         return cls(
             service=service,
             namespace=namespace,

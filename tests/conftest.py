@@ -1,4 +1,5 @@
 """Fixtures shared by every test layer."""
+
 from __future__ import annotations
 
 import base64
@@ -33,8 +34,11 @@ def servers(tmp_path_factory):
     MONGODB_URI and KAFKA_BOOTSTRAP_SERVERS, when set, name servers to use instead (for example
     the real MongoDB and Kafka of docker-compose); otherwise both are started here.
     """
-    with local_servers(tmp_path_factory.mktemp("servers"), os.environ.get("MONGODB_URI"),
-                       os.environ.get("KAFKA_BOOTSTRAP_SERVERS")) as (bootstrap, mongodb_uri):
+    with local_servers(
+        tmp_path_factory.mktemp("servers"),
+        os.environ.get("MONGODB_URI"),
+        os.environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+    ) as (bootstrap, mongodb_uri):
         yield Servers(bootstrap, mongodb_uri)
 
 
@@ -46,17 +50,23 @@ def secrets_env() -> dict[str, str]:
 
 def make_settings(service: str, secrets_env: dict[str, str], **changes) -> Settings:
     """Settings for an in-process service app: mongomock store, no background threads."""
-    extra = {k[len("VOICES_"):]: v for k, v in secrets_env.items()}
-    base = Settings(service=service, mongodb_uri="mongomock://localhost/voices",
-                    run_background=False, extra=extra)
+    extra = {k[len("VOICES_") :]: v for k, v in secrets_env.items()}
+    base = Settings(
+        service=service,
+        mongodb_uri="mongomock://localhost/voices",
+        run_background=False,
+        extra=extra,
+    )
     return base.with_(**changes)
 
 
 @pytest.fixture(scope="session")
 def consent_keys(secrets_env):
     """(private PEM, public PEM) of the session's consent signing key."""
-    return (base64.b64decode(secrets_env["VOICES_CONSENT_SIGNING_KEY"]),
-            base64.b64decode(secrets_env["VOICES_CONSENT_PUBLIC_KEY"]))
+    return (
+        base64.b64decode(secrets_env["VOICES_CONSENT_SIGNING_KEY"]),
+        base64.b64decode(secrets_env["VOICES_CONSENT_PUBLIC_KEY"]),
+    )
 
 
 def pytest_collection_modifyitems(config, items):
@@ -81,8 +91,9 @@ def call_json(client, method: str, path: str, expect: int, headers: dict | None 
     from shared.errors import PROBLEM_MIME
 
     response = client.open(path, method=method, headers=headers or {}, **kwargs)
-    assert response.status_code == expect, \
+    assert response.status_code == expect, (
         f"{method} {path}: {response.status_code} {response.get_data(as_text=True)[:500]}"
+    )
     if expect >= 400:
         assert response.mimetype == PROBLEM_MIME, response.mimetype
         body = response.get_json()

@@ -3,6 +3,7 @@
 `init_web(app, clients, settings)` attaches it to the gateway app. The pages live outside /api/
 and reach the services only through the gateway's service clients, over HTTP.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -39,11 +40,16 @@ def init_web(app: Flask, clients: dict[str, ServiceClient], settings: Settings) 
     """
     from gateway.web.views import web
 
-    state = WebApp(api=ParticipantApi(clients),
-                   sessions=WebSessions(settings.require("SESSION_SECRET"),
-                                        int(settings.get("WEB_SESSION_TTL_S") or DEFAULT_TTL_S)),
-                   catalogs=Catalogs(), exit_url=settings.get("QUICK_EXIT_URL") or DEFAULT_EXIT_URL,
-                   settings=settings)
+    state = WebApp(
+        api=ParticipantApi(clients),
+        sessions=WebSessions(
+            settings.require("SESSION_SECRET"),
+            int(settings.get("WEB_SESSION_TTL_S") or DEFAULT_TTL_S),
+        ),
+        catalogs=Catalogs(),
+        exit_url=settings.get("QUICK_EXIT_URL") or DEFAULT_EXIT_URL,
+        settings=settings,
+    )
     app.extensions["voices_web"] = state
     _install_gettext(app, state.catalogs)
     app.register_blueprint(web)

@@ -4,6 +4,7 @@ Survey questions and consent texts come in the organisers' own translations; onl
 the interface come from these catalogs. The catalogs are kept as .po files and compiled in
 memory when the app starts, so there is no build step and no generated file to forget.
 """
+
 from __future__ import annotations
 
 import io
@@ -19,7 +20,14 @@ LANGUAGES: tuple[str, ...] = ("ar", "zh", "en", "fr", "ru", "es")
 DEFAULT_LANGUAGE = "en"
 RIGHT_TO_LEFT = frozenset({"ar"})
 # Each language named in itself, so a person finds theirs without reading the current one.
-NATIVE_NAMES = {"ar": "العربية", "zh": "中文", "en": "English", "fr": "Français", "ru": "Русский", "es": "Español"}
+NATIVE_NAMES = {
+    "ar": "العربية",
+    "zh": "中文",
+    "en": "English",
+    "fr": "Français",
+    "ru": "Русский",
+    "es": "Español",
+}
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 DOMAIN = "messages"
 
@@ -51,19 +59,29 @@ def compile_catalog(po_path: Path, language: str) -> Translations:
 class Catalogs:
     """Compiled translations per language; a missing catalog falls back to the English msgids."""
 
-    def __init__(self, directory: Path = TRANSLATIONS_DIR, languages: Iterable[str] = LANGUAGES) -> None:
+    def __init__(
+        self, directory: Path = TRANSLATIONS_DIR, languages: Iterable[str] = LANGUAGES
+    ) -> None:
         self._by_language: dict[str, NullTranslations] = {}
         for language in languages:
             po_path = directory / language / "LC_MESSAGES" / f"{DOMAIN}.po"
-            self._by_language[language] = compile_catalog(po_path, language) if po_path.exists() else NullTranslations()
+            self._by_language[language] = (
+                compile_catalog(po_path, language) if po_path.exists() else NullTranslations()
+            )
 
     def get(self, language: str) -> NullTranslations:
-        return self._by_language.get(language) or self._by_language.get(DEFAULT_LANGUAGE) or NullTranslations()
+        return (
+            self._by_language.get(language)
+            or self._by_language.get(DEFAULT_LANGUAGE)
+            or NullTranslations()
+        )
 
     def gettext(self, language: str, message: str, **variables: object) -> str:
         text = self.get(language).gettext(message)
         return text % variables if variables else text
 
-    def ngettext(self, language: str, singular: str, plural: str, n: int, **variables: object) -> str:
+    def ngettext(
+        self, language: str, singular: str, plural: str, n: int, **variables: object
+    ) -> str:
         text = self.get(language).ngettext(singular, plural, n)
         return text % {"num": n, **variables}

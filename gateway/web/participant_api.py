@@ -4,6 +4,7 @@ The pages never reach into a service's code or database. They call the surveys a
 services over HTTP with the gateway's own `ServiceClient`s, so the circuit breaker, timeouts and
 upstream metrics apply to them exactly as to forwarded API calls.
 """
+
 from __future__ import annotations
 
 import time
@@ -32,8 +33,13 @@ class ServiceRefused(Exception):
         return errors if isinstance(errors, dict) else {}
 
 
-def call_service(client: ServiceClient, method: str, path: str, json: Any = None,
-                 params: dict[str, str] | None = None) -> dict[str, Any]:
+def call_service(
+    client: ServiceClient,
+    method: str,
+    path: str,
+    json: Any = None,
+    params: dict[str, str] | None = None,
+) -> dict[str, Any]:
     """The JSON answer of one call to a service.
 
     Raises ServiceRefused for any other error answer (4xx, 500), ServiceUnavailable when the
@@ -49,24 +55,36 @@ def call_service(client: ServiceClient, method: str, path: str, json: Any = None
             client.breaker.before_call()
         except CircuitOpen as exc:
             _outcome(client, "rejected")
-            raise ServiceUnavailable(f"The {client.name} service is paused.", service=client.name,
-                                     retry_after=max(1, int(exc.retry_after_s))) from None
+            raise ServiceUnavailable(
+                f"The {client.name} service is paused.",
+                service=client.name,
+                retry_after=max(1, int(exc.retry_after_s)),
+            ) from None
         try:
-            response = client.session.request(method, f"{client.base_url}{path}", json=json, params=params,
-                                              headers=headers, allow_redirects=False,
-                                              timeout=(client.connect_timeout, client.read_timeout))
+            response = client.session.request(
+                method,
+                f"{client.base_url}{path}",
+                json=json,
+                params=params,
+                headers=headers,
+                allow_redirects=False,
+                timeout=(client.connect_timeout, client.read_timeout),
+            )
         except requests.RequestException as exc:
             client.breaker.record_failure()
             _outcome(client, "failed")
             if attempt + 1 < attempts and not isinstance(exc, requests.ReadTimeout):
                 time.sleep(client.retry_backoff_s)
                 continue
-            raise ServiceUnavailable(f"The {client.name} service is not reachable.", service=client.name,
-                                     retry_after=1) from exc
+            raise ServiceUnavailable(
+                f"The {client.name} service is not reachable.", service=client.name, retry_after=1
+            ) from exc
         if response.status_code in _FAILING_STATUSES:
             client.breaker.record_failure()
             _outcome(client, "failed")
-            raise ServiceUnavailable(f"The {client.name} service failed.", service=client.name, retry_after=1)
+            raise ServiceUnavailable(
+                f"The {client.name} service failed.", service=client.name, retry_after=1
+            )
         client.breaker.record_success()
         _outcome(client, "ok")
         try:
@@ -94,12 +112,18 @@ class ParticipantApi:
 
     def open_invitation(self, code: str) -> dict[str, Any]:
         """A fresh pseudonym, the consultation and its current survey (surveys service)."""
-        return call_service(self.surveys, "POST", f"/api/v1/invitations/{requests.utils.quote(code, safe='')}/open")
+        return call_service(
+            self.surveys, "POST", f"/api/v1/invitations/{requests.utils.quote(code, safe='')}/open"
+        )
 
     def consent_text(self, consultation_id: str, language: str) -> dict[str, Any]:
         """The current published consent text in one language."""
-        return call_service(self.consent, "GET", f"/api/v1/consent/consultations/{consultation_id}/texts",
-                            params={"language": language})
+        return call_service(
+            self.consent,
+            "GET",
+            f"/api/v1/consent/consultations/{consultation_id}/texts",
+            params={"language": language},
+        )
 
     def grant(self, body: dict[str, Any]) -> dict[str, Any]:
         """Consent for the chosen purposes: consent token, receipt code (shown once) and receipt."""
@@ -111,7 +135,9 @@ class ParticipantApi:
 
     def resume(self, resume_code: str) -> dict[str, Any]:
         """Saved progress behind a resume code: answers so far, survey and consent context."""
-        return call_service(self.surveys, "POST", "/api/v1/resume/lookup", json={"resume_code": resume_code})
+        return call_service(
+            self.surveys, "POST", "/api/v1/resume/lookup", json={"resume_code": resume_code}
+        )
 
     def submit(self, body: dict[str, Any]) -> dict[str, Any]:
         """The finished response: {response_id, consultation_id, survey_version, submitted_at}."""
@@ -123,12 +149,18 @@ class ParticipantApi:
 
     def delete_contact(self, consent_token: str) -> None:
         """Remove the contact details left with this consent token (none left is fine)."""
-        call_service(self.surveys, "DELETE", "/api/v1/contact", json={"consent_token": consent_token})
+        call_service(
+            self.surveys, "DELETE", "/api/v1/contact", json={"consent_token": consent_token}
+        )
 
     def receipt(self, receipt_code: str) -> dict[str, Any]:
         """The consent receipt and its history."""
-        return call_service(self.consent, "POST", "/api/v1/consent/receipts/lookup",
-                            json={"receipt_code": receipt_code})
+        return call_service(
+            self.consent,
+            "POST",
+            "/api/v1/consent/receipts/lookup",
+            json={"receipt_code": receipt_code},
+        )
 
     def withdraw(self, receipt_code: str, purposes: list[str] | None) -> dict[str, Any]:
         """Withdraw some purposes, or everything when `purposes` is None."""
@@ -140,4 +172,6 @@ class ParticipantApi:
     def renew_consent(self, receipt_code: str) -> dict[str, Any]:
         """A fresh consent token for the grant behind a receipt code, when the first one expired:
         {consent_token, expires_in, purposes (still given), consultation_id, pseudonym}."""
-        return call_service(self.consent, "POST", "/api/v1/consent/tokens", json={"receipt_code": receipt_code})
+        return call_service(
+            self.consent, "POST", "/api/v1/consent/tokens", json={"receipt_code": receipt_code}
+        )

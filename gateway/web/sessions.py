@@ -5,6 +5,7 @@ that value and encrypts the state (pseudonym, consent token, answers in progress
 under a key derived from it. Reading the database without the cookie reveals nothing; ending the
 session deletes the document, and a lost cookie leaves only ciphertext that nobody can open.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -26,7 +27,9 @@ from gateway.web.models import WebSessionDocument
 from shared.errors import Conflict
 
 COOKIE_NAME = "voices_participant"
-DEFAULT_TTL_S = 2 * 60 * 60  # idle time after which a session ends; resume codes cover longer breaks
+DEFAULT_TTL_S = (
+    2 * 60 * 60
+)  # idle time after which a session ends; resume codes cover longer breaks
 _NONCE_BYTES = 12
 
 
@@ -56,7 +59,9 @@ class WebSessions:
     key derivation, so a copy of the database plus a cookie from elsewhere is not enough either.
     """
 
-    def __init__(self, secret: str, ttl_s: int = DEFAULT_TTL_S, clock: Callable[[], datetime] = _utcnow) -> None:
+    def __init__(
+        self, secret: str, ttl_s: int = DEFAULT_TTL_S, clock: Callable[[], datetime] = _utcnow
+    ) -> None:
         if len(secret) < 32:
             raise RuntimeError("the session secret must be at least 32 characters")
         self._secret = secret.encode()
@@ -69,18 +74,26 @@ class WebSessions:
         return hmac.new(self._secret, b"web-session:" + cookie.encode(), hashlib.sha256).hexdigest()
 
     def _cipher(self, cookie: str) -> AESGCM:
-        key = HKDF(algorithm=hashes.SHA256(), length=32, salt=self._secret,
-                   info=b"voices participant web session").derive(cookie.encode())
+        key = HKDF(
+            algorithm=hashes.SHA256(),
+            length=32,
+            salt=self._secret,
+            info=b"voices participant web session",
+        ).derive(cookie.encode())
         return AESGCM(key)
 
     def _seal(self, session: WebSession) -> bytes:
         nonce = os.urandom(_NONCE_BYTES)
         plain = json.dumps(session.state, ensure_ascii=False, separators=(",", ":")).encode()
-        return nonce + self._cipher(session.cookie).encrypt(nonce, plain, session.session_hash.encode())
+        return nonce + self._cipher(session.cookie).encrypt(
+            nonce, plain, session.session_hash.encode()
+        )
 
     def _open(self, cookie: str, session_hash: str, sealed: bytes) -> dict[str, Any] | None:
         try:
-            plain = self._cipher(cookie).decrypt(sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], session_hash.encode())
+            plain = self._cipher(cookie).decrypt(
+                sealed[:_NONCE_BYTES], sealed[_NONCE_BYTES:], session_hash.encode()
+            )
         except (InvalidTag, ValueError):
             return None
         return json.loads(plain)
@@ -91,10 +104,16 @@ class WebSessions:
         """A new session holding `state`, stored at once. The caller sets its cookie."""
         WebSessionDocument.objects(expires_at__lte=self._clock()).delete()
         cookie = secrets.token_urlsafe(32)
-        session = WebSession(cookie=cookie, session_hash=self._hash(cookie), state=dict(state), revision=0)
+        session = WebSession(
+            cookie=cookie, session_hash=self._hash(cookie), state=dict(state), revision=0
+        )
         try:
-            WebSessionDocument(session_hash=session.session_hash, sealed=self._seal(session), revision=0,
-                               expires_at=self._clock() + timedelta(seconds=self.ttl_s)).save(force_insert=True)
+            WebSessionDocument(
+                session_hash=session.session_hash,
+                sealed=self._seal(session),
+                revision=0,
+                expires_at=self._clock() + timedelta(seconds=self.ttl_s),
+            ).save(force_insert=True)
         except NotUniqueError:  # 256 random bits: only a broken random source gets here
             raise Conflict("Could not start a session; please try again.") from None
         return session
@@ -113,7 +132,9 @@ class WebSessions:
         state = self._open(cookie, session_hash, bytes(document.sealed))
         if state is None:
             return None
-        return WebSession(cookie=cookie, session_hash=session_hash, state=state, revision=document.revision)
+        return WebSession(
+            cookie=cookie, session_hash=session_hash, state=state, revision=document.revision
+        )
 
     def save(self, session: WebSession) -> None:
         """Store the changed state and extend the session's idle time.
@@ -122,11 +143,17 @@ class WebSessions:
         at once from two tabs), so neither write silently undoes the other; Conflict also when the
         session was ended meanwhile.
         """
-        updated = WebSessionDocument.objects(session_hash=session.session_hash, revision=session.revision).update_one(
-            set__sealed=self._seal(session), set__expires_at=self._clock() + timedelta(seconds=self.ttl_s),
-            inc__revision=1)
+        updated = WebSessionDocument.objects(
+            session_hash=session.session_hash, revision=session.revision
+        ).update_one(
+            set__sealed=self._seal(session),
+            set__expires_at=self._clock() + timedelta(seconds=self.ttl_s),
+            inc__revision=1,
+        )
         if not updated:
-            raise Conflict("This page changed in another tab or window. Please go back and try again.")
+            raise Conflict(
+                "This page changed in another tab or window. Please go back and try again."
+            )
         session.revision += 1
 
     def end(self, cookie: str | None) -> None:

@@ -6,6 +6,7 @@ question are decided by `services.surveys.answers` — the same pure rules the s
 applies when it takes the response, so a page never accepts what intake would refuse. (That
 module has no framework, database or network code; nothing else of the service is used here.)
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -61,7 +62,9 @@ def decline_field(question_id: str) -> str:
     return f"q_{question_id}__decline"
 
 
-def localise(texts: Mapping[str, str] | str | None, language: str, fallbacks: Iterable[str]) -> Localised | None:
+def localise(
+    texts: Mapping[str, str] | str | None, language: str, fallbacks: Iterable[str]
+) -> Localised | None:
     """`texts` in `language`, else in the first fallback that has it, else in any language it has."""
     if texts is None:
         return None
@@ -85,7 +88,9 @@ def visible_sections(defn: Mapping[str, Any], answers: Mapping[str, Any]) -> lis
     return [entry["section_id"] for entry in rules.visible_questions(defn, answers)]
 
 
-def visible_in_section(defn: Mapping[str, Any], answers: Mapping[str, Any], section_id: str) -> list[str]:
+def visible_in_section(
+    defn: Mapping[str, Any], answers: Mapping[str, Any], section_id: str
+) -> list[str]:
     """The question ids of one section shown for these answers (empty when the section is hidden)."""
     for entry in rules.visible_questions(defn, answers):
         if entry["section_id"] == section_id:
@@ -102,25 +107,33 @@ def next_section(defn: Mapping[str, Any], answers: Mapping[str, Any], after: str
     return rules.next_section(defn, answers, after)
 
 
-def previous_section(defn: Mapping[str, Any], answers: Mapping[str, Any], section_id: str) -> str | None:
+def previous_section(
+    defn: Mapping[str, Any], answers: Mapping[str, Any], section_id: str
+) -> str | None:
     """The shown section before `section_id`, or None on the first one."""
     order = [s["id"] for s in defn.get("sections") or []]
     shown = set(visible_sections(defn, answers))
     if section_id not in order:
         return None
-    earlier = [sid for sid in order[:order.index(section_id)] if sid in shown]
+    earlier = [sid for sid in order[: order.index(section_id)] if sid in shown]
     return earlier[-1] if earlier else None
 
 
-def progress(defn: Mapping[str, Any], answers: Mapping[str, Any], section_id: str) -> tuple[int, int]:
+def progress(
+    defn: Mapping[str, Any], answers: Mapping[str, Any], section_id: str
+) -> tuple[int, int]:
     """(this section's place, number of sections) among the sections shown for these answers."""
     shown = visible_sections(defn, answers)
     if section_id not in shown:
-        shown = [sid for sid in (s["id"] for s in defn["sections"]) if sid in shown or sid == section_id]
+        shown = [
+            sid for sid in (s["id"] for s in defn["sections"]) if sid in shown or sid == section_id
+        ]
     return shown.index(section_id) + 1, len(shown)
 
 
-def read_section_form(defn: Mapping[str, Any], shown: Iterable[str], form: FormData) -> SectionInput:
+def read_section_form(
+    defn: Mapping[str, Any], shown: Iterable[str], form: FormData
+) -> SectionInput:
     """The answers and declines that one section's form carries for the questions it showed.
 
     Blank fields mean "skipped". A question answered and also marked "prefer not to say" is a
@@ -151,12 +164,21 @@ def read_section_form(defn: Mapping[str, Any], shown: Iterable[str], form: FormD
         elif said_decline:
             declined.add(qid)
         elif given:
-            answers[qid] = value.strip() if isinstance(value, str) and question["type"] != "free_text" else value
+            answers[qid] = (
+                value.strip()
+                if isinstance(value, str) and question["type"] != "free_text"
+                else value
+            )
     return SectionInput(answers, declined, clashes, raw)
 
 
-def merge_section(defn: Mapping[str, Any], answers: Mapping[str, Any], declined: Iterable[str],
-                  shown: Iterable[str], given: SectionInput) -> tuple[dict, list[str]]:
+def merge_section(
+    defn: Mapping[str, Any],
+    answers: Mapping[str, Any],
+    declined: Iterable[str],
+    shown: Iterable[str],
+    given: SectionInput,
+) -> tuple[dict, list[str]]:
     """The whole response after one section's form: the shown questions take the new values, and
     follow-up answers that the new values hide are forgotten (as ODK does)."""
     shown = set(shown)
@@ -166,16 +188,18 @@ def merge_section(defn: Mapping[str, Any], answers: Mapping[str, Any], declined:
     return rules.drop_hidden(defn, merged, merged_declined)
 
 
-def forget_section(defn: Mapping[str, Any], answers: Mapping[str, Any], declined: Iterable[str],
-                   section_id: str) -> tuple[dict, list[str]]:
+def forget_section(
+    defn: Mapping[str, Any], answers: Mapping[str, Any], declined: Iterable[str], section_id: str
+) -> tuple[dict, list[str]]:
     """The response with every answer and decline of one section removed (the section was skipped)."""
     ids = {q["id"] for q in (section(defn, section_id) or {}).get("questions") or []}
     kept = {qid: value for qid, value in answers.items() if qid not in ids}
     return rules.drop_hidden(defn, kept, [qid for qid in declined if qid not in ids])
 
 
-def check(defn: Mapping[str, Any], answers: Mapping[str, Any],
-          declined: Iterable[str]) -> tuple[dict, list[str], dict[str, Problem]]:
+def check(
+    defn: Mapping[str, Any], answers: Mapping[str, Any], declined: Iterable[str]
+) -> tuple[dict, list[str], dict[str, Problem]]:
     """(normalised answers, declined ids in survey order, problems by question id).
 
     The answers are normalised only when there is no problem; otherwise they come back as given,
@@ -200,12 +224,20 @@ def problem_for(question: Mapping[str, Any] | None) -> Problem:
         return Problem(N_("Please choose from the list."))
     if qtype == "rating":
         low, high = rating_bounds(question)
-        return Problem(N_("Please choose a number from %(low)s to %(high)s."), {"low": low, "high": high})
+        return Problem(
+            N_("Please choose a number from %(low)s to %(high)s."), {"low": low, "high": high}
+        )
     if qtype == "number":
-        first = N_("Please write a whole number.") if question.get("integer") else N_("Please write a number.")
+        first = (
+            N_("Please write a whole number.")
+            if question.get("integer")
+            else N_("Please write a number.")
+        )
         low, high = question.get("min"), question.get("max")
         if low is not None and high is not None:
-            return Problem(first, {"low": low, "high": high}, N_("It must be from %(low)s to %(high)s."))
+            return Problem(
+                first, {"low": low, "high": high}, N_("It must be from %(low)s to %(high)s.")
+            )
         if low is not None:
             return Problem(first, {"low": low}, N_("It must be %(low)s or more."))
         if high is not None:
@@ -214,17 +246,25 @@ def problem_for(question: Mapping[str, Any] | None) -> Problem:
     if qtype == "date":
         return Problem(N_("Please give a real date, like 2024-03-31."))
     if qtype == "free_text":
-        return Problem(N_("Please write at most %(limit)s characters."),
-                       {"limit": question.get("max_length", DEFAULT_MAX_LENGTH)})
+        return Problem(
+            N_("Please write at most %(limit)s characters."),
+            {"limit": question.get("max_length", DEFAULT_MAX_LENGTH)},
+        )
     return Problem(N_("This answer cannot be used. Please check it."))
 
 
 CLASH = Problem(N_("You chose an answer and also “Prefer not to say”. Please keep only one."))
 
 
-def question_views(defn: Mapping[str, Any], question_ids: Iterable[str], language: str, fallbacks: list[str],
-                   values: Mapping[str, Any], declined: Iterable[str],
-                   problems: Mapping[str, Problem]) -> list[dict[str, Any]]:
+def question_views(
+    defn: Mapping[str, Any],
+    question_ids: Iterable[str],
+    language: str,
+    fallbacks: list[str],
+    values: Mapping[str, Any],
+    declined: Iterable[str],
+    problems: Mapping[str, Problem],
+) -> list[dict[str, Any]]:
     """What the section template needs for each shown question: texts, options, current value, problem."""
     questions = questions_by_id(defn)
     declined = set(declined)
@@ -233,31 +273,45 @@ def question_views(defn: Mapping[str, Any], question_ids: Iterable[str], languag
         question = questions[qid]
         value = values.get(qid)
         view: dict[str, Any] = {
-            "id": qid, "type": question["type"], "field": answer_field(qid), "decline_field": decline_field(qid),
+            "id": qid,
+            "type": question["type"],
+            "field": answer_field(qid),
+            "decline_field": decline_field(qid),
             "label": localise(question.get("label"), language, fallbacks),
             "hint": localise(question.get("hint"), language, fallbacks),
-            "declined": qid in declined, "problem": problems.get(qid),
+            "declined": qid in declined,
+            "problem": problems.get(qid),
             "value": "" if value is None or isinstance(value, list) else str(value),
             # Not "values": in a template, `q.values` is the dict's own method.
             "chosen": [str(v) for v in value] if isinstance(value, list) else [],
         }
         if question["type"] in CHOICE_TYPES:
-            view["options"] = [{"code": o["code"], "label": localise(o.get("label"), language, fallbacks)}
-                               for o in question["options"]]
+            view["options"] = [
+                {"code": o["code"], "label": localise(o.get("label"), language, fallbacks)}
+                for o in question["options"]
+            ]
         elif question["type"] == "rating":
             low, high = rating_bounds(question)
             view["points"] = [str(point) for point in range(low, high + 1)]
         elif question["type"] == "number":
-            view.update(min=question.get("min"), max=question.get("max"), integer=bool(question.get("integer")))
+            view.update(
+                min=question.get("min"),
+                max=question.get("max"),
+                integer=bool(question.get("integer")),
+            )
         elif question["type"] == "free_text":
             view["max_length"] = question.get("max_length", DEFAULT_MAX_LENGTH)
         views.append(view)
     return views
 
 
-def tally(defn: Mapping[str, Any], answers: Mapping[str, Any], declined: Iterable[str]) -> dict[str, int]:
+def tally(
+    defn: Mapping[str, Any], answers: Mapping[str, Any], declined: Iterable[str]
+) -> dict[str, int]:
     """How many shown questions are answered, marked "prefer not to say", or left empty."""
-    shown = [qid for entry in rules.visible_questions(defn, answers) for qid in entry["question_ids"]]
+    shown = [
+        qid for entry in rules.visible_questions(defn, answers) for qid in entry["question_ids"]
+    ]
     declined = set(declined)
     answered = sum(1 for qid in shown if qid in answers)
     said_no = sum(1 for qid in shown if qid in declined and qid not in answers)

@@ -6,6 +6,7 @@ success (so reloading never sends a form twice) or with the same page and its pr
 Views are thin: they read the form, call the services through `ParticipantApi`, keep the
 participant's state in the sealed server-side session and render a template.
 """
+
 from __future__ import annotations
 
 import logging
@@ -15,20 +16,39 @@ from urllib.parse import urlsplit
 
 from babel import Locale
 from babel.dates import format_date, format_timedelta
-from flask import Blueprint, Response, abort, current_app, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    g,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from werkzeug.exceptions import HTTPException
 
 from gateway.guards import behind_tls
 from gateway.ratelimit import code_key, retry_after
 from gateway.web import survey_flow as flow
-from gateway.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, NATIVE_NAMES, N_, supported, text_direction
+from gateway.web.i18n import (
+    DEFAULT_LANGUAGE,
+    LANGUAGES,
+    NATIVE_NAMES,
+    N_,
+    supported,
+    text_direction,
+)
 from gateway.web.participant_api import ServiceRefused
 from gateway.web.sessions import COOKIE_NAME, WebSession
 from shared.errors import Conflict, ServiceUnavailable, TooManyRequests
 
 log = logging.getLogger("voices.gateway.web")
 
-web = Blueprint("web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets")
+web = Blueprint(
+    "web", __name__, template_folder="templates", static_folder="static", static_url_path="/assets"
+)
 
 # Withdrawing it withdraws everything and deletes the answers.
 REQUIRED_PURPOSE = "participate"
@@ -113,11 +133,22 @@ def _finish(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     response.headers["Pragma"] = "no-cache"
     if g.get("web_new_cookie"):
-        response.set_cookie(COOKIE_NAME, g.web_new_cookie, httponly=True, samesite="Strict",
-                            secure=behind_tls(_app().settings), path="/")
+        response.set_cookie(
+            COOKIE_NAME,
+            g.web_new_cookie,
+            httponly=True,
+            samesite="Strict",
+            secure=behind_tls(_app().settings),
+            path="/",
+        )
     elif g.get("web_clear_cookie"):
-        response.delete_cookie(COOKIE_NAME, path="/", httponly=True, samesite="Strict",
-                               secure=behind_tls(_app().settings))
+        response.delete_cookie(
+            COOKIE_NAME,
+            path="/",
+            httponly=True,
+            samesite="Strict",
+            secure=behind_tls(_app().settings),
+        )
     return response
 
 
@@ -134,9 +165,18 @@ def _page_context() -> dict[str, Any]:
     lang = g.get("web_lang", DEFAULT_LANGUAGE)
     path = request.path
     return {
-        "lang": lang, "dir": text_direction(lang), "exit_url": _app().exit_url,
-        "languages": [{"code": code, "name": NATIVE_NAMES[code], "url": f"{path}?lang={code}",
-                       "current": code == lang} for code in LANGUAGES],
+        "lang": lang,
+        "dir": text_direction(lang),
+        "exit_url": _app().exit_url,
+        "languages": [
+            {
+                "code": code,
+                "name": NATIVE_NAMES[code],
+                "url": f"{path}?lang={code}",
+                "current": code == lang,
+            }
+            for code in LANGUAGES
+        ],
         "purpose_name": lambda purpose: _(PURPOSE_NAMES.get(purpose, purpose)),
         "in_session": g.get("web_session") is not None,
     }
@@ -205,7 +245,9 @@ def _survey_session() -> WebSession:
 
 
 def _fallbacks(session: WebSession) -> list[str]:
-    return list(session.state.get("survey", {}).get("languages") or session.state.get("languages") or [])
+    return list(
+        session.state.get("survey", {}).get("languages") or session.state.get("languages") or []
+    )
 
 
 def _see_other(location: str) -> Response:
@@ -233,43 +275,73 @@ def _step_missing(exc: StepMissing):
 @web.errorhandler(ServiceUnavailable)
 def _unavailable(exc: ServiceUnavailable):
     log.warning("participant page could not reach a service: %s", exc.detail)
-    response = _render("problem.html", 503, heading=N_("Sorry, this is not working right now"),
-                       message=N_("Nothing you did caused this. Please try again in a few minutes."))
+    response = _render(
+        "problem.html",
+        503,
+        heading=N_("Sorry, this is not working right now"),
+        message=N_("Nothing you did caused this. Please try again in a few minutes."),
+    )
     response.headers["Retry-After"] = str(exc.extra.get("retry_after") or 5)
     return response
 
 
 @web.errorhandler(TooManyRequests)
 def _too_many(exc: TooManyRequests):
-    response = _render("problem.html", 429, heading=N_("Please wait a moment"),
-                       message=N_("There were many tries in a short time. Wait a minute, then try again."))
+    response = _render(
+        "problem.html",
+        429,
+        heading=N_("Please wait a moment"),
+        message=N_("There were many tries in a short time. Wait a minute, then try again."),
+    )
     response.headers["Retry-After"] = str(exc.extra.get("retry_after") or 60)
     return response
 
 
 @web.errorhandler(Conflict)
 def _conflict(_exc):
-    return _render("problem.html", 409, heading=N_("This page changed"),
-                   message=N_("It was changed in another tab or window. Please go back and try again."))
+    return _render(
+        "problem.html",
+        409,
+        heading=N_("This page changed"),
+        message=N_("It was changed in another tab or window. Please go back and try again."),
+    )
 
 
 @web.errorhandler(HTTPException)
 def _http_error(exc: HTTPException):
     if exc.code == 404:
-        return _render("problem.html", 404, heading=N_("Page not found"),
-                       message=N_("This page does not exist. Check the link you used."))
+        return _render(
+            "problem.html",
+            404,
+            heading=N_("Page not found"),
+            message=N_("This page does not exist. Check the link you used."),
+        )
     if exc.code == 403:
-        return _render("problem.html", 403, heading=N_("This form was sent from another site"),
-                       message=N_("For your safety it was not accepted. Open this site directly and try again."))
-    return _render("problem.html", exc.code or 500, heading=N_("Sorry, something went wrong"),
-                   message=N_("Nothing you did caused this. Please try again in a few minutes."))
+        return _render(
+            "problem.html",
+            403,
+            heading=N_("This form was sent from another site"),
+            message=N_(
+                "For your safety it was not accepted. Open this site directly and try again."
+            ),
+        )
+    return _render(
+        "problem.html",
+        exc.code or 500,
+        heading=N_("Sorry, something went wrong"),
+        message=N_("Nothing you did caused this. Please try again in a few minutes."),
+    )
 
 
 @web.errorhandler(Exception)
 def _unexpected(_exc: Exception):
     log.exception("participant page failed")
-    return _render("problem.html", 500, heading=N_("Sorry, something went wrong"),
-                   message=N_("Nothing you did caused this. Please try again in a few minutes."))
+    return _render(
+        "problem.html",
+        500,
+        heading=N_("Sorry, something went wrong"),
+        message=N_("Nothing you did caused this. Please try again in a few minutes."),
+    )
 
 
 # ---------------------------------------------------------------- start, invitation, welcome
@@ -288,14 +360,27 @@ def invitation(code: str):
 
 
 # What the session keeps of an opened invitation or of resumed answers.
-CONSULTATION_KEYS = ("pseudonym", "consultation_id", "title", "titles", "descriptions", "languages", "purposes",
-                     "min_age", "survey_version", "survey")
+CONSULTATION_KEYS = (
+    "pseudonym",
+    "consultation_id",
+    "title",
+    "titles",
+    "descriptions",
+    "languages",
+    "purposes",
+    "min_age",
+    "survey_version",
+    "survey",
+)
 
 
 @web.post("/i/<code>")
 def open_invitation(code: str):
-    return _open_invitation(code, "invitation.html",
-                            N_("This invitation link does not work. Check that you copied all of it."))
+    return _open_invitation(
+        code,
+        "invitation.html",
+        N_("This invitation link does not work. Check that you copied all of it."),
+    )
 
 
 @web.get("/code")
@@ -308,9 +393,14 @@ def invitation_code_form():
 def enter_invitation_code():
     code = (request.form.get("invitation_code") or "").strip()
     if not code:
-        return _render("invitation_code.html", 422, problem=N_("Please write the code from your invitation."))
-    return _open_invitation(code, "invitation_code.html",
-                            N_("This code does not work. Please check each character and try again."))
+        return _render(
+            "invitation_code.html", 422, problem=N_("Please write the code from your invitation.")
+        )
+    return _open_invitation(
+        code,
+        "invitation_code.html",
+        N_("This code does not work. Please check each character and try again."),
+    )
 
 
 def _open_invitation(code: str, template: str, not_found: str) -> Response:
@@ -319,11 +409,23 @@ def _open_invitation(code: str, template: str, not_found: str) -> Response:
     try:
         opened = _app().api.open_invitation(code)
     except ServiceRefused as exc:
-        message = (N_("This invitation has already been used or has been closed.") if exc.status == 410 else
-                   N_("This consultation is not taking answers now.") if exc.status == 409 else not_found)
-        return _render(template, exc.status if exc.status in (404, 409, 410) else 422, code=code, problem=message)
-    _start_session({key: opened.get(key) for key in CONSULTATION_KEYS}
-                   | {"answers": {}, "declined": [], "acknowledged": []})
+        message = (
+            N_("This invitation has already been used or has been closed.")
+            if exc.status == 410
+            else N_("This consultation is not taking answers now.")
+            if exc.status == 409
+            else not_found
+        )
+        return _render(
+            template,
+            exc.status if exc.status in (404, 409, 410) else 422,
+            code=code,
+            problem=message,
+        )
+    _start_session(
+        {key: opened.get(key) for key in CONSULTATION_KEYS}
+        | {"answers": {}, "declined": [], "acknowledged": []}
+    )
     return _see_other(url_for("web.welcome"))
 
 
@@ -332,9 +434,15 @@ def welcome():
     session = _session()
     state = session.state
     # Older sessions and consultations have only the one `title` string.
-    return _render("welcome.html", title=flow.localise(state.get("titles") or state.get("title"), g.web_lang,
-                                                       _fallbacks(session)),
-                   description=flow.localise(state.get("descriptions") or None, g.web_lang, _fallbacks(session)))
+    return _render(
+        "welcome.html",
+        title=flow.localise(
+            state.get("titles") or state.get("title"), g.web_lang, _fallbacks(session)
+        ),
+        description=flow.localise(
+            state.get("descriptions") or None, g.web_lang, _fallbacks(session)
+        ),
+    )
 
 
 @web.post("/stop")
@@ -361,21 +469,40 @@ def _consent_text(session: WebSession) -> dict[str, Any]:
     raise ServiceUnavailable("no consent text is published yet")
 
 
-def _consent_page(session: WebSession, text: dict[str, Any], status: int = 200, **context: Any) -> Response:
+def _consent_page(
+    session: WebSession, text: dict[str, Any], status: int = 200, **context: Any
+) -> Response:
     # "participate" first: it is the one choice needed to take part.
-    offered = sorted(session.state.get("purposes") or ["participate"], key=lambda p: p != "participate")
-    purposes = [{"code": p, "text": (text.get("purposes") or {}).get(p) or _(PURPOSE_NAMES.get(p, p)),
-                 "required": p == "participate"} for p in offered]
+    offered = sorted(
+        session.state.get("purposes") or ["participate"], key=lambda p: p != "participate"
+    )
+    purposes = [
+        {
+            "code": p,
+            "text": (text.get("purposes") or {}).get(p) or _(PURPOSE_NAMES.get(p, p)),
+            "required": p == "participate",
+        }
+        for p in offered
+    ]
     context.setdefault("chosen", set())
     context.setdefault("errors", {})
     if text.get("language") != g.web_lang:
         # The consultation has no text in the reader's language: say so, naming both in that language.
         names = Locale.parse(_babel_locale()).languages
-        context["other_language"] = {"yours": names.get(g.web_lang, g.web_lang),
-                                     "theirs": names.get(text["language"], text["language"])}
-    return _render("consent.html", status, text=text, purposes=purposes, min_age=session.state.get("min_age"),
-                   relationships=GUARDIAN_RELATIONSHIPS, form=request.form if request.method == "POST" else {},
-                   **context)
+        context["other_language"] = {
+            "yours": names.get(g.web_lang, g.web_lang),
+            "theirs": names.get(text["language"], text["language"]),
+        }
+    return _render(
+        "consent.html",
+        status,
+        text=text,
+        purposes=purposes,
+        min_age=session.state.get("min_age"),
+        relationships=GUARDIAN_RELATIONSHIPS,
+        form=request.form if request.method == "POST" else {},
+        **context,
+    )
 
 
 @web.get("/consent")
@@ -398,9 +525,14 @@ def _read_consent_form(session: WebSession) -> tuple[dict[str, Any], dict[str, s
     errors: dict[str, str] = {}
     if "participate" not in chosen:
         errors["purpose-participate"] = N_(
-            "To take part, tick the box marked “Needed to take part”. Without it, we cannot keep any answers.")
-    body: dict[str, Any] = {"pseudonym": session.state["pseudonym"], "consultation_id": session.state["consultation_id"],
-                            "purposes": chosen, "collection_method": "self"}
+            "To take part, tick the box marked “Needed to take part”. Without it, we cannot keep any answers."
+        )
+    body: dict[str, Any] = {
+        "pseudonym": session.state["pseudonym"],
+        "consultation_id": session.state["consultation_id"],
+        "purposes": chosen,
+        "collection_method": "self",
+    }
     min_age = session.state.get("min_age")
     if min_age is not None:
         age = request.form.get("age")
@@ -412,9 +544,14 @@ def _read_consent_form(session: WebSession) -> tuple[dict[str, Any], dict[str, s
             if relationship not in GUARDIAN_RELATIONSHIPS:
                 errors["guardian_relationship"] = N_("Please choose who the adult with you is.")
             if request.form.get("guardian_agrees") != "1":
-                errors["guardian_agrees"] = N_("The adult with you must agree too. Please tick the box together.")
-            body.update(collection_method="guardian", participant_assent=True,
-                        guardian={"relationship": relationship, "attested": True})
+                errors["guardian_agrees"] = N_(
+                    "The adult with you must agree too. Please tick the box together."
+                )
+            body.update(
+                collection_method="guardian",
+                participant_assent=True,
+                guardian={"relationship": relationship, "attested": True},
+            )
         else:
             errors["age"] = N_("Please tell us if you are younger or older than this age.")
     return body, errors
@@ -427,13 +564,18 @@ def give_consent():
         return _see_other(url_for("web.consent_code"))
     _spend_participant(session)
     shown = session.state.get("shown_text") or {}
-    sent = {"version": request.form.get("text_version", type=int), "language": request.form.get("text_language")}
+    sent = {
+        "version": request.form.get("text_version", type=int),
+        "language": request.form.get("text_language"),
+    }
     text = _consent_text(session)
     if sent != shown or {"version": text["version"], "language": text["language"]} != shown:
         # What was read is not what is current (a newer version, or another tab): show the current text.
         session.state["shown_text"] = {"version": text["version"], "language": text["language"]}
         _save(session)
-        return _consent_page(session, text, 409, notice=N_("The consent text has changed. Please read it again."))
+        return _consent_page(
+            session, text, 409, notice=N_("The consent text has changed. Please read it again.")
+        )
     body, errors = _read_consent_form(session)
     chosen = set(body["purposes"])
     if errors:
@@ -443,16 +585,35 @@ def give_consent():
         granted = _app().api.grant(body)
     except ServiceRefused as exc:
         if exc.status == 409 and "already" in str(exc.body.get("detail", "")):
-            return _render("problem.html", 409, heading=N_("You have already given your consent"),
-                           message=N_("Please open your invitation link again to start a new answer."))
+            return _render(
+                "problem.html",
+                409,
+                heading=N_("You have already given your consent"),
+                message=N_("Please open your invitation link again to start a new answer."),
+            )
         if exc.status == 409:
-            return _render("problem.html", 409, heading=N_("This consultation is not taking answers now"),
-                           message=N_("Please try again later."))
-        return _consent_page(session, text, 422, chosen=chosen,
-                             errors={"form": N_("Your choices could not be saved. Please check them and try again.")})
-    session.state["consent"] = {"token": granted["consent_token"], "receipt_code": granted["receipt_code"],
-                                "purposes": body["purposes"], "text_version": shown["version"],
-                                "text_language": shown["language"]}
+            return _render(
+                "problem.html",
+                409,
+                heading=N_("This consultation is not taking answers now"),
+                message=N_("Please try again later."),
+            )
+        return _consent_page(
+            session,
+            text,
+            422,
+            chosen=chosen,
+            errors={
+                "form": N_("Your choices could not be saved. Please check them and try again.")
+            },
+        )
+    session.state["consent"] = {
+        "token": granted["consent_token"],
+        "receipt_code": granted["receipt_code"],
+        "purposes": body["purposes"],
+        "text_version": shown["version"],
+        "text_language": shown["language"],
+    }
     session.state.pop("shown_text", None)
     _save(session)
     return _see_other(url_for("web.consent_code"))
@@ -461,8 +622,11 @@ def give_consent():
 @web.get("/consent/code")
 def consent_code():
     session = _consented()
-    return _render("consent_code.html", receipt_code=session.state["consent"].get("receipt_code"),
-                   purposes=session.state["consent"]["purposes"])
+    return _render(
+        "consent_code.html",
+        receipt_code=session.state["consent"].get("receipt_code"),
+        purposes=session.state["consent"]["purposes"],
+    )
 
 
 # ---------------------------------------------------------------- the survey
@@ -503,8 +667,12 @@ def section_notice(section_id: str):
     warning = flow.localise(section.get("content_warning"), g.web_lang, _fallbacks(session))
     if warning is None:
         return _see_other(url_for("web.section", section_id=section_id))
-    return _render("notice.html", section_id=section_id, warning=warning,
-                   title=flow.localise(section.get("title"), g.web_lang, _fallbacks(session)))
+    return _render(
+        "notice.html",
+        section_id=section_id,
+        warning=warning,
+        title=flow.localise(section.get("title"), g.web_lang, _fallbacks(session)),
+    )
 
 
 @web.post("/survey/<section_id>/notice")
@@ -514,8 +682,9 @@ def answer_notice(section_id: str):
     _spend_participant(session)
     defn = session.state["survey"]
     if request.form.get("action") == "skip":
-        answers, declined = flow.forget_section(defn, session.state.get("answers", {}),
-                                                session.state.get("declined", []), section_id)
+        answers, declined = flow.forget_section(
+            defn, session.state.get("answers", {}), session.state.get("declined", []), section_id
+        )
         session.state.update(answers=answers, declined=declined)
         following = flow.next_section(defn, answers, section_id)
         session.state["section"] = following
@@ -529,18 +698,35 @@ def answer_notice(section_id: str):
     return _see_other(url_for("web.section", section_id=section_id))
 
 
-def _section_page(session: WebSession, section_id: str, shown: list[str], values: dict[str, Any],
-                  declined: list[str], problems: dict[str, flow.Problem], status: int = 200,
-                  added: bool = False) -> Response:
+def _section_page(
+    session: WebSession,
+    section_id: str,
+    shown: list[str],
+    values: dict[str, Any],
+    declined: list[str],
+    problems: dict[str, flow.Problem],
+    status: int = 200,
+    added: bool = False,
+) -> Response:
     defn = session.state["survey"]
     section = _known_section(session, section_id)
     answers = session.state.get("answers", {})
     position, total = flow.progress(defn, answers, section_id)
-    questions = flow.question_views(defn, shown, g.web_lang, _fallbacks(session), values, declined, problems)
-    return _render("section.html", status, section_id=section_id,
-                   title=flow.localise(section.get("title"), g.web_lang, _fallbacks(session)),
-                   questions=questions, shown=shown, position=position, total=total, added=added,
-                   has_previous=flow.previous_section(defn, answers, section_id) is not None)
+    questions = flow.question_views(
+        defn, shown, g.web_lang, _fallbacks(session), values, declined, problems
+    )
+    return _render(
+        "section.html",
+        status,
+        section_id=section_id,
+        title=flow.localise(section.get("title"), g.web_lang, _fallbacks(session)),
+        questions=questions,
+        shown=shown,
+        position=position,
+        total=total,
+        added=added,
+        has_previous=flow.previous_section(defn, answers, section_id) is not None,
+    )
 
 
 @web.get("/survey/<section_id>")
@@ -556,8 +742,15 @@ def section(section_id: str):
     if session.state.get("section") != section_id:
         session.state["section"] = section_id
         _save(session)
-    return _section_page(session, section_id, shown, answers, session.state.get("declined", []), {},
-                         added=request.args.get("added") == "1")
+    return _section_page(
+        session,
+        section_id,
+        shown,
+        answers,
+        session.state.get("declined", []),
+        {},
+        added=request.args.get("added") == "1",
+    )
 
 
 @web.post("/survey/<section_id>")
@@ -569,14 +762,22 @@ def answer_section(section_id: str):
     known = {q["id"] for q in section["questions"]}
     shown = [qid for qid in request.form.getlist("shown") if qid in known]
     given = flow.read_section_form(defn, shown, request.form)
-    answers, declined = flow.merge_section(defn, session.state.get("answers", {}), session.state.get("declined", []),
-                                           shown, given)
+    answers, declined = flow.merge_section(
+        defn, session.state.get("answers", {}), session.state.get("declined", []), shown, given
+    )
     normalised, declined, problems = flow.check(defn, answers, declined)
     problems.update({qid: flow.CLASH for qid in given.clashes})
     problems = {qid: problem for qid, problem in problems.items() if qid in shown}
     if problems:
-        return _section_page(session, section_id, shown, {**normalised, **given.raw},
-                             sorted(set(declined) | given.clashes), problems, status=422)
+        return _section_page(
+            session,
+            section_id,
+            shown,
+            {**normalised, **given.raw},
+            sorted(set(declined) | given.clashes),
+            problems,
+            status=422,
+        )
     session.state.update(answers=normalised, declined=declined, section=section_id)
     action = request.form.get("action", "next")
     if action == "save":
@@ -584,9 +785,14 @@ def answer_section(section_id: str):
     if action == "back":
         _save(session)
         previous = flow.previous_section(defn, normalised, section_id)
-        return _see_other(_section_location(session, previous) if previous
-                          else url_for("web.section", section_id=section_id))
-    added = [qid for qid in flow.visible_in_section(defn, normalised, section_id) if qid not in shown]
+        return _see_other(
+            _section_location(session, previous)
+            if previous
+            else url_for("web.section", section_id=section_id)
+        )
+    added = [
+        qid for qid in flow.visible_in_section(defn, normalised, section_id) if qid not in shown
+    ]
     if added:
         # An answer on this page brought up a follow-up question: show the page again with it.
         _save(session)
@@ -600,12 +806,17 @@ def answer_section(section_id: str):
 def _save_progress(session: WebSession, section_id: str) -> Response:
     state = session.state
     try:
-        saved = _app().api.save_progress({"consent_token": state["consent"]["token"],
-                                          "survey_version": state.get("survey_version"),
-                                          "answers": state.get("answers", {}), "declined": state.get("declined", []),
-                                          "section_id": section_id,
-                                          # Sealed with the answers, to be shown again after resuming.
-                                          "receipt_code": state["consent"].get("receipt_code")})
+        saved = _app().api.save_progress(
+            {
+                "consent_token": state["consent"]["token"],
+                "survey_version": state.get("survey_version"),
+                "answers": state.get("answers", {}),
+                "declined": state.get("declined", []),
+                "section_id": section_id,
+                # Sealed with the answers, to be shown again after resuming.
+                "receipt_code": state["consent"].get("receipt_code"),
+            }
+        )
     except ServiceRefused as exc:
         return _refused_while_answering(exc, session, url_for("web.section", section_id=section_id))
     state["resume"] = {"code": saved["resume_code"], "expires_at": saved["expires_at"]}
@@ -618,22 +829,45 @@ def _refused_while_answering(exc: ServiceRefused, session: WebSession, then: str
         # The answers stay in the session; the receipt code brings a fresh token, then `then` again.
         return _ask_for_receipt_code(session, then)
     if exc.status == 401:
-        return _render("problem.html", 401, heading=N_("Your consent has expired"),
-                       message=N_("For your safety, consent lasts a limited time. "
-                                  "Please open your invitation link again."))
+        return _render(
+            "problem.html",
+            401,
+            heading=N_("Your consent has expired"),
+            message=N_(
+                "For your safety, consent lasts a limited time. "
+                "Please open your invitation link again."
+            ),
+        )
     if exc.status == 410 and exc.body.get("reason") == "invitation_used":
-        return _render("problem.html", 410, heading=N_("Answers from this invitation were already kept"),
-                       message=N_("They were saved or sent in another visit. To go on with them, use the code "
-                                  "you got when you saved them."))
+        return _render(
+            "problem.html",
+            410,
+            heading=N_("Answers from this invitation were already kept"),
+            message=N_(
+                "They were saved or sent in another visit. To go on with them, use the code "
+                "you got when you saved them."
+            ),
+        )
     if exc.status == 410:
-        return _render("problem.html", 410, heading=N_("These answers can no longer be sent"),
-                       message=N_("The consent was withdrawn, or the consultation has closed."))
+        return _render(
+            "problem.html",
+            410,
+            heading=N_("These answers can no longer be sent"),
+            message=N_("The consent was withdrawn, or the consultation has closed."),
+        )
     if exc.status == 409:
-        return _render("problem.html", 409, heading=N_("Your answers were already sent"),
-                       message=N_("You do not need to do anything more."))
-    return _render("problem.html", exc.status if 400 <= exc.status < 500 else 500,
-                   heading=N_("Your answers could not be taken"),
-                   message=N_("Please go back, check your answers and try again."))
+        return _render(
+            "problem.html",
+            409,
+            heading=N_("Your answers were already sent"),
+            message=N_("You do not need to do anything more."),
+        )
+    return _render(
+        "problem.html",
+        exc.status if 400 <= exc.status < 500 else 500,
+        heading=N_("Your answers could not be taken"),
+        message=N_("Please go back, check your answers and try again."),
+    )
 
 
 @web.get("/saved")
@@ -643,7 +877,9 @@ def saved():
     if not resume:
         return _see_other(url_for("web.survey"))
     expires = datetime.fromisoformat(resume["expires_at"].replace("Z", "+00:00"))
-    valid_for = format_timedelta(expires - datetime.now(timezone.utc), threshold=2, locale=_babel_locale())
+    valid_for = format_timedelta(
+        expires - datetime.now(timezone.utc), threshold=2, locale=_babel_locale()
+    )
     return _render("saved.html", resume_code=resume["code"], valid_for=valid_for)
 
 
@@ -657,8 +893,11 @@ def finish():
     defn = session.state["survey"]
     answers, declined = session.state.get("answers", {}), session.state.get("declined", [])
     sections = flow.visible_sections(defn, answers)
-    return _render("finish.html", counts=flow.tally(defn, answers, declined),
-                   last_section=sections[-1] if sections else None)
+    return _render(
+        "finish.html",
+        counts=flow.tally(defn, answers, declined),
+        last_section=sections[-1] if sections else None,
+    )
 
 
 @web.post("/finish")
@@ -667,15 +906,23 @@ def submit():
     _spend_participant(session)
     state = session.state
     try:
-        response = _app().api.submit({"consent_token": state["consent"]["token"],
-                                      "survey_version": state.get("survey_version"),
-                                      "answers": state.get("answers", {}), "declined": state.get("declined", [])})
+        response = _app().api.submit(
+            {
+                "consent_token": state["consent"]["token"],
+                "survey_version": state.get("survey_version"),
+                "answers": state.get("answers", {}),
+                "declined": state.get("declined", []),
+            }
+        )
     except ServiceRefused as exc:
         return _refused_while_answering(exc, session, url_for("web.finish"))
     # Sent: the answers leave the session; what remains is what the receipt page shows.
     for key in ("answers", "declined", "resume", "section", "acknowledged", "survey"):
         state.pop(key, None)
-    state["submitted"] = {"response_id": response.get("response_id"), "submitted_at": response.get("submitted_at")}
+    state["submitted"] = {
+        "response_id": response.get("response_id"),
+        "submitted_at": response.get("submitted_at"),
+    }
     _save(session)
     return _see_other(url_for("web.receipt"))
 
@@ -686,9 +933,13 @@ def receipt():
     if not session.state.get("submitted"):
         return _see_other(url_for("web.survey"))
     consent = session.state["consent"]
-    return _render("receipt.html", receipt_code=consent.get("receipt_code"), purposes=consent.get("purposes") or [],
-                   offer_contact=CONTACT_PURPOSE in (consent.get("purposes") or []),
-                   contact_given=bool(session.state.get("contact_given")))
+    return _render(
+        "receipt.html",
+        receipt_code=consent.get("receipt_code"),
+        purposes=consent.get("purposes") or [],
+        offer_contact=CONTACT_PURPOSE in (consent.get("purposes") or []),
+        contact_given=bool(session.state.get("contact_given")),
+    )
 
 
 # ---------------------------------------------------------------- follow-up contact (optional)
@@ -704,7 +955,9 @@ CONTACT_METHODS = {
 # What the surveys service's field errors mean, in the participant's words.
 CONTACT_PROBLEMS = {
     "method": N_("Please choose how we can reach you."),
-    "value": N_("Please check the number or address. It does not look right for the way you chose."),
+    "value": N_(
+        "Please check the number or address. It does not look right for the way you chose."
+    ),
     "best_time": N_("Please write a shorter answer (200 characters at most)."),
     "safe_to_leave_message": N_("Please say if it is safe to leave you a message."),
 }
@@ -728,16 +981,31 @@ def contact_form():
 
 def _contact_page(status: int, form: dict[str, str], problems: dict[str, str]) -> Response:
     # The summary links each problem to the first control of its field.
-    targets = {"method": "method-phone", "value": "value", "best_time": "best_time", "safe": "safe-yes"}
+    targets = {
+        "method": "method-phone",
+        "value": "value",
+        "best_time": "best_time",
+        "safe": "safe-yes",
+    }
     summary = [(targets[field], _(problems[field])) for field in targets if field in problems]
-    return _render("contact.html", status, methods=CONTACT_METHODS, form=form, problems=problems, summary=summary)
+    return _render(
+        "contact.html",
+        status,
+        methods=CONTACT_METHODS,
+        form=form,
+        problems=problems,
+        summary=summary,
+    )
 
 
 @web.post("/contact")
 def contact():
     session = _contact_session()
     _spend_participant(session)
-    form = {key: (request.form.get(key) or "").strip() for key in ("method", "value", "best_time", "safe")}
+    form = {
+        key: (request.form.get(key) or "").strip()
+        for key in ("method", "value", "best_time", "safe")
+    }
     problems = {}
     if form["method"] not in CONTACT_METHODS:
         problems["method"] = CONTACT_PROBLEMS["method"]
@@ -747,18 +1015,30 @@ def contact():
         problems["safe"] = CONTACT_PROBLEMS["safe_to_leave_message"]
     if not problems:
         try:
-            _app().api.save_contact({"consent_token": session.state["consent"]["token"], "method": form["method"],
-                                     "value": form["value"], "best_time": form["best_time"] or None,
-                                     "safe_to_leave_message": form["safe"] == "yes"})
+            _app().api.save_contact(
+                {
+                    "consent_token": session.state["consent"]["token"],
+                    "method": form["method"],
+                    "value": form["value"],
+                    "best_time": form["best_time"] or None,
+                    "safe_to_leave_message": form["safe"] == "yes",
+                }
+            )
         except ServiceRefused as exc:
             if exc.status != 422:
-                return _render("problem.html", exc.status if exc.status in (401, 403, 410) else 409,
-                               heading=N_("We could not keep your contact details"),
-                               message=N_("Your consent to be contacted may have been withdrawn, or the "
-                                          "consultation has closed. Nothing was kept."))
+                return _render(
+                    "problem.html",
+                    exc.status if exc.status in (401, 403, 410) else 409,
+                    heading=N_("We could not keep your contact details"),
+                    message=N_(
+                        "Your consent to be contacted may have been withdrawn, or the "
+                        "consultation has closed. Nothing was kept."
+                    ),
+                )
             for field in exc.errors:
-                problems["safe" if field == "safe_to_leave_message" else field] = CONTACT_PROBLEMS.get(
-                    field, CONTACT_PROBLEMS["value"])
+                problems["safe" if field == "safe_to_leave_message" else field] = (
+                    CONTACT_PROBLEMS.get(field, CONTACT_PROBLEMS["value"])
+                )
     if problems:
         return _contact_page(422, form, problems)
     session.state["contact_given"] = True
@@ -773,8 +1053,14 @@ def contact_delete():
     try:
         _app().api.delete_contact(session.state["consent"]["token"])
     except ServiceRefused:
-        return _render("problem.html", 409, heading=N_("We could not remove your contact details"),
-                       message=N_("Please try again, or withdraw “Contact me again later” with your receipt code."))
+        return _render(
+            "problem.html",
+            409,
+            heading=N_("We could not remove your contact details"),
+            message=N_(
+                "Please try again, or withdraw “Contact me again later” with your receipt code."
+            ),
+        )
     session.state.pop("contact_given", None)
     _save(session)
     return _see_other(url_for("web.receipt"))
@@ -797,19 +1083,31 @@ def resume():
     try:
         saved = _app().api.resume(code)
     except ServiceRefused as exc:
-        message = (N_("This code is not complete or has a typo. Please check it.") if exc.status in (400, 422) else
-                   N_("This saved answer has ended. It may have expired or been sent already.") if exc.status == 410
-                   else N_("This code does not work. A code stops working when you save again."))
-        return _render("resume.html", 422 if exc.status in (400, 422) else 404, problem=message, code=code)
+        message = (
+            N_("This code is not complete or has a typo. Please check it.")
+            if exc.status in (400, 422)
+            else N_("This saved answer has ended. It may have expired or been sent already.")
+            if exc.status == 410
+            else N_("This code does not work. A code stops working when you save again.")
+        )
+        return _render(
+            "resume.html", 422 if exc.status in (400, 422) else 404, problem=message, code=code
+        )
     token_valid = bool(saved.get("consent_token_valid") and saved.get("consent_token"))
-    session = _start_session({
-        **{key: saved.get(key) for key in CONSULTATION_KEYS},
-        "answers": saved.get("answers") or {}, "declined": saved.get("declined") or [], "acknowledged": [],
-        "section": saved.get("section_id"),
-        "consent": {"token": saved["consent_token"] if token_valid else None,
-                    "receipt_code": saved.get("receipt_code"),
-                    "purposes": saved.get("granted_purposes") or []},
-    })
+    session = _start_session(
+        {
+            **{key: saved.get(key) for key in CONSULTATION_KEYS},
+            "answers": saved.get("answers") or {},
+            "declined": saved.get("declined") or [],
+            "acknowledged": [],
+            "section": saved.get("section_id"),
+            "consent": {
+                "token": saved["consent_token"] if token_valid else None,
+                "receipt_code": saved.get("receipt_code"),
+                "purposes": saved.get("granted_purposes") or [],
+            },
+        }
+    )
     defn = session.state["survey"]
     target = saved.get("section_id")
     if target not in flow.visible_sections(defn, session.state["answers"]):
@@ -867,17 +1165,33 @@ def renew_consent():
     except ServiceRefused as exc:
         if exc.status == 409:
             withdrawn = exc.body.get("reason") == "consent_withdrawn"
-            return _render("problem.html", 409, heading=N_("These answers can no longer be sent"),
-                           message=N_("You withdrew your consent to take part, so nothing more can be kept.")
-                           if withdrawn else N_("The consultation has closed."))
+            return _render(
+                "problem.html",
+                409,
+                heading=N_("These answers can no longer be sent"),
+                message=N_("You withdrew your consent to take part, so nothing more can be kept.")
+                if withdrawn
+                else N_("The consultation has closed."),
+            )
         return _render("renew_consent.html", 422, problem=_receipt_code_refused(exc), code=code)
     state = session.state
-    if (renewed.get("pseudonym"), renewed.get("consultation_id")) != (state["pseudonym"], state["consultation_id"]):
+    if (renewed.get("pseudonym"), renewed.get("consultation_id")) != (
+        state["pseudonym"],
+        state["consultation_id"],
+    ):
         # A real code, but for another consent: its token must never carry these answers.
-        return _render("renew_consent.html", 422, code=code, problem=N_(
-            "This code is for other answers. Please use the code you got when you started these answers."))
+        return _render(
+            "renew_consent.html",
+            422,
+            code=code,
+            problem=N_(
+                "This code is for other answers. Please use the code you got when you started these answers."
+            ),
+        )
     # The code just proved to be theirs; the receipt page shows it again like after a first consent.
-    consent.update(token=renewed["consent_token"], purposes=renewed.get("purposes") or [], receipt_code=code)
+    consent.update(
+        token=renewed["consent_token"], purposes=renewed.get("purposes") or [], receipt_code=code
+    )
     then = _after_renewal(session)
     state.pop("after_renewal", None)
     _save(session)
@@ -890,15 +1204,29 @@ def renew_consent():
 def _receipt_view(receipt: dict[str, Any]) -> dict[str, Any]:
     """What the pages show of a consent receipt: each purpose's status, when, and what happened since."""
     order = list(PURPOSE_NAMES)
-    status = dict(sorted((receipt.get("purposeStatus") or {}).items(),
-                         key=lambda item: order.index(item[0]) if item[0] in order else len(order)))
+    status = dict(
+        sorted(
+            (receipt.get("purposeStatus") or {}).items(),
+            key=lambda item: order.index(item[0]) if item[0] in order else len(order),
+        )
+    )
     events = receipt.get("events") or []
-    history = [{"type": event.get("eventType"), "date": _date(event.get("eventTime")),
-                "purposes": event.get("purposes") or []} for event in events]
-    return {"given": [p for p, s in status.items() if s == "given"],
-            "withdrawn": [p for p, s in status.items() if s == "withdrawn"],
-            "status": receipt.get("consentStatus"), "history": history,
-            "granted": _date(receipt.get("consentTimestamp")), "erasure": _erasure_view(events)}
+    history = [
+        {
+            "type": event.get("eventType"),
+            "date": _date(event.get("eventTime")),
+            "purposes": event.get("purposes") or [],
+        }
+        for event in events
+    ]
+    return {
+        "given": [p for p, s in status.items() if s == "given"],
+        "withdrawn": [p for p, s in status.items() if s == "withdrawn"],
+        "status": receipt.get("consentStatus"),
+        "history": history,
+        "granted": _date(receipt.get("consentTimestamp")),
+        "erasure": _erasure_view(events),
+    }
 
 
 def _erasure_view(events: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -977,17 +1305,36 @@ def withdraw():
     scope = request.form.get("scope")
     chosen = [p for p in request.form.getlist("purpose") if p in view["given"]]
     if scope not in ("all", "some") or (scope == "some" and not chosen):
-        return _render("withdraw.html", 422, step="choose", code=code, receipt=view, chosen=set(chosen),
-                       problem=N_("Please choose everything, or tick at least one use to withdraw."))
+        return _render(
+            "withdraw.html",
+            422,
+            step="choose",
+            code=code,
+            receipt=view,
+            chosen=set(chosen),
+            problem=N_("Please choose everything, or tick at least one use to withdraw."),
+        )
     if step == "confirm" and (scope == "all" or REQUIRED_PURPOSE in chosen):
         # Deleting the answers cannot be undone: it takes a second, explicit yes.
-        return _render("withdraw.html", step="confirm", code=code, receipt=view, scope=scope, chosen=chosen)
+        return _render(
+            "withdraw.html", step="confirm", code=code, receipt=view, scope=scope, chosen=chosen
+        )
     try:
         result = _app().api.withdraw(code, None if scope == "all" else chosen)
     except ServiceRefused:
-        return _render("withdraw.html", 422, step="code", code=code,
-                       problem=N_("No consent matches this code. Please check it and try again."))
-    return _render("withdraw.html", step="done", result=result, receipt=_receipt_view(result.get("receipt") or {}))
+        return _render(
+            "withdraw.html",
+            422,
+            step="code",
+            code=code,
+            problem=N_("No consent matches this code. Please check it and try again."),
+        )
+    return _render(
+        "withdraw.html",
+        step="done",
+        result=result,
+        receipt=_receipt_view(result.get("receipt") or {}),
+    )
 
 
 # ---------------------------------------------------------------- quick exit
@@ -1000,6 +1347,8 @@ def leave():
     _app().sessions.end(request.cookies.get(COOKIE_NAME))
     g.web_session = None
     g.web_clear_cookie = True
-    response = Response(status=204) if request.method == "POST" else redirect(_app().exit_url, code=303)
+    response = (
+        Response(status=204) if request.method == "POST" else redirect(_app().exit_url, code=303)
+    )
     response.headers["Clear-Site-Data"] = '"cache", "storage"'
     return response

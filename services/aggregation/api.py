@@ -1,4 +1,5 @@
 """Insights API: thin views over the aggregation service layer (`releases`) and domain."""
+
 from __future__ import annotations
 
 from flask import Response, current_app
@@ -25,9 +26,15 @@ from shared.errors import NotFound
 from shared.events import isoformat, utcnow
 from shared.runtime import current_runtime
 
-insights = Blueprint("insights", __name__, url_prefix="/api/v1/insights", description="Aggregated insights")
-releases_blp = Blueprint("releases", __name__, url_prefix="/api/v1/releases",
-                         description="Releasing a consultation's next snapshot")
+insights = Blueprint(
+    "insights", __name__, url_prefix="/api/v1/insights", description="Aggregated insights"
+)
+releases_blp = Blueprint(
+    "releases",
+    __name__,
+    url_prefix="/api/v1/releases",
+    description="Releasing a consultation's next snapshot",
+)
 
 READERS = ("policy", "organiser", "admin")
 
@@ -47,9 +54,11 @@ class Progress(MethodView):
     def get(self, consultation_id: str):
         """Live count of counted responses (organisers watch progress; no cells, no answers)."""
         _own_consultation(consultation_id)
-        return {"consultation_id": consultation_id,
-                "responses_counted": Contribution.objects(consultation_id=consultation_id).count(),
-                "as_of": isoformat(utcnow())}
+        return {
+            "consultation_id": consultation_id,
+            "responses_counted": Contribution.objects(consultation_id=consultation_id).count(),
+            "as_of": isoformat(utcnow()),
+        }
 
 
 @insights.route("/consultations/<consultation_id>/privacy-budget")
@@ -86,8 +95,12 @@ class Releases(MethodView):
         """
         principal = require_staff("organiser")
         runtime = current_runtime(current_app)
-        record = svc.release(body["consultation_id"], principal, epsilon=body["epsilon"],
-                             topic=runtime.settings.topics.releases)
+        record = svc.release(
+            body["consultation_id"],
+            principal,
+            epsilon=body["epsilon"],
+            topic=runtime.settings.topics.releases,
+        )
         runtime.after_commit()
         out = svc.summary(record)
         out["contributors"] = record.content["contributors"]
@@ -126,8 +139,11 @@ class QuestionResult(MethodView):
     def get(self, consultation_id: str, question_id: str):
         """One question of the latest release: each category's count and percentage, or why it is suppressed."""
         r = _latest(consultation_id)
-        return {"release": svc.summary(r), "k": r.content["k"],
-                "result": svc.question_result(r.content, question_id)}
+        return {
+            "release": svc.summary(r),
+            "k": r.content["k"],
+            "result": svc.question_result(r.content, question_id),
+        }
 
 
 @insights.route("/consultations/<consultation_id>/questions/<question_id>/crosstab")
@@ -137,20 +153,41 @@ class CrosstabResult(MethodView):
     def get(self, query, consultation_id: str, question_id: str):
         """A question by one or two breakdown dimensions (`by=region` or `by=region,age`)."""
         r = _latest(consultation_id)
-        return {"release": svc.summary(r), "k": r.content["k"],
-                "result": svc.crosstab_result(r.content, question_id, query["by"].split(","))}
+        return {
+            "release": svc.summary(r),
+            "k": r.content["k"],
+            "result": svc.crosstab_result(r.content, question_id, query["by"].split(",")),
+        }
 
 
-_CSV_DOC = {"responses": {"200": {"description": "The latest release as CSV (suppressed values are empty)",
-                                  "content": {"text/csv": {"schema": {"type": "string"}}}}}}
-_JSON_DOC = {"responses": {"200": {"description": "The latest release as canonical JSON (its digest covers it)",
-                                   "content": {"application/json": {"schema": {"type": "object"}}}}}}
+_CSV_DOC = {
+    "responses": {
+        "200": {
+            "description": "The latest release as CSV (suppressed values are empty)",
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    }
+}
+_JSON_DOC = {
+    "responses": {
+        "200": {
+            "description": "The latest release as canonical JSON (its digest covers it)",
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        }
+    }
+}
 
 
 def _download(body: str, mimetype: str, r, extension: str) -> Response:
     name = f"{r.consultation_id}-snapshot-{r.snapshot}.{extension}"
-    return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"',
-                                                      "X-Snapshot-Digest": r.digest})
+    return Response(
+        body,
+        mimetype=mimetype,
+        headers={
+            "Content-Disposition": f'attachment; filename="{name}"',
+            "X-Snapshot-Digest": r.digest,
+        },
+    )
 
 
 @insights.route("/consultations/<consultation_id>/export.csv")

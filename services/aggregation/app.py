@@ -1,4 +1,5 @@
 """Aggregation service: consented projections, disclosure control, releases."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,10 +25,17 @@ class AggregationContext:
 def create_app(settings: Settings | None = None, bus: Bus | None = None) -> Flask:
     settings = settings or Settings.from_env("aggregation")
     topics = settings.topics
-    runtime = ServiceRuntime(settings, handlers=HANDLERS,
-                             subscriptions=[topics.surveys, topics.responses, topics.consent],
-                             outbox_models=[Release], context=AggregationContext(settings), bus=bus)
-    app = create_service_app(settings, title="Voices aggregation", blueprints=[insights, releases_blp], runtime=runtime)
+    runtime = ServiceRuntime(
+        settings,
+        handlers=HANDLERS,
+        subscriptions=[topics.surveys, topics.responses, topics.consent],
+        outbox_models=[Release],
+        context=AggregationContext(settings),
+        bus=bus,
+    )
+    app = create_service_app(
+        settings, title="Voices aggregation", blueprints=[insights, releases_blp], runtime=runtime
+    )
     install_principal(app, settings.require("INTERNAL_TOKEN").encode())
     metrics = metrics_of(app)
     if metrics is not None:

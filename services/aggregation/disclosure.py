@@ -64,6 +64,7 @@ sensitivity / epsilon, then post-processed to non-negative integers that
 satisfy every table relation), then the same protection on the noisy
 counts, which is post-processing and costs no extra epsilon.
 """
+
 from __future__ import annotations
 
 import heapq
@@ -74,7 +75,12 @@ from fractions import Fraction
 from itertools import combinations, product
 from typing import Any, Iterable, Mapping, Sequence
 
-from services.aggregation.intervals import Relation, figure_bounds, nearest_consistent_counts, reader_relations
+from services.aggregation.intervals import (
+    Relation,
+    figure_bounds,
+    nearest_consistent_counts,
+    reader_relations,
+)
 from services.aggregation.projection import (
     DECLINED,
     RESERVED_CATEGORIES,
@@ -104,6 +110,7 @@ _P = (1 << 61) - 1
 
 # ---- k ---------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class MinimumCellSize:
     """The k in force, what was asked for, and why they differ."""
@@ -120,17 +127,25 @@ def effective_min_cell_size(requested: Any) -> MinimumCellSize:
     note says so. Raises ValidationFailed for a non-integer.
     """
     if requested is None:
-        return MinimumCellSize(DEFAULT_MIN_CELL_SIZE, None, f"no minimum set: default {DEFAULT_MIN_CELL_SIZE} used")
+        return MinimumCellSize(
+            DEFAULT_MIN_CELL_SIZE, None, f"no minimum set: default {DEFAULT_MIN_CELL_SIZE} used"
+        )
     if isinstance(requested, bool) or not isinstance(requested, int):
-        raise ValidationFailed("the minimum cell size must be an integer",
-                               errors={"min_cell_size": ["must be an integer"]})
+        raise ValidationFailed(
+            "the minimum cell size must be an integer",
+            errors={"min_cell_size": ["must be an integer"]},
+        )
     if requested < FLOOR_MIN_CELL_SIZE:
-        return MinimumCellSize(FLOOR_MIN_CELL_SIZE, requested,
-                               f"minimum cell size {requested} raised to {FLOOR_MIN_CELL_SIZE}, the platform floor")
+        return MinimumCellSize(
+            FLOOR_MIN_CELL_SIZE,
+            requested,
+            f"minimum cell size {requested} raised to {FLOOR_MIN_CELL_SIZE}, the platform floor",
+        )
     return MinimumCellSize(requested, requested)
 
 
 # ---- result ----------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class NumericRelease:
@@ -172,7 +187,9 @@ class Protection:
         return {"value": int(self.values.get(key, 0)), "suppressed": False, "reason": None}
 
 
-def with_percentages(cells: Sequence[dict[str, Any]], exclude: Iterable[int] = ()) -> list[dict[str, Any]]:
+def with_percentages(
+    cells: Sequence[dict[str, Any]], exclude: Iterable[int] = ()
+) -> list[dict[str, Any]]:
     """Copies of `cells` with `percent` = value / sum of the PUBLISHED values (one decimal).
 
     Suppressed cells, and the positions in `exclude` (e.g. `_skipped`), get
@@ -191,6 +208,7 @@ def with_percentages(cells: Sequence[dict[str, Any]], exclude: Iterable[int] = (
 
 
 # ---- structures (tables with margins) as graphs ----------------------------
+
 
 @dataclass(frozen=True)
 class _Edge:
@@ -269,8 +287,9 @@ def _edge_cost(e: _Edge, value: int, interior_len: int) -> tuple[int, ...]:
     return tuple(cost)
 
 
-def _cheapest_path(struct: _Structure, skip: int, values: Mapping[CellKey, int],
-                   suppressed: Mapping[CellKey, str]) -> list[_Edge] | None:
+def _cheapest_path(
+    struct: _Structure, skip: int, values: Mapping[CellKey, int], suppressed: Mapping[CellKey, str]
+) -> list[_Edge] | None:
     """Cheapest path between the ends of edge `skip` not using it; None if there is none.
 
     Already suppressed edges cost nothing; zero cells are never used.
@@ -300,7 +319,11 @@ def _cheapest_path(struct: _Structure, skip: int, values: Mapping[CellKey, int],
         for i, e, other in adj[node]:
             if e.key not in suppressed and values.get(e.key, 0) <= 0:
                 continue  # zeros are always published
-            step = zero if e.key in suppressed else _edge_cost(e, values.get(e.key, 0), struct.interior_len)
+            step = (
+                zero
+                if e.key in suppressed
+                else _edge_cost(e, values.get(e.key, 0), struct.interior_len)
+            )
             new = tuple(a + b for a, b in zip(cost, step))
             if other not in best or new < best[other]:
                 best[other] = new
@@ -310,7 +333,9 @@ def _cheapest_path(struct: _Structure, skip: int, values: Mapping[CellKey, int],
     return None
 
 
-def _protect_structure(struct: _Structure, values: Mapping[CellKey, int], suppressed: dict[CellKey, str]) -> bool:
+def _protect_structure(
+    struct: _Structure, values: Mapping[CellKey, int], suppressed: dict[CellKey, str]
+) -> bool:
     """Add complementary suppressions until no suppressed edge of this table is a bridge.
 
     A bridge that only zeros could close is left to the interval audit,
@@ -340,6 +365,7 @@ def _protect_structure(struct: _Structure, values: Mapping[CellKey, int], suppre
 
 # ---- the exact audit -------------------------------------------------------
 
+
 def line_equations(tables: Tables) -> list[tuple[list[CellKey], CellKey]]:
     """Every additive relation an analyst can use: (cells of a line, its margin).
 
@@ -361,8 +387,9 @@ def _mod(x: Fraction | int) -> int:
     return (x.numerator % _P) * pow(x.denominator % _P, -1, _P) % _P
 
 
-def derivable_figures(equations: Iterable[Mapping[CellKey, Fraction | int]],
-                      suppressed: Iterable[CellKey]) -> set[CellKey]:
+def derivable_figures(
+    equations: Iterable[Mapping[CellKey, Fraction | int]], suppressed: Iterable[CellKey]
+) -> set[CellKey]:
     """The suppressed keys whose value the equations pin down.
 
     `equations` are linear forms over keys (coefficients only: the constant
@@ -425,8 +452,11 @@ def _forms(eqs: list[tuple[list[CellKey], CellKey]]) -> list[dict[CellKey, int]]
 
 def _exclusive_forms(tables: Tables) -> list[dict[CellKey, int]]:
     # Multiple-choice lines do not add up; only exact equations go into the rank audit.
-    eqs = [(cells, margin) for cells, margin in line_equations(tables)
-           if tables.axes[_varying(cells, margin)].type != "multiple_choice"]
+    eqs = [
+        (cells, margin)
+        for cells, margin in line_equations(tables)
+        if tables.axes[_varying(cells, margin)].type != "multiple_choice"
+    ]
     return _forms(eqs)
 
 
@@ -436,6 +466,7 @@ def _varying(cells: Sequence[CellKey], margin: CellKey) -> str:
 
 
 # ---- grouping rare values ----------------------------------------------------
+
 
 def group_rare_values(tables: Tables, k: int) -> Tables:
     """`tables` with the rare values of each data-driven question merged into one `_other_values` category.
@@ -477,15 +508,24 @@ def group_rare_values(tables: Tables, k: int) -> Tables:
         axes[qid] = replace(axis, categories=kept + (OTHER_VALUES,) + RESERVED_CATEGORIES)
         if qid in numeric:
             old = numeric[qid]
-            numeric[qid] = NumericSummary(count=old.count, sum=old.sum, mean=old.mean,
-                                          values={c: v for c, v in old.values.items() if c not in group})
+            numeric[qid] = NumericSummary(
+                count=old.count,
+                sum=old.sum,
+                mean=old.mean,
+                values={c: v for c, v in old.values.items() if c not in group},
+            )
     return replace(tables, axes=axes, counts=dict(counts), numeric=numeric)
 
 
 # ---- protection ------------------------------------------------------------
 
-def published_changes(values: Mapping[CellKey, int], keys: Iterable[CellKey],
-                      earlier: Iterable[Mapping[CellKey, int]], k: int) -> set[CellKey]:
+
+def published_changes(
+    values: Mapping[CellKey, int],
+    keys: Iterable[CellKey],
+    earlier: Iterable[Mapping[CellKey, int]],
+    k: int,
+) -> set[CellKey]:
     """Keys whose value moved by 1 to k-1 since an earlier snapshot published it.
 
     Subtracting two snapshots must not show a change smaller than k (a
@@ -500,8 +540,11 @@ def published_changes(values: Mapping[CellKey, int], keys: Iterable[CellKey],
     return out
 
 
-def protect_tables(tables: Tables, min_cell_size: MinimumCellSize | int | None,
-                   earlier: Iterable[Mapping[CellKey, int]] = ()) -> Protection:
+def protect_tables(
+    tables: Tables,
+    min_cell_size: MinimumCellSize | int | None,
+    earlier: Iterable[Mapping[CellKey, int]] = (),
+) -> Protection:
     """Decide, for every figure of `tables`, whether it is published.
 
     `earlier`: the figures published by earlier snapshots of the same
@@ -514,12 +557,20 @@ def protect_tables(tables: Tables, min_cell_size: MinimumCellSize | int | None,
     Deterministic: the same input gives the same decision. Raises
     ValidationFailed for a bad `min_cell_size`.
     """
-    k = min_cell_size if isinstance(min_cell_size, MinimumCellSize) else effective_min_cell_size(min_cell_size)
+    k = (
+        min_cell_size
+        if isinstance(min_cell_size, MinimumCellSize)
+        else effective_min_cell_size(min_cell_size)
+    )
     tables = group_rare_values(tables, k.k)
     values = tables.counts
-    all_keys = sorted({key for shape in tables.shapes() for key in tables.keys_of_shape(shape)},
-                      key=lambda key: (len(key), key))
-    suppressed: dict[CellKey, str] = {key: CHANGED for key in published_changes(values, all_keys, earlier, k.k)}
+    all_keys = sorted(
+        {key for shape in tables.shapes() for key in tables.keys_of_shape(shape)},
+        key=lambda key: (len(key), key),
+    )
+    suppressed: dict[CellKey, str] = {
+        key: CHANGED for key in published_changes(values, all_keys, earlier, k.k)
+    }
     suppressed.update({key: BELOW_MINIMUM for key in all_keys if 0 < values.get(key, 0) < k.k})
     structures = _structures(tables)
     forms = _exclusive_forms(tables)
@@ -540,8 +591,11 @@ def protect_tables(tables: Tables, min_cell_size: MinimumCellSize | int | None,
             for struct in structures:
                 changed |= _protect_structure(struct, values, suppressed)
         derivable = derivable_figures(forms, suppressed) if suppressed else set()
-        added = [new for key in sorted(derivable, key=lambda x: (len(x), x))
-                 for new in _suppress_one_more(key, related, values, suppressed, 0)]
+        added = [
+            new
+            for key in sorted(derivable, key=lambda x: (len(x), x))
+            for new in _suppress_one_more(key, related, values, suppressed, 0)
+        ]
         if not added:
             break  # nothing pinned, or nothing left to hide here: the interval audit decides
 
@@ -551,14 +605,18 @@ def protect_tables(tables: Tables, min_cell_size: MinimumCellSize | int | None,
         rounds += 1
         # Relations without a hidden figure only restate published values: leave them out.
         touching = sorted({i for key in suppressed for i in relations_of.get(key, ())})
-        bounds = figure_bounds([relations[i] for i in touching], values, suppressed, only=pending, enough=k.k)
+        bounds = figure_bounds(
+            [relations[i] for i in touching], values, suppressed, only=pending, enough=k.k
+        )
         pending = set()
         for key in sorted(bounds, key=lambda x: (-len(x), x)):
             low, high = bounds[key]
             if high - low >= k.k:
                 continue
             pending.add(key)
-            added = _widen(key, high - low, k.k, relations, relations_of, related, values, suppressed)
+            added = _widen(
+                key, high - low, k.k, relations, relations_of, related, values, suppressed
+            )
             pending.update(added)
 
     numeric: dict[str, NumericRelease] = {}
@@ -572,18 +630,33 @@ def protect_tables(tables: Tables, min_cell_size: MinimumCellSize | int | None,
             # With a hidden value count, the sum would give the hidden people's total (their mean).
             numeric[qid] = NumericRelease(False, SUPPRESSED)
         else:
-            numeric[qid] = NumericRelease(True, None, count=summary.count, sum=summary.sum, mean=summary.mean)
+            numeric[qid] = NumericRelease(
+                True, None, count=summary.count, sum=summary.sum, mean=summary.mean
+            )
 
-    return Protection(k=k, tables=tables, values=dict(values), suppressed=suppressed, numeric=numeric,
-                      audit_rounds=rounds)
+    return Protection(
+        k=k,
+        tables=tables,
+        values=dict(values),
+        suppressed=suppressed,
+        numeric=numeric,
+        audit_rounds=rounds,
+    )
 
 
 _WIDEN_TRIES = 12
 
 
-def _widen(key: CellKey, width: float, k: int, relations: Sequence[Relation],
-           relations_of: Mapping[CellKey, list[int]], related: Mapping[CellKey, set[CellKey]],
-           values: Mapping[CellKey, int], suppressed: dict[CellKey, str]) -> list[CellKey]:
+def _widen(
+    key: CellKey,
+    width: float,
+    k: int,
+    relations: Sequence[Relation],
+    relations_of: Mapping[CellKey, list[int]],
+    related: Mapping[CellKey, set[CellKey]],
+    values: Mapping[CellKey, int],
+    suppressed: dict[CellKey, str],
+) -> list[CellKey]:
     """Hide one published neighbour of the too narrow `key`; returns what was hidden.
 
     The finest neighbours are tried first, each on the lines around `key`
@@ -594,11 +667,21 @@ def _widen(key: CellKey, width: float, k: int, relations: Sequence[Relation],
     rather than picked by size.
     """
     room = k - width
-    candidates = sorted((n for n in related.get(key, ()) if n not in suppressed and values.get(n, 0) > 0),
-                        key=lambda c: (-len(c), values[c] <= room, values[c] if values[c] > room else -values[c], c))
+    candidates = sorted(
+        (n for n in related.get(key, ()) if n not in suppressed and values.get(n, 0) > 0),
+        key=lambda c: (
+            -len(c),
+            values[c] <= room,
+            values[c] if values[c] > room else -values[c],
+            c,
+        ),
+    )
     if not candidates:
         return _suppress_one_more(key, related, values, suppressed, room)
-    local = [relations[i] for i in sorted({i for n in (key, *related[key]) for i in relations_of.get(n, ())})]
+    local = [
+        relations[i]
+        for i in sorted({i for n in (key, *related[key]) for i in relations_of.get(n, ())})
+    ]
     local_hidden = [n for n in {n for rel in local for n in rel.coefficients} if n in suppressed]
     best, best_width = candidates[0], width
     for candidate in candidates[:_WIDEN_TRIES]:
@@ -612,14 +695,24 @@ def _widen(key: CellKey, width: float, k: int, relations: Sequence[Relation],
     return [best]
 
 
-def _local_width(key: CellKey, local: Sequence[Relation], values: Mapping[CellKey, int],
-                 hidden: Iterable[CellKey], k: int) -> float:
+def _local_width(
+    key: CellKey,
+    local: Sequence[Relation],
+    values: Mapping[CellKey, int],
+    hidden: Iterable[CellKey],
+    k: int,
+) -> float:
     low, high = figure_bounds(local, values, hidden, only=[key], enough=k)[key]
     return high - low
 
 
-def _suppress_one_more(key: CellKey, related: Mapping[CellKey, set[CellKey]], values: Mapping[CellKey, int],
-                       suppressed: dict[CellKey, str], room: int) -> list[CellKey]:
+def _suppress_one_more(
+    key: CellKey,
+    related: Mapping[CellKey, set[CellKey]],
+    values: Mapping[CellKey, int],
+    suppressed: dict[CellKey, str],
+    room: int,
+) -> list[CellKey]:
     """Hide one more non-zero figure next to `key` (sharing a line with it); returns what was hidden.
 
     Prefers, among the published neighbours, the finest figure with more
@@ -630,21 +723,34 @@ def _suppress_one_more(key: CellKey, related: Mapping[CellKey, set[CellKey]], va
     seen = {key}
     frontier = [key]
     while frontier:
-        candidates = {n for f in frontier for n in related.get(f, ())
-                      if n not in suppressed and values.get(n, 0) > 0}
+        candidates = {
+            n
+            for f in frontier
+            for n in related.get(f, ())
+            if n not in suppressed and values.get(n, 0) > 0
+        }
         if candidates:
-            choice = min(candidates, key=lambda c: (-len(c), values.get(c, 0) <= room,
-                                                    values.get(c, 0) if values.get(c, 0) > room else -values.get(c, 0),
-                                                    c))
+            choice = min(
+                candidates,
+                key=lambda c: (
+                    -len(c),
+                    values.get(c, 0) <= room,
+                    values.get(c, 0) if values.get(c, 0) > room else -values.get(c, 0),
+                    c,
+                ),
+            )
             suppressed[choice] = COMPLEMENTARY
             return [choice]
-        nxt = sorted({n for f in frontier for n in related.get(f, ()) if n not in seen and n in suppressed})
+        nxt = sorted(
+            {n for f in frontier for n in related.get(f, ()) if n not in seen and n in suppressed}
+        )
         seen.update(nxt)
         frontier = nxt
     return []
 
 
 # ---- differential privacy --------------------------------------------------
+
 
 @dataclass(frozen=True)
 class PrivacyBudget:
@@ -663,14 +769,20 @@ class PrivacyBudget:
         return max(0.0, self.epsilon_total - self.epsilon_spent)
 
     def to_document(self) -> dict[str, Any]:
-        return {"consultation_id": self.consultation_id, "epsilon_total": self.epsilon_total,
-                "spent": [{"snapshot": s, "epsilon": e} for s, e in self.spent]}
+        return {
+            "consultation_id": self.consultation_id,
+            "epsilon_total": self.epsilon_total,
+            "spent": [{"snapshot": s, "epsilon": e} for s, e in self.spent],
+        }
 
 
 def privacy_budget_from_document(doc: Mapping[str, Any]) -> PrivacyBudget:
     """Read back what `PrivacyBudget.to_document()` stored."""
-    return PrivacyBudget(consultation_id=doc["consultation_id"], epsilon_total=float(doc["epsilon_total"]),
-                         spent=tuple((int(s["snapshot"]), float(s["epsilon"])) for s in doc.get("spent") or ()))
+    return PrivacyBudget(
+        consultation_id=doc["consultation_id"],
+        epsilon_total=float(doc["epsilon_total"]),
+        spent=tuple((int(s["snapshot"]), float(s["epsilon"])) for s in doc.get("spent") or ()),
+    )
 
 
 def spend_privacy_budget(budget: PrivacyBudget, epsilon: float, snapshot: int) -> PrivacyBudget:
@@ -681,15 +793,30 @@ def spend_privacy_budget(budget: PrivacyBudget, epsilon: float, snapshot: int) -
     ValidationFailed for epsilon <= 0, Conflict("privacy budget exhausted",
     remaining=..., requested=...) when it would go over.
     """
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0 or not math.isfinite(epsilon):
-        raise ValidationFailed("epsilon must be a positive number", errors={"epsilon": ["must be > 0"]})
+    if (
+        isinstance(epsilon, bool)
+        or not isinstance(epsilon, (int, float))
+        or not epsilon > 0
+        or not math.isfinite(epsilon)
+    ):
+        raise ValidationFailed(
+            "epsilon must be a positive number", errors={"epsilon": ["must be > 0"]}
+        )
     if net_spent(budget.spent).get(snapshot, 0.0) > 0:
-        raise Conflict("this snapshot number has already spent privacy budget", snapshot=snapshot,
-                       consultation_id=budget.consultation_id)
+        raise Conflict(
+            "this snapshot number has already spent privacy budget",
+            snapshot=snapshot,
+            consultation_id=budget.consultation_id,
+        )
     # A small tolerance so that spending exactly the rest is allowed despite float sums.
     if budget.epsilon_spent + epsilon > budget.epsilon_total * (1 + 1e-9):
-        raise Conflict("privacy budget exhausted", remaining=budget.remaining, requested=epsilon,
-                       epsilon_total=budget.epsilon_total, consultation_id=budget.consultation_id)
+        raise Conflict(
+            "privacy budget exhausted",
+            remaining=budget.remaining,
+            requested=epsilon,
+            epsilon_total=budget.epsilon_total,
+            consultation_id=budget.consultation_id,
+        )
     return replace(budget, spent=budget.spent + ((snapshot, float(epsilon)),))
 
 
@@ -709,11 +836,13 @@ def dp_sensitivity(tables: Tables) -> int:
     (number of options) keys for each multiple-choice question in the shape.
     Computed from the survey, never from the data.
     """
+
     def width(qid: str) -> int:
         axis = tables.axes[qid]
         if axis.type == "multiple_choice":
             return max(1, len([c for c in axis.categories if c not in (DECLINED, SKIPPED)]))
         return 1
+
     return sum(math.prod(width(q) for q in shape) for shape in tables.shapes())
 
 
@@ -730,29 +859,51 @@ def add_laplace_noise(tables: Tables, epsilon: float) -> Tables:
     add up to their margins and totals). Spend the budget first
     (`spend_privacy_budget`). Raises ValidationFailed for epsilon <= 0.
     """
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0 or not math.isfinite(epsilon):
-        raise ValidationFailed("epsilon must be a positive number", errors={"epsilon": ["must be > 0"]})
+    if (
+        isinstance(epsilon, bool)
+        or not isinstance(epsilon, (int, float))
+        or not epsilon > 0
+        or not math.isfinite(epsilon)
+    ):
+        raise ValidationFailed(
+            "epsilon must be a positive number", errors={"epsilon": ["must be > 0"]}
+        )
     import opendp.prelude as dp  # imported here: only DP snapshots need it
 
     dp.enable_features("contrib")
-    withheld = {qid: "categories come from the answers; not releasable under differential privacy"
-                for qid, axis in tables.axes.items() if axis.data_driven}
+    withheld = {
+        qid: "categories come from the answers; not releasable under differential privacy"
+        for qid, axis in tables.axes.items()
+        if axis.data_driven
+    }
     withheld.update({k: v for k, v in tables.withheld.items()})
-    layouts = tuple(l for l in tables.layouts if l.question not in withheld and not set(l.dimensions) & set(withheld))
+    layouts = tuple(
+        l
+        for l in tables.layouts
+        if l.question not in withheld and not set(l.dimensions) & set(withheld)
+    )
     axes = {qid: a for qid, a in tables.axes.items() if qid not in withheld}
     kept = replace(tables, axes=axes, layouts=layouts, numeric={}, withheld=withheld)
     keys = sorted({key for shape in kept.shapes() for key in kept.keys_of_shape(shape)})
     sensitivity = dp_sensitivity(kept)
     scale = sensitivity / float(epsilon)
-    measurement = dp.m.make_laplace(dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64"), scale=scale)
+    measurement = dp.m.make_laplace(
+        dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64"), scale=scale
+    )
     spent = measurement.map(sensitivity)
     if spent > epsilon * (1 + 1e-9):  # OpenDP's own accounting must agree with ours
-        raise Conflict("noise calibration does not meet the requested epsilon", requested=epsilon, actual=spent)
+        raise Conflict(
+            "noise calibration does not meet the requested epsilon", requested=epsilon, actual=spent
+        )
     noisy = measurement([int(tables.counts.get(key, 0)) for key in keys])
     # Post-processing (no further epsilon): the closest non-negative whole numbers that add up in every table.
     counts = nearest_consistent_counts(reader_relations(kept), keys, dict(zip(keys, noisy)))
-    privacy = {"mechanism": "discrete Laplace (OpenDP make_laplace, integer counts)", "epsilon": float(epsilon),
-               "sensitivity": sensitivity, "scale": scale,
-               "post_processing": "closest non-negative integers (least absolute difference) for which every "
-                                  "table adds up to its margins and totals"}
+    privacy = {
+        "mechanism": "discrete Laplace (OpenDP make_laplace, integer counts)",
+        "epsilon": float(epsilon),
+        "sensitivity": sensitivity,
+        "scale": scale,
+        "post_processing": "closest non-negative integers (least absolute difference) for which every "
+        "table adds up to its margins and totals",
+    }
     return replace(kept, counts=counts, privacy=privacy)

@@ -8,6 +8,7 @@ consumers could race (a response and its withdrawal handled at the same
 time), the handler re-checks after writing, and releases filter once more
 with `projection.counted_contributions`.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timezone
@@ -25,8 +26,11 @@ QUOTE_PURPOSE = "quote_anonymised"
 # From a participant pressing "submit" to their answer being in the counts (default registry,
 # also registered in each app's /metrics registry by create_app).
 FRESHNESS = Histogram(
-    "voices_aggregation_freshness_seconds", "Time from response submitted_at to counted by aggregation",
-    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0), registry=REGISTRY)
+    "voices_aggregation_freshness_seconds",
+    "Time from response submitted_at to counted by aggregation",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0),
+    registry=REGISTRY,
+)
 
 
 def stored_meta(consultation_id: str) -> projection.ConsultationMeta | None:
@@ -35,8 +39,14 @@ def stored_meta(consultation_id: str) -> projection.ConsultationMeta | None:
     if doc is None:
         return None
     return projection.consultation_meta_from_published(
-        {"consultation_id": doc.consultation_id, "survey_version": doc.survey_version,
-         "min_cell_size": doc.min_cell_size, "purposes": doc.purposes, "questions": doc.questions})
+        {
+            "consultation_id": doc.consultation_id,
+            "survey_version": doc.survey_version,
+            "min_cell_size": doc.min_cell_size,
+            "purposes": doc.purposes,
+            "questions": doc.questions,
+        }
+    )
 
 
 def stored_tombstone(consultation_id: str, pseudonym: str) -> projection.Tombstone | None:
@@ -51,15 +61,21 @@ def record_consultation(event: Envelope, ctx: Any) -> None:
     p = event.payload
     meta = projection.consultation_meta_from_published(p)
     budget = p.get("epsilon_budget")  # absent from events published before the setting existed
-    fields = dict(set__organisation_id=p["organisation_id"], set__survey_version=meta.survey_version,
-                  set__title=p.get("title"), set__min_cell_size=meta.min_cell_size,
-                  set__epsilon_budget=None if budget is None else float(budget),
-                  set__purposes=list(meta.purposes), set__questions=[q.to_document() for q in meta.questions])
+    fields = dict(
+        set__organisation_id=p["organisation_id"],
+        set__survey_version=meta.survey_version,
+        set__title=p.get("title"),
+        set__min_cell_size=meta.min_cell_size,
+        set__epsilon_budget=None if budget is None else float(budget),
+        set__purposes=list(meta.purposes),
+        set__questions=[q.to_document() for q in meta.questions],
+    )
     # Only replace an equal or older version; a newer one already stored makes the filter miss and
     # the upsert collide with the existing id, which means "keep what is there".
     try:
-        ConsultationMeta.objects(consultation_id=meta.consultation_id,
-                                 survey_version__lte=meta.survey_version).update_one(upsert=True, **fields)
+        ConsultationMeta.objects(
+            consultation_id=meta.consultation_id, survey_version__lte=meta.survey_version
+        ).update_one(upsert=True, **fields)
     except NotUniqueError:
         pass
 
@@ -75,9 +91,11 @@ def add_contribution(event: Envelope, ctx: Any) -> None:
         return
     doc = contribution.to_document()
     result = Contribution.objects(response_id=contribution.response_id).update_one(
-        upsert=True, full_result=True,
+        upsert=True,
+        full_result=True,
         **{f"set_on_insert__{k}": v for k, v in doc.items() if k != "response_id"},
-        set_on_insert__counted_at=datetime.now(timezone.utc))
+        set_on_insert__counted_at=datetime.now(timezone.utc),
+    )
     inserted = getattr(result, "upserted_id", None) is not None
     # A withdrawal handled concurrently may have written its tombstone after our check.
     if not projection.is_counted(contribution, stored_tombstone(*key)):
@@ -99,16 +117,19 @@ def observe_freshness(submitted_at: str) -> None:
 
 def _bury(tomb: projection.Tombstone, *, quotes_withdrawn: bool = False) -> None:
     """Merge `tomb` into the stored tombstone (set-union, atomic) and delete what it cancels."""
-    update: dict[str, Any] = {"add_to_set__response_ids": sorted(tomb.response_ids),
-                              "add_to_set__reasons": sorted(tomb.reasons)}
+    update: dict[str, Any] = {
+        "add_to_set__response_ids": sorted(tomb.response_ids),
+        "add_to_set__reasons": sorted(tomb.reasons),
+    }
     if tomb.whole_participant:
         update["set__whole_participant"] = True
     if quotes_withdrawn or tomb.whole_participant:
         update["set__quotes_withdrawn"] = True
     for attempt in range(2):
         try:
-            Tombstone.objects(consultation_id=tomb.consultation_id, pseudonym=tomb.pseudonym).update_one(
-                upsert=True, set_on_insert__at=datetime.now(timezone.utc), **update)
+            Tombstone.objects(
+                consultation_id=tomb.consultation_id, pseudonym=tomb.pseudonym
+            ).update_one(upsert=True, set_on_insert__at=datetime.now(timezone.utc), **update)
             break
         except NotUniqueError:
             if attempt:  # two upserts raced; the second try updates the winner's document
@@ -116,8 +137,12 @@ def _bury(tomb: projection.Tombstone, *, quotes_withdrawn: bool = False) -> None
     merged = stored_tombstone(tomb.consultation_id, tomb.pseudonym)
     # Delete, not hide: aggregation keeps no answers it may no longer use.
     for doc in Contribution.objects(consultation_id=tomb.consultation_id, pseudonym=tomb.pseudonym):
-        if not projection.is_counted(projection.contribution_from_document(doc.to_mongo().to_dict() | {
-                "response_id": doc.response_id}), merged):
+        if not projection.is_counted(
+            projection.contribution_from_document(
+                doc.to_mongo().to_dict() | {"response_id": doc.response_id}
+            ),
+            merged,
+        ):
             doc.delete()
     if quotes_withdrawn or tomb.whole_participant:
         Quote.objects(consultation_id=tomb.consultation_id, pseudonym=tomb.pseudonym).delete()
@@ -129,8 +154,11 @@ def subtract_withdrawn(event: Envelope, ctx: Any) -> None:
     tomb = projection.tombstone_from_withdrawn(p)
     quotes = bool(p.get("all")) or QUOTE_PURPOSE in (p.get("purposes") or ())
     if tomb is None and quotes:
-        tomb = projection.Tombstone(consultation_id=p["consultation_id"], pseudonym=p["pseudonym"],
-                                    reasons=frozenset({"quote_withdrawn"}))
+        tomb = projection.Tombstone(
+            consultation_id=p["consultation_id"],
+            pseudonym=p["pseudonym"],
+            reasons=frozenset({"quote_withdrawn"}),
+        )
     if tomb is not None:
         _bury(tomb, quotes_withdrawn=quotes)
 
@@ -149,10 +177,15 @@ def store_quote(event: Envelope, ctx: Any) -> None:
     if tomb is not None and (tomb.quotes_withdrawn or tomb.whole_participant):
         return
     Quote.objects(quote_id=p["quote_id"]).update_one(
-        upsert=True, set_on_insert__consultation_id=p["consultation_id"], set_on_insert__pseudonym=p["pseudonym"],
-        set_on_insert__question_id=p["question_id"], set_on_insert__text=p["text"],
-        set_on_insert__approved_by=p["approved_by"], set_on_insert__approved_at=p["approved_at"],
-        set_on_insert__revoked=False)
+        upsert=True,
+        set_on_insert__consultation_id=p["consultation_id"],
+        set_on_insert__pseudonym=p["pseudonym"],
+        set_on_insert__question_id=p["question_id"],
+        set_on_insert__text=p["text"],
+        set_on_insert__approved_by=p["approved_by"],
+        set_on_insert__approved_at=p["approved_at"],
+        set_on_insert__revoked=False,
+    )
     tomb = Tombstone.objects(consultation_id=p["consultation_id"], pseudonym=p["pseudonym"]).first()
     if tomb is not None and (tomb.quotes_withdrawn or tomb.whole_participant):
         Quote.objects(quote_id=p["quote_id"]).delete()  # a withdrawal raced us
@@ -162,8 +195,12 @@ def revoke_quote(event: Envelope, ctx: Any) -> None:
     """quote.revoked: sticky; a later (or redelivered) quote.approved finds the document and adds nothing."""
     p = event.payload
     Quote.objects(quote_id=p["quote_id"]).update_one(
-        upsert=True, set__revoked=True, unset__text=True, unset__pseudonym=True,
-        set_on_insert__consultation_id=p["consultation_id"])
+        upsert=True,
+        set__revoked=True,
+        unset__text=True,
+        unset__pseudonym=True,
+        set_on_insert__consultation_id=p["consultation_id"],
+    )
 
 
 HANDLERS = {

@@ -16,6 +16,7 @@ The reader's model of a snapshot (pure domain, no storage):
 integer value consistent with all of this (the feasibility interval an
 attacker with a linear or integer programming solver obtains).
 """
+
 from __future__ import annotations
 
 import math
@@ -65,7 +66,9 @@ def reader_relations(tables: Tables) -> list[Relation]:
     return relations
 
 
-def _line_relations(cells: Mapping[str, CellKey], margin: CellKey, multiple: bool) -> list[Relation]:
+def _line_relations(
+    cells: Mapping[str, CellKey], margin: CellKey, multiple: bool
+) -> list[Relation]:
     if not multiple:
         coefficients = {key: 1 for key in cells.values()}
         coefficients[margin] = coefficients.get(margin, 0) - 1
@@ -73,7 +76,9 @@ def _line_relations(cells: Mapping[str, CellKey], margin: CellKey, multiple: boo
     options = [key for c, key in cells.items() if c not in (DECLINED, SKIPPED)]
     reserved = [key for c, key in cells.items() if c in (DECLINED, SKIPPED)]
     n = len(options)
-    out = [Relation({key: 1, margin: -1}, False) for key in cells.values()]  # one person counts once per cell
+    out = [
+        Relation({key: 1, margin: -1}, False) for key in cells.values()
+    ]  # one person counts once per cell
     everyone = {key: -1 for key in cells.values()}
     everyone[margin] = 1
     out.append(Relation(everyone, False))  # everybody is in at least one category
@@ -89,9 +94,13 @@ class InconsistentFigures(Exception):
     """The published figures contradict the relations: a bug, never a property of the data."""
 
 
-def figure_bounds(relations: Sequence[Relation], values: Mapping[CellKey, int],
-                  hidden: Iterable[CellKey], only: Iterable[CellKey] | None = None,
-                  enough: int | None = None) -> dict[CellKey, tuple[int, float]]:
+def figure_bounds(
+    relations: Sequence[Relation],
+    values: Mapping[CellKey, int],
+    hidden: Iterable[CellKey],
+    only: Iterable[CellKey] | None = None,
+    enough: int | None = None,
+) -> dict[CellKey, tuple[int, float]]:
     """Integer bounds (low, high) of every hidden figure (or of those in `only`); high may be inf.
 
     Published figures are `values[key]` (0 when absent). The problem splits
@@ -150,19 +159,29 @@ def figure_bounds(relations: Sequence[Relation], values: Mapping[CellKey, int],
         targets = [k for k in members if k in wanted]
         if targets:
             truth = [values.get(k, 0) for k in members] if enough is not None else None
-            out.update(_group_bounds(members, [rows[i] for i in rows_of.get(root, ())], targets, truth, enough))
+            out.update(
+                _group_bounds(
+                    members, [rows[i] for i in rows_of.get(root, ())], targets, truth, enough
+                )
+            )
     return out
 
 
-def _group_bounds(members: list[CellKey], rows: list[tuple[dict[CellKey, int], float, bool]],
-                  targets: list[CellKey], truth: list[int] | None, enough: int | None
-                  ) -> dict[CellKey, tuple[int, float]]:
+def _group_bounds(
+    members: list[CellKey],
+    rows: list[tuple[dict[CellKey, int], float, bool]],
+    targets: list[CellKey],
+    truth: list[int] | None,
+    enough: int | None,
+) -> dict[CellKey, tuple[int, float]]:
     if not rows:
         return {k: (HIDDEN_AT_LEAST, math.inf) for k in targets}
     index = {k: i for i, k in enumerate(members)}
     # Smallest and largest value each figure takes in the whole-number solutions found so far.
     seen_low = np.array(truth, dtype=float) if truth is not None else np.full(len(members), np.inf)
-    seen_high = np.array(truth, dtype=float) if truth is not None else np.full(len(members), -np.inf)
+    seen_high = (
+        np.array(truth, dtype=float) if truth is not None else np.full(len(members), -np.inf)
+    )
     linear = _model(rows, index, integer=False)
     integer = None  # built when a bound is fractional
     out: dict[CellKey, tuple[int, float]] = {}
@@ -184,7 +203,10 @@ def _group_bounds(members: list[CellKey], rows: list[tuple[dict[CellKey, int], f
             if value is None:
                 seen_high[j] = math.inf
         if len(ends) < 2 and enough is not None:
-            out[key] = (int(seen_low[j]), seen_high[j] if math.isinf(seen_high[j]) else int(seen_high[j]))
+            out[key] = (
+                int(seen_low[j]),
+                seen_high[j] if math.isinf(seen_high[j]) else int(seen_high[j]),
+            )
             continue
         high = ends[highspy.ObjSense.kMaximize]
         low = math.ceil(ends[highspy.ObjSense.kMinimize] - _TOL)
@@ -233,26 +255,36 @@ def _optimum(solver: highspy.Highs, column: int, sense) -> tuple[float | None, n
         solver.clearSolver()
         solver.run()
         status = solver.getModelStatus()
-    x = np.array(solver.getSolution().col_value) if status == highspy.HighsModelStatus.kOptimal else None
+    x = (
+        np.array(solver.getSolution().col_value)
+        if status == highspy.HighsModelStatus.kOptimal
+        else None
+    )
     solver.changeColCost(column, 0.0)
     if x is not None:
         return float(x[column]), x
-    unbounded = (highspy.HighsModelStatus.kUnbounded, highspy.HighsModelStatus.kUnboundedOrInfeasible)
+    unbounded = (
+        highspy.HighsModelStatus.kUnbounded,
+        highspy.HighsModelStatus.kUnboundedOrInfeasible,
+    )
     if status in unbounded and sense == highspy.ObjSense.kMaximize:
         # "Unbounded or infeasible": the real figures are a solution, so a feasible point exists; check it.
         solver.changeObjectiveSense(highspy.ObjSense.kMinimize)
         solver.run()
         if solver.getModelStatus() == highspy.HighsModelStatus.kOptimal:
             return None, None
-    raise InconsistentFigures(f"no values fit the published figures ({solver.modelStatusToString(status)})")
+    raise InconsistentFigures(
+        f"no values fit the published figures ({solver.modelStatusToString(status)})"
+    )
 
 
 # Post-processing of noisy counts must finish; the best whole-number solution found by then is used.
 _CONSISTENT_TIME_LIMIT = 60.0
 
 
-def nearest_consistent_counts(relations: Sequence[Relation], keys: Sequence[CellKey],
-                              noisy: Mapping[CellKey, int]) -> dict[CellKey, int]:
+def nearest_consistent_counts(
+    relations: Sequence[Relation], keys: Sequence[CellKey], noisy: Mapping[CellKey, int]
+) -> dict[CellKey, int]:
     """Non-negative whole numbers, one per key, that satisfy every relation and are closest to `noisy`
     (least total absolute difference): noisy tables that add up. Only a function of the noisy counts,
     so it is post-processing and costs no privacy budget. Within the time limit the best whole-number

@@ -3,6 +3,7 @@
 Every document here except `Release` and `PrivacyBudgetDocument` is derived from the
 event topics and can be rebuilt by replaying them (see `rebuild`).
 """
+
 from __future__ import annotations
 
 import mongoengine as me
@@ -31,8 +32,11 @@ class ConsultationMeta(me.Document):
 class Contribution(me.Document):
     """One consented response's structured answers; deleting the document removes its contribution."""
 
-    meta = {"db_alias": ALIAS, "collection": "contributions",
-            "indexes": ["consultation_id", ("consultation_id", "pseudonym")]}
+    meta = {
+        "db_alias": ALIAS,
+        "collection": "contributions",
+        "indexes": ["consultation_id", ("consultation_id", "pseudonym")],
+    }
     response_id = me.StringField(primary_key=True)
     consultation_id = me.StringField(required=True)
     pseudonym = me.StringField(required=True)
@@ -50,8 +54,11 @@ class Tombstone(me.Document):
     `quotes_withdrawn`: quote_anonymised consent withdrawn (quotes only; the answers still count).
     """
 
-    meta = {"db_alias": ALIAS, "collection": "tombstones",
-            "indexes": [{"fields": ("consultation_id", "pseudonym"), "unique": True}]}
+    meta = {
+        "db_alias": ALIAS,
+        "collection": "tombstones",
+        "indexes": [{"fields": ("consultation_id", "pseudonym"), "unique": True}],
+    }
     consultation_id = me.StringField(required=True)
     pseudonym = me.StringField(required=True)
     whole_participant = me.BooleanField(default=False)
@@ -64,8 +71,11 @@ class Tombstone(me.Document):
 class Quote(me.Document):
     """An organiser-approved anonymised quote (quote.approved); `revoked` is sticky (quote.revoked)."""
 
-    meta = {"db_alias": ALIAS, "collection": "quotes",
-            "indexes": ["consultation_id", ("consultation_id", "pseudonym")]}
+    meta = {
+        "db_alias": ALIAS,
+        "collection": "quotes",
+        "indexes": ["consultation_id", ("consultation_id", "pseudonym")],
+    }
     quote_id = me.StringField(primary_key=True)
     consultation_id = me.StringField(required=True)
     pseudonym = me.StringField()
@@ -91,8 +101,11 @@ class PrivacyBudgetDocument(me.Document):
 class Release(OutboxDocument):
     """A released snapshot; its release.published event is the ledger sign-off."""
 
-    meta = {"db_alias": ALIAS, "collection": "releases",
-            "indexes": [{"fields": ("consultation_id", "snapshot"), "unique": True}, "organisation_id"]}
+    meta = {
+        "db_alias": ALIAS,
+        "collection": "releases",
+        "indexes": [{"fields": ("consultation_id", "snapshot"), "unique": True}, "organisation_id"],
+    }
     release_id = me.StringField(primary_key=True)
     consultation_id = me.StringField(required=True)
     organisation_id = me.StringField(required=True)

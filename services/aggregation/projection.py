@@ -36,6 +36,7 @@ margins of a cross-tab are exactly the cells of the one-way tables and no
 figure is published on a slightly different population than another one
 (which would let differences of "almost equal" totals leak small counts).
 """
+
 from __future__ import annotations
 
 import math
@@ -63,6 +64,7 @@ _DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 
 # ---- consultation metadata -------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Question:
     """One survey question as aggregation sees it (from consultation.published)."""
@@ -80,8 +82,14 @@ class Question:
         return self.dimension and self.type in CHOICE_TYPES
 
     def to_document(self) -> dict[str, Any]:
-        return {"id": self.id, "type": self.type, "options": list(self.options),
-                "dimension": self.dimension, "min": self.min, "max": self.max}
+        return {
+            "id": self.id,
+            "type": self.type,
+            "options": list(self.options),
+            "dimension": self.dimension,
+            "min": self.min,
+            "max": self.max,
+        }
 
 
 def question_from_payload(raw: Mapping[str, Any] | Question) -> Question:
@@ -109,10 +117,19 @@ def question_from_payload(raw: Mapping[str, Any] | Question) -> Question:
     if qtype in CHOICE_TYPES and not options:
         errors["options"] = ["a choice question needs options"]
     if errors:
-        raise ValidationFailed("invalid question in consultation", errors={f"questions.{qid}.{k}": v for k, v in errors.items()})
+        raise ValidationFailed(
+            "invalid question in consultation",
+            errors={f"questions.{qid}.{k}": v for k, v in errors.items()},
+        )
     lo, hi = raw.get("min"), raw.get("max")
-    return Question(id=qid, type=qtype, options=options, dimension=bool(raw.get("dimension", False)),
-                    min=None if lo is None else float(lo), max=None if hi is None else float(hi))
+    return Question(
+        id=qid,
+        type=qtype,
+        options=options,
+        dimension=bool(raw.get("dimension", False)),
+        min=None if lo is None else float(lo),
+        max=None if hi is None else float(hi),
+    )
 
 
 @dataclass(frozen=True)
@@ -133,9 +150,13 @@ class ConsultationMeta:
         return next((q for q in self.questions if q.id == question_id), None)
 
     def to_document(self) -> dict[str, Any]:
-        return {"consultation_id": self.consultation_id, "survey_version": self.survey_version,
-                "min_cell_size": self.min_cell_size, "purposes": list(self.purposes),
-                "questions": [q.to_document() for q in self.questions]}
+        return {
+            "consultation_id": self.consultation_id,
+            "survey_version": self.survey_version,
+            "min_cell_size": self.min_cell_size,
+            "purposes": list(self.purposes),
+            "questions": [q.to_document() for q in self.questions],
+        }
 
 
 def consultation_meta_from_published(payload: Mapping[str, Any]) -> ConsultationMeta:
@@ -146,19 +167,29 @@ def consultation_meta_from_published(payload: Mapping[str, Any]) -> Consultation
     """
     cid = payload.get("consultation_id")
     if not isinstance(cid, str) or not cid:
-        raise ValidationFailed("consultation.published without consultation_id",
-                               errors={"consultation_id": ["required"]})
+        raise ValidationFailed(
+            "consultation.published without consultation_id",
+            errors={"consultation_id": ["required"]},
+        )
     questions = tuple(question_from_payload(q) for q in payload.get("questions") or ())
     ids = [q.id for q in questions]
     if len(set(ids)) != len(ids):
-        raise ValidationFailed("duplicate question ids", errors={"questions": ["question ids must be unique"]})
+        raise ValidationFailed(
+            "duplicate question ids", errors={"questions": ["question ids must be unique"]}
+        )
     k = payload.get("min_cell_size")
-    return ConsultationMeta(consultation_id=cid, survey_version=int(payload.get("survey_version") or 0),
-                            min_cell_size=None if k is None else int(k),
-                            purposes=tuple(payload.get("purposes") or ()), questions=questions)
+    return ConsultationMeta(
+        consultation_id=cid,
+        survey_version=int(payload.get("survey_version") or 0),
+        min_cell_size=None if k is None else int(k),
+        purposes=tuple(payload.get("purposes") or ()),
+        questions=questions,
+    )
 
 
-def newer_consultation_meta(current: ConsultationMeta | None, incoming: ConsultationMeta) -> ConsultationMeta:
+def newer_consultation_meta(
+    current: ConsultationMeta | None, incoming: ConsultationMeta
+) -> ConsultationMeta:
     """The metadata to keep when a consultation is published again: the higher survey version wins.
 
     Deterministic whatever the arrival order (ties keep the incoming one,
@@ -170,6 +201,7 @@ def newer_consultation_meta(current: ConsultationMeta | None, incoming: Consulta
 
 
 # ---- contributions ---------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Contribution:
@@ -185,23 +217,36 @@ class Contribution:
 
     def to_document(self) -> dict[str, Any]:
         """Plain dict for storage (one document per response id)."""
-        return {"response_id": self.response_id, "pseudonym": self.pseudonym,
-                "consultation_id": self.consultation_id, "answers": dict(self.answers),
-                "declined": list(self.declined), "survey_version": self.survey_version,
-                "submitted_at": self.submitted_at}
+        return {
+            "response_id": self.response_id,
+            "pseudonym": self.pseudonym,
+            "consultation_id": self.consultation_id,
+            "answers": dict(self.answers),
+            "declined": list(self.declined),
+            "survey_version": self.survey_version,
+            "submitted_at": self.submitted_at,
+        }
 
 
 def contribution_from_document(doc: Mapping[str, Any]) -> Contribution:
     """Read back what `Contribution.to_document()` stored."""
-    return Contribution(response_id=doc["response_id"], pseudonym=doc["pseudonym"],
-                        consultation_id=doc["consultation_id"], answers=dict(doc.get("answers") or {}),
-                        declined=tuple(doc.get("declined") or ()), survey_version=int(doc.get("survey_version") or 0),
-                        submitted_at=str(doc.get("submitted_at") or ""))
+    return Contribution(
+        response_id=doc["response_id"],
+        pseudonym=doc["pseudonym"],
+        consultation_id=doc["consultation_id"],
+        answers=dict(doc.get("answers") or {}),
+        declined=tuple(doc.get("declined") or ()),
+        survey_version=int(doc.get("survey_version") or 0),
+        submitted_at=str(doc.get("submitted_at") or ""),
+    )
 
 
 def _required_strings(payload: Mapping[str, Any], names: Iterable[str]) -> dict[str, list[str]]:
-    return {n: ["required non-empty string"] for n in names
-            if not isinstance(payload.get(n), str) or not payload.get(n)}
+    return {
+        n: ["required non-empty string"]
+        for n in names
+        if not isinstance(payload.get(n), str) or not payload.get(n)
+    }
 
 
 def _is_structured(value: Any) -> bool:
@@ -218,8 +263,9 @@ def _is_structured(value: Any) -> bool:
     return False
 
 
-def contribution_from_submitted(payload: Mapping[str, Any],
-                                consultation_meta: ConsultationMeta | None = None) -> Contribution | None:
+def contribution_from_submitted(
+    payload: Mapping[str, Any], consultation_meta: ConsultationMeta | None = None
+) -> Contribution | None:
     """The contribution a response.submitted payload makes, or None when it must not count.
 
     None when `aggregate_reporting` is not among the granted purposes: such
@@ -236,25 +282,39 @@ def contribution_from_submitted(payload: Mapping[str, Any],
     errors = _required_strings(payload, ("response_id", "pseudonym", "consultation_id"))
     if errors:
         raise ValidationFailed("response.submitted payload is incomplete", errors=errors)
-    if consultation_meta is not None and consultation_meta.consultation_id != payload["consultation_id"]:
-        raise ValidationFailed("response belongs to another consultation",
-                               errors={"consultation_id": ["does not match the consultation metadata"]})
+    if (
+        consultation_meta is not None
+        and consultation_meta.consultation_id != payload["consultation_id"]
+    ):
+        raise ValidationFailed(
+            "response belongs to another consultation",
+            errors={"consultation_id": ["does not match the consultation metadata"]},
+        )
     if AGGREGATE_PURPOSE not in (payload.get("purposes") or ()):
         return None
-    answers = {qid: (sorted(set(v)) if isinstance(v, list) else v)
-               for qid, v in (payload.get("answers") or {}).items() if _is_structured(v)}
+    answers = {
+        qid: (sorted(set(v)) if isinstance(v, list) else v)
+        for qid, v in (payload.get("answers") or {}).items()
+        if _is_structured(v)
+    }
     declined = tuple(sorted({d for d in payload.get("declined") or () if isinstance(d, str)}))
     if consultation_meta is not None:
         structured = {q.id for q in consultation_meta.questions if q.type in TABULATED_TYPES}
         answers = {qid: v for qid, v in answers.items() if qid in structured}
         declined = tuple(d for d in declined if d in structured)
-    return Contribution(response_id=payload["response_id"], pseudonym=payload["pseudonym"],
-                        consultation_id=payload["consultation_id"], answers=answers, declined=declined,
-                        survey_version=int(payload.get("survey_version") or 0),
-                        submitted_at=str(payload.get("submitted_at") or ""))
+    return Contribution(
+        response_id=payload["response_id"],
+        pseudonym=payload["pseudonym"],
+        consultation_id=payload["consultation_id"],
+        answers=answers,
+        declined=declined,
+        survey_version=int(payload.get("survey_version") or 0),
+        submitted_at=str(payload.get("submitted_at") or ""),
+    )
 
 
 # ---- tombstones ------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Tombstone:
@@ -277,17 +337,24 @@ class Tombstone:
     reasons: frozenset[str] = frozenset()
 
     def to_document(self) -> dict[str, Any]:
-        return {"consultation_id": self.consultation_id, "pseudonym": self.pseudonym,
-                "whole_participant": self.whole_participant,
-                "response_ids": sorted(self.response_ids), "reasons": sorted(self.reasons)}
+        return {
+            "consultation_id": self.consultation_id,
+            "pseudonym": self.pseudonym,
+            "whole_participant": self.whole_participant,
+            "response_ids": sorted(self.response_ids),
+            "reasons": sorted(self.reasons),
+        }
 
 
 def tombstone_from_document(doc: Mapping[str, Any]) -> Tombstone:
     """Read back what `Tombstone.to_document()` stored."""
-    return Tombstone(consultation_id=doc["consultation_id"], pseudonym=doc["pseudonym"],
-                     whole_participant=bool(doc.get("whole_participant")),
-                     response_ids=frozenset(doc.get("response_ids") or ()),
-                     reasons=frozenset(doc.get("reasons") or ()))
+    return Tombstone(
+        consultation_id=doc["consultation_id"],
+        pseudonym=doc["pseudonym"],
+        whole_participant=bool(doc.get("whole_participant")),
+        response_ids=frozenset(doc.get("response_ids") or ()),
+        reasons=frozenset(doc.get("reasons") or ()),
+    )
 
 
 def tombstone_from_withdrawn(payload: Mapping[str, Any]) -> Tombstone | None:
@@ -301,8 +368,12 @@ def tombstone_from_withdrawn(payload: Mapping[str, Any]) -> Tombstone | None:
         raise ValidationFailed("consent.withdrawn payload is incomplete", errors=errors)
     if not (payload.get("all") or AGGREGATE_PURPOSE in (payload.get("purposes") or ())):
         return None
-    return Tombstone(consultation_id=payload["consultation_id"], pseudonym=payload["pseudonym"],
-                     whole_participant=True, reasons=frozenset({"withdrawn"}))
+    return Tombstone(
+        consultation_id=payload["consultation_id"],
+        pseudonym=payload["pseudonym"],
+        whole_participant=True,
+        reasons=frozenset({"withdrawn"}),
+    )
 
 
 def tombstone_from_erased(payload: Mapping[str, Any]) -> Tombstone | None:
@@ -322,9 +393,13 @@ def tombstone_from_erased(payload: Mapping[str, Any]) -> Tombstone | None:
     reason = str(payload.get("reason") or "erased")
     if reason != "withdrawal":
         return None
-    return Tombstone(consultation_id=payload["consultation_id"], pseudonym=payload["pseudonym"],
-                     whole_participant=True, response_ids=frozenset({payload["response_id"]}),
-                     reasons=frozenset({f"erased:{reason}"}))
+    return Tombstone(
+        consultation_id=payload["consultation_id"],
+        pseudonym=payload["pseudonym"],
+        whole_participant=True,
+        response_ids=frozenset({payload["response_id"]}),
+        reasons=frozenset({f"erased:{reason}"}),
+    )
 
 
 def merge_tombstones(current: Tombstone | None, incoming: Tombstone) -> Tombstone:
@@ -335,16 +410,26 @@ def merge_tombstones(current: Tombstone | None, incoming: Tombstone) -> Tombston
     """
     if current is None:
         return incoming
-    if (current.consultation_id, current.pseudonym) != (incoming.consultation_id, incoming.pseudonym):
-        raise ValidationFailed("tombstones of different participants cannot be merged",
-                               errors={"pseudonym": ["tombstone keys differ"]})
-    return Tombstone(consultation_id=current.consultation_id, pseudonym=current.pseudonym,
-                     whole_participant=current.whole_participant or incoming.whole_participant,
-                     response_ids=current.response_ids | incoming.response_ids,
-                     reasons=current.reasons | incoming.reasons)
+    if (current.consultation_id, current.pseudonym) != (
+        incoming.consultation_id,
+        incoming.pseudonym,
+    ):
+        raise ValidationFailed(
+            "tombstones of different participants cannot be merged",
+            errors={"pseudonym": ["tombstone keys differ"]},
+        )
+    return Tombstone(
+        consultation_id=current.consultation_id,
+        pseudonym=current.pseudonym,
+        whole_participant=current.whole_participant or incoming.whole_participant,
+        response_ids=current.response_ids | incoming.response_ids,
+        reasons=current.reasons | incoming.reasons,
+    )
 
 
-def is_counted(contribution: Contribution, tombstones: Iterable[Tombstone | None] | Tombstone | None) -> bool:
+def is_counted(
+    contribution: Contribution, tombstones: Iterable[Tombstone | None] | Tombstone | None
+) -> bool:
     """True when no tombstone cancels this contribution.
 
     `tombstones` may be one tombstone, None, or any iterable of them (only
@@ -353,15 +438,20 @@ def is_counted(contribution: Contribution, tombstones: Iterable[Tombstone | None
     if tombstones is None or isinstance(tombstones, Tombstone):
         tombstones = (tombstones,)
     for t in tombstones:
-        if t is None or t.consultation_id != contribution.consultation_id or t.pseudonym != contribution.pseudonym:
+        if (
+            t is None
+            or t.consultation_id != contribution.consultation_id
+            or t.pseudonym != contribution.pseudonym
+        ):
             continue
         if t.whole_participant or contribution.response_id in t.response_ids:
             return False
     return True
 
 
-def counted_contributions(contributions: Iterable[Contribution],
-                          tombstones: Iterable[Tombstone]) -> list[Contribution]:
+def counted_contributions(
+    contributions: Iterable[Contribution], tombstones: Iterable[Tombstone]
+) -> list[Contribution]:
     """The contributions no tombstone cancels, sorted by response id.
 
     Call this right before `tabulate` even though handlers delete cancelled
@@ -371,7 +461,11 @@ def counted_contributions(contributions: Iterable[Contribution],
     by_participant: dict[tuple[str, str], list[Tombstone]] = defaultdict(list)
     for t in tombstones:
         by_participant[(t.consultation_id, t.pseudonym)].append(t)
-    kept = [c for c in contributions if is_counted(c, by_participant.get((c.consultation_id, c.pseudonym), ()))]
+    kept = [
+        c
+        for c in contributions
+        if is_counted(c, by_participant.get((c.consultation_id, c.pseudonym), ()))
+    ]
     return sorted(kept, key=lambda c: c.response_id)
 
 
@@ -393,6 +487,7 @@ def one_per_participant(contributions: Iterable[Contribution]) -> list[Contribut
 
 
 # ---- reference state machine ----------------------------------------------
+
 
 @dataclass(frozen=True)
 class ProjectionState:
@@ -432,7 +527,9 @@ def apply_event(state: ProjectionState, envelope: Mapping[str, Any] | Any) -> Pr
     if etype == "consultation.published":
         meta = consultation_meta_from_published(payload)
         consultations = dict(state.consultations)
-        consultations[meta.consultation_id] = newer_consultation_meta(consultations.get(meta.consultation_id), meta)
+        consultations[meta.consultation_id] = newer_consultation_meta(
+            consultations.get(meta.consultation_id), meta
+        )
         return replace(state, consultations=consultations)
     if etype == "response.submitted":
         contribution = contribution_from_submitted(payload)
@@ -454,6 +551,7 @@ def apply_event(state: ProjectionState, envelope: Mapping[str, Any] | Any) -> Pr
 
 
 # ---- tabulation ------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class QuestionAxis:
@@ -563,7 +661,11 @@ def _answer_categories(q: Question, contribution: Contribution) -> tuple[str, ..
         chosen = tuple(o for o in q.options if o in set(value))
         return chosen or (SKIPPED,)  # nothing valid ticked is no answer
     if q.type in ("rating", "number"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+        ):
             return (SKIPPED,)
         if (q.min is not None and value < q.min) or (q.max is not None and value > q.max):
             return (SKIPPED,)
@@ -596,12 +698,20 @@ def table_layouts(questions: Sequence[Question]) -> tuple[TableLayout, ...]:
     for q in tabulated:
         layouts.append(TableLayout("question", q.id))
         layouts.extend(TableLayout("crosstab", q.id, (d,)) for d in dims if d != q.id)
-        layouts.extend(TableLayout("crosstab2", q.id, pair) for pair in combinations(dims, 2) if q.id not in pair)
+        layouts.extend(
+            TableLayout("crosstab2", q.id, pair)
+            for pair in combinations(dims, 2)
+            if q.id not in pair
+        )
     return tuple(layouts)
 
 
-def tabulate(contributions: Iterable[Contribution], questions: Sequence[Question | Mapping[str, Any]],
-             *, consultation_id: str | None = None) -> Tables:
+def tabulate(
+    contributions: Iterable[Contribution],
+    questions: Sequence[Question | Mapping[str, Any]],
+    *,
+    consultation_id: str | None = None,
+) -> Tables:
     """Contributor counts for every table of the consultation.
 
     Give it the counted contributions (see `counted_contributions`); it keeps
@@ -616,11 +726,16 @@ def tabulate(contributions: Iterable[Contribution], questions: Sequence[Question
     """
     qs = [question_from_payload(q) for q in questions]
     tabulated = [q for q in qs if q.type in TABULATED_TYPES]
-    people = one_per_participant(c for c in contributions
-                                 if consultation_id is None or c.consultation_id == consultation_id)
+    people = one_per_participant(
+        c for c in contributions if consultation_id is None or c.consultation_id == consultation_id
+    )
     layouts = table_layouts(tabulated)
-    shapes = {s for layout in layouts for r in range(len(layout.shape) + 1)
-              for s in combinations(layout.shape, r)}
+    shapes = {
+        s
+        for layout in layouts
+        for r in range(len(layout.shape) + 1)
+        for s in combinations(layout.shape, r)
+    }
     shapes_by_size = sorted(shapes, key=lambda s: (len(s), s))
 
     counts: Counter[CellKey] = Counter()
@@ -666,13 +781,27 @@ def tabulate(contributions: Iterable[Contribution], questions: Sequence[Question
             cats, data_driven = tuple(sorted(observed, key=float)), True
         else:
             cats, data_driven = tuple(sorted(observed)), True
-        axes[q.id] = QuestionAxis(id=q.id, type=q.type, categories=tuple(cats) + RESERVED_CATEGORIES,
-                                  data_driven=data_driven, dimension=q.is_dimension,
-                                  numeric=q.type in ("rating", "number"))
+        axes[q.id] = QuestionAxis(
+            id=q.id,
+            type=q.type,
+            categories=tuple(cats) + RESERVED_CATEGORIES,
+            data_driven=data_driven,
+            dimension=q.is_dimension,
+            numeric=q.type in ("rating", "number"),
+        )
         if q.type in ("rating", "number"):
             vals = numeric_values[q.id]
             total = math.fsum(vals)
-            numeric[q.id] = NumericSummary(count=len(vals), sum=total, mean=total / len(vals) if vals else None,
-                                           values={c: float(c) for c in cats})
-    return Tables(consultation_id=consultation_id, axes=axes, counts=dict(counts), numeric=numeric,
-                  layouts=layouts)
+            numeric[q.id] = NumericSummary(
+                count=len(vals),
+                sum=total,
+                mean=total / len(vals) if vals else None,
+                values={c: float(c) for c in cats},
+            )
+    return Tables(
+        consultation_id=consultation_id,
+        axes=axes,
+        counts=dict(counts),
+        numeric=numeric,
+        layouts=layouts,
+    )

@@ -7,6 +7,7 @@ live consumption. Releases and privacy budgets are not derived from events
 and are kept. Stop the service's consumers before rebuilding: a live consumer
 writing at the same time would make the result depend on timing.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -39,8 +40,13 @@ def clear_projection(db: Database, group_id: str) -> None:
     db["consumer_offsets"].delete_many({"_id": {"$regex": f"^{group_id}:"}})
 
 
-def replay(records: Iterable[Record], dispatch: Callable, *, offsets: MongoOffsetStore | None = None,
-           on_record: Callable[[], None] | None = None) -> RebuildReport:
+def replay(
+    records: Iterable[Record],
+    dispatch: Callable,
+    *,
+    offsets: MongoOffsetStore | None = None,
+    on_record: Callable[[], None] | None = None,
+) -> RebuildReport:
     """Hand every record to `dispatch` in order; invalid ones are skipped (live consumption dead-lettered them).
 
     Stores the last position per partition in `offsets` at the end, so the live consumer goes on
@@ -74,10 +80,14 @@ class TopicsFromBeginning:
     def __init__(self, kafka: KafkaSettings, topics: list[str], poll_ms: int = 500) -> None:
         from kafka import KafkaConsumer, TopicPartition
 
-        self.consumer = KafkaConsumer(bootstrap_servers=kafka.bootstrap_servers.split(","), group_id=None,
-                                      enable_auto_commit=False, auto_offset_reset="earliest",
-                                      max_poll_records=max(kafka.max_poll_records, 1000),
-                                      request_timeout_ms=max(kafka.request_timeout_ms, 30000))
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=kafka.bootstrap_servers.split(","),
+            group_id=None,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=max(kafka.max_poll_records, 1000),
+            request_timeout_ms=max(kafka.request_timeout_ms, 30000),
+        )
         self.poll_ms = poll_ms
         parts = []
         for topic in topics:
@@ -107,7 +117,9 @@ class TopicsFromBeginning:
                     done.add(tp)
             if len(done) == len(self.partitions):
                 return
-            pending = [r for recs in self.consumer.poll(timeout_ms=self.poll_ms).values() for r in recs]
+            pending = [
+                r for recs in self.consumer.poll(timeout_ms=self.poll_ms).values() for r in recs
+            ]
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)

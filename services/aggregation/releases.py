@@ -8,6 +8,7 @@ Differential privacy is per consultation: its organisers set an epsilon budget
 before it opened (consultation.published carries it); without one, releases
 with noise are refused.
 """
+
 from __future__ import annotations
 
 import math
@@ -19,10 +20,18 @@ from mongoengine.errors import NotUniqueError
 
 from services.aggregation import disclosure, projection, snapshots
 from services.aggregation.handlers import stored_meta
-from services.aggregation.models import ConsultationMeta, Contribution, PrivacyBudgetDocument, Quote, Release, Tombstone
+from services.aggregation.models import (
+    ConsultationMeta,
+    Contribution,
+    PrivacyBudgetDocument,
+    Quote,
+    Release,
+    Tombstone,
+)
 from shared.auth import Principal
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import Envelope, isoformat
+
 
 def current_tables(consultation_id: str) -> projection.Tables:
     """Exact contributor counts of a consultation now (never to be shown as they are).
@@ -32,10 +41,14 @@ def current_tables(consultation_id: str) -> projection.Tables:
     meta = stored_meta(consultation_id)
     if meta is None:
         raise NotFound("No such resource.")
-    contributions = (projection.contribution_from_document({**d, "response_id": d["_id"]})
-                     for d in Contribution.objects(consultation_id=consultation_id).as_pymongo())
-    tombstones = [projection.tombstone_from_document(d)
-                  for d in Tombstone.objects(consultation_id=consultation_id).as_pymongo()]
+    contributions = (
+        projection.contribution_from_document({**d, "response_id": d["_id"]})
+        for d in Contribution.objects(consultation_id=consultation_id).as_pymongo()
+    )
+    tombstones = [
+        projection.tombstone_from_document(d)
+        for d in Tombstone.objects(consultation_id=consultation_id).as_pymongo()
+    ]
     counted = projection.counted_contributions(contributions, tombstones)
     return projection.tabulate(counted, meta.questions, consultation_id=consultation_id)
 
@@ -45,12 +58,15 @@ def _budget(consultation_id: str, total: float) -> tuple[disclosure.PrivacyBudge
     doc = PrivacyBudgetDocument.objects(consultation_id=consultation_id).first()
     if doc is None:
         try:
-            PrivacyBudgetDocument(consultation_id=consultation_id, spent=[], revision=0).save(force_insert=True)
+            PrivacyBudgetDocument(consultation_id=consultation_id, spent=[], revision=0).save(
+                force_insert=True
+            )
         except NotUniqueError:
             pass  # created concurrently
         doc = PrivacyBudgetDocument.objects(consultation_id=consultation_id).first()
     budget = disclosure.privacy_budget_from_document(
-        {"consultation_id": consultation_id, "epsilon_total": total, "spent": doc.spent})
+        {"consultation_id": consultation_id, "epsilon_total": total, "spent": doc.spent}
+    )
     return budget, doc.revision
 
 
@@ -58,25 +74,37 @@ def _budget(consultation_id: str, total: float) -> tuple[disclosure.PrivacyBudge
 _SPEND_ATTEMPTS = 50
 
 
-def _append_spend(consultation_id: str, entry_of, total: float) -> tuple[disclosure.PrivacyBudget, int]:
+def _append_spend(
+    consultation_id: str, entry_of, total: float
+) -> tuple[disclosure.PrivacyBudget, int]:
     """Append one entry to the budget with a compare-and-set on its revision, retrying when another
     release wrote first. `entry_of(budget, next_snapshot)` checks and returns (budget after, entry).
     Returns (budget after, snapshot number of the entry). Raises what `entry_of` raises, or Conflict."""
     for _ in range(_SPEND_ATTEMPTS):
         budget, revision = _budget(consultation_id, total)
-        last = Release.objects(consultation_id=consultation_id).order_by("-snapshot").only("snapshot").first()
+        last = (
+            Release.objects(consultation_id=consultation_id)
+            .order_by("-snapshot")
+            .only("snapshot")
+            .first()
+        )
         taken = max([0 if last is None else last.snapshot, *(s for s, _ in budget.spent)])
         after, entry = entry_of(budget, taken + 1)
         entry = {**entry, "at": isoformat(datetime.now(timezone.utc))}
         # $push keeps the earlier entries as stored; the revision makes the read and the write one step.
-        if PrivacyBudgetDocument.objects(consultation_id=consultation_id, revision=revision).update_one(
-                push__spent=entry, inc__revision=1):
+        if PrivacyBudgetDocument.objects(
+            consultation_id=consultation_id, revision=revision
+        ).update_one(push__spent=entry, inc__revision=1):
             return after, entry["snapshot"]
-    raise Conflict("too many releases spent privacy budget at the same time; try again",
-                   consultation_id=consultation_id)
+    raise Conflict(
+        "too many releases spent privacy budget at the same time; try again",
+        consultation_id=consultation_id,
+    )
 
 
-def spend(consultation_id: str, epsilon: float, total: float) -> tuple[disclosure.PrivacyBudget, int]:
+def spend(
+    consultation_id: str, epsilon: float, total: float
+) -> tuple[disclosure.PrivacyBudget, int]:
     """Charge `epsilon` to the consultation's budget `total` for the next snapshot number.
 
     Concurrent releases are serialized by the budget document's revision: each
@@ -85,18 +113,22 @@ def spend(consultation_id: str, epsilon: float, total: float) -> tuple[disclosur
     Returns (budget after, snapshot number). Raises Conflict (409) when the
     budget cannot pay, ValidationFailed for a bad epsilon.
     """
+
     def charge(budget, number):
         after = disclosure.spend_privacy_budget(budget, epsilon, number)
         return after, {"snapshot": number, "epsilon": float(epsilon)}
+
     return _append_spend(consultation_id, charge, total)
 
 
 def refund(consultation_id: str, epsilon: float, snapshot: int, total: float) -> None:
     """Record that `snapshot` was not stored after all: a negative entry, so the ledger keeps both
     and what is spent equals what was published (entries are only ever appended)."""
+
     def give_back(budget, _next):
         entry = {"snapshot": snapshot, "epsilon": -float(epsilon), "refund": True}
         return budget, entry
+
     _append_spend(consultation_id, give_back, total)
 
 
@@ -112,10 +144,16 @@ def privacy_budget(meta: ConsultationMeta) -> dict[str, Any]:
     when = {int(e["snapshot"]): e["at"] for e in entries if float(e["epsilon"]) > 0}
     spent = [{"snapshot": s, "epsilon": net[s], "at": when[s]} for s in sorted(net)]
     budget = disclosure.privacy_budget_from_document(
-        {"consultation_id": cid, "epsilon_total": meta.epsilon_budget or 0.0, "spent": spent})
+        {"consultation_id": cid, "epsilon_total": meta.epsilon_budget or 0.0, "spent": spent}
+    )
     offered = meta.epsilon_budget is not None
-    return {"consultation_id": cid, "epsilon_total": meta.epsilon_budget, "epsilon_spent": budget.epsilon_spent,
-            "remaining": budget.remaining if offered else None, "spent": spent}
+    return {
+        "consultation_id": cid,
+        "epsilon_total": meta.epsilon_budget,
+        "epsilon_spent": budget.epsilon_spent,
+        "remaining": budget.remaining if offered else None,
+        "spent": spent,
+    }
 
 
 def remaining_epsilon(meta: ConsultationMeta) -> float | None:
@@ -125,11 +163,17 @@ def remaining_epsilon(meta: ConsultationMeta) -> float | None:
 
 def earlier_figures(consultation_id: str) -> list[dict[projection.CellKey, int]]:
     """What every earlier snapshot of the consultation published, by cell key (oldest first)."""
-    return [snapshots.published_figures(r.content)
-            for r in Release.objects(consultation_id=consultation_id).order_by("snapshot").only("content")]
+    return [
+        snapshots.published_figures(r.content)
+        for r in Release.objects(consultation_id=consultation_id)
+        .order_by("snapshot")
+        .only("content")
+    ]
 
 
-def release(consultation_id: str, principal: Principal, *, epsilon: float | None, topic: str) -> Release:
+def release(
+    consultation_id: str, principal: Principal, *, epsilon: float | None, topic: str
+) -> Release:
     """Build, store and announce the next snapshot of a consultation (organiser of its organisation).
 
     On a consultation with a privacy budget every release carries noise and
@@ -143,26 +187,45 @@ def release(consultation_id: str, principal: Principal, *, epsilon: float | None
     budget exhausted, or a concurrent release took the snapshot number), ValidationFailed (bad epsilon).
     """
     doc = ConsultationMeta.objects(consultation_id=consultation_id).first()
-    if doc is None or (principal.role != "admin" and principal.organisation_id != doc.organisation_id):
+    if doc is None or (
+        principal.role != "admin" and principal.organisation_id != doc.organisation_id
+    ):
         raise NotFound("No such resource.")
     if epsilon is not None and doc.epsilon_budget is None:
-        raise Conflict("differential privacy is not offered for this consultation: it opened without an epsilon "
-                       "budget; release without epsilon", consultation_id=consultation_id, remaining=0.0,
-                       requested=epsilon)
+        raise Conflict(
+            "differential privacy is not offered for this consultation: it opened without an epsilon "
+            "budget; release without epsilon",
+            consultation_id=consultation_id,
+            remaining=0.0,
+            requested=epsilon,
+        )
     if epsilon is None and doc.epsilon_budget is not None:
-        raise Conflict("this consultation has a privacy budget: every release spends from it; give epsilon",
-                       consultation_id=consultation_id, remaining=remaining_epsilon(doc), requested=None)
+        raise Conflict(
+            "this consultation has a privacy budget: every release spends from it; give epsilon",
+            consultation_id=consultation_id,
+            remaining=remaining_epsilon(doc),
+            requested=None,
+        )
     tables = current_tables(consultation_id)
     if epsilon is None:
-        last = Release.objects(consultation_id=consultation_id).order_by("-snapshot").only("snapshot").first()
+        last = (
+            Release.objects(consultation_id=consultation_id)
+            .order_by("-snapshot")
+            .only("snapshot")
+            .first()
+        )
         number = 1 if last is None else last.snapshot + 1
-        protection = disclosure.protect_tables(tables, doc.min_cell_size, earlier=earlier_figures(consultation_id))
+        protection = disclosure.protect_tables(
+            tables, doc.min_cell_size, earlier=earlier_figures(consultation_id)
+        )
     else:
         # Noisy snapshots are protected by the noise across releases; the budget bounds what they add up to.
         _, number = spend(consultation_id, epsilon, doc.epsilon_budget)
     try:
         if epsilon is not None:
-            protection = disclosure.protect_tables(disclosure.add_laplace_noise(tables, epsilon), doc.min_cell_size)
+            protection = disclosure.protect_tables(
+                disclosure.add_laplace_noise(tables, epsilon), doc.min_cell_size
+            )
         return _store_release(doc, principal, protection, number, epsilon, topic)
     except Exception:
         if epsilon is not None:
@@ -170,25 +233,59 @@ def release(consultation_id: str, principal: Principal, *, epsilon: float | None
         raise
 
 
-def _store_release(doc: ConsultationMeta, principal: Principal, protection: disclosure.Protection, number: int,
-                   epsilon: float | None, topic: str) -> Release:
+def _store_release(
+    doc: ConsultationMeta,
+    principal: Principal,
+    protection: disclosure.Protection,
+    number: int,
+    epsilon: float | None,
+    topic: str,
+) -> Release:
     consultation_id = doc.consultation_id
     now = datetime.now(timezone.utc)
     released_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # what MongoDB keeps
-    content = snapshots.build_snapshot(protection.tables, protection, consultation_id=consultation_id,
-                                       snapshot=number, created_at=isoformat(released_at))
-    record = Release(release_id=f"rel_{uuid.uuid4().hex}", consultation_id=consultation_id,
-                     organisation_id=doc.organisation_id, title=doc.title, snapshot=number,
-                     signed_off_by=principal.subject or "unknown", released_at=released_at,
-                     digest=content["digest"], epsilon=epsilon, content=content)
-    record.stage(topic, Envelope(type="release.published", key=consultation_id, producer="aggregation", payload={
-        "release_id": record.release_id, "consultation_id": consultation_id, "snapshot": number,
-        "signed_off_by": record.signed_off_by, "released_at": isoformat(released_at), "digest": record.digest}))
+    content = snapshots.build_snapshot(
+        protection.tables,
+        protection,
+        consultation_id=consultation_id,
+        snapshot=number,
+        created_at=isoformat(released_at),
+    )
+    record = Release(
+        release_id=f"rel_{uuid.uuid4().hex}",
+        consultation_id=consultation_id,
+        organisation_id=doc.organisation_id,
+        title=doc.title,
+        snapshot=number,
+        signed_off_by=principal.subject or "unknown",
+        released_at=released_at,
+        digest=content["digest"],
+        epsilon=epsilon,
+        content=content,
+    )
+    record.stage(
+        topic,
+        Envelope(
+            type="release.published",
+            key=consultation_id,
+            producer="aggregation",
+            payload={
+                "release_id": record.release_id,
+                "consultation_id": consultation_id,
+                "snapshot": number,
+                "signed_off_by": record.signed_off_by,
+                "released_at": isoformat(released_at),
+                "digest": record.digest,
+            },
+        ),
+    )
     try:
         record.save(force_insert=True)
     except NotUniqueError as exc:
-        raise Conflict("another release of this consultation was made at the same time; try again",
-                       consultation_id=consultation_id) from exc
+        raise Conflict(
+            "another release of this consultation was made at the same time; try again",
+            consultation_id=consultation_id,
+        ) from exc
     return record
 
 
@@ -204,18 +301,36 @@ def released_consultations(principal: Principal) -> list[dict[str, Any]]:
     orgs = readable_organisations(principal)
     query = Release.objects if orgs is None else Release.objects(organisation_id__in=sorted(orgs))
     latest: dict[str, Release] = {}
-    for r in query.only("release_id", "consultation_id", "organisation_id", "title", "snapshot", "released_at",
-                        "digest", "signed_off_by"):
+    for r in query.only(
+        "release_id",
+        "consultation_id",
+        "organisation_id",
+        "title",
+        "snapshot",
+        "released_at",
+        "digest",
+        "signed_off_by",
+    ):
         if r.consultation_id not in latest or r.snapshot > latest[r.consultation_id].snapshot:
             latest[r.consultation_id] = r
-    return sorted((summary(r) for r in latest.values()), key=lambda s: s["released_at"], reverse=True)
+    return sorted(
+        (summary(r) for r in latest.values()), key=lambda s: s["released_at"], reverse=True
+    )
 
 
 def summary(r: Release) -> dict[str, Any]:
-    released_at = r.released_at if r.released_at.tzinfo else r.released_at.replace(tzinfo=timezone.utc)
-    return {"release_id": r.release_id, "consultation_id": r.consultation_id, "title": r.title,
-            "snapshot": r.snapshot, "released_at": isoformat(released_at), "digest": r.digest,
-            "signed_off_by": r.signed_off_by}
+    released_at = (
+        r.released_at if r.released_at.tzinfo else r.released_at.replace(tzinfo=timezone.utc)
+    )
+    return {
+        "release_id": r.release_id,
+        "consultation_id": r.consultation_id,
+        "title": r.title,
+        "snapshot": r.snapshot,
+        "released_at": isoformat(released_at),
+        "digest": r.digest,
+        "signed_off_by": r.signed_off_by,
+    }
 
 
 def latest_release(consultation_id: str, principal: Principal) -> Release:
@@ -232,9 +347,15 @@ def latest_release(consultation_id: str, principal: Principal) -> Release:
             raise NotFound("No such resource.")
         return latest
     meta = ConsultationMeta.objects(consultation_id=consultation_id).first()
-    if meta is not None and principal.role in ("organiser", "admin") and (orgs is None or meta.organisation_id in orgs):
-        raise Conflict("nothing released yet: an organiser must release a snapshot first",
-                       consultation_id=consultation_id)
+    if (
+        meta is not None
+        and principal.role in ("organiser", "admin")
+        and (orgs is None or meta.organisation_id in orgs)
+    ):
+        raise Conflict(
+            "nothing released yet: an organiser must release a snapshot first",
+            consultation_id=consultation_id,
+        )
     raise NotFound("No such resource.")
 
 
@@ -249,7 +370,9 @@ def question_result(snapshot: dict[str, Any], question_id: str) -> dict[str, Any
     raise NotFound("No such question in this release.")
 
 
-def crosstab_result(snapshot: dict[str, Any], question_id: str, dimensions: Iterable[str]) -> dict[str, Any]:
+def crosstab_result(
+    snapshot: dict[str, Any], question_id: str, dimensions: Iterable[str]
+) -> dict[str, Any]:
     """The cross-tab of a question by one or two dimensions from a snapshot.
 
     Raises ValidationFailed without a dimension or with more than two, NotFound when the
@@ -257,26 +380,43 @@ def crosstab_result(snapshot: dict[str, Any], question_id: str, dimensions: Iter
     """
     dims = [d for d in dimensions if d]
     if not 1 <= len(dims) <= 2:
-        raise ValidationFailed("give one or two breakdown dimensions", errors={"by": ["one or two dimensions"]})
+        raise ValidationFailed(
+            "give one or two breakdown dimensions", errors={"by": ["one or two dimensions"]}
+        )
     kind = "crosstabs" if len(dims) == 1 else "crosstabs2"
     wanted = sorted(dims)
     for t in snapshot[kind]:
         if t["question_id"] == question_id and sorted(t["dimensions"]) == wanted:
             return t
-    raise NotFound("No such cross-tab in this release: dimensions are the questions flagged as breakdowns.")
+    raise NotFound(
+        "No such cross-tab in this release: dimensions are the questions flagged as breakdowns."
+    )
 
 
 def approved_quotes(consultation_id: str) -> list[dict[str, Any]]:
     """Approved, unrevoked quotes of a consultation, without pseudonyms, oldest approval first."""
-    quotes = Quote.objects(consultation_id=consultation_id, revoked=False, text__ne=None).order_by("approved_at")
-    return [{"quote_id": q.quote_id, "question_id": q.question_id, "text": q.text, "approved_at": q.approved_at}
-            for q in quotes]
+    quotes = Quote.objects(consultation_id=consultation_id, revoked=False, text__ne=None).order_by(
+        "approved_at"
+    )
+    return [
+        {
+            "quote_id": q.quote_id,
+            "question_id": q.question_id,
+            "text": q.text,
+            "approved_at": q.approved_at,
+        }
+        for q in quotes
+    ]
 
 
 def freshness(consultation_id: str) -> dict[str, Any]:
     """p50 and p95 of submitted_at -> counted_at over the consultation's counted contributions (seconds)."""
     delays = []
-    for d in Contribution.objects(consultation_id=consultation_id).only("submitted_at", "counted_at").as_pymongo():
+    for d in (
+        Contribution.objects(consultation_id=consultation_id)
+        .only("submitted_at", "counted_at")
+        .as_pymongo()
+    ):
         try:
             submitted = datetime.fromisoformat(str(d.get("submitted_at")).replace("Z", "+00:00"))
         except ValueError:
@@ -295,5 +435,10 @@ def freshness(consultation_id: str) -> dict[str, Any]:
         if not delays:
             return None
         return round(delays[max(0, math.ceil(q * len(delays)) - 1)], 3)  # nearest rank
-    return {"consultation_id": consultation_id, "responses": len(delays), "p50_seconds": pct(0.5),
-            "p95_seconds": pct(0.95)}
+
+    return {
+        "consultation_id": consultation_id,
+        "responses": len(delays),
+        "p50_seconds": pct(0.5),
+        "p95_seconds": pct(0.95),
+    }

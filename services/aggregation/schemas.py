@@ -1,4 +1,5 @@
 """Request and response schemas of the insights API (also its OpenAPI document)."""
+
 from marshmallow import Schema, fields, validate
 
 
@@ -16,19 +17,29 @@ class PrivacySpendSchema(Schema):
 
 class PrivacyBudgetSchema(Schema):
     consultation_id = fields.String(required=True)
-    epsilon_total = fields.Float(allow_none=True, metadata={
-        "description": "what the consultation's snapshots may spend in total; null: differential privacy not offered"})
+    epsilon_total = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "what the consultation's snapshots may spend in total; null: differential privacy not offered"
+        },
+    )
     epsilon_spent = fields.Float(required=True)
     remaining = fields.Float(allow_none=True)
-    spent = fields.List(fields.Nested(PrivacySpendSchema), required=True, metadata={"description": "oldest first"})
+    spent = fields.List(
+        fields.Nested(PrivacySpendSchema), required=True, metadata={"description": "oldest first"}
+    )
 
 
 class ReleaseRequestSchema(Schema):
     consultation_id = fields.String(required=True, validate=validate.Length(min=1, max=200))
     # Differential privacy: this snapshot spends epsilon of the consultation's budget. Required when the
     # consultation has a budget (every release spends), refused when it has none.
-    epsilon = fields.Float(load_default=None, allow_none=True, allow_nan=False,
-                           validate=validate.Range(min=0, min_inclusive=False, max=10))
+    epsilon = fields.Float(
+        load_default=None,
+        allow_none=True,
+        allow_nan=False,
+        validate=validate.Range(min=0, min_inclusive=False, max=10),
+    )
 
 
 class ReleaseSummarySchema(Schema):
@@ -42,10 +53,18 @@ class ReleaseSummarySchema(Schema):
 
 
 class ReleaseCreatedSchema(ReleaseSummarySchema):
-    contributors = fields.Dict(required=True, metadata={"description": "published form of the total"})
-    privacy = fields.Dict(allow_none=True, metadata={"description": "differential-privacy parameters, if any"})
-    epsilon_remaining = fields.Float(allow_none=True, metadata={
-        "description": "what is left of the consultation's privacy budget; null: differential privacy not offered"})
+    contributors = fields.Dict(
+        required=True, metadata={"description": "published form of the total"}
+    )
+    privacy = fields.Dict(
+        allow_none=True, metadata={"description": "differential-privacy parameters, if any"}
+    )
+    epsilon_remaining = fields.Float(
+        allow_none=True,
+        metadata={
+            "description": "what is left of the consultation's privacy budget; null: differential privacy not offered"
+        },
+    )
 
 
 class ReleasedListSchema(Schema):
@@ -56,7 +75,9 @@ class SnapshotSchema(Schema):
     """A released snapshot: suppressed figures have value null, suppressed true and a reason."""
 
     release = fields.Nested(ReleaseSummarySchema, required=True)
-    snapshot = fields.Dict(required=True, metadata={"description": "the snapshot document (its digest covers it)"})
+    snapshot = fields.Dict(
+        required=True, metadata={"description": "the snapshot document (its digest covers it)"}
+    )
 
 
 class ResultSchema(Schema):
@@ -66,7 +87,9 @@ class ResultSchema(Schema):
 
 
 class CrosstabQuerySchema(Schema):
-    by = fields.String(required=True, metadata={"description": "one dimension, or two separated by a comma"})
+    by = fields.String(
+        required=True, metadata={"description": "one dimension, or two separated by a comma"}
+    )
 
 
 class QuoteSchema(Schema):

@@ -6,6 +6,7 @@ value cannot reach it: every figure goes through `Protection.cell`. The digest i
 snapshot without its `digest` field; release.published carries it, so an
 auditor can recompute it from an export (`verify_snapshot_digest`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -20,13 +21,26 @@ from services.aggregation.projection import SKIPPED, CellKey, QuestionAxis, Tabl
 from shared.errors import ValidationFailed
 
 SNAPSHOT_FORMAT = 1
-CSV_COLUMNS = ("table", "question_id", "dimension_1", "category_1", "dimension_2", "category_2",
-               "category", "value", "percent", "suppressed", "reason")
+CSV_COLUMNS = (
+    "table",
+    "question_id",
+    "dimension_1",
+    "category_1",
+    "dimension_2",
+    "category_2",
+    "category",
+    "value",
+    "percent",
+    "suppressed",
+    "reason",
+)
 
 
 def canonical_json(document: Mapping[str, Any]) -> str:
     """Sorted keys, no whitespace, UTF-8 text: the bytes the digest is taken of."""
-    return json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return json.dumps(
+        document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    )
 
 
 def snapshot_digest(snapshot: Mapping[str, Any]) -> str:
@@ -44,7 +58,9 @@ def _hidden_cell() -> dict[str, Any]:
     return {"value": None, "suppressed": True, "reason": SUPPRESSED}
 
 
-def _cells_for(axis: QuestionAxis, protection: Protection, fixed: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
+def _cells_for(
+    axis: QuestionAxis, protection: Protection, fixed: Sequence[tuple[str, str]]
+) -> list[dict[str, Any]]:
     """One line of a table along `axis` (the other questions fixed), with percentages.
 
     Rare data-driven values are one `_other_values` category already
@@ -52,7 +68,10 @@ def _cells_for(axis: QuestionAxis, protection: Protection, fixed: Sequence[tuple
     answer; `_skipped` is shown but is not in the percentage base (those
     people did not answer this question).
     """
-    cells = [{"category": c, **protection.cell(tuple(sorted([*fixed, (axis.id, c)])))} for c in axis.categories]
+    cells = [
+        {"category": c, **protection.cell(tuple(sorted([*fixed, (axis.id, c)])))}
+        for c in axis.categories
+    ]
     skipped_at = [i for i, c in enumerate(cells) if c["category"] == SKIPPED]
     return with_percentages(cells, exclude=skipped_at)
 
@@ -69,19 +88,36 @@ def _question_result(tables: Tables, protection: Protection, layout: TableLayout
         # prints a count below k itself.
         contributors = _hidden_cell()
     else:
-        contributors = {"value": total["value"] - skipped["value"], "suppressed": False, "reason": None}
-    result: dict[str, Any] = {"question_id": axis.id, "type": axis.type, "total": total,
-                              "contributors": contributors, "categories": _cells_for(axis, protection, ())}
+        contributors = {
+            "value": total["value"] - skipped["value"],
+            "suppressed": False,
+            "reason": None,
+        }
+    result: dict[str, Any] = {
+        "question_id": axis.id,
+        "type": axis.type,
+        "total": total,
+        "contributors": contributors,
+        "categories": _cells_for(axis, protection, ()),
+    }
     release = protection.numeric.get(axis.id)
     if release is not None:
         if release.published:
-            result["numeric"] = {"count": release.count, "sum": round(release.sum, 6),
-                                 "mean": None if release.mean is None else round(release.mean, 4),
-                                 "suppressed": False, "reason": None}
+            result["numeric"] = {
+                "count": release.count,
+                "sum": round(release.sum, 6),
+                "mean": None if release.mean is None else round(release.mean, 4),
+                "suppressed": False,
+                "reason": None,
+            }
         else:
-            result["numeric"] = {"count": None, "sum": None, "mean": None,
-                                 "suppressed": release.reason is not None,
-                                 "reason": None if release.reason is None else SUPPRESSED}
+            result["numeric"] = {
+                "count": None,
+                "sum": None,
+                "mean": None,
+                "suppressed": release.reason is not None,
+                "reason": None if release.reason is None else SUPPRESSED,
+            }
     return result
 
 
@@ -91,10 +127,19 @@ def _crosstab(tables: Tables, protection: Protection, layout: TableLayout) -> di
     groups = []
     for combo in product(*(a.categories for a in dim_axes)):
         fixed = list(zip(layout.dimensions, combo))
-        groups.append({"categories": list(combo), "total": protection.cell(tuple(sorted(fixed))),
-                       "cells": _cells_for(axis, protection, fixed)})
-    return {"question_id": axis.id, "dimensions": list(layout.dimensions), "groups": groups,
-            "total": protection.cell(())}
+        groups.append(
+            {
+                "categories": list(combo),
+                "total": protection.cell(tuple(sorted(fixed))),
+                "cells": _cells_for(axis, protection, fixed),
+            }
+        )
+    return {
+        "question_id": axis.id,
+        "dimensions": list(layout.dimensions),
+        "groups": groups,
+        "total": protection.cell(()),
+    }
 
 
 def disclosure_statement(protection: Protection) -> dict[str, Any]:
@@ -104,17 +149,17 @@ def disclosure_statement(protection: Protection) -> dict[str, Any]:
     basis = "noisy counts" if noisy else "counts"
     statement: dict[str, Any] = {
         "primary": f"{basis} of 1 to {k - 1} are suppressed, and so is every figure that moved by 1 to {k - 1} "
-                   "since an earlier snapshot of this consultation published it",
+        "since an earlier snapshot of this consultation published it",
         "complementary": "further figures are suppressed until, for every suppressed figure, the whole numbers "
-                         "consistent with all published figures of this snapshot (cells, margins and totals of "
-                         f"every table at once) span at least {k}",
+        "consistent with all published figures of this snapshot (cells, margins and totals of "
+        f"every table at once) span at least {k}",
         "marks": "every suppressed figure carries the same reason, 'suppressed'; it says nothing of the value "
-                 "except that it is at least 1",
+        "except that it is at least 1",
         "zero_cells": "published as 0; never suppressed",
         "grouped_values": f"rare answers to number, date and open rating questions are grouped as {OTHER_VALUES} "
-                          f"until the group holds at least {k} people; their labels are not shown",
+        f"until the group holds at least {k} people; their labels are not shown",
         "numeric_summaries": "count, sum and mean are published only when every value of the question is "
-                             "published and none is grouped",
+        "published and none is grouped",
         "percentages": "over published cells only; _skipped is not in the base",
         "differential_privacy": dict(noisy) if noisy else None,
     }
@@ -123,7 +168,8 @@ def disclosure_statement(protection: Protection) -> dict[str, Any]:
             f"every count carries discrete Laplace noise (epsilon {noisy['epsilon']}, scale {noisy['scale']:g}); "
             "the noisy counts are then replaced by the closest non-negative whole numbers for which every table's "
             "cells add up to its published margins and totals, before suppression; no published figure is an "
-            "exact count, and the budget is spent once for the whole snapshot")
+            "exact count, and the budget is spent once for the whole snapshot"
+        )
     return statement
 
 
@@ -153,8 +199,9 @@ def published_figures(snapshot: Mapping[str, Any]) -> dict[CellKey, int]:
     return out
 
 
-def build_snapshot(tables: Tables, protection: Protection, *, consultation_id: str, snapshot: int,
-                   created_at: str) -> dict[str, Any]:
+def build_snapshot(
+    tables: Tables, protection: Protection, *, consultation_id: str, snapshot: int, created_at: str
+) -> dict[str, Any]:
     """The snapshot document (plain dict, JSON-ready) with its digest.
 
     `tables` are those given to `protect_tables` (their consultation is
@@ -169,10 +216,14 @@ def build_snapshot(tables: Tables, protection: Protection, *, consultation_id: s
     number or tables of another consultation.
     """
     if isinstance(snapshot, bool) or not isinstance(snapshot, int) or snapshot < 1:
-        raise ValidationFailed("snapshot numbers start at 1", errors={"snapshot": ["must be a positive integer"]})
+        raise ValidationFailed(
+            "snapshot numbers start at 1", errors={"snapshot": ["must be a positive integer"]}
+        )
     if tables.consultation_id not in (None, consultation_id):
-        raise ValidationFailed("tables belong to another consultation",
-                               errors={"consultation_id": ["does not match the tables"]})
+        raise ValidationFailed(
+            "tables belong to another consultation",
+            errors={"consultation_id": ["does not match the tables"]},
+        )
     tables = protection.tables
     questions, crosstabs, crosstabs2 = [], [], []
     for layout in tables.layouts:
@@ -195,7 +246,9 @@ def build_snapshot(tables: Tables, protection: Protection, *, consultation_id: s
         "questions": questions,
         "crosstabs": crosstabs,
         "crosstabs2": crosstabs2,
-        "withheld_questions": [{"question_id": q, "reason": r} for q, r in sorted(tables.withheld.items())],
+        "withheld_questions": [
+            {"question_id": q, "reason": r} for q, r in sorted(tables.withheld.items())
+        ],
     }
     document["digest"] = snapshot_digest(document)
     return document
@@ -206,19 +259,32 @@ def snapshot_json(snapshot: Mapping[str, Any]) -> str:
     return canonical_json(snapshot)
 
 
-def _row(table: str, question: str, cell: Mapping[str, Any], category: str,
-         dims: Sequence[str] = (), dim_cats: Sequence[str] = ()) -> dict[str, str]:
+def _row(
+    table: str,
+    question: str,
+    cell: Mapping[str, Any],
+    category: str,
+    dims: Sequence[str] = (),
+    dim_cats: Sequence[str] = (),
+) -> dict[str, str]:
     d = list(dims) + ["", ""]
     c = list(dim_cats) + ["", ""]
     value = cell.get("value")
     pct = cell.get("percent")
-    return {"table": table, "question_id": question, "dimension_1": d[0], "category_1": c[0],
-            "dimension_2": d[1], "category_2": c[1], "category": category,
-            # A suppressed cell is an empty field plus the flag, never a number.
-            "value": "" if cell.get("suppressed") or value is None else str(value),
-            "percent": "" if pct is None else f"{pct:.1f}",
-            "suppressed": "true" if cell.get("suppressed") else "false",
-            "reason": cell.get("reason") or ""}
+    return {
+        "table": table,
+        "question_id": question,
+        "dimension_1": d[0],
+        "category_1": c[0],
+        "dimension_2": d[1],
+        "category_2": c[1],
+        "category": category,
+        # A suppressed cell is an empty field plus the flag, never a number.
+        "value": "" if cell.get("suppressed") or value is None else str(value),
+        "percent": "" if pct is None else f"{pct:.1f}",
+        "suppressed": "true" if cell.get("suppressed") else "false",
+        "reason": cell.get("reason") or "",
+    }
 
 
 def snapshot_csv_rows(snapshot: Mapping[str, Any]) -> list[dict[str, str]]:
@@ -235,14 +301,42 @@ def snapshot_csv_rows(snapshot: Mapping[str, Any]) -> list[dict[str, str]]:
         num = q.get("numeric")
         if num is not None:
             for stat in ("count", "sum", "mean"):
-                rows.append(_row("numeric", qid, {"value": num[stat], "suppressed": num["suppressed"],
-                                                  "reason": num["reason"]}, stat))
+                rows.append(
+                    _row(
+                        "numeric",
+                        qid,
+                        {
+                            "value": num[stat],
+                            "suppressed": num["suppressed"],
+                            "reason": num["reason"],
+                        },
+                        stat,
+                    )
+                )
     for kind, table in (("crosstabs", "crosstab"), ("crosstabs2", "crosstab2")):
         for t in snapshot[kind]:
             for g in t["groups"]:
-                rows.append(_row(table, t["question_id"], g["total"], "_total", t["dimensions"], g["categories"]))
-                rows.extend(_row(table, t["question_id"], cell, cell["category"], t["dimensions"], g["categories"])
-                            for cell in g["cells"])
+                rows.append(
+                    _row(
+                        table,
+                        t["question_id"],
+                        g["total"],
+                        "_total",
+                        t["dimensions"],
+                        g["categories"],
+                    )
+                )
+                rows.extend(
+                    _row(
+                        table,
+                        t["question_id"],
+                        cell,
+                        cell["category"],
+                        t["dimensions"],
+                        g["categories"],
+                    )
+                    for cell in g["cells"]
+                )
     return rows
 
 

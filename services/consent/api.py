@@ -1,5 +1,6 @@
 """Consent API: texts (organisers), grants, receipts, withdrawals and token re-issue (participants), ledger
 (auditors)."""
+
 from __future__ import annotations
 
 from flask import Response
@@ -9,30 +10,55 @@ from flask_smorest import Blueprint
 from services.consent import consent_records as records
 from services.consent import ledger_store, tokens
 from services.consent.schemas import (
-    CheckpointSchema, ConsentTextCreateSchema, ConsentTextSchema, ConsentTokenIssuedSchema, ConsistencyProofSchema,
-    ConsistencyQuerySchema, ErasureReportQuerySchema, ErasureReportSchema, GrantCreatedSchema, GrantCreateSchema,
-    InclusionProofSchema, InclusionQuerySchema, LedgerPageSchema, PublicKeySchema, RangeQuerySchema, ReceiptCodeSchema,
-    ReceiptSchema, TextQuerySchema, WithdrawalResultSchema, WithdrawalSchema,
+    CheckpointSchema,
+    ConsentTextCreateSchema,
+    ConsentTextSchema,
+    ConsentTokenIssuedSchema,
+    ConsistencyProofSchema,
+    ConsistencyQuerySchema,
+    ErasureReportQuerySchema,
+    ErasureReportSchema,
+    GrantCreatedSchema,
+    GrantCreateSchema,
+    InclusionProofSchema,
+    InclusionQuerySchema,
+    LedgerPageSchema,
+    PublicKeySchema,
+    RangeQuerySchema,
+    ReceiptCodeSchema,
+    ReceiptSchema,
+    TextQuerySchema,
+    WithdrawalResultSchema,
+    WithdrawalSchema,
 )
 from shared.auth import require_staff, session_consultation
 from shared.runtime import current_trace_id, events_stored, service_context
 
 PEM_MEDIA_TYPE = "application/x-pem-file"
-consent = Blueprint("consent", __name__, url_prefix="/api/v1/consent", description="Consent texts, grants, receipts")
-audit = Blueprint("ledger", __name__, url_prefix="/api/v1/ledger", description="The consent ledger (auditors)")
+consent = Blueprint(
+    "consent", __name__, url_prefix="/api/v1/consent", description="Consent texts, grants, receipts"
+)
+audit = Blueprint(
+    "ledger", __name__, url_prefix="/api/v1/ledger", description="The consent ledger (auditors)"
+)
 
 
 def _ledger_scope() -> frozenset[str] | None:
     """The consultations whose ledger entries the caller may read: their organisation's for an
     auditor, None (every one) for a platform auditor. Raises Unauthorized or Forbidden."""
     principal = require_staff("auditor", "platform_auditor")
-    return None if principal.role == "platform_auditor" else records.consultations_of(principal.organisation_id)
+    return (
+        None
+        if principal.role == "platform_auditor"
+        else records.consultations_of(principal.organisation_id)
+    )
 
 
 def _own_policy(consultation_id: str):
     principal = require_staff("organiser")
-    return records.await_consultation(consultation_id, principal.organisation_id,
-                                      service_context().consultation_wait_s)
+    return records.await_consultation(
+        consultation_id, principal.organisation_id, service_context().consultation_wait_s
+    )
 
 
 @consent.route("/consultations/<consultation_id>/texts")
@@ -72,8 +98,12 @@ class PublishTexts(MethodView):
     @consent.response(200, ConsentTextSchema(many=True))
     def post(self, consultation_id, version):
         """Publish every language of a version; published texts never change."""
-        texts = records.publish_texts(_own_policy(consultation_id), version, service_context().settings.topics.consent,
-                                      current_trace_id())
+        texts = records.publish_texts(
+            _own_policy(consultation_id),
+            version,
+            service_context().settings.topics.consent,
+            current_trace_id(),
+        )
         events_stored()
         return texts
 
@@ -85,11 +115,22 @@ class Grants(MethodView):
     def post(self, data):
         """Give consent for chosen purposes. Returns a consent token and a receipt code shown only once."""
         ctx = service_context()
-        grant, token, code = records.record_grant(data, ctx.signing_key, ctx.code_pepper, ctx.token_ttl_s,
-                                                  ctx.settings.topics.consent, current_trace_id())
+        grant, token, code = records.record_grant(
+            data,
+            ctx.signing_key,
+            ctx.code_pepper,
+            ctx.token_ttl_s,
+            ctx.settings.topics.consent,
+            current_trace_id(),
+        )
         events_stored()
-        return {"grant_id": grant.grant_id, "consent_token": token, "receipt_code": code,
-                "expires_in": ctx.token_ttl_s, "receipt": records.receipt(grant)}
+        return {
+            "grant_id": grant.grant_id,
+            "consent_token": token,
+            "receipt_code": code,
+            "expires_in": ctx.token_ttl_s,
+            "receipt": records.receipt(grant),
+        }
 
 
 @consent.route("/receipts/lookup")
@@ -98,8 +139,11 @@ class ReceiptLookup(MethodView):
     @consent.response(200, ReceiptSchema)
     def post(self, data):
         """Your consent receipt and its history, by receipt code (sent in the body, never in a URL)."""
-        return records.receipt(records.find_by_receipt(data["receipt_code"], service_context().code_pepper,
-                                                       session_consultation()))
+        return records.receipt(
+            records.find_by_receipt(
+                data["receipt_code"], service_context().code_pepper, session_consultation()
+            )
+        )
 
 
 @consent.route("/tokens")
@@ -107,7 +151,9 @@ class ConsentTokens(MethodView):
     @consent.arguments(ReceiptCodeSchema)
     @consent.response(201, ConsentTokenIssuedSchema)
     @consent.alt_response(404, description="no consent matches this receipt code")
-    @consent.alt_response(409, description="consent to take part was withdrawn, or the consultation is not open")
+    @consent.alt_response(
+        409, description="consent to take part was withdrawn, or the consultation is not open"
+    )
     def post(self, data):
         """A fresh consent token for your grant, by receipt code, when the first one expired.
 
@@ -116,10 +162,20 @@ class ConsentTokens(MethodView):
         consultation is no longer open. Not a ledger entry: a token records nothing new.
         """
         ctx = service_context()
-        grant, token, purposes = records.reissue_token(data["receipt_code"], ctx.signing_key, ctx.code_pepper,
-                                                       ctx.token_ttl_s, session_consultation())
-        return {"consent_token": token, "expires_in": ctx.token_ttl_s, "purposes": purposes,
-                "consultation_id": grant.consultation_id, "pseudonym": grant.pseudonym}
+        grant, token, purposes = records.reissue_token(
+            data["receipt_code"],
+            ctx.signing_key,
+            ctx.code_pepper,
+            ctx.token_ttl_s,
+            session_consultation(),
+        )
+        return {
+            "consent_token": token,
+            "expires_in": ctx.token_ttl_s,
+            "purposes": purposes,
+            "consultation_id": grant.consultation_id,
+            "pseudonym": grant.pseudonym,
+        }
 
 
 @consent.route("/withdrawals")
@@ -129,11 +185,21 @@ class Withdrawals(MethodView):
     def post(self, data):
         """Withdraw some purposes, or everything, with the receipt code. Asking twice changes nothing."""
         ctx = service_context()
-        grant, decision = records.withdraw(data["receipt_code"], data["purposes"], ctx.code_pepper,
-                                           ctx.settings.topics.consent, current_trace_id())
+        grant, decision = records.withdraw(
+            data["receipt_code"],
+            data["purposes"],
+            ctx.code_pepper,
+            ctx.settings.topics.consent,
+            current_trace_id(),
+        )
         events_stored()
-        return {"withdrawn": decision.withdrawn, "remaining": decision.remaining, "all": decision.all,
-                "changed": decision.payload is not None, "receipt": records.receipt(grant)}
+        return {
+            "withdrawn": decision.withdrawn,
+            "remaining": decision.remaining,
+            "all": decision.all,
+            "changed": decision.payload is not None,
+            "receipt": records.receipt(grant),
+        }
 
 
 @consent.route("/public-key")
@@ -142,19 +208,31 @@ class PublicKey(MethodView):
     def get(self):
         """The Ed25519 key that signs consent tokens and ledger checkpoints."""
         key = service_context().signing_key.public_key()
-        return {"key_id": tokens.key_id(key), "algorithm": "Ed25519",
-                "public_key_pem": tokens.public_key_to_pem(key).decode()}
+        return {
+            "key_id": tokens.key_id(key),
+            "algorithm": "Ed25519",
+            "public_key_pem": tokens.public_key_to_pem(key).decode(),
+        }
 
 
 @consent.route("/public-key.pem")
 class PublicKeyPem(MethodView):
-    @consent.doc(responses={"200": {"description": "the same key as a PEM file (SubjectPublicKeyInfo)",
-                                    "content": {PEM_MEDIA_TYPE: {"schema": {"type": "string"}}}}})
+    @consent.doc(
+        responses={
+            "200": {
+                "description": "the same key as a PEM file (SubjectPublicKeyInfo)",
+                "content": {PEM_MEDIA_TYPE: {"schema": {"type": "string"}}},
+            }
+        }
+    )
     def get(self):
         """The public key as a download for `voices-verify-ledger`, which takes it as a .pem file."""
         pem = tokens.public_key_to_pem(service_context().signing_key.public_key())
-        return Response(pem, mimetype=PEM_MEDIA_TYPE,
-                        headers={"Content-Disposition": 'attachment; filename="consent.pub.pem"'})
+        return Response(
+            pem,
+            mimetype=PEM_MEDIA_TYPE,
+            headers={"Content-Disposition": 'attachment; filename="consent.pub.pem"'},
+        )
 
 
 @audit.route("/entries")
@@ -164,8 +242,13 @@ class Entries(MethodView):
     def get(self, query):
         """Entries with start <= seq < start + limit that the caller may read (auditors: their organisation's
         consultations', so seq numbers may skip); `size` is the whole ledger's, as checkpoints sign it."""
-        return {"start": query["start"], "size": ledger_store.size(),
-                "entries": ledger_store.entries(query["start"], query["start"] + query["limit"], _ledger_scope())}
+        return {
+            "start": query["start"],
+            "size": ledger_store.size(),
+            "entries": ledger_store.entries(
+                query["start"], query["start"] + query["limit"], _ledger_scope()
+            ),
+        }
 
 
 def _tree():
@@ -221,8 +304,11 @@ class Export(MethodView):
         (the same verifier checks both kinds).
         """
         lines = ledger_store.export(service_context().signing_key, _tree(), _ledger_scope())
-        return Response(lines, mimetype="application/x-ndjson",
-                        headers={"Content-Disposition": "attachment; filename=consent-ledger.jsonl"})
+        return Response(
+            lines,
+            mimetype="application/x-ndjson",
+            headers={"Content-Disposition": "attachment; filename=consent-ledger.jsonl"},
+        )
 
 
 @audit.route("/erasure-report")
@@ -239,5 +325,9 @@ class ErasureReport(MethodView):
         recomputed from an export. An unconfirmed withdrawal is not carried
         out yet. Auditors get their organisation's consultations only.
         """
-        return ledger_store.erasure_report(query.get("consultation_id"), query.get("tree_size"),
-                                           query.get("status"), _ledger_scope())
+        return ledger_store.erasure_report(
+            query.get("consultation_id"),
+            query.get("tree_size"),
+            query.get("status"),
+            _ledger_scope(),
+        )

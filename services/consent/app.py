@@ -1,4 +1,5 @@
 """Consent service: texts, grants, tokens, receipts, withdrawals and the verifiable ledger."""
+
 from __future__ import annotations
 
 import base64
@@ -25,7 +26,9 @@ class ConsentContext:
     code_pepper: bytes
     token_ttl_s: int
     checkpoint_every: int
-    consultation_wait_s: float  # how long organiser calls wait for a just-created consultation to arrive
+    consultation_wait_s: (
+        float  # how long organiser calls wait for a just-created consultation to arrive
+    )
     ledger_tree: LedgerTree  # this process's Merkle tree over the ledger, extended as it grows
 
 
@@ -33,18 +36,29 @@ def create_app(settings: Settings | None = None, bus: Bus | None = None) -> Flas
     settings = settings or Settings.from_env("consent")
     context = ConsentContext(
         settings=settings,
-        signing_key=tokens.load_private_key(base64.b64decode(settings.require("CONSENT_SIGNING_KEY"))),
+        signing_key=tokens.load_private_key(
+            base64.b64decode(settings.require("CONSENT_SIGNING_KEY"))
+        ),
         code_pepper=base64.b64decode(settings.require("CODE_PEPPER")),
         token_ttl_s=int(settings.get("CONSENT_TOKEN_TTL_S", "86400")),
         checkpoint_every=int(settings.get("LEDGER_CHECKPOINT_EVERY", "100")),
         # Without a background consumer (in-process tests) nothing can arrive while a request waits.
-        consultation_wait_s=float(settings.get("CONSULTATION_WAIT_S", "3")) if settings.run_background else 0.0,
+        consultation_wait_s=float(settings.get("CONSULTATION_WAIT_S", "3"))
+        if settings.run_background
+        else 0.0,
         ledger_tree=LedgerTree(),
     )
     topics = settings.topics
-    runtime = ServiceRuntime(settings, handlers=HANDLERS,
-                             subscriptions=[topics.surveys, topics.consent, topics.responses, topics.releases],
-                             outbox_models=[ConsentText, Grant], context=context, bus=bus)
-    app = create_service_app(settings, title="Voices consent", blueprints=[consent, audit], runtime=runtime)
+    runtime = ServiceRuntime(
+        settings,
+        handlers=HANDLERS,
+        subscriptions=[topics.surveys, topics.consent, topics.responses, topics.releases],
+        outbox_models=[ConsentText, Grant],
+        context=context,
+        bus=bus,
+    )
+    app = create_service_app(
+        settings, title="Voices consent", blueprints=[consent, audit], runtime=runtime
+    )
     install_principal(app, settings.require("INTERNAL_TOKEN").encode())
     return app

@@ -11,6 +11,7 @@ anyone holding an export.
 
 Pure module: plain entries in, plain data out.
 """
+
 from __future__ import annotations
 
 from typing import Any, Iterable, Mapping
@@ -19,7 +20,9 @@ WITHDRAWN, ERASED, PROCESSED = "consent.withdrawn", "response.erased", "withdraw
 KINDS = (WITHDRAWN, ERASED, PROCESSED)
 
 
-def erasure_report(entries: Iterable[Mapping[str, Any]], consultation_id: str | None = None) -> dict[str, Any]:
+def erasure_report(
+    entries: Iterable[Mapping[str, Any]], consultation_id: str | None = None
+) -> dict[str, Any]:
     """Every full withdrawal in ``entries`` (ledger entries in seq order) and the entries confirming it.
 
     A ``withdrawal.processed`` of the same participant in the same
@@ -53,27 +56,54 @@ def erasure_report(entries: Iterable[Mapping[str, Any]], consultation_id: str | 
             continue
         key = (data["consultation_id"], data["pseudonym"])
         if kind == WITHDRAWN and data.get("all"):
-            withdrawals.append({"seq": entry["seq"], "at": entry["at"], "grant_id": data["grant_id"],
-                                "pseudonym": data["pseudonym"], "consultation_id": data["consultation_id"],
-                                "withdrawn_at": data["withdrawn_at"], "key": key})
+            withdrawals.append(
+                {
+                    "seq": entry["seq"],
+                    "at": entry["at"],
+                    "grant_id": data["grant_id"],
+                    "pseudonym": data["pseudonym"],
+                    "consultation_id": data["consultation_id"],
+                    "withdrawn_at": data["withdrawn_at"],
+                    "key": key,
+                }
+            )
         elif kind == ERASED:
-            erasures.setdefault(key, []).append({"seq": entry["seq"], "response_id": data["response_id"],
-                                                 "reason": data["reason"], "erased_at": data["erased_at"]})
+            erasures.setdefault(key, []).append(
+                {
+                    "seq": entry["seq"],
+                    "response_id": data["response_id"],
+                    "reason": data["reason"],
+                    "erased_at": data["erased_at"],
+                }
+            )
         elif kind == PROCESSED:
-            processing.setdefault(key, []).append({"seq": entry["seq"], "responses_erased": data["responses_erased"],
-                                                   "key_shredded": data["key_shredded"],
-                                                   "processed_at": data["processed_at"]})
+            processing.setdefault(key, []).append(
+                {
+                    "seq": entry["seq"],
+                    "responses_erased": data["responses_erased"],
+                    "key_shredded": data["key_shredded"],
+                    "processed_at": data["processed_at"],
+                }
+            )
     confirmed = 0
     for item in withdrawals:
         key = item.pop("key")
-        found = [{**e, "after_withdrawal": e["seq"] > item["seq"]}
-                 for e in erasures.get(key, ())
-                 if e["seq"] > item["seq"] or e["reason"] == "withdrawal"]
-        processed = [{**p, "after_withdrawal": p["seq"] > item["seq"]} for p in processing.get(key, ())]
+        found = [
+            {**e, "after_withdrawal": e["seq"] > item["seq"]}
+            for e in erasures.get(key, ())
+            if e["seq"] > item["seq"] or e["reason"] == "withdrawal"
+        ]
+        processed = [
+            {**p, "after_withdrawal": p["seq"] > item["seq"]} for p in processing.get(key, ())
+        ]
         latest = processed[-1] if processed else None
         item["erasures"], item["processing"] = found, processed
         item["confirmed"] = bool(processed or found)
         item["responses_erased"] = latest["responses_erased"] if latest else len(found)
         item["key_shredded"] = latest["key_shredded"] if latest else None
         confirmed += item["confirmed"]
-    return {"withdrawals": withdrawals, "confirmed": confirmed, "unconfirmed": len(withdrawals) - confirmed}
+    return {
+        "withdrawals": withdrawals,
+        "confirmed": confirmed,
+        "unconfirmed": len(withdrawals) - confirmed,
+    }

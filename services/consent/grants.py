@@ -8,6 +8,7 @@ Results carry the event payload exactly as the ``consent.granted`` /
 ``consent.withdrawn`` contracts define it (``shared.events``), ready for the
 outbox and for ``ledger.make_entry``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -25,8 +26,15 @@ from shared.errors import ValidationFailed
 REQUIRED_PURPOSE = "participate"
 COLLECTION_METHODS = ("self", "guardian", "facilitator")
 # Relationship only: the ledger and the grant never hold a guardian's name or contact.
-GUARDIAN_RELATIONSHIPS = ("parent", "legal_guardian", "foster_carer", "kinship_carer",
-                          "social_worker", "support_worker", "other_accountable_adult")
+GUARDIAN_RELATIONSHIPS = (
+    "parent",
+    "legal_guardian",
+    "foster_carer",
+    "kinship_carer",
+    "social_worker",
+    "support_worker",
+    "other_accountable_adult",
+)
 MAX_AGE = 130
 
 # Crockford base32: no I, L, O, U, so a code read aloud or copied by hand survives.
@@ -41,6 +49,7 @@ MIN_PEPPER_BYTES = 16
 
 # ---- consent text ---------------------------------------------------------------
 
+
 def consent_text_sha256(text: str) -> str:
     """SHA-256 (hex) of the exact consent text shown, as UTF-8, with no normalisation.
 
@@ -53,6 +62,7 @@ def consent_text_sha256(text: str) -> str:
 
 
 # ---- grants ---------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class GrantDecision:
@@ -76,7 +86,9 @@ def check_purposes(chosen: Sequence[str], offered: Sequence[str]) -> list[str]:
     nothing may be stored, so there is nothing to consent to.
     """
     if isinstance(chosen, str) or not isinstance(chosen, Sequence):
-        raise ValidationFailed("Purposes must be a list.", errors={"purposes": ["Must be a list of purposes."]})
+        raise ValidationFailed(
+            "Purposes must be a list.", errors={"purposes": ["Must be a list of purposes."]}
+        )
     messages = []
     unknown = [p for p in dict.fromkeys(chosen) if p not in offered]
     if unknown:
@@ -84,7 +96,9 @@ def check_purposes(chosen: Sequence[str], offered: Sequence[str]) -> list[str]:
     if REQUIRED_PURPOSE not in chosen:
         messages.append(f"'{REQUIRED_PURPOSE}' is required: without it no answer can be kept.")
     if messages:
-        raise ValidationFailed("The chosen purposes cannot be accepted.", errors={"purposes": messages})
+        raise ValidationFailed(
+            "The chosen purposes cannot be accepted.", errors={"purposes": messages}
+        )
     chosen_set = set(chosen)
     return [p for p in offered if p in chosen_set]
 
@@ -109,11 +123,15 @@ def parse_age_band(band: str) -> tuple[int, int]:
     elif m := _BAND_UNDER.match(text):
         if int(m.group(1)) > 0:
             return 0, int(m.group(1)) - 1
-    raise ValidationFailed("The age band is not recognised.",
-                           errors={"age_band": ["Use a band like '13-15', '18+' or 'under 13'."]})
+    raise ValidationFailed(
+        "The age band is not recognised.",
+        errors={"age_band": ["Use a band like '13-15', '18+' or 'under 13'."]},
+    )
 
 
-def is_under_min_age(min_age: int | None, age: int | None = None, age_band: str | None = None) -> bool | None:
+def is_under_min_age(
+    min_age: int | None, age: int | None = None, age_band: str | None = None
+) -> bool | None:
     """Whether the participant may be under ``min_age``: True, False, or None when undeclared.
 
     A band that straddles the minimum (e.g. "16-19" for 18) counts as under:
@@ -123,7 +141,9 @@ def is_under_min_age(min_age: int | None, age: int | None = None, age_band: str 
     # A declared age or band is checked even without a minimum: bad input is refused, never ignored.
     if age is not None:
         if not isinstance(age, int) or isinstance(age, bool) or not 0 <= age <= MAX_AGE:
-            raise ValidationFailed("The age is not valid.", errors={"age": [f"Must be a whole number 0-{MAX_AGE}."]})
+            raise ValidationFailed(
+                "The age is not valid.", errors={"age": [f"Must be a whole number 0-{MAX_AGE}."]}
+            )
         return min_age is not None and age < min_age
     if age_band is not None:
         low, _high = parse_age_band(age_band)
@@ -134,28 +154,41 @@ def is_under_min_age(min_age: int | None, age: int | None = None, age_band: str 
 def _check_guardian_record(guardian: Any, errors: dict[str, list[str]]) -> str | None:
     if not isinstance(guardian, Mapping):
         errors.setdefault("guardian", []).append(
-            "A guardian or accountable adult must confirm: give their relationship and 'attested': true.")
+            "A guardian or accountable adult must confirm: give their relationship and 'attested': true."
+        )
         return None
     extra = set(guardian) - {"relationship", "attested"}
     if extra:
         # A name or contact here would become permanent consent evidence.
         errors.setdefault("guardian", []).append(
-            f"Only the relationship is recorded, never a name or contact details (remove: {', '.join(sorted(extra))}).")
+            f"Only the relationship is recorded, never a name or contact details (remove: {', '.join(sorted(extra))})."
+        )
     relationship = guardian.get("relationship")
     if relationship not in GUARDIAN_RELATIONSHIPS:
         errors.setdefault("guardian.relationship", []).append(
-            f"Must be one of: {', '.join(GUARDIAN_RELATIONSHIPS)}.")
+            f"Must be one of: {', '.join(GUARDIAN_RELATIONSHIPS)}."
+        )
     if guardian.get("attested") is not True:
         errors.setdefault("guardian.attested", []).append(
-            "The guardian or accountable adult must confirm they give consent.")
+            "The guardian or accountable adult must confirm they give consent."
+        )
     return relationship if relationship in GUARDIAN_RELATIONSHIPS else None
 
 
-def grant_consent(*, consultation: Mapping[str, Any], pseudonym: str, purposes: Sequence[str],
-                  text: Mapping[str, Any], granted_at: datetime | str, collection_method: str = "self",
-                  age: int | None = None, age_band: str | None = None,
-                  guardian: Mapping[str, Any] | None = None, participant_assent: bool | None = None,
-                  grant_id: str | None = None) -> GrantDecision:
+def grant_consent(
+    *,
+    consultation: Mapping[str, Any],
+    pseudonym: str,
+    purposes: Sequence[str],
+    text: Mapping[str, Any],
+    granted_at: datetime | str,
+    collection_method: str = "self",
+    age: int | None = None,
+    age_band: str | None = None,
+    guardian: Mapping[str, Any] | None = None,
+    participant_assent: bool | None = None,
+    grant_id: str | None = None,
+) -> GrantDecision:
     """Decide a grant: validate it and return the consent.granted payload (and guardian record).
 
     ``consultation``: {consultation_id, purposes (offered), min_age (int or
@@ -186,17 +219,23 @@ def grant_consent(*, consultation: Mapping[str, Any], pseudonym: str, purposes: 
 
     version, language, body = text.get("version"), text.get("language"), text.get("body")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        errors.setdefault("text_version", []).append("The consent text version must be a positive integer.")
+        errors.setdefault("text_version", []).append(
+            "The consent text version must be a positive integer."
+        )
     languages = consultation.get("languages")
     if not isinstance(language, str) or not language:
         errors.setdefault("language", []).append("The consent text has no language.")
     elif languages and language not in languages:
-        errors.setdefault("language", []).append(f"This consultation is offered in {', '.join(languages)}.")
+        errors.setdefault("language", []).append(
+            f"This consultation is offered in {', '.join(languages)}."
+        )
     if not isinstance(body, str) or not body:
         errors.setdefault("text", []).append("The consent text shown is missing.")
 
     if collection_method not in COLLECTION_METHODS:
-        errors.setdefault("collection_method", []).append(f"Must be one of: {', '.join(COLLECTION_METHODS)}.")
+        errors.setdefault("collection_method", []).append(
+            f"Must be one of: {', '.join(COLLECTION_METHODS)}."
+        )
 
     min_age = consultation.get("min_age")
     under: bool | None = False
@@ -209,19 +248,29 @@ def grant_consent(*, consultation: Mapping[str, Any], pseudonym: str, purposes: 
     if under and collection_method != "guardian":
         errors.setdefault("collection_method", []).append(
             f"This consultation is for people aged {min_age} and over. Under that age, a parent, guardian "
-            "or accountable adult must also give consent (collection_method 'guardian').")
+            "or accountable adult must also give consent (collection_method 'guardian')."
+        )
     elif under is None and collection_method != "guardian":
         errors.setdefault("age", []).append(
-            f"This consultation has a minimum age of {min_age}: please give your age or age band.")
+            f"This consultation has a minimum age of {min_age}: please give your age or age band."
+        )
     if collection_method == "guardian":
         relationship = _check_guardian_record(guardian, errors)
         if participant_assent is not True:
             errors.setdefault("participant_assent", []).append(
-                "The young person's own agreement must be recorded as well as the guardian's.")
-        attestation = {"relationship": relationship, "attested": True, "participant_assent": True,
-                       "under_min_age": bool(under) if under is not None else None, "min_age": min_age}
+                "The young person's own agreement must be recorded as well as the guardian's."
+            )
+        attestation = {
+            "relationship": relationship,
+            "attested": True,
+            "participant_assent": True,
+            "under_min_age": bool(under) if under is not None else None,
+            "min_age": min_age,
+        }
     elif guardian is not None:
-        errors.setdefault("guardian", []).append("A guardian record only goes with collection_method 'guardian'.")
+        errors.setdefault("guardian", []).append(
+            "A guardian record only goes with collection_method 'guardian'."
+        )
 
     if errors:
         raise ValidationFailed("The consent could not be recorded.", errors=errors)
@@ -243,6 +292,7 @@ def grant_consent(*, consultation: Mapping[str, Any], pseudonym: str, purposes: 
 
 # ---- withdrawals ----------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class WithdrawalDecision:
     """What a withdrawal request produces.
@@ -259,7 +309,9 @@ class WithdrawalDecision:
     all: bool
 
 
-def current_purposes(grant: Mapping[str, Any], withdrawals: Sequence[Mapping[str, Any]]) -> list[str]:
+def current_purposes(
+    grant: Mapping[str, Any], withdrawals: Sequence[Mapping[str, Any]]
+) -> list[str]:
     """Purposes of ``grant`` (a consent.granted payload) still in force after ``withdrawals``."""
     gone: set[str] = set()
     for withdrawal in withdrawals:
@@ -273,8 +325,12 @@ def current_purposes(grant: Mapping[str, Any], withdrawals: Sequence[Mapping[str
     return [p for p in grant["purposes"] if p not in gone]
 
 
-def withdraw_consent(grant: Mapping[str, Any], withdrawals: Sequence[Mapping[str, Any]],
-                     purposes: Sequence[str] | None, withdrawn_at: datetime | str) -> WithdrawalDecision:
+def withdraw_consent(
+    grant: Mapping[str, Any],
+    withdrawals: Sequence[Mapping[str, Any]],
+    purposes: Sequence[str] | None,
+    withdrawn_at: datetime | str,
+) -> WithdrawalDecision:
     """Decide a withdrawal of some purposes (``purposes``) or of everything (None).
 
     Withdrawing ``participate`` withdraws everything. Asking again for what
@@ -288,12 +344,16 @@ def withdraw_consent(grant: Mapping[str, Any], withdrawals: Sequence[Mapping[str
         requested = set(granted)
     else:
         if isinstance(purposes, str) or not isinstance(purposes, Sequence) or not purposes:
-            raise ValidationFailed("Say which purposes to withdraw, or withdraw everything.",
-                                   errors={"purposes": ["Must be a non-empty list, or omitted to withdraw all."]})
+            raise ValidationFailed(
+                "Say which purposes to withdraw, or withdraw everything.",
+                errors={"purposes": ["Must be a non-empty list, or omitted to withdraw all."]},
+            )
         foreign = [p for p in dict.fromkeys(purposes) if p not in granted]
         if foreign:
-            raise ValidationFailed("Only purposes given in this grant can be withdrawn.",
-                                   errors={"purposes": [f"Not part of this grant: {', '.join(map(str, foreign))}."]})
+            raise ValidationFailed(
+                "Only purposes given in this grant can be withdrawn.",
+                errors={"purposes": [f"Not part of this grant: {', '.join(map(str, foreign))}."]},
+            )
         requested = set(purposes)
         if REQUIRED_PURPOSE in requested:
             requested = set(granted)
@@ -305,7 +365,9 @@ def withdraw_consent(grant: Mapping[str, Any], withdrawals: Sequence[Mapping[str
     withdrawn_total = [p for p in granted if p not in remaining]
     everything = not remaining
     if not now_withdrawn:
-        return WithdrawalDecision(payload=None, withdrawn=withdrawn_total, remaining=remaining, all=everything)
+        return WithdrawalDecision(
+            payload=None, withdrawn=withdrawn_total, remaining=remaining, all=everything
+        )
     payload = {
         "grant_id": grant["grant_id"],
         "pseudonym": grant["pseudonym"],
@@ -315,10 +377,13 @@ def withdraw_consent(grant: Mapping[str, Any], withdrawals: Sequence[Mapping[str
         "all": everything,
         "withdrawn_at": format_timestamp(withdrawn_at),
     }
-    return WithdrawalDecision(payload=payload, withdrawn=withdrawn_total, remaining=remaining, all=everything)
+    return WithdrawalDecision(
+        payload=payload, withdrawn=withdrawn_total, remaining=remaining, all=everything
+    )
 
 
 # ---- receipt codes ----------------------------------------------------------------
+
 
 def new_receipt_code() -> str:
     """A fresh receipt code, 140 random bits from ``secrets``, like "K7QF-9MZX-....".
@@ -330,7 +395,7 @@ def new_receipt_code() -> str:
 
 
 def _group(symbols: str) -> str:
-    return "-".join(symbols[i:i + RECEIPT_GROUP] for i in range(0, len(symbols), RECEIPT_GROUP))
+    return "-".join(symbols[i : i + RECEIPT_GROUP] for i in range(0, len(symbols), RECEIPT_GROUP))
 
 
 def normalise_receipt_code(raw: str) -> str:
@@ -339,12 +404,15 @@ def normalise_receipt_code(raw: str) -> str:
     Raises ValidationFailed (errors under "receipt_code") when it cannot be a receipt code.
     """
     if not isinstance(raw, str):
-        raise ValidationFailed("The receipt code is not valid.", errors={"receipt_code": ["Must be text."]})
+        raise ValidationFailed(
+            "The receipt code is not valid.", errors={"receipt_code": ["Must be text."]}
+        )
     symbols = _SEPARATORS.sub("", raw.upper()).translate(_LOOKALIKES)
     if len(symbols) != RECEIPT_SYMBOLS or not set(symbols) <= _RECEIPT_SYMBOL_SET:
         raise ValidationFailed(
             "That does not look like a receipt code; please check it and try again.",
-            errors={"receipt_code": [f"A receipt code has {RECEIPT_SYMBOLS} letters and digits."]})
+            errors={"receipt_code": [f"A receipt code has {RECEIPT_SYMBOLS} letters and digits."]},
+        )
     return _group(symbols)
 
 

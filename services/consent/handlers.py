@@ -5,6 +5,7 @@ stored before they were published. That makes the consumer the single
 writer in normal operation and means no fact can reach the ledger without
 its event, or be lost between a request and the ledger.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -16,17 +17,24 @@ from shared.events import Envelope
 
 def learn_consultation(event: Envelope, ctx: Any) -> None:
     p = event.payload
-    updates = {"set__organisation_id": p["organisation_id"], "set__purposes": p["purposes"],
-               "set__min_age": p["min_age"], "set__languages": p["languages"]}
+    updates = {
+        "set__organisation_id": p["organisation_id"],
+        "set__purposes": p["purposes"],
+        "set__min_age": p["min_age"],
+        "set__languages": p["languages"],
+    }
     if event.type == "consultation.published":
         updates["set__status"] = "open"
-    ConsultationPolicy.objects(consultation_id=p["consultation_id"]).update_one(upsert=True, **updates)
+    ConsultationPolicy.objects(consultation_id=p["consultation_id"]).update_one(
+        upsert=True, **updates
+    )
 
 
 def follow_status(event: Envelope, ctx: Any) -> None:
     p = event.payload
     ConsultationPolicy.objects(consultation_id=p["consultation_id"]).update_one(
-        upsert=True, set__organisation_id=p["organisation_id"], set__status=p["status"])
+        upsert=True, set__organisation_id=p["organisation_id"], set__status=p["status"]
+    )
 
 
 def _append(kind: str, data: dict, event: Envelope, ctx: Any) -> None:
@@ -47,15 +55,39 @@ def record_withdrawal(event: Envelope, ctx: Any) -> None:
 
 def record_text(event: Envelope, ctx: Any) -> None:
     p = event.payload
-    _append("consent_text.published", {k: p[k] for k in ("consultation_id", "organisation_id", "text_version",
-                                                            "language", "text_sha256", "published_at")}, event, ctx)
+    _append(
+        "consent_text.published",
+        {
+            k: p[k]
+            for k in (
+                "consultation_id",
+                "organisation_id",
+                "text_version",
+                "language",
+                "text_sha256",
+                "published_at",
+            )
+        },
+        event,
+        ctx,
+    )
 
 
 def record_sign_off(event: Envelope, ctx: Any) -> None:
     p = event.payload
-    _append("release.signed_off", {"release_id": p["release_id"], "consultation_id": p["consultation_id"],
-                                   "snapshot": p["snapshot"], "signed_off_by": p["signed_off_by"],
-                                   "digest": p["digest"], "released_at": p["released_at"]}, event, ctx)
+    _append(
+        "release.signed_off",
+        {
+            "release_id": p["release_id"],
+            "consultation_id": p["consultation_id"],
+            "snapshot": p["snapshot"],
+            "signed_off_by": p["signed_off_by"],
+            "digest": p["digest"],
+            "released_at": p["released_at"],
+        },
+        event,
+        ctx,
+    )
 
 
 def record_erasure(event: Envelope, ctx: Any) -> None:
@@ -67,16 +99,36 @@ def record_withdrawal_processed(event: Envelope, ctx: Any) -> None:
     """withdrawal.processed: the surveys service's confirmation of a full withdrawal (pseudonym and counts),
     as a ledger entry and on the participant's receipt."""
     p = event.payload
-    _append("withdrawal.processed", {k: p[k] for k in ("consultation_id", "pseudonym", "responses_erased",
-                                                        "key_shredded", "processed_at")}, event, ctx)
+    _append(
+        "withdrawal.processed",
+        {
+            k: p[k]
+            for k in (
+                "consultation_id",
+                "pseudonym",
+                "responses_erased",
+                "key_shredded",
+                "processed_at",
+            )
+        },
+        event,
+        ctx,
+    )
     consent_records.note_withdrawal_processed(p, event.id)
 
 
 def record_contacts_access(event: Envelope, ctx: Any) -> None:
     """contacts.accessed: an organiser read follow-up contact details; auditors see every such use."""
     p = event.payload
-    _append("contacts.accessed", {k: p[k] for k in ("consultation_id", "organisation_id", "accessed_by", "count",
-                                                     "accessed_at")}, event, ctx)
+    _append(
+        "contacts.accessed",
+        {
+            k: p[k]
+            for k in ("consultation_id", "organisation_id", "accessed_by", "count", "accessed_at")
+        },
+        event,
+        ctx,
+    )
 
 
 HANDLERS = {

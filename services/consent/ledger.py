@@ -18,6 +18,7 @@ pseudonyms, codes and hashes (see ``LEDGER_FIELDS``): nothing in it can ever
 need erasing. Pure module: storage (unique index on seq, retry on duplicate
 key) belongs to the repository that calls ``make_entry``.
 """
+
 from __future__ import annotations
 
 import base64
@@ -30,10 +31,23 @@ from typing import Any, Iterable, Iterator, Mapping, Sequence
 
 from cryptography.exceptions import InvalidSignature
 
-from services.consent.tokens import PrivateKeyLike, PublicKeyLike, as_private_key, as_public_key, key_id
+from services.consent.tokens import (
+    PrivateKeyLike,
+    PublicKeyLike,
+    as_private_key,
+    as_public_key,
+    key_id,
+)
 
-KINDS = ("consent.granted", "consent.withdrawn", "consent_text.published", "release.signed_off", "response.erased",
-         "withdrawal.processed", "contacts.accessed")
+KINDS = (
+    "consent.granted",
+    "consent.withdrawn",
+    "consent_text.published",
+    "release.signed_off",
+    "response.erased",
+    "withdrawal.processed",
+    "contacts.accessed",
+)
 ENTRY_FIELDS = ("seq", "kind", "at", "data", "prev_hash", "hash")
 GENESIS_PREV_HASH = "0" * 64
 CHECKPOINT_FIELDS = ("tree_size", "root_hash", "timestamp", "signature", "key_id")
@@ -44,12 +58,34 @@ EMPTY_ROOT = hashlib.sha256(b"").digest()
 # hashes only: a ledger cannot be edited, so personal data must never enter it.
 LEDGER_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
     "consent.granted": (
-        frozenset({"grant_id", "pseudonym", "consultation_id", "purposes", "text_version", "language",
-                   "text_sha256", "collection_method", "guardian", "granted_at"}),
+        frozenset(
+            {
+                "grant_id",
+                "pseudonym",
+                "consultation_id",
+                "purposes",
+                "text_version",
+                "language",
+                "text_sha256",
+                "collection_method",
+                "guardian",
+                "granted_at",
+            }
+        ),
         frozenset(),
     ),
     "consent.withdrawn": (
-        frozenset({"grant_id", "pseudonym", "consultation_id", "purposes", "remaining", "all", "withdrawn_at"}),
+        frozenset(
+            {
+                "grant_id",
+                "pseudonym",
+                "consultation_id",
+                "purposes",
+                "remaining",
+                "all",
+                "withdrawn_at",
+            }
+        ),
         frozenset(),
     ),
     "consent_text.published": (
@@ -65,7 +101,9 @@ LEDGER_FIELDS: dict[str, tuple[frozenset[str], frozenset[str]]] = {
         frozenset({"grant_id"}),
     ),
     "withdrawal.processed": (
-        frozenset({"consultation_id", "pseudonym", "responses_erased", "key_shredded", "processed_at"}),
+        frozenset(
+            {"consultation_id", "pseudonym", "responses_erased", "key_shredded", "processed_at"}
+        ),
         frozenset(),
     ),
     "contacts.accessed": (
@@ -80,10 +118,12 @@ _HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 # ---- canonical form and timestamps ---------------------------------------------
 
+
 def canonical_json(value: Any) -> bytes:
     """Canonical JSON: sorted keys, no spaces, UTF-8, no NaN. The byte form everything is hashed over."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode("utf-8")
 
 
 def format_timestamp(moment: datetime | str) -> str:
@@ -104,6 +144,7 @@ def format_timestamp(moment: datetime | str) -> str:
 
 # ---- entries and the hash chain -------------------------------------------------
 
+
 def _check_data(kind: str, data: Mapping[str, Any]) -> dict[str, Any]:
     if kind not in LEDGER_FIELDS:
         raise ValueError(f"unknown ledger entry kind {kind!r}; expected one of {', '.join(KINDS)}")
@@ -115,7 +156,9 @@ def _check_data(kind: str, data: Mapping[str, Any]) -> dict[str, Any]:
     if missing:
         raise ValueError(f"{kind} ledger entry lacks {sorted(missing)}")
     if unexpected:
-        raise ValueError(f"{kind} ledger entry may not carry {sorted(unexpected)} (identifiers and hashes only)")
+        raise ValueError(
+            f"{kind} ledger entry may not carry {sorted(unexpected)} (identifiers and hashes only)"
+        )
     clean: dict[str, Any] = {}
     for name, value in data.items():
         values = value if isinstance(value, list) else [value]
@@ -123,7 +166,9 @@ def _check_data(kind: str, data: Mapping[str, Any]) -> dict[str, Any]:
             # Floats would make the canonical form ambiguous; long or multi-line
             # strings are how free text would sneak in.
             if isinstance(item, float) or not isinstance(item, (str, int, bool, type(None))):
-                raise ValueError(f"{kind}.{name}: only strings, integers, booleans, null or lists of those")
+                raise ValueError(
+                    f"{kind}.{name}: only strings, integers, booleans, null or lists of those"
+                )
             if isinstance(item, str) and (len(item) > _MAX_VALUE_CHARS or _CONTROL.search(item)):
                 raise ValueError(f"{kind}.{name}: values are short single-line identifiers")
         clean[name] = list(value) if isinstance(value, list) else value
@@ -136,8 +181,9 @@ def entry_hash(entry: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical_json(body)).hexdigest()
 
 
-def make_entry(prev: Mapping[str, Any] | None, kind: str, data: Mapping[str, Any],
-               at: datetime | str) -> dict[str, Any]:
+def make_entry(
+    prev: Mapping[str, Any] | None, kind: str, data: Mapping[str, Any], at: datetime | str
+) -> dict[str, Any]:
     """The next ledger entry after ``prev`` (None for the genesis entry, seq 0).
 
     Returns {seq, kind, at, data, prev_hash, hash}. Pure and deterministic:
@@ -153,7 +199,13 @@ def make_entry(prev: Mapping[str, Any] | None, kind: str, data: Mapping[str, Any
         if not _HEX64.match(str(prev.get("hash", ""))) or not isinstance(prev.get("seq"), int):
             raise ValueError("prev is not a ledger entry")
         seq, prev_hash = prev["seq"] + 1, prev["hash"]
-    entry = {"seq": seq, "kind": kind, "at": format_timestamp(at), "data": clean, "prev_hash": prev_hash}
+    entry = {
+        "seq": seq,
+        "kind": kind,
+        "at": format_timestamp(at),
+        "data": clean,
+        "prev_hash": prev_hash,
+    }
     entry["hash"] = entry_hash(entry)
     return entry
 
@@ -174,7 +226,9 @@ def leaf_hash(entry: Mapping[str, Any] | bytes) -> str:
     return _leaf(leaf_bytes(entry)).hex()
 
 
-def verify_chain(entries: Sequence[Mapping[str, Any]], start_prev: Mapping[str, Any] | None = None) -> int | None:
+def verify_chain(
+    entries: Sequence[Mapping[str, Any]], start_prev: Mapping[str, Any] | None = None
+) -> int | None:
     """Seq of the first entry whose seq, prev_hash or hash is wrong, or None when the chain holds.
 
     ``start_prev`` is the entry just before ``entries[0]`` (None when the list
@@ -184,8 +238,11 @@ def verify_chain(entries: Sequence[Mapping[str, Any]], start_prev: Mapping[str, 
     expected_prev = GENESIS_PREV_HASH if start_prev is None else start_prev["hash"]
     for entry in entries:
         try:
-            intact = entry["seq"] == expected_seq and entry["prev_hash"] == expected_prev \
+            intact = (
+                entry["seq"] == expected_seq
+                and entry["prev_hash"] == expected_prev
                 and entry["hash"] == entry_hash(entry)
+            )
         except (KeyError, TypeError, ValueError):
             intact = False
         if not intact:
@@ -195,6 +252,7 @@ def verify_chain(entries: Sequence[Mapping[str, Any]], start_prev: Mapping[str, 
 
 
 # ---- RFC 6962 Merkle tree -------------------------------------------------------
+
 
 def _leaf(data: bytes) -> bytes:
     return hashlib.sha256(b"\x00" + data).digest()
@@ -347,26 +405,37 @@ def merkle_root(leaves: Iterable[Mapping[str, Any] | bytes]) -> str:
     return _root_of_leaf_hashes(_leaf(leaf_bytes(x)) for x in leaves).hex()
 
 
-def inclusion_proof(leaves: Sequence[Mapping[str, Any] | bytes], index: int,
-                    tree_size: int | None = None) -> list[str]:
+def inclusion_proof(
+    leaves: Sequence[Mapping[str, Any] | bytes], index: int, tree_size: int | None = None
+) -> list[str]:
     """Audit path (hex, leaf-side first) for leaf ``index`` in the tree of the first ``tree_size`` leaves."""
     return [h.hex() for h in MerkleTree.from_entries(leaves).inclusion_proof(index, tree_size)]
 
 
-def consistency_proof(leaves: Sequence[Mapping[str, Any] | bytes], first: int,
-                      second: int | None = None) -> list[str]:
+def consistency_proof(
+    leaves: Sequence[Mapping[str, Any] | bytes], first: int, second: int | None = None
+) -> list[str]:
     """Consistency proof (hex) between the trees of the first ``first`` and ``second`` leaves."""
     return [h.hex() for h in MerkleTree.from_entries(leaves).consistency_proof(first, second)]
 
 
-def verify_inclusion(leaf_hash_value: bytes | str, index: int, tree_size: int,
-                     proof: Sequence[bytes | str], root_hash: bytes | str) -> bool:
+def verify_inclusion(
+    leaf_hash_value: bytes | str,
+    index: int,
+    tree_size: int,
+    proof: Sequence[bytes | str],
+    root_hash: bytes | str,
+) -> bool:
     """RFC 9162 §2.1.3.2: does ``proof`` place this leaf hash at ``index`` under ``root_hash``?
 
     Returns False (never raises) for malformed input.
     """
     try:
-        r, path, root = _as_bytes(leaf_hash_value), [_as_bytes(p) for p in proof], _as_bytes(root_hash)
+        r, path, root = (
+            _as_bytes(leaf_hash_value),
+            [_as_bytes(p) for p in proof],
+            _as_bytes(root_hash),
+        )
     except (ValueError, TypeError):
         return False
     if not isinstance(index, int) or not isinstance(tree_size, int) or not 0 <= index < tree_size:
@@ -386,15 +455,24 @@ def verify_inclusion(leaf_hash_value: bytes | str, index: int, tree_size: int,
     return sn == 0 and r == root
 
 
-def verify_consistency(first: int, second: int, first_root: bytes | str, second_root: bytes | str,
-                       proof: Sequence[bytes | str]) -> bool:
+def verify_consistency(
+    first: int,
+    second: int,
+    first_root: bytes | str,
+    second_root: bytes | str,
+    proof: Sequence[bytes | str],
+) -> bool:
     """RFC 9162 §2.1.4.2: is the tree (second, second_root) an append-only extension of (first, first_root)?
 
     Trivial cases: first == second needs an empty proof and equal roots;
     first == 0 needs an empty proof and the empty-tree root as first_root. Returns False (never raises) for malformed input.
     """
     try:
-        path, old, new = [_as_bytes(p) for p in proof], _as_bytes(first_root), _as_bytes(second_root)
+        path, old, new = (
+            [_as_bytes(p) for p in proof],
+            _as_bytes(first_root),
+            _as_bytes(second_root),
+        )
     except (ValueError, TypeError):
         return False
     if not isinstance(first, int) or not isinstance(second, int) or not 0 <= first <= second:
@@ -427,13 +505,18 @@ def verify_consistency(first: int, second: int, first_root: bytes | str, second_
 
 # ---- signed checkpoints ---------------------------------------------------------
 
+
 def checkpoint_message(tree_size: int, root_hash: str, timestamp: str) -> bytes:
     """The exact bytes a checkpoint signature covers (verify.py builds the same bytes)."""
     return f"{CHECKPOINT_CONTEXT}\n{tree_size}\n{root_hash}\n{timestamp}\n".encode("ascii")
 
 
-def sign_checkpoint(entries_or_root: Sequence[Mapping[str, Any]] | MerkleTree | str | bytes,
-                    private_key: PrivateKeyLike, at: datetime | str, tree_size: int | None = None) -> dict[str, Any]:
+def sign_checkpoint(
+    entries_or_root: Sequence[Mapping[str, Any]] | MerkleTree | str | bytes,
+    private_key: PrivateKeyLike,
+    at: datetime | str,
+    tree_size: int | None = None,
+) -> dict[str, Any]:
     """Sign a tree head: {tree_size, root_hash (hex), timestamp, signature (base64), key_id}.
 
     Pass the entries (all of them are covered), a MerkleTree (its whole size,
@@ -455,8 +538,13 @@ def sign_checkpoint(entries_or_root: Sequence[Mapping[str, Any]] | MerkleTree | 
     signer = as_private_key(private_key)
     timestamp = format_timestamp(at)
     signature = signer.sign(checkpoint_message(size, root.hex(), timestamp))
-    return {"tree_size": size, "root_hash": root.hex(), "timestamp": timestamp,
-            "signature": base64.b64encode(signature).decode("ascii"), "key_id": key_id(signer)}
+    return {
+        "tree_size": size,
+        "root_hash": root.hex(),
+        "timestamp": timestamp,
+        "signature": base64.b64encode(signature).decode("ascii"),
+        "key_id": key_id(signer),
+    }
 
 
 def verify_checkpoint(checkpoint: Mapping[str, Any], public_key: PublicKeyLike) -> bool:
@@ -466,10 +554,21 @@ def verify_checkpoint(checkpoint: Mapping[str, Any], public_key: PublicKeyLike) 
     alternative spellings). Never raises for a malformed checkpoint.
     """
     try:
-        size, root, stamp = checkpoint["tree_size"], checkpoint["root_hash"], checkpoint["timestamp"]
+        size, root, stamp = (
+            checkpoint["tree_size"],
+            checkpoint["root_hash"],
+            checkpoint["timestamp"],
+        )
         encoded = checkpoint["signature"]
-        if not isinstance(size, int) or isinstance(size, bool) or size < 0 or not isinstance(root, str) \
-                or not _HEX64.match(root) or not isinstance(stamp, str) or not isinstance(encoded, str):
+        if (
+            not isinstance(size, int)
+            or isinstance(size, bool)
+            or size < 0
+            or not isinstance(root, str)
+            or not _HEX64.match(root)
+            or not isinstance(stamp, str)
+            or not isinstance(encoded, str)
+        ):
             return False
         signature = base64.b64decode(encoded, validate=True)
         if len(signature) != 64 or base64.b64encode(signature).decode("ascii") != encoded:
@@ -485,20 +584,40 @@ def verify_checkpoint(checkpoint: Mapping[str, Any], public_key: PublicKeyLike) 
 PARTIAL_MARK = canonical_json({"type": "partial"}).decode("utf-8")
 
 
-def partial_export_lines(head: Mapping[str, Any], proven: Iterable[tuple[Mapping[str, Any], Sequence[bytes]]]
-                         ) -> Iterator[str]:
+def partial_export_lines(
+    head: Mapping[str, Any], proven: Iterable[tuple[Mapping[str, Any], Sequence[bytes]]]
+) -> Iterator[str]:
     """The export of part of the ledger as JSON lines: PARTIAL_MARK, the signed checkpoint ``head``,
     then each entry followed by its inclusion proof (audit path, leaf-side first) in head's tree.
     ``verify.py`` checks it with the public key alone, like the whole export."""
     yield PARTIAL_MARK + "\n"
-    yield canonical_json({"type": "checkpoint", **{k: head[k] for k in CHECKPOINT_FIELDS}}).decode("utf-8") + "\n"
+    yield (
+        canonical_json({"type": "checkpoint", **{k: head[k] for k in CHECKPOINT_FIELDS}}).decode(
+            "utf-8"
+        )
+        + "\n"
+    )
     for entry, path in proven:
-        yield canonical_json({"type": "entry", **{k: entry[k] for k in ENTRY_FIELDS}}).decode("utf-8") + "\n"
-        yield canonical_json({"type": "inclusion", "seq": entry["seq"], "tree_size": head["tree_size"],
-                              "audit_path": [h.hex() for h in path]}).decode("utf-8") + "\n"
+        yield (
+            canonical_json({"type": "entry", **{k: entry[k] for k in ENTRY_FIELDS}}).decode("utf-8")
+            + "\n"
+        )
+        yield (
+            canonical_json(
+                {
+                    "type": "inclusion",
+                    "seq": entry["seq"],
+                    "tree_size": head["tree_size"],
+                    "audit_path": [h.hex() for h in path],
+                }
+            ).decode("utf-8")
+            + "\n"
+        )
 
 
-def export_lines(entries: Iterable[Mapping[str, Any]], checkpoints: Iterable[Mapping[str, Any]]) -> Iterator[str]:
+def export_lines(
+    entries: Iterable[Mapping[str, Any]], checkpoints: Iterable[Mapping[str, Any]]
+) -> Iterator[str]:
     """The auditor export as JSON lines (each ends in a newline), in canonical JSON.
 
     One ``{"type":"entry", ...}`` line per entry in the given (seq) order; each
@@ -514,12 +633,22 @@ def export_lines(entries: Iterable[Mapping[str, Any]], checkpoints: Iterable[Map
         while position < len(pending) and pending[position]["tree_size"] <= count:
             cp = pending[position]
             position += 1
-            yield canonical_json({"type": "checkpoint", **{k: cp[k] for k in CHECKPOINT_FIELDS}}).decode("utf-8") + "\n"
+            yield (
+                canonical_json(
+                    {"type": "checkpoint", **{k: cp[k] for k in CHECKPOINT_FIELDS}}
+                ).decode("utf-8")
+                + "\n"
+            )
 
     count = 0
     yield from flush(count)
     for entry in entries:
-        yield canonical_json({"type": "entry", **{k: entry[k] for k in ENTRY_FIELDS}}).decode("utf-8") + "\n"
+        yield (
+            canonical_json({"type": "entry", **{k: entry[k] for k in ENTRY_FIELDS}}).decode("utf-8")
+            + "\n"
+        )
         count += 1
         yield from flush(count)
-    yield from flush(float("inf"))  # checkpoints beyond the given entries: the verifier reports them
+    yield from flush(
+        float("inf")
+    )  # checkpoints beyond the given entries: the verifier reports them

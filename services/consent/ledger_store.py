@@ -6,6 +6,7 @@ in memory by a ``LedgerTree`` (one per process, held by the consent
 context) and extended with the entries appended since the last request,
 so the auditor API does not re-read and re-hash the whole ledger each time.
 """
+
 from __future__ import annotations
 
 import threading
@@ -29,11 +30,19 @@ class LedgerCorrupted(RuntimeError):
 
 def _entry(raw: Mapping[str, Any]) -> dict[str, Any]:
     # Raw pymongo documents: building mongoengine objects costs more than hashing them.
-    return {"seq": raw["_id"], "kind": raw["kind"], "at": raw["at"], "data": dict(raw["data"]),
-            "prev_hash": raw["prev_hash"], "hash": raw["hash"]}
+    return {
+        "seq": raw["_id"],
+        "kind": raw["kind"],
+        "at": raw["at"],
+        "data": dict(raw["data"]),
+        "prev_hash": raw["prev_hash"],
+        "hash": raw["hash"],
+    }
 
 
-def _raw_entries(start: int = 0, end: int | None = None, **filters: Any) -> Iterator[dict[str, Any]]:
+def _raw_entries(
+    start: int = 0, end: int | None = None, **filters: Any
+) -> Iterator[dict[str, Any]]:
     query = LedgerEntry.objects(seq__gte=start, **filters)
     if end is not None:
         query = query.filter(seq__lt=end)
@@ -65,7 +74,9 @@ def _move_head(head: dict[str, Any] | None, entry: Mapping[str, Any]) -> None:
         except NotUniqueError:
             pass  # another writer made it first
         return
-    LedgerHead.objects(name=HEAD, seq=head["seq"]).update_one(set__seq=entry["seq"], set__hash=entry["hash"])
+    LedgerHead.objects(name=HEAD, seq=head["seq"]).update_one(
+        set__seq=entry["seq"], set__hash=entry["hash"]
+    )
 
 
 def _head_after(seq: int) -> dict[str, Any] | None:
@@ -94,8 +105,9 @@ def _tail() -> dict[str, Any] | None:
     return head if head is not None else repair_head()
 
 
-def append(kind: str, data: Mapping[str, Any], event_id: str | None = None,
-           at: datetime | None = None) -> LedgerEntry:
+def append(
+    kind: str, data: Mapping[str, Any], event_id: str | None = None, at: datetime | None = None
+) -> LedgerEntry:
     """Append one entry after the current tail; returns it (or the existing one for a repeated event_id).
 
     Linear under concurrent writers: seq is the primary key (``_id``), so of
@@ -146,10 +158,14 @@ def size() -> int:
 
 def _in_scope(consultation_ids: frozenset[str] | None) -> dict[str, Any]:
     # Every kind of entry names its consultation (ledger.make_entry checks it).
-    return {} if consultation_ids is None else {"data__consultation_id__in": sorted(consultation_ids)}
+    return (
+        {} if consultation_ids is None else {"data__consultation_id__in": sorted(consultation_ids)}
+    )
 
 
-def entries(start: int = 0, end: int | None = None, consultation_ids: frozenset[str] | None = None) -> list[dict]:
+def entries(
+    start: int = 0, end: int | None = None, consultation_ids: frozenset[str] | None = None
+) -> list[dict]:
     """Entries with start <= seq < end, in order; only those of `consultation_ids` when given."""
     return list(_raw_entries(start, end, **_in_scope(consultation_ids)))
 
@@ -199,8 +215,10 @@ class LedgerTree:
         leaves = []
         for entry in new:
             if entry["seq"] != held + len(leaves) or entry["prev_hash"] != prev_hash:
-                raise LedgerCorrupted(f"ledger entry {entry['seq']} does not follow entry "
-                                      f"{held + len(leaves) - 1} (gap or broken hash chain)")
+                raise LedgerCorrupted(
+                    f"ledger entry {entry['seq']} does not follow entry "
+                    f"{held + len(leaves) - 1} (gap or broken hash chain)"
+                )
             leaves.append(bytes.fromhex(ledger.leaf_hash(entry)))
             prev_hash = entry["hash"]
         self._tree.extend(leaves)
@@ -210,6 +228,7 @@ class LedgerTree:
 
 
 # ---- checkpoints ------------------------------------------------------------------
+
 
 def _latest_checkpoint() -> Checkpoint | None:
     return Checkpoint.objects.order_by("-tree_size").first()
@@ -235,7 +254,9 @@ def checkpoint(private_key, tree: LedgerTree, at: datetime | None = None) -> dic
         merkle = tree.covering()
         tree_size = merkle.size  # the shared tree may grow while we sign; sign this size
         if tree_size == 0:
-            raise ValidationFailed("The ledger is empty; there is nothing to checkpoint.", errors={})
+            raise ValidationFailed(
+                "The ledger is empty; there is nothing to checkpoint.", errors={}
+            )
         if latest is not None and latest.tree_size >= tree_size:
             return latest.as_checkpoint()
         moment = at or datetime.now(timezone.utc)
@@ -243,7 +264,9 @@ def checkpoint(private_key, tree: LedgerTree, at: datetime | None = None) -> dic
             moment = max(moment, _parse(latest.timestamp))
         signed = ledger.sign_checkpoint(merkle, private_key, moment, tree_size=tree_size)
         try:
-            Checkpoint(previous_size=latest.tree_size if latest else 0, **signed).save(force_insert=True)
+            Checkpoint(previous_size=latest.tree_size if latest else 0, **signed).save(
+                force_insert=True
+            )
             return signed
         except NotUniqueError:
             continue  # another signer stored a checkpoint first: build on it
@@ -267,8 +290,13 @@ def _latest_checkpoint_size() -> int:
 
 # ---- proofs -------------------------------------------------------------------------
 
-def inclusion(tree: LedgerTree, seq: int, tree_size: int | None = None,
-              consultation_ids: frozenset[str] | None = None) -> dict:
+
+def inclusion(
+    tree: LedgerTree,
+    seq: int,
+    tree_size: int | None = None,
+    consultation_ids: frozenset[str] | None = None,
+) -> dict:
     """Audit path for entry ``seq`` in the tree of ``tree_size`` entries (default: the latest checkpoint).
 
     Raises NotFound when seq is outside that tree, the ledger is smaller, or the entry is not one of
@@ -280,9 +308,14 @@ def inclusion(tree: LedgerTree, seq: int, tree_size: int | None = None,
         raise NotFound(f"No entry {seq} that you may read in the tree of size {tree_size}.")
     merkle = tree.covering(tree_size)
     [entry] = found
-    return {"seq": seq, "tree_size": tree_size, "leaf_hash": ledger.leaf_hash(entry),
-            "root_hash": merkle.root(tree_size).hex(), "entry": entry,
-            "audit_path": [h.hex() for h in merkle.inclusion_proof(seq, tree_size)]}
+    return {
+        "seq": seq,
+        "tree_size": tree_size,
+        "leaf_hash": ledger.leaf_hash(entry),
+        "root_hash": merkle.root(tree_size).hex(),
+        "entry": entry,
+        "audit_path": [h.hex() for h in merkle.inclusion_proof(seq, tree_size)],
+    }
 
 
 def consistency(tree: LedgerTree, first: int, second: int) -> dict:
@@ -291,16 +324,25 @@ def consistency(tree: LedgerTree, first: int, second: int) -> dict:
     Raises ValidationFailed unless 0 < first <= second, NotFound when the ledger is smaller than ``second``.
     """
     if not 0 < first <= second:
-        raise ValidationFailed("Need 0 < first <= second.", errors={"first": ["must be positive and <= second"]})
+        raise ValidationFailed(
+            "Need 0 < first <= second.", errors={"first": ["must be positive and <= second"]}
+        )
     merkle = tree.covering(second)
-    return {"first": first, "second": second, "first_root": merkle.root(first).hex(),
-            "second_root": merkle.root(second).hex(),
-            "proof": [h.hex() for h in merkle.consistency_proof(first, second)]}
+    return {
+        "first": first,
+        "second": second,
+        "first_root": merkle.root(first).hex(),
+        "second_root": merkle.root(second).hex(),
+        "proof": [h.hex() for h in merkle.consistency_proof(first, second)],
+    }
 
 
 # ---- export and reports -------------------------------------------------------------
 
-def export(private_key, tree: LedgerTree, consultation_ids: frozenset[str] | None = None) -> Iterator[str]:
+
+def export(
+    private_key, tree: LedgerTree, consultation_ids: frozenset[str] | None = None
+) -> Iterator[str]:
     """The auditor export (JSON lines) of the whole ledger, its tail covered by a signed checkpoint;
     with ``consultation_ids``, the partial export of those consultations' entries instead, each with
     its inclusion proof under that checkpoint (ledger.partial_export_lines).
@@ -317,13 +359,22 @@ def export(private_key, tree: LedgerTree, consultation_ids: frozenset[str] | Non
     covered = head["tree_size"]
     if consultation_ids is not None:
         merkle = tree.covering(covered)
-        return ledger.partial_export_lines(head, ((entry, merkle.inclusion_proof(entry["seq"], covered))
-                                                  for entry in _raw_entries(0, covered, **_in_scope(consultation_ids))))
+        return ledger.partial_export_lines(
+            head,
+            (
+                (entry, merkle.inclusion_proof(entry["seq"], covered))
+                for entry in _raw_entries(0, covered, **_in_scope(consultation_ids))
+            ),
+        )
     return ledger.export_lines(_raw_entries(0, covered), checkpoints(up_to=covered))
 
 
-def erasure_report(consultation_id: str | None = None, tree_size: int | None = None,
-                   status: str | None = None, consultation_ids: frozenset[str] | None = None) -> dict[str, Any]:
+def erasure_report(
+    consultation_id: str | None = None,
+    tree_size: int | None = None,
+    status: str | None = None,
+    consultation_ids: frozenset[str] | None = None,
+) -> dict[str, Any]:
     """Which full withdrawals in the first ``tree_size`` entries (default: all) an erasure confirmed.
 
     ``status`` "confirmed" or "unconfirmed" lists only those (the counts
@@ -335,7 +386,11 @@ def erasure_report(consultation_id: str | None = None, tree_size: int | None = N
     if tree_size > stored:
         raise NotFound(f"The ledger has only {stored} entries.")
     report = erasures.erasure_report(
-        _raw_entries(0, tree_size, kind__in=list(erasures.KINDS), **_in_scope(consultation_ids)), consultation_id)
+        _raw_entries(0, tree_size, kind__in=list(erasures.KINDS), **_in_scope(consultation_ids)),
+        consultation_id,
+    )
     if status is not None:
-        report["withdrawals"] = [w for w in report["withdrawals"] if w["confirmed"] == (status == "confirmed")]
+        report["withdrawals"] = [
+            w for w in report["withdrawals"] if w["confirmed"] == (status == "confirmed")
+        ]
     return {"tree_size": tree_size, **report}

@@ -1,4 +1,5 @@
 """Consent storage: what consent knows of consultations, texts, grants, ledger entries, checkpoints."""
+
 from __future__ import annotations
 
 import mongoengine as me
@@ -24,8 +25,11 @@ class ConsultationPolicy(me.Document):
 class ConsentText(OutboxDocument):
     """One language of one consent text version; immutable once published."""
 
-    meta = {"db_alias": ALIAS, "collection": "consent_texts",
-            "indexes": [{"fields": ("consultation_id", "version", "language"), "unique": True}]}
+    meta = {
+        "db_alias": ALIAS,
+        "collection": "consent_texts",
+        "indexes": [{"fields": ("consultation_id", "version", "language"), "unique": True}],
+    }
     consultation_id = me.StringField(required=True)
     organisation_id = me.StringField(required=True)
     version = me.IntField(required=True, min_value=1)
@@ -41,8 +45,11 @@ class ConsentText(OutboxDocument):
 
 
 class Grant(OutboxDocument):
-    meta = {"db_alias": ALIAS, "collection": "grants",
-            "indexes": [{"fields": ("consultation_id", "pseudonym"), "unique": True}]}
+    meta = {
+        "db_alias": ALIAS,
+        "collection": "grants",
+        "indexes": [{"fields": ("consultation_id", "pseudonym"), "unique": True}],
+    }
     grant_id = me.StringField(primary_key=True)
     receipt_hash = me.StringField(required=True, unique=True)
     pseudonym = me.StringField(required=True)
@@ -79,8 +86,14 @@ class LedgerEntry(me.Document):
     event_id = me.StringField(unique=True, sparse=True)
 
     def as_entry(self) -> dict:
-        return {"seq": self.seq, "kind": self.kind, "at": self.at, "data": dict(self.data),
-                "prev_hash": self.prev_hash, "hash": self.hash}
+        return {
+            "seq": self.seq,
+            "kind": self.kind,
+            "at": self.at,
+            "data": dict(self.data),
+            "prev_hash": self.prev_hash,
+            "hash": self.hash,
+        }
 
 
 class LedgerHead(me.Document):
@@ -112,5 +125,10 @@ class Checkpoint(me.Document):
     key_id = me.StringField(required=True)
 
     def as_checkpoint(self) -> dict:
-        return {"tree_size": self.tree_size, "root_hash": self.root_hash, "timestamp": self.timestamp,
-                "signature": self.signature, "key_id": self.key_id}
+        return {
+            "tree_size": self.tree_size,
+            "root_hash": self.root_hash,
+            "timestamp": self.timestamp,
+            "signature": self.signature,
+            "key_id": self.key_id,
+        }

@@ -1,4 +1,5 @@
 """Request and response schemas of the consent API (also its OpenAPI document)."""
+
 from marshmallow import RAISE, Schema, fields, validate
 
 from shared.events import PURPOSES
@@ -24,9 +25,12 @@ class ConsentTextCreateSchema(StrictSchema):
     language = fields.String(required=True, validate=validate.OneOf(LANGUAGES))
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     body = fields.String(required=True, validate=validate.Length(min=1, max=20000))
-    purposes = fields.Dict(keys=fields.String(validate=validate.OneOf(PURPOSES)),
-                           values=fields.String(validate=validate.Length(min=1, max=2000)), required=True,
-                           metadata={"description": "plain-language explanation of each purpose offered"})
+    purposes = fields.Dict(
+        keys=fields.String(validate=validate.OneOf(PURPOSES)),
+        values=fields.String(validate=validate.Length(min=1, max=2000)),
+        required=True,
+        metadata={"description": "plain-language explanation of each purpose offered"},
+    )
     policy_url = fields.Url(load_default=None)
     controller = fields.Nested(ControllerSchema, load_default=None)
     jurisdiction = fields.String(load_default=None, validate=validate.Length(max=100))
@@ -42,7 +46,9 @@ class ConsentTextSchema(Schema):
     policy_url = fields.String(allow_none=True)
     controller = fields.Dict()
     jurisdiction = fields.String(allow_none=True)
-    sha256 = fields.String(metadata={"description": "SHA-256 (hex) of the body exactly as shown; a grant records it"})
+    sha256 = fields.String(
+        metadata={"description": "SHA-256 (hex) of the body exactly as shown; a grant records it"}
+    )
     published_at = UTCDateTime(allow_none=True, metadata={"description": "null while a draft"})
 
 
@@ -61,7 +67,9 @@ class GrantCreateSchema(StrictSchema):
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
     language = fields.String(required=True, validate=validate.OneOf(LANGUAGES))
     text_version = fields.Integer(required=True, validate=validate.Range(min=1))
-    collection_method = fields.String(load_default="self", validate=validate.OneOf(["self", "guardian", "facilitator"]))
+    collection_method = fields.String(
+        load_default="self", validate=validate.OneOf(["self", "guardian", "facilitator"])
+    )
     age = fields.Integer(load_default=None, validate=validate.Range(min=0, max=130))
     age_band = fields.String(load_default=None, validate=validate.Length(max=20))
     guardian = fields.Nested(GuardianSchema, load_default=None)
@@ -71,22 +79,40 @@ class GrantCreateSchema(StrictSchema):
 class ReceiptEventSchema(Schema):
     """One event of a receipt; which fields it has depends on eventType."""
 
-    eventType = fields.String(metadata={"description": "granted, withdrawn, answers_erased or erasure_confirmed"})
+    eventType = fields.String(
+        metadata={"description": "granted, withdrawn, answers_erased or erasure_confirmed"}
+    )
     eventTime = fields.String(metadata={"description": "ISO-8601"})
-    eventBy = fields.String(metadata={"description": "participant, guardian with participant assent, participant "
-                                                     "with facilitator, receipt holder or service"})
-    purposes = fields.List(fields.String(), metadata={"description": "granted and withdrawn: the purposes"})
-    remaining = fields.List(fields.String(), metadata={"description": "withdrawn: the purposes still given"})
+    eventBy = fields.String(
+        metadata={
+            "description": "participant, guardian with participant assent, participant "
+            "with facilitator, receipt holder or service"
+        }
+    )
+    purposes = fields.List(
+        fields.String(), metadata={"description": "granted and withdrawn: the purposes"}
+    )
+    remaining = fields.List(
+        fields.String(), metadata={"description": "withdrawn: the purposes still given"}
+    )
     all = fields.Boolean(metadata={"description": "withdrawn: everything was withdrawn"})
     erasureStatus = fields.String(
         validate=validate.OneOf(["pending_confirmation", "confirmed"]),
-        metadata={"description": "withdrawn with all: pending_confirmation until the surveys service confirms "
-                                 "the answers are erased (an erasure_confirmed event), then confirmed"})
+        metadata={
+            "description": "withdrawn with all: pending_confirmation until the surveys service confirms "
+            "the answers are erased (an erasure_confirmed event), then confirmed"
+        },
+    )
     responseId = fields.String(metadata={"description": "answers_erased: the erased response"})
     reason = fields.String(metadata={"description": "answers_erased: withdrawal or retention"})
-    responsesErased = fields.Integer(metadata={
-        "description": "erasure_confirmed: responses erased because of the withdrawal so far (0: none were held)"})
-    keyShredded = fields.Boolean(metadata={"description": "erasure_confirmed: the participant's key is destroyed"})
+    responsesErased = fields.Integer(
+        metadata={
+            "description": "erasure_confirmed: responses erased because of the withdrawal so far (0: none were held)"
+        }
+    )
+    keyShredded = fields.Boolean(
+        metadata={"description": "erasure_confirmed: the participant's key is destroyed"}
+    )
 
 
 class ReceiptSchema(Schema):
@@ -100,20 +126,32 @@ class ReceiptSchema(Schema):
     collectionMethod = fields.String()
     consentReceiptID = fields.String()
     language = fields.String()
-    piiPrincipalId = fields.String(metadata={"description": "the participant's pseudonym, never a name"})
+    piiPrincipalId = fields.String(
+        metadata={"description": "the participant's pseudonym, never a name"}
+    )
     piiControllers = fields.List(fields.Dict())
     policyUrl = fields.String()
-    services = fields.List(fields.Dict(), metadata={"description": "purposes, each as the consent text explains it"})
+    services = fields.List(
+        fields.Dict(), metadata={"description": "purposes, each as the consent text explains it"}
+    )
     sensitive = fields.Boolean()
     spiCat = fields.List(fields.String())
     grantId = fields.String()
     consultationId = fields.String()
     collectionMethodCode = fields.String()
     guardian = fields.Boolean()
-    guardianAttestation = fields.Dict(metadata={"description": "relationship and the participant's assent"})
-    consentText = fields.Dict(metadata={"description": "version, language and SHA-256 of the text shown"})
-    events = fields.List(fields.Nested(ReceiptEventSchema), metadata={
-        "description": "granted, withdrawals in order, answers_erased, then erasure_confirmed"})
+    guardianAttestation = fields.Dict(
+        metadata={"description": "relationship and the participant's assent"}
+    )
+    consentText = fields.Dict(
+        metadata={"description": "version, language and SHA-256 of the text shown"}
+    )
+    events = fields.List(
+        fields.Nested(ReceiptEventSchema),
+        metadata={
+            "description": "granted, withdrawals in order, answers_erased, then erasure_confirmed"
+        },
+    )
     purposeStatus = fields.Dict()
     consentStatus = fields.String()
     publicKey = fields.String()
@@ -121,8 +159,12 @@ class ReceiptSchema(Schema):
 
 class GrantCreatedSchema(Schema):
     grant_id = fields.String()
-    consent_token = fields.String(metadata={"description": "Ed25519-signed; present it when submitting answers"})
-    receipt_code = fields.String(metadata={"description": "shown once: keep it to check or withdraw consent"})
+    consent_token = fields.String(
+        metadata={"description": "Ed25519-signed; present it when submitting answers"}
+    )
+    receipt_code = fields.String(
+        metadata={"description": "shown once: keep it to check or withdraw consent"}
+    )
     expires_in = fields.Integer()
     receipt = fields.Nested(ReceiptSchema)
 
@@ -133,24 +175,37 @@ class ReceiptCodeSchema(StrictSchema):
 
 
 class ConsentTokenIssuedSchema(Schema):
-    consent_token = fields.String(metadata={"description": "Ed25519-signed; present it when submitting answers"})
+    consent_token = fields.String(
+        metadata={"description": "Ed25519-signed; present it when submitting answers"}
+    )
     expires_in = fields.Integer(metadata={"description": "seconds until the token expires"})
-    purposes = fields.List(fields.String(), metadata={"description": "the purposes still given (none withdrawn)"})
+    purposes = fields.List(
+        fields.String(), metadata={"description": "the purposes still given (none withdrawn)"}
+    )
     consultation_id = fields.String()
-    pseudonym = fields.String(metadata={"description": "whose consent this is (as the receipt names it), so a "
-                                                       "client can check the code belongs to the answers at hand"})
+    pseudonym = fields.String(
+        metadata={
+            "description": "whose consent this is (as the receipt names it), so a "
+            "client can check the code belongs to the answers at hand"
+        }
+    )
 
 
 class WithdrawalSchema(ReceiptCodeSchema):
-    purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), load_default=None,
-                           metadata={"description": "omit to withdraw everything"})
+    purposes = fields.List(
+        fields.String(validate=validate.OneOf(PURPOSES)),
+        load_default=None,
+        metadata={"description": "omit to withdraw everything"},
+    )
 
 
 class WithdrawalResultSchema(Schema):
     withdrawn = fields.List(fields.String())
     remaining = fields.List(fields.String())
     all = fields.Boolean()
-    changed = fields.Boolean(metadata={"description": "false when everything asked for was already withdrawn"})
+    changed = fields.Boolean(
+        metadata={"description": "false when everything asked for was already withdrawn"}
+    )
     receipt = fields.Nested(ReceiptSchema)
 
 
@@ -207,11 +262,17 @@ class ConsistencyProofSchema(Schema):
 
 class ErasureReportQuerySchema(StrictSchema):
     consultation_id = fields.String(validate=validate.Length(min=1, max=64))
-    tree_size = fields.Integer(validate=validate.Range(min=1),
-                               metadata={"description": "report on the first tree_size entries (default: all), "
-                                                        "e.g. a checkpoint's"})
-    status = fields.String(validate=validate.OneOf(["confirmed", "unconfirmed"]),
-                           metadata={"description": "list only these (the counts stay totals)"})
+    tree_size = fields.Integer(
+        validate=validate.Range(min=1),
+        metadata={
+            "description": "report on the first tree_size entries (default: all), "
+            "e.g. a checkpoint's"
+        },
+    )
+    status = fields.String(
+        validate=validate.OneOf(["confirmed", "unconfirmed"]),
+        metadata={"description": "list only these (the counts stay totals)"},
+    )
 
 
 class ConfirmingErasureSchema(Schema):
@@ -219,9 +280,13 @@ class ConfirmingErasureSchema(Schema):
     response_id = fields.String()
     reason = fields.String()
     erased_at = fields.String()
-    after_withdrawal = fields.Boolean(metadata={"description": "false: a withdrawal erasure the ledger recorded "
-                                                               "before the withdrawal itself (topics are read "
-                                                               "independently)"})
+    after_withdrawal = fields.Boolean(
+        metadata={
+            "description": "false: a withdrawal erasure the ledger recorded "
+            "before the withdrawal itself (topics are read "
+            "independently)"
+        }
+    )
 
 
 class ConfirmingProcessingSchema(Schema):
@@ -239,12 +304,20 @@ class WithdrawalErasuresSchema(Schema):
     pseudonym = fields.String()
     consultation_id = fields.String()
     withdrawn_at = fields.String()
-    confirmed = fields.Boolean(metadata={"description": "a withdrawal.processed (or an erasure) of this participant "
-                                                        "confirms it"})
-    responses_erased = fields.Integer(metadata={
-        "description": "as the latest withdrawal.processed states it (0: nothing was stored); without one, the "
-                       "number of confirming erasures"})
-    key_shredded = fields.Boolean(allow_none=True, metadata={"description": "null until withdrawal.processed"})
+    confirmed = fields.Boolean(
+        metadata={
+            "description": "a withdrawal.processed (or an erasure) of this participant confirms it"
+        }
+    )
+    responses_erased = fields.Integer(
+        metadata={
+            "description": "as the latest withdrawal.processed states it (0: nothing was stored); without one, the "
+            "number of confirming erasures"
+        }
+    )
+    key_shredded = fields.Boolean(
+        allow_none=True, metadata={"description": "null until withdrawal.processed"}
+    )
     processing = fields.List(fields.Nested(ConfirmingProcessingSchema))
     erasures = fields.List(fields.Nested(ConfirmingErasureSchema))
 

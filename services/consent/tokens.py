@@ -8,6 +8,7 @@ name), which consultation, which grant, and which purposes.
 
 Pure module: no Flask, no storage. Keys are ``cryptography`` objects or PEM.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -20,7 +21,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 # Verification (and the public-key helpers it needs) is shared: the surveys service verifies offline.
 from shared.consent_tokens import (  # noqa: F401  (load_public_key, verify_consent_token re-exported)
-    ALGORITHM, AUDIENCE, ISSUER, PublicKeyLike, _epoch, as_public_key, load_public_key, verify_consent_token,
+    ALGORITHM,
+    AUDIENCE,
+    ISSUER,
+    PublicKeyLike,
+    _epoch,
+    as_public_key,
+    load_public_key,
+    verify_consent_token,
 )
 
 DEFAULT_TTL = timedelta(hours=4)
@@ -29,6 +37,7 @@ PrivateKeyLike = Ed25519PrivateKey | bytes | str
 
 # ---- keys --------------------------------------------------------------------
 
+
 def generate_signing_key() -> Ed25519PrivateKey:
     """A fresh Ed25519 private key (for tokens and ledger checkpoints)."""
     return Ed25519PrivateKey.generate()
@@ -36,15 +45,22 @@ def generate_signing_key() -> Ed25519PrivateKey:
 
 def private_key_to_pem(private_key: Ed25519PrivateKey, password: bytes | None = None) -> bytes:
     """PKCS#8 PEM of a private key, encrypted when ``password`` is given."""
-    encryption = (serialization.BestAvailableEncryption(password) if password
-                  else serialization.NoEncryption())
-    return private_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption)
+    encryption = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
+    return private_key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, encryption
+    )
 
 
 def public_key_to_pem(key: Ed25519PublicKey | Ed25519PrivateKey) -> bytes:
     """SubjectPublicKeyInfo PEM of a public key (or of a private key's public half)."""
     public = key.public_key() if isinstance(key, Ed25519PrivateKey) else key
-    return public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
 
 
 def load_private_key(pem: bytes | str, password: bytes | None = None) -> Ed25519PrivateKey:
@@ -67,7 +83,9 @@ def as_private_key(key: PrivateKeyLike) -> Ed25519PrivateKey:
 
 def raw_public_key(key: PublicKeyLike) -> bytes:
     """The 32 raw bytes of the public key."""
-    return as_public_key(key).public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return as_public_key(key).public_bytes(
+        serialization.Encoding.Raw, serialization.PublicFormat.Raw
+    )
 
 
 def key_id(key: PublicKeyLike) -> str:
@@ -77,9 +95,17 @@ def key_id(key: PublicKeyLike) -> str:
 
 # ---- consent tokens ------------------------------------------------------------
 
-def issue_consent_token(*, pseudonym: str, consultation_id: str, grant_id: str, purposes: Sequence[str],
-                        private_key: PrivateKeyLike, ttl: timedelta | int = DEFAULT_TTL,
-                        now: datetime | float | None = None) -> str:
+
+def issue_consent_token(
+    *,
+    pseudonym: str,
+    consultation_id: str,
+    grant_id: str,
+    purposes: Sequence[str],
+    private_key: PrivateKeyLike,
+    ttl: timedelta | int = DEFAULT_TTL,
+    now: datetime | float | None = None,
+) -> str:
     """Sign a consent token for one grant and return it (compact JWS string).
 
     Claims: sub=pseudonym, cid=consultation_id, gid=grant_id, purposes,
@@ -87,7 +113,11 @@ def issue_consent_token(*, pseudonym: str, consultation_id: str, grant_id: str, 
     header names the signing key (``kid``) so keys can be rotated.
     Raises ValueError on empty identifiers, no purposes, or a non-positive ttl.
     """
-    for name, value in (("pseudonym", pseudonym), ("consultation_id", consultation_id), ("grant_id", grant_id)):
+    for name, value in (
+        ("pseudonym", pseudonym),
+        ("consultation_id", consultation_id),
+        ("grant_id", grant_id),
+    ):
         if not isinstance(value, str) or not value:
             raise ValueError(f"{name} must be a non-empty string")
     unique_purposes = list(dict.fromkeys(purposes))
@@ -99,8 +129,14 @@ def issue_consent_token(*, pseudonym: str, consultation_id: str, grant_id: str, 
     signer = as_private_key(private_key)
     issued_at = _epoch(now)
     claims = {
-        "sub": pseudonym, "cid": consultation_id, "gid": grant_id, "purposes": unique_purposes,
-        "iat": issued_at, "exp": issued_at + seconds, "iss": ISSUER, "aud": AUDIENCE,
+        "sub": pseudonym,
+        "cid": consultation_id,
+        "gid": grant_id,
+        "purposes": unique_purposes,
+        "iat": issued_at,
+        "exp": issued_at + seconds,
+        "iss": ISSUER,
+        "aud": AUDIENCE,
     }
     return jwt.encode(claims, signer, algorithm=ALGORITHM, headers={"kid": key_id(signer)})
 

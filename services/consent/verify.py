@@ -45,6 +45,7 @@ an older one, or a cut tail look like. ``--allow-unsigned-tail`` accepts them
 checkpoint, entries and checkpoints together, is a valid older export: only
 ``--since`` with a later checkpoint the auditor kept catches it.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,18 +65,30 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 # Duplicated from services/consent/ledger.py on purpose (see the module docstring).
-KINDS = frozenset({"consent.granted", "consent.withdrawn", "consent_text.published",
-                   "release.signed_off", "response.erased", "withdrawal.processed",
-                   "contacts.accessed"})
+KINDS = frozenset(
+    {
+        "consent.granted",
+        "consent.withdrawn",
+        "consent_text.published",
+        "release.signed_off",
+        "response.erased",
+        "withdrawal.processed",
+        "contacts.accessed",
+    }
+)
 ENTRY_KEYS = frozenset({"type", "seq", "kind", "at", "data", "prev_hash", "hash"})
 CHECKPOINT_KEYS = frozenset({"type", "tree_size", "root_hash", "timestamp", "signature", "key_id"})
 GENESIS_PREV_HASH = "0" * 64
 CHECKPOINT_CONTEXT = "voices-consent-ledger checkpoint v1"
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
-PARTIAL_MARK = '{"type":"partial"}'  # the first line of an export of part of the ledger (ledger.PARTIAL_MARK)
+PARTIAL_MARK = (
+    '{"type":"partial"}'  # the first line of an export of part of the ledger (ledger.PARTIAL_MARK)
+)
 
 
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
 
 
 def canonical(value: object) -> str:
@@ -88,6 +101,7 @@ def sha256(data: bytes) -> bytes:
 
 
 # ---- RFC 6962 / RFC 9162 -------------------------------------------------------
+
 
 def leaf_hash(data: bytes) -> bytes:
     """RFC 6962 §2.1: leaf hash = SHA-256(0x00 || data)."""
@@ -137,7 +151,9 @@ class RootBuilder:
         return again.root()
 
 
-def verify_inclusion(leaf: bytes, index: int, tree_size: int, path: Sequence[bytes], root: bytes) -> bool:
+def verify_inclusion(
+    leaf: bytes, index: int, tree_size: int, path: Sequence[bytes], root: bytes
+) -> bool:
     """RFC 9162 §2.1.3.2: does the audit path prove leaf hash ``leaf`` at ``index`` in the tree ``root``?"""
     if not 0 <= index < tree_size:
         return False
@@ -155,8 +171,9 @@ def verify_inclusion(leaf: bytes, index: int, tree_size: int, path: Sequence[byt
     return sn == 0 and r == root
 
 
-def verify_consistency(first: int, second: int, first_root: bytes, second_root: bytes,
-                       path: Sequence[bytes]) -> bool:
+def verify_consistency(
+    first: int, second: int, first_root: bytes, second_root: bytes, path: Sequence[bytes]
+) -> bool:
     """RFC 9162 §2.1.4.2: is (second, second_root) an append-only extension of (first, first_root)?"""
     if not 0 <= first <= second:
         return False
@@ -188,6 +205,7 @@ def verify_consistency(first: int, second: int, first_root: bytes, second_root: 
 
 # ---- keys and checkpoints -------------------------------------------------------
 
+
 def key_id(public_key: Ed25519PublicKey) -> str:
     raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()[:16]
@@ -212,7 +230,9 @@ def checkpoint_message(tree_size: int, root_hash: str, timestamp: str) -> bytes:
 
 def checkpoint_problem(cp: dict, keys: dict[str, Ed25519PublicKey]) -> str | None:
     """Why a checkpoint's fields or signature are not acceptable, or None."""
-    size, root, stamp, sig, kid = (cp.get(k) for k in ("tree_size", "root_hash", "timestamp", "signature", "key_id"))
+    size, root, stamp, sig, kid = (
+        cp.get(k) for k in ("tree_size", "root_hash", "timestamp", "signature", "key_id")
+    )
     if not isinstance(size, int) or isinstance(size, bool) or size < 0:
         return "tree_size is not a non-negative integer"
     if not isinstance(root, str) or not HEX64.match(root):
@@ -245,6 +265,7 @@ def parse_time(value: str) -> datetime | None:
 
 # ---- the export -------------------------------------------------------------------
 
+
 @dataclass
 class Report:
     """Outcome of a verification: ok, counts, and the first problem found (line, seq, reason)."""
@@ -259,7 +280,9 @@ class Report:
 
     def message(self) -> str:
         if self.ok:
-            return "\n".join([f"OK: {self.entries} entries, {self.checkpoints} checkpoints", *self.notes])
+            return "\n".join(
+                [f"OK: {self.entries} entries, {self.checkpoints} checkpoints", *self.notes]
+            )
         where = f"line {self.line}" if self.line is not None else "export"
         if self.seq is not None:
             where += f" (entry seq {self.seq})"
@@ -276,7 +299,11 @@ def _parse_line(raw: bytes | str, number: int) -> tuple[dict, str]:
     try:
         text = raw.decode("utf-8") if isinstance(raw, (bytes, bytearray)) else raw
         obj = json.loads(text)
-    except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+    except (
+        UnicodeDecodeError,
+        ValueError,
+        RecursionError,
+    ):  # RecursionError: absurdly deep nesting
         raise _Bad(number, "not valid UTF-8 JSON") from None
     if not isinstance(obj, dict):
         raise _Bad(number, "not a JSON object")
@@ -301,15 +328,22 @@ def entry_texts(line: str, obj: dict) -> tuple[str, str]:
     unit tests check both forms against canonical() for every test entry.
     """
     type_member = ',"type":"entry"}'
-    tail = (',"kind":' + canonical(obj["kind"]) + ',"prev_hash":' + canonical(obj["prev_hash"])
-            + ',"seq":' + str(obj["seq"]) + "}")  # seq is already checked to be an int
+    tail = (
+        ',"kind":'
+        + canonical(obj["kind"])
+        + ',"prev_hash":'
+        + canonical(obj["prev_hash"])
+        + ',"seq":'
+        + str(obj["seq"])
+        + "}"
+    )  # seq is already checked to be an int
     hash_member = ',"hash":"' + obj["hash"] + '"'
     if not line.endswith(type_member):
         raise ValueError("entry line does not end with its type member")
-    entry_text = line[:-len(type_member)] + "}"
+    entry_text = line[: -len(type_member)] + "}"
     if not entry_text.endswith(hash_member + tail):
         raise ValueError("entry line members are not in canonical order")
-    body_text = entry_text[:-len(hash_member + tail)] + tail
+    body_text = entry_text[: -len(hash_member + tail)] + tail
     return entry_text, body_text
 
 
@@ -322,8 +356,13 @@ def _check_entry_fields(obj: dict, number: int) -> None:
 
 
 def _check_entry_values(obj: dict, number: int) -> None:
-    if not isinstance(obj["kind"], str) or obj["kind"] not in KINDS or not isinstance(obj["data"], dict) \
-            or not isinstance(obj["at"], str) or parse_time(obj["at"]) is None:
+    if (
+        not isinstance(obj["kind"], str)
+        or obj["kind"] not in KINDS
+        or not isinstance(obj["data"], dict)
+        or not isinstance(obj["at"], str)
+        or parse_time(obj["at"]) is None
+    ):
         raise _Bad(number, "kind, data or at is not valid", seq=obj["seq"])
 
 
@@ -343,7 +382,9 @@ def _checked_entry_text(obj: dict, text: str, number: int) -> str:
 
 def _check_checkpoint(obj: dict, number: int, public_keys: dict[str, Ed25519PublicKey]) -> None:
     if set(obj) != CHECKPOINT_KEYS:
-        raise _Bad(number, f"checkpoint fields are {sorted(obj)}, expected {sorted(CHECKPOINT_KEYS)}")
+        raise _Bad(
+            number, f"checkpoint fields are {sorted(obj)}, expected {sorted(CHECKPOINT_KEYS)}"
+        )
     problem = checkpoint_problem(obj, public_keys)
     if problem:
         raise _Bad(number, f"checkpoint: {problem}")
@@ -358,13 +399,19 @@ class ExportVerifier:
     for every tampered variant. Most callers want ``verify_export``.
     """
 
-    def __init__(self, public_keys: dict[str, Ed25519PublicKey], trusted: Sequence[dict] = (),
-                 strict: bool = False) -> None:
+    def __init__(
+        self,
+        public_keys: dict[str, Ed25519PublicKey],
+        trusted: Sequence[dict] = (),
+        strict: bool = False,
+    ) -> None:
         self.public_keys, self.strict = public_keys, strict
         self.builder = RootBuilder()
         self.expected_prev = GENESIS_PREV_HASH
         self.entries = self.checkpoints = 0
-        self.pending: dict[int, list[tuple[int | None, str, str]]] = {}  # size -> [(line, label, root)]
+        self.pending: dict[
+            int, list[tuple[int | None, str, str]]
+        ] = {}  # size -> [(line, label, root)]
         self.last_size: int = -1
         self.last_time: datetime | None = None
         self.blank_line: int | None = None
@@ -384,14 +431,20 @@ class ExportVerifier:
         twin = object.__new__(ExportVerifier)
         twin.__dict__.update(self.__dict__)
         twin.builder = RootBuilder()
-        twin.builder.peaks, twin.builder.leaves = list(self.builder.peaks), list(self.builder.leaves)
+        twin.builder.peaks, twin.builder.leaves = (
+            list(self.builder.peaks),
+            list(self.builder.leaves),
+        )
         twin.pending = {size: list(items) for size, items in self.pending.items()}
         return twin
 
     def _check_root(self, line: int | None, label: str, size: int, root: str) -> None:
         if self.builder.root_of_prefix(size).hex() != root:
-            raise _Bad(line, f"{label}: the signed root for tree_size {size} does not match entries 0..{size - 1} "
-                             f"(an entry in that range was changed, removed, added or reordered)")
+            raise _Bad(
+                line,
+                f"{label}: the signed root for tree_size {size} does not match entries 0..{size - 1} "
+                f"(an entry in that range was changed, removed, added or reordered)",
+            )
 
     def _schedule(self, line: int | None, label: str, size: int, root: str) -> None:
         if size <= self.entries:
@@ -419,9 +472,13 @@ class ExportVerifier:
             return False
 
     def _feed(self, raw: bytes | str, number: int) -> None:
-        stripped = raw.rstrip(b"\r\n") if isinstance(raw, (bytes, bytearray)) else raw.rstrip("\r\n")
+        stripped = (
+            raw.rstrip(b"\r\n") if isinstance(raw, (bytes, bytearray)) else raw.rstrip("\r\n")
+        )
         if not stripped:
-            self.blank_line = self.blank_line or number  # only a final newline may leave an empty line
+            self.blank_line = (
+                self.blank_line or number
+            )  # only a final newline may leave an empty line
             return
         if self.blank_line is not None:
             raise _Bad(self.blank_line, "blank line inside the export")
@@ -437,8 +494,12 @@ class ExportVerifier:
         _check_entry_fields(obj, number)
         seq = obj["seq"]
         if seq != self.entries:
-            raise _Bad(number, f"expected entry seq {self.entries}, found {seq!r} (missing, extra or "
-                               f"reordered entries)", seq=seq)
+            raise _Bad(
+                number,
+                f"expected entry seq {self.entries}, found {seq!r} (missing, extra or "
+                f"reordered entries)",
+                seq=seq,
+            )
         _check_entry_values(obj, number)
         if obj["prev_hash"] != self.expected_prev:
             raise _Bad(number, "prev_hash is not the previous entry's hash (chain broken)", seq=seq)
@@ -452,8 +513,13 @@ class ExportVerifier:
     def _checkpoint(self, obj: dict, text: str, number: int) -> None:
         _check_checkpoint(obj, number, self.public_keys)
         moment = parse_time(obj["timestamp"])
-        if obj["tree_size"] < self.last_size or (self.last_time is not None and moment < self.last_time):
-            raise _Bad(number, "checkpoint is smaller or older than the one before it (the log must only grow)")
+        if obj["tree_size"] < self.last_size or (
+            self.last_time is not None and moment < self.last_time
+        ):
+            raise _Bad(
+                number,
+                "checkpoint is smaller or older than the one before it (the log must only grow)",
+            )
         self.last_size, self.last_time = obj["tree_size"], moment
         self.checkpoints += 1
         self._schedule(number, "checkpoint", obj["tree_size"], obj["root_hash"])
@@ -463,7 +529,9 @@ class ExportVerifier:
         if self.problem is None and self.pending:
             size = min(self.pending)
             line, label, _ = self.pending[size][0]
-            self.problem = _Bad(line, f"{label} covers {size} entries but the export has only {self.entries}")
+            self.problem = _Bad(
+                line, f"{label} covers {size} entries but the export has only {self.entries}"
+            )
         if self.problem is not None:
             bad = self.problem
             return Report(False, self.entries, self.checkpoints, bad.line, bad.seq, bad.reason)
@@ -472,13 +540,21 @@ class ExportVerifier:
         if self.checkpoints == 0:
             report.notes.append("note: no checkpoint, so nothing in this export is signed")
         if covered < self.entries:
-            report.notes.append(f"note: entries {covered}..{self.entries - 1} are hash-chained but not yet "
-                                f"covered by a signed checkpoint")
+            report.notes.append(
+                f"note: entries {covered}..{self.entries - 1} are hash-chained but not yet "
+                f"covered by a signed checkpoint"
+            )
             if self.strict:
-                return Report(False, self.entries, self.checkpoints, None, covered,
-                              f"entries {covered}..{self.entries - 1} are not covered by a signed checkpoint, "
-                              f"but an export ends in one: added, cut or its last checkpoint removed "
-                              f"(--allow-unsigned-tail accepts this)")
+                return Report(
+                    False,
+                    self.entries,
+                    self.checkpoints,
+                    None,
+                    covered,
+                    f"entries {covered}..{self.entries - 1} are not covered by a signed checkpoint, "
+                    f"but an export ends in one: added, cut or its last checkpoint removed "
+                    f"(--allow-unsigned-tail accepts this)",
+                )
         return report
 
 
@@ -493,15 +569,25 @@ class PartialExportVerifier(ExportVerifier):
 
     LINE_TYPES = ("entry", "checkpoint", "inclusion")
 
-    def __init__(self, public_keys: dict[str, Ed25519PublicKey], trusted: Sequence[dict] = (),
-                 strict: bool = False) -> None:
+    def __init__(
+        self,
+        public_keys: dict[str, Ed25519PublicKey],
+        trusted: Sequence[dict] = (),
+        strict: bool = False,
+    ) -> None:
         super().__init__(public_keys, (), strict)
         self.head: dict | None = None
         self.previous: dict | None = None
-        self.unproven: tuple[int, int, bytes] | None = None  # (line, seq, leaf hash) awaiting its proof
-        self.partial_notes = ["note: a part of the ledger; each entry is proven under the signed root"]
+        self.unproven: tuple[int, int, bytes] | None = (
+            None  # (line, seq, leaf hash) awaiting its proof
+        )
+        self.partial_notes = [
+            "note: a part of the ledger; each entry is proven under the signed root"
+        ]
         if trusted:
-            self.partial_notes.append("note: --since needs the whole ledger's export; not checked here")
+            self.partial_notes.append(
+                "note: --since needs the whole ledger's export; not checked here"
+            )
 
     def _checkpoint(self, obj: dict, text: str, number: int) -> None:
         if self.head is not None:
@@ -511,17 +597,30 @@ class PartialExportVerifier(ExportVerifier):
 
     def _entry(self, obj: dict, text: str, number: int) -> None:
         if self.head is None:
-            raise _Bad(number, "a partial export starts with the signed checkpoint its entries are proven under")
+            raise _Bad(
+                number,
+                "a partial export starts with the signed checkpoint its entries are proven under",
+            )
         if self.unproven is not None:
-            raise _Bad(number, "the entry before this one has no inclusion proof", seq=self.unproven[1])
+            raise _Bad(
+                number, "the entry before this one has no inclusion proof", seq=self.unproven[1]
+            )
         _check_entry_fields(obj, number)
         seq = obj["seq"]
         last = -1 if self.previous is None else self.previous["seq"]
         if not last < seq < self.head["tree_size"]:
-            raise _Bad(number, f"entry seq {seq} is not after {last} and inside the signed tree of "
-                               f"{self.head['tree_size']} entries", seq=seq)
+            raise _Bad(
+                number,
+                f"entry seq {seq} is not after {last} and inside the signed tree of "
+                f"{self.head['tree_size']} entries",
+                seq=seq,
+            )
         _check_entry_values(obj, number)
-        if self.previous is not None and seq == last + 1 and obj["prev_hash"] != self.previous["hash"]:
+        if (
+            self.previous is not None
+            and seq == last + 1
+            and obj["prev_hash"] != self.previous["hash"]
+        ):
             raise _Bad(number, "prev_hash is not the previous entry's hash (chain broken)", seq=seq)
         entry_text = _checked_entry_text(obj, text, number)
         self.unproven = (number, seq, leaf_hash(entry_text.encode("utf-8")))
@@ -532,13 +631,28 @@ class PartialExportVerifier(ExportVerifier):
             raise _Bad(number, "an inclusion proof with no entry before it")
         _line, seq, leaf = self.unproven
         path = obj.get("audit_path")
-        if set(obj) != {"type", "seq", "tree_size", "audit_path"} or obj["seq"] != seq \
-                or obj["tree_size"] != self.head["tree_size"] or not isinstance(path, list) \
-                or not all(isinstance(h, str) and HEX64.match(h) for h in path):
-            raise _Bad(number, "not the inclusion proof of the entry before it in the signed tree", seq=seq)
-        if not verify_inclusion(leaf, seq, self.head["tree_size"], [bytes.fromhex(h) for h in path],
-                                bytes.fromhex(self.head["root_hash"])):
-            raise _Bad(number, "the entry is not under the signed root (changed, or not in this ledger)", seq=seq)
+        if (
+            set(obj) != {"type", "seq", "tree_size", "audit_path"}
+            or obj["seq"] != seq
+            or obj["tree_size"] != self.head["tree_size"]
+            or not isinstance(path, list)
+            or not all(isinstance(h, str) and HEX64.match(h) for h in path)
+        ):
+            raise _Bad(
+                number, "not the inclusion proof of the entry before it in the signed tree", seq=seq
+            )
+        if not verify_inclusion(
+            leaf,
+            seq,
+            self.head["tree_size"],
+            [bytes.fromhex(h) for h in path],
+            bytes.fromhex(self.head["root_hash"]),
+        ):
+            raise _Bad(
+                number,
+                "the entry is not under the signed root (changed, or not in this ledger)",
+                seq=seq,
+            )
         self.unproven = None
         self.entries += 1
 
@@ -552,8 +666,12 @@ class PartialExportVerifier(ExportVerifier):
         return Report(True, self.entries, self.checkpoints, notes=list(self.partial_notes))
 
 
-def verify_export(lines: Iterable[bytes | str], public_keys: dict[str, Ed25519PublicKey],
-                  trusted: Sequence[dict] = (), strict: bool = False) -> Report:
+def verify_export(
+    lines: Iterable[bytes | str],
+    public_keys: dict[str, Ed25519PublicKey],
+    trusted: Sequence[dict] = (),
+    strict: bool = False,
+) -> Report:
     """Verify an export given as lines (with or without newlines) and return a Report.
 
     Stops reading at the first problem, in file order (a checkpoint that
@@ -567,21 +685,35 @@ def verify_export(lines: Iterable[bytes | str], public_keys: dict[str, Ed25519Pu
     text = first.decode("utf-8", "replace") if isinstance(first, (bytes, bytearray)) else first
     if text is not None and text.rstrip("\r\n") == PARTIAL_MARK:
         return PartialExportVerifier(public_keys, trusted, strict).run(lines, first_line=2)
-    return ExportVerifier(public_keys, trusted, strict).run(itertools.chain([] if first is None else [first], lines))
+    return ExportVerifier(public_keys, trusted, strict).run(
+        itertools.chain([] if first is None else [first], lines)
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns the exit status (0 ok, 1 bad export, 2 unusable input)."""
-    parser = argparse.ArgumentParser(prog="voices-verify-ledger",
-                                     description="Verify a Voices consent-ledger export with the public key only.")
+    parser = argparse.ArgumentParser(
+        prog="voices-verify-ledger",
+        description="Verify a Voices consent-ledger export with the public key only.",
+    )
     parser.add_argument("export", help="the JSON-lines export")
     parser.add_argument("public_key", help="PEM file with the ledger's Ed25519 public key(s)")
-    parser.add_argument("--since", action="append", default=[], metavar="CHECKPOINT.json",
-                        help="a checkpoint you kept earlier; the export must extend it (repeatable)")
-    parser.add_argument("--allow-unsigned-tail", action="store_true",
-                        help="accept entries after the last signed checkpoint (exports end in one, so by "
-                             "default they fail)")
-    parser.add_argument("--strict", action="store_true", help="the default; kept so older scripts still run")
+    parser.add_argument(
+        "--since",
+        action="append",
+        default=[],
+        metavar="CHECKPOINT.json",
+        help="a checkpoint you kept earlier; the export must extend it (repeatable)",
+    )
+    parser.add_argument(
+        "--allow-unsigned-tail",
+        action="store_true",
+        help="accept entries after the last signed checkpoint (exports end in one, so by "
+        "default they fail)",
+    )
+    parser.add_argument(
+        "--strict", action="store_true", help="the default; kept so older scripts still run"
+    )
     args = parser.parse_args(argv)
     try:
         with open(args.public_key, "rb") as handle:
@@ -598,7 +730,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         with open(args.export, "rb") as handle:
-            report = verify_export(handle, keys, trusted=trusted, strict=not args.allow_unsigned_tail)
+            report = verify_export(
+                handle, keys, trusted=trusted, strict=not args.allow_unsigned_tail
+            )
     except OSError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -8,6 +8,7 @@ every field whether filled in or not.
 
 Expects a definition that passed `questionnaire.validate_definition`.
 """
+
 from __future__ import annotations
 
 import math
@@ -90,7 +91,9 @@ def normalise_answer(question: Mapping[str, Any], value: Any) -> Any:
     if qtype == MULTIPLE_CHOICE:
         codes = [o["code"] for o in question["options"]]
         if not isinstance(value, (list, tuple)) or not value:
-            raise _Invalid("must be a non-empty list of option codes (skip the question to give none)")
+            raise _Invalid(
+                "must be a non-empty list of option codes (skip the question to give none)"
+            )
         if not all(isinstance(code, str) for code in value):
             raise _Invalid("option codes must be strings")
         unknown = [code for code in value if code not in codes]
@@ -138,7 +141,9 @@ def normalise_answer(question: Mapping[str, Any], value: Any) -> Any:
 class _Walk:
     """One pass over the survey in order, deciding visibility as answers accumulate."""
 
-    def __init__(self, defn: Mapping[str, Any], answers: Mapping[str, Any], declined: Iterable[str]):
+    def __init__(
+        self, defn: Mapping[str, Any], answers: Mapping[str, Any], declined: Iterable[str]
+    ):
         self.errors: dict[str, list[str]] = {}
         self.accepted: dict[str, Any] = {}  # normalised answers of shown questions
         self.hidden: set[str] = set()
@@ -187,7 +192,9 @@ def _check_containers(answers: Any, declined: Any) -> list[str]:
     return declined
 
 
-def validate_answers(defn: Mapping[str, Any], answers: Mapping[str, Any], declined: Iterable[str] = ()) -> dict:
+def validate_answers(
+    defn: Mapping[str, Any], answers: Mapping[str, Any], declined: Iterable[str] = ()
+) -> dict:
     """Check a (possibly partial) response and return its normalised answers.
 
     Returns {question_id: value} in survey order, blank answers dropped:
@@ -236,7 +243,9 @@ def visible_questions(defn: Mapping[str, Any], answers: Mapping[str, Any]) -> li
     return _Walk(defn, answers if isinstance(answers, Mapping) else {}, ()).visible
 
 
-def next_section(defn: Mapping[str, Any], answers: Mapping[str, Any], after: str | None = None) -> str | None:
+def next_section(
+    defn: Mapping[str, Any], answers: Mapping[str, Any], after: str | None = None
+) -> str | None:
     """The id of the first shown section after section `after` (or the first one), None at the end.
 
     Sections hidden by skip logic, or with all their questions hidden, are

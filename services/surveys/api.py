@@ -1,4 +1,5 @@
 """Surveys API: parse, call the service layer, serialise."""
+
 from __future__ import annotations
 
 from flask.views import MethodView
@@ -7,27 +8,66 @@ from flask_smorest import Blueprint
 from services.surveys import consultations as cons
 from services.surveys import contact, intake, quotes, resume
 from services.surveys.schemas import (
-    ContactDeleteSchema, ContactSavedSchema, ContactSaveSchema, FollowUpContactPageSchema,
-    ConsultationCreateSchema, ConsultationSchema, ConsultationUpdateSchema, InvitationCreatedSchema,
-    InvitationCreateSchema, InvitationSchema, OpenedInvitationSchema, QuotablePageSchema, QuotableQuerySchema,
-    QuoteApproveSchema, QuoteRevokeSchema, QuoteSchema, ResponseCreateSchema, ResponseReceiptSchema, ResumedSchema,
-    ResumeLookupSchema, ResumeSavedSchema, ResumeSaveSchema, StatusChangeSchema, SurveyDraftSchema, VersionSchema,
-    XLSFormImportedSchema, XLSFormQuerySchema, XLSFormUploadSchema,
+    ContactDeleteSchema,
+    ContactSavedSchema,
+    ContactSaveSchema,
+    FollowUpContactPageSchema,
+    ConsultationCreateSchema,
+    ConsultationSchema,
+    ConsultationUpdateSchema,
+    InvitationCreatedSchema,
+    InvitationCreateSchema,
+    InvitationSchema,
+    OpenedInvitationSchema,
+    QuotablePageSchema,
+    QuotableQuerySchema,
+    QuoteApproveSchema,
+    QuoteRevokeSchema,
+    QuoteSchema,
+    ResponseCreateSchema,
+    ResponseReceiptSchema,
+    ResumedSchema,
+    ResumeLookupSchema,
+    ResumeSavedSchema,
+    ResumeSaveSchema,
+    StatusChangeSchema,
+    SurveyDraftSchema,
+    VersionSchema,
+    XLSFormImportedSchema,
+    XLSFormQuerySchema,
+    XLSFormUploadSchema,
 )
 from shared.auth import require_staff, session_consultation
 from shared.errors import ValidationFailed
-from shared.runtime import MAX_PAGE_SIZE, PAGE_SIZE, QueryPage, current_trace_id, events_stored, service_context
+from shared.runtime import (
+    MAX_PAGE_SIZE,
+    PAGE_SIZE,
+    QueryPage,
+    current_trace_id,
+    events_stored,
+    service_context,
+)
 
-consultations = Blueprint("consultations", __name__, url_prefix="/api/v1/consultations",
-                          description="Consultations, survey versions and invitations (organisers)")
-participation = Blueprint("participation", __name__, url_prefix="/api/v1",
-                          description="Invitations, saved progress and responses (participants)")
+consultations = Blueprint(
+    "consultations",
+    __name__,
+    url_prefix="/api/v1/consultations",
+    description="Consultations, survey versions and invitations (organisers)",
+)
+participation = Blueprint(
+    "participation",
+    __name__,
+    url_prefix="/api/v1",
+    description="Invitations, saved progress and responses (participants)",
+)
 
 
 def _scoped_consultation(principal, consultation_id: str):
     # One lookup with the tenant in the query: another organisation's consultation gets the very
     # answer a missing one gets, so ids cannot be probed.
-    return cons.get_consultation(consultation_id, None if principal.role == "admin" else principal.organisation_id)
+    return cons.get_consultation(
+        consultation_id, None if principal.role == "admin" else principal.organisation_id
+    )
 
 
 def _own_consultation(consultation_id: str):
@@ -46,15 +86,20 @@ class Consultations(MethodView):
     def get(self):
         """Consultations of the caller's organisation, newest first, a page at a time (X-Pagination header)."""
         principal = require_staff("organiser", "admin")
-        return cons.list_consultations(None if principal.role == "admin" else principal.organisation_id)
+        return cons.list_consultations(
+            None if principal.role == "admin" else principal.organisation_id
+        )
 
     @consultations.arguments(ConsultationCreateSchema)
     @consultations.response(201, ConsultationSchema)
     def post(self, data):
         """Create a draft consultation in the caller's organisation."""
         principal = require_staff("organiser")
-        consultation = cons.create_consultation({**data, "organisation_id": principal.organisation_id},
-                                                service_context().settings.topics.surveys, current_trace_id())
+        consultation = cons.create_consultation(
+            {**data, "organisation_id": principal.organisation_id},
+            service_context().settings.topics.surveys,
+            current_trace_id(),
+        )
         events_stored()
         return consultation
 
@@ -69,8 +114,12 @@ class ConsultationItem(MethodView):
     @consultations.response(200, ConsultationSchema)
     def patch(self, data, consultation_id):
         """Change settings; languages, purposes, min_age, min_cell_size and epsilon_budget only while a draft."""
-        consultation = cons.update_settings(_organiser_consultation(consultation_id), data,
-                                            service_context().settings.topics.surveys, current_trace_id())
+        consultation = cons.update_settings(
+            _organiser_consultation(consultation_id),
+            data,
+            service_context().settings.topics.surveys,
+            current_trace_id(),
+        )
         events_stored()
         return consultation
 
@@ -89,8 +138,11 @@ class SurveyXLSForm(MethodView):
     @consultations.arguments(XLSFormQuerySchema, location="query")
     @consultations.arguments(XLSFormUploadSchema, location="files")
     @consultations.response(200, XLSFormImportedSchema)
-    @consultations.alt_response(422, description="the form cannot be imported: `errors` by sheet and `warnings`, "
-                                "each {sheet, row, name, reason}; nothing is stored")
+    @consultations.alt_response(
+        422,
+        description="the form cannot be imported: `errors` by sheet and `warnings`, "
+        "each {sheet, row, name, reason}; nothing is stored",
+    )
     def post(self, query, files, consultation_id):
         """Replace the draft survey with an uploaded .xlsx or .xls XLSForm (multipart field `file`).
 
@@ -100,10 +152,19 @@ class SurveyXLSForm(MethodView):
         consultation = _organiser_consultation(consultation_id)
         workbook = files["file"].read()
         if not workbook:
-            raise ValidationFailed("The uploaded file is empty.", errors={"file": ["upload an .xlsx or .xls workbook"]})
-        consultation, imported = cons.import_xlsform_draft(consultation, workbook, query["default_language"])
-        return {"consultation_id": consultation.consultation_id, "form_title": imported.title,
-                "draft": consultation.draft, "warnings": imported.warnings, "revision": consultation.revision}
+            raise ValidationFailed(
+                "The uploaded file is empty.", errors={"file": ["upload an .xlsx or .xls workbook"]}
+            )
+        consultation, imported = cons.import_xlsform_draft(
+            consultation, workbook, query["default_language"]
+        )
+        return {
+            "consultation_id": consultation.consultation_id,
+            "form_title": imported.title,
+            "draft": consultation.draft,
+            "warnings": imported.warnings,
+            "revision": consultation.revision,
+        }
 
 
 @consultations.route("/<consultation_id>/versions")
@@ -131,8 +192,11 @@ class Publish(MethodView):
     @consultations.response(200, ConsultationSchema)
     def post(self, consultation_id):
         """Freeze the draft as a new immutable version and open the consultation."""
-        consultation = cons.publish_version(_organiser_consultation(consultation_id), service_context().settings.topics.surveys,
-                                            current_trace_id())
+        consultation = cons.publish_version(
+            _organiser_consultation(consultation_id),
+            service_context().settings.topics.surveys,
+            current_trace_id(),
+        )
         events_stored()
         return consultation
 
@@ -142,8 +206,12 @@ class Status(MethodView):
     @consultations.arguments(StatusChangeSchema)
     @consultations.response(200, ConsultationSchema)
     def post(self, data, consultation_id):
-        consultation = cons.change_status(_organiser_consultation(consultation_id), data["status"],
-                                          service_context().settings.topics.surveys, current_trace_id())
+        consultation = cons.change_status(
+            _organiser_consultation(consultation_id),
+            data["status"],
+            service_context().settings.topics.surveys,
+            current_trace_id(),
+        )
         events_stored()
         return consultation
 
@@ -158,9 +226,17 @@ class Invitations(MethodView):
     @consultations.response(201, InvitationCreatedSchema)
     def post(self, data, consultation_id):
         """A single-use code or a multi-use anonymous link; the code is shown only in this answer."""
-        invitation, code = cons.create_invitation(_organiser_consultation(consultation_id), data["kind"],
-                                                  data["label"], service_context().keys.code_pepper)
-        return {**invitation.to_mongo().to_dict(), "invitation_id": invitation.invitation_id, "code": code}
+        invitation, code = cons.create_invitation(
+            _organiser_consultation(consultation_id),
+            data["kind"],
+            data["label"],
+            service_context().keys.code_pepper,
+        )
+        return {
+            **invitation.to_mongo().to_dict(),
+            "invitation_id": invitation.invitation_id,
+            "code": code,
+        }
 
 
 @consultations.route("/<consultation_id>/invitations/<invitation_id>/revoke")
@@ -179,8 +255,12 @@ class QuotableAnswers(MethodView):
 
         Organisers only: this is the one place where answers are read in full, to choose an excerpt.
         """
-        return quotes.quotable_answers(_organiser_consultation(consultation_id), service_context().keys, query["page"],
-                                       query["per_page"])
+        return quotes.quotable_answers(
+            _organiser_consultation(consultation_id),
+            service_context().keys,
+            query["page"],
+            query["per_page"],
+        )
 
 
 @consultations.route("/<consultation_id>/quotes")
@@ -192,7 +272,9 @@ class Quotes(MethodView):
 
     @consultations.arguments(QuoteApproveSchema)
     @consultations.response(201, QuoteSchema)
-    @consultations.alt_response(200, schema=QuoteSchema, description="this excerpt was approved before")
+    @consultations.alt_response(
+        200, schema=QuoteSchema, description="this excerpt was approved before"
+    )
     def post(self, data, consultation_id):
         """Approve an excerpt of one free-text answer for publication (quote.approved).
 
@@ -202,9 +284,16 @@ class Quotes(MethodView):
         """
         principal = require_staff("organiser")
         consultation = _organiser_consultation(consultation_id)
-        quote, created = quotes.approve_quote(consultation, data["response_id"], data["question_id"],
-                                              data["excerpt"], principal.subject, service_context().keys,
-                                              service_context().settings.topics.responses, current_trace_id())
+        quote, created = quotes.approve_quote(
+            consultation,
+            data["response_id"],
+            data["question_id"],
+            data["excerpt"],
+            principal.subject,
+            service_context().keys,
+            service_context().settings.topics.responses,
+            current_trace_id(),
+        )
         if created:
             events_stored()
         return quotes.quote_view(quote, service_context().keys), 201 if created else 200
@@ -217,8 +306,13 @@ class QuoteRevocations(MethodView):
     def post(self, data, consultation_id):
         """Revoke an approved quote (quote.revoked): its text is removed here and from the insights."""
         principal = require_staff("organiser")
-        quote = quotes.revoke_quote(_organiser_consultation(consultation_id), data["quote_id"], principal.subject,
-                                    service_context().settings.topics.responses, current_trace_id())
+        quote = quotes.revoke_quote(
+            _organiser_consultation(consultation_id),
+            data["quote_id"],
+            principal.subject,
+            service_context().settings.topics.responses,
+            current_trace_id(),
+        )
         events_stored()
         return quotes.quote_view(quote, service_context().keys)
 
@@ -233,9 +327,15 @@ class FollowUpContacts(MethodView):
         Organisers only. Every read is recorded (contacts.accessed: who, how many, when) on the consent ledger.
         """
         principal = require_staff("organiser")
-        page = contact.read_contacts(_organiser_consultation(consultation_id), principal.subject,
-                                     service_context().keys, query["page"], query["per_page"],
-                                     service_context().settings.topics.surveys, current_trace_id())
+        page = contact.read_contacts(
+            _organiser_consultation(consultation_id),
+            principal.subject,
+            service_context().keys,
+            query["page"],
+            query["per_page"],
+            service_context().settings.topics.surveys,
+            current_trace_id(),
+        )
         events_stored()
         return page
 
@@ -249,15 +349,22 @@ class Contact(MethodView):
 
         Kept encrypted with the participant's key and deleted when that consent is withdrawn.
         """
-        record = contact.save_contact(data.pop("consent_token"), data, service_context().keys, session_consultation())
-        return {"method": data["method"], "safe_to_leave_message": data["safe_to_leave_message"],
-                "given_at": record.given_at}
+        record = contact.save_contact(
+            data.pop("consent_token"), data, service_context().keys, session_consultation()
+        )
+        return {
+            "method": data["method"],
+            "safe_to_leave_message": data["safe_to_leave_message"],
+            "given_at": record.given_at,
+        }
 
     @participation.arguments(ContactDeleteSchema)
     @participation.response(204)
     def delete(self, data):
         """Remove the contact details; nothing stored is fine."""
-        contact.delete_contact(data["consent_token"], service_context().keys, session_consultation())
+        contact.delete_contact(
+            data["consent_token"], service_context().keys, session_consultation()
+        )
 
 
 @participation.route("/invitations/<code>/open")
@@ -267,11 +374,18 @@ class OpenInvitation(MethodView):
         """Open an invitation: a fresh pseudonym and the current survey; nothing about the person."""
         participant, consultation = cons.open_invitation(code, service_context().keys)
         version = consultation.current_version
-        return {"pseudonym": participant.pseudonym, "consultation_id": consultation.consultation_id,
-                "title": consultation.title, "titles": consultation.titles,
-                "descriptions": consultation.descriptions, "languages": consultation.languages, "purposes": consultation.purposes,
-                "min_age": consultation.min_age, "survey_version": version["number"],
-                "survey": version["definition"]}
+        return {
+            "pseudonym": participant.pseudonym,
+            "consultation_id": consultation.consultation_id,
+            "title": consultation.title,
+            "titles": consultation.titles,
+            "descriptions": consultation.descriptions,
+            "languages": consultation.languages,
+            "purposes": consultation.purposes,
+            "min_age": consultation.min_age,
+            "survey_version": version["number"],
+            "survey": version["definition"],
+        }
 
 
 @participation.route("/resume")
@@ -280,8 +394,13 @@ class SaveProgress(MethodView):
     @participation.response(201, ResumeSavedSchema)
     def post(self, data):
         """Keep partial answers on the server; the resume code is shown once. Saving again replaces them."""
-        saved = resume.save_progress(data.pop("consent_token"), data, service_context().keys, service_context().resume_ttl,
-                                     session_consultation=session_consultation())
+        saved = resume.save_progress(
+            data.pop("consent_token"),
+            data,
+            service_context().keys,
+            service_context().resume_ttl,
+            session_consultation=session_consultation(),
+        )
         return {"resume_code": saved.resume_code, "expires_at": saved.expires_at}
 
 
@@ -291,8 +410,9 @@ class ResumeLookup(MethodView):
     @participation.response(200, ResumedSchema)
     def post(self, data):
         """Continue with a resume code (sent in the body, never in a URL): answers so far and consent context."""
-        return resume.resume_progress(data["resume_code"], service_context().keys,
-                                      session_consultation=session_consultation())
+        return resume.resume_progress(
+            data["resume_code"], service_context().keys, session_consultation=session_consultation()
+        )
 
 
 @participation.route("/responses")
@@ -301,8 +421,13 @@ class Responses(MethodView):
     @participation.response(201, ResponseReceiptSchema)
     def post(self, data):
         """Submit answers with a consent token; every question may be skipped or declined."""
-        response = intake.submit_response(data.pop("consent_token"), data, service_context().keys,
-                                          service_context().settings.topics.responses, current_trace_id(),
-                                          session_consultation())
+        response = intake.submit_response(
+            data.pop("consent_token"),
+            data,
+            service_context().keys,
+            service_context().settings.topics.responses,
+            current_trace_id(),
+            session_consultation(),
+        )
         events_stored()
         return response

@@ -1,4 +1,5 @@
 """Surveys service: consultations, survey versions, invitations, response intake, erasure."""
+
 from __future__ import annotations
 
 import base64
@@ -13,7 +14,14 @@ from services.surveys import intake, survey_format
 from services.surveys.api import consultations, participation
 from services.surveys.consultations import SurveysKeys
 from services.surveys.handlers import HANDLERS
-from services.surveys.models import ApprovedQuote, Consultation, ContactAccess, Erasure, Response, Withdrawal
+from services.surveys.models import (
+    ApprovedQuote,
+    Consultation,
+    ContactAccess,
+    Erasure,
+    Response,
+    Withdrawal,
+)
 from services.surveys.resume import DEFAULT_TTL
 from shared.auth import install_principal
 from shared.bus import Bus
@@ -69,11 +77,17 @@ def register_commands(app: Flask, settings: Settings) -> None:
 def create_app(settings: Settings | None = None, bus: Bus | None = None) -> Flask:
     settings = settings or Settings.from_env("surveys")
     context = SurveysContext(settings, load_keys(settings), resume_ttl(settings))
-    runtime = ServiceRuntime(settings, handlers=HANDLERS, subscriptions=[settings.topics.consent],
-                             outbox_models=[Consultation, Response, Erasure, Withdrawal, ApprovedQuote, ContactAccess],
-                             context=context, bus=bus)
-    app = create_service_app(settings, title="Voices surveys", blueprints=[consultations, participation],
-                             runtime=runtime)
+    runtime = ServiceRuntime(
+        settings,
+        handlers=HANDLERS,
+        subscriptions=[settings.topics.consent],
+        outbox_models=[Consultation, Response, Erasure, Withdrawal, ApprovedQuote, ContactAccess],
+        context=context,
+        bus=bus,
+    )
+    app = create_service_app(
+        settings, title="Voices surveys", blueprints=[consultations, participation], runtime=runtime
+    )
     install_principal(app, settings.require("INTERNAL_TOKEN").encode())
     register_commands(app, settings)
     # The survey format is checked by `questionnaire`, not by marshmallow: document it by hand.

@@ -14,6 +14,7 @@ Only HMAC-SHA256 digests of codes are stored, keyed with a server-side
 pepper; each kind of code is hashed under its own label so a code of one kind
 never matches a stored code of another.
 """
+
 from __future__ import annotations
 
 import enum
@@ -115,7 +116,9 @@ def normalise_typed_code(text: str) -> str:
     if len(candidate) != TYPED_CODE_CHARS:
         raise ValidationFailed(
             "This is not a valid code.",
-            errors={"code": [f"a code has {TYPED_CODE_CHARS} characters, this has {len(candidate)}"]},
+            errors={
+                "code": [f"a code has {TYPED_CODE_CHARS} characters, this has {len(candidate)}"]
+            },
         )
     if _luhn_mod_n([_CROCKFORD_INDEX[ch] for ch in candidate], generating=False) != 0:
         raise ValidationFailed(

@@ -1,4 +1,5 @@
 """Consultation lifecycle, survey versions and invitations (service layer: models, no Flask)."""
+
 from __future__ import annotations
 
 import uuid
@@ -14,7 +15,12 @@ from shared.errors import Conflict, Gone, NotFound, ValidationFailed
 from shared.events import Envelope, isoformat, utcnow
 
 # Allowed lifecycle moves; anything else is a conflict.
-TRANSITIONS = {"draft": {"open"}, "open": {"closed"}, "closed": {"archived", "open"}, "archived": set()}
+TRANSITIONS = {
+    "draft": {"open"},
+    "open": {"closed"},
+    "closed": {"archived", "open"},
+    "archived": set(),
+}
 
 # Settings other services learn when a version is published (consent texts and tokens, disclosure
 # control): they may change while the consultation is a draft, and are fixed once it has opened.
@@ -22,7 +28,16 @@ TRANSITIONS = {"draft": {"open"}, "open": {"closed"}, "closed": {"archived", "op
 FIXED_ONCE_OPEN = ("languages", "purposes", "min_age", "min_cell_size", "epsilon_budget")
 # What the consent service needs to know of a consultation: sent when created, changed or published.
 CONSENT_SETTINGS = ("languages", "purposes", "min_age")
-EDITABLE_SETTINGS = ("title", "titles", "description", "descriptions", "opens_at", "closes_at", "retention_days", *FIXED_ONCE_OPEN)
+EDITABLE_SETTINGS = (
+    "title",
+    "titles",
+    "description",
+    "descriptions",
+    "opens_at",
+    "closes_at",
+    "retention_days",
+    *FIXED_ONCE_OPEN,
+)
 REQUIRED_PURPOSE = "participate"
 # Texts participants read, given per language ({language: text}) next to the organisers' own.
 TRANSLATED = ("titles", "descriptions")
@@ -51,7 +66,9 @@ def get_consultation(consultation_id: str, organisation_id: str | None = None) -
     """The consultation, scoped to an organisation when one is given. Raises NotFound (also for another
     organisation's consultation, so ids cannot be probed)."""
     consultation = Consultation.objects(consultation_id=consultation_id).first()
-    if consultation is None or (organisation_id is not None and consultation.organisation_id != organisation_id):
+    if consultation is None or (
+        organisation_id is not None and consultation.organisation_id != organisation_id
+    ):
         raise NotFound("No such consultation.")
     return consultation
 
@@ -70,7 +87,9 @@ def _check_settings(settings: dict[str, Any]) -> None:
         errors["languages"] = ["each language may appear once"]
     purposes = settings.get("purposes") or []
     if REQUIRED_PURPOSE not in purposes:
-        errors["purposes"] = [f"must include {REQUIRED_PURPOSE!r}: nothing can be stored without it"]
+        errors["purposes"] = [
+            f"must include {REQUIRED_PURPOSE!r}: nothing can be stored without it"
+        ]
     elif len(set(purposes)) != len(purposes):
         errors["purposes"] = ["each purpose may appear once"]
     for field in TRANSLATED:
@@ -96,18 +115,40 @@ def create_consultation(data: dict[str, Any], topic: str, trace_id: str) -> Cons
     else:
         survey = questionnaire.validate_definition(data["survey"])
     consultation = Consultation(
-        consultation_id=f"c_{uuid.uuid4().hex[:20]}", organisation_id=data["organisation_id"], title=data["title"],
-        titles=data.get("titles") or {}, description=data.get("description"),
-        descriptions=data.get("descriptions") or {}, languages=data["languages"], purposes=data["purposes"],
-        min_cell_size=data.get("min_cell_size", 10), min_age=data.get("min_age"),
-        retention_days=data.get("retention_days", 365), created_at=utcnow(), opens_at=data.get("opens_at"),
-        closes_at=data.get("closes_at"), epsilon_budget=data.get("epsilon_budget"), draft=survey,
+        consultation_id=f"c_{uuid.uuid4().hex[:20]}",
+        organisation_id=data["organisation_id"],
+        title=data["title"],
+        titles=data.get("titles") or {},
+        description=data.get("description"),
+        descriptions=data.get("descriptions") or {},
+        languages=data["languages"],
+        purposes=data["purposes"],
+        min_cell_size=data.get("min_cell_size", 10),
+        min_age=data.get("min_age"),
+        retention_days=data.get("retention_days", 365),
+        created_at=utcnow(),
+        opens_at=data.get("opens_at"),
+        closes_at=data.get("closes_at"),
+        epsilon_budget=data.get("epsilon_budget"),
+        draft=survey,
     )
-    consultation.stage(topic, Envelope(
-        type="consultation.created", key=consultation.consultation_id, producer="surveys", trace_id=trace_id,
-        payload={"consultation_id": consultation.consultation_id, "organisation_id": consultation.organisation_id,
-                 "languages": list(consultation.languages), "min_age": consultation.min_age,
-                 "purposes": list(consultation.purposes), "created_at": isoformat(consultation.created_at)}))
+    consultation.stage(
+        topic,
+        Envelope(
+            type="consultation.created",
+            key=consultation.consultation_id,
+            producer="surveys",
+            trace_id=trace_id,
+            payload={
+                "consultation_id": consultation.consultation_id,
+                "organisation_id": consultation.organisation_id,
+                "languages": list(consultation.languages),
+                "min_age": consultation.min_age,
+                "purposes": list(consultation.purposes),
+                "created_at": isoformat(consultation.created_at),
+            },
+        ),
+    )
     consultation.save(force_insert=True)
     return consultation
 
@@ -120,10 +161,14 @@ def _save_guarded(consultation: Consultation) -> None:
         consultation.save(save_condition={"revision": seen})
     except SaveConditionError:
         consultation.revision = seen
-        raise Conflict("The consultation was changed by someone else; reload and try again.") from None
+        raise Conflict(
+            "The consultation was changed by someone else; reload and try again."
+        ) from None
 
 
-def update_settings(consultation: Consultation, changes: dict[str, Any], topic: str, trace_id: str) -> Consultation:
+def update_settings(
+    consultation: Consultation, changes: dict[str, Any], topic: str, trace_id: str
+) -> Consultation:
     """Change settings of a consultation (PATCH semantics: only the given fields).
 
     Languages, purposes, minimum age, minimum cell size and privacy budget
@@ -136,30 +181,49 @@ def update_settings(consultation: Consultation, changes: dict[str, Any], topic: 
         raise Conflict("An archived consultation cannot be changed.")
     unknown = sorted(set(changes) - set(EDITABLE_SETTINGS))
     if unknown:  # the schema already refuses these; a second guard for other callers
-        raise ValidationFailed("These settings cannot be changed.", errors={k: ["not a setting"] for k in unknown})
+        raise ValidationFailed(
+            "These settings cannot be changed.", errors={k: ["not a setting"] for k in unknown}
+        )
     if consultation.status != "draft":
-        fixed = sorted(k for k in changes if k in FIXED_ONCE_OPEN and changes[k] != getattr(consultation, k))
+        fixed = sorted(
+            k for k in changes if k in FIXED_ONCE_OPEN and changes[k] != getattr(consultation, k)
+        )
         if fixed:
             why = []
             if any(k != "epsilon_budget" for k in fixed):
                 why.append("participants consented under them")
             if "epsilon_budget" in fixed:
                 why.append("released snapshots spend the privacy budget, so it must bound them all")
-            raise Conflict(f"{', '.join(fixed)} cannot change once the consultation has opened: {'; '.join(why)}.",
-                           fields=fixed)
+            raise Conflict(
+                f"{', '.join(fixed)} cannot change once the consultation has opened: {'; '.join(why)}.",
+                fields=fixed,
+            )
     merged = {key: getattr(consultation, key) for key in EDITABLE_SETTINGS}
     merged.update(changes)
     _check_settings(merged)
-    announced = [key for key in CONSENT_SETTINGS if key in changes and changes[key] != getattr(consultation, key)]
+    announced = [
+        key
+        for key in CONSENT_SETTINGS
+        if key in changes and changes[key] != getattr(consultation, key)
+    ]
     for key, value in changes.items():
         setattr(consultation, key, value)
     if announced:
-        consultation.stage(topic, Envelope(
-            type="consultation.settings_changed", key=consultation.consultation_id, producer="surveys",
-            trace_id=trace_id, payload={
-                "consultation_id": consultation.consultation_id, "organisation_id": consultation.organisation_id,
-                **{key: _plain(getattr(consultation, key)) for key in CONSENT_SETTINGS},
-                "changed_at": isoformat(utcnow())}))
+        consultation.stage(
+            topic,
+            Envelope(
+                type="consultation.settings_changed",
+                key=consultation.consultation_id,
+                producer="surveys",
+                trace_id=trace_id,
+                payload={
+                    "consultation_id": consultation.consultation_id,
+                    "organisation_id": consultation.organisation_id,
+                    **{key: _plain(getattr(consultation, key)) for key in CONSENT_SETTINGS},
+                    "changed_at": isoformat(utcnow()),
+                },
+            ),
+        )
     _save_guarded(consultation)
     return consultation
 
@@ -182,8 +246,9 @@ def update_draft(consultation: Consultation, survey: dict[str, Any]) -> Consulta
     return consultation
 
 
-def import_xlsform_draft(consultation: Consultation, workbook: bytes,
-                         default_language: str | None = None) -> tuple[Consultation, xlsform.XLSFormImport]:
+def import_xlsform_draft(
+    consultation: Consultation, workbook: bytes, default_language: str | None = None
+) -> tuple[Consultation, xlsform.XLSFormImport]:
     """Replace the draft with the survey of an .xlsx or .xls XLSForm; returns it with the import's title and warnings.
 
     Columns without a language are taken to be in the consultation's language (see
@@ -193,15 +258,24 @@ def import_xlsform_draft(consultation: Consultation, workbook: bytes,
     """
     if consultation.status == "archived":
         raise Conflict("An archived consultation cannot be edited.")
-    imported = xlsform.read_xlsform(workbook, default_language=default_language,
-                                    languages=list(consultation.languages))
+    imported = xlsform.read_xlsform(
+        workbook, default_language=default_language, languages=list(consultation.languages)
+    )
     consultation = update_draft(consultation, imported.definition)
     found, wanted = imported.definition["languages"], list(consultation.languages)
     if set(found) != set(wanted):
         # Saved anyway (a draft may be half translated); publishing will insist on the same languages.
-        imported.warnings.append({"sheet": xlsform.SURVEY, "row": 1, "name": None, "reason": (
-            f"the form's languages ({', '.join(found)}) differ from the consultation's ({', '.join(wanted)}): "
-            "add label columns, or change the consultation's languages, before publishing")})
+        imported.warnings.append(
+            {
+                "sheet": xlsform.SURVEY,
+                "row": 1,
+                "name": None,
+                "reason": (
+                    f"the form's languages ({', '.join(found)}) differ from the consultation's ({', '.join(wanted)}): "
+                    "add label columns, or change the consultation's languages, before publishing"
+                ),
+            }
+        )
     return consultation, imported
 
 
@@ -216,9 +290,12 @@ def get_version(consultation: Consultation, number: int) -> dict[str, Any]:
 def refuse_version_edit(consultation: Consultation, number: int) -> None:
     """A published version never changes: always raises Conflict (NotFound for an unknown version)."""
     get_version(consultation, number)
-    raise Conflict(f"Survey version {number} is published and cannot be changed. Edit the draft "
-                   "(PUT .../survey) and publish it as a new version.", version=number,
-                   next_version=len(consultation.versions) + 1)
+    raise Conflict(
+        f"Survey version {number} is published and cannot be changed. Edit the draft "
+        "(PUT .../survey) and publish it as a new version.",
+        version=number,
+        next_version=len(consultation.versions) + 1,
+    )
 
 
 def publish_version(consultation: Consultation, topic: str, trace_id: str) -> Consultation:
@@ -232,50 +309,89 @@ def publish_version(consultation: Consultation, topic: str, trace_id: str) -> Co
     if consultation.status in ("archived", "closed"):
         raise Conflict(f"A {consultation.status} consultation cannot be published.")
     if not consultation.draft.get("sections"):
-        raise ValidationFailed("The survey has no questions yet.", errors={"survey": ["add at least one question"]})
+        raise ValidationFailed(
+            "The survey has no questions yet.", errors={"survey": ["add at least one question"]}
+        )
     definition = questionnaire.publishable(consultation.draft)
     if set(definition.get("languages", [])) != set(consultation.languages):
-        raise ValidationFailed("The survey's languages differ from the consultation's.",
-                               errors={"languages": [f"consultation: {sorted(consultation.languages)}, "
-                                                     f"survey: {sorted(definition.get('languages', []))}"]})
+        raise ValidationFailed(
+            "The survey's languages differ from the consultation's.",
+            errors={
+                "languages": [
+                    f"consultation: {sorted(consultation.languages)}, "
+                    f"survey: {sorted(definition.get('languages', []))}"
+                ]
+            },
+        )
     if consultation.status == "draft":
         # Participants of an open consultation must be able to read what they consent to.
-        missing = [lang for lang in consultation.languages if lang not in consultation.consent_languages]
+        missing = [
+            lang for lang in consultation.languages if lang not in consultation.consent_languages
+        ]
         if missing:
-            raise Conflict(f"No published consent text yet in: {', '.join(missing)}. Publish the consent text in "
-                           "each language first (it is seen here a moment after it is published).",
-                           reason=CONSENT_TEXT_MISSING, languages=missing)
-    untranslated = {field: [f"missing translation for {lang!r}" for lang in consultation.languages
-                            if lang not in (getattr(consultation, field) or {})]
-                    for field in TRANSLATED if getattr(consultation, field)}
+            raise Conflict(
+                f"No published consent text yet in: {', '.join(missing)}. Publish the consent text in "
+                "each language first (it is seen here a moment after it is published).",
+                reason=CONSENT_TEXT_MISSING,
+                languages=missing,
+            )
+    untranslated = {
+        field: [
+            f"missing translation for {lang!r}"
+            for lang in consultation.languages
+            if lang not in (getattr(consultation, field) or {})
+        ]
+        for field in TRANSLATED
+        if getattr(consultation, field)
+    }
     untranslated = {field: problems for field, problems in untranslated.items() if problems}
     if untranslated:
-        raise ValidationFailed("The consultation's title or description is not in every language.",
-                               errors=untranslated)
+        raise ValidationFailed(
+            "The consultation's title or description is not in every language.", errors=untranslated
+        )
     latest = consultation.current_version
     if latest is not None and latest["definition"] == definition:
-        raise Conflict(f"The draft is the same as version {latest['number']}; edit it before publishing again.")
+        raise Conflict(
+            f"The draft is the same as version {latest['number']}; edit it before publishing again."
+        )
     now = utcnow()
     number = len(consultation.versions) + 1
-    consultation.versions = [*consultation.versions, {"number": number, "definition": definition,
-                                                      "published_at": isoformat(now)}]
+    consultation.versions = [
+        *consultation.versions,
+        {"number": number, "definition": definition, "published_at": isoformat(now)},
+    ]
     if consultation.status == "draft":
         consultation.status = "open"
         consultation.opened_at = now
-    consultation.stage(topic, Envelope(
-        type="consultation.published", key=consultation.consultation_id, producer="surveys", trace_id=trace_id,
-        payload={
-            "consultation_id": consultation.consultation_id, "organisation_id": consultation.organisation_id,
-            "survey_version": number, "title": consultation.title, "languages": list(consultation.languages),
-            "min_cell_size": consultation.min_cell_size, "min_age": consultation.min_age,
-            "purposes": list(consultation.purposes), "questions": questionnaire.published_questions(definition),
-            "published_at": isoformat(now), "epsilon_budget": consultation.epsilon_budget,
-        }))
+    consultation.stage(
+        topic,
+        Envelope(
+            type="consultation.published",
+            key=consultation.consultation_id,
+            producer="surveys",
+            trace_id=trace_id,
+            payload={
+                "consultation_id": consultation.consultation_id,
+                "organisation_id": consultation.organisation_id,
+                "survey_version": number,
+                "title": consultation.title,
+                "languages": list(consultation.languages),
+                "min_cell_size": consultation.min_cell_size,
+                "min_age": consultation.min_age,
+                "purposes": list(consultation.purposes),
+                "questions": questionnaire.published_questions(definition),
+                "published_at": isoformat(now),
+                "epsilon_budget": consultation.epsilon_budget,
+            },
+        ),
+    )
     _save_guarded(consultation)
     return consultation
 
 
-def change_status(consultation: Consultation, status: str, topic: str, trace_id: str) -> Consultation:
+def change_status(
+    consultation: Consultation, status: str, topic: str, trace_id: str
+) -> Consultation:
     """Move along draft -> open -> closed -> archived (a closed one may reopen). Raises Conflict."""
     if status not in TRANSITIONS.get(consultation.status, set()):
         raise Conflict(f"A consultation cannot go from {consultation.status} to {status}.")
@@ -285,10 +401,21 @@ def change_status(consultation: Consultation, status: str, topic: str, trace_id:
     consultation.status = status
     if status == "closed":
         consultation.closed_at = now
-    consultation.stage(topic, Envelope(
-        type="consultation.status_changed", key=consultation.consultation_id, producer="surveys", trace_id=trace_id,
-        payload={"consultation_id": consultation.consultation_id, "organisation_id": consultation.organisation_id,
-                 "status": status, "changed_at": isoformat(now)}))
+    consultation.stage(
+        topic,
+        Envelope(
+            type="consultation.status_changed",
+            key=consultation.consultation_id,
+            producer="surveys",
+            trace_id=trace_id,
+            payload={
+                "consultation_id": consultation.consultation_id,
+                "organisation_id": consultation.organisation_id,
+                "status": status,
+                "changed_at": isoformat(now),
+            },
+        ),
+    )
     _save_guarded(consultation)
     return consultation
 
@@ -307,29 +434,42 @@ def ensure_accepting(consultation: Consultation, now: datetime | None = None) ->
         raise Gone("This consultation closed for responses.", closed_at=isoformat(closes_at))
     opens_at = as_utc(consultation.opens_at)
     if opens_at is not None and now < opens_at:
-        raise Conflict("This consultation does not take responses yet.", opens_at=isoformat(opens_at))
+        raise Conflict(
+            "This consultation does not take responses yet.", opens_at=isoformat(opens_at)
+        )
 
 
-def create_invitation(consultation: Consultation, kind: str, label: str | None, pepper: bytes) -> tuple[Invitation, str]:
+def create_invitation(
+    consultation: Consultation, kind: str, label: str | None, pepper: bytes
+) -> tuple[Invitation, str]:
     """A new invitation and its code, which is returned once and stored only as a hash."""
     if consultation.status in ("closed", "archived"):
         raise Conflict("Invitations cannot be created for a closed consultation.")
     code_kind = codes.CodeKind.INVITATION if kind == "single" else codes.CodeKind.LINK
     code = codes.new_invitation_code() if kind == "single" else codes.new_link_token()
-    invitation = Invitation(code_hash=codes.hash_code(code_kind, code, pepper), invitation_id=f"i_{uuid.uuid4().hex[:16]}",
-                            consultation_id=consultation.consultation_id, kind=kind, label=label)
+    invitation = Invitation(
+        code_hash=codes.hash_code(code_kind, code, pepper),
+        invitation_id=f"i_{uuid.uuid4().hex[:16]}",
+        consultation_id=consultation.consultation_id,
+        kind=kind,
+        label=label,
+    )
     invitation.save(force_insert=True)
     return invitation, code
 
 
 def list_invitations(consultation: Consultation) -> list[Invitation]:
     """The consultation's invitations (never their codes)."""
-    return list(Invitation.objects(consultation_id=consultation.consultation_id).order_by("created_at"))
+    return list(
+        Invitation.objects(consultation_id=consultation.consultation_id).order_by("created_at")
+    )
 
 
 def revoke_invitation(consultation: Consultation, invitation_id: str) -> Invitation:
     """Revoke an invitation (idempotent); opening it afterwards is Gone. Raises NotFound."""
-    invitation = Invitation.objects(invitation_id=invitation_id, consultation_id=consultation.consultation_id).first()
+    invitation = Invitation.objects(
+        invitation_id=invitation_id, consultation_id=consultation.consultation_id
+    ).first()
     if invitation is None:
         raise NotFound("No such invitation.")
     Invitation.objects(invitation_id=invitation_id).update_one(set__revoked=True)
@@ -357,7 +497,9 @@ CONSENT_TEXT_MISSING = "consent_text_missing"
 def note_consent_text(consultation_id: str, language: str) -> None:
     """A consent text was published in `language`: publishing the consultation no longer waits for it."""
     # $addToSet: idempotent for a replayed event, and never touches what an organiser's save changes.
-    Consultation.objects(consultation_id=consultation_id).update_one(add_to_set__consent_languages=language)
+    Consultation.objects(consultation_id=consultation_id).update_one(
+        add_to_set__consent_languages=language
+    )
 
 
 def open_invitation(code: str, keys: SurveysKeys) -> tuple[Participant, Consultation]:
@@ -382,9 +524,14 @@ def open_invitation(code: str, keys: SurveysKeys) -> tuple[Participant, Consulta
         Invitation.objects(code_hash=invitation.code_hash).update_one(inc__uses=1)
     key = field_crypto.new_participant_key()
     for _attempt in range(3):
-        participant = Participant(pseudonym=codes.new_pseudonym(), consultation_id=consultation.consultation_id,
-                                  invitation_id=invitation.invitation_id,
-                                  wrapped_key=field_crypto.wrap_key(keys.key_wrapping_key, key, participant_context(consultation.consultation_id)))
+        participant = Participant(
+            pseudonym=codes.new_pseudonym(),
+            consultation_id=consultation.consultation_id,
+            invitation_id=invitation.invitation_id,
+            wrapped_key=field_crypto.wrap_key(
+                keys.key_wrapping_key, key, participant_context(consultation.consultation_id)
+            ),
+        )
         try:
             participant.save(force_insert=True)
             return participant, consultation
@@ -402,10 +549,17 @@ def spend_invitation(participant: Participant) -> None:
     if not participant.invitation_id:
         return
     # Atomic compare-and-set: of two pseudonyms from one code, only one can spend it.
-    if Invitation.objects(invitation_id=participant.invitation_id, kind="single", uses=0, revoked=False).update_one(
-            set__uses=1, set__spent_by=participant.pseudonym):
+    if Invitation.objects(
+        invitation_id=participant.invitation_id, kind="single", uses=0, revoked=False
+    ).update_one(set__uses=1, set__spent_by=participant.pseudonym):
         return
     invitation = Invitation.objects(invitation_id=participant.invitation_id).first()
-    if invitation is None or invitation.kind != "single" or invitation.spent_by == participant.pseudonym:
+    if (
+        invitation is None
+        or invitation.kind != "single"
+        or invitation.spent_by == participant.pseudonym
+    ):
         return
-    raise Gone("Answers from this invitation were already kept in another visit.", reason=INVITATION_USED)
+    raise Gone(
+        "Answers from this invitation were already kept in another visit.", reason=INVITATION_USED
+    )

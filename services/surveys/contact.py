@@ -9,6 +9,7 @@ appends to its ledger for auditors.
 
 Service layer: models, no Flask.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,7 +18,13 @@ from typing import Any
 
 from services.surveys import field_crypto, intake
 from services.surveys.consultations import SurveysKeys, as_utc
-from services.surveys.models import Consultation, ContactAccess, FollowUpContact, Participant, Withdrawal
+from services.surveys.models import (
+    Consultation,
+    ContactAccess,
+    FollowUpContact,
+    Participant,
+    Withdrawal,
+)
 from shared.consent_tokens import verify_consent_token
 from shared.errors import Forbidden
 from shared.events import Envelope, isoformat, utcnow
@@ -32,12 +39,16 @@ def _aad(pseudonym: str) -> bytes:
 
 def contact_withdrawn(withdrawal: Withdrawal | None) -> bool:
     """Whether this tombstone takes away consent to be contacted (directly, or by withdrawing everything)."""
-    return withdrawal is not None and (withdrawal.all or intake.REQUIRED_PURPOSE in withdrawal.purposes
-                                       or CONTACT_PURPOSE in withdrawal.purposes)
+    return withdrawal is not None and (
+        withdrawal.all
+        or intake.REQUIRED_PURPOSE in withdrawal.purposes
+        or CONTACT_PURPOSE in withdrawal.purposes
+    )
 
 
-def save_contact(token: str, details: dict[str, Any], keys: SurveysKeys,
-                 session_consultation: str | None = None) -> FollowUpContact:
+def save_contact(
+    token: str, details: dict[str, Any], keys: SurveysKeys, session_consultation: str | None = None
+) -> FollowUpContact:
     """Store (or replace) the participant's contact details, sealed under their key.
 
     Raises what `intake.admit` raises (token, withdrawn participant,
@@ -45,14 +56,25 @@ def save_contact(token: str, details: dict[str, Any], keys: SurveysKeys,
     follow_up_contact or it was withdrawn, Gone when the key was erased.
     """
     admission = intake.admit(token, keys, session_consultation=session_consultation)
-    if CONTACT_PURPOSE not in admission.purposes or CONTACT_PURPOSE not in admission.consultation.purposes:
-        raise Forbidden("Leaving contact details needs consent to be contacted again (follow_up_contact).")
+    if (
+        CONTACT_PURPOSE not in admission.purposes
+        or CONTACT_PURPOSE not in admission.consultation.purposes
+    ):
+        raise Forbidden(
+            "Leaving contact details needs consent to be contacted again (follow_up_contact)."
+        )
     pseudonym = admission.pseudonym
     key = intake.participant_key(admission.participant, keys)
-    sealed = field_crypto.encrypt_field(key, json.dumps({k: details.get(k) for k in _DETAILS}), _aad(pseudonym))
+    sealed = field_crypto.encrypt_field(
+        key, json.dumps({k: details.get(k) for k in _DETAILS}), _aad(pseudonym)
+    )
     now = utcnow()
     FollowUpContact.objects(pseudonym=pseudonym).update_one(
-        upsert=True, set__consultation_id=admission.consultation_id, set__ciphertext=sealed, set__given_at=now)
+        upsert=True,
+        set__consultation_id=admission.consultation_id,
+        set__ciphertext=sealed,
+        set__given_at=now,
+    )
     # A withdrawal handled between our check and our write did not see this record (its tombstone is
     # written before it deletes), so look again now.
     if contact_withdrawn(Withdrawal.objects(pseudonym=pseudonym).first()):
@@ -67,8 +89,12 @@ def delete_contact(token: str, keys: SurveysKeys, session_consultation: str | No
     Raises Unauthorized for a bad token, Forbidden when the token's
     pseudonym is not a participant of its consultation.
     """
-    claims = verify_consent_token(token, keys.consent_public_key_pem, consultation_id=session_consultation,
-                                  required_purpose=intake.REQUIRED_PURPOSE)
+    claims = verify_consent_token(
+        token,
+        keys.consent_public_key_pem,
+        consultation_id=session_consultation,
+        required_purpose=intake.REQUIRED_PURPOSE,
+    )
     if Participant.objects(pseudonym=claims["sub"], consultation_id=claims["cid"]).first() is None:
         raise Forbidden("This consent token does not belong to a participant of this consultation.")
     forget(claims["sub"])
@@ -93,8 +119,15 @@ def _opened(record: FollowUpContact, keys: SurveysKeys) -> dict[str, Any] | None
     return {"pseudonym": record.pseudonym, **details, "given_at": as_utc(record.given_at)}
 
 
-def read_contacts(consultation: Consultation, reader: str, keys: SurveysKeys, page: int, per_page: int,
-                  topic: str, trace_id: str) -> dict[str, Any]:
+def read_contacts(
+    consultation: Consultation,
+    reader: str,
+    keys: SurveysKeys,
+    page: int,
+    per_page: int,
+    topic: str,
+    trace_id: str,
+) -> dict[str, Any]:
     """One page of decrypted contact details, oldest first, and a ContactAccess with its contacts.accessed.
 
     Returns {page, per_page, total, items}. The access is recorded (with
@@ -103,16 +136,40 @@ def read_contacts(consultation: Consultation, reader: str, keys: SurveysKeys, pa
     """
     matching = FollowUpContact.objects(consultation_id=consultation.consultation_id)
     total = matching.count()
-    items = [item for item in (_opened(record, keys) for record in
-                               matching.order_by("given_at", "pseudonym").skip((page - 1) * per_page).limit(per_page))
-             if item is not None]
+    items = [
+        item
+        for item in (
+            _opened(record, keys)
+            for record in matching.order_by("given_at", "pseudonym")
+            .skip((page - 1) * per_page)
+            .limit(per_page)
+        )
+        if item is not None
+    ]
     now = utcnow()
-    access = ContactAccess(access_id=f"ca_{uuid.uuid4().hex}", consultation_id=consultation.consultation_id,
-                           organisation_id=consultation.organisation_id, accessed_by=reader, count=len(items),
-                           accessed_at=now)
-    access.stage(topic, Envelope(
-        type="contacts.accessed", key=consultation.consultation_id, producer="surveys", trace_id=trace_id,
-        payload={"consultation_id": consultation.consultation_id, "organisation_id": consultation.organisation_id,
-                 "accessed_by": reader, "count": len(items), "accessed_at": isoformat(now)}))
+    access = ContactAccess(
+        access_id=f"ca_{uuid.uuid4().hex}",
+        consultation_id=consultation.consultation_id,
+        organisation_id=consultation.organisation_id,
+        accessed_by=reader,
+        count=len(items),
+        accessed_at=now,
+    )
+    access.stage(
+        topic,
+        Envelope(
+            type="contacts.accessed",
+            key=consultation.consultation_id,
+            producer="surveys",
+            trace_id=trace_id,
+            payload={
+                "consultation_id": consultation.consultation_id,
+                "organisation_id": consultation.organisation_id,
+                "accessed_by": reader,
+                "count": len(items),
+                "accessed_at": isoformat(now),
+            },
+        ),
+    )
     access.save(force_insert=True)
     return {"page": page, "per_page": per_page, "total": total, "items": items}

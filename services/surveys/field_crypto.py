@@ -12,6 +12,7 @@ Formats (ASCII, safe in JSON and Mongo):
   wrapped key  "k1." + base64url(nonce[12] || sealed key[32] || tag[16])
 The version prefixes leave room for another algorithm or KEK later.
 """
+
 from __future__ import annotations
 
 import base64
@@ -123,7 +124,9 @@ def encrypt_field(key: bytes | None, plaintext: str, aad: bytes) -> str:
     key = _require_key(key, "the participant key")
     if not isinstance(plaintext, str):
         raise TypeError("plaintext must be str")
-    return _seal(key, plaintext.encode("utf-8"), _FIELD_AAD_LABEL + _require_bytes(aad, "aad"), FIELD_PREFIX)
+    return _seal(
+        key, plaintext.encode("utf-8"), _FIELD_AAD_LABEL + _require_bytes(aad, "aad"), FIELD_PREFIX
+    )
 
 
 def decrypt_field(key: bytes | None, token: str, aad: bytes) -> str:

@@ -1,4 +1,5 @@
 """Event handlers of the surveys service."""
+
 from __future__ import annotations
 
 from typing import Any

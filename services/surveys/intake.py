@@ -1,4 +1,5 @@
 """Response intake, erasure on withdrawal, and retention (service layer: models, no Flask)."""
+
 from __future__ import annotations
 
 import uuid
@@ -12,9 +13,21 @@ from mongoengine.errors import NotUniqueError
 from services.surveys import answers as answer_rules
 from services.surveys import contact, field_crypto, quotes
 from services.surveys.consultations import (
-    SurveysKeys, as_utc, ensure_accepting, get_consultation, participant_context, spend_invitation,
+    SurveysKeys,
+    as_utc,
+    ensure_accepting,
+    get_consultation,
+    participant_context,
+    spend_invitation,
 )
-from services.surveys.models import Consultation, Erasure, Participant, Response, ResumeDraft, Withdrawal
+from services.surveys.models import (
+    Consultation,
+    Erasure,
+    Participant,
+    Response,
+    ResumeDraft,
+    Withdrawal,
+)
 from shared import outbox
 from shared.consent_tokens import verify_consent_token
 from shared.errors import Conflict, Forbidden, ValidationFailed
@@ -46,8 +59,12 @@ def _fully_withdrawn(withdrawal: Withdrawal | None) -> bool:
     return withdrawal is not None and (withdrawal.all or REQUIRED_PURPOSE in withdrawal.purposes)
 
 
-def admit(token: str, keys: SurveysKeys, now: datetime | None = None,
-          session_consultation: str | None = None) -> Admission:
+def admit(
+    token: str,
+    keys: SurveysKeys,
+    now: datetime | None = None,
+    session_consultation: str | None = None,
+) -> Admission:
     """Check a consent token and the participant behind it, before anything is read or stored.
 
     With `session_consultation` (the caller's participant session), the token must be for that
@@ -58,8 +75,12 @@ def admit(token: str, keys: SurveysKeys, now: datetime | None = None,
     consultation, or consent withdrawn), Gone/Conflict (consultation not
     taking responses, see `ensure_accepting`).
     """
-    claims = verify_consent_token(token, keys.consent_public_key_pem, consultation_id=session_consultation,
-                                  required_purpose=REQUIRED_PURPOSE)
+    claims = verify_consent_token(
+        token,
+        keys.consent_public_key_pem,
+        consultation_id=session_consultation,
+        required_purpose=REQUIRED_PURPOSE,
+    )
     pseudonym, consultation_id = claims["sub"], claims["cid"]
     participant = Participant.objects(pseudonym=pseudonym, consultation_id=consultation_id).first()
     if participant is None:
@@ -76,8 +97,11 @@ def admit(token: str, keys: SurveysKeys, now: datetime | None = None,
 
 def participant_key(participant: Participant, keys: SurveysKeys) -> bytes:
     """The participant's data key. Raises field_crypto.KeyShredded once it was erased."""
-    return field_crypto.unwrap_key(keys.key_wrapping_key, participant.wrapped_key,
-                                   participant_context(participant.consultation_id))
+    return field_crypto.unwrap_key(
+        keys.key_wrapping_key,
+        participant.wrapped_key,
+        participant_context(participant.consultation_id),
+    )
 
 
 def key_of(pseudonym: str, keys: SurveysKeys) -> bytes:
@@ -96,17 +120,28 @@ def find_version(consultation: Consultation, number: int | None) -> dict[str, An
     for version in consultation.versions:
         if version["number"] == number:
             return version
-    raise ValidationFailed(f"Survey version {number} does not exist for this consultation.",
-                           errors={"survey_version": [f"published versions: "
-                                                      f"{[v['number'] for v in consultation.versions]}"]})
+    raise ValidationFailed(
+        f"Survey version {number} does not exist for this consultation.",
+        errors={
+            "survey_version": [
+                f"published versions: {[v['number'] for v in consultation.versions]}"
+            ]
+        },
+    )
 
 
 def _free_text_aad(response_id: str, question_id: str) -> bytes:
     return f"{response_id}:{question_id}".encode()
 
 
-def submit_response(token: str, body: dict[str, Any], keys: SurveysKeys, topic: str, trace_id: str,
-                    session_consultation: str | None = None) -> Response:
+def submit_response(
+    token: str,
+    body: dict[str, Any],
+    keys: SurveysKeys,
+    topic: str,
+    trace_id: str,
+    session_consultation: str | None = None,
+) -> Response:
     """Store one response with its response.submitted event.
 
     Requires a consent token for this consultation with the participate
@@ -120,26 +155,54 @@ def submit_response(token: str, body: dict[str, Any], keys: SurveysKeys, topic: 
     pseudonym, consultation_id = admission.pseudonym, admission.consultation_id
     version = find_version(admission.consultation, body.get("survey_version"))
     definition = version["definition"]
-    structured = answer_rules.validate_answers(definition, body.get("answers") or {}, body.get("declined") or [])
+    structured = answer_rules.validate_answers(
+        definition, body.get("answers") or {}, body.get("declined") or []
+    )
     declined = answer_rules.declined_questions(definition, body.get("declined") or [])
     structured, free_text = answer_rules.split_free_text(definition, structured)
     spend_invitation(admission.participant)
     key = participant_key(admission.participant, keys)
     response_id = f"r_{uuid.uuid4().hex}"
-    encrypted = {qid: field_crypto.encrypt_field(key, text, _free_text_aad(response_id, qid))
-                 for qid, text in free_text.items()}
+    encrypted = {
+        qid: field_crypto.encrypt_field(key, text, _free_text_aad(response_id, qid))
+        for qid, text in free_text.items()
+    }
     purposes = admission.purposes
     now = utcnow()
-    response = Response(response_id=response_id, consultation_id=consultation_id, pseudonym=pseudonym,
-                        survey_version=version["number"], grant_id=admission.claims["gid"], purposes=purposes,
-                        answers=structured, declined=declined, free_text=encrypted,
-                        quotable=QUOTE_PURPOSE in purposes, submitted_at=now)
-    response.stage(topic, Envelope(
-        type="response.submitted", key=consultation_id, producer="surveys", trace_id=trace_id,
-        payload={"response_id": response_id, "consultation_id": consultation_id,
-                 "survey_version": version["number"], "pseudonym": pseudonym, "grant_id": admission.claims["gid"],
-                 "purposes": purposes, "submitted_at": isoformat(now), "answers": structured,
-                 "declined": declined, "free_text_questions": sorted(free_text)}))
+    response = Response(
+        response_id=response_id,
+        consultation_id=consultation_id,
+        pseudonym=pseudonym,
+        survey_version=version["number"],
+        grant_id=admission.claims["gid"],
+        purposes=purposes,
+        answers=structured,
+        declined=declined,
+        free_text=encrypted,
+        quotable=QUOTE_PURPOSE in purposes,
+        submitted_at=now,
+    )
+    response.stage(
+        topic,
+        Envelope(
+            type="response.submitted",
+            key=consultation_id,
+            producer="surveys",
+            trace_id=trace_id,
+            payload={
+                "response_id": response_id,
+                "consultation_id": consultation_id,
+                "survey_version": version["number"],
+                "pseudonym": pseudonym,
+                "grant_id": admission.claims["gid"],
+                "purposes": purposes,
+                "submitted_at": isoformat(now),
+                "answers": structured,
+                "declined": declined,
+                "free_text_questions": sorted(free_text),
+            },
+        ),
+    )
     try:
         response.save(force_insert=True)
     except NotUniqueError:
@@ -161,16 +224,26 @@ def _settle_late_withdrawal(response: Response, topic: str, trace_id: str) -> No
     if withdrawal is None:
         return
     if _fully_withdrawn(withdrawal):
-        erase_participant(response.pseudonym, response.consultation_id, "withdrawal", topic, trace_id)
+        erase_participant(
+            response.pseudonym, response.consultation_id, "withdrawal", topic, trace_id
+        )
         # The withdrawal was confirmed with nothing erased; say again what was erased in the end.
-        confirm_withdrawal(f"late-response:{response.response_id}", response.pseudonym, response.consultation_id,
-                           topic, trace_id)
+        confirm_withdrawal(
+            f"late-response:{response.response_id}",
+            response.pseudonym,
+            response.consultation_id,
+            topic,
+            trace_id,
+        )
         raise Forbidden("Consent for this participant was withdrawn; nothing was stored.")
-    _restrict(response.pseudonym, response.consultation_id, list(withdrawal.purposes), topic, trace_id)
+    _restrict(
+        response.pseudonym, response.consultation_id, list(withdrawal.purposes), topic, trace_id
+    )
 
 
-def decrypt_free_text(pseudonym: str, response_id: str, ciphertexts: dict[str, str],
-                      keys: SurveysKeys) -> dict[str, str]:
+def decrypt_free_text(
+    pseudonym: str, response_id: str, ciphertexts: dict[str, str], keys: SurveysKeys
+) -> dict[str, str]:
     """The plaintext of a response's free-text answers (for quotes), {question id: text}.
 
     `ciphertexts` is Response.free_text, or any saved copy of it. Raises
@@ -178,11 +251,15 @@ def decrypt_free_text(pseudonym: str, response_id: str, ciphertexts: dict[str, s
     the participant record is gone), FieldIntegrityError for a tampered value.
     """
     key = key_of(pseudonym, keys)
-    return {qid: field_crypto.decrypt_field(key, token, _free_text_aad(response_id, qid))
-            for qid, token in ciphertexts.items()}
+    return {
+        qid: field_crypto.decrypt_field(key, token, _free_text_aad(response_id, qid))
+        for qid, token in ciphertexts.items()
+    }
 
 
-def erase_participant(pseudonym: str, consultation_id: str, reason: str, topic: str, trace_id: str) -> int:
+def erase_participant(
+    pseudonym: str, consultation_id: str, reason: str, topic: str, trace_id: str
+) -> int:
     """Shred a participant's key, erase their responses, quotes, saved progress and contact details; returns how many
     responses were erased.
 
@@ -206,12 +283,28 @@ def erase_participant(pseudonym: str, consultation_id: str, reason: str, topic: 
 
 
 def _erase_one(response: Response, reason: str, topic: str, trace_id: str) -> None:
-    erasure = Erasure(response_id=response.response_id, consultation_id=response.consultation_id,
-                      pseudonym=response.pseudonym, reason=reason)
-    erasure.stage(topic, Envelope(
-        type="response.erased", key=response.consultation_id, producer="surveys", trace_id=trace_id,
-        payload={"response_id": response.response_id, "consultation_id": response.consultation_id,
-                 "pseudonym": response.pseudonym, "reason": reason, "erased_at": isoformat(utcnow())}))
+    erasure = Erasure(
+        response_id=response.response_id,
+        consultation_id=response.consultation_id,
+        pseudonym=response.pseudonym,
+        reason=reason,
+    )
+    erasure.stage(
+        topic,
+        Envelope(
+            type="response.erased",
+            key=response.consultation_id,
+            producer="surveys",
+            trace_id=trace_id,
+            payload={
+                "response_id": response.response_id,
+                "consultation_id": response.consultation_id,
+                "pseudonym": response.pseudonym,
+                "reason": reason,
+                "erased_at": isoformat(utcnow()),
+            },
+        ),
+    )
     quotes.move_quotes_to_erasure(response.response_id, reason, erasure, topic, trace_id)
     try:
         erasure.save(force_insert=True)
@@ -221,7 +314,9 @@ def _erase_one(response: Response, reason: str, topic: str, trace_id: str) -> No
     response.delete()
 
 
-def _restrict(pseudonym: str, consultation_id: str, withdrawn: list[str], topic: str, trace_id: str) -> None:
+def _restrict(
+    pseudonym: str, consultation_id: str, withdrawn: list[str], topic: str, trace_id: str
+) -> None:
     """Drop withdrawn purposes from a stored response; without quote consent its free text is not quotable
     and its approved quotes are revoked. Without follow_up_contact their contact details are deleted."""
     if contact.CONTACT_PURPOSE in withdrawn:
@@ -233,8 +328,9 @@ def _restrict(pseudonym: str, consultation_id: str, withdrawn: list[str], topic:
         quotes.revoke_participant_quotes(pseudonym, consultation_id, topic, trace_id)
 
 
-def confirm_withdrawal(confirmation_id: str, pseudonym: str, consultation_id: str, topic: str,
-                       trace_id: str) -> bool:
+def confirm_withdrawal(
+    confirmation_id: str, pseudonym: str, consultation_id: str, topic: str, trace_id: str
+) -> bool:
     """Stage withdrawal.processed on the tombstone: what is erased now, once per `confirmation_id`.
 
     `confirmation_id` is the consent.withdrawn event's id (or names a late
@@ -244,14 +340,27 @@ def confirm_withdrawal(confirmation_id: str, pseudonym: str, consultation_id: st
     supersedes an earlier one. Returns whether an event was staged.
     """
     participant = Participant.objects(pseudonym=pseudonym).first()
-    erased = Erasure.objects(pseudonym=pseudonym, consultation_id=consultation_id, reason="withdrawal").count()
-    event = Envelope(type="withdrawal.processed", key=consultation_id, producer="surveys", trace_id=trace_id,
-                     payload={"consultation_id": consultation_id, "pseudonym": pseudonym, "responses_erased": erased,
-                              # No participant record means no key was ever held here.
-                              "key_shredded": participant is None or participant.wrapped_key is None,
-                              "processed_at": isoformat(utcnow())})
+    erased = Erasure.objects(
+        pseudonym=pseudonym, consultation_id=consultation_id, reason="withdrawal"
+    ).count()
+    event = Envelope(
+        type="withdrawal.processed",
+        key=consultation_id,
+        producer="surveys",
+        trace_id=trace_id,
+        payload={
+            "consultation_id": consultation_id,
+            "pseudonym": pseudonym,
+            "responses_erased": erased,
+            # No participant record means no key was ever held here.
+            "key_shredded": participant is None or participant.wrapped_key is None,
+            "processed_at": isoformat(utcnow()),
+        },
+    )
     changed = Withdrawal.objects(pseudonym=pseudonym, confirmed__ne=confirmation_id).update_one(
-        push__confirmed=confirmation_id, push__pending_events={"topic": topic, "envelope": event.to_dict()})
+        push__confirmed=confirmation_id,
+        push__pending_events={"topic": topic, "envelope": event.to_dict()},
+    )
     if changed:
         outbox.remember(Withdrawal, pseudonym)
     return bool(changed)
@@ -270,7 +379,10 @@ def apply_withdrawal(payload: dict[str, Any], topic: str, trace_id: str, event_i
     pseudonym, consultation_id = payload["pseudonym"], payload["consultation_id"]
     # The tombstone is written before responses are looked for (see _settle_late_withdrawal).
     Withdrawal.objects(pseudonym=pseudonym).update_one(
-        upsert=True, set__consultation_id=consultation_id, add_to_set__purposes=list(payload["purposes"]))
+        upsert=True,
+        set__consultation_id=consultation_id,
+        add_to_set__purposes=list(payload["purposes"]),
+    )
     everything = payload["all"] or REQUIRED_PURPOSE in payload["purposes"]
     if everything:
         Withdrawal.objects(pseudonym=pseudonym).update_one(set__all=True)
@@ -303,7 +415,9 @@ def erase_expired(topic: str, trace_id: str, now: datetime | None = None) -> dic
     """
     now = now or utcnow()
     report: dict[str, int] = {}
-    candidates = Consultation.objects(Q(status__in=["closed", "archived"]) | Q(status="open", closes_at__ne=None))
+    candidates = Consultation.objects(
+        Q(status__in=["closed", "archived"]) | Q(status="open", closes_at__ne=None)
+    )
     for consultation in candidates:
         ended = ended_at(consultation, now)
         if ended is None or ended + timedelta(days=consultation.retention_days) > now:

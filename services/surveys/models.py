@@ -1,4 +1,5 @@
 """Surveys storage: consultations with their versions, invitations, participants, responses."""
+
 from __future__ import annotations
 
 import mongoengine as me
@@ -17,7 +18,9 @@ class Consultation(OutboxDocument):
     titles = me.DictField()  # {language: title}, what participants see; `title` when empty
     description = me.StringField()
     descriptions = me.DictField()  # {language: description}
-    status = me.StringField(required=True, default="draft", choices=("draft", "open", "closed", "archived"))
+    status = me.StringField(
+        required=True, default="draft", choices=("draft", "open", "closed", "archived")
+    )
     languages = me.ListField(me.StringField())
     purposes = me.ListField(me.StringField())
     min_cell_size = me.IntField(default=10, min_value=5)
@@ -72,8 +75,14 @@ class Participant(me.Document):
 
 
 class Response(OutboxDocument):
-    meta = {"db_alias": ALIAS, "collection": "responses",
-            "indexes": ["consultation_id", {"fields": ("consultation_id", "pseudonym"), "unique": True}]}
+    meta = {
+        "db_alias": ALIAS,
+        "collection": "responses",
+        "indexes": [
+            "consultation_id",
+            {"fields": ("consultation_id", "pseudonym"), "unique": True},
+        ],
+    }
     response_id = me.StringField(primary_key=True)
     consultation_id = me.StringField(required=True)
     pseudonym = me.StringField(required=True)
@@ -90,7 +99,11 @@ class Response(OutboxDocument):
 class Erasure(OutboxDocument):
     """Proof that a response was erased; carries the response.erased event until it is relayed."""
 
-    meta = {"db_alias": ALIAS, "collection": "erasures", "indexes": ["consultation_id", "pseudonym"]}
+    meta = {
+        "db_alias": ALIAS,
+        "collection": "erasures",
+        "indexes": ["consultation_id", "pseudonym"],
+    }
     response_id = me.StringField(primary_key=True)
     consultation_id = me.StringField(required=True)
     pseudonym = me.StringField(required=True)
@@ -124,8 +137,11 @@ class ApprovedQuote(OutboxDocument):
     has a Quote, and a clash keeps a stale collection after a reconnect.
     """
 
-    meta = {"db_alias": ALIAS, "collection": "quotes",
-            "indexes": ["consultation_id", "pseudonym", "response_id"]}
+    meta = {
+        "db_alias": ALIAS,
+        "collection": "quotes",
+        "indexes": ["consultation_id", "pseudonym", "response_id"],
+    }
     quote_id = me.StringField(primary_key=True)
     consultation_id = me.StringField(required=True)
     response_id = me.StringField(required=True)
@@ -146,8 +162,11 @@ class ResumeDraft(me.Document):
     the draft in one atomic upsert and the earlier code stops working.
     """
 
-    meta = {"db_alias": ALIAS, "collection": "resume_drafts",
-            "indexes": ["expires_at", "consultation_id"]}
+    meta = {
+        "db_alias": ALIAS,
+        "collection": "resume_drafts",
+        "indexes": ["expires_at", "consultation_id"],
+    }
     pseudonym = me.StringField(primary_key=True)
     code_hash = me.StringField(required=True, unique=True)
     consultation_id = me.StringField(required=True)

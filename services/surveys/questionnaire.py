@@ -28,6 +28,7 @@ A comparison with a question that has no answer (skipped, declined or hidden)
 is false, and so is `not_equals`; `{"not": {... "equals" ...}}` is true then.
 A condition may refer only to questions that come before it.
 """
+
 from __future__ import annotations
 
 import copy
@@ -242,7 +243,9 @@ def _check_condition(
         return
     if not isinstance(qid, str) or qid not in earlier:
         if isinstance(qid, str) and qid in all_ids:
-            errors.add(f"{path}.question", f"refers to question {qid!r}, which does not come earlier")
+            errors.add(
+                f"{path}.question", f"refers to question {qid!r}, which does not come earlier"
+            )
         else:
             errors.add(f"{path}.question", f"refers to unknown question {qid!r}")
         return
@@ -259,7 +262,7 @@ def _check_condition(
         errors.add(vpath, f'"{op}" needs a value')
         return
     if qtype == FREE_TEXT:
-        errors.add(f"{path}.op", "free-text answers can only be tested with \"answered\"")
+        errors.add(f"{path}.op", 'free-text answers can only be tested with "answered"')
         return
     if op == "includes":
         if qtype != MULTIPLE_CHOICE:
@@ -308,7 +311,9 @@ def _check_text(value: Any, path: str, errors: _Errors, *, nullable: bool) -> No
 
 def _check_id(value: Any, path: str, seen: set[str], errors: _Errors) -> bool:
     if not isinstance(value, str) or not ID_PATTERN.match(value):
-        errors.add(path, "must start with a letter or _ and use only letters, digits, _ and - (max 64)")
+        errors.add(
+            path, "must start with a letter or _ and use only letters, digits, _ and - (max 64)"
+        )
         return False
     if value in seen:
         errors.add(path, f"duplicate id {value!r}")
@@ -337,12 +342,16 @@ def _check_question(
     _check_id(question.get("id"), f"{path}.id", seen, errors)
     qtype = question.get("type")
     if qtype not in QUESTION_TYPES:
-        errors.add(f"{path}.type", f"unknown type {qtype!r}; use one of {', '.join(QUESTION_TYPES)}")
+        errors.add(
+            f"{path}.type", f"unknown type {qtype!r}; use one of {', '.join(QUESTION_TYPES)}"
+        )
         return None
     allowed = _COMMON_QUESTION_KEYS | _TYPE_KEYS[qtype]
     for key in sorted(set(question) - allowed, key=str):
         if key == "required":
-            errors.add(f"{path}.required", "every question can be skipped; there is no required flag")
+            errors.add(
+                f"{path}.required", "every question can be skipped; there is no required flag"
+            )
         else:
             errors.add(f"{path}.{key}", f"not a field of a {qtype} question")
 
@@ -352,7 +361,9 @@ def _check_question(
     _check_bool(question, "sensitive", path, errors)
     _check_bool(question, "dimension", path, errors)
     if question["dimension"] is True and qtype not in CHOICE_TYPES:
-        errors.add(f"{path}.dimension", "only single- and multiple-choice questions can be dimensions")
+        errors.add(
+            f"{path}.dimension", "only single- and multiple-choice questions can be dimensions"
+        )
 
     if qtype in CHOICE_TYPES:
         _check_options(question, path, errors)
@@ -365,7 +376,10 @@ def _check_question(
                 errors.add(f"{path}.{key}", "must be a whole number")
                 ok = False
         if ok and not (low < high and high - low + 1 <= MAX_RATING_POINTS):
-            errors.add(f"{path}.max", f"a rating runs from min to a larger max, at most {MAX_RATING_POINTS} points")
+            errors.add(
+                f"{path}.max",
+                f"a rating runs from min to a larger max, at most {MAX_RATING_POINTS} points",
+            )
     elif qtype == NUMBER:
         question.setdefault("min", None)
         question.setdefault("max", None)
@@ -384,8 +398,14 @@ def _check_question(
     elif qtype == FREE_TEXT:
         question.setdefault("max_length", DEFAULT_MAX_LENGTH)
         limit = question["max_length"]
-        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_FREE_TEXT_LENGTH:
-            errors.add(f"{path}.max_length", f"must be a whole number from 1 to {MAX_FREE_TEXT_LENGTH}")
+        if (
+            isinstance(limit, bool)
+            or not isinstance(limit, int)
+            or not 1 <= limit <= MAX_FREE_TEXT_LENGTH
+        ):
+            errors.add(
+                f"{path}.max_length", f"must be a whole number from 1 to {MAX_FREE_TEXT_LENGTH}"
+            )
 
     question.setdefault("relevant", None)
     if question["relevant"] is not None:
@@ -397,7 +417,9 @@ def _check_options(question: dict, path: str, errors: _Errors) -> None:
     options = question.get("options")
     minimum = 2 if question["type"] == SINGLE_CHOICE else 1
     if not isinstance(options, list) or len(options) < minimum:
-        errors.add(f"{path}.options", f"a {question['type']} question needs at least {minimum} options")
+        errors.add(
+            f"{path}.options", f"a {question['type']} question needs at least {minimum} options"
+        )
         return
     codes: set[str] = set()
     for i, option in enumerate(options):
@@ -443,7 +465,10 @@ def _structure_errors(defn: Any) -> tuple[dict | None, _Errors]:
     else:
         for i, lang in enumerate(languages):
             if lang not in UN_LANGUAGES:
-                errors.add(f"languages[{i}]", f"unknown language {lang!r}; use one of {', '.join(UN_LANGUAGES)}")
+                errors.add(
+                    f"languages[{i}]",
+                    f"unknown language {lang!r}; use one of {', '.join(UN_LANGUAGES)}",
+                )
         if len(set(map(str, languages))) != len(languages):
             errors.add("languages", "each language may appear once")
 

@@ -16,6 +16,7 @@ approval event itself remains is bounded by the topic's retention.
 
 Service layer: models, no Flask.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -54,12 +55,19 @@ def checked_excerpt(answer: str, excerpt: str) -> str:
     """
     wanted = normalise_whitespace(excerpt)
     if not wanted:
-        raise ValidationFailed("The excerpt is empty.", errors={"excerpt": ["choose a part of the answer"]})
+        raise ValidationFailed(
+            "The excerpt is empty.", errors={"excerpt": ["choose a part of the answer"]}
+        )
     if wanted not in normalise_whitespace(answer):
         raise ValidationFailed(
             "The excerpt must be a contiguous part of the participant's answer. Remove identifying details by "
             "shortening the answer (cutting words from its start or end), never by changing or joining words.",
-            errors={"excerpt": ["not found word for word in the answer (whitespace differences are ignored)"]})
+            errors={
+                "excerpt": [
+                    "not found word for word in the answer (whitespace differences are ignored)"
+                ]
+            },
+        )
     return wanted
 
 
@@ -79,8 +87,11 @@ def _excerpt_aad(quote_id: str) -> bytes:
 
 def _quote_consent_withdrawn(pseudonym: str) -> bool:
     withdrawal = Withdrawal.objects(pseudonym=pseudonym).first()
-    return withdrawal is not None and (withdrawal.all or intake.REQUIRED_PURPOSE in withdrawal.purposes
-                                       or intake.QUOTE_PURPOSE in withdrawal.purposes)
+    return withdrawal is not None and (
+        withdrawal.all
+        or intake.REQUIRED_PURPOSE in withdrawal.purposes
+        or intake.QUOTE_PURPOSE in withdrawal.purposes
+    )
 
 
 def _question_order(consultation: Consultation, survey_version: int) -> list[str]:
@@ -92,7 +103,10 @@ def _question_order(consultation: Consultation, survey_version: int) -> list[str
 
 # ---- what may be quoted ------------------------------------------------------
 
-def quotable_answers(consultation: Consultation, keys: SurveysKeys, page: int, per_page: int) -> dict[str, Any]:
+
+def quotable_answers(
+    consultation: Consultation, keys: SurveysKeys, page: int, per_page: int
+) -> dict[str, Any]:
     """One page of responses whose free text may be quoted, oldest first, with the text of each answer.
 
     Returns {page, per_page, total, items: [{response_id, survey_version,
@@ -100,27 +114,51 @@ def quotable_answers(consultation: Consultation, keys: SurveysKeys, page: int, p
     responses. A response whose key was shredded meanwhile (being erased)
     is left out of its page.
     """
-    matching = Response.objects(consultation_id=consultation.consultation_id, quotable=True,
-                                purposes=intake.QUOTE_PURPOSE, __raw__={"free_text": {"$nin": [{}, None]}})
+    matching = Response.objects(
+        consultation_id=consultation.consultation_id,
+        quotable=True,
+        purposes=intake.QUOTE_PURPOSE,
+        __raw__={"free_text": {"$nin": [{}, None]}},
+    )
     total = matching.count()
     items = []
-    for response in matching.order_by("submitted_at", "response_id").skip((page - 1) * per_page).limit(per_page):
+    for response in (
+        matching.order_by("submitted_at", "response_id").skip((page - 1) * per_page).limit(per_page)
+    ):
         try:
-            texts = intake.decrypt_free_text(response.pseudonym, response.response_id, response.free_text, keys)
+            texts = intake.decrypt_free_text(
+                response.pseudonym, response.response_id, response.free_text, keys
+            )
         except field_crypto.KeyShredded:
             continue
         order = _question_order(consultation, response.survey_version)
-        question_ids = sorted(texts, key=lambda qid: (order.index(qid) if qid in order else len(order), qid))
-        items.append({"response_id": response.response_id, "survey_version": response.survey_version,
-                      "submitted_at": as_utc(response.submitted_at),
-                      "answers": [{"question_id": qid, "text": texts[qid]} for qid in question_ids]})
+        question_ids = sorted(
+            texts, key=lambda qid: (order.index(qid) if qid in order else len(order), qid)
+        )
+        items.append(
+            {
+                "response_id": response.response_id,
+                "survey_version": response.survey_version,
+                "submitted_at": as_utc(response.submitted_at),
+                "answers": [{"question_id": qid, "text": texts[qid]} for qid in question_ids],
+            }
+        )
     return {"page": page, "per_page": per_page, "total": total, "items": items}
 
 
 # ---- approving -----------------------------------------------------------------
 
-def approve_quote(consultation: Consultation, response_id: str, question_id: str, excerpt: str,
-                  approved_by: str, keys: SurveysKeys, topic: str, trace_id: str) -> tuple[ApprovedQuote, bool]:
+
+def approve_quote(
+    consultation: Consultation,
+    response_id: str,
+    question_id: str,
+    excerpt: str,
+    approved_by: str,
+    keys: SurveysKeys,
+    topic: str,
+    trace_id: str,
+) -> tuple[ApprovedQuote, bool]:
     """Approve an excerpt of one free-text answer; returns (quote, created).
 
     The same response, question and excerpt give the same quote (created
@@ -131,18 +169,29 @@ def approve_quote(consultation: Consultation, response_id: str, question_id: str
     not a contiguous part of the answer), Gone (the participant's data was
     erased).
     """
-    response = Response.objects(response_id=response_id, consultation_id=consultation.consultation_id).first()
+    response = Response.objects(
+        response_id=response_id, consultation_id=consultation.consultation_id
+    ).first()
     if response is None:
         raise NotFound("No such response in this consultation.")
-    if not response.quotable or intake.QUOTE_PURPOSE not in response.purposes or \
-            _quote_consent_withdrawn(response.pseudonym):
-        raise Conflict("This participant has not consented to anonymised quotes, or has withdrawn that consent.")
+    if (
+        not response.quotable
+        or intake.QUOTE_PURPOSE not in response.purposes
+        or _quote_consent_withdrawn(response.pseudonym)
+    ):
+        raise Conflict(
+            "This participant has not consented to anonymised quotes, or has withdrawn that consent."
+        )
     if question_id not in response.free_text:
         raise ValidationFailed(
             "This response has no free-text answer to that question.",
-            errors={"question_id": [f"free-text answers of this response: {sorted(response.free_text)}"]})
-    answer = intake.decrypt_free_text(response.pseudonym, response_id,
-                                      {question_id: response.free_text[question_id]}, keys)[question_id]
+            errors={
+                "question_id": [f"free-text answers of this response: {sorted(response.free_text)}"]
+            },
+        )
+    answer = intake.decrypt_free_text(
+        response.pseudonym, response_id, {question_id: response.free_text[question_id]}, keys
+    )[question_id]
     text = checked_excerpt(answer, excerpt)
     quote_id = quote_id_for(keys.code_pepper, response_id, question_id, text)
     existing = ApprovedQuote.objects(quote_id=quote_id).first()
@@ -151,15 +200,34 @@ def approve_quote(consultation: Consultation, response_id: str, question_id: str
 
     key = intake.key_of(response.pseudonym, keys)
     now = utcnow()
-    quote = ApprovedQuote(quote_id=quote_id, consultation_id=consultation.consultation_id, response_id=response_id,
-                          pseudonym=response.pseudonym, question_id=question_id,
-                          excerpt=field_crypto.encrypt_field(key, text, _excerpt_aad(quote_id)),
-                          approved_by=approved_by, approved_at=now)
-    quote.stage(topic, Envelope(
-        type="quote.approved", key=consultation.consultation_id, producer="surveys", trace_id=trace_id,
-        payload={"quote_id": quote_id, "consultation_id": consultation.consultation_id,
-                 "pseudonym": response.pseudonym, "question_id": question_id, "text": text,
-                 "approved_by": approved_by, "approved_at": isoformat(now)}))
+    quote = ApprovedQuote(
+        quote_id=quote_id,
+        consultation_id=consultation.consultation_id,
+        response_id=response_id,
+        pseudonym=response.pseudonym,
+        question_id=question_id,
+        excerpt=field_crypto.encrypt_field(key, text, _excerpt_aad(quote_id)),
+        approved_by=approved_by,
+        approved_at=now,
+    )
+    quote.stage(
+        topic,
+        Envelope(
+            type="quote.approved",
+            key=consultation.consultation_id,
+            producer="surveys",
+            trace_id=trace_id,
+            payload={
+                "quote_id": quote_id,
+                "consultation_id": consultation.consultation_id,
+                "pseudonym": response.pseudonym,
+                "question_id": question_id,
+                "text": text,
+                "approved_by": approved_by,
+                "approved_at": isoformat(now),
+            },
+        ),
+    )
     try:
         quote.save(force_insert=True)
     except NotUniqueError:  # the same approval, sent twice at once
@@ -168,23 +236,40 @@ def approve_quote(consultation: Consultation, response_id: str, question_id: str
     # (the withdrawal handler writes its tombstone before it looks for quotes).
     if _quote_consent_withdrawn(response.pseudonym):
         revoke(quote, REVOKED_BY_PARTICIPANT, topic, trace_id)
-        raise Conflict("This participant has just withdrawn consent to quotes; the approval was revoked.")
+        raise Conflict(
+            "This participant has just withdrawn consent to quotes; the approval was revoked."
+        )
     return quote, True
 
 
 def _same_quote(quote: ApprovedQuote) -> ApprovedQuote:
     if quote.revoked:
-        raise Conflict("This quote was revoked, and a revocation is final. Choose a different excerpt to "
-                       "approve a new quote.", quote_id=quote.quote_id)
+        raise Conflict(
+            "This quote was revoked, and a revocation is final. Choose a different excerpt to "
+            "approve a new quote.",
+            quote_id=quote.quote_id,
+        )
     return quote
 
 
 # ---- revoking ------------------------------------------------------------------
 
-def revocation_event(quote: ApprovedQuote, revoked_by: str, now: datetime, trace_id: str) -> Envelope:
-    return Envelope(type="quote.revoked", key=quote.consultation_id, producer="surveys", trace_id=trace_id,
-                    payload={"quote_id": quote.quote_id, "consultation_id": quote.consultation_id,
-                             "revoked_by": revoked_by, "revoked_at": isoformat(now)})
+
+def revocation_event(
+    quote: ApprovedQuote, revoked_by: str, now: datetime, trace_id: str
+) -> Envelope:
+    return Envelope(
+        type="quote.revoked",
+        key=quote.consultation_id,
+        producer="surveys",
+        trace_id=trace_id,
+        payload={
+            "quote_id": quote.quote_id,
+            "consultation_id": quote.consultation_id,
+            "revoked_by": revoked_by,
+            "revoked_at": isoformat(now),
+        },
+    )
 
 
 def revoke(quote: ApprovedQuote, revoked_by: str, topic: str, trace_id: str) -> bool:
@@ -196,30 +281,45 @@ def revoke(quote: ApprovedQuote, revoked_by: str, topic: str, trace_id: str) -> 
     now = utcnow()
     event = revocation_event(quote, revoked_by, now, trace_id)
     changed = ApprovedQuote.objects(quote_id=quote.quote_id, revoked=False).update_one(
-        set__revoked=True, set__revoked_by=revoked_by, set__revoked_at=now, set__excerpt=None,
-        push__pending_events={"topic": topic, "envelope": event.to_dict()})
+        set__revoked=True,
+        set__revoked_by=revoked_by,
+        set__revoked_at=now,
+        set__excerpt=None,
+        push__pending_events={"topic": topic, "envelope": event.to_dict()},
+    )
     if changed:
         outbox.remember(ApprovedQuote, quote.pk)
     return bool(changed)
 
 
-def revoke_quote(consultation: Consultation, quote_id: str, revoked_by: str, topic: str,
-                 trace_id: str) -> ApprovedQuote:
+def revoke_quote(
+    consultation: Consultation, quote_id: str, revoked_by: str, topic: str, trace_id: str
+) -> ApprovedQuote:
     """An organiser revokes a quote of their consultation; revoking again changes nothing. Raises NotFound."""
-    quote = ApprovedQuote.objects(quote_id=quote_id, consultation_id=consultation.consultation_id).first()
+    quote = ApprovedQuote.objects(
+        quote_id=quote_id, consultation_id=consultation.consultation_id
+    ).first()
     if quote is None:
         raise NotFound("No such quote in this consultation.")
     revoke(quote, revoked_by, topic, trace_id)
     return ApprovedQuote.objects.get(quote_id=quote_id)
 
 
-def revoke_participant_quotes(pseudonym: str, consultation_id: str, topic: str, trace_id: str) -> int:
+def revoke_participant_quotes(
+    pseudonym: str, consultation_id: str, topic: str, trace_id: str
+) -> int:
     """The participant withdrew quote consent: revoke each of their live quotes. Returns how many."""
-    return sum(revoke(quote, REVOKED_BY_PARTICIPANT, topic, trace_id)
-               for quote in ApprovedQuote.objects(pseudonym=pseudonym, consultation_id=consultation_id, revoked=False))
+    return sum(
+        revoke(quote, REVOKED_BY_PARTICIPANT, topic, trace_id)
+        for quote in ApprovedQuote.objects(
+            pseudonym=pseudonym, consultation_id=consultation_id, revoked=False
+        )
+    )
 
 
-def move_quotes_to_erasure(response_id: str, reason: str, erasure: Any, topic: str, trace_id: str) -> None:
+def move_quotes_to_erasure(
+    response_id: str, reason: str, erasure: Any, topic: str, trace_id: str
+) -> None:
     """Before a response is erased: stage on its Erasure record what its quotes still have to say.
 
     Live quotes get a quote.revoked; events a quote record has not relayed
@@ -241,6 +341,7 @@ def delete_response_quotes(response_id: str) -> None:
 
 # ---- reading ------------------------------------------------------------------
 
+
 def _excerpt_text(quote: ApprovedQuote, keys: SurveysKeys) -> str | None:
     """The live excerpt in plain text; None once revoked or once the participant's key was shredded."""
     if quote.excerpt is None:
@@ -254,13 +355,25 @@ def _excerpt_text(quote: ApprovedQuote, keys: SurveysKeys) -> str | None:
 
 def quote_view(quote: ApprovedQuote, keys: SurveysKeys) -> dict[str, Any]:
     """A quote as the organiser API shows it (text None when revoked or erased)."""
-    return {"quote_id": quote.quote_id, "consultation_id": quote.consultation_id, "response_id": quote.response_id,
-            "question_id": quote.question_id, "text": _excerpt_text(quote, keys), "approved_by": quote.approved_by,
-            "approved_at": as_utc(quote.approved_at), "revoked": quote.revoked, "revoked_by": quote.revoked_by,
-            "revoked_at": as_utc(quote.revoked_at)}
+    return {
+        "quote_id": quote.quote_id,
+        "consultation_id": quote.consultation_id,
+        "response_id": quote.response_id,
+        "question_id": quote.question_id,
+        "text": _excerpt_text(quote, keys),
+        "approved_by": quote.approved_by,
+        "approved_at": as_utc(quote.approved_at),
+        "revoked": quote.revoked,
+        "revoked_by": quote.revoked_by,
+        "revoked_at": as_utc(quote.revoked_at),
+    }
 
 
 def list_quotes(consultation: Consultation, keys: SurveysKeys) -> list[dict[str, Any]]:
     """Every quote of the consultation, revoked ones included (without text), oldest approval first."""
-    return [quote_view(quote, keys) for quote in
-            ApprovedQuote.objects(consultation_id=consultation.consultation_id).order_by("approved_at", "quote_id")]
+    return [
+        quote_view(quote, keys)
+        for quote in ApprovedQuote.objects(consultation_id=consultation.consultation_id).order_by(
+            "approved_at", "quote_id"
+        )
+    ]

@@ -7,6 +7,7 @@ once. The draft expires after a set time and is gone once the response is
 submitted or the participant withdraws (their key is shredded then too).
 (Service layer: models, no Flask.)
 """
+
 from __future__ import annotations
 
 import json
@@ -18,7 +19,13 @@ from mongoengine.errors import NotUniqueError
 
 from services.surveys import answers as answer_rules
 from services.surveys import codes, field_crypto
-from services.surveys.consultations import SurveysKeys, as_utc, ensure_accepting, get_consultation, spend_invitation
+from services.surveys.consultations import (
+    SurveysKeys,
+    as_utc,
+    ensure_accepting,
+    get_consultation,
+    spend_invitation,
+)
 from services.surveys.intake import admit, find_version, participant_key
 from services.surveys.models import Participant, ResumeDraft, Withdrawal
 from shared.consent_tokens import verify_consent_token
@@ -38,8 +45,14 @@ def _aad(consultation_id: str, pseudonym: str) -> bytes:
     return f"resume:{consultation_id}:{pseudonym}".encode()
 
 
-def save_progress(token: str, body: dict[str, Any], keys: SurveysKeys, ttl: timedelta = DEFAULT_TTL,
-                  now: datetime | None = None, session_consultation: str | None = None) -> SavedProgress:
+def save_progress(
+    token: str,
+    body: dict[str, Any],
+    keys: SurveysKeys,
+    ttl: timedelta = DEFAULT_TTL,
+    now: datetime | None = None,
+    session_consultation: str | None = None,
+) -> SavedProgress:
     """Keep a participant's partial answers on the server; returns a new resume code and its expiry.
 
     The answers are checked like a submission (anything may be left out),
@@ -59,32 +72,54 @@ def save_progress(token: str, body: dict[str, Any], keys: SurveysKeys, ttl: time
     answer_rules.validate_answers(definition, answers, declined)
     section = body.get("section_id")
     if section is not None and section not in {s["id"] for s in definition["sections"]}:
-        raise ValidationFailed("The survey has no such section.",
-                               errors={"section_id": [f"unknown section {section!r}"]})
+        raise ValidationFailed(
+            "The survey has no such section.",
+            errors={"section_id": [f"unknown section {section!r}"]},
+        )
     spend_invitation(admission.participant)
     key = participant_key(admission.participant, keys)
-    sealed = field_crypto.encrypt_field(key, json.dumps({
-        "survey_version": version["number"], "answers": answers,
-        "declined": answer_rules.declined_questions(definition, declined), "section_id": section,
-        "consent_token": token, "receipt_code": body.get("receipt_code"),
-    }, ensure_ascii=False), _aad(admission.consultation_id, admission.pseudonym))
+    sealed = field_crypto.encrypt_field(
+        key,
+        json.dumps(
+            {
+                "survey_version": version["number"],
+                "answers": answers,
+                "declined": answer_rules.declined_questions(definition, declined),
+                "section_id": section,
+                "consent_token": token,
+                "receipt_code": body.get("receipt_code"),
+            },
+            ensure_ascii=False,
+        ),
+        _aad(admission.consultation_id, admission.pseudonym),
+    )
     code = codes.new_resume_code()
     expires_at = now + ttl
-    fields = {"set__code_hash": codes.hash_code(codes.CodeKind.RESUME, code, keys.code_pepper),
-              "set__consultation_id": admission.consultation_id, "set__ciphertext": sealed,
-              "set__saved_at": now, "set__expires_at": expires_at}
+    fields = {
+        "set__code_hash": codes.hash_code(codes.CodeKind.RESUME, code, keys.code_pepper),
+        "set__consultation_id": admission.consultation_id,
+        "set__ciphertext": sealed,
+        "set__saved_at": now,
+        "set__expires_at": expires_at,
+    }
     ResumeDraft.objects(expires_at__lte=now).delete()
     # One draft per participant, replaced in a single atomic upsert (keyed by pseudonym).
     try:
         ResumeDraft.objects(pseudonym=admission.pseudonym).update_one(upsert=True, **fields)
     except NotUniqueError:  # a concurrent first save of the same participant won the insert
         if not ResumeDraft.objects(pseudonym=admission.pseudonym).update_one(**fields):
-            raise Conflict("Your progress was being saved twice at once; please save again.") from None
+            raise Conflict(
+                "Your progress was being saved twice at once; please save again."
+            ) from None
     return SavedProgress(code, expires_at)
 
 
-def resume_progress(code: str, keys: SurveysKeys, now: datetime | None = None,
-                    session_consultation: str | None = None) -> dict[str, Any]:
+def resume_progress(
+    code: str,
+    keys: SurveysKeys,
+    now: datetime | None = None,
+    session_consultation: str | None = None,
+) -> dict[str, Any]:
     """What a participant needs to continue: consultation, pseudonym, version, answers so far, consent.
 
     `consent_token` is returned while it is still valid; after it expired it
@@ -99,7 +134,9 @@ def resume_progress(code: str, keys: SurveysKeys, now: datetime | None = None,
     draft = ResumeDraft.objects(code_hash=digest).first()
     # Another consultation's code answers like an unknown one: a session cannot probe codes elsewhere.
     if draft is None or session_consultation not in (None, draft.consultation_id):
-        raise NotFound("This resume code is not valid. Codes stop working when progress is saved again.")
+        raise NotFound(
+            "This resume code is not valid. Codes stop working when progress is saved again."
+        )
     if as_utc(draft.expires_at) <= now:
         # The TTL index removes it soon anyway; do not wait for it.
         ResumeDraft.objects(code_hash=digest).delete()
@@ -110,11 +147,16 @@ def resume_progress(code: str, keys: SurveysKeys, now: datetime | None = None,
     if participant is None:
         raise field_crypto.KeyShredded()
     key = participant_key(participant, keys)
-    saved = json.loads(field_crypto.decrypt_field(key, draft.ciphertext, _aad(draft.consultation_id, draft.pseudonym)))
+    saved = json.loads(
+        field_crypto.decrypt_field(
+            key, draft.ciphertext, _aad(draft.consultation_id, draft.pseudonym)
+        )
+    )
     token = saved.pop("consent_token")
     try:
-        claims = verify_consent_token(token, keys.consent_public_key_pem, required_purpose="participate",
-                                      now=now.timestamp())
+        claims = verify_consent_token(
+            token, keys.consent_public_key_pem, required_purpose="participate", now=now.timestamp()
+        )
     except Unauthorized:
         claims, token = None, None
     withdrawal = Withdrawal.objects(pseudonym=draft.pseudonym).first()
@@ -133,7 +175,11 @@ def resume_progress(code: str, keys: SurveysKeys, now: datetime | None = None,
         "survey": version["definition"],
         "consent_token": token,
         "consent_token_valid": token is not None,
-        "consent_expires_at": isoformat(datetime.fromtimestamp(claims["exp"], tz=timezone.utc)) if claims else None,
-        "granted_purposes": [p for p in claims["purposes"] if p not in withdrawn] if claims else None,
+        "consent_expires_at": isoformat(datetime.fromtimestamp(claims["exp"], tz=timezone.utc))
+        if claims
+        else None,
+        "granted_purposes": [p for p in claims["purposes"] if p not in withdrawn]
+        if claims
+        else None,
         "expires_at": isoformat(as_utc(draft.expires_at)),
     }

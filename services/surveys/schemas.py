@@ -1,4 +1,5 @@
 """Request and response schemas of the surveys API (also its OpenAPI document)."""
+
 import re
 
 from flask_smorest.fields import Upload
@@ -11,8 +12,10 @@ from shared.runtime import UTCDateTime
 UN_LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")
 # The consultation.published contract accepts budgets up to this; larger ones would add little protection.
 EPSILON_BUDGET_MAX = 10.0
-EPSILON_BUDGET_DOC = ("differential privacy: the total epsilon the consultation's released snapshots may spend "
-                      "(0 < x <= 10); null: snapshots are released without noise only. Fixed once it has opened")
+EPSILON_BUDGET_DOC = (
+    "differential privacy: the total epsilon the consultation's released snapshots may spend "
+    "(0 < x <= 10); null: snapshots are released without noise only. Fixed once it has opened"
+)
 
 
 class StrictSchema(Schema):
@@ -20,8 +23,10 @@ class StrictSchema(Schema):
         unknown = RAISE
 
 
-TITLES_DOC = ("the title in each language of the consultation, as participants see it ({language: text}); "
-              "without it they see `title`. Once given, publishing needs every language")
+TITLES_DOC = (
+    "the title in each language of the consultation, as participants see it ({language: text}); "
+    "without it they see `title`. Once given, publishing needs every language"
+)
 DESCRIPTIONS_DOC = "the description in each language, like `titles`"
 
 
@@ -33,13 +38,18 @@ def survey_definition(**kwargs) -> fields.Dict:
 
 
 def by_language() -> fields.Dict:
-    return fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "by language"})
+    return fields.Dict(
+        keys=fields.String(), values=fields.String(), metadata={"description": "by language"}
+    )
 
 
 def _translations(max_length: int, doc: str, **kwargs) -> fields.Dict:
-    return fields.Dict(keys=fields.String(validate=validate.OneOf(UN_LANGUAGES)),
-                       values=fields.String(validate=validate.Length(min=1, max=max_length)),
-                       metadata={"description": doc}, **kwargs)
+    return fields.Dict(
+        keys=fields.String(validate=validate.OneOf(UN_LANGUAGES)),
+        values=fields.String(validate=validate.Length(min=1, max=max_length)),
+        metadata={"description": doc},
+        **kwargs,
+    )
 
 
 class ConsultationCreateSchema(StrictSchema):
@@ -47,21 +57,43 @@ class ConsultationCreateSchema(StrictSchema):
     titles = _translations(200, TITLES_DOC, load_default=dict)
     description = fields.String(validate=validate.Length(max=5000))
     descriptions = _translations(5000, DESCRIPTIONS_DOC, load_default=dict)
-    languages = fields.List(fields.String(validate=validate.OneOf(UN_LANGUAGES)), required=True,
-                            validate=validate.Length(min=1))
-    purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), load_default=lambda: ["participate", "aggregate_reporting"],
-                           validate=validate.ContainsOnly(PURPOSES))
-    min_cell_size = fields.Integer(load_default=10, validate=validate.Range(min=5, max=1000),
-                                   metadata={"description": "k: the smallest group size ever shown to policy users (never below 5)"})
-    min_age = fields.Integer(allow_none=True, load_default=None, validate=validate.Range(min=0, max=25))
+    languages = fields.List(
+        fields.String(validate=validate.OneOf(UN_LANGUAGES)),
+        required=True,
+        validate=validate.Length(min=1),
+    )
+    purposes = fields.List(
+        fields.String(validate=validate.OneOf(PURPOSES)),
+        load_default=lambda: ["participate", "aggregate_reporting"],
+        validate=validate.ContainsOnly(PURPOSES),
+    )
+    min_cell_size = fields.Integer(
+        load_default=10,
+        validate=validate.Range(min=5, max=1000),
+        metadata={
+            "description": "k: the smallest group size ever shown to policy users (never below 5)"
+        },
+    )
+    min_age = fields.Integer(
+        allow_none=True, load_default=None, validate=validate.Range(min=0, max=25)
+    )
     retention_days = fields.Integer(load_default=365, validate=validate.Range(min=1, max=3650))
-    epsilon_budget = fields.Float(allow_none=True, load_default=None, allow_nan=False,
-                                  validate=validate.Range(min=0, min_inclusive=False, max=EPSILON_BUDGET_MAX),
-                                  metadata={"description": EPSILON_BUDGET_DOC})
+    epsilon_budget = fields.Float(
+        allow_none=True,
+        load_default=None,
+        allow_nan=False,
+        validate=validate.Range(min=0, min_inclusive=False, max=EPSILON_BUDGET_MAX),
+        metadata={"description": EPSILON_BUDGET_DOC},
+    )
     opens_at = fields.AwareDateTime(allow_none=True, load_default=None)
     closes_at = fields.AwareDateTime(allow_none=True, load_default=None)
-    survey = survey_definition(load_default=None, metadata={
-        "description": "survey definition (optional: write it later with PUT .../survey)", "example": EXAMPLE_SURVEY})
+    survey = survey_definition(
+        load_default=None,
+        metadata={
+            "description": "survey definition (optional: write it later with PUT .../survey)",
+            "example": EXAMPLE_SURVEY,
+        },
+    )
 
 
 class ConsultationUpdateSchema(StrictSchema):
@@ -72,14 +104,21 @@ class ConsultationUpdateSchema(StrictSchema):
     titles = _translations(200, TITLES_DOC)
     description = fields.String(allow_none=True, validate=validate.Length(max=5000))
     descriptions = _translations(5000, DESCRIPTIONS_DOC)
-    languages = fields.List(fields.String(validate=validate.OneOf(UN_LANGUAGES)), validate=validate.Length(min=1))
-    purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), validate=validate.Length(min=1))
+    languages = fields.List(
+        fields.String(validate=validate.OneOf(UN_LANGUAGES)), validate=validate.Length(min=1)
+    )
+    purposes = fields.List(
+        fields.String(validate=validate.OneOf(PURPOSES)), validate=validate.Length(min=1)
+    )
     min_cell_size = fields.Integer(validate=validate.Range(min=5, max=1000))
     min_age = fields.Integer(allow_none=True, validate=validate.Range(min=0, max=25))
     retention_days = fields.Integer(validate=validate.Range(min=1, max=3650))
-    epsilon_budget = fields.Float(allow_none=True, allow_nan=False,
-                                  validate=validate.Range(min=0, min_inclusive=False, max=EPSILON_BUDGET_MAX),
-                                  metadata={"description": EPSILON_BUDGET_DOC})
+    epsilon_budget = fields.Float(
+        allow_none=True,
+        allow_nan=False,
+        validate=validate.Range(min=0, min_inclusive=False, max=EPSILON_BUDGET_MAX),
+        metadata={"description": EPSILON_BUDGET_DOC},
+    )
     opens_at = fields.AwareDateTime(allow_none=True)
     closes_at = fields.AwareDateTime(allow_none=True)
 
@@ -104,13 +143,21 @@ class VersionSchema(Schema):
 
 
 class XLSFormUploadSchema(Schema):
-    file = Upload(required=True, metadata={"description": "an .xlsx or .xls XLSForm (survey, choices, settings sheets)"})
+    file = Upload(
+        required=True,
+        metadata={"description": "an .xlsx or .xls XLSForm (survey, choices, settings sheets)"},
+    )
 
 
 class XLSFormQuerySchema(StrictSchema):
-    default_language = fields.String(load_default=None, validate=validate.Length(max=40), metadata={
-        "description": "language of label/hint columns without one, e.g. 'en' (the settings sheet wins; "
-                       "without either, the consultation's language that no label column of the sheet has)"})
+    default_language = fields.String(
+        load_default=None,
+        validate=validate.Length(max=40),
+        metadata={
+            "description": "language of label/hint columns without one, e.g. 'en' (the settings sheet wins; "
+            "without either, the consultation's language that no label column of the sheet has)"
+        },
+    )
 
 
 class ImportProblemSchema(Schema):
@@ -123,10 +170,16 @@ class ImportProblemSchema(Schema):
 class XLSFormImportedSchema(Schema):
     consultation_id = fields.String()
     form_title = fields.String(allow_none=True)
-    draft = fields.Dict(metadata={"description": "the new draft survey; publish it to make it a version"})
-    warnings = fields.List(fields.Nested(ImportProblemSchema),
-                           metadata={"description": "what was skipped, ignored or renamed, and translations "
-                                                    "still missing, by sheet and row"})
+    draft = fields.Dict(
+        metadata={"description": "the new draft survey; publish it to make it a version"}
+    )
+    warnings = fields.List(
+        fields.Nested(ImportProblemSchema),
+        metadata={
+            "description": "what was skipped, ignored or renamed, and translations "
+            "still missing, by sheet and row"
+        },
+    )
     revision = fields.Integer()
 
 
@@ -139,8 +192,12 @@ class ConsultationSchema(Schema):
     descriptions = by_language()
     status = fields.String()
     languages = fields.List(fields.String())
-    consent_languages = fields.List(fields.String(), metadata={
-        "description": "languages with a published consent text; a draft publishes only when it lists every language"})
+    consent_languages = fields.List(
+        fields.String(),
+        metadata={
+            "description": "languages with a published consent text; a draft publishes only when it lists every language"
+        },
+    )
     purposes = fields.List(fields.String())
     min_cell_size = fields.Integer()
     min_age = fields.Integer(allow_none=True)
@@ -152,8 +209,12 @@ class ConsultationSchema(Schema):
     opened_at = UTCDateTime(allow_none=True)
     closed_at = UTCDateTime(allow_none=True)
     # A draft may still lack parts (no sections yet, say), so it is not held to the published format.
-    draft = fields.Dict(metadata={"description": "the survey being edited, in the SurveyDefinition format once "
-                                                 "complete; publishing makes it the next version"})
+    draft = fields.Dict(
+        metadata={
+            "description": "the survey being edited, in the SurveyDefinition format once "
+            "complete; publishing makes it the next version"
+        }
+    )
     versions = fields.List(fields.Nested(VersionSchema))
     revision = fields.Integer()
 
@@ -175,9 +236,12 @@ class InvitationSchema(Schema):
 
 class InvitationCreatedSchema(InvitationSchema):
     code = fields.String(metadata={"description": "shown once; only its hash is stored"})
-    url = fields.String(metadata={
-        "description": "the participant link for the code (added by the gateway, from VOICES_PUBLIC_URL or "
-                       "the request's own origin): hand it out, print it, or make it a QR code"})
+    url = fields.String(
+        metadata={
+            "description": "the participant link for the code (added by the gateway, from VOICES_PUBLIC_URL or "
+            "the request's own origin): hand it out, print it, or make it a QR code"
+        }
+    )
 
 
 class OpenedInvitationSchema(Schema):
@@ -212,15 +276,26 @@ class ResumeSaveSchema(StrictSchema):
     survey_version = fields.Integer(load_default=None)
     answers = fields.Dict(keys=fields.String(), load_default=dict)
     declined = fields.List(fields.String(), load_default=list)
-    section_id = fields.String(load_default=None, validate=validate.Length(max=64),
-                               metadata={"description": "where the participant was, to continue there"})
-    receipt_code = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64), metadata={
-        "description": "the consent receipt code, kept sealed with the answers so it can be shown again after "
-                       "resuming (it is not checked here)"})
+    section_id = fields.String(
+        load_default=None,
+        validate=validate.Length(max=64),
+        metadata={"description": "where the participant was, to continue there"},
+    )
+    receipt_code = fields.String(
+        load_default=None,
+        allow_none=True,
+        validate=validate.Length(max=64),
+        metadata={
+            "description": "the consent receipt code, kept sealed with the answers so it can be shown again after "
+            "resuming (it is not checked here)"
+        },
+    )
 
 
 class ResumeSavedSchema(Schema):
-    resume_code = fields.String(metadata={"description": "shown once; saving again issues a new one"})
+    resume_code = fields.String(
+        metadata={"description": "shown once; saving again issues a new one"}
+    )
     expires_at = UTCDateTime()
 
 
@@ -235,17 +310,23 @@ class ResumedSchema(Schema):
     titles = by_language()
     descriptions = by_language()
     languages = fields.List(fields.String())
-    purposes = fields.List(fields.String(), metadata={"description": "purposes the consultation asks about"})
+    purposes = fields.List(
+        fields.String(), metadata={"description": "purposes the consultation asks about"}
+    )
     min_age = fields.Integer(allow_none=True)
     survey_version = fields.Integer()
     survey = survey_definition()
     answers = fields.Dict()
     declined = fields.List(fields.String())
     section_id = fields.String(allow_none=True)
-    consent_token = fields.String(allow_none=True,
-                                  metadata={"description": "null once expired: give consent again to continue"})
+    consent_token = fields.String(
+        allow_none=True,
+        metadata={"description": "null once expired: give consent again to continue"},
+    )
     consent_token_valid = fields.Boolean()
-    receipt_code = fields.String(allow_none=True, metadata={"description": "as saved with the answers, if it was"})
+    receipt_code = fields.String(
+        allow_none=True, metadata={"description": "as saved with the answers, if it was"}
+    )
     consent_expires_at = fields.String(allow_none=True)
     granted_purposes = fields.List(fields.String(), allow_none=True)
     expires_at = fields.String()
@@ -258,7 +339,9 @@ class QuotableQuerySchema(StrictSchema):
 
 class QuotableAnswerSchema(Schema):
     question_id = fields.String()
-    text = fields.String(metadata={"description": "the participant's answer; approve a contiguous part of it"})
+    text = fields.String(
+        metadata={"description": "the participant's answer; approve a contiguous part of it"}
+    )
 
 
 class QuotableResponseSchema(Schema):
@@ -271,16 +354,23 @@ class QuotableResponseSchema(Schema):
 class QuotablePageSchema(Schema):
     page = fields.Integer()
     per_page = fields.Integer()
-    total = fields.Integer(metadata={"description": "responses with quotable free text, on all pages"})
+    total = fields.Integer(
+        metadata={"description": "responses with quotable free text, on all pages"}
+    )
     items = fields.List(fields.Nested(QuotableResponseSchema))
 
 
 class QuoteApproveSchema(StrictSchema):
     response_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     question_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    excerpt = fields.String(required=True, validate=validate.Length(min=1, max=2000), metadata={
-        "description": "a contiguous part of the answer (whitespace differences ignored): shorten it to remove "
-                       "identifying details, never rewrite it"})
+    excerpt = fields.String(
+        required=True,
+        validate=validate.Length(min=1, max=2000),
+        metadata={
+            "description": "a contiguous part of the answer (whitespace differences ignored): shorten it to remove "
+            "identifying details, never rewrite it"
+        },
+    )
 
 
 class QuoteRevokeSchema(StrictSchema):
@@ -292,7 +382,9 @@ class QuoteSchema(Schema):
     consultation_id = fields.String()
     response_id = fields.String()
     question_id = fields.String()
-    text = fields.String(allow_none=True, metadata={"description": "the approved excerpt; null once revoked"})
+    text = fields.String(
+        allow_none=True, metadata={"description": "the approved excerpt; null once revoked"}
+    )
     approved_by = fields.String()
     approved_at = UTCDateTime()
     revoked = fields.Boolean()
@@ -323,9 +415,14 @@ class TrimmedString(fields.String):
 class ContactSaveSchema(StrictSchema):
     consent_token = fields.String(required=True, validate=validate.Length(min=10, max=4096))
     method = fields.String(required=True, validate=validate.OneOf(CONTACT_METHODS))
-    value = TrimmedString(required=True, validate=validate.Length(min=1, max=200),
-                          metadata={"description": "a phone number (phone, whatsapp), an email address, a phone "
-                                                   "number or username (signal), or free text (other)"})
+    value = TrimmedString(
+        required=True,
+        validate=validate.Length(min=1, max=200),
+        metadata={
+            "description": "a phone number (phone, whatsapp), an email address, a phone "
+            "number or username (signal), or free text (other)"
+        },
+    )
     best_time = TrimmedString(allow_none=True, load_default=None, validate=validate.Length(max=200))
     safe_to_leave_message = fields.Boolean(required=True)
 
@@ -337,9 +434,13 @@ class ContactSaveSchema(StrictSchema):
         if method == "email" and not _EMAIL_SHAPE.match(value):
             raise ValidationError("this does not look like an email address", "value")
         if method in ("phone", "whatsapp") and not _is_phone(value):
-            raise ValidationError("this does not look like a phone number (digits, optional + and spaces)", "value")
+            raise ValidationError(
+                "this does not look like a phone number (digits, optional + and spaces)", "value"
+            )
         if method == "signal" and not (_is_phone(value) or _SIGNAL_USERNAME_SHAPE.match(value)):
-            raise ValidationError("give a phone number or a Signal username such as name.01", "value")
+            raise ValidationError(
+                "give a phone number or a Signal username such as name.01", "value"
+            )
 
 
 class ContactDeleteSchema(StrictSchema):
@@ -364,5 +465,7 @@ class FollowUpContactSchema(Schema):
 class FollowUpContactPageSchema(Schema):
     page = fields.Integer()
     per_page = fields.Integer()
-    total = fields.Integer(metadata={"description": "contact records of the consultation, on all pages"})
+    total = fields.Integer(
+        metadata={"description": "contact records of the consultation, on all pages"}
+    )
     items = fields.List(fields.Nested(FollowUpContactSchema))

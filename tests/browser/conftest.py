@@ -5,6 +5,7 @@ languages serves every browser test in this folder. Every browser context refuse
 any origin but the app's; the neutral quick-exit site is answered locally, so no request ever
 leaves the machine. Screenshots go to tests/browser/screenshots/ (git-ignored).
 """
+
 from __future__ import annotations
 
 import os
@@ -18,8 +19,15 @@ from deploy.demo import DemoLoader
 from deploy.stack import Stack
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
 HERE = Path(__file__).resolve().parent
 AXE_SOURCE = (HERE / "vendor" / "axe.min.js").read_text(encoding="utf-8")
 SCREENSHOTS = HERE / "screenshots"
@@ -50,10 +58,17 @@ class WebStack:
 def web_stack(servers, tmp_path_factory):
     admin = "vt_admin_" + secrets.token_urlsafe(16)
     # Every test shares the demo link and the anonymous rate bucket of each page.
-    stack = Stack(kafka_bootstrap=servers.kafka_bootstrap, mongodb_uri=servers.mongodb_uri,
-                  namespace=servers.namespace(), log_dir=tmp_path_factory.mktemp("browser-logs"),
-                  extra_env={"VOICES_ADMIN_TOKEN": admin, "VOICES_RATE_ANONYMOUS": "100000/60",
-                             "VOICES_RATE_PARTICIPANT": "100000/60"})
+    stack = Stack(
+        kafka_bootstrap=servers.kafka_bootstrap,
+        mongodb_uri=servers.mongodb_uri,
+        namespace=servers.namespace(),
+        log_dir=tmp_path_factory.mktemp("browser-logs"),
+        extra_env={
+            "VOICES_ADMIN_TOKEN": admin,
+            "VOICES_RATE_ANONYMOUS": "100000/60",
+            "VOICES_RATE_PARTICIPANT": "100000/60",
+        },
+    )
     stack.start(timeout=90)
     try:
         demo = DemoLoader(stack.gateway_url, admin).load()
@@ -69,7 +84,9 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
         yield chromium
         chromium.close()
 
@@ -92,11 +109,17 @@ def guard_network(context, origin: str) -> NetworkLog:
         if url == origin or url.startswith(origin + "/"):
             route.continue_()
         elif url.startswith(NEUTRAL_SITE):
-            route.fulfill(status=200, content_type="text/html",
-                          body="<!doctype html><html lang=en><title>Weather</title><h1>Weather</h1></html>")
+            route.fulfill(
+                status=200,
+                content_type="text/html",
+                body="<!doctype html><html lang=en><title>Weather</title><h1>Weather</h1></html>",
+            )
         elif url.startswith(EARLIER_PAGE):
-            route.fulfill(status=200, content_type="text/html",
-                          body="<!doctype html><html lang=en><title>Earlier</title><h1>Earlier page</h1></html>")
+            route.fulfill(
+                status=200,
+                content_type="text/html",
+                body="<!doctype html><html lang=en><title>Earlier</title><h1>Earlier page</h1></html>",
+            )
         else:
             log.refused.append(url)
             route.abort()
@@ -127,9 +150,11 @@ def axe_violations(page) -> list[dict]:
     # Evaluated through the DevTools protocol, so the page's CSP (no inline scripts) stays on.
     if not page.evaluate("() => typeof window.axe === 'object'"):
         page.evaluate(AXE_SOURCE)
-    result = page.evaluate("async () => { const r = await axe.run(document); return r.violations.map("
-                           "v => ({id: v.id, impact: v.impact, help: v.help, "
-                           "nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))})); }")
+    result = page.evaluate(
+        "async () => { const r = await axe.run(document); return r.violations.map("
+        "v => ({id: v.id, impact: v.impact, help: v.help, "
+        "nodes: v.nodes.slice(0, 3).map(n => n.target.join(' '))})); }"
+    )
     return result
 
 
@@ -142,7 +167,9 @@ def assert_reflows(page, where: str) -> None:
     """At 320 CSS pixels wide (WCAG 1.4.10), the page needs no sideways scrolling."""
     before = page.viewport_size
     page.set_viewport_size({"width": 320, "height": 640})
-    overflow = page.evaluate("() => document.documentElement.scrollWidth - document.documentElement.clientWidth")
+    overflow = page.evaluate(
+        "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
     page.set_viewport_size(before)
     assert overflow <= 0, f"{where} scrolls sideways by {overflow}px at 320px wide"
 

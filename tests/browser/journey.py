@@ -4,6 +4,7 @@ Selectors use ids, names and form actions, never visible words, so the same step
 language. Each step waits for its page, then hands it to `audit` (accessibility checks and
 screenshots) when one is given.
 """
+
 from __future__ import annotations
 
 import re
@@ -24,8 +25,15 @@ class JourneyResult:
 
 
 class Journey:
-    def __init__(self, page: Page, origin: str, invitation_url: str, lang: str,
-                 audit: Callable[[Page, str], None] | None = None, explore_problems: bool = False) -> None:
+    def __init__(
+        self,
+        page: Page,
+        origin: str,
+        invitation_url: str,
+        lang: str,
+        audit: Callable[[Page, str], None] | None = None,
+        explore_problems: bool = False,
+    ) -> None:
         self.page = page
         self.origin = origin
         self.invitation_url = invitation_url
@@ -44,7 +52,9 @@ class Journey:
         expect(self.page).to_have_url(re.compile(re.escape(self.origin) + path_pattern))
         self.page.wait_for_load_state("load")
         expect(self.page.locator("html")).to_have_attribute("lang", self.lang)
-        expect(self.page.locator("html")).to_have_attribute("dir", "rtl" if self.lang == "ar" else "ltr")
+        expect(self.page.locator("html")).to_have_attribute(
+            "dir", "rtl" if self.lang == "ar" else "ltr"
+        )
         self.result.visited.append(name)
         if self.audit:
             self.audit(self.page, name)
@@ -54,8 +64,16 @@ class Journey:
 
     # ---------------------------------------------------------------- steps
 
-    def enter_code(self, form: str, field: str, code: str, wrong: str, problem_name: str, kind: str,
-                   error_link: str = ".error-summary") -> None:
+    def enter_code(
+        self,
+        form: str,
+        field: str,
+        code: str,
+        wrong: str,
+        problem_name: str,
+        kind: str,
+        error_link: str = ".error-summary",
+    ) -> None:
         """Send `code` in `field` of the form posting to `form`; when exploring, a wrong code first,
         whose page (`problem_name`) must show the error summary."""
         page = self.page
@@ -80,7 +98,9 @@ class Journey:
     def consent(self, purposes: tuple[str, ...], try_without_participate: bool = True) -> None:
         page = self.page
         expect(page.locator("input[name=purpose]")).to_have_count(4)
-        assert page.locator("input[name=purpose]:checked").count() == 0, "a purpose was ticked for the participant"
+        assert page.locator("input[name=purpose]:checked").count() == 0, (
+            "a purpose was ticked for the participant"
+        )
         expect(page.locator("input[name=text_version]")).to_have_value("1")
         expect(page.locator("input[name=text_language]")).to_have_value(self.lang)
         if try_without_participate:
@@ -96,7 +116,9 @@ class Journey:
         self.result.purposes = tuple(purposes)
         self.at(r"/consent/code$", "consent-code")
         self.result.receipt_code = page.locator(".code span").inner_text().strip()
-        assert re.fullmatch(r"[A-Z0-9]{4}(-[A-Z0-9]{4})+", self.result.receipt_code), self.result.receipt_code
+        assert re.fullmatch(r"[A-Z0-9]{4}(-[A-Z0-9]{4})+", self.result.receipt_code), (
+            self.result.receipt_code
+        )
         if self.explore_problems:
             page.goto(f"{self.origin}/survey/no-such-part")
             self.at(r"/survey/no-such-part$", "problem")
@@ -141,7 +163,14 @@ class Journey:
             self.at(r"/\?lang=\w+$", "start")
             self.click("main a[href^='/resume']")
         self.at(r"/resume(\?lang=\w+)?$", "resume")
-        self.enter_code("/resume", "resume_code", self.result.resume_code, "ABCD-EFGH", "resume-problem", "resume")
+        self.enter_code(
+            "/resume",
+            "resume_code",
+            self.result.resume_code,
+            "ABCD-EFGH",
+            "resume-problem",
+            "resume",
+        )
         # A new visit: the content warning comes again before the sensitive part.
         self.content_warning("content-warning-after-resume")
         self.at(r"/survey/support$", "section-support-resumed", "section")
@@ -160,8 +189,15 @@ class Journey:
     def renew_consent(self) -> None:
         """The consent token expired: the receipt code brings a fresh one (after a wrong code, when exploring)."""
         self.at(r"/consent/renew$", "renew-consent")
-        self.enter_code("/consent/renew", "receipt_code", self.result.receipt_code, "WXYZ-WXYZ-WXYZ",
-                        "renew-consent-problem", "renew-consent", ".error-summary a[href='#receipt_code']")
+        self.enter_code(
+            "/consent/renew",
+            "receipt_code",
+            self.result.receipt_code,
+            "WXYZ-WXYZ-WXYZ",
+            "renew-consent-problem",
+            "renew-consent",
+            ".error-summary a[href='#receipt_code']",
+        )
 
     def submit(self) -> None:
         page = self.page
@@ -208,6 +244,12 @@ class Journey:
     def check_consent(self) -> None:
         self.click("footer a[href^='/check']")
         self.at(r"/check(\?lang=\w+)?$", "check")
-        self.enter_code("/check", "receipt_code", self.result.receipt_code, "WXYZ-WXYZ-WXYZ", "check-problem", "check")
+        self.enter_code(
+            "/check",
+            "receipt_code",
+            self.result.receipt_code,
+            "WXYZ-WXYZ-WXYZ",
+            "check-problem",
+            "check",
+        )
         self.at(r"/check$", "check-result")
-

@@ -4,19 +4,28 @@ Token expiry cannot be staged in the shared stack of real processes without wait
 this test serves the gateway and the services in this process (as the page tests do) and moves
 the token clocks forward; the browser, the network guard and the axe checks are the same.
 """
+
 from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import (LANGUAGES, PHONE, assert_accessible, assert_reflows, guard_network,
-                                    screenshot)
+from tests.browser.conftest import (
+    LANGUAGES,
+    PHONE,
+    assert_accessible,
+    assert_reflows,
+    guard_network,
+    screenshot,
+)
 from tests.browser.journey import Journey
 from tests.unit.web.conftest import a_day_later  # noqa: F401  (a fixture)
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_resuming_after_the_token_expired_goes_on_with_the_receipt_code(lang, browser, in_process, a_day_later):
+def test_resuming_after_the_token_expired_goes_on_with_the_receipt_code(
+    lang, browser, in_process, a_day_later
+):
     _, origin, invitation_url = in_process
     context = browser.new_context(viewport=PHONE)
     network = guard_network(context, origin)
@@ -46,7 +55,9 @@ def test_resuming_after_the_token_expired_goes_on_with_the_receipt_code(lang, br
         journey.renew_consent()
         journey.content_warning("content-warning-after-resume")
         journey.at(r"/survey/support$", "section-support-resumed", "section")
-        expect(page.locator("input[name=q_got_help][value=yes]")).to_be_checked()  # nothing was lost
+        expect(
+            page.locator("input[name=q_got_help][value=yes]")
+        ).to_be_checked()  # nothing was lost
         page.check("input[name=q_help_rating][value='4']")
         journey.click("button[name=action][value=next]")
         journey.submit()

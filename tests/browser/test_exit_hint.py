@@ -1,4 +1,5 @@
 """The Shift-key way out is offered where a keyboard is likely, and not on a touch phone."""
+
 from __future__ import annotations
 
 import pytest
@@ -7,10 +8,13 @@ from playwright.sync_api import expect
 from tests.browser.conftest import DESKTOP, PHONE, guard_network
 
 
-@pytest.mark.parametrize("device, shown", [
-    ({"viewport": PHONE, "is_mobile": True, "has_touch": True}, False),
-    ({"viewport": DESKTOP}, True),
-])
+@pytest.mark.parametrize(
+    "device, shown",
+    [
+        ({"viewport": PHONE, "is_mobile": True, "has_touch": True}, False),
+        ({"viewport": DESKTOP}, True),
+    ],
+)
 def test_the_shift_key_hint_shows_only_with_a_keyboard(browser, in_process, device, shown):
     _, origin, invitation_url = in_process
     context = browser.new_context(**device)

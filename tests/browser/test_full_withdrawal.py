@@ -5,18 +5,27 @@ The moment between the withdrawal and its confirmation cannot be held still in t
 real processes, so this test serves the gateway and the services in this process (as the page tests
 do) and delivers the events itself; the browser, the network guard and the axe checks are the same.
 """
+
 from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LANGUAGES, PHONE, assert_accessible, assert_reflows, guard_network, \
-    screenshot
+from tests.browser.conftest import (
+    LANGUAGES,
+    PHONE,
+    assert_accessible,
+    assert_reflows,
+    guard_network,
+    screenshot,
+)
 from tests.browser.journey import Journey
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_withdrawing_everything_shows_the_answers_being_deleted_then_deleted(lang, browser, in_process):
+def test_withdrawing_everything_shows_the_answers_being_deleted_then_deleted(
+    lang, browser, in_process
+):
     platform, origin, invitation_url = in_process
     context = browser.new_context(viewport=PHONE)
     network = guard_network(context, origin)
@@ -25,7 +34,9 @@ def test_withdrawing_everything_shows_the_answers_being_deleted_then_deleted(lan
         audited = set()
 
         def audit(page, name):
-            if name not in audited and name.startswith(("withdraw-confirm", "withdraw-done", "check-result")):
+            if name not in audited and name.startswith(
+                ("withdraw-confirm", "withdraw-done", "check-result")
+            ):
                 audited.add(name)
                 assert_accessible(page, f"{name} [{lang}]")
                 if lang in ("en", "ar"):

@@ -1,4 +1,5 @@
 """Typing a printed invitation code, in each language: the page, its problem message, and on to welcome."""
+
 from __future__ import annotations
 
 import pytest

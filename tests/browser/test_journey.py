@@ -7,6 +7,7 @@ the mistakes people make (consent without the required choice, a wrong code, an 
 declined at once, a missing page). Every page on the way is checked with axe-core; in English and
 Arabic the main pages are also photographed at phone and desktop width.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,12 +15,25 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import (EARLIER_PAGE, LANGUAGES, NEUTRAL_SITE, assert_accessible, assert_reflows,
-                                    screenshot)
+from tests.browser.conftest import (
+    EARLIER_PAGE,
+    LANGUAGES,
+    NEUTRAL_SITE,
+    assert_accessible,
+    assert_reflows,
+    screenshot,
+)
 from tests.browser.journey import Journey
 
-PHOTOGRAPHED = {"welcome", "consent", "content-warning", "section-support-follow-up", "saved", "receipt",
-                "withdraw-choose"}
+PHOTOGRAPHED = {
+    "welcome",
+    "consent",
+    "content-warning",
+    "section-support-follow-up",
+    "saved",
+    "receipt",
+    "withdraw-choose",
+}
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
@@ -37,7 +51,9 @@ def test_whole_journey(lang, web_stack, new_context):
             assert_reflows(page, f"{name} [{lang}]")
             screenshot(page, f"{lang}-{name}")
 
-    journey = Journey(page, web_stack.origin, web_stack.invitation_url, lang, audit=audit, explore_problems=True)
+    journey = Journey(
+        page, web_stack.origin, web_stack.invitation_url, lang, audit=audit, explore_problems=True
+    )
     journey.open_invitation()
     journey.consent(("participate", "aggregate_reporting", "follow_up_contact"))
     journey.first_section_skipping_age()
@@ -61,14 +77,38 @@ def test_whole_journey(lang, web_stack, new_context):
     assert page.evaluate("() => localStorage.length + sessionStorage.length") == 0
     assert page.evaluate("async () => (await indexedDB.databases()).length") == 0
     # Every kind of page was seen (and checked) in this language.
-    assert {"invitation", "welcome", "consent", "consent-needs-participate", "consent-code", "problem",
-            "section-about", "content-warning", "section-support-follow-up",
-            "saved", "start", "resume", "resume-problem", "section-problem", "finish", "receipt", "contact",
-            "contact-problem", "receipt-contact-kept", "withdraw-code",
-            "withdraw-choose", "withdraw-done", "check", "check-problem", "check-result"} <= audited
+    assert {
+        "invitation",
+        "welcome",
+        "consent",
+        "consent-needs-participate",
+        "consent-code",
+        "problem",
+        "section-about",
+        "content-warning",
+        "section-support-follow-up",
+        "saved",
+        "start",
+        "resume",
+        "resume-problem",
+        "section-problem",
+        "finish",
+        "receipt",
+        "contact",
+        "contact-problem",
+        "receipt-contact-kept",
+        "withdraw-code",
+        "withdraw-choose",
+        "withdraw-done",
+        "check",
+        "check-problem",
+        "check-result",
+    } <= audited
     # The only requests elsewhere were the page before the invitation and the neutral site, both
     # answered inside the browser; nothing was refused.
-    elsewhere = {url for url in context.network.requests if not url.startswith(web_stack.origin + "/")}
+    elsewhere = {
+        url for url in context.network.requests if not url.startswith(web_stack.origin + "/")
+    }
     assert elsewhere <= {EARLIER_PAGE, NEUTRAL_SITE}, elsewhere
     assert context.network.refused == []
 
@@ -94,10 +134,15 @@ def test_every_request_of_the_journey_goes_to_the_app(web_stack, new_context):
     assert [url for url in requests if not url.startswith(web_stack.origin + "/")] == []
     assert context.network.refused == []
 
-    logs = "".join(path.read_text(errors="replace") for path in Path(web_stack.stack.log_dir).glob("*.log"))
+    logs = "".join(
+        path.read_text(errors="replace") for path in Path(web_stack.stack.log_dir).glob("*.log")
+    )
     assert "/i/<code>" in logs  # the pages' requests are logged, by route pattern only
-    for what, value in {"invitation code": web_stack.demo["invitation_code"], "user agent": user_agent,
-                        "receipt code": journey.result.receipt_code, "resume code": journey.result.resume_code,
-                        "session cookie": context.cookies()[0]["value"]}.items():
+    for what, value in {
+        "invitation code": web_stack.demo["invitation_code"],
+        "user agent": user_agent,
+        "receipt code": journey.result.receipt_code,
+        "resume code": journey.result.resume_code,
+        "session cookie": context.cookies()[0]["value"],
+    }.items():
         assert value not in logs, f"the {what} is in a log"
-

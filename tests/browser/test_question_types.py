@@ -3,12 +3,20 @@
 The consultation is the one-section survey with one question of each type; it runs on the
 in-process platform (the same gateway and services as the page tests) so it needs no demo change.
 """
+
 from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.conftest import LANGUAGES, PHONE, assert_accessible, assert_reflows, guard_network, screenshot
+from tests.browser.conftest import (
+    LANGUAGES,
+    PHONE,
+    assert_accessible,
+    assert_reflows,
+    guard_network,
+    screenshot,
+)
 from tests.browser.journey import Journey
 from tests.every_question_type import EVERY_TYPE_ANSWERS, EVERY_TYPE_SURVEY
 from tests.unit.web.conftest import open_demo_consultation
@@ -32,7 +40,9 @@ def test_every_question_type_is_shown_and_answered(lang, browser, in_process, ev
         journey.consent(("participate",), try_without_participate=False)
         journey.at(r"/survey/everything$", "section-every-type", "section")
         for question in EVERY_TYPE_SURVEY["sections"][0]["questions"]:
-            expect(page.locator(f"#q-{question['id']}-block")).to_contain_text(question["label"][lang])
+            expect(page.locator(f"#q-{question['id']}-block")).to_contain_text(
+                question["label"][lang]
+            )
         expect(page.locator("input[type=checkbox][name=q_needs]")).to_have_count(3)
         assert_accessible(page, f"every question type [{lang}]")
         if lang in ("en", "ar"):
@@ -43,7 +53,9 @@ def test_every_question_type_is_shown_and_answered(lang, browser, in_process, ev
         for code in EVERY_TYPE_ANSWERS["needs"]:
             page.check(f"input[name=q_needs][value={code}]")
         page.check("input[name=q_safety][value='4']")
-        page.fill("input[name=q_nights]", "9")  # out of range first: the page says so and keeps the rest
+        page.fill(
+            "input[name=q_nights]", "9"
+        )  # out of range first: the page says so and keeps the rest
         page.fill("input[name=q_since]", EVERY_TYPE_ANSWERS["since"])
         page.fill("textarea[name=q_note]", EVERY_TYPE_ANSWERS["note"])
         journey.click("button[name=action][value=next]")

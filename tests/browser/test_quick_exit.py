@@ -4,6 +4,7 @@ After leaving, Back must not show any page of the app: with JavaScript every pag
 shares one history entry, which the exit replaces; without it, a page of the ended session
 sends the browser on to the neutral site, because the session it belonged to is gone.
 """
+
 from __future__ import annotations
 
 from playwright.sync_api import Error as PlaywrightError

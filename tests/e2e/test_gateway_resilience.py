@@ -2,6 +2,7 @@
 
 Runs its own stack with a short circuit cool-down, so the recovery is observed in seconds.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -14,7 +15,9 @@ PROBLEM = "application/problem+json"
 
 @pytest.fixture(scope="module")
 def stack(servers, tmp_path_factory):
-    running = start_stack(servers, tmp_path_factory, VOICES_CIRCUIT_FAILURES="2", VOICES_CIRCUIT_COOLDOWN_S="1")
+    running = start_stack(
+        servers, tmp_path_factory, VOICES_CIRCUIT_FAILURES="2", VOICES_CIRCUIT_COOLDOWN_S="1"
+    )
     yield running
     running.stop()
 
@@ -37,11 +40,19 @@ def test_a_dead_service_gives_503_problems_until_it_is_back(stack):
         # Unreachable (connection refused), then the open circuit answers at once: both 503 problems.
         for _ in range(4):
             _assert_unavailable(requests.get(url, timeout=10))
-        withdrawal = requests.post(f"{stack.gateway_url}/api/v1/consent/withdrawals", json={}, timeout=10)
+        withdrawal = requests.post(
+            f"{stack.gateway_url}/api/v1/consent/withdrawals", json={}, timeout=10
+        )
         _assert_unavailable(withdrawal)
         # Other services still answer.
-        assert requests.get(f"{stack.gateway_url}/api/v1/consultations", timeout=10,
-                            headers={"Authorization": f"Bearer {stack.admin_token}"}).status_code == 200
+        assert (
+            requests.get(
+                f"{stack.gateway_url}/api/v1/consultations",
+                timeout=10,
+                headers={"Authorization": f"Bearer {stack.admin_token}"},
+            ).status_code
+            == 200
+        )
         health = requests.get(f"{stack.gateway_url}/readyz", timeout=10)
         assert health.status_code == 503 and health.json()["services"]["consent"]["ready"] is False
     finally:

@@ -1,12 +1,17 @@
 """The thin vertical slice through the gateway, with every service a real gunicorn process."""
+
 from tests.e2e.conftest import eventually, open_consultation, participate
 
 
 def counted(api, token, cid):
     def probe():
-        r = api.session.get(f"{api.base}/api/v1/insights/consultations/{cid}/progress",
-                            headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        r = api.session.get(
+            f"{api.base}/api/v1/insights/consultations/{cid}/progress",
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=10,
+        )
         return r.json()["responses_counted"] if r.status_code == 200 else None
+
     return probe
 
 
@@ -46,5 +51,6 @@ def test_killing_aggregation_mid_stream_loses_and_doubles_nothing(api, organiser
     assert eventually(lambda: counted(api, organiser["token"], cid)() == total, timeout=60)
     # Stays exact once caught up: a replay after restart must not count anything twice.
     import time
+
     time.sleep(2)
     assert counted(api, organiser["token"], cid)() == total

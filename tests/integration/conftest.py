@@ -1,4 +1,5 @@
 """Integration fixtures: the run's Apache Kafka (see tests/conftest.py) and fresh topics on it."""
+
 import uuid
 
 import pytest
@@ -15,6 +16,7 @@ def new_topic(bootstrap):
     """Creates a topic of one partition (order is checked) and its dead-letter topic; returns its name.
 
     The broker creates no topic on first use, as in production."""
+
     def create() -> str:
         name = f"t-{uuid.uuid4().hex[:8]}"
         admin = KafkaAdminClient(bootstrap_servers=bootstrap)
@@ -23,4 +25,5 @@ def new_topic(bootstrap):
         finally:
             admin.close()
         return name
+
     return create

@@ -1,4 +1,5 @@
 """The Kafka adapter against Apache Kafka over TCP."""
+
 import json
 import time
 
@@ -7,6 +8,7 @@ from kafka import KafkaConsumer
 from shared.bus import KafkaBus, KafkaConsumerLoop
 from shared.events import Envelope
 from shared.settings import KafkaSettings
+
 
 class MemoryOffsets:
     def __init__(self):
@@ -20,9 +22,18 @@ class MemoryOffsets:
 
 
 def erased(i: int) -> Envelope:
-    return Envelope(type="response.erased", key="c", producer="test", payload={
-        "response_id": f"r{i}", "consultation_id": "c", "pseudonym": "p", "reason": "withdrawal",
-        "erased_at": "2026-01-01T00:00:00Z"})
+    return Envelope(
+        type="response.erased",
+        key="c",
+        producer="test",
+        payload={
+            "response_id": f"r{i}",
+            "consultation_id": "c",
+            "pseudonym": "p",
+            "reason": "withdrawal",
+            "erased_at": "2026-01-01T00:00:00Z",
+        },
+    )
 
 
 def wait_until(predicate, timeout=20.0):
@@ -35,8 +46,13 @@ def wait_until(predicate, timeout=20.0):
 
 
 def read_all(bootstrap: str, topic: str, expect: int) -> list:
-    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-                             enable_auto_commit=False, consumer_timeout_ms=8000)
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=8000,
+    )
     records = []
     for record in consumer:
         records.append(record)
@@ -56,8 +72,14 @@ def test_invalid_events_go_to_the_dlq_and_the_consumer_keeps_going(bootstrap, ne
     bus.publish(topic, erased(3))
 
     seen = []
-    loop = KafkaConsumerLoop(kafka, f"g-{topic}", [topic], lambda e: seen.append(e.payload["response_id"]),
-                             MemoryOffsets(), bus)
+    loop = KafkaConsumerLoop(
+        kafka,
+        f"g-{topic}",
+        [topic],
+        lambda e: seen.append(e.payload["response_id"]),
+        MemoryOffsets(),
+        bus,
+    )
     loop.start()
     try:
         assert wait_until(lambda: len(seen) == 2), seen
@@ -103,13 +125,17 @@ def test_a_restarted_consumer_resumes_from_its_stored_positions(bootstrap, new_t
     for i in range(3):
         bus.publish(topic, erased(i))
     seen = []
-    loop = KafkaConsumerLoop(kafka, f"g-{topic}", [topic], lambda e: seen.append(e.payload["response_id"]), offsets, bus)
+    loop = KafkaConsumerLoop(
+        kafka, f"g-{topic}", [topic], lambda e: seen.append(e.payload["response_id"]), offsets, bus
+    )
     loop.start()
     assert wait_until(lambda: len(seen) == 3)
     loop.stop()
     for i in range(3, 5):
         bus.publish(topic, erased(i))
-    loop = KafkaConsumerLoop(kafka, f"g-{topic}", [topic], lambda e: seen.append(e.payload["response_id"]), offsets, bus)
+    loop = KafkaConsumerLoop(
+        kafka, f"g-{topic}", [topic], lambda e: seen.append(e.payload["response_id"]), offsets, bus
+    )
     loop.start()
     try:
         assert wait_until(lambda: len(seen) == 5), seen

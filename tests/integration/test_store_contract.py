@@ -10,6 +10,7 @@ Each test states the behaviour the code relies on; a server that differs fails h
 production. Operations the code must not use (a $pull by condition, positional updates, TTL
 indexes, transactions, $group beyond $sum) are not tested: they are not used.
 """
+
 from __future__ import annotations
 
 import threading
@@ -50,7 +51,9 @@ class Entry(me.Document):
 
 @pytest.fixture
 def store(servers):
-    settings = Settings(service="contract", mongodb_uri=servers.mongodb_uri, namespace=servers.namespace())
+    settings = Settings(
+        service="contract", mongodb_uri=servers.mongodb_uri, namespace=servers.namespace()
+    )
     db = mongo.connect(settings, alias=ALIAS)
     Item.ensure_indexes()
     Entry.ensure_indexes()
@@ -88,7 +91,13 @@ def test_a_second_insert_of_a_key_or_unique_field_is_refused(store):
 def test_equality_range_set_and_negation_queries(store):
     now = datetime(2026, 1, 1, tzinfo=timezone.utc)
     for i in range(6):
-        make(f"i{i}", group="g" if i % 2 else "h", count=i, at=now + timedelta(hours=i), note=None if i < 3 else "n")
+        make(
+            f"i{i}",
+            group="g" if i % 2 else "h",
+            count=i,
+            at=now + timedelta(hours=i),
+            note=None if i < 3 else "n",
+        )
     assert {d.item_id for d in Item.objects(group="g")} == {"i1", "i3", "i5"}
     assert Item.objects(item_id="i4").first().count == 4
     assert Item.objects(count__gte=2, count__lt=4).count() == 2
@@ -98,7 +107,9 @@ def test_equality_range_set_and_negation_queries(store):
     assert Item.objects(note=None).count() == 3
     assert Item.objects(__raw__={"note": {"$nin": [{}, None]}}).count() == 3
     assert store["items"].count_documents({"_id": {"$regex": "^i[0-2]$"}}) == 3
-    assert Item.objects.get(item_id="i2").at.replace(tzinfo=timezone.utc) == now + timedelta(hours=2)
+    assert Item.objects.get(item_id="i2").at.replace(tzinfo=timezone.utc) == now + timedelta(
+        hours=2
+    )
 
 
 def test_sort_limit_skip_and_projection(store):
@@ -108,7 +119,9 @@ def test_sort_limit_skip_and_projection(store):
     assert Entry.objects.order_by("-seq").first().seq == 3
     assert Entry.objects.order_by("-seq").only("seq").as_pymongo().first() == {"_id": 3}
     assert [e.seq for e in Entry.objects.order_by("seq").skip(1).limit(2)] == [1, 2]
-    assert [e["_id"] for e in Entry.objects(seq__gte=1, seq__lt=3).order_by("seq").as_pymongo()] == [1, 2]
+    assert [
+        e["_id"] for e in Entry.objects(seq__gte=1, seq__lt=3).order_by("seq").as_pymongo()
+    ] == [1, 2]
 
 
 def test_array_queries_exists_size_and_element_fields(store):
@@ -152,11 +165,15 @@ def test_upserts_insert_once_then_update(store):
 
 
 def test_pull_removes_exactly_the_stored_element(store):
-    pending = [{"topic": "t", "envelope": {"id": f"e{i}", "payload": {"n": i, "nested": {"k": [1, 2]}}}}
-               for i in range(3)]
+    pending = [
+        {"topic": "t", "envelope": {"id": f"e{i}", "payload": {"n": i, "nested": {"k": [1, 2]}}}}
+        for i in range(3)
+    ]
     store["outbox"].insert_one({"_id": "d", "pending_events": pending})
     stored = store["outbox"].find_one({"_id": "d"})
-    result = store["outbox"].update_one({"_id": "d"}, {"$pull": {"pending_events": stored["pending_events"][1]}})
+    result = store["outbox"].update_one(
+        {"_id": "d"}, {"$pull": {"pending_events": stored["pending_events"][1]}}
+    )
     assert result.modified_count == 1
     left = store["outbox"].find_one({"_id": "d"})["pending_events"]
     assert [p["envelope"]["id"] for p in left] == ["e0", "e2"]
@@ -175,7 +192,9 @@ def test_deletes_by_filter_and_counts(store):
 def test_each_namespace_is_a_database_of_its_own(servers):
     names = set()
     for _ in range(2):
-        settings = Settings(service="contract", mongodb_uri=servers.mongodb_uri, namespace=servers.namespace())
+        settings = Settings(
+            service="contract", mongodb_uri=servers.mongodb_uri, namespace=servers.namespace()
+        )
         db = mongo.connect(settings, alias=ALIAS)
         make(uuid.uuid4().hex)
         assert Item.objects.count() == 1
@@ -196,7 +215,9 @@ def test_concurrent_conditional_updates_of_one_document_have_one_winner(store):
 
         def writer(i: int) -> None:
             barrier.wait()
-            if Item.objects(item_id=f"cas{round_}", revision=0).update_one(set__revision=1, push__tags=str(i)):
+            if Item.objects(item_id=f"cas{round_}", revision=0).update_one(
+                set__revision=1, push__tags=str(i)
+            ):
                 won.append(i)
 
         threads = [threading.Thread(target=writer, args=(i,)) for i in range(writers)]
@@ -211,18 +232,28 @@ def test_concurrent_conditional_updates_of_one_document_have_one_winner(store):
 def test_concurrent_updates_of_different_fields_are_all_kept(store):
     """A pull by one writer and a set by another on the same document: neither undoes the other."""
     for round_ in range(20):
-        store["outbox"].insert_one({"_id": f"d{round_}", "status": "draft", "n": 0,
-                                    "pending_events": [{"topic": "t", "envelope": {"id": "e0"}}]})
+        store["outbox"].insert_one(
+            {
+                "_id": f"d{round_}",
+                "status": "draft",
+                "n": 0,
+                "pending_events": [{"topic": "t", "envelope": {"id": "e0"}}],
+            }
+        )
         barrier = threading.Barrier(2)
 
         def pull():
             barrier.wait()
-            store["outbox"].update_one({"_id": f"d{round_}"},
-                                       {"$pull": {"pending_events": {"topic": "t", "envelope": {"id": "e0"}}}})
+            store["outbox"].update_one(
+                {"_id": f"d{round_}"},
+                {"$pull": {"pending_events": {"topic": "t", "envelope": {"id": "e0"}}}},
+            )
 
         def publish():
             barrier.wait()
-            store["outbox"].update_one({"_id": f"d{round_}"}, {"$set": {"status": "open"}, "$inc": {"n": 1}})
+            store["outbox"].update_one(
+                {"_id": f"d{round_}"}, {"$set": {"status": "open"}, "$inc": {"n": 1}}
+            )
 
         threads = [threading.Thread(target=pull), threading.Thread(target=publish)]
         for thread in threads:

@@ -71,8 +71,18 @@ grouping, with row numbers kept) and for whole-form checks; the mapping is
 done here on the grouped rows. `dealias_and_group_headers` lives in
 pyxform.parsing, which is not a documented API: the tests pin its behaviour.
 """
+
 from .importer import XLSFormImport, import_xlsform, read_xlsform
 from .languages import language_code
 from .problems import CHOICES, FORM, SETTINGS, SURVEY
 
-__all__ = ["CHOICES", "FORM", "SETTINGS", "SURVEY", "XLSFormImport", "import_xlsform", "language_code", "read_xlsform"]
+__all__ = [
+    "CHOICES",
+    "FORM",
+    "SETTINGS",
+    "SURVEY",
+    "XLSFormImport",
+    "import_xlsform",
+    "language_code",
+    "read_xlsform",
+]

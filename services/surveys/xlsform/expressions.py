@@ -1,4 +1,5 @@
 """The XPath that Voices maps: relevant expressions to conditions, constraints to bounds, range parameters."""
+
 from __future__ import annotations
 
 import math
@@ -10,7 +11,6 @@ from ..questionnaire import MAX_RATING_POINTS, MULTIPLE_CHOICE, NUMBER, RATING, 
 
 class Unsupported(Exception):
     """A relevant expression or constraint outside the mapped forms; the message says why."""
-
 
 
 # ---------------------------------------------------------------- relevant expressions
@@ -164,8 +164,10 @@ class RelevantParser:
             return answered
         if (op, value) in (("=", 0), ("<", 1), ("<=", 0)):
             return {"not": answered}
-        raise Unsupported(f"Voices can tell only whether ${{{name}}} is answered: "
-                          f"write {function}(${{{name}}}) > 0 or {function}(${{{name}}}) = 0")
+        raise Unsupported(
+            f"Voices can tell only whether ${{{name}}} is answered: "
+            f"write {function}(${{{name}}}) > 0 or {function}(${{{name}}}) = 0"
+        )
 
     def _selected(self, name: str, literal: tuple[str, str]) -> dict:
         question = self.lookup(name)
@@ -196,7 +198,9 @@ class RelevantParser:
                 return _numbered_choices(question, op, literal[1])
             return equality(_option_code(question, literal[1]))
         if qtype == MULTIPLE_CHOICE:
-            raise Unsupported(f"use selected(${{{name}}}, 'code') for the multiple-choice question ${{{name}}}")
+            raise Unsupported(
+                f"use selected(${{{name}}}, 'code') for the multiple-choice question ${{{name}}}"
+            )
         if qtype in (NUMBER, RATING):
             try:
                 number = float(literal[1])
@@ -211,10 +215,15 @@ class RelevantParser:
 
 def _numbered_choices(question: dict, op: str, bound: str) -> dict:
     """`${q} <= 2` on a single choice whose choice names are all numbers (a scale): any of the choices that match."""
-    names = {option.get("__name", option["code"]): option["code"] for option in question.get("options") or []}
+    names = {
+        option.get("__name", option["code"]): option["code"]
+        for option in question.get("options") or []
+    }
     if not all(re.fullmatch(_NUM, text) for text in (bound, *names)):
-        raise Unsupported(f"{op} applies to the choice question ${{{question['id']}}} only when all its choice "
-                          "names and the value are numbers: compare with = instead")
+        raise Unsupported(
+            f"{op} applies to the choice question ${{{question['id']}}} only when all its choice "
+            "names and the value are numbers: compare with = instead"
+        )
     limit, numbers = float(bound), {name: float(name) for name in names}
     compare = {">": float.__gt__, ">=": float.__ge__, "<": float.__lt__, "<=": float.__le__}[op]
     matching = [names[name] for name, number in numbers.items() if compare(number, limit)]
@@ -229,7 +238,9 @@ def _option_code(question: dict, name: str) -> str:
     for option in question.get("options") or []:
         if option.get("__name", option["code"]) == name:
             return option["code"]
-    raise Unsupported(f"{name!r} is not a choice of ${{{question['id']}}}: use a name from its list")
+    raise Unsupported(
+        f"{name!r} is not a choice of ${{{question['id']}}}: use a name from its list"
+    )
 
 
 # ---------------------------------------------------------------- constraints
@@ -258,11 +269,15 @@ def number_bounds(constraint: str, integer: bool) -> tuple[float | int | None, f
         else:
             match = _RE_BOUND_DOT_LAST.match(clause)
             if not match:
-                raise Unsupported("Voices keeps only bounds such as `. >= 0 and . <= 120`; "
-                                  "write it so to keep them, or delete the constraint")
+                raise Unsupported(
+                    "Voices keeps only bounds such as `. >= 0 and . <= 120`; "
+                    "write it so to keep them, or delete the constraint"
+                )
             number, op = float(match.group(1)), _FLIP[match.group(2)]
         if op in (">", "<") and not integer:
-            raise Unsupported("a strict bound (> or <) on a decimal cannot be kept; write >= or <= to keep it")
+            raise Unsupported(
+                "a strict bound (> or <) on a decimal cannot be kept; write >= or <= to keep it"
+            )
         if op == ">=":
             bound, is_low = (math.ceil(number) if integer else number), True
         elif op == ">":
@@ -283,8 +298,10 @@ def number_bounds(constraint: str, integer: bool) -> tuple[float | int | None, f
 def text_max_length(constraint: str) -> int:
     match = _RE_STRING_LENGTH.match(constraint.strip())
     if not match:
-        raise Unsupported("Voices keeps only a length limit on text, `string-length(.) <= n`; "
-                          "write it so to keep one, or delete the constraint")
+        raise Unsupported(
+            "Voices keeps only a length limit on text, `string-length(.) <= n`; "
+            "write it so to keep one, or delete the constraint"
+        )
     limit = int(match.group(2))
     return limit if match.group(1) == "<=" else limit - 1
 
@@ -297,18 +314,25 @@ def range_scale(raw: Any) -> tuple[int, int]:
                 continue
             key, sep, value = part.partition("=")
             if not sep or key.strip().lower() not in params:
-                raise Unsupported(f"range parameter {part!r} is not supported: write only start, end and step, "
-                                  "e.g. 'start=1 end=5 step=1'")
+                raise Unsupported(
+                    f"range parameter {part!r} is not supported: write only start, end and step, "
+                    "e.g. 'start=1 end=5 step=1'"
+                )
             params[key.strip().lower()] = value.strip()
     try:
         start, end, step = (float(params[k]) for k in ("start", "end", "step"))
     except ValueError:
-        raise Unsupported("range start, end and step must be numbers: write e.g. 'start=1 end=5 step=1'") from None
+        raise Unsupported(
+            "range start, end and step must be numbers: write e.g. 'start=1 end=5 step=1'"
+        ) from None
     if step != 1 or not start.is_integer() or not end.is_integer():
-        raise Unsupported("a range becomes a rating only with whole-number start and end and step=1: "
-                          "change the parameters, or use integer for other numbers")
+        raise Unsupported(
+            "a range becomes a rating only with whole-number start and end and step=1: "
+            "change the parameters, or use integer for other numbers"
+        )
     if not start < end or end - start + 1 > MAX_RATING_POINTS:
-        raise Unsupported(f"a rating runs upwards over at most {MAX_RATING_POINTS} points: change start and end, "
-                          "or use integer with a constraint for a wider scale")
+        raise Unsupported(
+            f"a rating runs upwards over at most {MAX_RATING_POINTS} points: change start and end, "
+            "or use integer with a constraint for a wider scale"
+        )
     return int(start), int(end)
-

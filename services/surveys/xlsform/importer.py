@@ -1,4 +1,5 @@
 """Reading an XLSForm workbook and mapping its rows to a Voices survey definition."""
+
 from __future__ import annotations
 
 import copy
@@ -188,10 +189,14 @@ def _unsupported_type(kind: str, lowered: str, name: str) -> str:
     """Why a question type cannot be imported, and what to change in the spreadsheet instead."""
     command = lowered.split(" ")[0]
     if command in aliases.select_from_file or aliases.select.get(command) == "select one external":
-        return (f"{kind!r} takes its choices from a file: copy them into the choices sheet and change the "
-                "type to select_one or select_multiple with that list")
+        return (
+            f"{kind!r} takes its choices from a file: copy them into the choices sheet and change the "
+            "type to select_one or select_multiple with that list"
+        )
     if command == "rank":
-        return f"{kind!r} is not supported: change the type to select_multiple (the order is not kept)"
+        return (
+            f"{kind!r} is not supported: change the type to select_multiple (the order is not kept)"
+        )
     entry = QUESTION_TYPE_DICT.get(kind) or QUESTION_TYPE_DICT.get(lowered)
     if entry is None:
         return f"question type {kind!r} is not supported; change the type to one of {_SUPPORTED_TYPES_HINT}"
@@ -207,44 +212,63 @@ def _unsupported_type(kind: str, lowered: str, name: str) -> str:
     if bind_type == "barcode":
         return f"{kind!r} is not supported: change the type to text"
     if tag == "trigger":
-        return (f"{kind!r} is not supported: change the type to select_one with a list of one choice "
-                "(e.g. 'yes'); every Voices question can be skipped")
+        return (
+            f"{kind!r} is not supported: change the type to select_one with a list of one choice "
+            "(e.g. 'yes'); every Voices question can be skipped"
+        )
     if entry.get("control") is None:  # calculate, hidden, external data: values nobody answers
         return f"{kind!r} computes or loads a value, which Voices never does: {delete}"
     return f"question type {kind!r} is not supported; change the type to one of {_SUPPORTED_TYPES_HINT}"
 
 
 class _Importer:
-    def __init__(self, workbook, default_language: str | None, consultation_languages: Sequence[str] | None) -> None:
+    def __init__(
+        self, workbook, default_language: str | None, consultation_languages: Sequence[str] | None
+    ) -> None:
         self.problems: list[dict] = []
         self.warnings: list[dict] = []
         self._column_warnings: dict[tuple[str, str], tuple[str, list[int]]] = {}
         self.survey_rows = _dealias(
-            workbook, SURVEY, aliases.survey_header, set(MultipleChoiceQuestion.get_slot_names()), True
+            workbook,
+            SURVEY,
+            aliases.survey_header,
+            set(MultipleChoiceQuestion.get_slot_names()),
+            True,
         )
         self.choice_rows = _dealias(
             workbook, CHOICES, aliases.list_header, set(Option.get_slot_names()), False
         )
-        settings_rows = _dealias(workbook, SETTINGS, aliases.settings_header, set(Survey.get_slot_names()), False)
+        settings_rows = _dealias(
+            workbook, SETTINGS, aliases.settings_header, set(Survey.get_slot_names()), False
+        )
         self.settings = settings_rows[0] if settings_rows else {}
         self.title = self.settings.get("title")
         self.languages = LanguageColumns(
-            self.settings.get(constants.DEFAULT_LANGUAGE_KEY) or default_language, self.problems, self.warnings,
-            consultation_languages=consultation_languages, labelled=self._labelled_languages(),
+            self.settings.get(constants.DEFAULT_LANGUAGE_KEY) or default_language,
+            self.problems,
+            self.warnings,
+            consultation_languages=consultation_languages,
+            labelled=self._labelled_languages(),
         )
         self.names = {row.get("name") for row in self.survey_rows if row.get("name")}
         self.sections: list[dict] = []
         self.questions: dict[str, dict] = {}  # imported so far, by id
         self.skipped: dict[str, str] = {}  # names of rows not imported -> why
-        self.paths: dict[str, tuple[str, int, str | None]] = {}  # definition path -> (sheet, row, name)
+        self.paths: dict[
+            str, tuple[str, int, str | None]
+        ] = {}  # definition path -> (sheet, row, name)
         self._lists: dict[str, list[dict] | None] = {}
 
     def _labelled_languages(self) -> dict[str, set[str]]:
         """By sheet, the codes of the languages that its `label::<language>` columns name."""
         labelled = {}
         for sheet, rows in ((SURVEY, self.survey_rows), (CHOICES, self.choice_rows)):
-            labels = {key for row in rows if isinstance(row.get("label"), dict) for key in row["label"]}
-            labelled[sheet] = {code for code in map(language_code, labels - {DEFAULT_LABEL}) if code is not None}
+            labels = {
+                key for row in rows if isinstance(row.get("label"), dict) for key in row["label"]
+            }
+            labelled[sheet] = {
+                code for code in map(language_code, labels - {DEFAULT_LABEL}) if code is not None
+            }
         return labelled
 
     # -- bookkeeping
@@ -288,11 +312,18 @@ class _Importer:
             elif key == "readonly" and _yes_no(value) is False:
                 continue
             else:
-                self.refuse(row, _REFUSED_BIND.get(key, f"column {key!r} is not supported: clear it on this row"))
+                self.refuse(
+                    row,
+                    _REFUSED_BIND.get(
+                        key, f"column {key!r} is not supported: clear it on this row"
+                    ),
+                )
                 ok = False
         for key in row.get("control") or {}:
             if key in _IGNORED_CONTROL:
-                self.warn_column(SURVEY, key, number, f"{key!r} is ignored: Voices pages have their own layout")
+                self.warn_column(
+                    SURVEY, key, number, f"{key!r} is ignored: Voices pages have their own layout"
+                )
             elif key == "jr:count":
                 self.refuse(row, _REFUSED_TOP["repeat_count"])
                 ok = False
@@ -301,8 +332,13 @@ class _Importer:
                 ok = False
         if row.get("media"):
             self.warn_column(SURVEY, "media", number, "images, audio and video are not imported")
-        if row.get("choice_filter"):  # offers more choices than meant, all from the list: kept, with a word
-            self.warn(row, f"choice_filter {row['choice_filter']!r} is not kept: the whole choice list is offered")
+        if row.get(
+            "choice_filter"
+        ):  # offers more choices than meant, all from the list: kept, with a word
+            self.warn(
+                row,
+                f"choice_filter {row['choice_filter']!r} is not kept: the whole choice list is offered",
+            )
         for key in ("guidance_hint", "default"):
             if row.get(key):
                 self.warn_column(SURVEY, key, number, f"{key!r} is ignored")
@@ -318,8 +354,11 @@ class _Importer:
             self._lists[list_name] = self._read_list(list_name)
         options = self._lists[list_name]
         if options is None:
-            self.refuse(row, f"choice list {list_name!r} is not in the choices sheet: add it there, or correct "
-                             "the list name after the type")
+            self.refuse(
+                row,
+                f"choice list {list_name!r} is not in the choices sheet: add it there, or correct "
+                "the list name after the type",
+            )
             return None
         return copy.deepcopy(options)  # each question gets its own option dicts
 
@@ -328,27 +367,44 @@ class _Importer:
         if not rows:
             return None
         # Names Voices keeps as they are come first, so a renamed choice never takes one of them.
-        taken = {str(r["name"]) for r in rows if r.get("name") is not None and CODE_PATTERN.match(str(r["name"]))}
+        taken = {
+            str(r["name"])
+            for r in rows
+            if r.get("name") is not None and CODE_PATTERN.match(str(r["name"]))
+        }
         options, names = [], set()
         for position, row in enumerate(rows, start=1):
             name = row.get("name")
             if name is None:
-                self.refuse(row, f"this choice of list {list_name!r} has no name: fill in the name column", CHOICES)
+                self.refuse(
+                    row,
+                    f"this choice of list {list_name!r} has no name: fill in the name column",
+                    CHOICES,
+                )
                 continue
             name = str(name)
             if name in names:
-                self.refuse(row, f"choice {name!r} appears twice in list {list_name!r}: rename or delete one",
-                            CHOICES)
+                self.refuse(
+                    row,
+                    f"choice {name!r} appears twice in list {list_name!r}: rename or delete one",
+                    CHOICES,
+                )
                 continue
             names.add(name)
             code = name
             if not CODE_PATTERN.match(name):
                 code = _choice_code(name, position, taken)
                 taken.add(code)
-                self.warn(row, f"choice name {name!r} is stored as {code!r}: Voices codes use only the letters "
-                               "a-z, digits, _ and - (answers and exports show the new code)", CHOICES)
+                self.warn(
+                    row,
+                    f"choice name {name!r} is stored as {code!r}: Voices codes use only the letters "
+                    "a-z, digits, _ and - (answers and exports show the new code)",
+                    CHOICES,
+                )
             if row.get("media"):
-                self.warn_column(CHOICES, "media", row["__row"], "images, audio and video are not imported")
+                self.warn_column(
+                    CHOICES, "media", row["__row"], "images, audio and video are not imported"
+                )
             options.append(
                 {
                     "code": code,
@@ -367,7 +423,9 @@ class _Importer:
         if name in self.skipped:
             raise Unsupported(f"${{{name}}} is not imported ({self.skipped[name]})")
         if name in self.names:
-            raise Unsupported(f"${{{name}}} is not an earlier question: move its row above this one")
+            raise Unsupported(
+                f"${{{name}}} is not an earlier question: move its row above this one"
+            )
         raise Unsupported(f"${{{name}}} is not in the form: correct the name")
 
     def condition(self, row: dict) -> tuple[bool, dict | None]:
@@ -377,9 +435,12 @@ class _Importer:
         try:
             return True, RelevantParser(str(expression), self.lookup).parse()
         except Unsupported as exc:
-            self.refuse(row, f"relevant {expression!r}: {exc}. Voices reads ${{q}} = 'choice', selected(${{q}}, "
-                             "'choice'), comparisons with numbers, = '' and != '', joined by and, or, not(); "
-                             "rewrite it so, or clear it to always show the question")
+            self.refuse(
+                row,
+                f"relevant {expression!r}: {exc}. Voices reads ${{q}} = 'choice', selected(${{q}}, "
+                "'choice'), comparisons with numbers, = '' and != '', joined by and, or, not(); "
+                "rewrite it so, or clear it to always show the question",
+            )
             return False, None
 
     # -- the survey sheet
@@ -407,8 +468,11 @@ class _Importer:
                 continue
             if end:
                 if not groups:
-                    self.refuse(row, f"{kind!r} without a matching begin: delete the row, or add the begin row "
-                                     "above the questions it closes")
+                    self.refuse(
+                        row,
+                        f"{kind!r} without a matching begin: delete the row, or add the begin row "
+                        "above the questions it closes",
+                    )
                 else:
                     groups.pop()
                 continue
@@ -420,7 +484,9 @@ class _Importer:
                 if group["refused"]:
                     continue  # inside a refused repeat or group: already reported
                 if group["section"] is None:
-                    group["section"] = self.group_section(group, self.unused_id(f"{group['name']}_", 2), row["__row"])
+                    group["section"] = self.group_section(
+                        group, self.unused_id(f"{group['name']}_", 2), row["__row"]
+                    )
                 section = group["section"]
             else:
                 if loose is None:
@@ -468,56 +534,88 @@ class _Importer:
         the outer group's questions after it go on in another section.
         """
         name = row.get("name")
-        group = {"row": row, "name": None if name is None else str(name), "refused": True, "section": None,
-                 "title": None, "content_warning": None, "relevant": None}
+        group = {
+            "row": row,
+            "name": None if name is None else str(name),
+            "refused": True,
+            "section": None,
+            "title": None,
+            "content_warning": None,
+            "relevant": None,
+        }
         if parent is not None and parent["refused"]:
             return group  # inside a refused repeat or group: already reported
         kind = kind.replace("_", " ")
         if kind != "group":
-            self.refuse(row, f"'begin {kind}' is not supported: Voices asks each question once; change it to "
-                             "'begin group' (and its end row to 'end group'), or number the repeated questions")
+            self.refuse(
+                row,
+                f"'begin {kind}' is not supported: Voices asks each question once; change it to "
+                "'begin group' (and its end row to 'end group'), or number the repeated questions",
+            )
             return group
         if not name or not ID_PATTERN.match(str(name)):
-            self.refuse(row, "rename the group: a name starts with a letter or _ and uses only the letters a-z, "
-                             "digits, _ and - (at most 64)")
+            self.refuse(
+                row,
+                "rename the group: a name starts with a letter or _ and uses only the letters a-z, "
+                "digits, _ and - (at most 64)",
+            )
             return group
         columns_ok = self.check_columns(row, question=False)
         relevant_ok, relevant = self.condition(row)
         if not (columns_ok and relevant_ok):
             return group
         title = self.languages.texts(SURVEY, "label", row.get("label")) or None
-        content_warning = self.languages.texts(SURVEY, "content_warning", row.get("content_warning"))
+        content_warning = self.languages.texts(
+            SURVEY, "content_warning", row.get("content_warning")
+        )
         if parent is not None:
-            self.warn(row, f"this group is inside group {parent['name']!r}: Voices sections have one level, so it "
-                           "becomes a section of its own, shown only when the outer group is")
+            self.warn(
+                row,
+                f"this group is inside group {parent['name']!r}: Voices sections have one level, so it "
+                "becomes a section of its own, shown only when the outer group is",
+            )
             title = title or parent["title"]
             content_warning = content_warning or parent["content_warning"]
             relevant = _both(parent["relevant"], relevant)
         if title is None:  # given the generic title in definition(), as loose questions are
-            self.warn(row, "this group has no label, so its section is titled 'Questions' (in each language): "
-                           "add a label to the begin group row to give it a title of its own")
+            self.warn(
+                row,
+                "this group has no label, so its section is titled 'Questions' (in each language): "
+                "add a label to the begin group row to give it a title of its own",
+            )
         group.update(refused=False, title=title, content_warning=content_warning, relevant=relevant)
         group["section"] = self.group_section(group, str(name), row["__row"])
         return group
 
     def question(self, row: dict, kind: str, lowered: str) -> dict | None:
         if lowered in _TYPES_NOTE:
-            self.warn(row, "notes are not imported; move the text into a hint or a section's content_warning")
+            self.warn(
+                row,
+                "notes are not imported; move the text into a hint or a section's content_warning",
+            )
             self.skipped.setdefault(str(row.get("name")), "a note")
             return None
         if lowered in _TYPES_METADATA:
-            self.warn(row, f"{kind!r} is skipped: it records device, account or timing data about the "
-                           "participant, which Voices never collects")
+            self.warn(
+                row,
+                f"{kind!r} is skipped: it records device, account or timing data about the "
+                "participant, which Voices never collects",
+            )
             if row.get("name"):
-                self.skipped.setdefault(str(row["name"]), f"{kind!r} records data Voices never collects")
+                self.skipped.setdefault(
+                    str(row["name"]), f"{kind!r} records data Voices never collects"
+                )
             return None
         built = self.question_type(row, kind, lowered)
         if built is None:
             return None
         name = row.get("name")
         if not name or not ID_PATTERN.match(str(name)):
-            self.refuse(row, "rename the question: a name starts with a letter or _ and uses only the letters "
-                             "a-z, digits, _ and - (at most 64)")
+            self.refuse(
+                row,
+                "rename the question: a name starts with a letter or _ and uses only the letters "
+                "a-z, digits, _ and - (at most 64)",
+            )
             return None
         columns_ok = self.check_columns(row, question=True)
         if row.get("content_warning"):
@@ -528,7 +626,9 @@ class _Importer:
         for flag in ("dimension", "sensitive"):
             value = _yes_no(row.get(flag))
             if value is None:
-                self.refuse(row, f"{flag!r} must be yes or no: write one of them, or leave the cell empty")
+                self.refuse(
+                    row, f"{flag!r} must be yes or no: write one of them, or leave the cell empty"
+                )
                 columns_ok = False
             flags[flag] = bool(value)
         if built is None or not (columns_ok and relevant_ok):
@@ -536,18 +636,28 @@ class _Importer:
         or_other = built.pop("__or_other", False)
         label = self.languages.texts(SURVEY, "label", row.get("label")) or {}
         hint = self.languages.texts(SURVEY, "hint", row.get("hint"))
-        if not row.get("label"):  # ODK shows a question with only a hint; Voices needs its text as the label
+        if not row.get(
+            "label"
+        ):  # ODK shows a question with only a hint; Voices needs its text as the label
             if not hint:
-                self.refuse(row, "this question has no label: write the question in the label column")
+                self.refuse(
+                    row, "this question has no label: write the question in the label column"
+                )
                 return None
             label, hint = hint, None
             self.languages.adopt(label)
-            self.warn(row, "this question has no label, so its hint is the question's text: move it to the "
-                           "label column to say so")
+            self.warn(
+                row,
+                "this question has no label, so its hint is the question's text: move it to the "
+                "label column to say so",
+            )
         for column, texts in (("label", label), ("hint", hint)):
             if any("${" in text for text in (texts or {}).values()):
-                self.warn(row, f"the {column} shows ${{...}} as written: Voices does not put earlier answers "
-                               "into texts, so reword it")
+                self.warn(
+                    row,
+                    f"the {column} shows ${{...}} as written: Voices does not put earlier answers "
+                    "into texts, so reword it",
+                )
         question = {
             "id": str(name),
             "type": built["type"],
@@ -561,9 +671,17 @@ class _Importer:
         self.questions.setdefault(question["id"], question)
         if or_other:
             op = "includes" if question["type"] == MULTIPLE_CHOICE else "equals"
-            follow_up = {"id": f"{name}_other", "type": FREE_TEXT, "label": None, "hint": None,
-                         "relevant": {"question": question["id"], "op": op, "value": "other"},
-                         "dimension": False, "sensitive": False, "__row": row["__row"], "__texts": SPECIFY_OTHER}
+            follow_up = {
+                "id": f"{name}_other",
+                "type": FREE_TEXT,
+                "label": None,
+                "hint": None,
+                "relevant": {"question": question["id"], "op": op, "value": "other"},
+                "dimension": False,
+                "sensitive": False,
+                "__row": row["__row"],
+                "__texts": SPECIFY_OTHER,
+            }
             self.questions.setdefault(follow_up["id"], follow_up)
             question["__then"] = follow_up
         return question
@@ -588,7 +706,10 @@ class _Importer:
             if lowered.startswith(command + " "):
                 return self.select(row, command, kind[len(command) + 1 :].strip())
         if lowered in aliases.select:
-            self.refuse(row, f"{kind!r} needs a choice list name: write it after the type, e.g. 'select_one yes_no'")
+            self.refuse(
+                row,
+                f"{kind!r} needs a choice list name: write it after the type, e.g. 'select_one yes_no'",
+            )
             return None
         self.refuse(row, _unsupported_type(kind, lowered, str(row.get("name"))))
         return None
@@ -605,10 +726,16 @@ class _Importer:
         list_name = parts[0]
         or_other = len(parts) > 1 and parts[1].strip().lower() in _OR_OTHER
         if len(parts) > 1 and not or_other:
-            self.refuse(row, f"cannot read the type {command + ' ' + rest!r}: write it as '{command} <list name>'")
+            self.refuse(
+                row,
+                f"cannot read the type {command + ' ' + rest!r}: write it as '{command} <list name>'",
+            )
             return None
         if row.get("parameters"):
-            self.warn(row, f"parameters {row['parameters']!r} are ignored: choices are shown in the list's order")
+            self.warn(
+                row,
+                f"parameters {row['parameters']!r} are ignored: choices are shown in the list's order",
+            )
         options = self.options(list_name, row)
         if options is None:
             return None
@@ -622,17 +749,34 @@ class _Importer:
         `<name>_other` asked when it is chosen); False after refusing when a name is taken."""
         follow_up = f"{row.get('name')}_other"
         if any(option["code"] == "other" for option in options):
-            self.refuse(row, "'or_other' adds the choice 'other', which the list already has: remove 'or_other' "
-                             "from the type, and add a text question for 'other' if you need one")
+            self.refuse(
+                row,
+                "'or_other' adds the choice 'other', which the list already has: remove 'or_other' "
+                "from the type, and add a text question for 'other' if you need one",
+            )
             return False
         if follow_up in self.names:
-            self.refuse(row, f"'or_other' adds the text question {follow_up!r}, and a row already has that name: "
-                             "rename that row, or remove 'or_other' from the type")
+            self.refuse(
+                row,
+                f"'or_other' adds the text question {follow_up!r}, and a row already has that name: "
+                "rename that row, or remove 'or_other' from the type",
+            )
             return False
-        options.append({"code": "other", "label": None, "__row": row["__row"], "__name": "other",
-                        "__sheet": SURVEY, "__texts": OTHER_CHOICE})
-        self.warn(row, f"'or_other' adds the choice 'other' and the text question {follow_up!r}, asked when "
-                       "'other' is chosen")
+        options.append(
+            {
+                "code": "other",
+                "label": None,
+                "__row": row["__row"],
+                "__name": "other",
+                "__sheet": SURVEY,
+                "__texts": OTHER_CHOICE,
+            }
+        )
+        self.warn(
+            row,
+            f"'or_other' adds the choice 'other' and the text question {follow_up!r}, asked when "
+            "'other' is chosen",
+        )
         return True
 
     def constraint(self, row: dict, built: dict | None) -> dict | None:
@@ -650,11 +794,16 @@ class _Importer:
                 return {**built, "min": low, "max": high}
             if built["type"] == FREE_TEXT:
                 return {**built, "max_length": text_max_length(own)}
-            raise Unsupported(f"Voices keeps no constraint on {row.get('type')!r} questions, only the choices "
-                              "and the type")
+            raise Unsupported(
+                f"Voices keeps no constraint on {row.get('type')!r} questions, only the choices "
+                "and the type"
+            )
         except Unsupported as exc:
-            self.warn(row, f"constraint {expression!r} is not kept, so any answer of the question's type is "
-                           f"accepted: {exc}")
+            self.warn(
+                row,
+                f"constraint {expression!r} is not kept, so any answer of the question's type is "
+                f"accepted: {exc}",
+            )
             return built
 
     # -- result
@@ -672,7 +821,9 @@ class _Importer:
                 continue
             spath = f"sections[{len(sections)}]"
             self.paths[spath] = (SURVEY, section["__row"], section["__name"])
-            if section["title"] is None:  # made from questions outside groups, or a group without a label
+            if (
+                section["title"] is None
+            ):  # made from questions outside groups, or a group without a label
                 section["title"] = {lang: DEFAULT_SECTION_TITLE[lang] for lang in languages}
             for q_index, question in enumerate(section["questions"]):
                 qpath = f"{spath}.questions[{q_index}]"
@@ -682,7 +833,9 @@ class _Importer:
                     sheet = option.pop("__sheet", CHOICES)
                     self.paths[option_path] = (sheet, option.pop("__row"), option.pop("__name"))
                 for item in (question, *(question.get("options") or [])):
-                    if "__texts" in item:  # added by or_other: Voices' own words in the form's languages
+                    if (
+                        "__texts" in item
+                    ):  # added by or_other: Voices' own words in the form's languages
                         texts = item.pop("__texts")
                         item["label"] = {lang: texts[lang] for lang in languages}
             sections.append({k: v for k, v in section.items() if not k.startswith("__")})
@@ -702,7 +855,9 @@ class _Importer:
             field = path.rsplit(".", 1)[-1]
             column = "label" if field == "title" else field
             for message in messages:
-                code = message.rsplit("'", 2)[-2]  # check_translations ends with the language, quoted
+                code = message.rsplit("'", 2)[
+                    -2
+                ]  # check_translations ends with the language, quoted
                 header = self.languages.column_for(sheet, column, code)
                 reason = f"{message} in column '{header}': fill it in before publishing"
                 found.setdefault((sheet, row, reason), problem(sheet, row, name, reason))
@@ -718,7 +873,9 @@ class _Importer:
 
 
 def read_xlsform(
-    source: bytes | str | os.PathLike | IO[bytes], *, default_language: str | None = None,
+    source: bytes | str | os.PathLike | IO[bytes],
+    *,
+    default_language: str | None = None,
     languages: Sequence[str] | None = None,
 ) -> XLSFormImport:
     """Import an .xlsx or .xls XLSForm (bytes, a path, or a binary file object).
@@ -767,7 +924,10 @@ def read_xlsform(
         reported = _pyxform_problem(pyxform_error, rows_by_name)
         # The same row, or the same name, already explained in Voices' words is enough.
         if not any(
-            (reported["row"] is not None and (p["sheet"], p["row"]) == (reported["sheet"], reported["row"]))
+            (
+                reported["row"] is not None
+                and (p["sheet"], p["row"]) == (reported["sheet"], reported["row"])
+            )
             or (reported["name"] is not None and f"'{reported['name']}'" in p["reason"])
             for p in problems
         ):
@@ -799,7 +959,9 @@ def read_xlsform(
 
 
 def import_xlsform(
-    source: bytes | str | os.PathLike | IO[bytes], *, default_language: str | None = None,
+    source: bytes | str | os.PathLike | IO[bytes],
+    *,
+    default_language: str | None = None,
     languages: Sequence[str] | None = None,
 ) -> dict:
     """The survey definition of an .xlsx or .xls XLSForm; `read_xlsform` without title and warnings.

@@ -1,4 +1,5 @@
 """The languages of an XLSForm's text columns, as Voices' UN language codes."""
+
 from __future__ import annotations
 
 import re
@@ -23,7 +24,14 @@ DEFAULT_SECTION_TITLE = {
 }
 
 # Texts of what `or_other` adds: the choice, and the text question asked when it is chosen.
-OTHER_CHOICE = {"ar": "أخرى", "zh": "其他", "en": "Other", "fr": "Autre", "ru": "Другое", "es": "Otro"}
+OTHER_CHOICE = {
+    "ar": "أخرى",
+    "zh": "其他",
+    "en": "Other",
+    "fr": "Autre",
+    "ru": "Другое",
+    "es": "Otro",
+}
 SPECIFY_OTHER = {
     "ar": "يرجى التحديد",
     "zh": "请具体说明",
@@ -77,8 +85,15 @@ class LanguageColumns:
     sheet that has one plain label column.
     """
 
-    def __init__(self, default_label: str | None, problems: list[dict], warnings: list[dict], *,
-                 consultation_languages: Sequence[str] | None, labelled: dict[str, set[str]]) -> None:
+    def __init__(
+        self,
+        default_label: str | None,
+        problems: list[dict],
+        warnings: list[dict],
+        *,
+        consultation_languages: Sequence[str] | None,
+        labelled: dict[str, set[str]],
+    ) -> None:
         self.default_label = default_label
         self.consultation_languages = list(consultation_languages or [])
         self.labelled = labelled  # sheet -> codes that its `label::<language>` columns name
@@ -126,7 +141,10 @@ class LanguageColumns:
         """The header of the sheet's column for a language: the one in the form, or one to add."""
         label = self._owner.get((sheet, column, code))
         if label is None:  # the sheet lacks the column: name it as the other sheets do
-            label = next((lab for (_, col, c), lab in self._owner.items() if (col, c) == (column, code)), code)
+            label = next(
+                (lab for (_, col, c), lab in self._owner.items() if (col, c) == (column, code)),
+                code,
+            )
         return column if label == DEFAULT_LABEL else f"{column}::{label}"
 
     def _default_code(self, sheet: str, column: str) -> str | None:
@@ -141,21 +159,29 @@ class LanguageColumns:
             return code
         labelled = self.labelled.get(sheet, set())
         candidates = [c for c in self.consultation_languages or ["en"] if c not in labelled]
-        if not candidates and column == "label":  # a label for each language already: this one is extra
+        if (
+            not candidates and column == "label"
+        ):  # a label for each language already: this one is extra
             self.warnings.append(problem(sheet, 1, column, (
                 f"column '{column}' has no language and is not imported: the other label columns already "
                 f"cover {', '.join(sorted(labelled))}; name its language (e.g. '{column}::English (en)') "
                 "to import it"
             )))  # fmt: skip
             return None
-        if not candidates:  # e.g. a plain hint beside translated labels: most likely in their first language
-            code = next(c for c in [*self.consultation_languages, *sorted(labelled)] if c in labelled)
+        if (
+            not candidates
+        ):  # e.g. a plain hint beside translated labels: most likely in their first language
+            code = next(
+                c for c in [*self.consultation_languages, *sorted(labelled)] if c in labelled
+            )
             self.warnings.append(problem(sheet, 1, column, (
                 f"column '{column}' has no language and is taken to be in {code!r}, the first language of the "
                 f"label columns: name its language (e.g. '{column}::English (en)') if it is another"
             )))  # fmt: skip
             return code
-        if (len(candidates) > 1 or not self.consultation_languages) and sheet not in self._guess_said:
+        if (
+            len(candidates) > 1 or not self.consultation_languages
+        ) and sheet not in self._guess_said:
             self._guess_said.add(sheet)
             self.warnings.append(problem(sheet, 1, column, (
                 f"columns without a language, such as '{column}', are taken to be in {candidates[0]!r}: "
@@ -174,4 +200,3 @@ class LanguageColumns:
             if code is not None and isinstance(text, str) and text.strip():
                 out[code] = text.strip()
         return out
-

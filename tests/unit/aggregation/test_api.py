@@ -1,4 +1,5 @@
 """Releases and the insights API in process: nothing before release, suppression, DP budget, exports, quotes."""
+
 from __future__ import annotations
 
 import csv
@@ -25,7 +26,9 @@ BASE = f"/api/v1/insights/consultations/{CID}"
 
 
 def fill(agg, n=40, epsilon_budget=None):
-    agg.send(published(epsilon_budget=epsilon_budget), *[submitted(i, answers_for(i)) for i in range(n)])
+    agg.send(
+        published(epsilon_budget=epsilon_budget), *[submitted(i, answers_for(i)) for i in range(n)]
+    )
 
 
 def test_nothing_is_visible_to_policy_users_before_a_release(agg):
@@ -41,7 +44,11 @@ def test_nothing_is_visible_to_policy_users_before_a_release(agg):
 def test_a_release_is_stored_announced_and_served_with_its_date(agg):
     fill(agg, 200)
     created = agg.release()
-    assert created["snapshot"] == 1 and created["contributors"] == {"value": 200, "suppressed": False, "reason": None}
+    assert created["snapshot"] == 1 and created["contributors"] == {
+        "value": 200,
+        "suppressed": False,
+        "reason": None,
+    }
     [event] = agg.released_events()
     assert event.payload["digest"] == created["digest"] and event.payload["snapshot"] == 1
     assert event.payload["signed_off_by"] == "u_1"
@@ -66,17 +73,27 @@ def test_policy_users_read_their_own_and_partner_organisations_only(agg):
     fill(agg)
     agg.release()
     agg.call("GET", BASE, 404, role="policy", org="org_b")
-    assert agg.call("GET", "/api/v1/insights/consultations", 200, role="policy", org="org_b")["releases"] == []
+    assert (
+        agg.call("GET", "/api/v1/insights/consultations", 200, role="policy", org="org_b")[
+            "releases"
+        ]
+        == []
+    )
     agg.call("GET", BASE, 200, role="policy", org="org_b", readable=(ORG,))
     agg.call("GET", BASE, 404, role="organiser", org="org_b")
 
 
 def test_a_withdrawal_after_release_changes_the_next_snapshot_only(agg):
-    agg.send(published(), *[submitted(i, {"region": "north" if i % 2 else "south"}) for i in range(40)])
+    agg.send(
+        published(), *[submitted(i, {"region": "north" if i % 2 else "south"}) for i in range(40)]
+    )
     first = agg.release()
     stored_first = agg.call("GET", BASE, 200, role="policy")["snapshot"]
-    agg.send(withdrawn("p0", ["aggregate_reporting"]), *[erased(i, "withdrawal") for i in (2, 4, 6, 8)],
-             erased(1, "retention"))
+    agg.send(
+        withdrawn("p0", ["aggregate_reporting"]),
+        *[erased(i, "withdrawal") for i in (2, 4, 6, 8)],
+        erased(1, "retention"),
+    )
     second = agg.release()
     assert first["contributors"]["value"] == 40
     # Five withdrew (retention keeps p1): a change of k=5 may be published beside the first snapshot.
@@ -90,35 +107,65 @@ def test_a_withdrawal_after_release_changes_the_next_snapshot_only(agg):
 
 
 def test_a_small_change_since_the_last_snapshot_is_not_published(agg):
-    agg.send(published(), *[submitted(i, {"region": "north" if i % 2 else "south"}) for i in range(40)])
+    agg.send(
+        published(), *[submitted(i, {"region": "north" if i % 2 else "south"}) for i in range(40)]
+    )
     agg.release()
     agg.send(withdrawn("p0", ["aggregate_reporting"]))
     second = agg.release()
     # One withdrawal: the total and the south moved by one; subtracting snapshots must not show it.
     assert second["contributors"] == {"value": None, "suppressed": True, "reason": "suppressed"}
-    south = agg.call("GET", f"{BASE}/questions/region", 200, role="policy")["result"]["categories"][1]
+    south = agg.call("GET", f"{BASE}/questions/region", 200, role="policy")["result"]["categories"][
+        1
+    ]
     assert south["category"] == "south" and south["suppressed"]
 
 
 def test_suppressed_cells_say_why_and_never_carry_a_value(agg):
     # 9 in the north, 3 in the south: the south (3 < k=5) and its complement must not show.
-    agg.send(published(), *[submitted(i, {"region": "north" if i < 9 else "south", "age": "young"})
-                            for i in range(12)])
+    agg.send(
+        published(),
+        *[
+            submitted(i, {"region": "north" if i < 9 else "south", "age": "young"})
+            for i in range(12)
+        ],
+    )
     agg.release()
     region = agg.call("GET", f"{BASE}/questions/region", 200, role="policy")["result"]
     cells = {c["category"]: c for c in region["categories"]}
     # One mark for every hidden figure: a reason per cause would tell the reader the range.
-    assert cells["south"] == {"category": "south", "value": None, "suppressed": True, "reason": "suppressed",
-                              "percent": None}
+    assert cells["south"] == {
+        "category": "south",
+        "value": None,
+        "suppressed": True,
+        "reason": "suppressed",
+        "percent": None,
+    }
     assert cells["north"]["suppressed"] and cells["north"]["reason"] == "suppressed"
     assert cells["north"]["value"] is None
-    crosstab = agg.call("GET", f"{BASE}/questions/region/crosstab?by=age", 200, role="policy")["result"]
+    crosstab = agg.call("GET", f"{BASE}/questions/region/crosstab?by=age", 200, role="policy")[
+        "result"
+    ]
     assert crosstab["dimensions"] == ["age"]
-    published_values = [c["value"] for g in crosstab["groups"] for c in g["cells"] if not c["suppressed"]]
+    published_values = [
+        c["value"] for g in crosstab["groups"] for c in g["cells"] if not c["suppressed"]
+    ]
     assert 3 not in published_values and 9 not in published_values
-    rows = list(csv.DictReader(io.StringIO(agg.call("GET", f"{BASE}/export.csv", 200, role="policy").get_data(True))))
-    south = [r for r in rows if r["table"] == "question" and r["question_id"] == "region" and r["category"] == "south"]
-    assert south[0]["value"] == "" and south[0]["suppressed"] == "true" and south[0]["reason"] == "suppressed"
+    rows = list(
+        csv.DictReader(
+            io.StringIO(agg.call("GET", f"{BASE}/export.csv", 200, role="policy").get_data(True))
+        )
+    )
+    south = [
+        r
+        for r in rows
+        if r["table"] == "question" and r["question_id"] == "region" and r["category"] == "south"
+    ]
+    assert (
+        south[0]["value"] == ""
+        and south[0]["suppressed"] == "true"
+        and south[0]["reason"] == "suppressed"
+    )
 
 
 def test_percentages_are_over_published_cells_only(agg):
@@ -140,7 +187,9 @@ def test_unknown_question_or_dimension_is_a_clear_error(agg):
     agg.call("GET", f"{BASE}/questions/needs/crosstab?by=needs", 404, role="policy")
     agg.call("GET", f"{BASE}/questions/needs/crosstab?by=a,b,c", 422, role="policy")
     agg.call("GET", f"{BASE}/questions/needs/crosstab", 422, role="policy")
-    two = agg.call("GET", f"{BASE}/questions/needs/crosstab?by=age,region", 200, role="policy")["result"]
+    two = agg.call("GET", f"{BASE}/questions/needs/crosstab?by=age,region", 200, role="policy")[
+        "result"
+    ]
     assert sorted(two["dimensions"]) == ["age", "region"]
 
 
@@ -152,7 +201,9 @@ def test_json_export_is_the_canonical_snapshot_whose_digest_verifies(agg):
     body = json.loads(r.get_data())
     assert r.headers["X-Snapshot-Digest"] == created["digest"] == body["digest"]
     without = {k: v for k, v in body.items() if k != "digest"}
-    canonical = json.dumps(without, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    canonical = json.dumps(
+        without, sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    ).encode()
     assert hashlib.sha256(canonical).hexdigest() == body["digest"]
 
 
@@ -173,8 +224,11 @@ def test_differential_privacy_spends_a_budget_and_refuses_to_overspend(agg):
 
 def test_quotes_only_after_release_and_only_while_consent_stands(agg):
     fill(agg)
-    agg.send(quote_approved("q1", "p1", "Someone who spoke my language."),
-             quote_approved("q2", "p2", "A safe place."), quote_approved("q3", "p3", "Revoked later."))
+    agg.send(
+        quote_approved("q1", "p1", "Someone who spoke my language."),
+        quote_approved("q2", "p2", "A safe place."),
+        quote_approved("q3", "p3", "Revoked later."),
+    )
     agg.call("GET", f"{BASE}/quotes", 404, role="policy")
     agg.release()
     texts = [q["text"] for q in agg.call("GET", f"{BASE}/quotes", 200, role="policy")["quotes"]]
@@ -191,7 +245,11 @@ def test_quotes_only_after_release_and_only_while_consent_stands(agg):
 def test_freshness_and_progress_for_the_owning_organisers(agg):
     fill(agg, 5)
     fresh = agg.call("GET", f"{BASE}/freshness", 200)
-    assert fresh["responses"] == 5 and fresh["p50_seconds"] >= 0 and fresh["p95_seconds"] >= fresh["p50_seconds"]
+    assert (
+        fresh["responses"] == 5
+        and fresh["p50_seconds"] >= 0
+        and fresh["p95_seconds"] >= fresh["p50_seconds"]
+    )
     agg.call("GET", f"{BASE}/freshness", 404, org="org_b")
     agg.call("GET", f"{BASE}/freshness", 403, role="policy")
     assert agg.call("GET", f"{BASE}/progress", 200)["responses_counted"] == 5
@@ -199,12 +257,20 @@ def test_freshness_and_progress_for_the_owning_organisers(agg):
 
 def test_rebuild_from_the_topics_gives_the_live_result(agg):
     fill(agg, 30)
-    agg.send(withdrawn("p3", everything=True), erased(4, "withdrawal"), erased(5, "retention"),
-             quote_approved("q1", "p6", "kept"), withdrawn("p7", ["quote_anonymised"]))
+    agg.send(
+        withdrawn("p3", everything=True),
+        erased(4, "withdrawal"),
+        erased(5, "retention"),
+        quote_approved("q1", "p6", "kept"),
+        withdrawn("p7", ["quote_anonymised"]),
+    )
     with agg.app.app_context():
         live = releases.current_tables(CID)
-        records = [(topic, 0, offset, value) for topic in agg.runtime.subscriptions
-                   for offset, value in enumerate(agg.bus.topics[topic])]
+        records = [
+            (topic, 0, offset, value)
+            for topic in agg.runtime.subscriptions
+            for offset, value in enumerate(agg.bus.topics[topic])
+        ]
         records.append((agg.settings.topics.responses, 0, len(records), b"not json"))
         rebuild.clear_projection(agg.runtime.db, "voices-aggregation")
         assert agg.runtime.db["contributions"].count_documents({}) == 0

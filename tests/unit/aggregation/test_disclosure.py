@@ -1,4 +1,5 @@
 """Disclosure control: nothing below k, nothing suppressed derivable, DP budget kept."""
+
 from __future__ import annotations
 
 from itertools import combinations, product
@@ -37,6 +38,7 @@ from shared.errors import Conflict, ValidationFailed
 
 
 # ---- an independent statement of what an analyst can solve ------------------
+
 
 def lines_of_table(axes: dict[str, tuple[str, ...]], shape: tuple[str, ...]):
     """Every line of the table over `shape` and of all its margin tables: (cells, margin)."""
@@ -91,27 +93,52 @@ def forms(lines):
 
 # ---- hypothesis strategy: random consultations and responses ----------------
 
+
 @st.composite
 def consultations(draw):
     qtype = draw(st.sampled_from(["single_choice", "multiple_choice"]))
     questions = [
-        {"id": "region", "type": "single_choice", "options": ["n", "s", "e"][: draw(st.integers(2, 3))], "dimension": True},
+        {
+            "id": "region",
+            "type": "single_choice",
+            "options": ["n", "s", "e"][: draw(st.integers(2, 3))],
+            "dimension": True,
+        },
         {"id": "age", "type": "single_choice", "options": ["y", "o"], "dimension": True},
-        {"id": "q", "type": qtype, "options": ["a", "b", "c", "d"][: draw(st.integers(2, 4))], "dimension": False},
+        {
+            "id": "q",
+            "type": qtype,
+            "options": ["a", "b", "c", "d"][: draw(st.integers(2, 4))],
+            "dimension": False,
+        },
     ]
     if draw(st.booleans()):
-        questions.append({"id": "r", "type": "rating", "options": [], "dimension": False, "min": 1, "max": 4})
-    person = st.fixed_dictionaries({}, optional={
-        "region": st.sampled_from(questions[0]["options"]),
-        "age": st.sampled_from(["y", "o"]),
-        "q": (st.lists(st.sampled_from(questions[2]["options"]), unique=True, min_size=1)
-              if qtype == "multiple_choice" else st.sampled_from(questions[2]["options"])),
-        "r": st.integers(1, 4),
-    })
-    people = draw(st.lists(st.tuples(person, st.lists(st.sampled_from(["region", "age", "q"]), max_size=1)),
-                           max_size=70))
-    contributions = [Contribution(f"r{i}", f"p{i}", "c", answers, tuple(declined), 1, "t")
-                     for i, (answers, declined) in enumerate(people)]
+        questions.append(
+            {"id": "r", "type": "rating", "options": [], "dimension": False, "min": 1, "max": 4}
+        )
+    person = st.fixed_dictionaries(
+        {},
+        optional={
+            "region": st.sampled_from(questions[0]["options"]),
+            "age": st.sampled_from(["y", "o"]),
+            "q": (
+                st.lists(st.sampled_from(questions[2]["options"]), unique=True, min_size=1)
+                if qtype == "multiple_choice"
+                else st.sampled_from(questions[2]["options"])
+            ),
+            "r": st.integers(1, 4),
+        },
+    )
+    people = draw(
+        st.lists(
+            st.tuples(person, st.lists(st.sampled_from(["region", "age", "q"]), max_size=1)),
+            max_size=70,
+        )
+    )
+    contributions = [
+        Contribution(f"r{i}", f"p{i}", "c", answers, tuple(declined), 1, "t")
+        for i, (answers, declined) in enumerate(people)
+    ]
     k = draw(st.integers(5, 12))
     return questions, contributions, k
 
@@ -151,7 +178,9 @@ def test_nothing_below_k_and_no_suppressed_figure_is_derivable(case):
     # 3. the whole linked system: every table of the snapshot at once, with the
     #    numeric summaries that were published as two more equations each
     #    (test_linked_audit goes further: ranges, not only whether a figure is pinned)
-    equations = forms([line for layout in tables.layouts for line in lines_of_table(axes, layout.shape)])
+    equations = forms(
+        [line for layout in tables.layouts for line in lines_of_table(axes, layout.shape)]
+    )
     for qid, release in protection.numeric.items():
         if release.published:
             values = tables.numeric[qid].values
@@ -168,23 +197,39 @@ def test_exact_audit_agrees_with_numpy(case):
     tables = tabulate(contributions, questions)
     axes = {q: a.categories for q, a in tables.axes.items()}
     # Suppress the primary pattern only (no complements): plenty of derivable figures.
-    suppressed = {key for shape in tables.shapes() for key in tables.keys_of_shape(shape)
-                  if 0 < tables.count(key) < 12}
-    equations = forms([line for layout in tables.layouts for line in lines_of_table(axes, layout.shape)])
+    suppressed = {
+        key
+        for shape in tables.shapes()
+        for key in tables.keys_of_shape(shape)
+        if 0 < tables.count(key) < 12
+    }
+    equations = forms(
+        [line for layout in tables.layouts for line in lines_of_table(axes, layout.shape)]
+    )
     assert derivable_figures(equations, suppressed) == determined_unknowns(equations, suppressed)
 
 
 # ---- worked examples ------------------------------------------------------------
 
+
 def synthetic(counts: dict, axes: dict[str, tuple[str, ...]], layouts) -> Tables:
-    return Tables(consultation_id="c",
-                  axes={q: QuestionAxis(q, "single_choice", cats, False, False, False) for q, cats in axes.items()},
-                  counts=counts, numeric={}, layouts=tuple(layouts))
+    return Tables(
+        consultation_id="c",
+        axes={
+            q: QuestionAxis(q, "single_choice", cats, False, False, False)
+            for q, cats in axes.items()
+        },
+        counts=counts,
+        numeric={},
+        layouts=tuple(layouts),
+    )
 
 
 def test_one_way_table_suppresses_the_next_smallest_cell_and_keeps_zeros():
     counts = {(("q", "a"),): 3, (("q", "b"),): 20, (("q", "c"),): 30, (("q", "d"),): 0, (): 53}
-    p = protect_tables(synthetic(counts, {"q": ("a", "b", "c", "d")}, [TableLayout("question", "q")]), 10)
+    p = protect_tables(
+        synthetic(counts, {"q": ("a", "b", "c", "d")}, [TableLayout("question", "q")]), 10
+    )
     # a + b = 23 and both are at least 1: each ranges over 1..22, wider than k
     assert p.suppressed == {(("q", "a"),): BELOW_MINIMUM, (("q", "b"),): COMPLEMENTARY}
     assert p.cell((("q", "d"),)) == {"value": 0, "suppressed": False, "reason": None}
@@ -201,9 +246,22 @@ def test_two_way_table_closes_the_hole_of_the_two_per_line_rule():
     # Two 2x2 blocks of small cells joined by one small cell: every row and
     # column has two suppressions, yet the joining cell is derivable.
     rows, cols = ("r1", "r2", "r3", "r4", "r5"), ("c1", "c2", "c3", "c4", "c5")
-    small = {("r1", "c1"), ("r1", "c2"), ("r2", "c1"), ("r2", "c2"),
-             ("r3", "c3"), ("r3", "c4"), ("r4", "c3"), ("r4", "c4"), ("r2", "c3")}
-    cell = {(r, c): (2 if (r, c) in small else (0 if r != "r5" and c != "c5" else 40)) for r in rows for c in cols}
+    small = {
+        ("r1", "c1"),
+        ("r1", "c2"),
+        ("r2", "c1"),
+        ("r2", "c2"),
+        ("r3", "c3"),
+        ("r3", "c4"),
+        ("r4", "c3"),
+        ("r4", "c4"),
+        ("r2", "c3"),
+    }
+    cell = {
+        (r, c): (2 if (r, c) in small else (0 if r != "r5" and c != "c5" else 40))
+        for r in rows
+        for c in cols
+    }
     counts = {(("a", r), ("b", c)): v for (r, c), v in cell.items()}
     counts.update({(("a", r),): sum(cell[(r, c)] for c in cols) for r in rows})
     counts.update({(("b", c),): sum(cell[(r, c)] for r in rows) for c in cols})
@@ -212,7 +270,9 @@ def test_two_way_table_closes_the_hole_of_the_two_per_line_rule():
     lines = lines_of_table(axes, ("a", "b"))
     primary = {key for key, v in counts.items() if 0 < v < 10}
     bridge = (("a", "r2"), ("b", "c3"))
-    assert bridge in determined_unknowns(forms(lines), primary)  # the classic rule alone would leak it
+    assert bridge in determined_unknowns(
+        forms(lines), primary
+    )  # the classic rule alone would leak it
 
     p = protect_tables(synthetic(counts, axes, [TableLayout("crosstab", "a", ("b",))]), 10)
     assert set(p.suppressed) > primary
@@ -221,10 +281,12 @@ def test_two_way_table_closes_the_hole_of_the_two_per_line_rule():
 
 
 def test_percentages_are_over_published_cells_only():
-    cells = [{"value": None, "suppressed": True, "reason": BELOW_MINIMUM},
-             {"value": 30, "suppressed": False, "reason": None},
-             {"value": 10, "suppressed": False, "reason": None},
-             {"value": 60, "suppressed": False, "reason": None}]
+    cells = [
+        {"value": None, "suppressed": True, "reason": BELOW_MINIMUM},
+        {"value": 30, "suppressed": False, "reason": None},
+        {"value": 10, "suppressed": False, "reason": None},
+        {"value": 60, "suppressed": False, "reason": None},
+    ]
     out = with_percentages(cells, exclude=[3])
     assert [c["percent"] for c in out] == [None, 75.0, 25.0, None]
     assert "value" in out[0] and out[0]["value"] is None
@@ -233,22 +295,32 @@ def test_percentages_are_over_published_cells_only():
 def test_numeric_summary_is_published_only_when_it_follows_from_published_counts():
     q = [{"id": "r", "type": "rating", "options": [], "dimension": False, "min": 1, "max": 5}]
     people = [1] * 3 + [2] * 12 + [3] * 30 + [4] * 30 + [5] * 30
-    tables = tabulate([Contribution(f"r{i}", f"p{i}", "c", {"r": v}) for i, v in enumerate(people)], q)
+    tables = tabulate(
+        [Contribution(f"r{i}", f"p{i}", "c", {"r": v}) for i, v in enumerate(people)], q
+    )
     p = protect_tables(tables, 10)
     assert {(("r", "1"),), (("r", "2"),)} <= set(p.suppressed)
     # n1 + n2 is public; the sum n1 + 2*n2 would pin both, and any sum isolates the hidden people's total
     assert not p.numeric["r"].published and p.numeric["r"].reason == SUPPRESSED
 
-    people = [1] * 10 + [2] * 14 + [3] * 30 + [4] * 30 + [5] * 30  # every value published: the sum adds nothing
-    tables = tabulate([Contribution(f"r{i}", f"p{i}", "c", {"r": v}) for i, v in enumerate(people)], q)
+    people = (
+        [1] * 10 + [2] * 14 + [3] * 30 + [4] * 30 + [5] * 30
+    )  # every value published: the sum adds nothing
+    tables = tabulate(
+        [Contribution(f"r{i}", f"p{i}", "c", {"r": v}) for i, v in enumerate(people)], q
+    )
     p = protect_tables(tables, 10)
-    assert p.numeric["r"].published and p.numeric["r"].mean == pytest.approx(sum(people) / len(people))
+    assert p.numeric["r"].published and p.numeric["r"].mean == pytest.approx(
+        sum(people) / len(people)
+    )
 
 
 def test_rare_numbers_are_grouped_until_the_group_holds_k_and_its_mean_is_not_published():
     q = [{"id": "n", "type": "number", "options": [], "dimension": False}]
     values = [1234] + [99] * 2 + [5] * 12 + [7] * 20 + [8] * 30
-    tables = tabulate([Contribution(f"r{i}", f"p{i}", "c", {"n": v}) for i, v in enumerate(values)], q)
+    tables = tabulate(
+        [Contribution(f"r{i}", f"p{i}", "c", {"n": v}) for i, v in enumerate(values)], q
+    )
     p = protect_tables(tables, 10)
     # 1234 and 99 (3 people) are rare; the group takes the next rarest (5: 12 people) to reach k
     assert p.tables.axes["n"].categories == ("7", "8", OTHER_VALUES, "_declined", "_skipped")
@@ -266,6 +338,7 @@ def test_minimum_cell_size_default_floor_and_type():
 
 
 # ---- differential privacy ------------------------------------------------------
+
 
 def test_budget_spending_and_exhaustion():
     budget = PrivacyBudget("c", 1.0)
@@ -291,8 +364,12 @@ DP_QUESTIONS = [
 
 
 def dp_tables():
-    cs = [Contribution(f"r{i}", f"p{i}", "c", {"region": "ns"[i % 2], "q": ["a", "c"][: 1 + i % 2], "n": i})
-          for i in range(200)]
+    cs = [
+        Contribution(
+            f"r{i}", f"p{i}", "c", {"region": "ns"[i % 2], "q": ["a", "c"][: 1 + i % 2], "n": i}
+        )
+        for i in range(200)
+    ]
     return tabulate(cs, DP_QUESTIONS)
 
 
@@ -313,10 +390,15 @@ def test_laplace_noise_withholds_data_driven_questions_and_keeps_counts_integral
     rough = add_laplace_noise(t, 0.05)  # scale 120: the counts cannot all survive unchanged
     assert any(rough.counts[key] != t.count(key) for key in rough.counts)
     p = protect_tables(rough, 10)
-    assert all(rough.counts[key] == 0 or rough.counts[key] >= 10 for key in rough.counts if key not in p.suppressed)
+    assert all(
+        rough.counts[key] == 0 or rough.counts[key] >= 10
+        for key in rough.counts
+        if key not in p.suppressed
+    )
 
 
 # ---- three-way tables: where table-by-table protection is not enough ----------
+
 
 @st.composite
 def cubes(draw):
@@ -350,10 +432,20 @@ def test_the_exact_audit_catches_what_the_two_way_slices_miss():
     # slice of this cube is protected, yet the 3-D equations still pin a
     # suppressed cell; the audit has to add suppressions (a second round).
     cats = {"a": ("a0", "a1"), "b": ("b0", "b1"), "c": ("c0", "c1", "c2")}
-    cell = {("a0", "b0", "c0"): 30, ("a0", "b0", "c1"): 0, ("a0", "b0", "c2"): 0,
-            ("a0", "b1", "c0"): 2, ("a0", "b1", "c1"): 2, ("a0", "b1", "c2"): 2,
-            ("a1", "b0", "c0"): 2, ("a1", "b0", "c1"): 2, ("a1", "b0", "c2"): 2,
-            ("a1", "b1", "c0"): 30, ("a1", "b1", "c1"): 30, ("a1", "b1", "c2"): 2}
+    cell = {
+        ("a0", "b0", "c0"): 30,
+        ("a0", "b0", "c1"): 0,
+        ("a0", "b0", "c2"): 0,
+        ("a0", "b1", "c0"): 2,
+        ("a0", "b1", "c1"): 2,
+        ("a0", "b1", "c2"): 2,
+        ("a1", "b0", "c0"): 2,
+        ("a1", "b0", "c1"): 2,
+        ("a1", "b0", "c2"): 2,
+        ("a1", "b1", "c0"): 30,
+        ("a1", "b1", "c1"): 30,
+        ("a1", "b1", "c2"): 2,
+    }
     counts: dict = {}
     for combo, v in cell.items():
         for size in range(4):
@@ -371,9 +463,15 @@ def test_the_exact_audit_catches_what_the_two_way_slices_miss():
 @given(st.integers(0, 2**32 - 1))
 def test_noisy_counts_are_non_negative_integers_that_add_up_in_every_table(seed):
     rng = np.random.default_rng(seed)
-    cs = [Contribution(f"r{i}", f"p{i}", "c", {"region": "ns"[rng.integers(2)],
-                                               "q": ["a", "b", "c"][: 1 + rng.integers(3)]})
-          for i in range(int(rng.integers(0, 60)))]
+    cs = [
+        Contribution(
+            f"r{i}",
+            f"p{i}",
+            "c",
+            {"region": "ns"[rng.integers(2)], "q": ["a", "b", "c"][: 1 + rng.integers(3)]},
+        )
+        for i in range(int(rng.integers(0, 60)))
+    ]
     tables = tabulate(cs, DP_QUESTIONS[:2])
     noisy = add_laplace_noise(tables, 0.3)
     assert all(isinstance(v, int) and v >= 0 for v in noisy.counts.values())

@@ -1,4 +1,5 @@
 """Handlers through the in-process app and bus: same state whatever the order, every event twice."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -28,26 +29,48 @@ def story() -> list:
     events = [published(version=1), published(version=2)]
     events += [submitted(i, answers_for(i)) for i in range(30)]
     events.append(submitted(30, answers_for(30), purposes=("participate",)))  # no aggregate consent
-    events.append(submitted(31, answers_for(31), pseudonym="p3", at="2025-02-02T10:00:00Z"))  # p3 answers again
-    events += [withdrawn("p1", ["aggregate_reporting"]), withdrawn("p2", everything=True),
-               withdrawn("p4", ["follow_up_contact"]), withdrawn("p5", ["quote_anonymised"])]
+    events.append(
+        submitted(31, answers_for(31), pseudonym="p3", at="2025-02-02T10:00:00Z")
+    )  # p3 answers again
+    events += [
+        withdrawn("p1", ["aggregate_reporting"]),
+        withdrawn("p2", everything=True),
+        withdrawn("p4", ["follow_up_contact"]),
+        withdrawn("p5", ["quote_anonymised"]),
+    ]
     events += [erased(6, "withdrawal"), erased(7, "retention")]
-    events += [quote_approved("q1", "p5", "dropped: quote consent withdrawn"),
-               quote_approved("q2", "p2", "dropped: everything withdrawn"),
-               quote_approved("q3", "p8", "kept"), quote_approved("q4", "p9", "revoked"), quote_revoked("q4"),
-               quote_approved("q5", "p6", "dropped: erased after withdrawal")]
+    events += [
+        quote_approved("q1", "p5", "dropped: quote consent withdrawn"),
+        quote_approved("q2", "p2", "dropped: everything withdrawn"),
+        quote_approved("q3", "p8", "kept"),
+        quote_approved("q4", "p9", "revoked"),
+        quote_revoked("q4"),
+        quote_approved("q5", "p6", "dropped: erased after withdrawal"),
+    ]
     return events
 
 
 def state_of(agg) -> dict:
     with agg.app.app_context():
         tables = releases.current_tables(CID)
-        snap = build_snapshot(tables, protect_tables(tables, 5), consultation_id=CID, snapshot=1,
-                              created_at="2025-04-01T00:00:00Z")
+        snap = build_snapshot(
+            tables,
+            protect_tables(tables, 5),
+            consultation_id=CID,
+            snapshot=1,
+            created_at="2025-04-01T00:00:00Z",
+        )
         return {
             "contributions": sorted(c.response_id for c in Contribution.objects),
-            "tombstones": sorted((t.pseudonym, t.whole_participant, t.quotes_withdrawn, tuple(sorted(t.response_ids)))
-                                 for t in Tombstone.objects),
+            "tombstones": sorted(
+                (
+                    t.pseudonym,
+                    t.whole_participant,
+                    t.quotes_withdrawn,
+                    tuple(sorted(t.response_ids)),
+                )
+                for t in Tombstone.objects
+            ),
             "quotes": sorted((q.quote_id, q.text) for q in Quote.objects(revoked=False)),
             "counts": tables.counts,
             "digest": snap["digest"],
@@ -76,7 +99,9 @@ def test_same_state_in_any_order_and_with_every_event_delivered_twice(make_aggre
     rng = random.Random(seed)
     # Every event twice with the same id (dropped by the dispatcher) and once more under a new
     # id (a re-publication the dispatcher cannot recognise: the handler itself must be idempotent).
-    again = [dataclasses.replace(e, id=f"00000000-0000-4000-8000-{i:012d}") for i, e in enumerate(events)]
+    again = [
+        dataclasses.replace(e, id=f"00000000-0000-4000-8000-{i:012d}") for i, e in enumerate(events)
+    ]
     shuffled = events + events + again
     rng.shuffle(shuffled)
     agg = make_aggregation()
@@ -93,7 +118,15 @@ def test_a_withdrawal_before_the_response_keeps_it_out(agg):
 
 def test_an_older_survey_version_does_not_replace_a_newer_one(agg):
     newer = [dict(q) for q in published().payload["questions"]] + [
-        {"id": "extra", "type": "single_choice", "options": ["a", "b"], "dimension": False, "min": None, "max": None}]
+        {
+            "id": "extra",
+            "type": "single_choice",
+            "options": ["a", "b"],
+            "dimension": False,
+            "min": None,
+            "max": None,
+        }
+    ]
     agg.send(published(version=2, questions=newer), published(version=1))
     with agg.app.app_context():
         meta = handlers.stored_meta(CID)
@@ -121,8 +154,13 @@ def test_a_race_between_storing_and_burying_ends_buried(agg, monkeypatch):
 def test_freshness_is_observed_once_per_counted_response(agg):
     before = handlers.FRESHNESS._sum.get(), sum(b.get() for b in handlers.FRESHNESS._buckets)
     agg.send(published(), submitted(1, answers_for(1)))
-    agg.send(dataclasses.replace(submitted(1, answers_for(1)), id="00000000-0000-4000-8000-000000000001"))
+    agg.send(
+        dataclasses.replace(submitted(1, answers_for(1)), id="00000000-0000-4000-8000-000000000001")
+    )
     after = sum(b.get() for b in handlers.FRESHNESS._buckets)
     assert after - before[1] == 1
     with metrics_token(agg.app) as headers:
-        assert b"voices_aggregation_freshness_seconds_count" in agg.client.get("/metrics", headers=headers).data
+        assert (
+            b"voices_aggregation_freshness_seconds_count"
+            in agg.client.get("/metrics", headers=headers).data
+        )

@@ -14,6 +14,7 @@ For two snapshots the attacker has both documents. Nothing links the
 hidden figures of one to those of the other (people join and withdraw),
 so the range of a figure's change is the difference of its two ranges.
 """
+
 from __future__ import annotations
 
 import math
@@ -30,6 +31,7 @@ from services.aggregation.snapshots import build_snapshot, published_figures
 
 
 # ---- the attacker ---------------------------------------------------------------
+
 
 def read_snapshot(doc):
     """(published figures by key, categories per question, types, table shapes) from a snapshot document."""
@@ -95,8 +97,16 @@ def attacker_relations(cats, types, shapes):
                         options = [key for c, key in cells.items() if c not in (DECLINED, SKIPPED)]
                         reserved = [key for c, key in cells.items() if c in (DECLINED, SKIPPED)]
                         n = len(options)
-                        out.append(({**{key: 1 for key in options}, **{key: n for key in reserved}, margin: -n},
-                                    False))
+                        out.append(
+                            (
+                                {
+                                    **{key: 1 for key in options},
+                                    **{key: n for key in reserved},
+                                    margin: -n,
+                                },
+                                False,
+                            )
+                        )
     return out
 
 
@@ -118,7 +128,9 @@ def attack(doc) -> dict:
             else:
                 constant += c * figures[key]
         if not row.any():
-            assert (constant == 0) if equality else (constant <= 0), "published figures contradict a table"
+            assert (constant == 0) if equality else (constant <= 0), (
+                "published figures contradict a table"
+            )
             continue
         rows.append(row)
         lo.append(-constant if equality else -np.inf)
@@ -131,13 +143,19 @@ def attack(doc) -> dict:
         for sign in (1, -1):
             c = np.zeros(len(unknown))
             c[index[key]] = sign
-            res = milp(c, integrality=np.ones(len(unknown)), bounds=bounds, constraints=[constraint])
+            res = milp(
+                c, integrality=np.ones(len(unknown)), bounds=bounds, constraints=[constraint]
+            )
             if res.status == 0:
                 ends.append(round(res.x[index[key]]))
                 continue
             # HiGHS may say "unbounded or infeasible": the figures are feasible, so only "no maximum" is allowed.
-            feasible = milp(np.zeros(len(unknown)), integrality=np.ones(len(unknown)), bounds=bounds,
-                            constraints=[constraint])
+            feasible = milp(
+                np.zeros(len(unknown)),
+                integrality=np.ones(len(unknown)),
+                bounds=bounds,
+                constraints=[constraint],
+            )
             assert feasible.status == 0 and sign == -1, res.message
             ends.append(math.inf)
         ranges[key] = tuple(ends)
@@ -155,7 +173,11 @@ def assert_safe(doc, k):
         num = q.get("numeric")
         if num and not num["suppressed"]:
             # A published sum must follow from published counts: no hidden value may be isolated by it.
-            assert all(not c["suppressed"] for c in q["categories"] if c["category"] not in (DECLINED, SKIPPED))
+            assert all(
+                not c["suppressed"]
+                for c in q["categories"]
+                if c["category"] not in (DECLINED, SKIPPED)
+            )
             assert "_other_values" not in [c["category"] for c in q["categories"]]
     return ranges
 
@@ -163,19 +185,31 @@ def assert_safe(doc, k):
 def release(contributions, questions, k, number=1, earlier=()):
     tables = tabulate(contributions, questions, consultation_id="c")
     p = protect_tables(tables, k, earlier=[published_figures(e) for e in earlier])
-    return build_snapshot(tables, p, consultation_id="c", snapshot=number, created_at="2026-01-01T00:00:00Z")
+    return build_snapshot(
+        tables, p, consultation_id="c", snapshot=number, created_at="2026-01-01T00:00:00Z"
+    )
 
 
 # ---- random consultations near k ------------------------------------------------
+
 
 @st.composite
 def surveys(draw):
     qtype = draw(st.sampled_from(["single_choice", "multiple_choice"]))
     questions = [
-        {"id": "region", "type": "single_choice", "options": ["n", "s", "e"][: draw(st.integers(2, 3))],
-         "dimension": True},
+        {
+            "id": "region",
+            "type": "single_choice",
+            "options": ["n", "s", "e"][: draw(st.integers(2, 3))],
+            "dimension": True,
+        },
         {"id": "age", "type": "single_choice", "options": ["y", "o"], "dimension": True},
-        {"id": "q", "type": qtype, "options": ["a", "b", "c"][: draw(st.integers(2, 3))], "dimension": False},
+        {
+            "id": "q",
+            "type": qtype,
+            "options": ["a", "b", "c"][: draw(st.integers(2, 3))],
+            "dimension": False,
+        },
     ]
     if draw(st.booleans()):
         questions.append({"id": "years", "type": "number", "options": [], "dimension": False})
@@ -185,17 +219,30 @@ def surveys(draw):
 
 def people(draw, questions, n, start=0):
     qtype = questions[2]["type"]
-    person = st.fixed_dictionaries({}, optional={
-        "region": st.sampled_from(questions[0]["options"]),
-        "age": st.sampled_from(["y", "o"]),
-        "q": (st.lists(st.sampled_from(questions[2]["options"]), unique=True, min_size=1)
-              if qtype == "multiple_choice" else st.sampled_from(questions[2]["options"])),
-        "years": st.integers(0, 6),
-    })
-    answers = draw(st.lists(st.tuples(person, st.lists(st.sampled_from(["region", "q"]), max_size=1)),
-                            min_size=n, max_size=n))
-    return [Contribution(f"r{start + i}", f"p{start + i}", "c", a, tuple(d), 1, "t")
-            for i, (a, d) in enumerate(answers)]
+    person = st.fixed_dictionaries(
+        {},
+        optional={
+            "region": st.sampled_from(questions[0]["options"]),
+            "age": st.sampled_from(["y", "o"]),
+            "q": (
+                st.lists(st.sampled_from(questions[2]["options"]), unique=True, min_size=1)
+                if qtype == "multiple_choice"
+                else st.sampled_from(questions[2]["options"])
+            ),
+            "years": st.integers(0, 6),
+        },
+    )
+    answers = draw(
+        st.lists(
+            st.tuples(person, st.lists(st.sampled_from(["region", "q"]), max_size=1)),
+            min_size=n,
+            max_size=n,
+        )
+    )
+    return [
+        Contribution(f"r{start + i}", f"p{start + i}", "c", a, tuple(d), 1, "t")
+        for i, (a, d) in enumerate(answers)
+    ]
 
 
 @st.composite
@@ -205,7 +252,11 @@ def snapshots_near_k(draw):
     return questions, k, people(draw, questions, n)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=25,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(snapshots_near_k())
 def test_no_suppressed_figure_of_a_snapshot_can_be_narrowed_below_k(case):
     questions, k, contributions = case
@@ -217,9 +268,16 @@ def successive_snapshots(draw):
     questions, k = draw(surveys())
     before = people(draw, questions, draw(st.integers(2 * k, 6 * k)))
     kind = draw(st.sampled_from(["additions", "withdrawals", "both"]))
-    added = people(draw, questions, draw(st.integers(1, 2 * k)), start=1000) if kind != "withdrawals" else []
-    gone = set(draw(st.lists(st.sampled_from(range(len(before))), unique=True, min_size=1, max_size=2 * k))
-               if kind != "additions" else [])
+    added = (
+        people(draw, questions, draw(st.integers(1, 2 * k)), start=1000)
+        if kind != "withdrawals"
+        else []
+    )
+    gone = set(
+        draw(st.lists(st.sampled_from(range(len(before))), unique=True, min_size=1, max_size=2 * k))
+        if kind != "additions"
+        else []
+    )
     after = [c for i, c in enumerate(before) if i not in gone] + added
     return questions, k, before, after
 
@@ -237,7 +295,11 @@ def change_ranges(first, second, k):
     return out
 
 
-@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(
+    max_examples=20,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 @given(successive_snapshots())
 def test_what_changed_between_two_snapshots_cannot_be_narrowed_below_k(case):
     questions, k, before, after = case
@@ -252,9 +314,14 @@ def test_what_changed_between_two_snapshots_cannot_be_narrowed_below_k(case):
 
 
 def test_one_added_participant_is_not_readable_by_subtraction():
-    questions = [{"id": "region", "type": "single_choice", "options": ["n", "s"], "dimension": True},
-                 {"id": "q", "type": "single_choice", "options": ["a", "b"], "dimension": False}]
-    before = [Contribution(f"r{i}", f"p{i}", "c", {"region": "ns"[i % 2], "q": "ab"[i // 2 % 2]}) for i in range(40)]
+    questions = [
+        {"id": "region", "type": "single_choice", "options": ["n", "s"], "dimension": True},
+        {"id": "q", "type": "single_choice", "options": ["a", "b"], "dimension": False},
+    ]
+    before = [
+        Contribution(f"r{i}", f"p{i}", "c", {"region": "ns"[i % 2], "q": "ab"[i // 2 % 2]})
+        for i in range(40)
+    ]
     newcomer = Contribution("r99", "p99", "c", {"region": "s", "q": "b"})
     first = release(before, questions, 5)
     assert not any(c["suppressed"] for q in first["questions"] for c in q["categories"])
@@ -266,10 +333,14 @@ def test_one_added_participant_is_not_readable_by_subtraction():
 
 
 def test_a_withdrawal_leaves_the_next_snapshot_and_is_not_readable_by_subtraction():
-    questions = [{"id": "region", "type": "single_choice", "options": ["n", "s"], "dimension": True},
-                 {"id": "q", "type": "single_choice", "options": ["a", "b"], "dimension": False}]
-    everyone = [Contribution(f"r{i}", f"p{i}", "c", {"region": "ns"[i % 2], "q": "ab"[i // 2 % 2]})
-                for i in range(41)]
+    questions = [
+        {"id": "region", "type": "single_choice", "options": ["n", "s"], "dimension": True},
+        {"id": "q", "type": "single_choice", "options": ["a", "b"], "dimension": False},
+    ]
+    everyone = [
+        Contribution(f"r{i}", f"p{i}", "c", {"region": "ns"[i % 2], "q": "ab"[i // 2 % 2]})
+        for i in range(41)
+    ]
     first = release(everyone, questions, 5)
     second = release(everyone[1:], questions, 5, number=2, earlier=[first])
     assert_safe(second, 5)
@@ -284,10 +355,23 @@ def test_a_withdrawal_leaves_the_next_snapshot_and_is_not_readable_by_subtractio
 
 def test_a_line_of_ten_with_eight_published_no_longer_pins_its_two_small_cells():
     # Reported: total 10, 8 published, two cells marked "below minimum" -> both had to be 1.
-    questions = [{"id": "q", "type": "single_choice", "options": ["a", "b", "c"], "dimension": False}]
+    questions = [
+        {"id": "q", "type": "single_choice", "options": ["a", "b", "c"], "dimension": False}
+    ]
     answers = ["a"] * 8 + ["b", "c"]
-    doc = release([Contribution(f"r{i}", f"p{i}", "c", {"q": v}) for i, v in enumerate(answers)], questions, 5)
+    doc = release(
+        [Contribution(f"r{i}", f"p{i}", "c", {"q": v}) for i, v in enumerate(answers)], questions, 5
+    )
     cells = {c["category"]: c for c in doc["questions"][0]["categories"]}
-    assert all(cells[c] == {"category": c, "value": None, "suppressed": True, "reason": "suppressed", "percent": None}
-               for c in "abc")
+    assert all(
+        cells[c]
+        == {
+            "category": c,
+            "value": None,
+            "suppressed": True,
+            "reason": "suppressed",
+            "percent": None,
+        }
+        for c in "abc"
+    )
     assert all(high - low >= 5 for low, high in assert_safe(doc, 5).values())

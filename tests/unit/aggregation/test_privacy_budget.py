@@ -1,4 +1,5 @@
 """Differential privacy per consultation: the budget from consultation.published, spending it, reading it."""
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,13 @@ def moment(text: str) -> datetime:
 
 
 def fill(agg, cid=CID, org=ORG, epsilon_budget=None, n=30):
-    agg.send(published(cid=cid, org=org, epsilon_budget=epsilon_budget),
-             *[submitted(1000 * len(cid) + i, answers_for(i), cid=cid, pseudonym=f"{cid}-p{i}") for i in range(n)])
+    agg.send(
+        published(cid=cid, org=org, epsilon_budget=epsilon_budget),
+        *[
+            submitted(1000 * len(cid) + i, answers_for(i), cid=cid, pseudonym=f"{cid}-p{i}")
+            for i in range(n)
+        ],
+    )
 
 
 def stored(agg, model, **query):
@@ -34,12 +40,21 @@ def stored(agg, model, **query):
 def test_a_consultation_without_a_budget_refuses_noisy_releases_and_stores_nothing(agg):
     fill(agg)
     problem = agg.release(epsilon=0.5, expect=409)
-    assert "not offered" in problem["detail"] and problem["remaining"] == 0 and problem["requested"] == 0.5
+    assert (
+        "not offered" in problem["detail"]
+        and problem["remaining"] == 0
+        and problem["requested"] == 0.5
+    )
     assert stored(agg, Release) == [] and stored(agg, PrivacyBudgetDocument) == []
     plain = agg.release()  # without noise it is released as before
     assert plain["privacy"] is None and plain["epsilon_remaining"] is None
-    assert agg.call("GET", BUDGET, 200) == {"consultation_id": CID, "epsilon_total": None, "epsilon_spent": 0.0,
-                                            "remaining": None, "spent": []}
+    assert agg.call("GET", BUDGET, 200) == {
+        "consultation_id": CID,
+        "epsilon_total": None,
+        "epsilon_spent": 0.0,
+        "remaining": None,
+        "spent": [],
+    }
 
 
 def test_an_event_from_before_the_setting_means_no_differential_privacy(agg):
@@ -58,7 +73,11 @@ def test_each_consultation_spends_its_own_budget_and_over_budget_is_a_409_saying
     assert first["privacy"]["epsilon"] == 0.75 and first["epsilon_remaining"] == 0.25
     problem = agg.release(epsilon=0.5, expect=409)
     assert "budget" in problem["detail"]
-    assert (problem["remaining"], problem["requested"], problem["epsilon_total"]) == (0.25, 0.5, 1.0)
+    assert (problem["remaining"], problem["requested"], problem["epsilon_total"]) == (
+        0.25,
+        0.5,
+        1.0,
+    )
     assert len(stored(agg, Release, consultation_id=CID)) == 1  # the refused release stored nothing
     # The other consultation's budget is its own: 5.0 pays what this one could not.
     assert agg.release(cid=OTHER, epsilon=3.0)["epsilon_remaining"] == 2.0
@@ -73,7 +92,11 @@ def test_the_budget_reads_total_each_snapshot_spent_with_when_and_what_is_left(a
     one = agg.release(epsilon=0.5)
     three = agg.release(epsilon=1.0)
     budget = agg.call("GET", BUDGET, 200)
-    assert budget["epsilon_total"] == 2.0 and budget["epsilon_spent"] == 1.5 and budget["remaining"] == 0.5
+    assert (
+        budget["epsilon_total"] == 2.0
+        and budget["epsilon_spent"] == 1.5
+        and budget["remaining"] == 0.5
+    )
     assert [(s["snapshot"], s["epsilon"]) for s in budget["spent"]] == [(1, 0.5), (2, 1.0)]
     # Spent as the snapshot was built, just before it was stored.
     for spend, release in zip(budget["spent"], (one, three)):
@@ -86,17 +109,25 @@ def test_only_the_owning_organisers_read_the_budget(agg):
     fill(agg, epsilon_budget=2.0)
     fill(agg, cid=OTHER, org="org_b", epsilon_budget=4.0)
     agg.release(epsilon=1.0)
-    agg.call("GET", BUDGET, 404, org="org_b")  # another organisation's consultation is not there for them
+    agg.call(
+        "GET", BUDGET, 404, org="org_b"
+    )  # another organisation's consultation is not there for them
     for role in ("policy", "auditor", "admin"):
         agg.call("GET", BUDGET, 403, role=role)
     agg.call("GET", "/api/v1/insights/consultations/c_unknown/privacy-budget", 404)
-    theirs = agg.call("GET", f"/api/v1/insights/consultations/{OTHER}/privacy-budget", 200, org="org_b")
+    theirs = agg.call(
+        "GET", f"/api/v1/insights/consultations/{OTHER}/privacy-budget", 200, org="org_b"
+    )
     assert theirs["epsilon_total"] == 4.0 and theirs["spent"] == []
     agg.call("GET", f"/api/v1/insights/consultations/{OTHER}/privacy-budget", 404)
     # Nor can an organiser spend another organisation's budget.
     agg.call("POST", "/api/v1/releases", 404, json={"consultation_id": OTHER, "epsilon": 1.0})
-    assert agg.call("GET", f"/api/v1/insights/consultations/{OTHER}/privacy-budget", 200,
-                    org="org_b")["remaining"] == 4.0
+    assert (
+        agg.call("GET", f"/api/v1/insights/consultations/{OTHER}/privacy-budget", 200, org="org_b")[
+            "remaining"
+        ]
+        == 4.0
+    )
 
 
 def test_a_new_version_keeps_the_budget_and_a_rebuild_restores_it_with_what_was_spent(agg):
@@ -106,8 +137,11 @@ def test_a_new_version_keeps_the_budget_and_a_rebuild_restores_it_with_what_was_
     [meta] = stored(agg, ConsultationMeta)
     assert (meta.survey_version, meta.epsilon_budget) == (2, 2.0)  # the older version does not win
     with agg.app.app_context():
-        records = [(topic, 0, offset, value) for topic in agg.runtime.subscriptions
-                   for offset, value in enumerate(agg.bus.topics[topic])]
+        records = [
+            (topic, 0, offset, value)
+            for topic in agg.runtime.subscriptions
+            for offset, value in enumerate(agg.bus.topics[topic])
+        ]
         rebuild.clear_projection(agg.runtime.db, "voices-aggregation")
         assert ConsultationMeta.objects.count() == 0
         rebuild.replay(records, agg.runtime.dispatcher)
@@ -126,6 +160,7 @@ def serialize_store_writes(monkeypatch) -> threading.RLock:
         def locked(self, *args, _original=original, **kwargs):
             with lock:
                 return _original(self, *args, **kwargs)
+
         monkeypatch.setattr(mongomock.Collection, name, locked)
     return lock
 
@@ -144,13 +179,18 @@ def release_all_at_once(agg, monkeypatch, epsilons):
             first_read.done = True
             barrier.wait()  # all releases hold the same revision before the first write
         return result
+
     monkeypatch.setattr(releases, "_budget", read_then_wait)
     outcomes: list = [None] * len(epsilons)
 
     def send(i):
-        r = agg.client.post("/api/v1/releases", headers=agg.staff(),
-                            json={"consultation_id": CID, "epsilon": epsilons[i]})
+        r = agg.client.post(
+            "/api/v1/releases",
+            headers=agg.staff(),
+            json={"consultation_id": CID, "epsilon": epsilons[i]},
+        )
         outcomes[i] = (r.status_code, r.get_json())
+
     threads = [threading.Thread(target=send, args=(i,)) for i in range(len(epsilons))]
     for t in threads:
         t.start()
@@ -173,7 +213,9 @@ def test_simultaneous_releases_are_each_charged_exactly_their_own_epsilon(agg, m
     assert sorted(published.values()) == sorted(epsilons)
 
 
-def test_simultaneous_releases_never_overspend_and_the_ledger_equals_what_was_published(agg, monkeypatch):
+def test_simultaneous_releases_never_overspend_and_the_ledger_equals_what_was_published(
+    agg, monkeypatch
+):
     fill(agg, epsilon_budget=1.0)
     outcomes = release_all_at_once(agg, monkeypatch, [0.3] * 6)
     assert sorted(status for status, _ in outcomes) == [201] * 3 + [409] * 3
@@ -190,11 +232,16 @@ def test_a_release_that_is_not_stored_gives_its_epsilon_back(agg, monkeypatch):
 
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
+
     monkeypatch.setattr(releases, "_store_release", broken)
     with pytest.raises(RuntimeError):
         with agg.app.app_context():
-            releases.release(CID, Principal(kind="staff", role="organiser", organisation_id=ORG, subject="u"),
-                             epsilon=0.5, topic="t")
+            releases.release(
+                CID,
+                Principal(kind="staff", role="organiser", organisation_id=ORG, subject="u"),
+                epsilon=0.5,
+                topic="t",
+            )
     budget = agg.call("GET", BUDGET, 200)
     assert budget["epsilon_spent"] == 0.25 and [s["snapshot"] for s in budget["spent"]] == [1]
     [doc] = stored(agg, PrivacyBudgetDocument)

@@ -1,4 +1,5 @@
 """Released snapshots: shape, digest, exports, and no suppressed value anywhere."""
+
 from __future__ import annotations
 
 import csv
@@ -24,7 +25,12 @@ from shared.errors import ValidationFailed
 QUESTIONS = [
     {"id": "region", "type": "single_choice", "options": ["north", "south"], "dimension": True},
     {"id": "age", "type": "single_choice", "options": ["young", "older"], "dimension": True},
-    {"id": "support", "type": "single_choice", "options": ["yes", "no", "unsure"], "dimension": False},
+    {
+        "id": "support",
+        "type": "single_choice",
+        "options": ["yes", "no", "unsure"],
+        "dimension": False,
+    },
     {"id": "years", "type": "number", "options": [], "dimension": False},
 ]
 
@@ -35,8 +41,12 @@ def people():
     rng = random.Random(5)
     out = []
     for i in range(240):
-        answers = {"region": rng.choice(["north", "north", "south"]), "age": rng.choice(["young", "older"]),
-                   "support": rng.choice(["yes", "yes", "yes", "no"]), "years": 1234 if i == 7 else rng.randrange(4)}
+        answers = {
+            "region": rng.choice(["north", "north", "south"]),
+            "age": rng.choice(["young", "older"]),
+            "support": rng.choice(["yes", "yes", "yes", "no"]),
+            "years": 1234 if i == 7 else rng.randrange(4),
+        }
         if i < 3:
             answers["support"] = "unsure"  # 3 people: below k
         out.append(Contribution(f"r{i}", f"p{i}", "c-1", answers))
@@ -45,8 +55,13 @@ def people():
 
 def release(tables=None, k=10):
     tables = tables or tabulate(people(), QUESTIONS, consultation_id="c-1")
-    return build_snapshot(tables, protect_tables(tables, k), consultation_id="c-1", snapshot=1,
-                          created_at="2024-05-01T12:00:00Z")
+    return build_snapshot(
+        tables,
+        protect_tables(tables, k),
+        consultation_id="c-1",
+        snapshot=1,
+        created_at="2024-05-01T12:00:00Z",
+    )
 
 
 def suppressed_entries(node):
@@ -63,14 +78,29 @@ def suppressed_entries(node):
 
 def test_snapshot_has_its_header_and_a_verifiable_digest():
     s = release()
-    assert (s["consultation_id"], s["snapshot"], s["created_at"], s["k"]) == ("c-1", 1, "2024-05-01T12:00:00Z", 10)
+    assert (s["consultation_id"], s["snapshot"], s["created_at"], s["k"]) == (
+        "c-1",
+        1,
+        "2024-05-01T12:00:00Z",
+        10,
+    )
     assert verify_snapshot_digest(s) and s["digest"] == snapshot_digest(s)
     tampered = json.loads(snapshot_json(s))
-    shown = next(c for q in tampered["questions"] for c in q["categories"] if not c["suppressed"] and c["value"])
+    shown = next(
+        c
+        for q in tampered["questions"]
+        for c in q["categories"]
+        if not c["suppressed"] and c["value"]
+    )
     shown["value"] += 1
     assert not verify_snapshot_digest(tampered)
-    later = build_snapshot(tabulate(people(), QUESTIONS), protect_tables(tabulate(people(), QUESTIONS), 10),
-                           consultation_id="c-1", snapshot=1, created_at="2024-05-02T12:00:00Z")
+    later = build_snapshot(
+        tabulate(people(), QUESTIONS),
+        protect_tables(tabulate(people(), QUESTIONS), 10),
+        consultation_id="c-1",
+        snapshot=1,
+        created_at="2024-05-02T12:00:00Z",
+    )
     assert later["digest"] != s["digest"]  # created_at is covered
 
 
@@ -82,7 +112,13 @@ def test_no_suppressed_value_reaches_the_snapshot_or_its_exports():
         assert e.get("value") is None and e.get("percent") is None and e["reason"] == "suppressed"
     support = next(q for q in s["questions"] if q["question_id"] == "support")
     unsure = next(c for c in support["categories"] if c["category"] == "unsure")
-    assert unsure == {"category": "unsure", "value": None, "suppressed": True, "reason": "suppressed", "percent": None}
+    assert unsure == {
+        "category": "unsure",
+        "value": None,
+        "suppressed": True,
+        "reason": "suppressed",
+        "percent": None,
+    }
 
     rows = list(csv.DictReader(io.StringIO(snapshot_csv(s))))
     assert tuple(rows[0]) == CSV_COLUMNS and len(rows) == len(snapshot_csv_rows(s))
@@ -95,7 +131,9 @@ def test_percentages_use_published_cells_only():
     s = release()
     checked = 0
     for question in s["questions"]:
-        published = [c for c in question["categories"] if not c["suppressed"] and c["category"] != SKIPPED]
+        published = [
+            c for c in question["categories"] if not c["suppressed"] and c["category"] != SKIPPED
+        ]
         base = sum(c["value"] for c in published)
         if not base:
             continue
@@ -124,17 +162,23 @@ def test_json_export_is_the_snapshot():
 
 def test_crosstabs_by_one_and_two_dimensions_are_in_the_snapshot():
     s = release()
-    by_region = next(t for t in s["crosstabs"] if t["question_id"] == "support" and t["dimensions"] == ["region"])
+    by_region = next(
+        t for t in s["crosstabs"] if t["question_id"] == "support" and t["dimensions"] == ["region"]
+    )
     north = next(g for g in by_region["groups"] if g["categories"] == ["north"])
     in_north = sum(1 for c in people() if c.answers["region"] == "north")
     assert north["total"]["value"] in (in_north, None)  # unless hidden to protect a neighbour
     both = next(t for t in s["crosstabs2"] if t["question_id"] == "support")
-    assert both["dimensions"] == ["region", "age"] and len(both["groups"]) == 4 * 4  # incl. _declined/_skipped
+    assert (
+        both["dimensions"] == ["region", "age"] and len(both["groups"]) == 4 * 4
+    )  # incl. _declined/_skipped
 
 
 def test_k_clamp_is_reported():
     tables = tabulate(people(), QUESTIONS)
-    s = build_snapshot(tables, protect_tables(tables, 2), consultation_id="c-1", snapshot=2, created_at="t")
+    s = build_snapshot(
+        tables, protect_tables(tables, 2), consultation_id="c-1", snapshot=2, created_at="t"
+    )
     assert (s["k"], s["k_requested"]) == (5, 2) and "raised to 5" in s["k_note"]
 
 
@@ -153,7 +197,10 @@ def test_differential_privacy_parameters_and_withheld_questions_are_stated():
 
 def test_the_disclosure_statement_states_the_guarantee_and_the_one_mark():
     said = release()["disclosure"]
-    assert "span at least 10" in said["complementary"] and "every table at once" in said["complementary"]
+    assert (
+        "span at least 10" in said["complementary"]
+        and "every table at once" in said["complementary"]
+    )
     assert "'suppressed'" in said["marks"] and "never suppressed" in said["zero_cells"]
     assert "since an earlier snapshot" in said["primary"]
 

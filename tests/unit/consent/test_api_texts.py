@@ -1,4 +1,5 @@
 """Consent texts through the consent API: per consultation, versioned, one per language, immutable once published."""
+
 from __future__ import annotations
 
 import hashlib
@@ -69,20 +70,34 @@ def test_a_new_language_cannot_be_slipped_into_a_published_version(consent, unch
     assert consent.text(cid, "fr", version=None)["version"] == 2
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"purposes": {p: "x" for p in ALL_PURPOSES[:-1]}}, "purposes"),  # one purpose left unexplained
-    ({"purposes": {**{p: "x" for p in ALL_PURPOSES}, "sell_data": "x"}}, "purposes"),
-    ({"language": "de"}, "language"),  # not one of the six UN languages
-    ({"body": ""}, "body"),
-    ({"title": "t" * 201}, "title"),
-    ({"version": 0}, "version"),
-    ({"purposes": {p: "" for p in ALL_PURPOSES}}, "purposes"),
-    ({"notes": "extra"}, "notes"),
-])
-def test_bad_texts_are_refused_with_the_field_named_and_nothing_stored(consent, unchanged, change, field):
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        (
+            {"purposes": {p: "x" for p in ALL_PURPOSES[:-1]}},
+            "purposes",
+        ),  # one purpose left unexplained
+        ({"purposes": {**{p: "x" for p in ALL_PURPOSES}, "sell_data": "x"}}, "purposes"),
+        ({"language": "de"}, "language"),  # not one of the six UN languages
+        ({"body": ""}, "body"),
+        ({"title": "t" * 201}, "title"),
+        ({"version": 0}, "version"),
+        ({"purposes": {p: "" for p in ALL_PURPOSES}}, "purposes"),
+        ({"notes": "extra"}, "notes"),
+    ],
+)
+def test_bad_texts_are_refused_with_the_field_named_and_nothing_stored(
+    consent, unchanged, change, field
+):
     cid = consent.consultation(languages=("en",))
-    body = {"version": 1, "language": "en", "title": "Your consent", "body": BODY["en"],
-            "purposes": {p: "Plain words." for p in ALL_PURPOSES}, **change}
+    body = {
+        "version": 1,
+        "language": "en",
+        "title": "Your consent",
+        "body": BODY["en"],
+        "purposes": {p: "Plain words." for p in ALL_PURPOSES},
+        **change,
+    }
     with unchanged():
         problem = consent.organiser("POST", texts(cid), 422, json=body)
     assert field in problem["errors"]
@@ -99,16 +114,29 @@ def test_purposes_must_be_explained_exactly_as_the_consultation_offers_them(cons
 
 def test_only_the_owning_organisations_organisers_write_texts(consent, unchanged):
     cid = consent.consultation(languages=("en",))
-    body = {"version": 1, "language": "en", "title": "T", "body": "B", "purposes": {p: "x" for p in ALL_PURPOSES}}
+    body = {
+        "version": 1,
+        "language": "en",
+        "title": "T",
+        "body": "B",
+        "purposes": {p: "x" for p in ALL_PURPOSES},
+    }
     with unchanged():
         # Another organisation's consultation looks exactly like a missing one.
-        other = consent.call("POST", texts(cid), 404, headers=consent.staff("organiser", "org_b"), json=body)
-        missing = consent.call("POST", texts("c_missing"), 404, headers=consent.staff("organiser", "org_b"), json=body)
-        assert {k: v for k, v in other.items() if k != "request_id"} == \
-            {k: v for k, v in missing.items() if k != "request_id"}
+        other = consent.call(
+            "POST", texts(cid), 404, headers=consent.staff("organiser", "org_b"), json=body
+        )
+        missing = consent.call(
+            "POST", texts("c_missing"), 404, headers=consent.staff("organiser", "org_b"), json=body
+        )
+        assert {k: v for k, v in other.items() if k != "request_id"} == {
+            k: v for k, v in missing.items() if k != "request_id"
+        }
         consent.call("POST", texts(cid), 403, headers=consent.staff("auditor", "org_a"), json=body)
         consent.call("POST", texts(cid), 401, json=body)
-        consent.call("POST", texts(cid) + "/1/publish", 404, headers=consent.staff("organiser", "org_b"))
+        consent.call(
+            "POST", texts(cid) + "/1/publish", 404, headers=consent.staff("organiser", "org_b")
+        )
 
 
 def test_organisers_see_every_version_and_language_with_drafts(consent):
@@ -118,8 +146,11 @@ def test_organisers_see_every_version_and_language_with_drafts(consent):
     consent.publish_text(cid)
     consent.text(cid, "en", version=2, body="Draft two.")
     listed = consent.organiser("GET", texts(cid) + "/versions", 200)
-    assert [(t["version"], t["language"], t["published_at"] is not None) for t in listed] == \
-        [(1, "en", True), (1, "fr", True), (2, "en", False)]
+    assert [(t["version"], t["language"], t["published_at"] is not None) for t in listed] == [
+        (1, "en", True),
+        (1, "fr", True),
+        (2, "en", False),
+    ]
     consent.call("GET", texts(cid) + "/versions", 404, headers=consent.staff("organiser", "org_b"))
     consent.call("GET", texts(cid) + "/2?language=en", 404)  # a draft is not public
 
@@ -132,10 +163,22 @@ def test_a_text_sent_right_after_the_consultation_was_created_waits_for_it(conse
 
     monkeypatch.setattr(consent.context, "consultation_wait_s", 5.0)
     cid = "c_just_created"
-    consent.bus.publish(consent.topics.surveys, Envelope(
-        type="consultation.created", key=cid, producer="surveys", payload={
-            "consultation_id": cid, "organisation_id": "org_a", "languages": ["en"], "min_age": None,
-            "purposes": list(ALL_PURPOSES), "created_at": isoformat(utcnow())}))
+    consent.bus.publish(
+        consent.topics.surveys,
+        Envelope(
+            type="consultation.created",
+            key=cid,
+            producer="surveys",
+            payload={
+                "consultation_id": cid,
+                "organisation_id": "org_a",
+                "languages": ["en"],
+                "min_age": None,
+                "purposes": list(ALL_PURPOSES),
+                "created_at": isoformat(utcnow()),
+            },
+        ),
+    )
     arrives = threading.Timer(0.3, consent.bus.deliver)
     arrives.start()
     try:
@@ -144,9 +187,16 @@ def test_a_text_sent_right_after_the_consultation_was_created_waits_for_it(conse
         arrives.join()
     # A consultation that never comes is still 404, for its own organisation and for others.
     monkeypatch.setattr(consent.context, "consultation_wait_s", 0.2)
-    consent.call("POST", texts("c_never"), 404, headers=consent.staff("organiser", "org_a"),
-                 json={"language": "en", "title": "T", "body": BODY["en"], "purposes": {}})
-    consent.call("POST", texts(cid) + "/1/publish", 404, headers=consent.staff("organiser", "org_b"))
+    consent.call(
+        "POST",
+        texts("c_never"),
+        404,
+        headers=consent.staff("organiser", "org_a"),
+        json={"language": "en", "title": "T", "body": BODY["en"], "purposes": {}},
+    )
+    consent.call(
+        "POST", texts(cid) + "/1/publish", 404, headers=consent.staff("organiser", "org_b")
+    )
 
 
 def test_unknown_consultations_and_versions_are_404(consent):

@@ -1,4 +1,5 @@
 """The erasure report from ledger entries alone: withdrawal.processed confirms a full withdrawal."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -23,21 +24,46 @@ class Ledger:
         return self.entries[-1]["seq"]
 
     def withdrawn(self, pseudonym: str, cid: str = "c_1", everything: bool = True) -> int:
-        return self.add("consent.withdrawn", {
-            "grant_id": f"g_{pseudonym}", "pseudonym": pseudonym, "consultation_id": cid,
-            "purposes": ["participate"] if everything else ["quote_anonymised"],
-            "remaining": [] if everything else ["participate"], "all": everything,
-            "withdrawn_at": "2025-03-01T09:00:00Z"})
+        return self.add(
+            "consent.withdrawn",
+            {
+                "grant_id": f"g_{pseudonym}",
+                "pseudonym": pseudonym,
+                "consultation_id": cid,
+                "purposes": ["participate"] if everything else ["quote_anonymised"],
+                "remaining": [] if everything else ["participate"],
+                "all": everything,
+                "withdrawn_at": "2025-03-01T09:00:00Z",
+            },
+        )
 
-    def processed(self, pseudonym: str, erased: int, cid: str = "c_1", shredded: bool = True) -> int:
-        return self.add("withdrawal.processed", {
-            "consultation_id": cid, "pseudonym": pseudonym, "responses_erased": erased, "key_shredded": shredded,
-            "processed_at": "2025-03-01T09:00:01Z"})
+    def processed(
+        self, pseudonym: str, erased: int, cid: str = "c_1", shredded: bool = True
+    ) -> int:
+        return self.add(
+            "withdrawal.processed",
+            {
+                "consultation_id": cid,
+                "pseudonym": pseudonym,
+                "responses_erased": erased,
+                "key_shredded": shredded,
+                "processed_at": "2025-03-01T09:00:01Z",
+            },
+        )
 
-    def erased(self, pseudonym: str, response_id: str, cid: str = "c_1", reason: str = "withdrawal") -> int:
-        return self.add("response.erased", {
-            "response_id": response_id, "consultation_id": cid, "pseudonym": pseudonym, "reason": reason,
-            "erased_at": "2025-03-01T09:00:01Z"})
+    def erased(
+        self, pseudonym: str, response_id: str, cid: str = "c_1", reason: str = "withdrawal"
+    ) -> int:
+        return self.add(
+            "response.erased",
+            {
+                "response_id": response_id,
+                "consultation_id": cid,
+                "pseudonym": pseudonym,
+                "reason": reason,
+                "erased_at": "2025-03-01T09:00:01Z",
+            },
+        )
 
     def report(self, consultation_id: str | None = None) -> dict:
         return erasures.erasure_report(self.entries, consultation_id)
@@ -55,9 +81,21 @@ def test_a_withdrawal_with_nothing_stored_is_confirmed_by_withdrawal_processed()
     report = book.report()
     [item] = report["withdrawals"]
     assert (report["confirmed"], report["unconfirmed"]) == (1, 0)
-    assert (item["confirmed"], item["responses_erased"], item["key_shredded"], item["erasures"]) == (True, 0, True, [])
-    assert item["processing"] == [{"seq": seq, "responses_erased": 0, "key_shredded": True,
-                                   "processed_at": "2025-03-01T09:00:01Z", "after_withdrawal": True}]
+    assert (
+        item["confirmed"],
+        item["responses_erased"],
+        item["key_shredded"],
+        item["erasures"],
+    ) == (True, 0, True, [])
+    assert item["processing"] == [
+        {
+            "seq": seq,
+            "responses_erased": 0,
+            "key_shredded": True,
+            "processed_at": "2025-03-01T09:00:01Z",
+            "after_withdrawal": True,
+        }
+    ]
 
 
 def test_the_report_states_how_many_responses_were_erased():
@@ -66,8 +104,11 @@ def test_the_report_states_how_many_responses_were_erased():
     book.erased("p_1", "r_1")
     book.processed("p_1", 1)
     [item] = book.report()["withdrawals"]
-    assert (item["confirmed"], item["responses_erased"], [e["response_id"] for e in item["erasures"]]) == \
-        (True, 1, ["r_1"])
+    assert (
+        item["confirmed"],
+        item["responses_erased"],
+        [e["response_id"] for e in item["erasures"]],
+    ) == (True, 1, ["r_1"])
 
 
 def test_a_confirmation_recorded_before_the_withdrawal_still_confirms_it():
@@ -76,7 +117,9 @@ def test_a_confirmation_recorded_before_the_withdrawal_still_confirms_it():
     book.processed("p_1", 1)
     book.withdrawn("p_1")
     [item] = book.report()["withdrawals"]
-    assert item["confirmed"] is True and [p["after_withdrawal"] for p in item["processing"]] == [False]
+    assert item["confirmed"] is True and [p["after_withdrawal"] for p in item["processing"]] == [
+        False
+    ]
 
 
 def test_the_latest_confirmation_gives_the_count():
@@ -87,7 +130,9 @@ def test_the_latest_confirmation_gives_the_count():
     book.erased("p_1", "r_late")
     book.processed("p_1", 1)
     [item] = book.report()["withdrawals"]
-    assert item["responses_erased"] == 1 and [p["responses_erased"] for p in item["processing"]] == [0, 1]
+    assert item["responses_erased"] == 1 and [
+        p["responses_erased"] for p in item["processing"]
+    ] == [0, 1]
 
 
 def test_only_the_same_participant_in_the_same_consultation_confirms():
@@ -98,8 +143,10 @@ def test_only_the_same_participant_in_the_same_consultation_confirms():
     book.withdrawn("p_3", everything=False)  # a partial withdrawal is not in the report
     book.processed("p_3", 0)
     report = book.report()
-    assert [(w["pseudonym"], w["confirmed"], w["responses_erased"], w["key_shredded"])
-            for w in report["withdrawals"]] == [("p_1", False, 0, None)]
+    assert [
+        (w["pseudonym"], w["confirmed"], w["responses_erased"], w["key_shredded"])
+        for w in report["withdrawals"]
+    ] == [("p_1", False, 0, None)]
     assert book.report("c_2")["withdrawals"] == []
 
 
@@ -110,18 +157,31 @@ def test_ledgers_without_withdrawal_processed_are_confirmed_by_erasures():
     assert by_pseudonym(book.report())["p_1"]["confirmed"] is False
     book.erased("p_1", "r_1")
     [item] = book.report()["withdrawals"]
-    assert (item["confirmed"], item["responses_erased"], item["key_shredded"], item["processing"]) == \
-        (True, 1, None, [])
+    assert (
+        item["confirmed"],
+        item["responses_erased"],
+        item["key_shredded"],
+        item["processing"],
+    ) == (True, 1, None, [])
 
 
 def test_the_entry_holds_identifiers_and_counts_only():
-    data = {"consultation_id": "c_1", "pseudonym": "p_1", "responses_erased": 0, "key_shredded": True,
-            "processed_at": "2025-03-01T09:00:01Z"}
+    data = {
+        "consultation_id": "c_1",
+        "pseudonym": "p_1",
+        "responses_erased": 0,
+        "key_shredded": True,
+        "processed_at": "2025-03-01T09:00:01Z",
+    }
     with pytest.raises(ValueError, match="may not carry"):
         ledger.make_entry(None, "withdrawal.processed", {**data, "text": "my words"}, BASE_TIME)
     with pytest.raises(ValueError, match="lacks"):
-        ledger.make_entry(None, "withdrawal.processed", {k: v for k, v in data.items() if k != "key_shredded"},
-                          BASE_TIME)
+        ledger.make_entry(
+            None,
+            "withdrawal.processed",
+            {k: v for k, v in data.items() if k != "key_shredded"},
+            BASE_TIME,
+        )
 
 
 def test_the_independent_verifier_accepts_the_new_kind():

@@ -1,4 +1,5 @@
 """The consent service's event consumer: consultation rules in, ledger entries out, each exactly once."""
+
 from __future__ import annotations
 
 import pytest
@@ -41,11 +42,22 @@ def test_release_sign_offs_and_erasures_become_entries_with_identifiers_only(con
     cid = consent.open_consultation()
     granted = consent.grant(cid, "p_golf")
     consent.settle()
-    consent.bus.publish(consent.topics.releases, Envelope(type="release.published", key=cid, producer="aggregation",
-                                                          payload={"release_id": "rel_1", "consultation_id": cid,
-                                                                   "snapshot": 3, "signed_off_by": "u_9",
-                                                                   "released_at": isoformat(utcnow()),
-                                                                   "digest": "ab" * 32}))
+    consent.bus.publish(
+        consent.topics.releases,
+        Envelope(
+            type="release.published",
+            key=cid,
+            producer="aggregation",
+            payload={
+                "release_id": "rel_1",
+                "consultation_id": cid,
+                "snapshot": 3,
+                "signed_off_by": "u_9",
+                "released_at": isoformat(utcnow()),
+                "digest": "ab" * 32,
+            },
+        ),
+    )
     consent.settle()
     consent.erased(cid, "p_golf", "r_1")
     consent.erased(cid, "p_golf", "r_1")  # the same erasure reported twice (a retried erasure)
@@ -56,7 +68,9 @@ def test_release_sign_offs_and_erasures_become_entries_with_identifiers_only(con
     assert len(erasures) == 2 and {e["data"]["response_id"] for e in erasures} == {"r_1"}
     # The receipt lists the erased response once.
     receipt = consent.lookup(granted["receipt_code"])
-    assert [e["responseId"] for e in receipt["events"] if e["eventType"] == "answers_erased"] == ["r_1"]
+    assert [e["responseId"] for e in receipt["events"] if e["eventType"] == "answers_erased"] == [
+        "r_1"
+    ]
 
 
 def test_an_erasure_arriving_before_the_withdrawal_still_confirms_it(consent):
@@ -64,8 +78,12 @@ def test_an_erasure_arriving_before_the_withdrawal_still_confirms_it(consent):
     cid = consent.open_consultation()
     granted = consent.grant(cid, "p_hotel")
     consent.settle()
-    consent.erased(cid, "p_hotel", "r_5")  # reason "withdrawal", recorded before the withdrawal entry
-    consent.erased(cid, "p_hotel", "r_6", reason="retention")  # earlier and for retention: no confirmation
+    consent.erased(
+        cid, "p_hotel", "r_5"
+    )  # reason "withdrawal", recorded before the withdrawal entry
+    consent.erased(
+        cid, "p_hotel", "r_6", reason="retention"
+    )  # earlier and for retention: no confirmation
     consent.withdraw(granted["receipt_code"])
     consent.settle()
     [item] = consent.auditor("GET", "/api/v1/ledger/erasure-report")["withdrawals"]
@@ -81,17 +99,31 @@ def test_the_consumer_signs_a_checkpoint_every_n_entries(consent):
     assert [c["tree_size"] for c in consent.auditor("GET", "/api/v1/ledger/checkpoints")] == [4, 8]
 
 
-def processed(consent, cid: str, pseudonym: str, erased: int, event_id: str | None = None) -> Envelope:
+def processed(
+    consent, cid: str, pseudonym: str, erased: int, event_id: str | None = None
+) -> Envelope:
     """A withdrawal.processed event as the surveys service publishes it."""
-    event = Envelope(type="withdrawal.processed", key=cid, producer="surveys", payload={
-        "consultation_id": cid, "pseudonym": pseudonym, "responses_erased": erased, "key_shredded": True,
-        "processed_at": isoformat(utcnow())}, **({"id": event_id} if event_id else {}))
+    event = Envelope(
+        type="withdrawal.processed",
+        key=cid,
+        producer="surveys",
+        payload={
+            "consultation_id": cid,
+            "pseudonym": pseudonym,
+            "responses_erased": erased,
+            "key_shredded": True,
+            "processed_at": isoformat(utcnow()),
+        },
+        **({"id": event_id} if event_id else {}),
+    )
     consent.bus.publish(consent.topics.responses, event)
     consent.settle()
     return event
 
 
-def test_withdrawal_processed_becomes_an_entry_and_confirms_a_withdrawal_with_nothing_stored(consent):
+def test_withdrawal_processed_becomes_an_entry_and_confirms_a_withdrawal_with_nothing_stored(
+    consent,
+):
     cid = consent.open_consultation()
     granted = consent.grant(cid, "p_india")
     consent.withdraw(granted["receipt_code"])
@@ -101,16 +133,30 @@ def test_withdrawal_processed_becomes_an_entry_and_confirms_a_withdrawal_with_no
 
     event = processed(consent, cid, "p_india", 0)
     processed(consent, cid, "p_india", 0, event_id=event.id)  # redelivered: still one entry
-    handlers.record_withdrawal_processed(event, consent.context)  # straight into the handler as well
+    handlers.record_withdrawal_processed(
+        event, consent.context
+    )  # straight into the handler as well
 
     [entry] = [e for e in consent.ledger() if e["kind"] == "withdrawal.processed"]
-    assert entry["data"] == {k: event.payload[k] for k in ("consultation_id", "pseudonym", "responses_erased",
-                                                             "key_shredded", "processed_at")}
+    assert entry["data"] == {
+        k: event.payload[k]
+        for k in (
+            "consultation_id",
+            "pseudonym",
+            "responses_erased",
+            "key_shredded",
+            "processed_at",
+        )
+    }
     report = consent.auditor("GET", "/api/v1/ledger/erasure-report")
     assert (report["confirmed"], report["unconfirmed"]) == (1, 0)
     [item] = report["withdrawals"]
-    assert (item["pseudonym"], item["confirmed"], item["responses_erased"], item["key_shredded"]) == \
-        ("p_india", True, 0, True)
+    assert (
+        item["pseudonym"],
+        item["confirmed"],
+        item["responses_erased"],
+        item["key_shredded"],
+    ) == ("p_india", True, 0, True)
     assert [(p["seq"], p["after_withdrawal"]) for p in item["processing"]] == [(entry["seq"], True)]
     assert item["erasures"] == []
     confirmed = consent.auditor("GET", "/api/v1/ledger/erasure-report?status=confirmed")
@@ -121,7 +167,9 @@ def test_a_confirmation_with_erasures_states_the_count(consent):
     cid = consent.open_consultation()
     granted = consent.grant(cid, "p_juliet")
     consent.settle()
-    processed(consent, cid, "p_juliet", 1)  # appended before the withdrawal: topics are read independently
+    processed(
+        consent, cid, "p_juliet", 1
+    )  # appended before the withdrawal: topics are read independently
     consent.erased(cid, "p_juliet", "r_7")
     consent.withdraw(granted["receipt_code"])
     consent.settle()

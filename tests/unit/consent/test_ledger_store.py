@@ -5,6 +5,7 @@ checkpoint that another writer has just superseded), because mongomock is
 not atomic across threads: what is tested is the compare-and-set logic that
 real MongoDB's unique indexes make safe.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -30,7 +31,9 @@ def add(n: int, start: int = 0) -> None:
 
 def chain_holds() -> bool:
     entries = ledger_store.entries()
-    return [e["seq"] for e in entries] == list(range(len(entries))) and ledger.verify_chain(entries) is None
+    return [e["seq"] for e in entries] == list(range(len(entries))) and ledger.verify_chain(
+        entries
+    ) is None
 
 
 def test_appends_chain_each_entry_to_the_one_before(store):
@@ -44,7 +47,9 @@ def test_a_writer_that_lost_the_race_for_a_seq_appends_after_the_winner(store, m
     add(3)
     stale = ledger_store._tail()
     add(1, start=3)  # the other writer takes seq 3
-    monkeypatch.setattr(ledger_store, "_tail", lambda: stale)  # read before the other writer's insert
+    monkeypatch.setattr(
+        ledger_store, "_tail", lambda: stale
+    )  # read before the other writer's insert
     kind, data = ledger_data(4, ledger.format_timestamp(BASE_TIME))
     entry = ledger_store.append(kind, data, event_id="event-late")
     monkeypatch.undo()
@@ -55,10 +60,14 @@ def test_a_head_left_behind_by_a_crash_is_repaired_by_the_next_append(store):
     add(3)
     # A writer stored entry 3 and died before moving the head.
     kind, data = ledger_data(3, ledger.format_timestamp(BASE_TIME))
-    LedgerEntry(event_id="event-3", **ledger.make_entry(ledger_store.entries(2, 3)[0], kind, data, BASE_TIME)) \
-        .save(force_insert=True)
+    LedgerEntry(
+        event_id="event-3",
+        **ledger.make_entry(ledger_store.entries(2, 3)[0], kind, data, BASE_TIME),
+    ).save(force_insert=True)
     assert ledger_store.size() == 3  # the head does not know yet
-    entry = ledger_store.append(*ledger_data(4, ledger.format_timestamp(BASE_TIME)), event_id="event-4")
+    entry = ledger_store.append(
+        *ledger_data(4, ledger.format_timestamp(BASE_TIME)), event_id="event-4"
+    )
     assert entry.seq == 4 and chain_holds() and ledger_store.size() == 5
 
 
@@ -78,7 +87,9 @@ def test_a_repeated_event_is_appended_once_even_when_two_writers_race_with_it(st
     stale = ledger_store._tail()
     kind, data = ledger_data(2, ledger.format_timestamp(BASE_TIME))
     first = ledger_store.append(kind, data, event_id="event-x")
-    assert ledger_store.append(kind, data, event_id="event-x").seq == first.seq  # a redelivery, much later
+    assert (
+        ledger_store.append(kind, data, event_id="event-x").seq == first.seq
+    )  # a redelivery, much later
     add(2, start=3)
     assert ledger_store.append(kind, data, event_id="event-x").seq == first.seq
     # Two consumers handling the same event read the same tail; the one that loses returns the winner's entry.
@@ -89,7 +100,9 @@ def test_a_repeated_event_is_appended_once_even_when_two_writers_race_with_it(st
     assert LedgerEntry.objects(event_id="event-x").count() == 1
 
 
-def test_checkpoints_only_grow_in_size_and_time_when_signers_race(consent, store, signing_key, monkeypatch):
+def test_checkpoints_only_grow_in_size_and_time_when_signers_race(
+    consent, store, signing_key, monkeypatch
+):
     add(5)
     key = consent.context.signing_key
     first = ledger_store.checkpoint(key, store, at=BASE_TIME + timedelta(hours=2))
@@ -110,7 +123,9 @@ def test_checkpoints_only_grow_in_size_and_time_when_signers_race(consent, store
     assert [(c.previous_size, c.tree_size) for c in stored] == [(0, 5), (5, 8)]
     # An export of this ledger passes the verifier's "never shrink, never go back in time" rule.
     lines = list(ledger.export_lines(ledger_store.entries(), ledger_store.checkpoints()))
-    report = verify.verify_export(lines, verify.load_public_keys(consent.public_key_pem().encode()), strict=True)
+    report = verify.verify_export(
+        lines, verify.load_public_keys(consent.public_key_pem().encode()), strict=True
+    )
     assert report.ok, report.message()
 
 
@@ -124,7 +139,9 @@ def test_a_checkpoint_is_not_signed_again_for_the_same_size(consent, store):
 # ---------------------------------------------------------------- the tree kept in memory
 
 
-def test_the_tree_is_extended_with_new_entries_and_agrees_with_one_built_from_scratch(store, monkeypatch):
+def test_the_tree_is_extended_with_new_entries_and_agrees_with_one_built_from_scratch(
+    store, monkeypatch
+):
     add(20)
     assert store.covering().size == 20
     read = []
@@ -142,7 +159,9 @@ def test_the_tree_is_extended_with_new_entries_and_agrees_with_one_built_from_sc
     scratch = ledger.MerkleTree.from_entries(ledger_store.entries())
     assert all(tree.root(n) == scratch.root(n) for n in range(34))
     read.clear()
-    assert store.covering(10) is tree and read == [32]  # already covered: one read, to check the tail
+    assert store.covering(10) is tree and read == [
+        32
+    ]  # already covered: one read, to check the tail
 
 
 def test_a_store_that_no_longer_holds_the_trees_entries_is_noticed(store):
@@ -177,7 +196,7 @@ def test_merkle_tree_extend_matches_building_at_once(n):
     leaves = [bytes([i % 251]) * 3 for i in range(n)]
     grown = ledger.MerkleTree([])
     for i in range(0, n, 3):  # in uneven steps
-        grown.extend(ledger._leaf(x) for x in leaves[i:i + 3])
+        grown.extend(ledger._leaf(x) for x in leaves[i : i + 3])
     whole = ledger.MerkleTree.from_entries(leaves)
     assert grown.size == whole.size == n
     for size in range(n + 1):
@@ -190,7 +209,12 @@ def test_merkle_tree_extend_matches_building_at_once(n):
 
 def test_timestamps_in_checkpoints_parse_back(consent, store):
     add(2)
-    cp = ledger_store.checkpoint(consent.context.signing_key, store,
-                                 at=datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=timezone.utc))
+    cp = ledger_store.checkpoint(
+        consent.context.signing_key,
+        store,
+        at=datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=timezone.utc),
+    )
     assert cp["timestamp"] == "2030-01-01T12:00:00.123456Z"
-    assert ledger_store._parse(cp["timestamp"]) == datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=timezone.utc)
+    assert ledger_store._parse(cp["timestamp"]) == datetime(
+        2030, 1, 1, 12, 0, 0, 123456, tzinfo=timezone.utc
+    )

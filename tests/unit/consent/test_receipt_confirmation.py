@@ -1,4 +1,5 @@
 """The receipt tells what happened after a full withdrawal: pending until the surveys service confirms the erasure."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,12 +14,29 @@ from tests.unit.consent.platform_auditing import platform_auditor  # noqa: F401 
 pytestmark = pytest.mark.usefixtures("platform_auditor")
 
 
-def processed(consent, cid: str, pseudonym: str, erased: int, event_id: str | None = None,
-              key_shredded: bool = True, later_s: int = 0) -> Envelope:
+def processed(
+    consent,
+    cid: str,
+    pseudonym: str,
+    erased: int,
+    event_id: str | None = None,
+    key_shredded: bool = True,
+    later_s: int = 0,
+) -> Envelope:
     """A withdrawal.processed event as the surveys service publishes it, delivered to the consent service."""
-    event = Envelope(type="withdrawal.processed", key=cid, producer="surveys", payload={
-        "consultation_id": cid, "pseudonym": pseudonym, "responses_erased": erased, "key_shredded": key_shredded,
-        "processed_at": isoformat(utcnow() + timedelta(seconds=later_s))}, **({"id": event_id} if event_id else {}))
+    event = Envelope(
+        type="withdrawal.processed",
+        key=cid,
+        producer="surveys",
+        payload={
+            "consultation_id": cid,
+            "pseudonym": pseudonym,
+            "responses_erased": erased,
+            "key_shredded": key_shredded,
+            "processed_at": isoformat(utcnow() + timedelta(seconds=later_s)),
+        },
+        **({"id": event_id} if event_id else {}),
+    )
     consent.bus.publish(consent.topics.responses, event)
     consent.settle()
     return event
@@ -45,10 +63,18 @@ def test_a_full_withdrawal_is_pending_until_confirmed_then_shows_the_confirmatio
     receipt = consent.lookup(code)
     [withdrawal] = of_type(receipt, "withdrawn")
     assert withdrawal["erasureStatus"] == "confirmed"
-    assert of_type(receipt, "erasure_confirmed") == [{
-        "eventType": "erasure_confirmed", "eventTime": event.payload["processed_at"], "eventBy": "service",
-        "responsesErased": 2, "keyShredded": True}]
-    assert receipt["events"][-1]["eventType"] == "erasure_confirmed"  # after the withdrawal it confirms
+    assert of_type(receipt, "erasure_confirmed") == [
+        {
+            "eventType": "erasure_confirmed",
+            "eventTime": event.payload["processed_at"],
+            "eventBy": "service",
+            "responsesErased": 2,
+            "keyShredded": True,
+        }
+    ]
+    assert (
+        receipt["events"][-1]["eventType"] == "erasure_confirmed"
+    )  # after the withdrawal it confirms
 
 
 def test_a_redelivered_confirmation_is_stored_once_and_a_later_one_adds_to_the_history(consent):
@@ -66,11 +92,15 @@ def test_a_redelivered_confirmation_is_stored_once_and_a_later_one_adds_to_the_h
     later = processed(consent, cid, "p_lima", 1, later_s=5)
     confirmations = of_type(consent.lookup(granted["receipt_code"]), "erasure_confirmed")
     assert [(c["eventTime"], c["responsesErased"]) for c in confirmations] == [
-        (event.payload["processed_at"], 0), (later.payload["processed_at"], 1)]
+        (event.payload["processed_at"], 0),
+        (later.payload["processed_at"], 1),
+    ]
     assert len([e for e in consent.ledger() if e["kind"] == "withdrawal.processed"]) == 2
 
 
-def test_a_confirmation_for_a_partial_withdrawal_or_an_unknown_participant_changes_no_receipt(consent):
+def test_a_confirmation_for_a_partial_withdrawal_or_an_unknown_participant_changes_no_receipt(
+    consent,
+):
     cid = consent.open_consultation()
     granted = consent.grant(cid, "p_mike")
     code = granted["receipt_code"]
@@ -84,14 +114,18 @@ def test_a_confirmation_for_a_partial_withdrawal_or_an_unknown_participant_chang
     assert "erasureStatus" not in of_type(before, "withdrawn")[0]
     assert Grant.objects(pseudonym="p_nobody").count() == 0
     # Both still reach the ledger: it records what the surveys service reported.
-    assert {e["data"]["pseudonym"] for e in consent.ledger() if e["kind"] == "withdrawal.processed"} == \
-        {"p_mike", "p_nobody"}
+    assert {
+        e["data"]["pseudonym"] for e in consent.ledger() if e["kind"] == "withdrawal.processed"
+    } == {"p_mike", "p_nobody"}
 
     # The stray confirmation does not count for a full withdrawal made afterwards.
     consent.withdraw(code)
     consent.settle()
     receipt = consent.lookup(code)
-    assert [w.get("erasureStatus") for w in of_type(receipt, "withdrawn")] == [None, "pending_confirmation"]
+    assert [w.get("erasureStatus") for w in of_type(receipt, "withdrawn")] == [
+        None,
+        "pending_confirmation",
+    ]
     assert of_type(receipt, "erasure_confirmed") == []
 
 

@@ -1,4 +1,5 @@
 """Consent tokens and Ed25519 key helpers."""
+
 from __future__ import annotations
 
 import random
@@ -17,9 +18,15 @@ B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 
 
 def issue(key, **overrides):
-    claims = {"pseudonym": "p-7f3a", "consultation_id": "c-1", "grant_id": "g-42",
-              "purposes": ["participate", "aggregate_reporting"], "private_key": key,
-              "ttl": timedelta(hours=1), "now": NOW}
+    claims = {
+        "pseudonym": "p-7f3a",
+        "consultation_id": "c-1",
+        "grant_id": "g-42",
+        "purposes": ["participate", "aggregate_reporting"],
+        "private_key": key,
+        "ttl": timedelta(hours=1),
+        "now": NOW,
+    }
     claims.update(overrides)
     return tokens.issue_consent_token(**claims)
 
@@ -33,13 +40,16 @@ def reason_of(token, key, **kwargs):
 
 # ---- keys ------------------------------------------------------------------
 
+
 def test_key_pem_round_trips_and_key_id_names_the_public_key(signing_key):
     private_pem = tokens.private_key_to_pem(signing_key)
     public_pem = tokens.public_key_to_pem(signing_key)
     assert b"BEGIN PRIVATE KEY" in private_pem and b"BEGIN PUBLIC KEY" in public_pem
     reloaded = tokens.load_private_key(private_pem)
     assert tokens.raw_public_key(reloaded) == tokens.raw_public_key(signing_key)
-    assert tokens.raw_public_key(tokens.load_public_key(public_pem.decode())) == tokens.raw_public_key(signing_key)
+    assert tokens.raw_public_key(
+        tokens.load_public_key(public_pem.decode())
+    ) == tokens.raw_public_key(signing_key)
 
     kid = tokens.key_id(signing_key)
     assert len(kid) == 16 and int(kid, 16) >= 0
@@ -50,32 +60,46 @@ def test_key_pem_round_trips_and_key_id_names_the_public_key(signing_key):
 def test_encrypted_private_pem_needs_its_password(signing_key):
     pem = tokens.private_key_to_pem(signing_key, password=b"correct horse battery")
     assert b"ENCRYPTED" in pem
-    assert tokens.key_id(tokens.load_private_key(pem, password=b"correct horse battery")) == tokens.key_id(signing_key)
+    assert tokens.key_id(
+        tokens.load_private_key(pem, password=b"correct horse battery")
+    ) == tokens.key_id(signing_key)
     with pytest.raises((ValueError, TypeError)):
         tokens.load_private_key(pem)
 
 
 def test_non_ed25519_keys_are_refused():
     from cryptography.hazmat.primitives import serialization
+
     other = ec.generate_private_key(ec.SECP256R1())
-    pem = other.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = other.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     with pytest.raises(ValueError):
         tokens.load_public_key(pem)
-    private_pem = other.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                      serialization.NoEncryption())
+    private_pem = other.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     with pytest.raises(ValueError):
         tokens.load_private_key(private_pem)
 
 
 # ---- issue and verify -----------------------------------------------------------
 
+
 def test_token_verifies_with_the_public_key_and_carries_the_grant(signing_key):
     token = issue(signing_key)
     public_pem = tokens.public_key_to_pem(signing_key)
     claims = tokens.verify_consent_token(token, public_pem, consultation_id="c-1", now=NOW + 10)
-    assert claims == {"sub": "p-7f3a", "cid": "c-1", "gid": "g-42",
-                      "purposes": ["participate", "aggregate_reporting"], "iat": NOW, "exp": NOW + 3600,
-                      "iss": "voices-consent", "aud": "voices-surveys"}
+    assert claims == {
+        "sub": "p-7f3a",
+        "cid": "c-1",
+        "gid": "g-42",
+        "purposes": ["participate", "aggregate_reporting"],
+        "iat": NOW,
+        "exp": NOW + 3600,
+        "iss": "voices-consent",
+        "aud": "voices-surveys",
+    }
     assert jwt.get_unverified_header(token)["kid"] == tokens.key_id(signing_key)
     assert jwt.get_unverified_header(token)["alg"] == "EdDSA"
 
@@ -98,7 +122,7 @@ def test_flipping_any_single_character_of_the_token_breaks_it(signing_key):
         candidates.add(chr(ord(original) ^ 0x20))
         candidates.add(rng.choice([c for c in B64URL + "." if c != original]))
         for replacement in candidates - {original}:
-            tampered = token[:position] + replacement + token[position + 1:]
+            tampered = token[:position] + replacement + token[position + 1 :]
             with pytest.raises(Unauthorized):
                 tokens.verify_consent_token(tampered, public, now=NOW)
             checked += 1
@@ -139,29 +163,54 @@ def test_token_issued_in_the_future_is_not_yet_valid(signing_key):
 
 def test_token_for_another_consultation_is_refused(signing_key):
     token = issue(signing_key)
-    assert reason_of(token, signing_key.public_key(), consultation_id="c-2", now=NOW) == "wrong_consultation"
+    assert (
+        reason_of(token, signing_key.public_key(), consultation_id="c-2", now=NOW)
+        == "wrong_consultation"
+    )
 
 
 def test_token_without_the_required_purpose_is_refused(signing_key):
     token = issue(signing_key, purposes=["aggregate_reporting"])
     assert reason_of(token, signing_key.public_key(), now=NOW) == "missing_purpose"
-    assert reason_of(issue(signing_key), signing_key.public_key(), required_purpose="quote_anonymised",
-                     now=NOW) == "missing_purpose"
-    claims = tokens.verify_consent_token(issue(signing_key), signing_key.public_key(),
-                                         required_purpose="aggregate_reporting", now=NOW)
+    assert (
+        reason_of(
+            issue(signing_key),
+            signing_key.public_key(),
+            required_purpose="quote_anonymised",
+            now=NOW,
+        )
+        == "missing_purpose"
+    )
+    claims = tokens.verify_consent_token(
+        issue(signing_key),
+        signing_key.public_key(),
+        required_purpose="aggregate_reporting",
+        now=NOW,
+    )
     assert "aggregate_reporting" in claims["purposes"]
 
 
-@pytest.mark.parametrize("change, reason", [
-    ({"aud": "someone-else"}, "wrong_audience"),
-    ({"iss": "not-voices"}, "wrong_issuer"),
-    ({"gid": None}, "missing_claim"),
-    ({"purposes": "participate"}, "malformed"),
-    ({"exp": "tomorrow"}, "malformed"),
-])
+@pytest.mark.parametrize(
+    "change, reason",
+    [
+        ({"aud": "someone-else"}, "wrong_audience"),
+        ({"iss": "not-voices"}, "wrong_issuer"),
+        ({"gid": None}, "missing_claim"),
+        ({"purposes": "participate"}, "malformed"),
+        ({"exp": "tomorrow"}, "malformed"),
+    ],
+)
 def test_tokens_signed_with_our_key_but_wrong_claims_are_refused(signing_key, change, reason):
-    claims = {"sub": "p-1", "cid": "c-1", "gid": "g-1", "purposes": ["participate"], "iat": NOW,
-              "exp": NOW + 60, "iss": "voices-consent", "aud": "voices-surveys"}
+    claims = {
+        "sub": "p-1",
+        "cid": "c-1",
+        "gid": "g-1",
+        "purposes": ["participate"],
+        "iat": NOW,
+        "exp": NOW + 60,
+        "iss": "voices-consent",
+        "aud": "voices-surveys",
+    }
     claims.update(change)
     claims = {k: v for k, v in claims.items() if v is not None}
     forged = jwt.encode(claims, signing_key, algorithm="EdDSA")
@@ -169,14 +218,28 @@ def test_tokens_signed_with_our_key_but_wrong_claims_are_refused(signing_key, ch
 
 
 def test_unsigned_and_garbage_tokens_are_malformed(signing_key):
-    unsigned = jwt.encode({"sub": "p", "cid": "c", "gid": "g", "purposes": ["participate"], "iat": NOW,
-                           "exp": NOW + 60, "iss": "voices-consent", "aud": "voices-surveys"}, None, algorithm="none")
+    unsigned = jwt.encode(
+        {
+            "sub": "p",
+            "cid": "c",
+            "gid": "g",
+            "purposes": ["participate"],
+            "iat": NOW,
+            "exp": NOW + 60,
+            "iss": "voices-consent",
+            "aud": "voices-surveys",
+        },
+        None,
+        algorithm="none",
+    )
     assert reason_of(unsigned, signing_key.public_key(), now=NOW) == "malformed"
     for junk in ["", "a.b", "a.b.c.d", "not a token", 42, None]:
         assert reason_of(junk, signing_key.public_key(), now=NOW) == "malformed"
 
 
-@pytest.mark.parametrize("change", [{"purposes": []}, {"pseudonym": ""}, {"ttl": 0}, {"ttl": timedelta(seconds=-5)}])
+@pytest.mark.parametrize(
+    "change", [{"purposes": []}, {"pseudonym": ""}, {"ttl": 0}, {"ttl": timedelta(seconds=-5)}]
+)
 def test_issuing_refuses_meaningless_tokens(signing_key, change):
     with pytest.raises(ValueError):
         issue(signing_key, **change)

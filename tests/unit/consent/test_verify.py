@@ -6,6 +6,7 @@ line, so a tampered variant is checked by resuming the real verifier at the
 first changed line instead of re-reading the identical prefix; a sample is
 also re-verified from scratch to show that resuming changes nothing.
 """
+
 from __future__ import annotations
 
 import ast
@@ -32,9 +33,15 @@ class Honest:
         self.keys = verify.load_public_keys(tokens.public_key_to_pem(key))
         self.entries = build_entries(N_ENTRIES)
         self.tree = ledger.MerkleTree.from_entries(self.entries)
-        self.checkpoints = [ledger.sign_checkpoint(self.tree, key, BASE_TIME + timedelta(days=1, hours=size),
-                                                   tree_size=size) for size in CHECKPOINT_SIZES]
-        self.lines = [line.encode("utf-8") for line in ledger.export_lines(self.entries, self.checkpoints)]
+        self.checkpoints = [
+            ledger.sign_checkpoint(
+                self.tree, key, BASE_TIME + timedelta(days=1, hours=size), tree_size=size
+            )
+            for size in CHECKPOINT_SIZES
+        ]
+        self.lines = [
+            line.encode("utf-8") for line in ledger.export_lines(self.entries, self.checkpoints)
+        ]
         # line number (1-based) of each entry seq, and the checkpoint line numbers
         self.entry_line = {}
         self.checkpoint_lines = []
@@ -53,7 +60,11 @@ class Honest:
 
     def resume(self, tampered: list[bytes], first_changed: int) -> verify.Report:
         """Verify ``tampered`` (identical to the honest lines before index ``first_changed``)."""
-        return self.states[first_changed].copy().run(tampered[first_changed:], first_line=first_changed + 1)
+        return (
+            self.states[first_changed]
+            .copy()
+            .run(tampered[first_changed:], first_line=first_changed + 1)
+        )
 
     def from_scratch(self, tampered: list[bytes], **kwargs) -> verify.Report:
         return verify.verify_export(tampered, self.keys, **kwargs)
@@ -66,21 +77,26 @@ def honest(signing_key) -> Honest:
 
 def flipped(line: bytes, position: int, new_byte: int) -> bytes:
     assert line[position] != new_byte
-    return line[:position] + bytes([new_byte]) + line[position + 1:]
+    return line[:position] + bytes([new_byte]) + line[position + 1 :]
 
 
 # ---- honest export ------------------------------------------------------------------
+
 
 def test_honest_export_verifies(honest):
     report = honest.from_scratch(honest.lines)
     assert report.ok, report.message()
     assert report.message() == f"OK: {N_ENTRIES} entries, {len(CHECKPOINT_SIZES)} checkpoints"
     assert honest.states[-1].finish().ok
-    assert len(honest.entry_line) == N_ENTRIES and len(honest.checkpoint_lines) == len(CHECKPOINT_SIZES)
+    assert len(honest.entry_line) == N_ENTRIES and len(honest.checkpoint_lines) == len(
+        CHECKPOINT_SIZES
+    )
 
 
 def test_cut_member_texts_equal_the_canonical_encodings(honest):
-    for entry, line in zip(honest.entries, (honest.lines[n - 1] for n in honest.entry_line.values())):
+    for entry, line in zip(
+        honest.entries, (honest.lines[n - 1] for n in honest.entry_line.values())
+    ):
         text = line.decode().rstrip("\n")
         entry_text, body_text = verify.entry_texts(text, json.loads(text))
         assert entry_text == verify.canonical(entry)
@@ -100,12 +116,20 @@ def test_verifier_and_service_agree_on_roots_proofs_and_signed_bytes(honest):
             assert verify.verify_inclusion(leaf, index, size, path, builder.root())
             assert not verify.verify_inclusion(leaf[::-1], index, size, path, builder.root())
             if size > 1:
-                assert not verify.verify_inclusion(leaf, (index + 1) % size, size, path, builder.root())
+                assert not verify.verify_inclusion(
+                    leaf, (index + 1) % size, size, path, builder.root()
+                )
             proof = honest.tree.consistency_proof(first, size)
-            assert verify.verify_consistency(first, size, honest.tree.root(first), builder.root(), proof)
+            assert verify.verify_consistency(
+                first, size, honest.tree.root(first), builder.root(), proof
+            )
             if proof:
-                assert not verify.verify_consistency(first, size, honest.tree.root(first), builder.root(), proof[1:])
-    assert verify.checkpoint_message(7, "ab" * 32, "t") == ledger.checkpoint_message(7, "ab" * 32, "t")
+                assert not verify.verify_consistency(
+                    first, size, honest.tree.root(first), builder.root(), proof[1:]
+                )
+    assert verify.checkpoint_message(7, "ab" * 32, "t") == ledger.checkpoint_message(
+        7, "ab" * 32, "t"
+    )
     assert verify.key_id(honest.key.public_key()) == tokens.key_id(honest.key)
 
 
@@ -121,6 +145,7 @@ def test_verifier_uses_only_the_standard_library_and_cryptography():
 
 
 # ---- tampering: byte flips -------------------------------------------------------------
+
 
 def test_every_entry_line_with_a_flipped_byte_is_caught_at_that_line(honest):
     rng = random.Random(20250301)
@@ -157,8 +182,12 @@ def test_flipping_any_newline_is_caught(honest):
         line = honest.lines[number - 1]
         new_byte = rng.choice([b for b in range(256) if b != 0x0A])
         # the flipped newline joins this line to the next (or leaves junk at the end)
-        joined = line[:-1] + bytes([new_byte]) + (honest.lines[number] if number < len(honest.lines) else b"")
-        tampered = honest.lines[:number - 1] + [joined] + honest.lines[number + 1:]
+        joined = (
+            line[:-1]
+            + bytes([new_byte])
+            + (honest.lines[number] if number < len(honest.lines) else b"")
+        )
+        tampered = honest.lines[: number - 1] + [joined] + honest.lines[number + 1 :]
         report = honest.resume(tampered, number - 1)
         assert not report.ok and report.line == number, report.message()
 
@@ -169,7 +198,9 @@ def test_every_byte_of_every_checkpoint_line_matters(honest):
     for number in honest.checkpoint_lines:
         line = honest.lines[number - 1]
         for position in range(len(line) - 1):
-            new_byte = rng.choice([b for b in b"0123456789abcdefABCDEF+/=:,\"{} " if b != line[position]])
+            new_byte = rng.choice(
+                [b for b in b'0123456789abcdefABCDEF+/=:,"{} ' if b != line[position]]
+            )
             tampered = list(honest.lines)
             tampered[number - 1] = flipped(line, position, new_byte)
             report = honest.resume(tampered, number - 1)
@@ -188,8 +219,12 @@ def test_resuming_gives_the_same_answer_as_verifying_from_scratch(honest):
         tampered = list(honest.lines)
         tampered[number - 1] = flipped(line, position, line[position] ^ 0x01)
         resumed, scratch = honest.resume(tampered, number - 1), honest.from_scratch(tampered)
-        assert (resumed.ok, resumed.line, resumed.seq, resumed.reason) == \
-               (scratch.ok, scratch.line, scratch.seq, scratch.reason) and not scratch.ok
+        assert (resumed.ok, resumed.line, resumed.seq, resumed.reason) == (
+            scratch.ok,
+            scratch.line,
+            scratch.seq,
+            scratch.reason,
+        ) and not scratch.ok
 
 
 def entry_line_for(entry: dict) -> bytes:
@@ -198,14 +233,19 @@ def entry_line_for(entry: dict) -> bytes:
 
 @pytest.mark.parametrize("seq", [0, 5, 249, 250, 777])
 def test_an_entry_rehashed_in_place_breaks_the_link_from_the_next_one(honest, seq):
-    changed = {**honest.entries[seq], "data": {**honest.entries[seq]["data"], "consultation_id": "c-elsewhere"}}
+    changed = {
+        **honest.entries[seq],
+        "data": {**honest.entries[seq]["data"], "consultation_id": "c-elsewhere"},
+    }
     changed["hash"] = ledger.entry_hash(changed)
     tampered = list(honest.lines)
     number = honest.entry_line[seq]
     tampered[number - 1] = entry_line_for(changed)
     report = honest.resume(tampered, number - 1)
     assert not report.ok
-    if seq + 1 in CHECKPOINT_SIZES:  # the checkpoint right after it is read first and no longer matches
+    if (
+        seq + 1 in CHECKPOINT_SIZES
+    ):  # the checkpoint right after it is read first and no longer matches
         assert report.line == number + 1 and "does not match" in report.reason
     else:
         assert report.line == honest.entry_line[seq + 1] and report.seq == seq + 1
@@ -234,9 +274,10 @@ def test_lines_must_be_in_canonical_form_even_when_their_values_are_unchanged(ho
 
 # ---- tampering: deleting, swapping, duplicating, rewriting ----------------------------------
 
+
 def test_deleting_any_entry_is_caught(honest):
     for seq, number in honest.entry_line.items():
-        tampered = honest.lines[:number - 1] + honest.lines[number:]
+        tampered = honest.lines[: number - 1] + honest.lines[number:]
         report = honest.resume(tampered, number - 1)
         assert not report.ok, seq
         assert report.line is not None and report.line >= number
@@ -285,30 +326,47 @@ def test_a_rechained_history_fails_against_the_signed_checkpoints(honest, seq):
     report = honest.from_scratch(tampered)
     first_covering = min(size for size in CHECKPOINT_SIZES if size > seq)
     assert not report.ok
-    assert report.line == tampered.index(next(line for line in tampered
-                                              if b'"tree_size":%d,' % first_covering in line)) + 1
+    assert (
+        report.line
+        == tampered.index(
+            next(line for line in tampered if b'"tree_size":%d,' % first_covering in line)
+        )
+        + 1
+    )
     assert "does not match" in report.reason
 
 
 def test_rechained_history_resigned_with_a_wrong_key_is_caught(honest, other_key):
     entries = rewrite_history(honest, 300)
     tree = ledger.MerkleTree.from_entries(entries)
-    forged = [ledger.sign_checkpoint(tree, other_key, cp["timestamp"], tree_size=cp["tree_size"])
-              for cp in honest.checkpoints]
+    forged = [
+        ledger.sign_checkpoint(tree, other_key, cp["timestamp"], tree_size=cp["tree_size"])
+        for cp in honest.checkpoints
+    ]
     report = honest.from_scratch([line.encode() for line in ledger.export_lines(entries, forged)])
     assert not report.ok and "not in the public key file" in report.reason and report.line == 1
     # the forger also copies the real key id: the signature itself must fail
     relabelled = [{**cp, "key_id": tokens.key_id(honest.key)} for cp in forged]
-    report = honest.from_scratch([line.encode() for line in ledger.export_lines(entries, relabelled)])
+    report = honest.from_scratch(
+        [line.encode() for line in ledger.export_lines(entries, relabelled)]
+    )
     assert not report.ok and "does not verify" in report.reason
 
 
 def test_every_checkpoint_resigned_with_a_wrong_key_is_caught(honest, other_key):
     for index, number in enumerate(honest.checkpoint_lines):
         cp = honest.checkpoints[index]
-        for forged in (ledger.sign_checkpoint(honest.tree, other_key, cp["timestamp"], tree_size=cp["tree_size"]),
-                       {**ledger.sign_checkpoint(honest.tree, other_key, cp["timestamp"], tree_size=cp["tree_size"]),
-                        "key_id": cp["key_id"]}):
+        for forged in (
+            ledger.sign_checkpoint(
+                honest.tree, other_key, cp["timestamp"], tree_size=cp["tree_size"]
+            ),
+            {
+                **ledger.sign_checkpoint(
+                    honest.tree, other_key, cp["timestamp"], tree_size=cp["tree_size"]
+                ),
+                "key_id": cp["key_id"],
+            },
+        ):
             tampered = list(honest.lines)
             tampered[number - 1] = ledger.canonical_json({"type": "checkpoint", **forged}) + b"\n"
             report = honest.resume(tampered, number - 1)
@@ -319,12 +377,16 @@ def test_history_rewritten_by_the_key_holder_is_caught_with_a_checkpoint_kept_ea
     kept = honest.checkpoints[2]  # tree_size 500, saved by an auditor last time
     entries = rewrite_history(honest, 100)
     tree = ledger.MerkleTree.from_entries(entries)
-    resigned = [ledger.sign_checkpoint(tree, honest.key, cp["timestamp"], tree_size=cp["tree_size"])
-                for cp in honest.checkpoints]
+    resigned = [
+        ledger.sign_checkpoint(tree, honest.key, cp["timestamp"], tree_size=cp["tree_size"])
+        for cp in honest.checkpoints
+    ]
     lines = [line.encode() for line in ledger.export_lines(entries, resigned)]
     assert honest.from_scratch(lines).ok  # self-consistent forgery by whoever holds the key ...
     report = honest.from_scratch(lines, trusted=[kept])
-    assert not report.ok and "trusted checkpoint" in report.reason  # ... but not consistent with what was seen
+    assert (
+        not report.ok and "trusted checkpoint" in report.reason
+    )  # ... but not consistent with what was seen
     assert honest.from_scratch(honest.lines, trusted=[kept]).ok
 
 
@@ -349,7 +411,9 @@ def test_shrinking_or_backdated_checkpoints_are_refused(honest):
     report = honest.resume(tampered, number)
     assert not report.ok and report.line == number + 1 and "only grow" in report.reason
 
-    number = honest.checkpoint_lines[3]  # size 750, signed properly but dated before the size-500 one
+    number = honest.checkpoint_lines[
+        3
+    ]  # size 750, signed properly but dated before the size-500 one
     backdated = ledger.sign_checkpoint(honest.tree, honest.key, BASE_TIME, tree_size=750)
     tampered = list(honest.lines)
     tampered[number - 1] = ledger.canonical_json({"type": "checkpoint", **backdated}) + b"\n"
@@ -358,6 +422,7 @@ def test_shrinking_or_backdated_checkpoints_are_refused(honest):
 
 
 # ---- early exit and the command line ------------------------------------------------------
+
 
 def test_the_first_problem_is_reported_and_nothing_after_it_is_read(honest):
     tampered = list(honest.lines)
@@ -380,10 +445,15 @@ def test_the_first_problem_is_reported_and_nothing_after_it_is_read(honest):
 def test_command_line(honest, tmp_path, capsys):
     export, key_file = tmp_path / "ledger.jsonl", tmp_path / "ledger.pub.pem"
     export.write_bytes(b"".join(honest.lines))
-    key_file.write_bytes(tokens.public_key_to_pem(tokens.generate_signing_key())
-                         + tokens.public_key_to_pem(honest.key))  # a key ring: old and current key
+    key_file.write_bytes(
+        tokens.public_key_to_pem(tokens.generate_signing_key())
+        + tokens.public_key_to_pem(honest.key)
+    )  # a key ring: old and current key
     assert verify.main([str(export), str(key_file)]) == 0
-    assert capsys.readouterr().out.strip() == f"OK: {N_ENTRIES} entries, {len(CHECKPOINT_SIZES)} checkpoints"
+    assert (
+        capsys.readouterr().out.strip()
+        == f"OK: {N_ENTRIES} entries, {len(CHECKPOINT_SIZES)} checkpoints"
+    )
 
     bad = list(honest.lines)
     number = honest.entry_line[321]
@@ -406,17 +476,24 @@ def test_an_unsigned_tail_fails_by_default_whatever_made_it(honest, tmp_path, ca
     """Service exports end in a signed checkpoint; each of these does not, and exits 1."""
     key_file = tmp_path / "ledger.pub.pem"
     key_file.write_bytes(tokens.public_key_to_pem(honest.key))
-    [forged] = ledger.export_lines([ledger.make_entry(honest.entries[-1], "consent.granted",
-                                                      dict(honest.entries[-1]["data"]), BASE_TIME)], [])
+    [forged] = ledger.export_lines(
+        [
+            ledger.make_entry(
+                honest.entries[-1], "consent.granted", dict(honest.entries[-1]["data"]), BASE_TIME
+            )
+        ],
+        [],
+    )
     rewritten = rewrite_history(honest, 800)
     last_checkpoint = honest.checkpoint_lines[-1]
     attacks = {
         "an entry forged after the last checkpoint": honest.lines + [forged.encode()],
         "a consistent rewrite with the last checkpoint dropped": [
-            line.encode() for line in ledger.export_lines(rewritten, honest.checkpoints[:-1])],
-        "the last checkpoint replaced by an older one":
-            honest.lines[:last_checkpoint - 1] + [honest.lines[honest.checkpoint_lines[-2] - 1]],
-        "a cut tail": honest.lines[:honest.entry_line[900]],
+            line.encode() for line in ledger.export_lines(rewritten, honest.checkpoints[:-1])
+        ],
+        "the last checkpoint replaced by an older one": honest.lines[: last_checkpoint - 1]
+        + [honest.lines[honest.checkpoint_lines[-2] - 1]],
+        "a cut tail": honest.lines[: honest.entry_line[900]],
     }
     for attack, lines in attacks.items():
         export = tmp_path / "ledger.jsonl"
@@ -429,7 +506,7 @@ def test_an_unsigned_tail_fails_by_default_whatever_made_it(honest, tmp_path, ca
 
     # Cut back to an earlier checkpoint, entries and checkpoints together, is a valid older export:
     # only a later checkpoint the auditor kept shows that something is missing.
-    export.write_bytes(b"".join(honest.lines[:honest.checkpoint_lines[-2]]))
+    export.write_bytes(b"".join(honest.lines[: honest.checkpoint_lines[-2]]))
     assert verify.main([str(export), str(key_file)]) == 0
     kept = tmp_path / "kept.json"
     kept.write_text(json.dumps(honest.checkpoints[-1]))
@@ -438,12 +515,27 @@ def test_an_unsigned_tail_fails_by_default_whatever_made_it(honest, tmp_path, ca
 
 def test_runs_as_a_module(honest, tmp_path):
     export, key_file = tmp_path / "ledger.jsonl", tmp_path / "ledger.pub.pem"
-    export.write_bytes(b"".join(honest.lines[:300]))  # a prefix: verifiable when allowed, tail unsigned
+    export.write_bytes(
+        b"".join(honest.lines[:300])
+    )  # a prefix: verifiable when allowed, tail unsigned
     key_file.write_bytes(tokens.public_key_to_pem(honest.key))
     root = Path(__file__).resolve().parents[3]
-    done = subprocess.run([sys.executable, "-m", "services.consent.verify", str(export), str(key_file),
-                           "--allow-unsigned-tail"],
-                          capture_output=True, text=True, cwd=root, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "services.consent.verify",
+            str(export),
+            str(key_file),
+            "--allow-unsigned-tail",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        timeout=60,
+    )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("OK: 298 entries, 2 checkpoints")  # checkpoint 0, 250 entries, checkpoint 250, 48 entries
+    assert done.stdout.startswith(
+        "OK: 298 entries, 2 checkpoints"
+    )  # checkpoint 0, 250 entries, checkpoint 250, 48 entries
     assert "not yet covered" in done.stdout

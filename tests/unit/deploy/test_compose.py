@@ -1,4 +1,5 @@
 """docker-compose.yml cannot run here; check that it is wired the way the code needs it."""
+
 import importlib
 import re
 from pathlib import Path
@@ -11,8 +12,12 @@ from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
-APPS = {"surveys": "services.surveys.app", "consent": "services.consent.app",
-        "aggregation": "services.aggregation.app", "gateway": "gateway.app"}
+APPS = {
+    "surveys": "services.surveys.app",
+    "consent": "services.consent.app",
+    "aggregation": "services.aggregation.app",
+    "gateway": "gateway.app",
+}
 VARIABLE = re.compile(r"\$\{([A-Z_]+)(:[?-][^}]*)?\}")
 
 
@@ -55,6 +60,7 @@ def test_each_service_gets_every_setting_its_app_requires(service, monkeypatch):
         app = module.create_app(settings)
     else:
         from shared.bus import InProcessBus
+
         app = module.create_app(settings, bus=InProcessBus())
     assert app.name.endswith(service)
 

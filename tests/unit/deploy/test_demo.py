@@ -1,4 +1,5 @@
 """The demo data that `make run` loads must be a publishable consultation."""
+
 from deploy.demo import CONSENT_BODY, CONSENT_TITLE, LANGS, PURPOSE_TEXT, SURVEY, TITLE
 from services.surveys import questionnaire
 
@@ -10,13 +11,18 @@ def test_demo_survey_is_publishable_in_all_six_languages():
 
 def test_demo_consent_text_and_purposes_exist_in_every_language():
     assert set(CONSENT_BODY) == set(LANGS)
-    for titles in (TITLE, CONSENT_TITLE):  # Arabic and Chinese readers see them in their language too
+    for titles in (
+        TITLE,
+        CONSENT_TITLE,
+    ):  # Arabic and Chinese readers see them in their language too
         assert set(titles) == set(LANGS) and len(set(titles.values())) == len(LANGS)
     for texts in PURPOSE_TEXT.values():
         assert set(texts) == set(LANGS) and all(texts.values())
 
 
-def test_the_demo_loads_through_the_gateway_and_opens_with_its_consent_text(secrets_env, monkeypatch):
+def test_the_demo_loads_through_the_gateway_and_opens_with_its_consent_text(
+    secrets_env, monkeypatch
+):
     """The loader waits for events between the steps: here each wait delivers them."""
     import time
 
@@ -29,8 +35,14 @@ def test_the_demo_loads_through_the_gateway_and_opens_with_its_consent_text(secr
     monkeypatch.setattr(time, "sleep", lambda _seconds: platform.deliver())
     demo = loader.load()
     platform.deliver()
-    opened = platform.call("POST", f"/api/v1/invitations/{demo['invitation_code']}/open", expect=201).get_json()
-    text = platform.call("GET", f"/api/v1/consent/consultations/{demo['consultation_id']}/texts",
-                         query_string={"language": "ar"}, expect=200).get_json()
+    opened = platform.call(
+        "POST", f"/api/v1/invitations/{demo['invitation_code']}/open", expect=201
+    ).get_json()
+    text = platform.call(
+        "GET",
+        f"/api/v1/consent/consultations/{demo['consultation_id']}/texts",
+        query_string={"language": "ar"},
+        expect=200,
+    ).get_json()
     assert opened["consultation_id"] == demo["consultation_id"] and text["language"] == "ar"
     assert opened["titles"]["zh"] == TITLE["zh"] and text["title"] == CONSENT_TITLE["ar"]

@@ -1,4 +1,5 @@
 """The Kubernetes manifests give each process the settings its app requires."""
+
 import importlib
 from pathlib import Path
 
@@ -12,7 +13,9 @@ from shared.settings import Settings
 K8S = Path(__file__).resolve().parents[3] / "deploy" / "k8s"
 DOCS = [doc for path in sorted(K8S.glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text())]
 CONFIG = next(d for d in DOCS if d["kind"] == "ConfigMap")["data"]
-DEPLOYMENTS = {d["metadata"]["name"].removeprefix("voices-"): d for d in DOCS if d["kind"] == "Deployment"}
+DEPLOYMENTS = {
+    d["metadata"]["name"].removeprefix("voices-"): d for d in DOCS if d["kind"] == "Deployment"
+}
 
 
 def test_every_process_has_a_deployment_and_a_service():
@@ -29,7 +32,14 @@ def test_deployment_env_builds_the_app(name):
     env = {**CONFIG, **generate_secrets(), "MONGODB_URI": "mongomock://localhost/x"}
     settings = Settings.from_env(name, env)
     app_module = importlib.import_module(module)
-    app = app_module.create_app(settings) if name == "gateway" else app_module.create_app(settings, bus=InProcessBus())
+    app = (
+        app_module.create_app(settings)
+        if name == "gateway"
+        else app_module.create_app(settings, bus=InProcessBus())
+    )
     assert app.name.endswith(name)
-    probes = container["readinessProbe"]["httpGet"]["path"], container["livenessProbe"]["httpGet"]["path"]
+    probes = (
+        container["readinessProbe"]["httpGet"]["path"],
+        container["livenessProbe"]["httpGet"]["path"],
+    )
     assert probes == ("/readyz", "/healthz")

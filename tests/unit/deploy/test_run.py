@@ -1,4 +1,5 @@
 """`make run`'s data folder: keys made once and kept, a wipe only after a typed confirmation."""
+
 import stat
 
 import pytest
@@ -12,14 +13,20 @@ def test_keys_are_made_once_private_and_reused(tmp_path):
     first = run.load_or_create_secrets(tmp_path)
     path = tmp_path / "secrets.env"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert set(generate_secrets()) <= set(first) and first["VOICES_ADMIN_TOKEN"].startswith("vt_admin_")
+    assert set(generate_secrets()) <= set(first) and first["VOICES_ADMIN_TOKEN"].startswith(
+        "vt_admin_"
+    )
     assert run.load_or_create_secrets(tmp_path) == first  # the stored data stays readable
 
 
 def test_a_keys_file_missing_a_key_is_not_silently_completed(tmp_path):
     run.load_or_create_secrets(tmp_path)
     path = tmp_path / "secrets.env"
-    path.write_text("\n".join(l for l in path.read_text().splitlines() if not l.startswith("VOICES_CODE_PEPPER")))
+    path.write_text(
+        "\n".join(
+            l for l in path.read_text().splitlines() if not l.startswith("VOICES_CODE_PEPPER")
+        )
+    )
     with pytest.raises(SystemExit, match="VOICES_CODE_PEPPER"):
         run.load_or_create_secrets(tmp_path)
 
@@ -37,10 +44,24 @@ def test_wipe_deletes_only_after_the_word_delete(tmp_path, monkeypatch, capsys):
 
 def test_a_namespace_prefixes_databases_topics_and_groups():
     plain = Settings.from_env("consent", {})
-    assert (plain.database, plain.consumer_group, plain.topics.consent) == \
-        ("voices_consent", "voices-consent", "consent.events")
-    spaced = Settings.from_env("consent", {"VOICES_NAMESPACE": "staging", "TOPIC_RELEASES": "shared.releases"})
-    assert (spaced.database, spaced.consumer_group, spaced.topics.consent, spaced.topics.releases) == \
-        ("staging_voices_consent", "staging.voices-consent", "staging.consent.events", "shared.releases")
+    assert (plain.database, plain.consumer_group, plain.topics.consent) == (
+        "voices_consent",
+        "voices-consent",
+        "consent.events",
+    )
+    spaced = Settings.from_env(
+        "consent", {"VOICES_NAMESPACE": "staging", "TOPIC_RELEASES": "shared.releases"}
+    )
+    assert (
+        spaced.database,
+        spaced.consumer_group,
+        spaced.topics.consent,
+        spaced.topics.releases,
+    ) == (
+        "staging_voices_consent",
+        "staging.voices-consent",
+        "staging.consent.events",
+        "shared.releases",
+    )
     with pytest.raises(ValueError, match="VOICES_NAMESPACE"):
         Settings.from_env("consent", {"VOICES_NAMESPACE": "Bad-Name"})

@@ -3,6 +3,7 @@
 The gateway's HTTP clients keep their real `requests` code path; a transport adapter hands each
 call to the service's WSGI app instead of a socket.
 """
+
 from __future__ import annotations
 
 import io
@@ -37,8 +38,13 @@ class WSGIAdapter(BaseAdapter):
         body = request.body or b""
         if isinstance(body, str):
             body = body.encode()
-        builder = EnvironBuilder(path=url.path, query_string=url.query, method=request.method,
-                                 headers=dict(request.headers), data=body)
+        builder = EnvironBuilder(
+            path=url.path,
+            query_string=url.query,
+            method=request.method,
+            headers=dict(request.headers),
+            data=body,
+        )
         try:
             environ = builder.get_environ()
         finally:
@@ -67,37 +73,74 @@ class Platform:
     client: Any = None
     cache: dict = field(default_factory=dict)
 
-    def call(self, method: str, path: str, token: str | None = None, expect: int | tuple | None = None, **kwargs):
+    def call(
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        expect: int | tuple | None = None,
+        **kwargs,
+    ):
         headers = dict(kwargs.pop("headers", {}))
         if token:
             headers["Authorization"] = f"Bearer {token}"
         response = self.client.open(path, method=method, headers=headers, **kwargs)
         if expect is not None:
             expected = (expect,) if isinstance(expect, int) else expect
-            assert response.status_code in expected, f"{method} {path}: {response.status_code} {response.get_data(True)}"
+            assert response.status_code in expected, (
+                f"{method} {path}: {response.status_code} {response.get_data(True)}"
+            )
         return response
 
     def deliver(self) -> None:
         """Relay every stored event and hand it to the consumers, until nothing moves."""
         while True:
-            sent = sum(app.extensions["voices_runtime"].relay.relay_once() for app in self.services.values())
+            sent = sum(
+                app.extensions["voices_runtime"].relay.relay_once()
+                for app in self.services.values()
+            )
             if not sent and not self.bus.deliver():
                 return
 
-    def staff(self, role: str, organisation_id: str | None, readable: list[str] | None = None) -> dict:
+    def staff(
+        self, role: str, organisation_id: str | None, readable: list[str] | None = None
+    ) -> dict:
         """A new staff account of `role` with an API token: {account_id, token, token_id}."""
         email = f"{role}-{secrets.token_hex(4)}@example.org"
-        account = self.call("POST", "/api/v1/accounts", self.admin_token, expect=201, json={
-            "email": email, "role": role, "organisation_id": organisation_id,
-            "readable_organisations": readable or []}).get_json()
-        token = self.call("POST", "/api/v1/tokens", self.admin_token, expect=201,
-                          json={"account_id": account["account_id"]}).get_json()
-        return {"account_id": account["account_id"], "email": email, "token": token["token"],
-                "token_id": token["token_id"]}
+        account = self.call(
+            "POST",
+            "/api/v1/accounts",
+            self.admin_token,
+            expect=201,
+            json={
+                "email": email,
+                "role": role,
+                "organisation_id": organisation_id,
+                "readable_organisations": readable or [],
+            },
+        ).get_json()
+        token = self.call(
+            "POST",
+            "/api/v1/tokens",
+            self.admin_token,
+            expect=201,
+            json={"account_id": account["account_id"]},
+        ).get_json()
+        return {
+            "account_id": account["account_id"],
+            "email": email,
+            "token": token["token"],
+            "token_id": token["token_id"],
+        }
 
     def organisation(self) -> str:
-        return self.call("POST", "/api/v1/organisations", self.admin_token, expect=201,
-                         json={"name": f"Org {secrets.token_hex(4)}"}).get_json()["organisation_id"]
+        return self.call(
+            "POST",
+            "/api/v1/organisations",
+            self.admin_token,
+            expect=201,
+            json={"name": f"Org {secrets.token_hex(4)}"},
+        ).get_json()["organisation_id"]
 
 
 def build_platform(secrets_env: dict[str, str], **gateway_extra: str) -> Platform:
@@ -107,17 +150,29 @@ def build_platform(secrets_env: dict[str, str], **gateway_extra: str) -> Platfor
     from services.surveys.app import create_app as create_surveys
 
     bus = InProcessBus()
-    factories = {"surveys": create_surveys, "consent": create_consent, "aggregation": create_aggregation}
-    services = {name: factories[name](make_settings(name, secrets_env), bus=bus) for name in SERVICES}
+    factories = {
+        "surveys": create_surveys,
+        "consent": create_consent,
+        "aggregation": create_aggregation,
+    }
+    services = {
+        name: factories[name](make_settings(name, secrets_env), bus=bus) for name in SERVICES
+    }
     admin_token = "vt_admin_" + secrets.token_urlsafe(16)
     gateway_settings = make_settings("gateway", secrets_env)
-    extra = {**gateway_settings.extra, "ADMIN_TOKEN": admin_token,
-             **{f"{name.upper()}_URL": f"http://{name}.internal" for name in SERVICES},
-             # The matrix sends hundreds of calls with one token; limits have tests of their own.
-             "RATE_STAFF": "100000/60", "RATE_ANONYMOUS": "100000/60", "RATE_PARTICIPANT": "100000/60",
-             # Cheap password hashing keeps the module fast; the production cost is argon2's default.
-             "ARGON2_TIME_COST": "1", "ARGON2_MEMORY_KIB": "8192",
-             **gateway_extra}
+    extra = {
+        **gateway_settings.extra,
+        "ADMIN_TOKEN": admin_token,
+        **{f"{name.upper()}_URL": f"http://{name}.internal" for name in SERVICES},
+        # The matrix sends hundreds of calls with one token; limits have tests of their own.
+        "RATE_STAFF": "100000/60",
+        "RATE_ANONYMOUS": "100000/60",
+        "RATE_PARTICIPANT": "100000/60",
+        # Cheap password hashing keeps the module fast; the production cost is argon2's default.
+        "ARGON2_TIME_COST": "1",
+        "ARGON2_MEMORY_KIB": "8192",
+        **gateway_extra,
+    }
     gateway = create_gateway(gateway_settings.with_(extra=extra))
     adapters = {}
     for name, client in gateway.extensions["voices_clients"].items():

@@ -1,4 +1,5 @@
 """Metrics per process and logs that keep no client address, user agent, code or token."""
+
 from __future__ import annotations
 
 import contextlib
@@ -18,7 +19,9 @@ METRICS_TOKEN = "m" * 20
 def metrics_token(app):
     """Within it, `app` serves /metrics to `Authorization: Bearer <METRICS_TOKEN>` (the headers it yields)."""
     settings = app.extensions["voices_settings"]
-    app.extensions["voices_settings"] = settings.with_(extra={**settings.extra, "METRICS_TOKEN": METRICS_TOKEN})
+    app.extensions["voices_settings"] = settings.with_(
+        extra={**settings.extra, "METRICS_TOKEN": METRICS_TOKEN}
+    )
     try:
         yield {"Authorization": f"Bearer {METRICS_TOKEN}"}
     finally:
@@ -34,7 +37,10 @@ def test_gateway_metrics_name_route_patterns_never_urls(platform):
     assert 'route="/api/v1/invitations/<code>/open"' in text
     assert 'route="/api/v1/me"' in text and 'status="200"' in text
     assert "SECRET-CODE-123" not in text
-    assert "voices_gateway_circuit_state" in text and "voices_http_request_duration_seconds_bucket" in text
+    assert (
+        "voices_gateway_circuit_state" in text
+        and "voices_http_request_duration_seconds_bucket" in text
+    )
 
 
 def test_service_metrics_report_outbox_backlog_and_consumer_lag_per_topic(platform):
@@ -46,7 +52,12 @@ def test_service_metrics_report_outbox_backlog_and_consumer_lag_per_topic(platfo
     runtime.consumer = Consumer()
     try:
         with metrics_token(platform.services["aggregation"]) as headers:
-            text = platform.services["aggregation"].test_client().get("/metrics", headers=headers).get_data(True)
+            text = (
+                platform.services["aggregation"]
+                .test_client()
+                .get("/metrics", headers=headers)
+                .get_data(True)
+            )
     finally:
         runtime.consumer = None
     assert 'voices_consumer_lag{service="aggregation",topic="surveys.events"} 5.0' in text
@@ -66,10 +77,15 @@ def test_metrics_answer_only_to_the_configured_token(platform, process):
 
 
 def test_redaction_removes_client_addresses_and_concrete_paths():
-    assert redact("Invalid request from ip=203.0.113.9: bad") == "Invalid request from ip=[addr]: bad"
+    assert (
+        redact("Invalid request from ip=203.0.113.9: bad") == "Invalid request from ip=[addr]: bad"
+    )
     assert redact("peer ('127.0.0.1', 50512) gone") == "peer ('[addr]', 50512) gone"
     assert redact("client 2001:db8::1 x") == "client [addr] x"
-    assert redact("Error handling request /api/v1/invitations/AB12-CD34/open") == "Error handling request [path]"
+    assert (
+        redact("Error handling request /api/v1/invitations/AB12-CD34/open")
+        == "Error handling request [path]"
+    )
     assert redact("GET /i/AB12CD34?x=1 HTTP/1.1") == "GET [path] HTTP/1.1"
     # Our own listeners, with their ports, and plain times stay readable.
     assert redact("Listening at: http://127.0.0.1:8080") == "Listening at: http://127.0.0.1:8080"
@@ -87,9 +103,13 @@ def _line(logger_name: str, message: str, *args) -> dict:
 
 
 def test_third_party_log_lines_lose_addresses_and_urls_ours_keep_route_patterns():
-    gunicorn = _line("gunicorn.error", "Error handling request %s", "/api/v1/invitations/AB12-CD34/open")
+    gunicorn = _line(
+        "gunicorn.error", "Error handling request %s", "/api/v1/invitations/AB12-CD34/open"
+    )
     assert gunicorn["msg"] == "Error handling request [path]"
     ours = _line("voices.access", "%s %s %s", "POST", "/api/v1/invitations/<code>/open", 201)
     assert ours["msg"] == "POST /api/v1/invitations/<code>/open 201"
-    assert _line("gunicorn.error", "Invalid request from ip={ip}".format(ip="198.51.100.7"))["msg"] == \
-        "Invalid request from ip=[addr]"
+    assert (
+        _line("gunicorn.error", "Invalid request from ip={ip}".format(ip="198.51.100.7"))["msg"]
+        == "Invalid request from ip=[addr]"
+    )

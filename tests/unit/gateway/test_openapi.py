@@ -1,4 +1,5 @@
 """The merged OpenAPI document and the docs page."""
+
 from __future__ import annotations
 
 import re
@@ -40,7 +41,11 @@ def test_every_error_is_documented_as_problem_json(document):
     for name, response in responses.items():
         if "content" in response:
             assert list(response["content"]) == ["application/problem+json"], name
-    assert set(document["components"]["securitySchemes"]) == {"apiToken", "staffSession", "participantSession"}
+    assert set(document["components"]["securitySchemes"]) == {
+        "apiToken",
+        "staffSession",
+        "participantSession",
+    }
 
 
 def test_every_reference_resolves(document):
@@ -51,12 +56,17 @@ def test_every_reference_resolves(document):
 
 def test_an_opened_invitation_documents_the_participant_session(document):
     method, path = OPENING_ROUTE
-    operation = next(item[method.lower()] for p, item in document["paths"].items()
-                     if route_shape(p) == route_shape(path))
+    operation = next(
+        item[method.lower()]
+        for p, item in document["paths"].items()
+        if route_shape(p) == route_shape(path)
+    )
     ref = operation["responses"]["201"]["content"]["application/json"]["schema"]["$ref"]
     schema = document["components"]["schemas"][ref.rsplit("/", 1)[1]]
     # One object with the service's fields and the gateway's: a response carries both at once.
-    assert {"pseudonym", "survey", "participant_session", "participant_session_expires_in"} <= set(schema["properties"])
+    assert {"pseudonym", "survey", "participant_session", "participant_session_expires_in"} <= set(
+        schema["properties"]
+    )
 
 
 def test_the_upload_route_documents_multipart_only(document):
@@ -66,24 +76,47 @@ def test_the_upload_route_documents_multipart_only(document):
 
 
 def test_operations_outside_the_table_or_of_another_owner_are_left_out():
-    own = {"paths": {"/api/v1/me": {"get": {"responses": {}}}, "/api/v1/secret": {"get": {"responses": {}}}}}
-    surveys = {"paths": {"/api/v1/me": {"get": {"responses": {}}},  # not the surveys service's route
-                         "/api/v1/consultations": {"get": {"responses": {}}, "delete": {"responses": {}}}}}
+    own = {
+        "paths": {
+            "/api/v1/me": {"get": {"responses": {}}},
+            "/api/v1/secret": {"get": {"responses": {}}},
+        }
+    }
+    surveys = {
+        "paths": {
+            "/api/v1/me": {"get": {"responses": {}}},  # not the surveys service's route
+            "/api/v1/consultations": {"get": {"responses": {}}, "delete": {"responses": {}}},
+        }
+    }
     merged = merge_documents(own, {"surveys": surveys, "consent": None})
     assert documented_routes(merged) == {("GET", "/api/v1/me"), ("GET", "/api/v1/consultations")}
     assert merged["info"]["x-voices-incomplete"] == ["consent"]
 
 
 def test_colliding_component_names_are_kept_apart():
-    own = {"paths": {"/api/v1/me": {"get": {"responses": {"200": {"$ref": "#/components/schemas/Item"}}}}},
-           "components": {"schemas": {"Item": {"type": "string"}}}}
-    surveys = {"paths": {"/api/v1/consultations": {"get": {"responses": {
-        "200": {"$ref": "#/components/schemas/Item"}}}}},
-        "components": {"schemas": {"Item": {"type": "integer"}}}}
-    policy = (RoutePolicy("GET", "/api/v1/me", frozenset({"admin"}), None),
-              RoutePolicy("GET", "/api/v1/consultations", frozenset({"admin"}), "surveys"))
+    own = {
+        "paths": {
+            "/api/v1/me": {"get": {"responses": {"200": {"$ref": "#/components/schemas/Item"}}}}
+        },
+        "components": {"schemas": {"Item": {"type": "string"}}},
+    }
+    surveys = {
+        "paths": {
+            "/api/v1/consultations": {
+                "get": {"responses": {"200": {"$ref": "#/components/schemas/Item"}}}
+            }
+        },
+        "components": {"schemas": {"Item": {"type": "integer"}}},
+    }
+    policy = (
+        RoutePolicy("GET", "/api/v1/me", frozenset({"admin"}), None),
+        RoutePolicy("GET", "/api/v1/consultations", frozenset({"admin"}), "surveys"),
+    )
     merged = merge_documents(own, {"surveys": surveys}, policy)
-    assert merged["components"]["schemas"] == {"Item": {"type": "string"}, "SurveysItem": {"type": "integer"}}
+    assert merged["components"]["schemas"] == {
+        "Item": {"type": "string"},
+        "SurveysItem": {"type": "integer"},
+    }
     ref = merged["paths"]["/api/v1/consultations"]["get"]["responses"]["200"]["$ref"]
     assert ref == "#/components/schemas/SurveysItem"
 
@@ -105,5 +138,11 @@ def test_the_survey_format_is_in_the_merged_document(document):
 
     schemas = document["components"]["schemas"]
     validator(schemas).validate(schemas["SurveyDefinition"]["example"])
-    assert {"SingleChoiceQuestion", "MultipleChoiceQuestion", "RatingQuestion", "NumberQuestion", "DateQuestion",
-            "FreeTextQuestion"} <= set(schemas)
+    assert {
+        "SingleChoiceQuestion",
+        "MultipleChoiceQuestion",
+        "RatingQuestion",
+        "NumberQuestion",
+        "DateQuestion",
+        "FreeTextQuestion",
+    } <= set(schemas)

@@ -12,6 +12,7 @@ and a member of organisation B. Intended answers:
   the caller is (no 401/403), and nothing fails (no 5xx).
 The table must also cover every /api/ route that a service or the gateway serves, and nothing else.
 """
+
 from __future__ import annotations
 
 import io
@@ -41,36 +42,88 @@ def world(platform):
     """Organisation A with one account per role and objects of each kind; organisation B with an
     organiser and a policy analyst; spoiled tokens."""
     org_a, org_b = platform.organisation(), platform.organisation()
-    people = {role: platform.staff(role, None if role in ORGANISATION_LESS else org_a) for role in ROLES}
+    people = {
+        role: platform.staff(role, None if role in ORGANISATION_LESS else org_a) for role in ROLES
+    }
     other = {role: platform.staff(role, org_b) for role in ("organiser", "policy", "auditor")}
     organiser = people["organiser"]["token"]
-    cid = platform.call("POST", "/api/v1/consultations", organiser, expect=201, json={
-        "title": "Matrix", "languages": ["en"], "purposes": ["participate", "aggregate_reporting"],
-        "min_cell_size": 5, "survey": ONE_QUESTION_SURVEY}).get_json()["consultation_id"]
+    cid = platform.call(
+        "POST",
+        "/api/v1/consultations",
+        organiser,
+        expect=201,
+        json={
+            "title": "Matrix",
+            "languages": ["en"],
+            "purposes": ["participate", "aggregate_reporting"],
+            "min_cell_size": 5,
+            "survey": ONE_QUESTION_SURVEY,
+        },
+    ).get_json()["consultation_id"]
     platform.deliver()
-    platform.call("POST", f"/api/v1/consent/consultations/{cid}/texts", organiser, expect=201, json={
-        "version": 1, "language": "en", "title": "Your consent", "body": "We keep your answers safe.",
-        "purposes": {"participate": "To take part.", "aggregate_reporting": "To be counted."}})
-    platform.call("POST", f"/api/v1/consent/consultations/{cid}/texts/1/publish", organiser, expect=200)
+    platform.call(
+        "POST",
+        f"/api/v1/consent/consultations/{cid}/texts",
+        organiser,
+        expect=201,
+        json={
+            "version": 1,
+            "language": "en",
+            "title": "Your consent",
+            "body": "We keep your answers safe.",
+            "purposes": {"participate": "To take part.", "aggregate_reporting": "To be counted."},
+        },
+    )
+    platform.call(
+        "POST", f"/api/v1/consent/consultations/{cid}/texts/1/publish", organiser, expect=200
+    )
     platform.deliver()
     platform.call("POST", f"/api/v1/consultations/{cid}/publish", organiser, expect=200)
-    link = platform.call("POST", f"/api/v1/consultations/{cid}/invitations", organiser, expect=201,
-                         json={"kind": "link"}).get_json()
-    single = platform.call("POST", f"/api/v1/consultations/{cid}/invitations", organiser, expect=201,
-                           json={"kind": "single"}).get_json()
+    link = platform.call(
+        "POST",
+        f"/api/v1/consultations/{cid}/invitations",
+        organiser,
+        expect=201,
+        json={"kind": "link"},
+    ).get_json()
+    single = platform.call(
+        "POST",
+        f"/api/v1/consultations/{cid}/invitations",
+        organiser,
+        expect=201,
+        json={"kind": "single"},
+    ).get_json()
     platform.deliver()
     # A second token of A's organiser: the one the revoke route may revoke.
-    spare = platform.call("POST", "/api/v1/tokens", organiser, expect=201, json={"label": "spare"}).get_json()
-    expired = platform.call("POST", "/api/v1/tokens", organiser, expect=201, json={"label": "old"}).get_json()
+    spare = platform.call(
+        "POST", "/api/v1/tokens", organiser, expect=201, json={"label": "spare"}
+    ).get_json()
+    expired = platform.call(
+        "POST", "/api/v1/tokens", organiser, expect=201, json={"label": "old"}
+    ).get_json()
     ApiToken.objects(token_id=expired["token_id"]).update_one(
-        set__expires_at=datetime.now(timezone.utc) - timedelta(minutes=1))
-    revoked = platform.call("POST", "/api/v1/tokens", organiser, expect=201, json={"label": "gone"}).get_json()
+        set__expires_at=datetime.now(timezone.utc) - timedelta(minutes=1)
+    )
+    revoked = platform.call(
+        "POST", "/api/v1/tokens", organiser, expect=201, json={"label": "gone"}
+    ).get_json()
     platform.call("POST", f"/api/v1/tokens/{revoked['token_id']}/revoke", organiser, expect=200)
-    values = {"cid": cid, "consultation_id": cid, "iid": single["invitation_id"],
-              "invitation_id": single["invitation_id"], "code": link["code"], "token_id": spare["token_id"],
-              "account_id": people["policy"]["account_id"]}
-    return {"people": people, "other": other, "values": values,
-            "expired": expired["token"], "revoked": revoked["token"]}
+    values = {
+        "cid": cid,
+        "consultation_id": cid,
+        "iid": single["invitation_id"],
+        "invitation_id": single["invitation_id"],
+        "code": link["code"],
+        "token_id": spare["token_id"],
+        "account_id": people["policy"]["account_id"],
+    }
+    return {
+        "people": people,
+        "other": other,
+        "values": values,
+        "expired": expired["token"],
+        "revoked": revoked["token"],
+    }
 
 
 def _path(row: RoutePolicy, values: dict) -> str:
@@ -79,6 +132,7 @@ def _path(row: RoutePolicy, values: dict) -> str:
         if converter in ("int", "float"):
             return "1"
         return values.get(name, f"unknown-{name}")
+
     return PARAM.sub(value, row.path)
 
 
@@ -109,13 +163,17 @@ def _seen_from_outside(response) -> tuple:
     body = response.get_json(silent=True)
     if isinstance(body, dict):
         body.pop("request_id", None)
-    headers = sorted((k.lower(), v) for k, v in response.headers.items() if k.lower() not in _PER_CALL_HEADERS)
+    headers = sorted(
+        (k.lower(), v) for k, v in response.headers.items() if k.lower() not in _PER_CALL_HEADERS
+    )
     return response.status_code, headers, body if body is not None else response.get_data()
 
 
 def _assert_goes_through(response, why: str) -> None:
     status = response.status_code
-    assert status not in (401, 403) and status < 500, f"{why}: got {status} {response.get_data(True)[:300]}"
+    assert status not in (401, 403) and status < 500, (
+        f"{why}: got {status} {response.get_data(True)[:300]}"
+    )
 
 
 @pytest.mark.parametrize("caller", CALLERS)
@@ -127,7 +185,9 @@ def test_every_route_answers_every_caller_as_the_table_says(platform, world, row
         if row.public or caller in row.allowed:
             _assert_goes_through(response, f"{caller} may use {_row_id(row)}")
             if caller == "organiser" and _owns_object(row) and not row.public:
-                assert response.status_code != 404, "the organiser of the owning organisation must see it"
+                assert response.status_code != 404, (
+                    "the organiser of the owning organisation must see it"
+                )
         else:
             assert response.status_code == 403, response.get_data(True)
     elif caller == "none":
@@ -147,16 +207,25 @@ def test_every_route_answers_every_caller_as_the_table_says(platform, world, row
         elif role not in row.allowed:
             assert response.status_code == 403, response.get_data(True)
         elif _owns_object(row):
-            missing = _call(platform, row, world["other"][role]["token"],
-                            {**values, **{name: "missing-0000" for name in OWNED}})
-            assert _seen_from_outside(response) == _seen_from_outside(missing), \
+            missing = _call(
+                platform,
+                row,
+                world["other"][role]["token"],
+                {**values, **{name: "missing-0000" for name in OWNED}},
+            )
+            assert _seen_from_outside(response) == _seen_from_outside(missing), (
                 f"{role} of another organisation must see exactly what a missing object gets"
+            )
             assert response.status_code in (404, 422), response.get_data(True)[:300]
         else:
             _assert_goes_through(response, f"{role} of another organisation, no object named")
     if response.status_code != 204:
-        assert response.mimetype in ("application/json", "application/problem+json", "application/x-ndjson",
-                                     "application/x-pem-file"), response.mimetype
+        assert response.mimetype in (
+            "application/json",
+            "application/problem+json",
+            "application/x-ndjson",
+            "application/x-pem-file",
+        ), response.mimetype
     if response.status_code >= 400:
         assert response.mimetype == "application/problem+json"
 
@@ -176,8 +245,12 @@ def test_the_table_covers_every_api_route_and_nothing_else(platform):
     for name, app in platform.services.items():
         served |= _api_routes(app, name)
     listed = {(row.method, route_shape(row.path), row.service) for row in POLICY}
-    assert not served - listed, f"served but not in gateway/policy.py: {sorted(served - listed, key=str)}"
-    assert not listed - served, f"in gateway/policy.py but served by no one: {sorted(listed - served, key=str)}"
+    assert not served - listed, (
+        f"served but not in gateway/policy.py: {sorted(served - listed, key=str)}"
+    )
+    assert not listed - served, (
+        f"in gateway/policy.py but served by no one: {sorted(listed - served, key=str)}"
+    )
 
 
 def test_rows_are_unique():
@@ -186,9 +259,12 @@ def test_rows_are_unique():
 
 
 def test_another_organisation_lists_none_of_its_neighbours_consultations(platform, world):
-    mine = platform.call("GET", "/api/v1/consultations", world["people"]["organiser"]["token"], expect=200).get_json()
-    theirs = platform.call("GET", "/api/v1/consultations", world["other"]["organiser"]["token"],
-                           expect=200).get_json()
+    mine = platform.call(
+        "GET", "/api/v1/consultations", world["people"]["organiser"]["token"], expect=200
+    ).get_json()
+    theirs = platform.call(
+        "GET", "/api/v1/consultations", world["other"]["organiser"]["token"], expect=200
+    ).get_json()
     assert world["values"]["cid"] in {c["consultation_id"] for c in mine}
     assert world["values"]["cid"] not in {c["consultation_id"] for c in theirs}
 
@@ -198,8 +274,14 @@ def test_a_number_too_large_for_the_store_matches_no_route():
     from gateway.policy import build_map, match
 
     route_map = build_map()
-    assert match(route_map, "GET", "/api/v1/consent/consultations/c_x/texts/9223372036854775807") is not None
-    assert match(route_map, "GET", "/api/v1/consent/consultations/c_x/texts/9223372036854775808") is None
+    assert (
+        match(route_map, "GET", "/api/v1/consent/consultations/c_x/texts/9223372036854775807")
+        is not None
+    )
+    assert (
+        match(route_map, "GET", "/api/v1/consent/consultations/c_x/texts/9223372036854775808")
+        is None
+    )
 
 
 # A body each route accepts, so that the tenant check (not validation) decides the answer.
@@ -208,17 +290,27 @@ VALID_BODIES = {
     ("PUT", "/api/v1/consultations/<cid>/survey"): {"survey": ONE_QUESTION_SURVEY},
     ("POST", "/api/v1/consultations/<cid>/status"): {"status": "closed"},
     ("POST", "/api/v1/consultations/<cid>/invitations"): {"kind": "single"},
-    ("POST", "/api/v1/consultations/<cid>/quotes"): {"response_id": "r", "question_id": "q", "excerpt": "x"},
+    ("POST", "/api/v1/consultations/<cid>/quotes"): {
+        "response_id": "r",
+        "question_id": "q",
+        "excerpt": "x",
+    },
     ("POST", "/api/v1/consultations/<cid>/quotes/revocations"): {"quote_id": "q"},
     ("POST", "/api/v1/consent/consultations/<cid>/texts"): {
-        "version": 2, "language": "en", "title": "T", "body": "B",
-        "purposes": {"participate": "p", "aggregate_reporting": "a"}},
+        "version": 2,
+        "language": "en",
+        "title": "T",
+        "body": "B",
+        "purposes": {"participate": "p", "aggregate_reporting": "a"},
+    },
     ("POST", "/api/v1/releases"): {"consultation_id": "<cid>"},
 }
 
 
 @pytest.mark.parametrize("method,path", sorted(VALID_BODIES), ids=lambda v: v)
-def test_another_organisation_sees_a_missing_object_also_with_a_valid_body(platform, world, method, path):
+def test_another_organisation_sees_a_missing_object_also_with_a_valid_body(
+    platform, world, method, path
+):
     row = next(r for r in POLICY if (r.method, r.path) == (method, path))
     token = world["other"]["organiser"]["token"]
 

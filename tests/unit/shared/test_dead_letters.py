@@ -1,4 +1,5 @@
 """Malformed events go to <topic>.dlq and the consumer keeps going."""
+
 import json
 
 from shared.bus import InProcessBus
@@ -6,9 +7,18 @@ from shared.events import Envelope
 
 
 def valid(i: int) -> Envelope:
-    return Envelope(type="response.erased", key="c", producer="test", payload={
-        "response_id": f"r{i}", "consultation_id": "c", "pseudonym": "p", "reason": "withdrawal",
-        "erased_at": "2026-01-01T00:00:00Z"})
+    return Envelope(
+        type="response.erased",
+        key="c",
+        producer="test",
+        payload={
+            "response_id": f"r{i}",
+            "consultation_id": "c",
+            "pseudonym": "p",
+            "reason": "withdrawal",
+            "erased_at": "2026-01-01T00:00:00Z",
+        },
+    )
 
 
 def test_malformed_events_are_dead_lettered_and_the_rest_delivered():
@@ -17,7 +27,10 @@ def test_malformed_events_are_dead_lettered_and_the_rest_delivered():
     bus.subscribe(["responses.events"], lambda e: seen.append(e.payload["response_id"]))
     bus.publish("responses.events", valid(1))
     bus.publish_raw("responses.events", b"{not json")
-    bus.publish_raw("responses.events", json.dumps({**valid(2).to_dict(), "payload": {"free_text": "x"}}).encode())
+    bus.publish_raw(
+        "responses.events",
+        json.dumps({**valid(2).to_dict(), "payload": {"free_text": "x"}}).encode(),
+    )
     bus.publish("responses.events", valid(3))
     bus.deliver()
     assert seen == ["r1", "r3"]

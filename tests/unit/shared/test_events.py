@@ -7,8 +7,14 @@ from shared.events import CONTRACTS, Envelope, _contract_schema
 
 
 def erased_event(**payload_changes) -> dict:
-    payload = {"response_id": "r1", "consultation_id": "c1", "pseudonym": "p_1", "reason": "withdrawal",
-               "erased_at": "2026-01-01T00:00:00Z", **payload_changes}
+    payload = {
+        "response_id": "r1",
+        "consultation_id": "c1",
+        "pseudonym": "p_1",
+        "reason": "withdrawal",
+        "erased_at": "2026-01-01T00:00:00Z",
+        **payload_changes,
+    }
     return Envelope(type="response.erased", key="c1", producer="surveys", payload=payload).to_dict()
 
 
@@ -18,7 +24,9 @@ def test_a_valid_envelope_round_trips():
     assert parsed.to_dict() == raw
 
 
-@pytest.mark.parametrize("field", ["id", "type", "version", "occurred_at", "producer", "key", "trace_id", "payload"])
+@pytest.mark.parametrize(
+    "field", ["id", "type", "version", "occurred_at", "producer", "key", "trace_id", "payload"]
+)
 def test_every_envelope_field_is_required(field):
     raw = erased_event()
     del raw[field]
@@ -34,15 +42,18 @@ def test_an_extra_envelope_field_is_rejected_by_name():
     assert err.value.messages == {"ip_address": ["Unknown field."]}
 
 
-@pytest.mark.parametrize("field, value, fragment", [
-    ("id", "not-a-uuid", "Not a valid UUID."),
-    ("version", "1", "Not a valid integer."),
-    ("version", 0, "greater than or equal to 1"),
-    ("occurred_at", "yesterday", "Not a valid datetime."),
-    ("occurred_at", "2026-01-01T00:00:00", "Not a valid aware datetime."),
-    ("type", "Response Erased", "String does not match expected pattern."),
-    ("payload", [1, 2], "Not a valid mapping type."),
-])
+@pytest.mark.parametrize(
+    "field, value, fragment",
+    [
+        ("id", "not-a-uuid", "Not a valid UUID."),
+        ("version", "1", "Not a valid integer."),
+        ("version", 0, "greater than or equal to 1"),
+        ("occurred_at", "yesterday", "Not a valid datetime."),
+        ("occurred_at", "2026-01-01T00:00:00", "Not a valid aware datetime."),
+        ("type", "Response Erased", "String does not match expected pattern."),
+        ("payload", [1, 2], "Not a valid mapping type."),
+    ],
+)
 def test_wrong_types_get_a_message_naming_the_field(field, value, fragment):
     raw = {**erased_event(), field: value}
     with pytest.raises(ValidationError) as err:
@@ -84,7 +95,9 @@ def test_a_reused_contract_schema_still_rejects_bad_payloads_after_good_ones():
     assert _contract_schema("response.erased", 1) is _contract_schema("response.erased", 1)
     with pytest.raises(ValidationError) as err:
         Envelope.parse(erased_event(reason="because", free_text="my story"))
-    fresh_errors = CONTRACTS[("response.erased", 1)]().validate(erased_event(reason="because", free_text="my story")["payload"])
+    fresh_errors = CONTRACTS[("response.erased", 1)]().validate(
+        erased_event(reason="because", free_text="my story")["payload"]
+    )
     assert err.value.messages == {"payload": fresh_errors}
     assert set(fresh_errors) == {"reason", "free_text"}
     with pytest.raises(ValidationError) as err:

@@ -1,4 +1,5 @@
 """The outbox relay: a broker outage loses nothing, and everything goes out once it is back."""
+
 import mongoengine as me
 import pytest
 
@@ -16,7 +17,9 @@ class Order(OutboxDocument):
 
 @pytest.fixture
 def store():
-    mongo.connect(Settings(service="outbox-test", mongodb_uri="mongomock://localhost/t"), alias="outbox-test")
+    mongo.connect(
+        Settings(service="outbox-test", mongodb_uri="mongomock://localhost/t"), alias="outbox-test"
+    )
     yield
     me.disconnect(alias="outbox-test")
 
@@ -25,9 +28,21 @@ def stage_orders(count: int) -> list[str]:
     ids = []
     for i in range(count):
         order = Order(name=f"o{i}")
-        event = order.stage("orders.events", Envelope(type="response.erased", key=f"o{i}", producer="test", payload={
-            "response_id": f"r{i}", "consultation_id": "c", "pseudonym": "p", "reason": "withdrawal",
-            "erased_at": "2026-01-01T00:00:00Z"}))
+        event = order.stage(
+            "orders.events",
+            Envelope(
+                type="response.erased",
+                key=f"o{i}",
+                producer="test",
+                payload={
+                    "response_id": f"r{i}",
+                    "consultation_id": "c",
+                    "pseudonym": "p",
+                    "reason": "withdrawal",
+                    "erased_at": "2026-01-01T00:00:00Z",
+                },
+            ),
+        )
         order.save()
         ids.append(event.id)
     return ids
@@ -82,9 +97,21 @@ def test_documents_stored_here_are_published_by_key_without_a_sweep(store):
     relay.relay_stored()  # drain what earlier tests staged
     ids = stage_orders(3)
     unsaved = Order(name="never saved")
-    unsaved.stage("orders.events", Envelope(type="response.erased", key="x", producer="test", payload={
-        "response_id": "rx", "consultation_id": "c", "pseudonym": "p", "reason": "withdrawal",
-        "erased_at": "2026-01-01T00:00:00Z"}))
+    unsaved.stage(
+        "orders.events",
+        Envelope(
+            type="response.erased",
+            key="x",
+            producer="test",
+            payload={
+                "response_id": "rx",
+                "consultation_id": "c",
+                "pseudonym": "p",
+                "reason": "withdrawal",
+                "erased_at": "2026-01-01T00:00:00Z",
+            },
+        ),
+    )
     collection = Order._get_collection()
     find = collection.find
     filters = []
@@ -110,6 +137,7 @@ def test_a_sweep_finds_what_no_fast_path_saw(store):
     bus = InProcessBus()
     relay = OutboxRelay(bus, [Order])
     from shared import outbox
+
     outbox._stored[Order].clear()  # as after a crash, or events stored by another process
     assert relay.relay_stored() == 0
     assert relay.relay_once() == 2 and relay.last_backlog == 0
@@ -120,9 +148,21 @@ def test_a_relay_pass_between_staging_and_saving_loses_nothing(store):
     relay = OutboxRelay(bus, [Order])
     relay.relay_stored()
     order = Order(name="late")
-    event = order.stage("orders.events", Envelope(type="response.erased", key="o", producer="test", payload={
-        "response_id": "r", "consultation_id": "c", "pseudonym": "p", "reason": "withdrawal",
-        "erased_at": "2026-01-01T00:00:00Z"}))
+    event = order.stage(
+        "orders.events",
+        Envelope(
+            type="response.erased",
+            key="o",
+            producer="test",
+            payload={
+                "response_id": "r",
+                "consultation_id": "c",
+                "pseudonym": "p",
+                "reason": "withdrawal",
+                "erased_at": "2026-01-01T00:00:00Z",
+            },
+        ),
+    )
     assert relay.relay_stored() == 0  # staged, not stored: nothing to look for yet
     order.save()
     assert relay.relay_stored() == 1 and [e.id for e in bus.events("orders.events")] == [event.id]
@@ -135,10 +175,23 @@ def test_events_pushed_by_a_query_update_are_found_once_remembered(store):
     relay = OutboxRelay(bus, [Order])
     order = Order(name="o").save()
     relay.relay_stored()
-    Order.objects(id=order.id).update_one(push__pending_events={"topic": "orders.events", "envelope": Envelope(
-        type="response.erased", key="o", producer="test", payload={
-            "response_id": "r", "consultation_id": "c", "pseudonym": "p", "reason": "withdrawal",
-            "erased_at": "2026-01-01T00:00:00Z"}).to_dict()})
+    Order.objects(id=order.id).update_one(
+        push__pending_events={
+            "topic": "orders.events",
+            "envelope": Envelope(
+                type="response.erased",
+                key="o",
+                producer="test",
+                payload={
+                    "response_id": "r",
+                    "consultation_id": "c",
+                    "pseudonym": "p",
+                    "reason": "withdrawal",
+                    "erased_at": "2026-01-01T00:00:00Z",
+                },
+            ).to_dict(),
+        }
+    )
     assert relay.relay_stored() == 0
     outbox.remember(Order, order.pk)
     assert relay.relay_stored() == 1

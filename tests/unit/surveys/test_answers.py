@@ -1,4 +1,5 @@
 """Answers: every question type good and bad, skip logic, declines, free-text split."""
+
 from __future__ import annotations
 
 import pytest
@@ -25,32 +26,75 @@ def options(*codes: str) -> list[dict]:
     return [{"code": code, "label": t(code)} for code in codes]
 
 
-DEFINITION = validate_definition({
-    "languages": ["en"],
-    "sections": [
-        {"id": "start", "title": t("Start"), "questions": [
-            {"id": "q1", "type": "single_choice", "label": t("Safe?"), "options": options("yes", "no")},
-            {"id": "q2", "type": "multiple_choice", "label": t("Needs"),
-             "options": options("food", "shelter", "health")},
-            {"id": "q3", "type": "rating", "label": t("Support")},
-            {"id": "q4", "type": "number", "label": t("Age"), "integer": True, "min": 0, "max": 120},
-            {"id": "q5", "type": "number", "label": t("Distance km"), "min": 0.5},
-            {"id": "q6", "type": "date", "label": t("When")},
-            {"id": "q7", "type": "free_text", "label": t("Why"), "max_length": 10,
-             "relevant": {"question": "q1", "op": "equals", "value": "no"}},
-        ]},
-        {"id": "health", "title": t("Health"),
-         "relevant": {"question": "q2", "op": "includes", "value": "health"},
-         "questions": [
-             {"id": "h1", "type": "single_choice", "label": t("Seen?"), "options": options("yes", "no")},
-             {"id": "h2", "type": "free_text", "label": t("Tell us"),
-              "relevant": {"not": {"question": "h1", "op": "equals", "value": "yes"}}},
-         ]},
-        {"id": "end", "title": t("End"), "questions": [
-            {"id": "e1", "type": "free_text", "label": t("Anything else?")},
-        ]},
-    ],
-})
+DEFINITION = validate_definition(
+    {
+        "languages": ["en"],
+        "sections": [
+            {
+                "id": "start",
+                "title": t("Start"),
+                "questions": [
+                    {
+                        "id": "q1",
+                        "type": "single_choice",
+                        "label": t("Safe?"),
+                        "options": options("yes", "no"),
+                    },
+                    {
+                        "id": "q2",
+                        "type": "multiple_choice",
+                        "label": t("Needs"),
+                        "options": options("food", "shelter", "health"),
+                    },
+                    {"id": "q3", "type": "rating", "label": t("Support")},
+                    {
+                        "id": "q4",
+                        "type": "number",
+                        "label": t("Age"),
+                        "integer": True,
+                        "min": 0,
+                        "max": 120,
+                    },
+                    {"id": "q5", "type": "number", "label": t("Distance km"), "min": 0.5},
+                    {"id": "q6", "type": "date", "label": t("When")},
+                    {
+                        "id": "q7",
+                        "type": "free_text",
+                        "label": t("Why"),
+                        "max_length": 10,
+                        "relevant": {"question": "q1", "op": "equals", "value": "no"},
+                    },
+                ],
+            },
+            {
+                "id": "health",
+                "title": t("Health"),
+                "relevant": {"question": "q2", "op": "includes", "value": "health"},
+                "questions": [
+                    {
+                        "id": "h1",
+                        "type": "single_choice",
+                        "label": t("Seen?"),
+                        "options": options("yes", "no"),
+                    },
+                    {
+                        "id": "h2",
+                        "type": "free_text",
+                        "label": t("Tell us"),
+                        "relevant": {"not": {"question": "h1", "op": "equals", "value": "yes"}},
+                    },
+                ],
+            },
+            {
+                "id": "end",
+                "title": t("End"),
+                "questions": [
+                    {"id": "e1", "type": "free_text", "label": t("Anything else?")},
+                ],
+            },
+        ],
+    }
+)
 
 
 def fails(answers: dict, declined=()) -> dict:
@@ -64,20 +108,33 @@ def test_empty_response_is_fine_everything_is_skippable():
 
 
 def test_full_response_is_normalised_in_survey_order():
-    result = validate_answers(DEFINITION, {
-        "e1": "  thanks  ",
-        "q2": ["health", "food"],
+    result = validate_answers(
+        DEFINITION,
+        {
+            "e1": "  thanks  ",
+            "q2": ["health", "food"],
+            "q1": "no",
+            "q3": "4",
+            "q4": 30.0,
+            "q5": "2.5",
+            "q6": "2024-02-29",
+            "q7": "afraid",
+            "h1": "no",
+            "h2": "clinic",
+        },
+    )
+    assert result == {
         "q1": "no",
-        "q3": "4",
-        "q4": 30.0,
-        "q5": "2.5",
+        "q2": ["food", "health"],
+        "q3": 4,
+        "q4": 30,
+        "q5": 2.5,
         "q6": "2024-02-29",
         "q7": "afraid",
         "h1": "no",
         "h2": "clinic",
-    })
-    assert result == {"q1": "no", "q2": ["food", "health"], "q3": 4, "q4": 30, "q5": 2.5,
-                      "q6": "2024-02-29", "q7": "afraid", "h1": "no", "h2": "clinic", "e1": "thanks"}
+        "e1": "thanks",
+    }
     assert list(result) == ["q1", "q2", "q3", "q4", "q5", "q6", "q7", "h1", "h2", "e1"]
     assert isinstance(result["q4"], int) and isinstance(result["q5"], float)
 
@@ -90,13 +147,36 @@ def test_blank_means_not_answered(value):
 @pytest.mark.parametrize(
     "qid, value",
     [
-        ("q1", "maybe"), ("q1", ["yes"]), ("q1", 1),
-        ("q2", []), ("q2", "food"), ("q2", ["food", "food"]), ("q2", ["food", "cars"]), ("q2", [1]),
-        ("q3", 0), ("q3", 6), ("q3", 2.5), ("q3", True), ("q3", "three"),
-        ("q4", -1), ("q4", 121), ("q4", 30.5), ("q4", "30.5"), ("q4", "nan"), ("q4", False),
-        ("q5", 0.4), ("q5", float("inf")), ("q5", "1e400"), ("q5", [1]),
-        ("q6", "2023-02-29"), ("q6", "2024-13-01"), ("q6", "20240101"), ("q6", "1/2/2024"), ("q6", 20240101),
-        ("e1", 5), ("e1", ["text"]),
+        ("q1", "maybe"),
+        ("q1", ["yes"]),
+        ("q1", 1),
+        ("q2", []),
+        ("q2", "food"),
+        ("q2", ["food", "food"]),
+        ("q2", ["food", "cars"]),
+        ("q2", [1]),
+        ("q3", 0),
+        ("q3", 6),
+        ("q3", 2.5),
+        ("q3", True),
+        ("q3", "three"),
+        ("q4", -1),
+        ("q4", 121),
+        ("q4", 30.5),
+        ("q4", "30.5"),
+        ("q4", "nan"),
+        ("q4", False),
+        ("q5", 0.4),
+        ("q5", float("inf")),
+        ("q5", "1e400"),
+        ("q5", [1]),
+        ("q6", "2023-02-29"),
+        ("q6", "2024-13-01"),
+        ("q6", "20240101"),
+        ("q6", "1/2/2024"),
+        ("q6", 20240101),
+        ("e1", 5),
+        ("e1", ["text"]),
     ],
 )
 def test_wrong_values_are_reported_by_question_id(qid, value):
@@ -135,7 +215,10 @@ def test_hidden_when_the_condition_question_was_skipped_or_declined():
 def test_hidden_section_hides_all_its_questions():
     errors = fails({"q2": ["food"], "h1": "yes"})
     assert errors == {"h1": ["question h1 is not shown for these answers"]}
-    assert validate_answers(DEFINITION, {"q2": ["health"], "h1": "yes"}) == {"q2": ["health"], "h1": "yes"}
+    assert validate_answers(DEFINITION, {"q2": ["health"], "h1": "yes"}) == {
+        "q2": ["health"],
+        "h1": "yes",
+    }
 
 
 def test_cascade_reads_only_shown_answers():
@@ -212,9 +295,17 @@ def test_split_free_text_keeps_text_out_of_structured_answers():
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.dictionaries(st.sampled_from(["q1", "q2", "q3", "q4", "q6", "q7", "h1", "h2"]),
-                       st.one_of(st.none(), st.text(max_size=12), st.integers(-5, 200),
-                                 st.lists(st.sampled_from(["food", "shelter", "health", "x"]), max_size=4))))
+@given(
+    st.dictionaries(
+        st.sampled_from(["q1", "q2", "q3", "q4", "q6", "q7", "h1", "h2"]),
+        st.one_of(
+            st.none(),
+            st.text(max_size=12),
+            st.integers(-5, 200),
+            st.lists(st.sampled_from(["food", "shelter", "health", "x"]), max_size=4),
+        ),
+    )
+)
 def test_accepted_answers_are_stable_and_only_for_visible_questions(raw):
     """Whatever comes in: either a clean error, or answers that validate again unchanged."""
     try:
@@ -223,7 +314,9 @@ def test_accepted_answers_are_stable_and_only_for_visible_questions(raw):
         assert set(exc.extra["errors"]) <= set(raw)
         return
     assert validate_answers(DEFINITION, result) == result
-    shown = {qid for entry in visible_questions(DEFINITION, result) for qid in entry["question_ids"]}
+    shown = {
+        qid for entry in visible_questions(DEFINITION, result) for qid in entry["question_ids"]
+    }
     assert set(result) <= shown
 
 

@@ -1,4 +1,5 @@
 """Invitation, resume and link codes; pseudonyms; storage digests."""
+
 from __future__ import annotations
 
 import math

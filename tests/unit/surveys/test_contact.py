@@ -1,5 +1,6 @@
 """Follow-up contact details: only with consent to be contacted, sealed under the participant's key, gone on
 withdrawal, erasure and retention; organisers of the consultation only, every read recorded without the details."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,12 @@ from tests.unit.surveys.conftest import ALL_PURPOSES
 
 WITH_CONTACT = [*ALL_PURPOSES, "follow_up_contact"]
 NUMBER = "+44 7700 900123"
-DETAILS = {"method": "phone", "value": f"  {NUMBER} ", "best_time": "weekday mornings",
-           "safe_to_leave_message": False}
+DETAILS = {
+    "method": "phone",
+    "value": f"  {NUMBER} ",
+    "best_time": "weekday mornings",
+    "safe_to_leave_message": False,
+}
 
 
 @pytest.fixture
@@ -30,7 +35,9 @@ def joined(surveys, cid, purposes=WITH_CONTACT) -> tuple[str, str]:
 
 
 def put(surveys, token, expect=200, **details):
-    return surveys.call("PUT", "/api/v1/contact", expect, json={"consent_token": token, **DETAILS, **details})
+    return surveys.call(
+        "PUT", "/api/v1/contact", expect, json={"consent_token": token, **DETAILS, **details}
+    )
 
 
 def delete(surveys, token, expect=204):
@@ -39,7 +46,9 @@ def delete(surveys, token, expect=204):
 
 
 def contacts(surveys, cid, expect=200, organisation_id="org_a", query=""):
-    return surveys.organiser("GET", f"/api/v1/consultations/{cid}/follow-up-contacts{query}", expect, organisation_id)
+    return surveys.organiser(
+        "GET", f"/api/v1/consultations/{cid}/follow-up-contacts{query}", expect, organisation_id
+    )
 
 
 def access_events(surveys):
@@ -51,14 +60,28 @@ def test_contact_details_are_stored_replaced_and_deleted(surveys, cid):
     saved = put(surveys, token)
     assert (saved["method"], saved["safe_to_leave_message"]) == ("phone", False)
     [item] = contacts(surveys, cid)["items"]
-    assert item == {"pseudonym": pseudonym, "method": "phone", "value": NUMBER, "best_time": "weekday mornings",
-                    "safe_to_leave_message": False, "given_at": item["given_at"]}
+    assert item == {
+        "pseudonym": pseudonym,
+        "method": "phone",
+        "value": NUMBER,
+        "best_time": "weekday mornings",
+        "safe_to_leave_message": False,
+        "given_at": item["given_at"],
+    }
 
-    put(surveys, token, method="email", value="me@example.org", best_time=None, safe_to_leave_message=True)
+    put(
+        surveys,
+        token,
+        method="email",
+        value="me@example.org",
+        best_time=None,
+        safe_to_leave_message=True,
+    )
     page = contacts(surveys, cid)
     assert page["total"] == 1
-    assert [(i["method"], i["value"], i["best_time"], i["safe_to_leave_message"]) for i in page["items"]] == \
-        [("email", "me@example.org", None, True)]
+    assert [
+        (i["method"], i["value"], i["best_time"], i["safe_to_leave_message"]) for i in page["items"]
+    ] == [("email", "me@example.org", None, True)]
 
     delete(surveys, token)
     delete(surveys, token)  # again: nothing left is fine
@@ -75,9 +98,19 @@ def test_stored_details_are_ciphertext_only_and_no_event_carries_them(surveys, c
     [document] = surveys.runtime.db["follow_up_contacts"].find()
     assert document["ciphertext"].startswith("v1.")
     contacts(surveys, cid)
-    published = json.dumps([e.to_dict() for topic in surveys.settings.topics.__dict__.values() if isinstance(topic, str)
-                            for e in surveys.events(topic)])
-    assert NUMBER not in published and NUMBER.replace(" ", "") not in published and "Amal" not in published
+    published = json.dumps(
+        [
+            e.to_dict()
+            for topic in surveys.settings.topics.__dict__.values()
+            if isinstance(topic, str)
+            for e in surveys.events(topic)
+        ]
+    )
+    assert (
+        NUMBER not in published
+        and NUMBER.replace(" ", "") not in published
+        and "Amal" not in published
+    )
 
 
 def test_without_consent_to_be_contacted_nothing_is_stored(surveys, cid, unchanged):
@@ -87,13 +120,17 @@ def test_without_consent_to_be_contacted_nothing_is_stored(surveys, cid, unchang
     assert "consent to be contacted" in problem["detail"]
 
 
-def test_withdrawing_contact_consent_deletes_the_details_and_refuses_new_ones(surveys, cid, unchanged):
+def test_withdrawing_contact_consent_deletes_the_details_and_refuses_new_ones(
+    surveys, cid, unchanged
+):
     pseudonym, token = joined(surveys, cid)
     _, other_token = joined(surveys, cid)
     put(surveys, token)
     put(surveys, other_token, value="+1 555 0100 22")
     surveys.withdraw(pseudonym, cid, purposes=["follow_up_contact"], everything=False)
-    surveys.withdraw(pseudonym, cid, purposes=["follow_up_contact"], everything=False)  # redelivered
+    surveys.withdraw(
+        pseudonym, cid, purposes=["follow_up_contact"], everything=False
+    )  # redelivered
     assert [i["value"] for i in contacts(surveys, cid)["items"]] == ["+1 555 0100 22"]
     with unchanged():
         put(surveys, token, expect=403)
@@ -133,7 +170,9 @@ def test_full_withdrawal_and_retention_delete_the_details(surveys, cid):
     _, token = joined(surveys, cid)
     put(surveys, token)
     surveys.organiser("POST", f"/api/v1/consultations/{cid}/status", 200, json={"status": "closed"})
-    Consultation.objects(consultation_id=cid).update_one(set__closed_at=utcnow() - timedelta(days=400))
+    Consultation.objects(consultation_id=cid).update_one(
+        set__closed_at=utcnow() - timedelta(days=400)
+    )
     intake.erase_expired(surveys.settings.topics.responses, "trace")
     assert FollowUpContact.objects.count() == 0
 
@@ -142,8 +181,12 @@ def test_other_organisations_and_other_roles_see_nothing(surveys, cid):
     _, token = joined(surveys, cid)
     put(surveys, token)
     contacts(surveys, cid, expect=404, organisation_id="org_b")
-    surveys.call("GET", f"/api/v1/consultations/{cid}/follow-up-contacts", 403,
-                 headers=surveys.staff(role="policy"))
+    surveys.call(
+        "GET",
+        f"/api/v1/consultations/{cid}/follow-up-contacts",
+        403,
+        headers=surveys.staff(role="policy"),
+    )
     assert access_events(surveys) == [] and ContactAccess.objects.count() == 0
 
 
@@ -155,26 +198,40 @@ def test_each_organiser_read_is_recorded_without_contact_data(surveys, cid):
     assert (first["total"], len(first["items"]), len(second["items"])) == (3, 2, 1)
     events = access_events(surveys)
     assert [e.payload["count"] for e in events] == [2, 1]
-    assert events[0].payload.keys() == {"consultation_id", "organisation_id", "accessed_by", "count", "accessed_at"}
-    assert (events[0].payload["consultation_id"], events[0].payload["organisation_id"],
-            events[0].payload["accessed_by"]) == (cid, "org_a", "u_1")
+    assert events[0].payload.keys() == {
+        "consultation_id",
+        "organisation_id",
+        "accessed_by",
+        "count",
+        "accessed_at",
+    }
+    assert (
+        events[0].payload["consultation_id"],
+        events[0].payload["organisation_id"],
+        events[0].payload["accessed_by"],
+    ) == (cid, "org_a", "u_1")
     published = json.dumps([e.to_dict() for e in events])
     assert NUMBER not in published and NUMBER.replace(" ", "") not in published
 
 
-@pytest.mark.parametrize("change, field", [
-    ({"method": "pigeon"}, "method"),
-    ({"method": "email", "value": "not-an-address"}, "value"),
-    ({"method": "phone", "value": "call me"}, "value"),
-    ({"method": "whatsapp", "value": "+12"}, "value"),
-    ({"method": "signal", "value": "no spaces allowed"}, "value"),
-    ({"value": "   "}, "value"),
-    ({"value": "9" * 201, "method": "other"}, "value"),
-    ({"best_time": "x" * 201}, "best_time"),
-    ({"safe_to_leave_message": "maybe"}, "safe_to_leave_message"),
-    ({"colour": "blue"}, "colour"),
-])
-def test_bad_input_is_a_422_naming_the_field_and_stores_nothing(surveys, cid, unchanged, change, field):
+@pytest.mark.parametrize(
+    "change, field",
+    [
+        ({"method": "pigeon"}, "method"),
+        ({"method": "email", "value": "not-an-address"}, "value"),
+        ({"method": "phone", "value": "call me"}, "value"),
+        ({"method": "whatsapp", "value": "+12"}, "value"),
+        ({"method": "signal", "value": "no spaces allowed"}, "value"),
+        ({"value": "   "}, "value"),
+        ({"value": "9" * 201, "method": "other"}, "value"),
+        ({"best_time": "x" * 201}, "best_time"),
+        ({"safe_to_leave_message": "maybe"}, "safe_to_leave_message"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_field_and_stores_nothing(
+    surveys, cid, unchanged, change, field
+):
     _, token = joined(surveys, cid)
     with unchanged():
         problem = put(surveys, token, expect=422, **change)
@@ -183,6 +240,10 @@ def test_bad_input_is_a_422_naming_the_field_and_stores_nothing(surveys, cid, un
 
 def test_other_methods_accept_loose_shapes(surveys, cid):
     _, token = joined(surveys, cid)
-    for method, value in (("signal", "amal.42"), ("signal", "+33 6 12 34 56 78"), ("other", "ask at the centre")):
+    for method, value in (
+        ("signal", "amal.42"),
+        ("signal", "+33 6 12 34 56 78"),
+        ("other", "ask at the centre"),
+    ):
         put(surveys, token, method=method, value=value)
         assert contacts(surveys, cid)["items"][0]["value"] == value

@@ -1,4 +1,5 @@
 """Per-participant field encryption and crypto-shredding."""
+
 from __future__ import annotations
 
 import base64
@@ -25,7 +26,7 @@ def b64url_decode(text: str) -> bytes:
 
 
 def flip_byte(token: str, prefix: str, index: int) -> str:
-    raw = bytearray(b64url_decode(token[len(prefix):]))
+    raw = bytearray(b64url_decode(token[len(prefix) :]))
     raw[index] ^= 0x01
     return prefix + base64.urlsafe_b64encode(bytes(raw)).rstrip(b"=").decode()
 
@@ -66,7 +67,9 @@ def test_modified_token_fails(index):
         decrypt_field(key, flip_byte(token, "v1.", index), AAD)
 
 
-@pytest.mark.parametrize("token", ["v2.AAAA", "v1.", "v1.@@@", "v1." + "A" * 10, "plain text", None])
+@pytest.mark.parametrize(
+    "token", ["v2.AAAA", "v1.", "v1.@@@", "v1." + "A" * 10, "plain text", None]
+)
 def test_malformed_tokens_fail_cleanly(token):
     with pytest.raises(FieldIntegrityError):
         decrypt_field(new_participant_key(), token, AAD)

@@ -1,4 +1,5 @@
 """Withdrawal handling: erasure, key shredding, tombstones, in any order and any number of times."""
+
 from __future__ import annotations
 
 import json
@@ -35,7 +36,10 @@ def test_withdrawal_after_submission_erases_the_response_and_shreds_the_key(surv
     receipt = surveys.submit(surveys.token(pseudonym, open_cid), FULL_ANSWERS)
     stored = Response.objects.get(response_id=receipt["response_id"])
     saved_copy = dict(stored.free_text)  # e.g. in a backup
-    assert intake.decrypt_free_text(pseudonym, stored.response_id, saved_copy, keys(surveys))["story"] == STORY
+    assert (
+        intake.decrypt_free_text(pseudonym, stored.response_id, saved_copy, keys(surveys))["story"]
+        == STORY
+    )
     [submitted] = surveys.events(surveys.settings.topics.responses, "response.submitted")
 
     surveys.withdraw(pseudonym, open_cid)
@@ -47,22 +51,33 @@ def test_withdrawal_after_submission_erases_the_response_and_shreds_the_key(surv
     [erasure] = Erasure.objects
     assert (erasure.response_id, erasure.reason) == (receipt["response_id"], "withdrawal")
     [erased] = erased_events(surveys)
-    assert erased.payload["response_id"] == receipt["response_id"] and erased.payload["reason"] == "withdrawal"
+    assert (
+        erased.payload["response_id"] == receipt["response_id"]
+        and erased.payload["reason"] == "withdrawal"
+    )
     assert erased.key == open_cid
     # What went out before the withdrawal never held the words.
-    assert STORY not in json.dumps(submitted.to_dict()) and "A dentist" not in json.dumps(submitted.to_dict())
+    assert STORY not in json.dumps(submitted.to_dict()) and "A dentist" not in json.dumps(
+        submitted.to_dict()
+    )
 
 
 def test_withdrawal_before_submission_leaves_nothing_to_store(surveys, unchanged, open_cid):
     pseudonym = surveys.participant(open_cid)
     token = surveys.token(pseudonym, open_cid)
-    code = surveys.call("POST", "/api/v1/resume", 201, json={
-        "consent_token": token, "answers": {"safe": "no", "story": STORY}})["resume_code"]
+    code = surveys.call(
+        "POST",
+        "/api/v1/resume",
+        201,
+        json={"consent_token": token, "answers": {"safe": "no", "story": STORY}},
+    )["resume_code"]
     draft = ResumeDraft.objects.get(pseudonym=pseudonym)
     saved_copy = draft.ciphertext  # progress saved before withdrawing
     participant = Participant.objects.get(pseudonym=pseudonym)
     aad = f"resume:{open_cid}:{pseudonym}".encode()
-    assert STORY in field_crypto.decrypt_field(intake.participant_key(participant, keys(surveys)), saved_copy, aad)
+    assert STORY in field_crypto.decrypt_field(
+        intake.participant_key(participant, keys(surveys)), saved_copy, aad
+    )
 
     surveys.withdraw(pseudonym, open_cid)  # arrives before the response
 
@@ -77,7 +92,9 @@ def test_withdrawal_before_submission_leaves_nothing_to_store(surveys, unchanged
     assert surveys.events(surveys.settings.topics.responses, "response.submitted") == []
 
 
-def test_a_withdrawal_handled_while_a_response_is_on_its_way_still_wins(surveys, open_cid, monkeypatch):
+def test_a_withdrawal_handled_while_a_response_is_on_its_way_still_wins(
+    surveys, open_cid, monkeypatch
+):
     """The withdrawal lands after intake checked for it and before the response is inserted."""
     pseudonym = surveys.participant(open_cid)
     token = surveys.token(pseudonym, open_cid)
@@ -113,7 +130,9 @@ def test_the_same_withdrawal_twice_changes_nothing_more(surveys, open_cid):
     assert [p.payload["responses_erased"] for p in processed] == [1, 1]
 
 
-def test_an_interrupted_erasure_is_finished_by_the_redelivered_event(surveys, open_cid, monkeypatch):
+def test_an_interrupted_erasure_is_finished_by_the_redelivered_event(
+    surveys, open_cid, monkeypatch
+):
     pseudonym = surveys.participant(open_cid)
     surveys.submit(surveys.token(pseudonym, open_cid), FULL_ANSWERS)
 
@@ -123,11 +142,23 @@ def test_an_interrupted_erasure_is_finished_by_the_redelivered_event(surveys, op
     with monkeypatch.context() as patch:
         patch.setattr(Response, "delete", crash)
         with pytest.raises(RuntimeError):
-            intake.apply_withdrawal({"pseudonym": pseudonym, "consultation_id": open_cid,
-                                     "purposes": ["participate"], "all": True}, "responses.events", "t1",
-                                    "e-interrupted")
-    assert Response.objects.count() == 1 and Erasure.objects.count() == 1  # erasure recorded, response not yet gone
-    assert Participant.objects.get(pseudonym=pseudonym).wrapped_key is None  # but already unreadable
+            intake.apply_withdrawal(
+                {
+                    "pseudonym": pseudonym,
+                    "consultation_id": open_cid,
+                    "purposes": ["participate"],
+                    "all": True,
+                },
+                "responses.events",
+                "t1",
+                "e-interrupted",
+            )
+    assert (
+        Response.objects.count() == 1 and Erasure.objects.count() == 1
+    )  # erasure recorded, response not yet gone
+    assert (
+        Participant.objects.get(pseudonym=pseudonym).wrapped_key is None
+    )  # but already unreadable
     surveys.withdraw(pseudonym, open_cid)
     assert Response.objects.count() == 0 and Erasure.objects.count() == 1
     assert len(erased_events(surveys)) == 1
@@ -140,14 +171,25 @@ def test_withdrawing_quote_consent_only_keeps_the_response_but_not_as_a_quote(su
     stored = Response.objects.get(response_id=receipt["response_id"])
     assert stored.quotable is False
     assert stored.purposes == ["participate", "aggregate_reporting"]
-    assert intake.decrypt_free_text(pseudonym, stored.response_id, stored.free_text, keys(surveys))["story"] == STORY
+    assert (
+        intake.decrypt_free_text(pseudonym, stored.response_id, stored.free_text, keys(surveys))[
+            "story"
+        ]
+        == STORY
+    )
     assert Erasure.objects.count() == 0 and erased_events(surveys) == []
 
 
-def test_a_partial_withdrawal_seen_before_the_response_narrows_what_it_may_be_used_for(surveys, open_cid):
+def test_a_partial_withdrawal_seen_before_the_response_narrows_what_it_may_be_used_for(
+    surveys, open_cid
+):
     pseudonym = surveys.participant(open_cid)
-    surveys.withdraw(pseudonym, open_cid, purposes=["aggregate_reporting", "quote_anonymised"], everything=False)
-    receipt = surveys.submit(surveys.token(pseudonym, open_cid), FULL_ANSWERS)  # the token predates the withdrawal
+    surveys.withdraw(
+        pseudonym, open_cid, purposes=["aggregate_reporting", "quote_anonymised"], everything=False
+    )
+    receipt = surveys.submit(
+        surveys.token(pseudonym, open_cid), FULL_ANSWERS
+    )  # the token predates the withdrawal
     stored = Response.objects.get(response_id=receipt["response_id"])
     assert stored.purposes == ["participate"] and stored.quotable is False
     [submitted] = surveys.events(surveys.settings.topics.responses, "response.submitted")
@@ -169,4 +211,7 @@ def test_one_participants_withdrawal_touches_no_one_else(surveys, open_cid):
     surveys.withdraw(leaving, open_cid)
     [kept] = Response.objects
     assert kept.pseudonym == staying and kept.quotable is True
-    assert intake.decrypt_free_text(staying, kept.response_id, kept.free_text, keys(surveys))["story"] == STORY
+    assert (
+        intake.decrypt_free_text(staying, kept.response_id, kept.free_text, keys(surveys))["story"]
+        == STORY
+    )

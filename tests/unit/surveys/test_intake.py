@@ -1,4 +1,5 @@
 """Response intake through the API: consent token rules, every question type, skip logic, encryption."""
+
 from __future__ import annotations
 
 import json
@@ -23,14 +24,22 @@ def test_every_question_type_is_stored_normalised(surveys, open_cid):
     pseudonym = surveys.participant(open_cid)
     receipt = surveys.submit(surveys.token(pseudonym, open_cid), FULL_ANSWERS, declined=[])
     stored = Response.objects.get(response_id=receipt["response_id"])
-    assert stored.answers == {"safe": "no", "needs": ["food", "health"], "support": 4, "age": 30,
-                              "left_on": "2024-02-29"}
+    assert stored.answers == {
+        "safe": "no",
+        "needs": ["food", "health"],
+        "support": 4,
+        "age": 30,
+        "left_on": "2024-02-29",
+    }
     assert set(stored.free_text) == {"story", "health_detail"}
     assert stored.pseudonym == pseudonym and stored.survey_version == 1 and stored.quotable is True
     assert stored.grant_id == f"g_{pseudonym}" and stored.purposes == ALL_PURPOSES
-    key = intake.participant_key(intake.Participant.objects.get(pseudonym=pseudonym), surveys.runtime.context.keys)
-    assert intake.decrypt_free_text(pseudonym, stored.response_id, stored.free_text, surveys.runtime.context.keys) == {
-        "story": "Someone who spoke my language.", "health_detail": "A dentist"}
+    key = intake.participant_key(
+        intake.Participant.objects.get(pseudonym=pseudonym), surveys.runtime.context.keys
+    )
+    assert intake.decrypt_free_text(
+        pseudonym, stored.response_id, stored.free_text, surveys.runtime.context.keys
+    ) == {"story": "Someone who spoke my language.", "health_detail": "A dentist"}
     assert key  # the key exists until the participant withdraws
 
 
@@ -51,35 +60,42 @@ def test_free_text_never_leaves_in_clear(surveys, open_cid):
 def test_everything_may_be_skipped_or_declined(surveys, open_cid):
     skipped = surveys.submit(surveys.token(surveys.participant(open_cid), open_cid), {})
     assert Response.objects.get(response_id=skipped["response_id"]).answers == {}
-    declined = surveys.submit(surveys.token(surveys.participant(open_cid), open_cid),
-                              {"safe": "", "needs": None}, declined=["age", "safe", "age"])
+    declined = surveys.submit(
+        surveys.token(surveys.participant(open_cid), open_cid),
+        {"safe": "", "needs": None},
+        declined=["age", "safe", "age"],
+    )
     stored = Response.objects.get(response_id=declined["response_id"])
     assert stored.answers == {} and stored.declined == ["safe", "age"]
     [_, event] = surveys.events(surveys.settings.topics.responses)
     assert event.payload["declined"] == ["safe", "age"]
 
 
-@pytest.mark.parametrize("question, value, message", [
-    ("safe", "maybe", "must be one of: yes, no"),
-    ("safe", ["yes"], "must be one of"),
-    ("needs", "food", "non-empty list"),
-    ("needs", ["food", "food"], "each option may be chosen once"),
-    ("needs", ["food", "water"], "unknown options: water"),
-    ("support", 6, "must be from 1 to 5"),
-    ("support", 2.5, "whole number"),
-    ("support", True, "whole number"),
-    ("age", 15, "at least 16"),
-    ("age", 101, "at most 100"),
-    ("age", "thirty", "must be a number"),
-    ("age", 30.5, "whole number"),
-    ("left_on", "2023-02-29", "real date"),
-    ("left_on", "29/02/2024", "real date"),
-    ("story", "x" * 201, "at most 200 characters"),
-    ("story", 12, "must be text"),
-    ("nickname", "Sam", "unknown question 'nickname'"),
-])
-def test_an_answer_that_does_not_fit_is_refused_naming_the_question(surveys, unchanged, open_cid, question, value,
-                                                                    message):
+@pytest.mark.parametrize(
+    "question, value, message",
+    [
+        ("safe", "maybe", "must be one of: yes, no"),
+        ("safe", ["yes"], "must be one of"),
+        ("needs", "food", "non-empty list"),
+        ("needs", ["food", "food"], "each option may be chosen once"),
+        ("needs", ["food", "water"], "unknown options: water"),
+        ("support", 6, "must be from 1 to 5"),
+        ("support", 2.5, "whole number"),
+        ("support", True, "whole number"),
+        ("age", 15, "at least 16"),
+        ("age", 101, "at most 100"),
+        ("age", "thirty", "must be a number"),
+        ("age", 30.5, "whole number"),
+        ("left_on", "2023-02-29", "real date"),
+        ("left_on", "29/02/2024", "real date"),
+        ("story", "x" * 201, "at most 200 characters"),
+        ("story", 12, "must be text"),
+        ("nickname", "Sam", "unknown question 'nickname'"),
+    ],
+)
+def test_an_answer_that_does_not_fit_is_refused_naming_the_question(
+    surveys, unchanged, open_cid, question, value, message
+):
     token = surveys.token(surveys.participant(open_cid), open_cid)
     answers = {"safe": "no", question: value} if question != "safe" else {"safe": value}
     with unchanged():
@@ -92,13 +108,19 @@ def test_an_answer_that_does_not_fit_is_refused_naming_the_question(surveys, unc
 def test_answering_a_question_that_skip_logic_hides_is_refused(surveys, unchanged, open_cid):
     token = surveys.token(surveys.participant(open_cid), open_cid)
     with unchanged():
-        hidden_section = surveys.submit(token, {"safe": "yes", "story": "should not be here"}, expect=422)
-        hidden_question = surveys.submit(token, {"safe": "no", "needs": ["food"], "health_detail": "x"}, expect=422)
+        hidden_section = surveys.submit(
+            token, {"safe": "yes", "story": "should not be here"}, expect=422
+        )
+        hidden_question = surveys.submit(
+            token, {"safe": "no", "needs": ["food"], "health_detail": "x"}, expect=422
+        )
         declined_hidden = surveys.submit(token, {"safe": "yes"}, declined=["story"], expect=422)
         both = surveys.submit(token, {"safe": "no"}, declined=["safe"], expect=422)
         unknown_decline = surveys.submit(token, {}, declined=["ghost"], expect=422)
     assert hidden_section["errors"] == {"story": ["question story is not shown for these answers"]}
-    assert hidden_question["errors"] == {"health_detail": ["question health_detail is not shown for these answers"]}
+    assert hidden_question["errors"] == {
+        "health_detail": ["question health_detail is not shown for these answers"]
+    }
     assert list(declined_hidden["errors"]) == ["story"]
     assert both["errors"] == {"safe": ["question safe is both answered and declined"]}
     assert list(unknown_decline["errors"]) == ["ghost"]
@@ -106,23 +128,29 @@ def test_answering_a_question_that_skip_logic_hides_is_refused(surveys, unchange
     surveys.submit(token, {"safe": "no", "needs": ["health"], "health_detail": "x"})
 
 
-@pytest.mark.parametrize("body", [
-    {"answers": {"safe": "no"}},  # no token
-    {"consent_token": "x" * 20, "answers": ["safe"]},
-    {"consent_token": "x" * 20, "declined": "safe"},
-    {"consent_token": "x" * 20, "answers": {}, "extra": 1},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"answers": {"safe": "no"}},  # no token
+        {"consent_token": "x" * 20, "answers": ["safe"]},
+        {"consent_token": "x" * 20, "declined": "safe"},
+        {"consent_token": "x" * 20, "answers": {}, "extra": 1},
+    ],
+)
 def test_malformed_requests_are_refused(surveys, unchanged, open_cid, body):
     with unchanged():
         surveys.call("POST", "/api/v1/responses", 422, json=body)
 
 
 def other_private_key() -> bytes:
-    return Ed25519PrivateKey.generate().private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                                      serialization.NoEncryption())
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
-def test_a_consent_token_must_be_genuine_current_and_for_participation(surveys, unchanged, open_cid):
+def test_a_consent_token_must_be_genuine_current_and_for_participation(
+    surveys, unchanged, open_cid
+):
     pseudonym = surveys.participant(open_cid)
     cases = {
         "signature": surveys.token(pseudonym, open_cid, private_key=other_private_key()),
@@ -137,16 +165,23 @@ def test_a_consent_token_must_be_genuine_current_and_for_participation(surveys, 
                 assert reason in problem["detail"]
         tampered = surveys.token(pseudonym, open_cid)
         head, claims, signature = tampered.split(".")
-        surveys.submit(".".join([head, claims[:-2] + ("AA" if claims[-2:] != "AA" else "BB"), signature]), {},
-                       expect=401)
+        surveys.submit(
+            ".".join([head, claims[:-2] + ("AA" if claims[-2:] != "AA" else "BB"), signature]),
+            {},
+            expect=401,
+        )
 
 
 def test_a_token_is_bound_to_the_participant_and_their_consultation(surveys, unchanged, open_cid):
     other_cid = surveys.open_consultation()
     pseudonym = surveys.participant(open_cid)
     with unchanged():
-        surveys.submit(surveys.token(pseudonym, other_cid), {"safe": "no"}, expect=403)  # wrong consultation
-        surveys.submit(surveys.token("p_" + "A" * 22, open_cid), {"safe": "no"}, expect=403)  # never issued
+        surveys.submit(
+            surveys.token(pseudonym, other_cid), {"safe": "no"}, expect=403
+        )  # wrong consultation
+        surveys.submit(
+            surveys.token("p_" + "A" * 22, open_cid), {"safe": "no"}, expect=403
+        )  # never issued
 
 
 def test_one_response_per_participant(surveys, unchanged, open_cid):
@@ -167,17 +202,30 @@ def test_responses_only_while_the_consultation_takes_them(surveys, unchanged, op
     early, late, after_close = (surveys.participant(open_cid) for _ in range(3))
     tokens = {p: surveys.token(p, open_cid) for p in (early, late, after_close)}
     now = utcnow()
-    surveys.organiser("PATCH", f"/api/v1/consultations/{open_cid}", 200,
-                      json={"opens_at": isoformat(now + timedelta(days=1))})
+    surveys.organiser(
+        "PATCH",
+        f"/api/v1/consultations/{open_cid}",
+        200,
+        json={"opens_at": isoformat(now + timedelta(days=1))},
+    )
     with unchanged():
         assert surveys.submit(tokens[early], {}, expect=409)["opens_at"]
-    surveys.organiser("PATCH", f"/api/v1/consultations/{open_cid}", 200,
-                      json={"opens_at": isoformat(now - timedelta(days=2)), "closes_at": isoformat(now - timedelta(days=1))})
+    surveys.organiser(
+        "PATCH",
+        f"/api/v1/consultations/{open_cid}",
+        200,
+        json={
+            "opens_at": isoformat(now - timedelta(days=2)),
+            "closes_at": isoformat(now - timedelta(days=1)),
+        },
+    )
     with unchanged():
         assert surveys.submit(tokens[late], {}, expect=410)["closed_at"]
     surveys.organiser("PATCH", f"/api/v1/consultations/{open_cid}", 200, json={"closes_at": None})
     surveys.submit(tokens[late], {})
-    surveys.organiser("POST", f"/api/v1/consultations/{open_cid}/status", 200, json={"status": "closed"})
+    surveys.organiser(
+        "POST", f"/api/v1/consultations/{open_cid}/status", 200, json={"status": "closed"}
+    )
     with unchanged():
         surveys.submit(tokens[after_close], {}, expect=410)
     assert Consultation.objects.get(consultation_id=open_cid).status == "closed"

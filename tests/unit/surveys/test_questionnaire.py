@@ -1,4 +1,5 @@
 """Survey definitions: structure, skip-logic references, translations, event summary."""
+
 from __future__ import annotations
 
 import copy
@@ -41,24 +42,51 @@ def survey() -> dict:
                         ],
                         "dimension": True,
                     },
-                    {"id": "age", "type": "number", "integer": True, "min": 0, "max": 120,
-                     "label": t("Age", "العمر")},
-                    {"id": "needs", "type": "multiple_choice", "label": t("Needs", "الاحتياجات"),
-                     "options": [{"code": "food", "label": t("Food", "طعام")},
-                                 {"code": "shelter", "label": t("Shelter", "مأوى")}]},
+                    {
+                        "id": "age",
+                        "type": "number",
+                        "integer": True,
+                        "min": 0,
+                        "max": 120,
+                        "label": t("Age", "العمر"),
+                    },
+                    {
+                        "id": "needs",
+                        "type": "multiple_choice",
+                        "label": t("Needs", "الاحتياجات"),
+                        "options": [
+                            {"code": "food", "label": t("Food", "طعام")},
+                            {"code": "shelter", "label": t("Shelter", "مأوى")},
+                        ],
+                    },
                 ],
             },
             {
                 "id": "experience",
                 "title": t("Experience", "التجربة"),
-                "content_warning": t("This section asks about violence.", "يسأل هذا القسم عن العنف."),
+                "content_warning": t(
+                    "This section asks about violence.", "يسأل هذا القسم عن العنف."
+                ),
                 "relevant": {"question": "safe", "op": "equals", "value": "no"},
                 "questions": [
-                    {"id": "support", "type": "rating", "label": t("Support received", "الدعم المتلقى")},
-                    {"id": "when", "type": "date", "label": t("When", "متى"),
-                     "relevant": {"question": "support", "op": "lte", "value": 2}},
-                    {"id": "story", "type": "free_text", "label": t("Tell us more", "أخبرنا المزيد"),
-                     "hint": t("Optional", "اختياري"), "sensitive": True},
+                    {
+                        "id": "support",
+                        "type": "rating",
+                        "label": t("Support received", "الدعم المتلقى"),
+                    },
+                    {
+                        "id": "when",
+                        "type": "date",
+                        "label": t("When", "متى"),
+                        "relevant": {"question": "support", "op": "lte", "value": 2},
+                    },
+                    {
+                        "id": "story",
+                        "type": "free_text",
+                        "label": t("Tell us more", "أخبرنا المزيد"),
+                        "hint": t("Optional", "اختياري"),
+                        "sensitive": True,
+                    },
                 ],
             },
         ],
@@ -112,8 +140,11 @@ def test_unknown_type_is_reported_at_its_path():
 
 @pytest.mark.parametrize(
     "options, message",
-    [(None, "at least 2 options"), ([], "at least 2 options"),
-     ([{"code": "yes", "label": {"en": "Y"}}], "at least 2 options")],
+    [
+        (None, "at least 2 options"),
+        ([], "at least 2 options"),
+        ([{"code": "yes", "label": {"en": "Y"}}], "at least 2 options"),
+    ],
 )
 def test_single_choice_needs_options(options, message):
     defn = survey()
@@ -165,7 +196,9 @@ def test_bad_number_bounds(changes, path):
     assert path in errors_of(excinfo)
 
 
-@pytest.mark.parametrize("changes", [{"min": 5, "max": 5}, {"min": 0, "max": 11}, {"min": 1.5}, {"max": True}])
+@pytest.mark.parametrize(
+    "changes", [{"min": 5, "max": 5}, {"min": 0, "max": 11}, {"min": 1.5}, {"max": True}]
+)
 def test_bad_rating_scale(changes):
     defn = survey()
     question(defn, 1, 0).update(changes)
@@ -248,11 +281,14 @@ def test_nested_condition_errors_have_precise_paths():
 
 def test_condition_on_free_text_content_is_refused():
     defn = survey()
-    defn["sections"].append({
-        "id": "more", "title": t("More", "المزيد"),
-        "relevant": {"question": "story", "op": "equals", "value": "help"},
-        "questions": [{"id": "x", "type": "date", "label": t("X", "س")}],
-    })
+    defn["sections"].append(
+        {
+            "id": "more",
+            "title": t("More", "المزيد"),
+            "relevant": {"question": "story", "op": "equals", "value": "help"},
+            "questions": [{"id": "x", "type": "date", "label": t("X", "س")}],
+        }
+    )
     with pytest.raises(ValidationFailed) as excinfo:
         validate_definition(defn)
     assert "sections[2].relevant.op" in errors_of(excinfo)
@@ -272,8 +308,13 @@ def test_at_most_three_dimensions():
     defn = survey()
     question(defn, 0, 2)["dimension"] = True
     extra = [
-        {"id": f"d{i}", "type": "single_choice", "label": t("D", "د"), "dimension": True,
-         "options": [{"code": "a", "label": t("A", "أ")}, {"code": "b", "label": t("B", "ب")}]}
+        {
+            "id": f"d{i}",
+            "type": "single_choice",
+            "label": t("D", "د"),
+            "dimension": True,
+            "options": [{"code": "a", "label": t("A", "أ")}, {"code": "b", "label": t("B", "ب")}],
+        }
         for i in range(2)
     ]
     defn["sections"][0]["questions"].extend(extra)
@@ -299,15 +340,37 @@ def test_dimension_only_on_choice_questions():
         ({"languages": ["en", "de"], "sections": []}, "languages[1]"),
         ({"languages": ["en", "en"], "sections": []}, "languages"),
         ({"languages": ["en"], "sections": []}, "sections"),
-        ({"languages": ["en"], "sections": [{"id": "s", "title": t("S"), "questions": []}]},
-         "sections[0].questions"),
+        (
+            {"languages": ["en"], "sections": [{"id": "s", "title": t("S"), "questions": []}]},
+            "sections[0].questions",
+        ),
         ({"languages": ["en"], "sections": [], "title": "x"}, "title"),
-        ({"languages": ["en"], "sections": [{"id": "1s", "title": t("S"),
-                                             "questions": [{"id": "q", "type": "date", "label": t("Q")}]}]},
-         "sections[0].id"),
-        ({"languages": ["en"], "sections": [{"id": "s", "title": {"de": "S"},
-                                             "questions": [{"id": "q", "type": "date", "label": t("Q")}]}]},
-         "sections[0].title"),
+        (
+            {
+                "languages": ["en"],
+                "sections": [
+                    {
+                        "id": "1s",
+                        "title": t("S"),
+                        "questions": [{"id": "q", "type": "date", "label": t("Q")}],
+                    }
+                ],
+            },
+            "sections[0].id",
+        ),
+        (
+            {
+                "languages": ["en"],
+                "sections": [
+                    {
+                        "id": "s",
+                        "title": {"de": "S"},
+                        "questions": [{"id": "q", "type": "date", "label": t("Q")}],
+                    }
+                ],
+            },
+            "sections[0].title",
+        ),
     ],
 )
 def test_structural_errors(defn, path):
@@ -330,7 +393,9 @@ def test_missing_translations_list_path_and_language():
         check_translations(defn)
     errors = errors_of(excinfo)
     assert errors["sections[0].questions[0].options[1].label"] == [
-        "missing translation for 'ar'", "missing translation for 'fr'"]
+        "missing translation for 'ar'",
+        "missing translation for 'fr'",
+    ]
     assert "missing translation for 'en'" in errors["sections[1].questions[2].hint"]
     assert errors["sections[1].content_warning"] == ["missing translation for 'fr'"]
     # Every text is missing French: one entry per text field.
@@ -362,12 +427,30 @@ def test_publishable_reports_structure_and_translations_together():
 
 def test_published_questions_summary():
     summary = published_questions(validate_definition(survey()))
-    assert summary[0] == {"id": "safe", "type": "single_choice", "options": ["yes", "no"],
-                          "dimension": True, "min": None, "max": None}
-    assert summary[1] == {"id": "age", "type": "number", "options": [], "dimension": False,
-                          "min": 0, "max": 120}
-    assert summary[3] == {"id": "support", "type": "rating", "options": [], "dimension": False,
-                          "min": 1, "max": 5}
+    assert summary[0] == {
+        "id": "safe",
+        "type": "single_choice",
+        "options": ["yes", "no"],
+        "dimension": True,
+        "min": None,
+        "max": None,
+    }
+    assert summary[1] == {
+        "id": "age",
+        "type": "number",
+        "options": [],
+        "dimension": False,
+        "min": 0,
+        "max": 120,
+    }
+    assert summary[3] == {
+        "id": "support",
+        "type": "rating",
+        "options": [],
+        "dimension": False,
+        "min": 1,
+        "max": 5,
+    }
     assert [q["id"] for q in summary] == ["safe", "age", "needs", "support", "when", "story"]
     assert all(set(q) == {"id", "type", "options", "dimension", "min", "max"} for q in summary)
 
@@ -383,10 +466,26 @@ def test_published_questions_summary():
         ({"question": "n", "op": "gte", "value": 3}, {"n": 3}, True),
         ({"question": "n", "op": "gt", "value": 3}, {"n": 3}, False),
         ({"question": "d", "op": "lt", "value": "2020-01-10"}, {"d": "2020-01-09"}, True),
-        ({"all": [{"question": "a", "op": "answered"}, {"question": "n", "op": "lte", "value": 1}]},
-         {"a": "x", "n": 2}, False),
-        ({"any": [{"question": "a", "op": "answered"}, {"question": "n", "op": "lte", "value": 1}]},
-         {"a": "x", "n": 2}, True),
+        (
+            {
+                "all": [
+                    {"question": "a", "op": "answered"},
+                    {"question": "n", "op": "lte", "value": 1},
+                ]
+            },
+            {"a": "x", "n": 2},
+            False,
+        ),
+        (
+            {
+                "any": [
+                    {"question": "a", "op": "answered"},
+                    {"question": "n", "op": "lte", "value": 1},
+                ]
+            },
+            {"a": "x", "n": 2},
+            True,
+        ),
     ],
 )
 def test_condition_semantics(condition, answers, expected):

@@ -1,4 +1,5 @@
 """Save and resume on the server: a resume code, encrypted partial answers, expiry."""
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,9 @@ def open_cid(surveys):
 
 
 def save(surveys, token, answers, expect=201, **extra):
-    return surveys.call("POST", "/api/v1/resume", expect, json={"consent_token": token, "answers": answers, **extra})
+    return surveys.call(
+        "POST", "/api/v1/resume", expect, json={"consent_token": token, "answers": answers, **extra}
+    )
 
 
 def lookup(surveys, code, expect=200):
@@ -32,7 +35,14 @@ def test_partial_answers_are_kept_under_a_code_and_come_back(surveys, open_cid):
     pseudonym = surveys.participant(open_cid)
     token = surveys.token(pseudonym, open_cid)
     partial = {"safe": "no", "needs": ["health"], "story": "My neighbour helped me"}
-    saved = save(surveys, token, partial, declined=["age"], section_id="story_section", receipt_code="RCPT-CODE-1234")
+    saved = save(
+        surveys,
+        token,
+        partial,
+        declined=["age"],
+        section_id="story_section",
+        receipt_code="RCPT-CODE-1234",
+    )
     code = saved["resume_code"]
     expires = datetime.fromisoformat(saved["expires_at"])
     assert timedelta(hours=71) < expires - utcnow() <= timedelta(hours=72)
@@ -51,7 +61,9 @@ def test_partial_answers_are_kept_under_a_code_and_come_back(surveys, open_cid):
     stored = json.dumps(surveys.snapshot(), default=str)
     for secret in ("My neighbour", code, code.replace("-", ""), token, "RCPT-CODE-1234"):
         assert secret not in stored
-    assert draft.code_hash == codes.hash_code(codes.CodeKind.RESUME, code, surveys.runtime.context.keys.code_pepper)
+    assert draft.code_hash == codes.hash_code(
+        codes.CodeKind.RESUME, code, surveys.runtime.context.keys.code_pepper
+    )
 
     # Continue and submit: the draft is not needed any more.
     surveys.submit(resumed["consent_token"], {**resumed["answers"], "age": 40})
@@ -75,7 +87,9 @@ def test_saving_again_replaces_the_draft_and_the_old_code(surveys, open_cid):
 
 def test_answers_made_irrelevant_by_a_change_are_dropped_on_save(surveys, open_cid):
     token = surveys.token(surveys.participant(open_cid), open_cid)
-    code = save(surveys, token, {"safe": "yes", "story": "written before changing safe"})["resume_code"]
+    code = save(surveys, token, {"safe": "yes", "story": "written before changing safe"})[
+        "resume_code"
+    ]
     assert lookup(surveys, code)["answers"] == {"safe": "yes"}
 
 
@@ -83,7 +97,9 @@ def test_expired_progress_is_gone(surveys, open_cid):
     token = surveys.token(surveys.participant(open_cid), open_cid, ttl=timedelta(days=10))
     code = save(surveys, token, {"safe": "no"})["resume_code"]
     keys = surveys.runtime.context.keys
-    assert resume.resume_progress(code, keys, now=utcnow() + timedelta(hours=71))["answers"] == {"safe": "no"}
+    assert resume.resume_progress(code, keys, now=utcnow() + timedelta(hours=71))["answers"] == {
+        "safe": "no"
+    }
     with pytest.raises(Gone):  # 410: read before any save deleted it
         resume.resume_progress(code, keys, now=utcnow() + timedelta(hours=72, seconds=1))
     assert ResumeDraft.objects.count() == 0
@@ -105,30 +121,42 @@ def test_an_expired_consent_token_is_not_handed_back(surveys, open_cid):
     pseudonym = surveys.participant(open_cid)
     code = save(surveys, surveys.token(pseudonym, open_cid, ttl=60), {"safe": "no"})["resume_code"]
     # Ten minutes later the one-minute token has expired; the draft (72 hours) has not.
-    result = resume.resume_progress(code, surveys.runtime.context.keys, now=utcnow() + timedelta(minutes=10))
+    result = resume.resume_progress(
+        code, surveys.runtime.context.keys, now=utcnow() + timedelta(minutes=10)
+    )
     assert result["consent_token_valid"] is False and result["consent_token"] is None
     assert result["granted_purposes"] is None
     assert result["answers"] == {"safe": "no"} and result["pseudonym"] == pseudonym
 
 
-@pytest.mark.parametrize("body, status, field", [
-    ({"answers": {"safe": "perhaps"}}, 422, "safe"),
-    ({"answers": {"ghost": 1}}, 422, "ghost"),
-    ({"answers": {}, "section_id": "nowhere"}, 422, "section_id"),
-    ({"answers": {}, "survey_version": 9}, 422, "survey_version"),
-    ({"answers": {}, "resume_code": "ABCD"}, 422, "resume_code"),
-])
+@pytest.mark.parametrize(
+    "body, status, field",
+    [
+        ({"answers": {"safe": "perhaps"}}, 422, "safe"),
+        ({"answers": {"ghost": 1}}, 422, "ghost"),
+        ({"answers": {}, "section_id": "nowhere"}, 422, "section_id"),
+        ({"answers": {}, "survey_version": 9}, 422, "survey_version"),
+        ({"answers": {}, "resume_code": "ABCD"}, 422, "resume_code"),
+    ],
+)
 def test_bad_saves_store_nothing(surveys, unchanged, open_cid, body, status, field):
     token = surveys.token(surveys.participant(open_cid), open_cid)
     with unchanged():
-        problem = surveys.call("POST", "/api/v1/resume", status, json={"consent_token": token, **body})
+        problem = surveys.call(
+            "POST", "/api/v1/resume", status, json={"consent_token": token, **body}
+        )
     assert field in problem["errors"]
 
 
 def test_saving_needs_a_valid_consent_token(surveys, unchanged, open_cid):
     pseudonym = surveys.participant(open_cid)
     with unchanged():
-        save(surveys, surveys.token(pseudonym, open_cid, purposes=["aggregate_reporting"]), {}, expect=401)
+        save(
+            surveys,
+            surveys.token(pseudonym, open_cid, purposes=["aggregate_reporting"]),
+            {},
+            expect=401,
+        )
         save(surveys, "forged.token.value", {}, expect=401)
     surveys.withdraw(pseudonym, open_cid)
     with unchanged():
@@ -148,7 +176,9 @@ def test_codes_are_checked_before_any_lookup(surveys, unchanged, open_cid):
 def test_progress_of_a_closed_consultation_cannot_be_resumed(surveys, open_cid):
     token = surveys.token(surveys.participant(open_cid), open_cid)
     code = save(surveys, token, {"safe": "no"})["resume_code"]
-    surveys.organiser("POST", f"/api/v1/consultations/{open_cid}/status", 200, json={"status": "closed"})
+    surveys.organiser(
+        "POST", f"/api/v1/consultations/{open_cid}/status", 200, json={"status": "closed"}
+    )
     lookup(surveys, code, expect=410)
 
 
@@ -166,7 +196,9 @@ def test_progress_expires_after_the_configured_time(secrets_env, consent_keys):
     from tests.unit.surveys.conftest import Surveys
 
     bus = InProcessBus()
-    app = create_app(make_settings("surveys", {**secrets_env, "VOICES_RESUME_TTL_HOURS": "2"}), bus=bus)
+    app = create_app(
+        make_settings("surveys", {**secrets_env, "VOICES_RESUME_TTL_HOURS": "2"}), bus=bus
+    )
     short = Surveys(app, bus, secrets_env, consent_keys[0])
     cid = short.open_consultation()
     saved = save(short, short.token(short.participant(cid), cid), {"safe": "no"})

@@ -1,4 +1,5 @@
 """withdrawal.processed: every full withdrawal is confirmed once, also when there was nothing to erase."""
+
 from __future__ import annotations
 
 from services.surveys import intake
@@ -18,8 +19,13 @@ def test_a_full_withdrawal_is_confirmed_after_the_erasure(surveys):
     surveys.withdraw(pseudonym, cid)
     [event] = processed(surveys)
     assert (event.key, event.producer, event.version) == (cid, "surveys", 1)
-    assert event.payload == {"consultation_id": cid, "pseudonym": pseudonym, "responses_erased": 1,
-                             "key_shredded": True, "processed_at": event.payload["processed_at"]}
+    assert event.payload == {
+        "consultation_id": cid,
+        "pseudonym": pseudonym,
+        "responses_erased": 1,
+        "key_shredded": True,
+        "processed_at": event.payload["processed_at"],
+    }
     assert Envelope.parse(event.to_dict()) == event  # it honours the shared contract
     # Published after the erasure it confirms (same topic and key, so consumers see that order).
     types = [e.type for e in surveys.bus.events(surveys.settings.topics.responses)]
@@ -34,15 +40,22 @@ def test_a_withdrawal_before_any_response_is_confirmed_with_nothing_erased(surve
     assert (event.payload["responses_erased"], event.payload["key_shredded"]) == (0, True)
     # A pseudonym this service never saw: no key was held, nothing erased, still confirmed.
     surveys.withdraw("p_never_seen", cid)
-    assert [(e.payload["pseudonym"], e.payload["responses_erased"], e.payload["key_shredded"])
-            for e in processed(surveys)] == [(pseudonym, 0, True), ("p_never_seen", 0, True)]
+    assert [
+        (e.payload["pseudonym"], e.payload["responses_erased"], e.payload["key_shredded"])
+        for e in processed(surveys)
+    ] == [(pseudonym, 0, True), ("p_never_seen", 0, True)]
 
 
 def test_the_same_withdrawal_event_is_confirmed_once(surveys):
     cid = surveys.open_consultation()
     pseudonym = surveys.participant(cid)
     surveys.submit(surveys.token(pseudonym, cid), FULL_ANSWERS)
-    payload = {"pseudonym": pseudonym, "consultation_id": cid, "purposes": ["participate"], "all": True}
+    payload = {
+        "pseudonym": pseudonym,
+        "consultation_id": cid,
+        "purposes": ["participate"],
+        "all": True,
+    }
     topic = surveys.settings.topics.responses
     # As after a crash between the handler and the dispatcher's record: the handler runs again.
     intake.apply_withdrawal(payload, topic, "t1", "e-1")

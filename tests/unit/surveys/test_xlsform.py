@@ -1,4 +1,5 @@
 """XLSForm import: real .xlsx workbooks built here with openpyxl."""
+
 from __future__ import annotations
 
 import io
@@ -25,22 +26,94 @@ YES_NO = [
 ]
 
 CONSULTATION_FORM = [
-    ["type", "name", EN, AR, "hint::English (en)", "hint::Arabic (ar)", "relevant", "constraint", "required"],
-    ["select_one yn", "safe", "Do you feel safe?", "هل تشعر بالأمان؟", None, None, None, None, "yes"],  # row 2
+    [
+        "type",
+        "name",
+        EN,
+        AR,
+        "hint::English (en)",
+        "hint::Arabic (ar)",
+        "relevant",
+        "constraint",
+        "required",
+    ],
+    [
+        "select_one yn",
+        "safe",
+        "Do you feel safe?",
+        "هل تشعر بالأمان؟",
+        None,
+        None,
+        None,
+        None,
+        "yes",
+    ],  # row 2
     ["begin group", "about", "About you", "عنك", None, None, None, None, None],  # row 3
-    ["integer", "age", "How old are you?", "كم عمرك؟", "Years", "سنوات", None, ". >= 0 and . <= 120", None],
-    ["select_multiple needs", "needs", "What do you need?", "ماذا تحتاج؟", None, None, None, None, None],
+    [
+        "integer",
+        "age",
+        "How old are you?",
+        "كم عمرك؟",
+        "Years",
+        "سنوات",
+        None,
+        ". >= 0 and . <= 120",
+        None,
+    ],
+    [
+        "select_multiple needs",
+        "needs",
+        "What do you need?",
+        "ماذا تحتاج؟",
+        None,
+        None,
+        None,
+        None,
+        None,
+    ],
     ["end group", None, None, None, None, None, None, None, None],  # row 6
     [None] * 9,  # row 7: blank rows keep later row numbers honest
-    ["begin group", "health", "Health", "الصحة", None, None, "selected(${needs}, 'health')", None, None],
-    ["date", "seen", "When were you last seen by a doctor?", "متى رآك طبيب آخر مرة؟", None, None, None, None, None],
+    [
+        "begin group",
+        "health",
+        "Health",
+        "الصحة",
+        None,
+        None,
+        "selected(${needs}, 'health')",
+        None,
+        None,
+    ],
+    [
+        "date",
+        "seen",
+        "When were you last seen by a doctor?",
+        "متى رآك طبيب آخر مرة؟",
+        None,
+        None,
+        None,
+        None,
+        None,
+    ],
     ["note", "thanks_note", "Thank you", "شكرا", None, None, None, None, None],  # row 10
-    ["text", "story", "Tell us more", "أخبرنا المزيد", None, None,
-     "${safe} = 'no' and ${age} >= 18", "string-length(.) <= 500", None],
+    [
+        "text",
+        "story",
+        "Tell us more",
+        "أخبرنا المزيد",
+        None,
+        None,
+        "${safe} = 'no' and ${age} >= 18",
+        "string-length(.) <= 500",
+        None,
+    ],
     ["end group", None, None, None, None, None, None, None, None],
 ]
 
-SETTINGS = [["form_title", "form_id", "default_language"], ["Safety consultation", "safety", "English (en)"]]
+SETTINGS = [
+    ["form_title", "form_id", "default_language"],
+    ["Safety consultation", "safety", "English (en)"],
+]
 
 
 def problems(excinfo) -> list[dict]:
@@ -59,8 +132,10 @@ def test_round_trip_with_arabic_groups_relevant_and_select_multiple():
     safe = loose["questions"][0]
     assert safe["type"] == "single_choice"
     assert safe["label"] == {"en": "Do you feel safe?", "ar": "هل تشعر بالأمان؟"}
-    assert safe["options"] == [{"code": "yes", "label": {"en": "Yes", "ar": "نعم"}},
-                               {"code": "no", "label": {"en": "No", "ar": "لا"}}]
+    assert safe["options"] == [
+        {"code": "yes", "label": {"en": "Yes", "ar": "نعم"}},
+        {"code": "no", "label": {"en": "No", "ar": "لا"}},
+    ]
 
     age, needs = about["questions"]
     assert about["title"] == {"en": "About you", "ar": "عنك"}
@@ -74,8 +149,12 @@ def test_round_trip_with_arabic_groups_relevant_and_select_multiple():
     assert [q["id"] for q in health["questions"]] == ["seen", "story"]  # the note is skipped
     story = health["questions"][1]
     assert story["type"] == "free_text" and story["max_length"] == 500
-    assert story["relevant"] == {"all": [{"question": "safe", "op": "equals", "value": "no"},
-                                         {"question": "age", "op": "gte", "value": 18}]}
+    assert story["relevant"] == {
+        "all": [
+            {"question": "safe", "op": "equals", "value": "no"},
+            {"question": "age", "op": "gte", "value": 18},
+        ]
+    }
 
     # Fully translated: publishable as is.
     check_translations(definition)
@@ -87,13 +166,25 @@ def test_round_trip_with_arabic_groups_relevant_and_select_multiple():
     assert "skipped" in reasons[(1, "required")] and "row 2" in reasons[(1, "required")]
 
     # And the definition drives answers and skip logic.
-    answers = {"safe": "no", "age": "30", "needs": ["health", "food"], "seen": "2024-05-01",
-               "story": "  الطبيب بعيد  "}
+    answers = {
+        "safe": "no",
+        "age": "30",
+        "needs": ["health", "food"],
+        "seen": "2024-05-01",
+        "story": "  الطبيب بعيد  ",
+    }
     assert validate_answers(definition, answers) == {
-        "safe": "no", "age": 30, "needs": ["food", "health"], "seen": "2024-05-01", "story": "الطبيب بعيد"}
+        "safe": "no",
+        "age": 30,
+        "needs": ["food", "health"],
+        "seen": "2024-05-01",
+        "story": "الطبيب بعيد",
+    }
     with pytest.raises(ValidationFailed) as excinfo:
         validate_answers(definition, {"needs": ["food"], "seen": "2024-05-01"})
-    assert excinfo.value.extra["errors"] == {"seen": ["question seen is not shown for these answers"]}
+    assert excinfo.value.extra["errors"] == {
+        "seen": ["question seen is not shown for these answers"]
+    }
     shown = visible_questions(definition, {"safe": "yes", "age": 30, "needs": ["health"]})
     assert shown[-1] == {"section_id": "health", "question_ids": ["seen"]}
 
@@ -117,7 +208,15 @@ def test_unsupported_rows_are_each_reported_with_sheet_and_row():
         ["select_one yn or_other", "other", "Other?", None, None, None, None],  # 8
         ["select_one yn", "filtered", "Filtered", None, None, "list_name = 'yn'", None],  # 9
         ["integer", "n", "N", "count(${safe}) > 1", None, None, None],  # 10
-        ["integer", "m", "M", None, "regex(., '[0-9]+')", None, None],  # 11: constraint dropped, warned
+        [
+            "integer",
+            "m",
+            "M",
+            None,
+            "regex(., '[0-9]+')",
+            None,
+            None,
+        ],  # 11: constraint dropped, warned
         ["deviceid", "device", None, None, None, None, None],  # 12
         ["text", "early", "Early", "${late} != ''", None, None, None],  # 13: forward reference
         ["text", "late", "Late", None, None, None, None],  # 14 ok
@@ -130,7 +229,15 @@ def test_unsupported_rows_are_each_reported_with_sheet_and_row():
     found = problems(excinfo)
     by_row = {(p["sheet"], p["row"]): p for p in found if p["sheet"] in ("survey", "choices")}
     assert ("choices", 3) not in by_row  # 'no no' is kept as no_no, with a warning
-    expected = {3: "where", 4: "score", 5: "kids", 10: "n", 13: "early", 15: "nolist", 16: "refers_to_map"}
+    expected = {
+        3: "where",
+        4: "score",
+        5: "kids",
+        10: "n",
+        13: "early",
+        15: "nolist",
+        16: "refers_to_map",
+    }
     for row, name in expected.items():
         assert ("survey", row) in by_row, row
         assert by_row[("survey", row)]["name"] == name
@@ -159,8 +266,12 @@ def test_a_column_in_another_language_is_left_out_with_a_warning_at_its_header()
 
 def test_default_language_names_the_language_of_plain_columns():
     survey = [["type", "name", "label"], ["text", "q", "Question"]]
-    assert import_xlsform(xlsx(survey), default_language="fr", languages=["en"])["languages"] == ["fr"]
-    from_settings = import_xlsform(xlsx(survey, settings=[["default_language"], ["Español"]]), default_language="fr")
+    assert import_xlsform(xlsx(survey), default_language="fr", languages=["en"])["languages"] == [
+        "fr"
+    ]
+    from_settings = import_xlsform(
+        xlsx(survey, settings=[["default_language"], ["Español"]]), default_language="fr"
+    )
     assert from_settings["sections"][0]["questions"][0]["label"] == {"es": "Question"}
     with pytest.raises(ValidationFailed) as excinfo:
         import_xlsform(xlsx(survey, settings=[["default_language"], ["Deutsch"]]))
@@ -200,20 +311,38 @@ def test_simple_constraints_become_bounds(qtype, constraint, expected):
 
 @pytest.mark.parametrize(
     "qtype, constraint",
-    [("decimal", ". > 0"), ("integer", ". >= 0 or . <= -5"), ("date", ". <= today()"),
-     ("select_one yn", "count-selected(.) = 1"), ("text", "regex(., '^[0-9]{10}$')"), ("integer", ". > ${a}")],
+    [
+        ("decimal", ". > 0"),
+        ("integer", ". >= 0 or . <= -5"),
+        ("date", ". <= today()"),
+        ("select_one yn", "count-selected(.) = 1"),
+        ("text", "regex(., '^[0-9]{10}$')"),
+        ("integer", ". > ${a}"),
+    ],
 )
 def test_constraints_voices_cannot_keep_are_dropped_with_a_warning_at_their_row(qtype, constraint):
-    survey = [["type", "name", EN, "constraint"], ["integer", "a", "A", None], [qtype, "q", "Q", constraint]]
+    survey = [
+        ["type", "name", EN, "constraint"],
+        ["integer", "a", "A", None],
+        [qtype, "q", "Q", constraint],
+    ]
     imported = read_xlsform(xlsx(survey, YES_NO[:3]))
     question = imported.definition["sections"][0]["questions"][1]
     assert question.get("min") is None and question.get("max") is None
     assert question.get("max_length") in (None, 2000)
-    assert any(constraint in w["reason"] and "not kept" in w["reason"] for w in imported.warnings if w["row"] == 3)
+    assert any(
+        constraint in w["reason"] and "not kept" in w["reason"]
+        for w in imported.warnings
+        if w["row"] == 3
+    )
 
 
 def test_definition_rule_breaks_are_traced_back_to_rows():
-    survey = [["type", "name", EN, "constraint"], ["text", "a", "A", None], ["integer", "q", "Q", ". >= 10 and . <= 5"]]
+    survey = [
+        ["type", "name", EN, "constraint"],
+        ["text", "a", "A", None],
+        ["integer", "q", "Q", ". >= 10 and . <= 5"],
+    ]
     with pytest.raises(ValidationFailed) as excinfo:
         import_xlsform(xlsx(survey))
     [problem] = problems(excinfo)
@@ -222,8 +351,11 @@ def test_definition_rule_breaks_are_traced_back_to_rows():
 
 
 def test_range_becomes_rating():
-    survey = [["type", "name", EN, "parameters"], ["range", "r", "R", "start=1 end=5 step=1"],
-              ["range", "r10", "R", None]]
+    survey = [
+        ["type", "name", EN, "parameters"],
+        ["range", "r", "R", "start=1 end=5 step=1"],
+        ["range", "r10", "R", None],
+    ]
     first, second = import_xlsform(xlsx(survey))["sections"][0]["questions"]
     assert (first["type"], first["min"], first["max"]) == ("rating", 1, 5)
     assert (second["min"], second["max"]) == (1, 10)
@@ -238,49 +370,99 @@ def test_range_becomes_rating():
         ("${safe} != 'yes'", {"not": {"question": "safe", "op": "equals", "value": "yes"}}),
         ("${safe} = ''", {"not": {"question": "safe", "op": "answered"}}),
         ("${needs} != ''", {"question": "needs", "op": "answered"}),
-        ("not(selected(${needs}, 'food'))", {"not": {"question": "needs", "op": "includes", "value": "food"}}),
+        (
+            "not(selected(${needs}, 'food'))",
+            {"not": {"question": "needs", "op": "includes", "value": "food"}},
+        ),
         ("selected(${safe}, 'no')", {"question": "safe", "op": "equals", "value": "no"}),
         ("18 < ${age}", {"question": "age", "op": "gt", "value": 18}),
         ("${age} <= 17.5", {"question": "age", "op": "lte", "value": 17.5}),
-        ("${safe} = 'no' or ${age} < 18 and ${needs} != ''",
-         {"any": [{"question": "safe", "op": "equals", "value": "no"},
-                  {"all": [{"question": "age", "op": "lt", "value": 18},
-                           {"question": "needs", "op": "answered"}]}]}),
-        ("(${safe} = 'no' or ${age} < 18) and selected(${needs}, 'health')",
-         {"all": [{"any": [{"question": "safe", "op": "equals", "value": "no"},
-                           {"question": "age", "op": "lt", "value": 18}]},
-                  {"question": "needs", "op": "includes", "value": "health"}]}),
+        (
+            "${safe} = 'no' or ${age} < 18 and ${needs} != ''",
+            {
+                "any": [
+                    {"question": "safe", "op": "equals", "value": "no"},
+                    {
+                        "all": [
+                            {"question": "age", "op": "lt", "value": 18},
+                            {"question": "needs", "op": "answered"},
+                        ]
+                    },
+                ]
+            },
+        ),
+        (
+            "(${safe} = 'no' or ${age} < 18) and selected(${needs}, 'health')",
+            {
+                "all": [
+                    {
+                        "any": [
+                            {"question": "safe", "op": "equals", "value": "no"},
+                            {"question": "age", "op": "lt", "value": 18},
+                        ]
+                    },
+                    {"question": "needs", "op": "includes", "value": "health"},
+                ]
+            },
+        ),
     ],
 )
 def test_relevant_expressions(expression, condition):
-    survey = [["type", "name", EN, "relevant"], ["select_one yn", "safe", "S", None], ["integer", "age", "A", None],
-              ["select_multiple needs", "needs", "N", None], ["text", "q", "Q", expression]]
+    survey = [
+        ["type", "name", EN, "relevant"],
+        ["select_one yn", "safe", "S", None],
+        ["integer", "age", "A", None],
+        ["select_multiple needs", "needs", "N", None],
+        ["text", "q", "Q", expression],
+    ]
     questions = import_xlsform(xlsx(survey, YES_NO))["sections"][0]["questions"]
     assert questions[-1]["relevant"] == condition
 
 
 @pytest.mark.parametrize(
     "expression, condition",
-    [("${scale} <= 2", {"any": [{"question": "scale", "op": "equals", "value": "1"},
-                                {"question": "scale", "op": "equals", "value": "2"}]}),
-     ("4 < ${scale}", {"question": "scale", "op": "equals", "value": "5"}),
-     ("count-selected(${needs}) > 0", {"question": "needs", "op": "answered"}),
-     ("count-selected(${needs}) = 0", {"not": {"question": "needs", "op": "answered"}}),
-     ("1 <= count-selected(${needs})", {"question": "needs", "op": "answered"}),
-     ("string-length(${scale}) = 0", {"not": {"question": "scale", "op": "answered"}})],
+    [
+        (
+            "${scale} <= 2",
+            {
+                "any": [
+                    {"question": "scale", "op": "equals", "value": "1"},
+                    {"question": "scale", "op": "equals", "value": "2"},
+                ]
+            },
+        ),
+        ("4 < ${scale}", {"question": "scale", "op": "equals", "value": "5"}),
+        ("count-selected(${needs}) > 0", {"question": "needs", "op": "answered"}),
+        ("count-selected(${needs}) = 0", {"not": {"question": "needs", "op": "answered"}}),
+        ("1 <= count-selected(${needs})", {"question": "needs", "op": "answered"}),
+        ("string-length(${scale}) = 0", {"not": {"question": "scale", "op": "answered"}}),
+    ],
 )
 def test_scales_and_counted_choices_in_relevant(expression, condition):
-    survey = [["type", "name", EN, "relevant"], ["select_one scale", "scale", "S", None],
-              ["select_multiple needs", "needs", "N", None], ["text", "q", "Q", expression]]
+    survey = [
+        ["type", "name", EN, "relevant"],
+        ["select_one scale", "scale", "S", None],
+        ["select_multiple needs", "needs", "N", None],
+        ["text", "q", "Q", expression],
+    ]
     choices = [*YES_NO, *[["scale", str(n), str(n), str(n)] for n in range(1, 6)]]
-    assert import_xlsform(xlsx(survey, choices))["sections"][0]["questions"][-1]["relevant"] == condition
+    assert (
+        import_xlsform(xlsx(survey, choices))["sections"][0]["questions"][-1]["relevant"]
+        == condition
+    )
 
 
-@pytest.mark.parametrize("expression", ["${scale} > 5", "count-selected(${needs}) > 1", "${safe} >= 1"])
+@pytest.mark.parametrize(
+    "expression", ["${scale} > 5", "count-selected(${needs}) > 1", "${safe} >= 1"]
+)
 def test_comparisons_that_cannot_be_kept_are_refused(expression):
-    survey = [["type", "name", EN, "relevant"], ["select_one scale", "scale", "S", None],
-              ["select_multiple needs", "needs", "N", None], ["select_one yn", "safe", "S", None],
-              ["text", "q", "Q", expression]]
+    survey = [
+        ["type", "name", EN, "relevant"],
+        ["select_one scale", "scale", "S", None],
+        ["select_multiple needs", "needs", "N", None],
+        ["select_one yn", "safe", "S", None],
+        ["text", "q", "Q", expression],
+    ]
     choices = [*YES_NO, *[["scale", str(n), str(n), str(n)] for n in range(1, 6)]]
     with pytest.raises(ValidationFailed) as excinfo:
         import_xlsform(xlsx(survey, choices))
@@ -289,30 +471,63 @@ def test_comparisons_that_cannot_be_kept_are_refused(expression):
 
 @pytest.mark.parametrize(
     "expression",
-    ["${needs} = 'food'", "${safe} = 'maybe'", "${safe} > 2", "${age} = 'old'", "${when} > '2020-01-01'",
-     "string-length(${safe}) > 3", "${safe} = 'no' and", "${safe} = ${age}", "${nobody} = 'x'", "true()"],
+    [
+        "${needs} = 'food'",
+        "${safe} = 'maybe'",
+        "${safe} > 2",
+        "${age} = 'old'",
+        "${when} > '2020-01-01'",
+        "string-length(${safe}) > 3",
+        "${safe} = 'no' and",
+        "${safe} = ${age}",
+        "${nobody} = 'x'",
+        "true()",
+    ],
 )
 def test_unsupported_relevant_expressions(expression):
-    survey = [["type", "name", EN, "relevant"], ["select_one yn", "safe", "S", None], ["integer", "age", "A", None],
-              ["select_multiple needs", "needs", "N", None], ["date", "when", "W", None],
-              ["text", "q", "Q", expression]]
+    survey = [
+        ["type", "name", EN, "relevant"],
+        ["select_one yn", "safe", "S", None],
+        ["integer", "age", "A", None],
+        ["select_multiple needs", "needs", "N", None],
+        ["date", "when", "W", None],
+        ["text", "q", "Q", expression],
+    ]
     with pytest.raises(ValidationFailed) as excinfo:
         import_xlsform(xlsx(survey, YES_NO))
-    assert any(p["sheet"] == "survey" and p["row"] == 6 and p["name"] == "q" for p in problems(excinfo))
+    assert any(
+        p["sheet"] == "survey" and p["row"] == 6 and p["name"] == "q" for p in problems(excinfo)
+    )
 
 
 def test_a_group_inside_a_group_becomes_a_section_shown_only_with_the_outer_one():
-    survey = [["type", "name", EN, AR, "relevant", "content_warning::English (en)", "content_warning::Arabic (ar)"],
-              ["select_one yn", "safe", "Safe?", "آمن؟", None, None, None],
-              ["begin group", "outer", "Outer", "خارجي", "${safe} = 'no'", "Hard", "صعب"],
-              ["text", "a", "A", "أ", None, None, None],
-              ["begin group", "inner", None, None, "${a} != ''", None, None],  # row 5
-              ["select_multiple needs", "needs", "Needs", "احتياجات", None, None, None],
-              ["end group"], ["text", "b", "B", "ب", None, None, None], ["end group"]]
+    survey = [
+        [
+            "type",
+            "name",
+            EN,
+            AR,
+            "relevant",
+            "content_warning::English (en)",
+            "content_warning::Arabic (ar)",
+        ],
+        ["select_one yn", "safe", "Safe?", "آمن؟", None, None, None],
+        ["begin group", "outer", "Outer", "خارجي", "${safe} = 'no'", "Hard", "صعب"],
+        ["text", "a", "A", "أ", None, None, None],
+        ["begin group", "inner", None, None, "${a} != ''", None, None],  # row 5
+        ["select_multiple needs", "needs", "Needs", "احتياجات", None, None, None],
+        ["end group"],
+        ["text", "b", "B", "ب", None, None, None],
+        ["end group"],
+    ]
     imported = read_xlsform(xlsx(survey, YES_NO))
     sections = imported.definition["sections"]
     assert [(s["id"], [q["id"] for q in s["questions"]]) for s in sections] == [
-        ("section_1", ["safe"]), ("outer", ["a"]), ("inner", ["needs"]), ("outer_2", ["b"])]
+        ("section_1", ["safe"]),
+        ("outer", ["a"]),
+        ("inner", ["needs"]),
+        ("outer_2", ["b"]),
+    ]
     outer_shown = {"question": "safe", "op": "equals", "value": "no"}
     assert sections[1]["relevant"] == sections[3]["relevant"] == outer_shown
     assert sections[2]["relevant"] == {"all": [outer_shown, {"question": "a", "op": "answered"}]}
@@ -328,8 +543,16 @@ def test_a_group_inside_a_group_becomes_a_section_shown_only_with_the_outer_one(
 
 def test_voices_extension_columns():
     survey = [
-        ["type", "name", EN, AR, "dimension", "sensitive", "content_warning::English (en)",
-         "content_warning::Arabic (ar)"],
+        [
+            "type",
+            "name",
+            EN,
+            AR,
+            "dimension",
+            "sensitive",
+            "content_warning::English (en)",
+            "content_warning::Arabic (ar)",
+        ],
         ["begin group", "g", "G", "ج", None, None, "Hard questions ahead", "أسئلة صعبة"],
         ["select_one yn", "safe", "S", "س", "yes", "no", None, None],
         ["text", "story", "T", "ت", None, "TRUE", None, None],
@@ -337,7 +560,10 @@ def test_voices_extension_columns():
     ]
     section = import_xlsform(xlsx(survey, YES_NO))["sections"][0]
     assert section["content_warning"] == {"en": "Hard questions ahead", "ar": "أسئلة صعبة"}
-    assert section["questions"][0]["dimension"] is True and section["questions"][0]["sensitive"] is False
+    assert (
+        section["questions"][0]["dimension"] is True
+        and section["questions"][0]["sensitive"] is False
+    )
     assert section["questions"][1]["sensitive"] is True
     survey[3][5] = "sometimes"
     with pytest.raises(ValidationFailed) as excinfo:
@@ -351,22 +577,47 @@ def test_missing_translation_imports_but_is_not_publishable():
     assert definition["sections"][0]["questions"][1]["label"] == {"en": "Two"}
     with pytest.raises(ValidationFailed) as excinfo:
         publishable(definition)
-    assert excinfo.value.extra["errors"] == {"sections[0].questions[1].label": ["missing translation for 'ar'"]}
+    assert excinfo.value.extra["errors"] == {
+        "sections[0].questions[1].label": ["missing translation for 'ar'"]
+    }
 
 
 def test_sections_split_around_groups():
-    survey = [["type", "name", EN], ["text", "a", "A"], ["begin group", "g", "G"], ["text", "b", "B"],
-              ["end group"], ["text", "c", "C"], ["text", "section_3", "D"]]
+    survey = [
+        ["type", "name", EN],
+        ["text", "a", "A"],
+        ["begin group", "g", "G"],
+        ["text", "b", "B"],
+        ["end group"],
+        ["text", "c", "C"],
+        ["text", "section_3", "D"],
+    ]
     sections = import_xlsform(xlsx(survey))["sections"]
     assert [(s["id"], [q["id"] for q in s["questions"]]) for s in sections] == [
-        ("section_1", ["a"]), ("g", ["b"]), ("section_4", ["c", "section_3"])]
+        ("section_1", ["a"]),
+        ("g", ["b"]),
+        ("section_4", ["c", "section_3"]),
+    ]
 
 
 @pytest.mark.parametrize(
     "label, code",
-    [("Arabic (ar)", "ar"), ("ar", "ar"), ("ar-SA", "ar"), ("العربية", "ar"), ("Chinese (zh-Hans)", "zh"),
-     ("中文", "zh"), ("English", "en"), ("Français (fr)", "fr"), ("русский", "ru"), ("Spanish (es)", "es"),
-     ("Swahili (sw)", None), ("English (sw)", None), ("Klingon", None), ("spa", "es")],
+    [
+        ("Arabic (ar)", "ar"),
+        ("ar", "ar"),
+        ("ar-SA", "ar"),
+        ("العربية", "ar"),
+        ("Chinese (zh-Hans)", "zh"),
+        ("中文", "zh"),
+        ("English", "en"),
+        ("Français (fr)", "fr"),
+        ("русский", "ru"),
+        ("Spanish (es)", "es"),
+        ("Swahili (sw)", None),
+        ("English (sw)", None),
+        ("Klingon", None),
+        ("spa", "es"),
+    ],
 )
 def test_language_code(label, code):
     assert language_code(label) == code
@@ -381,7 +632,9 @@ def warnings_by_row(imported) -> dict[tuple[str, int], str]:
     return {(w["sheet"], w["row"]): w["reason"] for w in imported.warnings}
 
 
-@pytest.mark.parametrize("consultation, expected", [(["fr"], "fr"), (["ar"], "ar"), (["en", "es"], "en")])
+@pytest.mark.parametrize(
+    "consultation, expected", [(["fr"], "fr"), (["ar"], "ar"), (["en", "es"], "en")]
+)
 def test_a_plain_label_column_is_in_the_consultation_language(consultation, expected):
     survey = [["type", "name", "label", "hint"], ["text", "q", "Question", "A hint"]]
     imported = read_xlsform(xlsx(survey), languages=consultation)
@@ -414,24 +667,47 @@ def test_a_plain_label_column_without_any_language_to_go_by_is_english_with_a_wa
 
 
 def test_a_plain_column_beside_label_columns_for_every_consultation_language():
-    survey = [["type", "name", "label", EN, AR, "hint"], ["text", "q", "Swali", "Question", "سؤال", "A hint"]]
+    survey = [
+        ["type", "name", "label", EN, AR, "hint"],
+        ["text", "q", "Swali", "Question", "سؤال", "A hint"],
+    ]
     imported = read_xlsform(xlsx(survey), languages=["ar", "en"])
     question = imported.definition["sections"][0]["questions"][0]
     # The extra plain label is left out; the plain hint goes with the first label language.
-    assert (question["label"], question["hint"]) == ({"en": "Question", "ar": "سؤال"}, {"ar": "A hint"})
+    assert (question["label"], question["hint"]) == (
+        {"en": "Question", "ar": "سؤال"},
+        {"ar": "A hint"},
+    )
     by_column = {w["name"]: w["reason"] for w in imported.warnings if w["row"] == 1}
     assert "not imported" in by_column["label"] and "'ar'" in by_column["hint"]
 
 
-METADATA_TYPES = ["start", "end", "today", "deviceid", "username", "phonenumber", "simserial", "subscriberid",
-                  "email", "audit", "start-geopoint", "background-audio"]
+METADATA_TYPES = [
+    "start",
+    "end",
+    "today",
+    "deviceid",
+    "username",
+    "phonenumber",
+    "simserial",
+    "subscriberid",
+    "email",
+    "audit",
+    "start-geopoint",
+    "background-audio",
+]
 
 
 def test_metadata_rows_are_skipped_with_a_warning_for_each_row():
     # pyxform wants the audit row unnamed.
-    survey = [["type", "name", EN], *[[kind, None if kind == "audit" else f"meta_{i}", None]
-                                      for i, kind in enumerate(METADATA_TYPES)],
-              ["text", "story", "Story"]]
+    survey = [
+        ["type", "name", EN],
+        *[
+            [kind, None if kind == "audit" else f"meta_{i}", None]
+            for i, kind in enumerate(METADATA_TYPES)
+        ],
+        ["text", "story", "Story"],
+    ]
     imported = read_xlsform(xlsx(survey))
     assert [q["id"] for s in imported.definition["sections"] for q in s["questions"]] == ["story"]
     warnings = warnings_by_row(imported)
@@ -440,18 +716,27 @@ def test_metadata_rows_are_skipped_with_a_warning_for_each_row():
 
 
 def test_a_question_that_depends_on_a_metadata_row_is_refused_with_the_reason():
-    survey = [["type", "name", EN, "relevant"], ["today", "today", None, None],
-              ["text", "q", "Q", "${today} != ''"]]
+    survey = [
+        ["type", "name", EN, "relevant"],
+        ["today", "today", None, None],
+        ["text", "q", "Q", "${today} != ''"],
+    ]
     with pytest.raises(ValidationFailed) as excinfo:
         import_xlsform(xlsx(survey))
     [problem] = problems(excinfo)
-    assert problem["row"] == 3 and "today" in problem["reason"] and "not imported" in problem["reason"]
+    assert (
+        problem["row"] == 3 and "today" in problem["reason"] and "not imported" in problem["reason"]
+    )
 
 
 def test_a_group_without_a_label_is_reported_at_import_and_publishes():
-    survey = [["type", "name", EN, AR, "relevant"], ["select_one yn", "safe", "Safe?", "آمن؟", None],
-              ["begin group", "details", None, None, "${safe} = 'no'"],  # row 3
-              ["text", "why", "Why?", "لماذا؟", None], ["end group", None, None, None, None]]
+    survey = [
+        ["type", "name", EN, AR, "relevant"],
+        ["select_one yn", "safe", "Safe?", "آمن؟", None],
+        ["begin group", "details", None, None, "${safe} = 'no'"],  # row 3
+        ["text", "why", "Why?", "لماذا؟", None],
+        ["end group", None, None, None, None],
+    ]
     imported = read_xlsform(xlsx(survey, YES_NO))
     section = imported.definition["sections"][1]
     assert section["id"] == "details" and set(section["title"]) == {"en", "ar"}
@@ -460,8 +745,13 @@ def test_a_group_without_a_label_is_reported_at_import_and_publishes():
 
 
 def test_missing_translations_are_warned_at_import_with_their_rows():
-    survey = [["type", "name", EN, AR], ["begin group", "g", "Group", None], ["text", "q1", "One", "واحد"],
-              ["select_one yn", "q2", "Two", None], ["end group", None, None, None]]
+    survey = [
+        ["type", "name", EN, AR],
+        ["begin group", "g", "Group", None],
+        ["text", "q1", "One", "واحد"],
+        ["select_one yn", "q2", "Two", None],
+        ["end group", None, None, None],
+    ]
     choices = [["list_name", "name", EN, AR], ["yn", "yes", "Yes", None], ["yn", "no", "No", "لا"]]
     warnings = warnings_by_row(read_xlsform(xlsx(survey, choices)))
     for where in (("survey", 2), ("survey", 4), ("choices", 2)):
@@ -471,11 +761,16 @@ def test_missing_translations_are_warned_at_import_with_their_rows():
 
 def test_a_legacy_xls_workbook_imports_like_the_xlsx():
     assert import_xlsform(xls(CONSULTATION_FORM, YES_NO, SETTINGS)) == import_xlsform(
-        xlsx(CONSULTATION_FORM, YES_NO, SETTINGS))
+        xlsx(CONSULTATION_FORM, YES_NO, SETTINGS)
+    )
 
 
 def test_a_file_that_is_no_workbook_is_refused_naming_the_formats():
-    for data in (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 damaged", b"PK\x03\x04 a zip that is no workbook", b"a,b\n"):
+    for data in (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1 damaged",
+        b"PK\x03\x04 a zip that is no workbook",
+        b"a,b\n",
+    ):
         with pytest.raises(ValidationFailed) as excinfo:
             import_xlsform(data)
         [problem] = problems(excinfo)
@@ -485,9 +780,11 @@ def test_a_file_that_is_no_workbook_is_refused_naming_the_formats():
 
 @pytest.mark.parametrize(
     "qtype, constraint, expected",
-    [("integer", "${q} > 0 and ${q} < 120", {"min": 1, "max": 119}),
-     ("decimal", "${q} >= 0.5 and . <= 2", {"min": 0.5, "max": 2}),
-     ("text", "string-length(${q}) <= 80", {"max_length": 80})],
+    [
+        ("integer", "${q} > 0 and ${q} < 120", {"min": 1, "max": 119}),
+        ("decimal", "${q} >= 0.5 and . <= 2", {"min": 0.5, "max": 2}),
+        ("text", "string-length(${q}) <= 80", {"max_length": 80}),
+    ],
 )
 def test_a_constraint_may_name_its_own_question(qtype, constraint, expected):
     survey = [["type", "name", EN, "constraint"], [qtype, "q", "Q", constraint]]
@@ -496,17 +793,30 @@ def test_a_constraint_may_name_its_own_question(qtype, constraint, expected):
 
 
 def test_choice_names_voices_cannot_keep_are_mapped_and_said():
-    survey = [["type", "name", EN, "relevant"], ["select_one colour", "colour", "Colour", None],
-              ["text", "why", "Why?", "${colour} = 'père' or selected(${colour}, \"red's\")"]]
-    choices = [["list_name", "name", EN], ["colour", "père", "Father"], ["colour", "red's", "Red"],
-               ["colour", "red_s", "Red too"], ["colour", "أحمر", "Arabic red"], ["colour", "blue", "Blue"]]
+    survey = [
+        ["type", "name", EN, "relevant"],
+        ["select_one colour", "colour", "Colour", None],
+        ["text", "why", "Why?", "${colour} = 'père' or selected(${colour}, \"red's\")"],
+    ]
+    choices = [
+        ["list_name", "name", EN],
+        ["colour", "père", "Father"],
+        ["colour", "red's", "Red"],
+        ["colour", "red_s", "Red too"],
+        ["colour", "أحمر", "Arabic red"],
+        ["colour", "blue", "Blue"],
+    ]
     imported = read_xlsform(xlsx(survey, choices))
     colour, why = imported.definition["sections"][0]["questions"]
     codes = [o["code"] for o in colour["options"]]
     assert codes[0] == "pere" and codes[-1] == "blue"
     assert len(set(codes)) == 5 and all(CODE_PATTERN.match(code) for code in codes)
-    assert why["relevant"] == {"any": [{"question": "colour", "op": "equals", "value": "pere"},
-                                       {"question": "colour", "op": "equals", "value": codes[1]}]}
+    assert why["relevant"] == {
+        "any": [
+            {"question": "colour", "op": "equals", "value": "pere"},
+            {"question": "colour", "op": "equals", "value": codes[1]},
+        ]
+    }
     warnings = warnings_by_row(imported)
     for row, code in zip((2, 3, 5), (codes[0], codes[1], codes[3])):
         assert repr(code) in warnings[("choices", row)]
@@ -530,17 +840,32 @@ def test_an_internal_pyxform_failure_never_reaches_the_organiser(monkeypatch):
 
 @pytest.mark.parametrize(
     "qtype, change",
-    [("geopoint", "delete the row"), ("geotrace", "delete the row"), ("image", "delete the row"),
-     ("audio", "delete the row"), ("file", "delete the row"), ("calculate", "delete the row"),
-     ("time", "change the type to date"), ("datetime", "change the type to date"),
-     ("barcode", "change the type to text"), ("acknowledge", "change the type to select_one"),
-     ("trigger", "change the type to select_one"), ("rank colour", "change the type to select_multiple"),
-     ("select_one_from_file places.csv", "into the choices sheet"), ("hidden", "delete the row"),
-     ("xml-external", "delete the row"), ("osm", "delete the row"), ("gps", "delete the row"),
-     ("q picture", "delete the row")],
+    [
+        ("geopoint", "delete the row"),
+        ("geotrace", "delete the row"),
+        ("image", "delete the row"),
+        ("audio", "delete the row"),
+        ("file", "delete the row"),
+        ("calculate", "delete the row"),
+        ("time", "change the type to date"),
+        ("datetime", "change the type to date"),
+        ("barcode", "change the type to text"),
+        ("acknowledge", "change the type to select_one"),
+        ("trigger", "change the type to select_one"),
+        ("rank colour", "change the type to select_multiple"),
+        ("select_one_from_file places.csv", "into the choices sheet"),
+        ("hidden", "delete the row"),
+        ("xml-external", "delete the row"),
+        ("osm", "delete the row"),
+        ("gps", "delete the row"),
+        ("q picture", "delete the row"),
+    ],
 )
 def test_an_unsupported_type_is_refused_saying_what_to_change(qtype, change):
-    survey = [["type", "name", EN, "calculation"], [qtype, "q", "Q", "1" if qtype == "calculate" else None]]
+    survey = [
+        ["type", "name", EN, "calculation"],
+        [qtype, "q", "Q", "1" if qtype == "calculate" else None],
+    ]
     with pytest.raises(ValidationFailed) as excinfo:
         import_xlsform(xlsx(survey, [["list_name", "name", EN], ["colour", "red", "Red"]]))
     reasons = [p["reason"] for p in problems(excinfo) if p["row"] == 2]
@@ -548,16 +873,28 @@ def test_an_unsupported_type_is_refused_saying_what_to_change(qtype, change):
 
 
 def test_or_other_adds_the_choice_and_the_text_question_odk_adds():
-    survey = [["type", "name", EN, AR, "parameters", "choice_filter"],
-              ["select_one yn or_other", "safe", "Safe?", "آمن؟", "randomize=true", None],  # row 2
-              ["select_multiple needs or_other", "needs", "Needs?", "احتياجات؟", None, None],  # row 3
-              ["select_one needs", "first_need", "First?", "الأول؟", None, "name != 'food'"]]  # row 4
+    survey = [
+        ["type", "name", EN, AR, "parameters", "choice_filter"],
+        ["select_one yn or_other", "safe", "Safe?", "آمن؟", "randomize=true", None],  # row 2
+        ["select_multiple needs or_other", "needs", "Needs?", "احتياجات؟", None, None],  # row 3
+        ["select_one needs", "first_need", "First?", "الأول؟", None, "name != 'food'"],
+    ]  # row 4
     imported = read_xlsform(xlsx(survey, YES_NO))
     questions = imported.definition["sections"][0]["questions"]
-    assert [q["id"] for q in questions] == ["safe", "safe_other", "needs", "needs_other", "first_need"]
+    assert [q["id"] for q in questions] == [
+        "safe",
+        "safe_other",
+        "needs",
+        "needs_other",
+        "first_need",
+    ]
     assert questions[0]["options"][-1] == {"code": "other", "label": {"en": "Other", "ar": "أخرى"}}
     assert [o["code"] for o in questions[2]["options"]] == ["food", "shelter", "health", "other"]
-    assert [o["code"] for o in questions[4]["options"]] == ["food", "shelter", "health"]  # filter dropped
+    assert [o["code"] for o in questions[4]["options"]] == [
+        "food",
+        "shelter",
+        "health",
+    ]  # filter dropped
     assert questions[1]["type"] == "free_text" and set(questions[1]["label"]) == {"en", "ar"}
     assert questions[1]["relevant"] == {"question": "safe", "op": "equals", "value": "other"}
     assert questions[3]["relevant"] == {"question": "needs", "op": "includes", "value": "other"}
@@ -597,15 +934,29 @@ def test_a_question_with_only_a_hint_is_asked_with_the_hint_as_its_text():
 
 
 def test_a_label_that_refers_to_an_earlier_answer_is_imported_with_a_warning():
-    survey = [["type", "name", EN], ["integer", "age", "Age"], ["text", "q", "At ${age}, what helped?"]]
+    survey = [
+        ["type", "name", EN],
+        ["integer", "age", "Age"],
+        ["text", "q", "At ${age}, what helped?"],
+    ]
     imported = read_xlsform(xlsx(survey))
-    assert imported.definition["sections"][0]["questions"][1]["label"] == {"en": "At ${age}, what helped?"}
+    assert imported.definition["sections"][0]["questions"][1]["label"] == {
+        "en": "At ${age}, what helped?"
+    }
     assert "reword" in warnings_by_row(imported)[("survey", 3)]
 
 
 def test_a_group_that_holds_only_groups_is_not_reported_empty():
-    survey = [["type", "name", EN], ["begin group", "outer", "Outer"], ["begin group", "inner", None],
-              ["text", "q", "Q"], ["end group"], ["end group"]]
+    survey = [
+        ["type", "name", EN],
+        ["begin group", "outer", "Outer"],
+        ["begin group", "inner", None],
+        ["text", "q", "Q"],
+        ["end group"],
+        ["end group"],
+    ]
     imported = read_xlsform(xlsx(survey))
-    assert [(s["id"], s["title"]) for s in imported.definition["sections"]] == [("inner", {"en": "Outer"})]
+    assert [(s["id"], s["title"]) for s in imported.definition["sections"]] == [
+        ("inner", {"en": "Outer"})
+    ]
     assert not any("no questions" in w["reason"] for w in imported.warnings)

@@ -2,6 +2,7 @@
 
 Each sheet is a list of rows, the first row being the header; None leaves a cell empty.
 """
+
 from __future__ import annotations
 
 import io
@@ -11,10 +12,16 @@ import xlwt
 
 
 def _sheets(survey: list[list], choices: list[list] | None, settings: list[list] | None):
-    return [(name, rows) for name, rows in (("survey", survey), ("choices", choices), ("settings", settings)) if rows]
+    return [
+        (name, rows)
+        for name, rows in (("survey", survey), ("choices", choices), ("settings", settings))
+        if rows
+    ]
 
 
-def xlsx(survey: list[list], choices: list[list] | None = None, settings: list[list] | None = None) -> bytes:
+def xlsx(
+    survey: list[list], choices: list[list] | None = None, settings: list[list] | None = None
+) -> bytes:
     """An .xlsx workbook with the given sheets."""
     book = openpyxl.Workbook()
     book.remove(book.active)
@@ -27,7 +34,9 @@ def xlsx(survey: list[list], choices: list[list] | None = None, settings: list[l
     return out.getvalue()
 
 
-def xls(survey: list[list], choices: list[list] | None = None, settings: list[list] | None = None) -> bytes:
+def xls(
+    survey: list[list], choices: list[list] | None = None, settings: list[list] | None = None
+) -> bytes:
     """A legacy Excel 97-2003 .xls workbook with the given sheets."""
     book = xlwt.Workbook(encoding="utf-8")
     for name, rows in _sheets(survey, choices, settings):

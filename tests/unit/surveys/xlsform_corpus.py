@@ -3,13 +3,19 @@
 Each form is written here and has its expected outcome: imported (and then publishable in the
 consultation's languages), or refused with the rows and the words that say what to change.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 from .workbooks import xls, xlsx
 
-EN, FR, ES, AR = "label::English (en)", "label::French (fr)", "label::Español (es)", "label::Arabic (ar)"
+EN, FR, ES, AR = (
+    "label::English (en)",
+    "label::French (fr)",
+    "label::Español (es)",
+    "label::Arabic (ar)",
+)
 
 
 @dataclass
@@ -21,7 +27,9 @@ class Form:
     legacy_xls: bool = False
     questions: list[str] | None = None  # imported: the question ids in order
     warned: dict[tuple[str, int], str] = field(default_factory=dict)  # (sheet, row) -> words
-    refused: dict[tuple[str, int], str] = field(default_factory=dict)  # refused: (sheet, row) -> words
+    refused: dict[tuple[str, int], str] = field(
+        default_factory=dict
+    )  # refused: (sheet, row) -> words
 
     def data(self) -> bytes:
         return (xls if self.legacy_xls else xlsx)(self.survey, self.choices, self.settings)
@@ -39,9 +47,36 @@ CORPUS = {
             ["end", "end", None, None, None, None, "a2", None],
             ["today", "today", None, None, None, None, "a3", None],
             ["deviceid", "deviceid", None, None, None, None, "a4", None],
-            ["integer", "age", "How old are you?", "In years", "true", "${age} > 0 and ${age} < 120", "a5", None],
-            ["select_one yes_no", "safe_now", "Do you feel safe now?", None, "true", None, "a6", "horizontal"],
-            ["text", "what_helped", "What helped you most?", None, "false", None, "a7", "multiline"],
+            [
+                "integer",
+                "age",
+                "How old are you?",
+                "In years",
+                "true",
+                "${age} > 0 and ${age} < 120",
+                "a5",
+                None,
+            ],
+            [
+                "select_one yes_no",
+                "safe_now",
+                "Do you feel safe now?",
+                None,
+                "true",
+                None,
+                "a6",
+                "horizontal",
+            ],
+            [
+                "text",
+                "what_helped",
+                "What helped you most?",
+                None,
+                "false",
+                None,
+                "a7",
+                "multiline",
+            ],
         ],
         choices=YES_NO_PLAIN,
         settings=[["form_title", "version"], ["Support services feedback", "vHn2Kc8s"]],
@@ -51,22 +86,78 @@ CORPUS = {
     # ODK's sample shape: translated labels and hints, groups with relevant, selected(), a range.
     "odk_translated_groups": Form(
         survey=[
-            ["type", "name", EN, FR, "hint::English (en)", "hint::French (fr)", "relevant", "parameters"],
-            ["select_multiple services", "services", "Which services did you use?", "Quels services avez-vous utilisés ?",
-             "Choose all that apply", "Choisissez tout ce qui s'applique", None, None],
-            ["begin_group", "housing", "Housing", "Logement", None, None, "selected(${services}, 'shelter')", None],
-            ["range", "housing_rating", "How good was the shelter?", "Quelle était la qualité de l'hébergement ?",
-             None, None, None, "start=1 end=5 step=1"],
-            ["text", "housing_comment", "Anything to add?", "Autre chose ?", None, None,
-             "${housing_rating} <= 2", None],
+            [
+                "type",
+                "name",
+                EN,
+                FR,
+                "hint::English (en)",
+                "hint::French (fr)",
+                "relevant",
+                "parameters",
+            ],
+            [
+                "select_multiple services",
+                "services",
+                "Which services did you use?",
+                "Quels services avez-vous utilisés ?",
+                "Choose all that apply",
+                "Choisissez tout ce qui s'applique",
+                None,
+                None,
+            ],
+            [
+                "begin_group",
+                "housing",
+                "Housing",
+                "Logement",
+                None,
+                None,
+                "selected(${services}, 'shelter')",
+                None,
+            ],
+            [
+                "range",
+                "housing_rating",
+                "How good was the shelter?",
+                "Quelle était la qualité de l'hébergement ?",
+                None,
+                None,
+                None,
+                "start=1 end=5 step=1",
+            ],
+            [
+                "text",
+                "housing_comment",
+                "Anything to add?",
+                "Autre chose ?",
+                None,
+                None,
+                "${housing_rating} <= 2",
+                None,
+            ],
             ["end_group", None, None, None, None, None, None, None],
-            ["date", "last_contact", "When did you last get support?", "Quand avez-vous reçu de l'aide ?",
-             None, None, "${services} != ''", None],
+            [
+                "date",
+                "last_contact",
+                "When did you last get support?",
+                "Quand avez-vous reçu de l'aide ?",
+                None,
+                None,
+                "${services} != ''",
+                None,
+            ],
         ],
-        choices=[["list_name", "name", EN, FR], ["services", "shelter", "Shelter", "Hébergement"],
-                 ["services", "legal", "Legal advice", "Conseil juridique"],
-                 ["services", "health", "Health care", "Soins"]],
-        settings=[["form_title", "form_id", "default_language"], ["Services", "services", "English (en)"]],
+        choices=[
+            ["list_name", "name", EN, FR],
+            ["services", "shelter", "Shelter", "Hébergement"],
+            ["services", "legal", "Legal advice", "Conseil juridique"],
+            ["services", "health", "Health care", "Soins"],
+        ],
+        settings=[
+            ["form_title", "form_id", "default_language"],
+            ["Services", "services", "English (en)"],
+        ],
         languages=["en", "fr"],
         questions=["services", "housing_rating", "housing_comment", "last_contact"],
     ),
@@ -79,7 +170,12 @@ CORPUS = {
             ["select_multiple kinds", "kinds", "What kinds?", None],
             ["decimal", "distance", "How far did you travel (km)?", None],
         ],
-        choices=[*YES_NO_PLAIN, ["kinds", "food", "Food"], ["kinds", "money", "Money"], ["kinds", "advice", "Advice"]],
+        choices=[
+            *YES_NO_PLAIN,
+            ["kinds", "food", "Food"],
+            ["kinds", "money", "Money"],
+            ["kinds", "advice", "Advice"],
+        ],
         legacy_xls=True,
         questions=["received", "kinds", "distance"],
         warned={("survey", 2): "notes are not imported", ("survey", 1): "required"},
@@ -103,10 +199,34 @@ CORPUS = {
     # Arabic and English side by side, metadata that Kobo adds, a content warning on a group.
     "arabic_english": Form(
         survey=[
-            ["type", "name", AR, EN, "content_warning::Arabic (ar)", "content_warning::English (en)", "constraint"],
+            [
+                "type",
+                "name",
+                AR,
+                EN,
+                "content_warning::Arabic (ar)",
+                "content_warning::English (en)",
+                "constraint",
+            ],
             ["start", "start", None, None, None, None, None],
-            ["begin group", "journey", "الرحلة", "Your journey", "أسئلة صعبة", "Difficult questions", None],
-            ["integer", "months", "كم شهراً؟", "How many months?", None, None, ". >= 0 and . <= 600"],
+            [
+                "begin group",
+                "journey",
+                "الرحلة",
+                "Your journey",
+                "أسئلة صعبة",
+                "Difficult questions",
+                None,
+            ],
+            [
+                "integer",
+                "months",
+                "كم شهراً؟",
+                "How many months?",
+                None,
+                None,
+                ". >= 0 and . <= 600",
+            ],
             ["text", "story", "أخبرنا", "Tell us", None, None, "string-length(.) <= 1000"],
             ["end group", None, None, None, None, None, None],
         ],
@@ -134,16 +254,25 @@ CORPUS = {
     ),
     # A plain label next to a French one: the plain column is the consultation's other language.
     "plain_and_french": Form(
-        survey=[["type", "name", "label", FR], ["text", "q", "What would help?", "Qu'est-ce qui aiderait ?"]],
+        survey=[
+            ["type", "name", "label", FR],
+            ["text", "q", "What would help?", "Qu'est-ce qui aiderait ?"],
+        ],
         languages=["fr", "en"],
         questions=["q"],
     ),
     # Chinese and Russian, numbers as choice names.
     "chinese_russian": Form(
-        survey=[["type", "name", "label::中文 (zh)", "label::Русский (ru)"],
-                ["select_one scale", "trust", "您有多信任?", "Насколько вы доверяете?"]],
-        choices=[["list_name", "name", "label::中文 (zh)", "label::Русский (ru)"],
-                 ["scale", 1, "不", "Нет"], ["scale", 2, "有点", "Немного"], ["scale", 3, "很", "Очень"]],
+        survey=[
+            ["type", "name", "label::中文 (zh)", "label::Русский (ru)"],
+            ["select_one scale", "trust", "您有多信任?", "Насколько вы доверяете?"],
+        ],
+        choices=[
+            ["list_name", "name", "label::中文 (zh)", "label::Русский (ru)"],
+            ["scale", 1, "不", "Нет"],
+            ["scale", 2, "有点", "Немного"],
+            ["scale", 3, "很", "Очень"],
+        ],
         languages=["zh", "ru"],
         questions=["trust"],
     ),
@@ -159,8 +288,12 @@ CORPUS = {
             ["calculate", "size", None, "count(${member_name})"],  # 7
             ["integer", "rooms", "How many rooms?", None],
         ],
-        refused={("survey", 2): "delete the row", ("survey", 3): "delete the row",
-                 ("survey", 4): "change it to 'begin group'", ("survey", 7): "delete the row"},
+        refused={
+            ("survey", 2): "delete the row",
+            ("survey", 3): "delete the row",
+            ("survey", 4): "change it to 'begin group'",
+            ("survey", 7): "delete the row",
+        },
     ),
     # Cascading selects, or_other and choices from a file, as Kobo projects often have: the file is
     # refused, the filter and or_other are kept as well as Voices can.
@@ -173,11 +306,20 @@ CORPUS = {
             ["select_one yes_no", "moved", "Did you move?", None],
             ["select_one yes_no or_other", "again", "Again?", None],  # 6
         ],
-        choices=[["list_name", "name", "label", "region"], ["yes_no", "yes", "Yes", None], ["yes_no", "no", "No", None],
-                 ["region", "north", "North", None], ["region", "south", "South", None],
-                 ["district", "d1", "District 1", "north"], ["district", "d2", "District 2", "south"]],
+        choices=[
+            ["list_name", "name", "label", "region"],
+            ["yes_no", "yes", "Yes", None],
+            ["yes_no", "no", "No", None],
+            ["region", "north", "North", None],
+            ["region", "south", "South", None],
+            ["district", "d1", "District 1", "north"],
+            ["district", "d2", "District 2", "south"],
+        ],
         refused={("survey", 4): "into the choices sheet"},
-        warned={("survey", 3): "the whole choice list is offered", ("survey", 6): "adds the choice 'other'"},
+        warned={
+            ("survey", 3): "the whole choice list is offered",
+            ("survey", 6): "adds the choice 'other'",
+        },
     ),
     # Times and a barcode: each refused naming the type to use instead; the phone-number pattern
     # is dropped with a warning.
@@ -189,8 +331,11 @@ CORPUS = {
             ["barcode", "card", "Scan your card", None],  # 4
             ["text", "phone", "Phone number", "regex(., '^[0-9]{10}$')"],  # 5
         ],
-        refused={("survey", 2): "change the type to date", ("survey", 3): "change the type to date",
-                 ("survey", 4): "change the type to text"},
+        refused={
+            ("survey", 2): "change the type to date",
+            ("survey", 3): "change the type to date",
+            ("survey", 4): "change the type to text",
+        },
         warned={("survey", 5): "is not kept"},
     ),
     # Only metadata and notes: nothing to answer.
@@ -200,8 +345,11 @@ CORPUS = {
     ),
     # A skip rule on a metadata row cannot be kept.
     "relevant_on_metadata": Form(
-        survey=[["type", "name", "label", "relevant"], ["username", "username", None, None],
-                ["text", "q", "Question", "${username} != ''"]],  # 3
+        survey=[
+            ["type", "name", "label", "relevant"],
+            ["username", "username", None, None],
+            ["text", "q", "Question", "${username} != ''"],
+        ],  # 3
         refused={("survey", 3): "clear it"},
     ),
 }

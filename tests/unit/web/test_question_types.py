@@ -1,4 +1,5 @@
 """Every question type, on the pages, in every language: shown, answered, sent and stored as given."""
+
 from __future__ import annotations
 
 import pytest
@@ -9,9 +10,15 @@ from tests.every_question_type import EVERY_TYPE_ANSWERS, EVERY_TYPE_SURVEY
 from tests.unit.web.conftest import open_demo_consultation
 from tests.unit.web.test_pages import page_kind
 
-FORM = {"shown": [q["id"] for q in EVERY_TYPE_SURVEY["sections"][0]["questions"]],
-        "q_place": "shelter", "q_needs": ["housing", "papers"], "q_safety": "4", "q_nights": "3",
-        "q_since": "2026-01-15", "q_note": "Kind people."}
+FORM = {
+    "shown": [q["id"] for q in EVERY_TYPE_SURVEY["sections"][0]["questions"]],
+    "q_place": "shelter",
+    "q_needs": ["housing", "papers"],
+    "q_safety": "4",
+    "q_nights": "3",
+    "q_since": "2026-01-15",
+    "q_note": "Kind people.",
+}
 
 
 @pytest.fixture(scope="module")
@@ -22,8 +29,13 @@ def every_type(platform):
 def _consent(browser, consultation, lang: str) -> None:
     assert browser.post(f"/i/{consultation.code}", data={"lang": lang}).status_code == 303
     assert browser.get("/consent").status_code == 200
-    assert browser.post("/consent", data={"text_version": "1", "text_language": lang,
-                                          "purpose": ["participate"]}).status_code == 303
+    assert (
+        browser.post(
+            "/consent",
+            data={"text_version": "1", "text_language": lang, "purpose": ["participate"]},
+        ).status_code
+        == 303
+    )
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -41,10 +53,18 @@ def test_every_question_type_is_shown_answered_and_stored(platform, every_type, 
     again = browser.post("/survey/everything", data={**FORM, "q_nights": "9"})
     assert again.status_code == 422
     kept = again.get_data(True)
-    assert 'value="housing" checked' in kept and 'value="papers" checked' in kept and 'value="work">' in kept
+    assert (
+        'value="housing" checked' in kept
+        and 'value="papers" checked' in kept
+        and 'value="work">' in kept
+    )
 
     assert browser.post("/survey/everything", data=FORM).headers["Location"] == "/finish"
     assert browser.post("/finish").headers["Location"] == "/receipt"
-    stored = Response.objects(consultation_id=every_type.consultation_id).order_by("-submitted_at").first()
+    stored = (
+        Response.objects(consultation_id=every_type.consultation_id)
+        .order_by("-submitted_at")
+        .first()
+    )
     assert {**stored.answers, "note": EVERY_TYPE_ANSWERS["note"]} == EVERY_TYPE_ANSWERS
     assert "note" not in stored.answers and set(stored.free_text) == {"note"}  # sealed, not plain

@@ -1,4 +1,5 @@
 """The sealed server-side session store."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -37,17 +38,25 @@ def test_a_session_opens_only_with_its_cookie():
     loaded = sessions.load(created.cookie)
     assert loaded.state == {"pseudonym": "p_123", "answers": {"q1": "Leeds"}}
     assert sessions.load(created.cookie[:-1] + ("A" if created.cookie[-1] != "A" else "B")) is None
-    assert sessions.load("") is None and sessions.load(None) is None and sessions.load("x" * 500) is None
+    assert (
+        sessions.load("") is None
+        and sessions.load(None) is None
+        and sessions.load("x" * 500) is None
+    )
     # Another installation (another secret) cannot open it even with the cookie.
     assert WebSessions("t" * 40).load(created.cookie) is None
 
 
 def test_the_database_holds_neither_the_cookie_nor_the_state():
     sessions = WebSessions(SECRET)
-    created = sessions.create({"pseudonym": "p_123", "answers": {"q1": "My sister's flat in Leeds"}})
+    created = sessions.create(
+        {"pseudonym": "p_123", "answers": {"q1": "My sister's flat in Leeds"}}
+    )
     raw = mongoengine.get_db("gateway")["participant_web_sessions"].find_one()
     dumped = repr(raw).encode() + bytes(raw["sealed"])
-    assert b"Leeds" not in dumped and b"p_123" not in dumped and created.cookie.encode() not in dumped
+    assert (
+        b"Leeds" not in dumped and b"p_123" not in dumped and created.cookie.encode() not in dumped
+    )
     assert raw["_id"] != created.cookie
 
 
