@@ -30,6 +30,23 @@ NATIVE_NAMES = {
 }
 TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 DOMAIN = "messages"
+# One catalog (domain) per area of the web app, each extracted from its own files, so the
+# participant pages and each group of staff pages keep their strings apart. A domain lists the
+# Python and template paths (relative to gateway/web) its strings are extracted from; `messages`
+# takes every file no other domain claims.
+DOMAINS: dict[str, tuple[str, ...]] = {
+    "messages": (),
+    "staff": ("staff/", "templates/staff/"),
+    "insights": ("insights/", "templates/insights/"),
+}
+
+
+def domain_of(relative_path: str) -> str:
+    """The catalog a source file of the web app (path relative to gateway/web) belongs to."""
+    for domain, prefixes in DOMAINS.items():
+        if any(relative_path.startswith(prefix) for prefix in prefixes):
+            return domain
+    return DOMAIN
 
 
 def N_(message: str) -> str:
@@ -46,14 +63,29 @@ def supported(language: str | None) -> str | None:
     return language if language in LANGUAGES else None
 
 
-def compile_catalog(po_path: Path, language: str) -> Translations:
+def compile_catalog(po_path: Path, language: str, domain: str = DOMAIN) -> Translations:
     """The translations of one .po file, compiled in memory. Fuzzy entries are left out."""
     with po_path.open("rb") as handle:
-        catalog = read_po(handle, locale=language, domain=DOMAIN)
+        catalog = read_po(handle, locale=language, domain=domain)
     buffer = io.BytesIO()
     write_mo(buffer, catalog, use_fuzzy=False)
     buffer.seek(0)
-    return Translations(fp=buffer, domain=DOMAIN)
+    return Translations(fp=buffer, domain=domain)
+
+
+def compile_language(directory: Path, language: str) -> NullTranslations:
+    """Every domain's catalog of one language merged into one; none at all gives the msgids."""
+    merged: Translations | None = None
+    for domain in DOMAINS:
+        po_path = directory / language / "LC_MESSAGES" / f"{domain}.po"
+        if not po_path.exists():
+            continue
+        translations = compile_catalog(po_path, language, domain)
+        if merged is None:
+            merged = translations
+        else:
+            merged.merge(translations)
+    return merged if merged is not None else NullTranslations()
 
 
 class Catalogs:
@@ -64,10 +96,7 @@ class Catalogs:
     ) -> None:
         self._by_language: dict[str, NullTranslations] = {}
         for language in languages:
-            po_path = directory / language / "LC_MESSAGES" / f"{DOMAIN}.po"
-            self._by_language[language] = (
-                compile_catalog(po_path, language) if po_path.exists() else NullTranslations()
-            )
+            self._by_language[language] = compile_language(directory, language)
 
     def get(self, language: str) -> NullTranslations:
         return (
