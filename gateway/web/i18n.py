@@ -32,12 +32,16 @@ TRANSLATIONS_DIR = Path(__file__).resolve().parent / "translations"
 DOMAIN = "messages"
 # One catalog (domain) per area of the web app, each extracted from its own files, so the
 # participant pages and each group of staff pages keep their strings apart. A domain lists the
-# Python and template paths (relative to gateway/web) its strings are extracted from; `messages`
-# takes every file no other domain claims.
+# Python and template paths (relative to gateway/web) its strings are extracted from; the first
+# domain with a matching prefix wins, and `messages` takes every file no other domain claims.
 DOMAINS: dict[str, tuple[str, ...]] = {
     "messages": (),
+    # Organisers running a consultation: invitations, progress, releases, quotes, contacts.
+    "operations": ("staff/operations/", "templates/staff/operations/"),
+    # The staff shell (sign-in, layout) and the consultation builder.
     "staff": ("staff/", "templates/staff/"),
-    "insights": ("insights/", "templates/insights/"),
+    # Policy, auditor and administration pages.
+    "oversight": ("oversight/", "templates/oversight/"),
 }
 
 

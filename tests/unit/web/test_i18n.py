@@ -94,4 +94,6 @@ def test_each_source_file_belongs_to_one_catalog():
     assert domain_of("templates/section.html") == "messages"
     assert domain_of("staff/auth.py") == "staff"
     assert domain_of("templates/staff/home.html") == "staff"
-    assert domain_of("templates/insights/release.html") == "insights"
+    assert domain_of("staff/operations/invitations.py") == "operations"
+    assert domain_of("templates/staff/operations/progress.html") == "operations"
+    assert domain_of("templates/oversight/release.html") == "oversight"
