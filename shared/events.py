@@ -36,6 +36,28 @@ class _Strict(Schema):
         unknown = RAISE
 
 
+# What an identifier in an event looks like: the services mint them from uuids and url-safe
+# tokens (c_..., r_..., p_..., rel_...), question ids come from survey definitions and account
+# ids from the gateway. Never empty, no spaces or control characters, bounded: a consumer's
+# domain refuses anything else, so the contract refuses it first and the bus dead-letters it.
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,199}$"
+
+
+def Identifier(**kwargs: Any) -> fields.String:  # noqa: N802 - used like a field class
+    """A required identifier field (see IDENTIFIER_PATTERN)."""
+    return fields.String(
+        required=True,
+        validate=validate.Regexp(
+            IDENTIFIER_PATTERN, error="must be a non-empty identifier (letters, digits, _.:@+-)"
+        ),
+        **kwargs,
+    )
+
+
+def _identifier_list() -> fields.List:
+    return fields.List(Identifier(), required=True)
+
+
 class EnvelopeSchema(_Strict):
     id = fields.UUID(required=True)
     type = fields.String(required=True, validate=validate.Regexp(r"^[a-z_]+(\.[a-z_]+)+$"))
@@ -121,7 +143,7 @@ class Envelope:
 
 
 class QuestionSummarySchema(_Strict):
-    id = fields.String(required=True)
+    id = Identifier()
     type = fields.String(required=True, validate=validate.OneOf(QUESTION_TYPES))
     options = fields.List(fields.String(), required=True)
     dimension = fields.Boolean(required=True)
@@ -130,8 +152,8 @@ class QuestionSummarySchema(_Strict):
 
 
 class ConsultationPublished(_Strict):
-    consultation_id = fields.String(required=True)
-    organisation_id = fields.String(required=True)
+    consultation_id = Identifier()
+    organisation_id = Identifier()
     survey_version = fields.Integer(required=True, strict=True)
     title = fields.String(required=True)
     languages = fields.List(fields.String(), required=True)
@@ -153,8 +175,8 @@ class ConsultationPublished(_Strict):
 class _ConsultationConsentSettings(_Strict):
     """What the consent service takes texts and grants by."""
 
-    consultation_id = fields.String(required=True)
-    organisation_id = fields.String(required=True)
+    consultation_id = Identifier()
+    organisation_id = Identifier()
     languages = fields.List(fields.String(), required=True)
     min_age = fields.Integer(allow_none=True, required=True)
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
@@ -171,8 +193,8 @@ class ConsultationSettingsChanged(_ConsultationConsentSettings):
 
 
 class ConsultationStatusChanged(_Strict):
-    consultation_id = fields.String(required=True)
-    organisation_id = fields.String(required=True)
+    consultation_id = Identifier()
+    organisation_id = Identifier()
     status = fields.String(
         required=True, validate=validate.OneOf(["draft", "open", "closed", "archived"])
     )
@@ -180,30 +202,32 @@ class ConsultationStatusChanged(_Strict):
 
 
 class ResponseSubmitted(_Strict):
-    response_id = fields.String(required=True)
-    consultation_id = fields.String(required=True)
+    response_id = Identifier()
+    consultation_id = Identifier()
     survey_version = fields.Integer(required=True, strict=True)
-    pseudonym = fields.String(required=True)
-    grant_id = fields.String(required=True)
+    pseudonym = Identifier()
+    grant_id = Identifier()
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
     submitted_at = fields.String(required=True)
-    answers = fields.Dict(keys=fields.String(), required=True)
-    declined = fields.List(fields.String(), required=True)
-    free_text_questions = fields.List(fields.String(), required=True)
+    answers = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(IDENTIFIER_PATTERN)), required=True
+    )
+    declined = _identifier_list()
+    free_text_questions = _identifier_list()
 
 
 class ResponseErased(_Strict):
-    response_id = fields.String(required=True)
-    consultation_id = fields.String(required=True)
-    pseudonym = fields.String(required=True)
+    response_id = Identifier()
+    consultation_id = Identifier()
+    pseudonym = Identifier()
     reason = fields.String(required=True, validate=validate.OneOf(["withdrawal", "retention"]))
     erased_at = fields.String(required=True)
 
 
 class ConsentGranted(_Strict):
-    grant_id = fields.String(required=True)
-    pseudonym = fields.String(required=True)
-    consultation_id = fields.String(required=True)
+    grant_id = Identifier()
+    pseudonym = Identifier()
+    consultation_id = Identifier()
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
     text_version = fields.Integer(required=True, strict=True)
     language = fields.String(required=True)
@@ -216,9 +240,9 @@ class ConsentGranted(_Strict):
 
 
 class ConsentWithdrawn(_Strict):
-    grant_id = fields.String(required=True)
-    pseudonym = fields.String(required=True)
-    consultation_id = fields.String(required=True)
+    grant_id = Identifier()
+    pseudonym = Identifier()
+    consultation_id = Identifier()
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
     remaining = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
     all = fields.Boolean(required=True)
@@ -226,8 +250,8 @@ class ConsentWithdrawn(_Strict):
 
 
 class ConsentTextPublished(_Strict):
-    consultation_id = fields.String(required=True)
-    organisation_id = fields.String(required=True)
+    consultation_id = Identifier()
+    organisation_id = Identifier()
     text_version = fields.Integer(required=True, strict=True)
     language = fields.String(required=True)
     text_sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
@@ -235,10 +259,10 @@ class ConsentTextPublished(_Strict):
 
 
 class ReleasePublished(_Strict):
-    release_id = fields.String(required=True)
-    consultation_id = fields.String(required=True)
+    release_id = Identifier()
+    consultation_id = Identifier()
     snapshot = fields.Integer(required=True, strict=True)
-    signed_off_by = fields.String(required=True)
+    signed_off_by = Identifier()
     released_at = fields.String(required=True)
     digest = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
 
@@ -256,19 +280,19 @@ class QuoteApproved(_Strict):
     how long this event itself remains on the bus.
     """
 
-    quote_id = fields.String(required=True)
-    consultation_id = fields.String(required=True)
-    pseudonym = fields.String(required=True)
-    question_id = fields.String(required=True)
+    quote_id = Identifier()
+    consultation_id = Identifier()
+    pseudonym = Identifier()
+    question_id = Identifier()
     text = fields.String(required=True, validate=validate.Length(min=1, max=2000))
-    approved_by = fields.String(required=True)
+    approved_by = Identifier()
     approved_at = fields.String(required=True)
 
 
 class QuoteRevoked(_Strict):
-    quote_id = fields.String(required=True)
-    consultation_id = fields.String(required=True)
-    revoked_by = fields.String(required=True)
+    quote_id = Identifier()
+    consultation_id = Identifier()
+    revoked_by = Identifier()
     revoked_at = fields.String(required=True)
 
 
@@ -281,8 +305,8 @@ class WithdrawalProcessed(_Strict):
     the participant's responses erased because of withdrawal so far.
     """
 
-    consultation_id = fields.String(required=True)
-    pseudonym = fields.String(required=True)
+    consultation_id = Identifier()
+    pseudonym = Identifier()
     responses_erased = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
     key_shredded = fields.Boolean(required=True)
     processed_at = fields.String(required=True)
@@ -291,9 +315,9 @@ class WithdrawalProcessed(_Strict):
 class ContactsAccessed(_Strict):
     """An organiser read a consultation's follow-up contact details: who, when and how many; never the details."""
 
-    consultation_id = fields.String(required=True)
-    organisation_id = fields.String(required=True)
-    accessed_by = fields.String(required=True)
+    consultation_id = Identifier()
+    organisation_id = Identifier()
+    accessed_by = Identifier()
     count = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
     accessed_at = fields.String(required=True)
 

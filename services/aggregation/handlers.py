@@ -19,12 +19,14 @@ from prometheus_client import REGISTRY, Histogram
 
 from services.aggregation import projection
 from services.aggregation.models import ConsultationMeta, Contribution, Quote, Tombstone
+from shared.bus import is_replay
 from shared.events import Envelope
 
 QUOTE_PURPOSE = "quote_anonymised"
 
-# From a participant pressing "submit" to their answer being in the counts (default registry,
-# also registered in each app's /metrics registry by create_app).
+# From a participant pressing "submit" to their answer being in the counts, for events handled
+# as they arrive (a replay is reported as its progress instead: `voices_replay_remaining`).
+# Default registry, also registered in each app's /metrics registry by create_app.
 FRESHNESS = Histogram(
     "voices_aggregation_freshness_seconds",
     "Time from response submitted_at to counted by aggregation",
@@ -95,13 +97,14 @@ def add_contribution(event: Envelope, ctx: Any) -> None:
         full_result=True,
         **{f"set_on_insert__{k}": v for k, v in doc.items() if k != "response_id"},
         set_on_insert__counted_at=datetime.now(timezone.utc),
+        set_on_insert__replayed=is_replay(),
     )
     inserted = getattr(result, "upserted_id", None) is not None
     # A withdrawal handled concurrently may have written its tombstone after our check.
     if not projection.is_counted(contribution, stored_tombstone(*key)):
         Contribution.objects(response_id=contribution.response_id).delete()
         return
-    if inserted:
+    if inserted and not is_replay():
         observe_freshness(contribution.submitted_at)
 
 
