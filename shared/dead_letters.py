@@ -67,7 +67,15 @@ class MongoDeadLetters:
         """Dead letters in `state` (every state with None), oldest first."""
         query = {} if state is None else {"state": state}
         docs = list(self.collection.find(query))
-        return sorted(docs, key=lambda d: (_aware(d.get("first_at")), str(d["_id"])))
+        return sorted(
+            docs,
+            key=lambda d: (
+                _aware(d.get("first_at")),
+                str(d.get("topic")),
+                d.get("partition") or 0,
+                d.get("offset") or 0,
+            ),
+        )
 
     def summary(self) -> dict[str, Any]:
         """{"open", "oldest" (ISO time or None), "oldest_age_s", "blocking_releases"}."""
