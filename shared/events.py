@@ -36,11 +36,12 @@ class _Strict(Schema):
         unknown = RAISE
 
 
+# Patterns end in \Z, not $: "$" also matches before a final newline.
 # What an identifier in an event looks like: the services mint them from uuids and url-safe
 # tokens (c_..., r_..., p_..., rel_...), question ids come from survey definitions and account
 # ids from the gateway. Never empty, no spaces or control characters, bounded: a consumer's
 # domain refuses anything else, so the contract refuses it first and the bus dead-letters it.
-IDENTIFIER_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,199}$"
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,199}\Z"
 
 
 def Identifier(**kwargs: Any) -> fields.String:  # noqa: N802 - used like a field class
@@ -51,6 +52,26 @@ def Identifier(**kwargs: Any) -> fields.String:  # noqa: N802 - used like a fiel
             IDENTIFIER_PATTERN, error="must be a non-empty identifier (letters, digits, _.:@+-)"
         ),
         **kwargs,
+    )
+
+
+# Times in payloads are what `isoformat` writes (UTC, "Z") or another ISO-8601 offset.
+TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})\Z"
+# A language tag as the surveys and consent services store it ("en", "zh", "pt-BR").
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}\Z"
+
+
+def Timestamp() -> fields.String:  # noqa: N802 - used like a field class
+    """A required ISO-8601 time with its offset."""
+    return fields.String(
+        required=True,
+        validate=validate.Regexp(TIMESTAMP_PATTERN, error="must be an ISO-8601 time with offset"),
+    )
+
+
+def Language() -> fields.String:  # noqa: N802 - used like a field class
+    return fields.String(
+        required=True, validate=validate.Regexp(LANGUAGE_PATTERN, error="must be a language tag")
     )
 
 
@@ -156,12 +177,12 @@ class ConsultationPublished(_Strict):
     organisation_id = Identifier()
     survey_version = fields.Integer(required=True, strict=True)
     title = fields.String(required=True)
-    languages = fields.List(fields.String(), required=True)
+    languages = fields.List(Language(), required=True)
     min_cell_size = fields.Integer(required=True, strict=True, validate=validate.Range(min=5))
     min_age = fields.Integer(allow_none=True, required=True)
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
     questions = fields.List(fields.Nested(QuestionSummarySchema), required=True)
-    published_at = fields.String(required=True)
+    published_at = Timestamp()
     # Differential-privacy epsilon its released snapshots may spend in total; None: not offered.
     # Optional so that events published before the setting existed still parse.
     epsilon_budget = fields.Float(
@@ -177,19 +198,19 @@ class _ConsultationConsentSettings(_Strict):
 
     consultation_id = Identifier()
     organisation_id = Identifier()
-    languages = fields.List(fields.String(), required=True)
+    languages = fields.List(Language(), required=True)
     min_age = fields.Integer(allow_none=True, required=True)
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
 
 
 class ConsultationCreated(_ConsultationConsentSettings):
-    created_at = fields.String(required=True)
+    created_at = Timestamp()
 
 
 class ConsultationSettingsChanged(_ConsultationConsentSettings):
     """A draft's languages, purposes or minimum age changed (they are fixed once it opens)."""
 
-    changed_at = fields.String(required=True)
+    changed_at = Timestamp()
 
 
 class ConsultationStatusChanged(_Strict):
@@ -198,7 +219,7 @@ class ConsultationStatusChanged(_Strict):
     status = fields.String(
         required=True, validate=validate.OneOf(["draft", "open", "closed", "archived"])
     )
-    changed_at = fields.String(required=True)
+    changed_at = Timestamp()
 
 
 class ResponseSubmitted(_Strict):
@@ -208,7 +229,7 @@ class ResponseSubmitted(_Strict):
     pseudonym = Identifier()
     grant_id = Identifier()
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
-    submitted_at = fields.String(required=True)
+    submitted_at = Timestamp()
     answers = fields.Dict(
         keys=fields.String(validate=validate.Regexp(IDENTIFIER_PATTERN)), required=True
     )
@@ -221,7 +242,7 @@ class ResponseErased(_Strict):
     consultation_id = Identifier()
     pseudonym = Identifier()
     reason = fields.String(required=True, validate=validate.OneOf(["withdrawal", "retention"]))
-    erased_at = fields.String(required=True)
+    erased_at = Timestamp()
 
 
 class ConsentGranted(_Strict):
@@ -230,13 +251,13 @@ class ConsentGranted(_Strict):
     consultation_id = Identifier()
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
     text_version = fields.Integer(required=True, strict=True)
-    language = fields.String(required=True)
+    language = Language()
     text_sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
     collection_method = fields.String(
         required=True, validate=validate.OneOf(["self", "guardian", "facilitator"])
     )
     guardian = fields.Boolean(required=True)
-    granted_at = fields.String(required=True)
+    granted_at = Timestamp()
 
 
 class ConsentWithdrawn(_Strict):
@@ -246,16 +267,16 @@ class ConsentWithdrawn(_Strict):
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
     remaining = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
     all = fields.Boolean(required=True)
-    withdrawn_at = fields.String(required=True)
+    withdrawn_at = Timestamp()
 
 
 class ConsentTextPublished(_Strict):
     consultation_id = Identifier()
     organisation_id = Identifier()
     text_version = fields.Integer(required=True, strict=True)
-    language = fields.String(required=True)
+    language = Language()
     text_sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
-    published_at = fields.String(required=True)
+    published_at = Timestamp()
 
 
 class ReleasePublished(_Strict):
@@ -263,7 +284,7 @@ class ReleasePublished(_Strict):
     consultation_id = Identifier()
     snapshot = fields.Integer(required=True, strict=True)
     signed_off_by = Identifier()
-    released_at = fields.String(required=True)
+    released_at = Timestamp()
     digest = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
 
 
@@ -286,14 +307,14 @@ class QuoteApproved(_Strict):
     question_id = Identifier()
     text = fields.String(required=True, validate=validate.Length(min=1, max=2000))
     approved_by = Identifier()
-    approved_at = fields.String(required=True)
+    approved_at = Timestamp()
 
 
 class QuoteRevoked(_Strict):
     quote_id = Identifier()
     consultation_id = Identifier()
     revoked_by = Identifier()
-    revoked_at = fields.String(required=True)
+    revoked_at = Timestamp()
 
 
 class WithdrawalProcessed(_Strict):
@@ -309,7 +330,7 @@ class WithdrawalProcessed(_Strict):
     pseudonym = Identifier()
     responses_erased = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
     key_shredded = fields.Boolean(required=True)
-    processed_at = fields.String(required=True)
+    processed_at = Timestamp()
 
 
 class ContactsAccessed(_Strict):
@@ -319,7 +340,7 @@ class ContactsAccessed(_Strict):
     organisation_id = Identifier()
     accessed_by = Identifier()
     count = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
-    accessed_at = fields.String(required=True)
+    accessed_at = Timestamp()
 
 
 CONTRACTS: dict[tuple[str, int], type[Schema]] = {
