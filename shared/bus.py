@@ -418,6 +418,7 @@ class KafkaConsumerLoop:
         # Per partition "topic/partition": the offset a replay runs to, and the next to handle.
         self._replay_until: dict[str, int] = {}
         self._replay_next: dict[str, int] = {}
+        self._fresh: list = []  # partitions assigned without a stored position, not yet measured
         self.status: dict[str, Any] = {
             "state": "starting",
             "failures": 0,
@@ -490,8 +491,9 @@ class KafkaConsumerLoop:
                         fresh.append(tp)
                     else:
                         consumer.seek(tp, stored + 1)
-                if fresh:  # no stored position: what the log holds now is a replay
-                    loop._note_replay(consumer, fresh)
+                # No stored position: what the log holds now is a replay. Its end is read after
+                # the poll (a rebalance callback runs on the client's IO thread and must not block).
+                loop._fresh.extend(fresh)
 
         consumer = None
         while not self._stop.is_set():
@@ -501,6 +503,9 @@ class KafkaConsumerLoop:
                     consumer.subscribe(self.topics, listener=SeekToStoredPositions())
                     self.status["state"] = "running"
                 batches = consumer.poll(timeout_ms=self.kafka.poll_timeout_ms)
+                if self._fresh:
+                    self._note_replay(consumer, self._fresh)
+                    self._fresh = []
                 for tp, records in batches.items():
                     for record in records:
                         if self._stop.is_set():
@@ -525,6 +530,7 @@ class KafkaConsumerLoop:
                     "broker_unavailable" if isinstance(exc, KafkaError) else "error"
                 )
                 self.status["last_error"] = str(exc)[:300]
+                self._fresh = []  # the next client is assigned its partitions afresh
                 log.warning(
                     "consumer loop failed, reconnecting: %s",
                     exc,
@@ -542,12 +548,10 @@ class KafkaConsumerLoop:
         self.status["state"] = "stopped"
 
     def _note_replay(self, consumer, partitions) -> None:
-        try:
-            ends = consumer.end_offsets(partitions)
-            starts = consumer.beginning_offsets(partitions)
-        except Exception as exc:  # unknown ends: these records are then treated as live
-            log.warning("could not read the log ends for the replay: %s", exc)
-            return
+        """Remember where the log of each freshly assigned partition ends now: records before it
+        are replayed. Raises KafkaError when the broker cannot say (the loop reconnects)."""
+        ends = consumer.end_offsets(partitions)
+        starts = consumer.beginning_offsets(partitions)
         for tp in partitions:
             key = f"{tp.topic}/{tp.partition}"
             if ends.get(tp, 0) > starts.get(tp, 0):

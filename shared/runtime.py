@@ -690,7 +690,7 @@ class ConsumerLag:
     def _stale(self) -> bool:
         return (
             self._measured_at is None
-            or time.monotonic() - self._measured_at > 3 * self.interval_s + 10
+            or time.monotonic() - self._measured_at > 3 * self.interval_s + 2
         )
 
     def report(self) -> dict[str, Any]:

@@ -97,6 +97,10 @@ def test_a_paused_broker_is_reported_and_everything_arrives_after_it(fault):
             fault, "surveys", lambda s, c: c["outbox"].startswith("oldest event waiting")
         )
         assert body["checks"]["outbox_oldest_age_s"] > 3
+        # The lag cannot be read from a silent broker: unknown, never a stale 0.
+        readiness_where(
+            fault, "aggregation", lambda s, c: s == 503 and c["consumer_lag"]["state"] == "unknown"
+        )
         assert progress(fault, cid) == SCALE // 2  # nothing arrived meanwhile
     finally:
         os.kill(fault.kafka.process.pid, signal.SIGCONT)
