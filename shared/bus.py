@@ -111,7 +111,9 @@ class InProcessBus:
                     while self._positions[(index, topic)] < len(records):
                         offset = self._positions[(index, topic)]
                         value = records[offset]
-                        outcome = handle_record(value, dispatch, attempts=1)
+                        outcome = handle_record(
+                            value, dispatch, attempts=1, on_failure=_log_handler_failure
+                        )
                         self._positions[(index, topic)] += 1
                         if isinstance(outcome, Rejection):
                             letter = DeadLetter.of(topic, 0, offset, None, value, outcome)
@@ -125,6 +127,11 @@ class InProcessBus:
 
     def close(self) -> None:
         pass
+
+
+def _log_handler_failure(exc: BaseException, transient: bool) -> None:
+    if not transient:  # called inside the except block: the traceback goes with it
+        log.exception("handler failed: %s", exc)
 
 
 class KafkaBus:
