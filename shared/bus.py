@@ -554,7 +554,7 @@ class KafkaConsumerLoop:
             consumer.close(autocommit=False)
         self.status["state"] = "stopped"
 
-    def _note_replay(self, consumer, partitions) -> None:
+    def _note_replay(self, consumer: Any, partitions: list) -> None:
         """Remember where the log of each freshly assigned partition ends now: records before it
         are replayed. Raises KafkaError when the broker cannot say (the loop reconnects)."""
         ends = consumer.end_offsets(partitions)
@@ -570,7 +570,7 @@ class KafkaConsumerLoop:
         self._replay_next.pop(key, None)
         self._replay_next.pop(f"{key}:start", None)
 
-    def _on_failure(self, event_type: str | None):
+    def _on_failure(self, event_type: str | None) -> Callable[[BaseException, bool], None]:
         def note(exc: BaseException, transient: bool) -> None:
             self.status["failures"] += 1
             self.status["last_error"] = f"{type(exc).__name__}: {exc}"[:300]
@@ -583,7 +583,7 @@ class KafkaConsumerLoop:
 
         return note
 
-    def _handle(self, record) -> None:
+    def _handle(self, record: Any) -> None:
         key = f"{record.topic}/{record.partition}"
         replay = record.offset < self._replay_until.get(key, -1)
         try:
@@ -619,7 +619,7 @@ class KafkaConsumerLoop:
                     raise _Stopping() from None  # not saved: the event is handled again next time
                 delay = min(delay * 2, 5.0)
 
-    def _dead_letter(self, record, rejection: Rejection) -> None:
+    def _dead_letter(self, record: Any, rejection: Rejection) -> None:
         letter = DeadLetter.of(
             record.topic,
             record.partition,

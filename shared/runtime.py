@@ -18,7 +18,7 @@ import threading
 import time
 import uuid
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import click
 from flask import Blueprint, Flask, current_app, g, jsonify, request
@@ -251,18 +251,18 @@ class ServiceRuntime:
         except Exception:  # store down: no sample rather than a failed scrape
             return
 
-    def _lag_samples(self):
+    def _lag_samples(self) -> Iterator[tuple[tuple[str, ...], float]]:
         for (topic, partition), lag in sorted(self.lag.partitions().items()):
             yield (self.settings.service, topic, str(partition)), float(lag)
 
-    def _dead_letter_samples(self, field: str):
+    def _dead_letter_samples(self, field: str) -> Iterator[tuple[tuple[str, ...], float]]:
         try:
             value = self.dead_letters.summary()[field]
         except Exception:  # store down: no sample rather than a failed scrape
             return
         yield (self.settings.service,), float(value or 0)
 
-    def _replay_samples(self):
+    def _replay_samples(self) -> Iterator[tuple[tuple[str, ...], float]]:
         progress = self.consumer.replay_progress() if self.consumer is not None else None
         remaining = progress["total"] - progress["handled"] if progress else 0
         yield (self.settings.service,), float(remaining)
