@@ -10,10 +10,10 @@ from __future__ import annotations
 import http
 import json
 import logging
-import sys
 import re
 import socket
 import struct
+import sys
 import threading
 import time
 import uuid
@@ -26,8 +26,8 @@ from flask.cli import AppGroup
 from flask_smorest import Page
 from marshmallow import fields
 from pymongo.database import Database
-from werkzeug.routing import IntegerConverter
 from pymongo.errors import DuplicateKeyError
+from werkzeug.routing import IntegerConverter
 
 from shared import mongo
 from shared.bus import Bus, InProcessBus, KafkaBus, KafkaConsumerLoop
