@@ -8,9 +8,9 @@ share one Kafka cluster and one MongoDB server without seeing each other.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
+import re
 
 NAMESPACE = re.compile(r"^([a-z][a-z0-9_]{0,31})?$")
 
