@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from flask import (
@@ -28,16 +28,15 @@ from gateway.web.i18n import (
     LANGUAGES,
     N_,
     NATIVE_NAMES,
+    Catalogs,
     supported,
     text_direction,
 )
-from gateway.web.participant_api import ServiceRefused
+from gateway.web.participant_api import ParticipantApi, ServiceRefused
 from gateway.web.participant_state import Consent, ParticipantState
-from gateway.web.sessions import COOKIE_NAME, WebSession
+from gateway.web.sessions import COOKIE_NAME, WebSession, WebSessions
 from shared.errors import TooManyRequests
-
-if TYPE_CHECKING:
-    from gateway.web import WebApp
+from shared.settings import Settings
 
 log = logging.getLogger("voices.gateway.web")
 
@@ -77,6 +76,16 @@ class StepMissing(Exception):
         self.values = values
 
 
+class PageServices(Protocol):
+    """What the pages use of the web app's shared objects (`gateway.web.WebApp`)."""
+
+    api: ParticipantApi
+    sessions: WebSessions
+    catalogs: Catalogs
+    exit_url: str
+    settings: Settings
+
+
 @dataclass
 class ParticipantSession:
     """A participant's session while a page runs: its sealed store entry and the typed state the
@@ -89,7 +98,7 @@ class ParticipantSession:
 # ---------------------------------------------------------------- request plumbing
 
 
-def web_app() -> WebApp:
+def web_app() -> PageServices:
     """The participant pages' shared objects: service clients, session store, catalogs."""
     return current_app.extensions["voices_web"]
 
