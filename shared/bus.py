@@ -413,6 +413,8 @@ class KafkaConsumerLoop:
         dead_letters: KafkaBus,
         dead_letter_store: DeadLetterSink | None = None,
     ) -> None:
+        """`dead_letters` is the process's Kafka bus: what can never be accepted goes to its DLQ;
+        `dead_letter_store` keeps it for `dlq list` and `dlq redrive`."""
         self.kafka = kafka
         self.group_id = group_id
         self.topics = topics
@@ -490,6 +492,8 @@ class KafkaConsumerLoop:
                     loop._forget_replay(f"{tp.topic}/{tp.partition}")
 
             def on_partitions_assigned(self, assigned):
+                if consumer is None:  # only the consumer created below calls this
+                    return
                 fresh = []
                 for tp in assigned:
                     stored = loop.offsets.load(tp.topic, tp.partition)
@@ -546,8 +550,8 @@ class KafkaConsumerLoop:
                 if consumer is not None:
                     try:
                         consumer.close(autocommit=False)
-                    except Exception:  # closing a broken client must not stop the loop
-                        pass
+                    except Exception as close_exc:  # noqa: BLE001 closing a broken client must not stop the loop
+                        log.debug("closing the broken consumer failed: %s", close_exc)
                     consumer = None
                 self._stop.wait(1.0)
         if consumer is not None:

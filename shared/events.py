@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
+
+from shared.schemas import StrictSchema
 
 PURPOSES = (
     "participate",
@@ -24,16 +26,11 @@ QUESTION_TYPES = ("single_choice", "multiple_choice", "rating", "number", "date"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def isoformat(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
-
-
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 # Patterns end in \Z, not $: "$" also matches before a final newline.
@@ -79,7 +76,7 @@ def _identifier_list() -> fields.List:
     return fields.List(Identifier(), required=True)
 
 
-class EnvelopeSchema(_Strict):
+class EnvelopeSchema(StrictSchema):
     id = fields.UUID(required=True)
     type = fields.String(required=True, validate=validate.Regexp(r"^[a-z_]+(\.[a-z_]+)+$"))
     version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
@@ -132,7 +129,7 @@ class Envelope:
         }
 
     @classmethod
-    def parse(cls, raw: dict[str, Any]) -> "Envelope":
+    def parse(cls, raw: dict[str, Any]) -> Envelope:
         """Validate an envelope and its payload contract; raises marshmallow ValidationError."""
         if not isinstance(raw, dict):
             raise ValidationError({"_schema": ["an event must be a JSON object"]})
@@ -163,7 +160,7 @@ class Envelope:
 # ---- payload contracts, version 1 -------------------------------------------
 
 
-class QuestionSummarySchema(_Strict):
+class QuestionSummarySchema(StrictSchema):
     id = Identifier()
     type = fields.String(required=True, validate=validate.OneOf(QUESTION_TYPES))
     options = fields.List(fields.String(), required=True)
@@ -172,7 +169,7 @@ class QuestionSummarySchema(_Strict):
     max = fields.Float(allow_none=True, load_default=None)
 
 
-class ConsultationPublished(_Strict):
+class ConsultationPublished(StrictSchema):
     consultation_id = Identifier()
     organisation_id = Identifier()
     survey_version = fields.Integer(required=True, strict=True)
@@ -193,7 +190,7 @@ class ConsultationPublished(_Strict):
     )
 
 
-class _ConsultationConsentSettings(_Strict):
+class _ConsultationConsentSettings(StrictSchema):
     """What the consent service takes texts and grants by."""
 
     consultation_id = Identifier()
@@ -213,7 +210,7 @@ class ConsultationSettingsChanged(_ConsultationConsentSettings):
     changed_at = Timestamp()
 
 
-class ConsultationStatusChanged(_Strict):
+class ConsultationStatusChanged(StrictSchema):
     consultation_id = Identifier()
     organisation_id = Identifier()
     status = fields.String(
@@ -222,7 +219,7 @@ class ConsultationStatusChanged(_Strict):
     changed_at = Timestamp()
 
 
-class ResponseSubmitted(_Strict):
+class ResponseSubmitted(StrictSchema):
     response_id = Identifier()
     consultation_id = Identifier()
     survey_version = fields.Integer(required=True, strict=True)
@@ -237,7 +234,7 @@ class ResponseSubmitted(_Strict):
     free_text_questions = _identifier_list()
 
 
-class ResponseErased(_Strict):
+class ResponseErased(StrictSchema):
     response_id = Identifier()
     consultation_id = Identifier()
     pseudonym = Identifier()
@@ -245,7 +242,7 @@ class ResponseErased(_Strict):
     erased_at = Timestamp()
 
 
-class ConsentGranted(_Strict):
+class ConsentGranted(StrictSchema):
     grant_id = Identifier()
     pseudonym = Identifier()
     consultation_id = Identifier()
@@ -260,7 +257,7 @@ class ConsentGranted(_Strict):
     granted_at = Timestamp()
 
 
-class ConsentWithdrawn(_Strict):
+class ConsentWithdrawn(StrictSchema):
     grant_id = Identifier()
     pseudonym = Identifier()
     consultation_id = Identifier()
@@ -270,7 +267,7 @@ class ConsentWithdrawn(_Strict):
     withdrawn_at = Timestamp()
 
 
-class ConsentTextPublished(_Strict):
+class ConsentTextPublished(StrictSchema):
     consultation_id = Identifier()
     organisation_id = Identifier()
     text_version = fields.Integer(required=True, strict=True)
@@ -279,7 +276,7 @@ class ConsentTextPublished(_Strict):
     published_at = Timestamp()
 
 
-class ReleasePublished(_Strict):
+class ReleasePublished(StrictSchema):
     release_id = Identifier()
     consultation_id = Identifier()
     snapshot = fields.Integer(required=True, strict=True)
@@ -288,7 +285,7 @@ class ReleasePublished(_Strict):
     digest = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
 
 
-class QuoteApproved(_Strict):
+class QuoteApproved(StrictSchema):
     """An organiser approved an anonymised quote of a participant who granted quote_anonymised.
 
     `text` is the approved, anonymised excerpt only (never the raw answer),
@@ -310,14 +307,14 @@ class QuoteApproved(_Strict):
     approved_at = Timestamp()
 
 
-class QuoteRevoked(_Strict):
+class QuoteRevoked(StrictSchema):
     quote_id = Identifier()
     consultation_id = Identifier()
     revoked_by = Identifier()
     revoked_at = Timestamp()
 
 
-class WithdrawalProcessed(_Strict):
+class WithdrawalProcessed(StrictSchema):
     """The surveys service carried out a full withdrawal: responses erased, key shredded.
 
     Sent also when there was nothing to erase, once per consent.withdrawn
@@ -333,7 +330,7 @@ class WithdrawalProcessed(_Strict):
     processed_at = Timestamp()
 
 
-class ContactsAccessed(_Strict):
+class ContactsAccessed(StrictSchema):
     """An organiser read a consultation's follow-up contact details: who, when and how many; never the details."""
 
     consultation_id = Identifier()

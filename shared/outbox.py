@@ -14,8 +14,9 @@ import logging
 import threading
 import time
 from collections import defaultdict, deque
-from datetime import datetime, timezone
-from typing import Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 import mongoengine
 from pymongo.collection import Collection
@@ -33,11 +34,11 @@ _stored: dict[type, deque] = defaultdict(lambda: deque(maxlen=10_000))
 class _Key:
     __slots__ = ("pk",)
 
-    def __init__(self, pk) -> None:
+    def __init__(self, pk: Any) -> None:
         self.pk = pk
 
 
-def remember(model: type, pk) -> None:
+def remember(model: type, pk: Any) -> None:
     """Register a document whose events a query update stored (`push__pending_events`), after the
     update: the relay's fast path then publishes them without waiting for a sweep."""
     _stored[model].append(_Key(pk))
@@ -46,7 +47,7 @@ def remember(model: type, pk) -> None:
 class OutboxDocument(mongoengine.Document):
     """Abstract base for documents that carry their own pending events."""
 
-    meta = {"abstract": True}
+    meta: dict[str, Any] = {"abstract": True}
     pending_events = mongoengine.ListField(mongoengine.DictField())
 
     def stage(self, topic: str, event: Envelope) -> Envelope:
@@ -112,7 +113,7 @@ class OutboxRelay:
         sweep, or the publish stuck waiting for an acknowledgement); None when nothing waits."""
         ages = []
         if self.oldest_pending_at is not None:
-            ages.append((datetime.now(timezone.utc) - self.oldest_pending_at).total_seconds())
+            ages.append((datetime.now(UTC) - self.oldest_pending_at).total_seconds())
         since = self.publishing_since
         if since is not None:
             ages.append(time.monotonic() - since)
@@ -230,5 +231,5 @@ def _stored_at(doc: dict) -> datetime | None:
             )
         except (KeyError, TypeError, ValueError):
             continue
-        return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
     return None
