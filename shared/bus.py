@@ -131,7 +131,7 @@ class InProcessBus:
 
 def _log_handler_failure(exc: BaseException, transient: bool) -> None:
     if not transient:  # called inside the except block: the traceback goes with it
-        log.exception("handler failed: %s", exc)
+        log.error("handler failed: %s", exc)
 
 
 class KafkaBus:
@@ -583,7 +583,7 @@ class KafkaConsumerLoop:
                 self.status["state"] = "stalled"
                 log.warning("handler failed on an outage, will retry: %s", exc)
             else:
-                log.exception("handler failed", extra={"event_type": event_type})
+                log.error("handler failed", extra={"event_type": event_type})
 
         return note
 

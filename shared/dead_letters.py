@@ -12,7 +12,7 @@ event), so a redelivered or duplicated poison event stays one letter. States: `o
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from pymongo.database import Database
@@ -42,7 +42,7 @@ class MongoDeadLetters:
 
     def record(self, letter: DeadLetter) -> None:
         """Store (or count again) a dead letter; idempotent per event id."""
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         self.collection.update_one(
             {"_id": letter.event_id or letter.source},
             {
@@ -87,7 +87,7 @@ class MongoDeadLetters:
             "open": len(open_letters),
             "oldest": oldest.isoformat().replace("+00:00", "Z") if oldest else None,
             "oldest_age_s": (
-                round((datetime.now(timezone.utc) - oldest).total_seconds(), 1) if oldest else None
+                round((datetime.now(UTC) - oldest).total_seconds(), 1) if oldest else None
             ),
             "blocking_releases": sum(1 for d in open_letters if d.get("blocks_releases")),
         }
@@ -130,7 +130,7 @@ class MongoDeadLetters:
                     on_result(letter_id, "skipped", f"already {doc.get('state')}")
                 continue
             outcome = handle_record(bytes(doc["value"]), dispatch, attempts=1)
-            now = datetime.now(timezone.utc)
+            now = datetime.now(UTC)
             if isinstance(outcome, Rejection):
                 self.collection.update_one(
                     {"_id": doc["_id"], "state": OPEN},
@@ -150,7 +150,7 @@ class MongoDeadLetters:
         """Mark an open letter redriven or discarded; False when it is not open."""
         result = self.collection.update_one(
             {"_id": letter_id, "state": OPEN},
-            {"$set": {"state": state, "note": note, "resolved_at": datetime.now(timezone.utc)}},
+            {"$set": {"state": state, "note": note, "resolved_at": datetime.now(UTC)}},
         )
         return result.modified_count == 1
 
@@ -161,5 +161,5 @@ def _describe(event: Envelope) -> str:
 
 def _aware(moment: Any) -> datetime:
     if not isinstance(moment, datetime):
-        return datetime.max.replace(tzinfo=timezone.utc)
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+        return datetime.max.replace(tzinfo=UTC)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -226,9 +226,7 @@ def _stored_at(doc: dict) -> datetime | None:
     """When the first of a document's pending events occurred (they are stored as they occur)."""
     for pending in doc.get("pending_events") or ():
         try:
-            moment = datetime.fromisoformat(
-                str(pending["envelope"]["occurred_at"]).replace("Z", "+00:00")
-            )
+            moment = datetime.fromisoformat(str(pending["envelope"]["occurred_at"]))
         except (KeyError, TypeError, ValueError):
             continue
         return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -258,7 +258,7 @@ class ServiceRuntime:
     def _dead_letter_samples(self, field: str) -> Iterator[tuple[tuple[str, ...], float]]:
         try:
             value = self.dead_letters.summary()[field]
-        except Exception:  # store down: no sample rather than a failed scrape
+        except Exception:  # noqa: BLE001 store down: no sample rather than a failed scrape
             return
         yield (self.settings.service,), float(value or 0)
 
@@ -589,13 +589,15 @@ class HealthBounds:
         self.lag_interval_s = lag_interval_s
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "HealthBounds":
+    def from_settings(cls, settings: Settings) -> HealthBounds:
         def number(name: str, default: float) -> float:
             raw = settings.get(name)
             try:
                 value = float(raw) if raw else default
             except ValueError:
-                raise RuntimeError(f"VOICES_{name} must be a number of seconds, not {raw!r}")
+                raise RuntimeError(
+                    f"VOICES_{name} must be a number of seconds, not {raw!r}"
+                ) from None
             if not value > 0:
                 raise RuntimeError(f"VOICES_{name} must be more than 0 seconds")
             return value
@@ -666,7 +668,7 @@ class ConsumerLag:
         self._error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._client = None
+        self._client: Any = None
 
     def start(self) -> None:
         if self._thread is None and self.topics:
@@ -739,7 +741,7 @@ class ConsumerLag:
                 self._lag = self.measure()
                 self._measured_at = time.monotonic()
                 self._error = None
-            except Exception as exc:  # broker away: the last figure goes stale, then "unknown"
+            except Exception as exc:  # noqa: BLE001 broker away: the figure goes stale, then "unknown"
                 self._error = f"{type(exc).__name__}: {exc}"[:200]
                 self._close()
             self._stop.wait(self.interval_s)
@@ -749,7 +751,7 @@ class ConsumerLag:
         if client is not None:
             try:
                 client.close(autocommit=False)
-            except Exception as exc:  # a broken client is dropped either way
+            except Exception as exc:  # noqa: BLE001 a broken client is dropped either way
                 log.debug("closing the lag client: %s", exc)
 
 

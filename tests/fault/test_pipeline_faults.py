@@ -38,7 +38,7 @@ def readiness_where(fault: FaultStack, service: str, predicate, timeout: float =
     def probe():
         try:
             status, body = fault.readiness(service)
-        except Exception:  # the service is restarting
+        except requests.RequestException:  # the service is restarting
             return None
         return body if predicate(status, body["checks"]) else None
 

@@ -6,7 +6,6 @@ import contextlib
 import io
 import json
 import logging
-
 import time
 
 import pytest

@@ -164,7 +164,7 @@ IDENTIFIER_FIELDS = sorted(
     (kind, name)
     for kind, contract in CONTRACTS.items()
     for name, field in contract().fields.items()
-    if name.endswith("_id") or name.endswith("_by") or name == "pseudonym"
+    if name.endswith(("_id", "_by")) or name == "pseudonym"
 )
 
 
