@@ -428,6 +428,7 @@ class KafkaConsumerLoop:
         self._replay_until: dict[str, int] = {}
         self._replay_next: dict[str, int] = {}
         self._fresh: list = []  # partitions assigned without a stored position, not yet measured
+        self._outage_tries = 0  # transient failures in a row of the event being handled
         self.status: dict[str, Any] = {
             "state": "starting",
             "failures": 0,
@@ -579,8 +580,11 @@ class KafkaConsumerLoop:
             self.status["failures"] += 1
             self.status["last_error"] = f"{type(exc).__name__}: {exc}"[:300]
             if transient:
-                # Not ready: no event moves on this partition until the store or broker is back.
-                self.status["state"] = "stalled"
+                # After a few tries in a row, not ready: no event moves on this partition until
+                # the store or the broker is back (one blip does not flip readiness).
+                self._outage_tries += 1
+                if self._outage_tries >= self.kafka.handler_attempts:
+                    self.status["state"] = "stalled"
                 log.warning("handler failed on an outage, will retry: %s", exc)
             else:
                 log.error("handler failed", extra={"event_type": event_type})
@@ -588,6 +592,7 @@ class KafkaConsumerLoop:
         return note
 
     def _handle(self, record: Any) -> None:
+        self._outage_tries = 0
         key = f"{record.topic}/{record.partition}"
         replay = record.offset < self._replay_until.get(key, -1)
         try:
@@ -602,12 +607,12 @@ class KafkaConsumerLoop:
         except TransientFailure:
             # Stopped mid-retry: the position is not saved, so the event is redelivered next time.
             raise _Stopping() from None
+        if self.status["state"] == "stalled":  # the outage is over: this event got an answer
+            self.status["state"] = "running"
         if isinstance(outcome, Rejection):
             self._dead_letter(record, outcome)
             return
         self.status["processed"] += 1
-        if self.status["state"] == "stalled":
-            self.status["state"] = "running"
 
     def _save_position(self, topic: str, partition: int, offset: int) -> None:
         """Record the position, retrying while the store is away: the Kafka client is kept (a new
