@@ -118,8 +118,12 @@ def field_id(name: str) -> str:
 def _field_of(
     path: str, fields: Mapping[str, str], prefixes: Iterable[tuple[str, str]]
 ) -> str | None:
-    if path in fields:
-        return fields[path]
+    # "languages.0" belongs to the field of "languages": an item of a list is its field's problem.
+    whole = path
+    while whole not in fields and whole.rpartition(".")[2].isdigit():
+        whole = whole.rpartition(".")[0]
+    if whole in fields:
+        return fields[whole]
     for service_prefix, form_prefix in prefixes:
         if path == service_prefix or path.startswith(service_prefix + "."):
             return form_prefix + path[len(service_prefix) :]
