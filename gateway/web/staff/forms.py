@@ -126,7 +126,9 @@ def _field_of(
         return fields[whole]
     for service_prefix, form_prefix in prefixes:
         if path == service_prefix or path.startswith(service_prefix + "."):
-            return form_prefix + path[len(service_prefix) :]
+            rest = path[len(service_prefix) :]
+            name = form_prefix + rest if form_prefix else rest.lstrip(".")
+            return name or None
     return None
 
 

@@ -84,7 +84,8 @@ def state():
 
 def _(message: str, **variables: Any) -> str:
     """`message` in the page's language (with %(name)s variables filled in)."""
-    return state().catalogs.gettext(g.get("web_lang", DEFAULT_LANGUAGE), message, **variables)
+    text = state().catalogs.get(g.get("web_lang", DEFAULT_LANGUAGE)).gettext(message)
+    return text % variables if variables else text
 
 
 def principal() -> Principal:
