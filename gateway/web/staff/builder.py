@@ -152,7 +152,7 @@ def consultations() -> Response:
         200 if form.ok else 422,
         rows=rows,
         form=form,
-        languages=[(code, NATIVE_NAMES[code]) for code in LANGUAGES],
+        all_languages=[(code, NATIVE_NAMES[code]) for code in LANGUAGES],
         status_names=STATUS_NAMES,
     )
 
@@ -729,7 +729,7 @@ def _translations_page(
         **_context(
             consultation,
             form=form,
-            lang=lang,
+            target=lang,
             source=source,
             items=items,
             kinds=kinds,
@@ -871,7 +871,7 @@ def consent(cid: str) -> Response:
     languages = list(consultation["languages"])
     texts = _consent_texts(cid)
     version = _consent_version(texts, request.values.get("version"))
-    lang = request.values.get("lang")
+    lang = request.values.get("in")
     if lang not in languages:
         written = {t["language"] for t in texts if t["version"] == version}
         lang = next((code for code in languages if code not in written), languages[0])
@@ -931,7 +931,7 @@ def consent(cid: str) -> Response:
     )
     written = {t["language"] for t in texts if t["version"] == version} | {lang}
     following = next((code for code in languages if code not in written), lang)
-    return see_other(url_for("builder.consent", cid=cid, version=version, lang=following))
+    return see_other(url_for("builder.consent", cid=cid, version=version, **{"in": following}))
 
 
 @builder.route("/consultations/<cid>/consent/publish", methods=["POST"])
@@ -977,7 +977,7 @@ def _consent_page(
             publish_form=publish_form or Form(),
             versions=sorted(versions.items()),
             version=version,
-            lang=lang,
+            text_in=lang,
             editing=editing,
             purpose_names=PURPOSE_NAMES,
         ),
@@ -991,7 +991,7 @@ def consent_preview(cid: str) -> Response:
     consultation = _consultation(cid)
     texts = _consent_texts(cid)
     version = _consent_version(texts, request.args.get("version"))
-    lang = request.args.get("lang")
+    lang = request.args.get("in")
     text = next((t for t in texts if t["version"] == version and t["language"] == lang), None)
     if text is None:
         abort(404)
@@ -1083,7 +1083,7 @@ def _checklist(consultation: dict[str, Any]) -> list[CheckItem]:
                         "%(language)s: no consent text is published yet.",
                         language=NATIVE_NAMES[lang],
                     ),
-                    url_for("builder.consent", cid=cid, lang=lang),
+                    url_for("builder.consent", cid=cid, **{"in": lang}),
                     _("Write and publish the consent text"),
                 )
             )

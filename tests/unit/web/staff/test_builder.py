@@ -270,9 +270,9 @@ def test_preview_shows_any_language_and_stores_nothing(organiser):
 
 
 def _consent(browser, cid, lang, body="We keep your answers for a year."):
-    browser.get(f"/staff/consultations/{cid}/consent?lang={lang}")
+    browser.get(f"/staff/consultations/{cid}/consent?in={lang}")
     return browser.post(
-        f"/staff/consultations/{cid}/consent?lang={lang}",
+        f"/staff/consultations/{cid}/consent?in={lang}",
         {
             "title": f"Consent ({lang})",
             "body": body,
@@ -288,15 +288,15 @@ def test_publish_is_blocked_by_its_checklist_until_consent_and_translations_exis
     cid = _new_consultation(organiser)
     _first_question(organiser, cid)
     checklist = organiser.get(f"/staff/consultations/{cid}/publish").get_data(as_text=True)
-    assert f"/staff/consultations/{cid}/consent?lang=fr" in checklist
+    assert f"/staff/consultations/{cid}/consent?in=fr" in checklist
     assert "no consent text is published yet" in checklist
     refused = organiser.post(f"/staff/consultations/{cid}/publish")
     assert refused.status_code == 422
     assert _api(organiser, "GET", f"/api/v1/consultations/{cid}")["status"] == "draft"
     # A consent text refused by the service: the message sits next to the field.
-    organiser.get(f"/staff/consultations/{cid}/consent?lang=en")
+    organiser.get(f"/staff/consultations/{cid}/consent?in=en")
     bad = organiser.post(
-        f"/staff/consultations/{cid}/consent?lang=en",
+        f"/staff/consultations/{cid}/consent?in=en",
         {"title": "", "body": "Text", "purpose.participate": "Keep"},
     )
     assert bad.status_code == 422
@@ -308,7 +308,7 @@ def test_publish_is_blocked_by_its_checklist_until_consent_and_translations_exis
     early = organiser.post(f"/staff/consultations/{cid}/consent/publish", {"version": "1"})
     assert early.status_code == 422 and "missing: fr" in early.get_data(as_text=True)
     assert _consent(organiser, cid, "fr").status_code == 303
-    preview = organiser.get(f"/staff/consultations/{cid}/consent/preview?version=1&lang=fr")
+    preview = organiser.get(f"/staff/consultations/{cid}/consent/preview?version=1&in=fr")
     assert "Keep my answers (fr)" in preview.get_data(as_text=True)
     organiser.get(f"/staff/consultations/{cid}/consent")
     assert (
