@@ -798,7 +798,7 @@ def upload_xlsform(cid: str) -> Response:
             import_warnings=warnings,
         )
     notice = _(
-        "The XLSForm is imported as the draft: %(sections)s sections.",
+        "The XLSForm is imported as the draft (sections: %(sections)s).",
         sections=len(imported.get("draft", {}).get("sections") or []),
     )
     return _overview(
@@ -1023,7 +1023,7 @@ def _checklist(consultation: dict[str, Any]) -> list[CheckItem]:
     items = [
         CheckItem(
             question_count > 0,
-            _("The survey has %(count)s questions.", count=question_count),
+            _("Questions in the survey: %(count)s.", count=question_count),
             url_for("builder.overview", cid=cid),
             _("Add questions"),
         )
@@ -1047,7 +1047,7 @@ def _checklist(consultation: dict[str, Any]) -> list[CheckItem]:
                 _("%(language)s: every survey text is written.", language=NATIVE_NAMES[lang])
                 if count == 0
                 else _(
-                    "%(language)s: %(count)s survey texts are missing.",
+                    "%(language)s: survey texts missing: %(count)s.",
                     language=NATIVE_NAMES[lang],
                     count=count,
                 ),

@@ -115,7 +115,7 @@ def built(browser, web_stack, staff_cookies) -> dict:
         page.click("form button.primary")
         _at(page, "builder")
         expect(page.locator("#item-safe")).to_contain_text("shown only when a condition holds")
-        expect(page.locator(".translation-status")).to_contain_text("1 texts missing")
+        expect(page.locator(".translation-status")).to_contain_text("missing texts: 1")
         screenshot(page, "staff-builder-overview")
 
         # The missing French text, side by side, then the consultation's title in French.

@@ -155,7 +155,7 @@ def test_a_section_with_a_warning_a_dimension_and_skip_logic_chosen_from_a_list(
     assert safe["sensitive"] is True and safe["label"] == {"en": "How safe is the shelter?"}
     # The overview marks the French text as missing, and the translations page highlights it.
     overview = organiser.get(f"/staff/consultations/{cid}").get_data(as_text=True)
-    assert "1 texts missing" in overview
+    assert "missing texts: 1" in overview
     side = organiser.get(f"/staff/consultations/{cid}/translations/fr").get_data(as_text=True)
     assert side.count('class="translation-row missing"') == 2  # the title and the question
 
