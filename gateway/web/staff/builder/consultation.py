@@ -23,6 +23,7 @@ from gateway.web.staff.builder.common import (
 )
 from gateway.web.staff.forms import Form
 from gateway.web.staff.pages import _, call, flash, render, see_other, signed_in
+from shared.errors import ServiceUnavailable
 
 # ---------------------------------------------------------------- home
 
@@ -80,8 +81,9 @@ def _activity(consultation: dict[str, Any]) -> dict[str, Any]:
             progress = call(
                 "GET", f"/api/v1/insights/consultations/{consultation['consultation_id']}/progress"
             )
-        except ServiceRefused:
-            progress = {}  # not yet known to the aggregation service
+        except (ServiceRefused, ServiceUnavailable):
+            # Not yet known to the aggregation service, or it is down: the list still shows.
+            progress = {}
         counted = progress.get("responses_counted")
         if progress.get("last_counted_at"):
             moments.append(progress["last_counted_at"])
