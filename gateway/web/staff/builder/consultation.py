@@ -208,7 +208,7 @@ def settings(cid: str) -> Response:
     if draft_only:
         changes.update(
             languages=languages,
-            purposes=sorted(set(form.values_of("purposes")) | {"participate"}, key=PURPOSES.index),
+            purposes=[p for p in PURPOSES if p in {*form.values_of("purposes"), "participate"}],
             min_cell_size=number_or_text(form.value("min_cell_size")),
             min_age=number_or_text(form.value("min_age"))
             if form.value("min_age").strip()
