@@ -155,7 +155,6 @@ def built(browser, web_stack, staff_cookies) -> dict:
         page.goto(f"{origin}/staff/consultations/{cid}/consent")
         page.click("form[action$='/consent/publish'] button")
         expect(page.locator("table")).to_contain_text("published")
-        screenshot(page, "staff-builder-consent")
         # The checklist blocks publishing and links to the place to fix each item: the title
         # was written in French only, so English is missing.
         page.click(".builder-tabs a[href$='/publish']")
@@ -168,7 +167,6 @@ def built(browser, web_stack, staff_cookies) -> dict:
         page.click("form button.primary")
         _at(page, "builder")
         _publish_when_ready(page, origin, cid)
-        screenshot(page, "staff-builder-published")
 
         # An XLSForm instead: first a file with rows to fix, listed by row, then a good one.
         page.goto(f"{origin}/staff/consultations")
