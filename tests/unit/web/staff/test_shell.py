@@ -226,12 +226,15 @@ def test_changing_the_password_maps_each_problem_to_its_field(staff_browser):
 
 def test_a_password_link_sets_the_first_password_once(platform, organisation, new_browser):
     person = platform.staff("auditor", organisation)
-    code = platform.call(
+    link = platform.call(
         "POST",
         f"/api/v1/accounts/{person['account_id']}/password-links",
         platform.admin_token,
         expect=201,
-    ).get_json()["code"]
+    ).get_json()
+    code = link["code"]
+    # The API hands out the page's full address with the code.
+    assert link["url"] == f"http://localhost/staff/set-password/{code}"
     browser = new_browser()
     page = browser.get(f"/staff/set-password/{code}")
     assert page.status_code == 200
