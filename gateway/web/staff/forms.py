@@ -118,6 +118,9 @@ def field_id(name: str) -> str:
 def _field_of(
     path: str, fields: Mapping[str, str], prefixes: Iterable[tuple[str, str]]
 ) -> str | None:
+    # marshmallow reports a bad value of a dict under "<key>.value": the problem of that key.
+    while path.rpartition(".")[2] in ("value", "key") and "." in path:
+        path = path.rpartition(".")[0]
     # "languages.0" belongs to the field of "languages": an item of a list is its field's problem.
     whole = path
     while whole not in fields and whole.rpartition(".")[2].isdigit():

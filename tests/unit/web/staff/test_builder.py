@@ -367,3 +367,35 @@ def test_the_builder_is_for_organisers_of_the_organisation_only(staff_browser, o
     analyst = staff_browser("policy")
     assert analyst.get(f"/staff/consultations/{cid}").status_code == 403
     assert analyst.get("/staff/consultations").status_code == 403
+
+
+def test_a_refused_translation_keeps_every_text_typed_and_stores_none(organiser):
+    cid = _new_consultation(organiser)
+    _first_question(organiser, cid)
+    organiser.get(f"/staff/consultations/{cid}/translations/fr")
+    answer = organiser.post(
+        f"/staff/consultations/{cid}/translations/fr",
+        {"title": "T" * 300, "t:sections[0].questions[0].label": "Où dormez-vous ?"},
+    )
+    html = answer.get_data(as_text=True)
+    assert answer.status_code == 422
+    assert 'id="f-title-error"' in html and "T" * 300 in html
+    assert 'value="Où dormez-vous ?"' in html
+    consultation = _api(organiser, "GET", f"/api/v1/consultations/{cid}")
+    assert consultation["titles"] == {}
+    assert consultation["draft"]["sections"][0]["questions"][0]["label"]["fr"] == "Où logez-vous ?"
+
+
+def test_a_section_edit_changes_its_texts_and_can_drop_its_warning(organiser):
+    cid = _new_consultation(organiser)
+    _first_question(organiser, cid)
+    page = organiser.get(f"/staff/consultations/{cid}/sections/home").get_data(as_text=True)
+    assert "Questions sur la violence au foyer." in page
+    answer = organiser.post(
+        f"/staff/consultations/{cid}/sections/home",
+        {"section_title.en": "Where you live", "section_title.fr": "Où vous vivez"},
+    )
+    assert answer.status_code == 303
+    section = _api(organiser, "GET", f"/api/v1/consultations/{cid}")["draft"]["sections"][0]
+    assert section["title"] == {"en": "Where you live", "fr": "Où vous vivez"}
+    assert section["content_warning"] is None
