@@ -63,9 +63,7 @@ class Progress(MethodView):
             "consultation_id": consultation_id,
             "responses_counted": counted.count(),
             # The store hands back naive datetimes; they are UTC.
-            "last_counted_at": isoformat(latest.counted_at.replace(tzinfo=UTC))
-            if latest
-            else None,
+            "last_counted_at": isoformat(latest.counted_at.replace(tzinfo=UTC)) if latest else None,
             "as_of": isoformat(utcnow()),
         }
 

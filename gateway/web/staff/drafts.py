@@ -84,7 +84,7 @@ def all_ids(draft: dict[str, Any]) -> set[str]:
 
 def earlier_questions(draft: dict[str, Any], question_id: str | None) -> list[dict[str, Any]]:
     """The questions before `question_id` (all of them for a new question at the end)."""
-    found = []
+    found: list[dict[str, Any]] = []
     for section in sections(draft):
         for question in section.get("questions") or []:
             if question.get("id") == question_id:

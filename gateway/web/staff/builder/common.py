@@ -102,3 +102,8 @@ def number_or_text(text: str, kind: type = int) -> Any:
         return kind(text)
     except ValueError:
         return text or None
+
+
+def query_values(name: str, value: str) -> dict[str, Any]:
+    """One query parameter for url_for, for names Python reserves ("in", "from")."""
+    return {name: value}

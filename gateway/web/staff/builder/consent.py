@@ -15,6 +15,7 @@ from gateway.web.staff.builder.common import (
     draft_of,
     page_context,
 )
+from gateway.web.staff.builder.common import query_values as _query
 from gateway.web.staff.forms import Form
 from gateway.web.staff.pages import _, call, flash, render, see_other, signed_in
 
@@ -27,7 +28,8 @@ def preview(cid: str) -> Response:
     """The survey as a participant sees it, in any offered language; nothing is sent or stored."""
     consultation = consultation_of(cid)
     languages = list(consultation["languages"])
-    lang = request.args.get("in") if request.args.get("in") in languages else languages[0]
+    asked = request.args.get("in", "")
+    lang = asked if asked in languages else languages[0]
     version = request.args.get("version", "")
     if version:
         chosen = next(
@@ -83,7 +85,7 @@ def consent(cid: str) -> Response:
     languages = list(consultation["languages"])
     texts = _consent_texts(cid)
     version = _consent_version(texts, request.values.get("version"))
-    lang = request.values.get("in")
+    lang = request.values.get("in", "")
     if lang not in languages:
         written = {t["language"] for t in texts if t["version"] == version}
         lang = next((code for code in languages if code not in written), languages[0])
@@ -143,7 +145,9 @@ def consent(cid: str) -> Response:
     )
     written = {t["language"] for t in texts if t["version"] == version} | {lang}
     following = next((code for code in languages if code not in written), lang)
-    return see_other(url_for("builder.consent", cid=cid, version=version, **{"in": following}))
+    return see_other(
+        url_for("builder.consent", cid=cid, version=version, **_query("in", following))
+    )
 
 
 @builder.route("/consultations/<cid>/consent/publish", methods=["POST"])
@@ -203,7 +207,7 @@ def consent_preview(cid: str) -> Response:
     consultation = consultation_of(cid)
     texts = _consent_texts(cid)
     version = _consent_version(texts, request.args.get("version"))
-    lang = request.args.get("in")
+    lang = request.args.get("in", "")
     text = next((t for t in texts if t["version"] == version and t["language"] == lang), None)
     if text is None:
         abort(404)

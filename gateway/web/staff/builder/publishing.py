@@ -16,6 +16,7 @@ from gateway.web.staff.builder.common import (
     draft_of,
     page_context,
 )
+from gateway.web.staff.builder.common import query_values as _query
 from gateway.web.staff.forms import Form
 from gateway.web.staff.pages import _, call, flash, render, see_other, signed_in
 
@@ -99,7 +100,7 @@ def _checklist(consultation: dict[str, Any]) -> list[CheckItem]:
                         "%(language)s: no consent text is published yet.",
                         language=NATIVE_NAMES[lang],
                     ),
-                    url_for("builder.consent", cid=cid, **{"in": lang}),
+                    url_for("builder.consent", cid=cid, **_query("in", lang)),
                     _("Write and publish the consent text"),
                 )
             )

@@ -22,6 +22,7 @@ from gateway.web.staff.builder.common import (
     save_draft,
     text_in,
 )
+from gateway.web.staff.builder.common import query_values as _query
 from gateway.web.staff.builder.consultation import overview_page
 from gateway.web.staff.forms import Form
 from gateway.web.staff.pages import _, call, flash, render, see_other, signed_in
@@ -178,7 +179,7 @@ def _save_question(
             changed = drafts.put_question(draft, question, replacing=old["id"])
             place = QuestionPlace(drafts.question_path(draft, old["id"]), None)
         elif form.value("placement") in ("new", ""):
-            section = {
+            new_section: dict[str, Any] = {
                 "id": form.value("section_id").strip(),
                 "title": _texts(form, "section_title", languages),
                 "content_warning": (
@@ -189,13 +190,13 @@ def _save_question(
                 "relevant": None,
             }
             index = len(draft["sections"])
-            changed = drafts.put_question(draft, question, new_section=section)
+            changed = drafts.put_question(draft, question, new_section=new_section)
             place = QuestionPlace(f"sections[{index}].questions[0]", f"sections[{index}]")
         else:
-            s_index, section = drafts.find_section(draft, form.value("placement"))
-            changed = drafts.put_question(draft, question, section_id=section["id"])
+            s_index, existing = drafts.find_section(draft, form.value("placement"))
+            changed = drafts.put_question(draft, question, section_id=existing["id"])
             place = QuestionPlace(
-                f"sections[{s_index}].questions[{len(section.get('questions') or [])}]", None
+                f"sections[{s_index}].questions[{len(existing.get('questions') or [])}]", None
             )
     except drafts.DraftError:
         form.add_error(None, _("The draft changed meanwhile; check the question and save again."))
@@ -324,7 +325,7 @@ def translations(cid: str, lang: str) -> Response:
     languages = list(consultation["languages"])
     if lang not in languages:
         abort(404)
-    source = request.values.get("from")
+    source = request.values.get("from", "")
     if source not in languages or source == lang:
         source = next((code for code in languages if code != lang), lang)
     draft = draft_of(consultation)
@@ -360,7 +361,7 @@ def translations(cid: str, lang: str) -> Response:
         )
         return _translations_page(consultation, draft, lang, source, form, refused.status)
     flash(_("The %(language)s texts are saved.", language=NATIVE_NAMES[lang]))
-    return see_other(url_for("builder.translations", cid=cid, lang=lang, **{"from": source}))
+    return see_other(url_for("builder.translations", cid=cid, lang=lang, **_query("from", source)))
 
 
 def _translations_page(
