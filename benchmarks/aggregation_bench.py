@@ -56,7 +56,7 @@ class Servers:
 SERVERS: Servers  # set in main(): Kafka and the document store of this run
 
 from benchmarks.crosstab_bench import QUESTIONS, generate, pandas_counts  # noqa: E402
-from services.aggregation import projection  # noqa: E402
+from services.aggregation import projection, tabulation  # noqa: E402
 from services.aggregation.disclosure import protect_tables  # noqa: E402
 from services.aggregation.snapshots import build_snapshot  # noqa: E402
 from shared.bus import decode, encode  # noqa: E402
@@ -76,7 +76,7 @@ def release_pipeline(n: int) -> None:
     counted = projection.counted_contributions(contributions, tombstones)
     t_count = time.perf_counter() - t
     t = time.perf_counter()
-    tables = projection.tabulate(counted, QUESTIONS, consultation_id=CID)
+    tables = tabulation.tabulate(counted, QUESTIONS, consultation_id=CID)
     t_tab = time.perf_counter() - t
     t = time.perf_counter()
     protection = protect_tables(tables, 10)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -325,6 +326,80 @@ def consent_tokens(base: str, cid: str, code: str, count: int, concurrency: int)
         return list(pool.map(one, range(count)))
 
 
+# ---------------------------------------------------------------- profiling (py-spy)
+
+
+class Profiler:
+    """py-spy sampling the gunicorn processes of the named stack processes (workers included)."""
+
+    def __init__(self, out_dir: Path | None, rate: int = 50) -> None:
+        self.out_dir = out_dir
+        self.rate = rate
+        self.spies: dict[str, subprocess.Popen] = {}
+
+    def start(self, pids: dict[str, int]) -> None:
+        if self.out_dir is None:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for name, pid in pids.items():
+            self.spies[name] = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--subprocesses",
+                    "--nonblocking",
+                    "--rate",
+                    str(self.rate),
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(self.out_dir / f"{name}.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+    def stop(self) -> None:
+        for spy in self.spies.values():
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        for spy in self.spies.values():
+            try:
+                spy.wait(30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+        if self.out_dir is not None:
+            for name in self.spies:
+                print(summarise_profile(self.out_dir / f"{name}.txt", name), flush=True)
+
+
+def summarise_profile(path: Path, name: str, top: int = 15) -> str:
+    """The functions where `name`'s busy samples were spent (inclusive share), from py-spy's raw
+    (collapsed) stacks; idle threads (waiting in select, a lock or a socket accept) are left out."""
+    if not path.exists():
+        return f"{name}: no profile written"
+    inclusive: dict[str, int] = {}
+    busy = 0
+    idle_leaves = ("wait (threading", "select (selectors", "accept (socket", "_worker (")
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        frames = stack.split(";")
+        if any(frames[-1].startswith(leaf) for leaf in idle_leaves):
+            continue
+        count = int(count_text)
+        busy += count
+        # Per function, not per line: "name (file.py:12)" -> "name (file.py)"; once per stack.
+        for frame in {f.rsplit(":", 1)[0] + ")" for f in frames}:
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    lines = [f"{name}: {busy} busy samples; inclusive share of the busiest functions"]
+    for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * count / max(busy, 1):5.1f}%  {frame}")
+    return "\n".join(lines)
+
+
 def report(name: str, figures: dict) -> None:
     failures = (
         ", ".join(f"{status}: {n}" for status, n in sorted(figures["failures"].items())) or "none"
@@ -346,6 +421,12 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per measured phase")
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="directory for py-spy profiles of the gateway and surveys during the measured intake",
+    )
     args = parser.parse_args()
     total = args.responses + args.warmup
 
@@ -387,9 +468,14 @@ def main() -> None:
         run_load(
             f"{base}/api/v1/responses", bodies[: args.warmup], args.concurrency, args.time_limit
         )
-        intake = run_load(
-            f"{base}/api/v1/responses", bodies[args.warmup :], args.concurrency, args.time_limit
-        )
+        profiler = Profiler(args.profile)
+        profiler.start({name: stack.processes[name].pid for name in ("gateway", "surveys")})
+        try:
+            intake = run_load(
+                f"{base}/api/v1/responses", bodies[args.warmup :], args.concurrency, args.time_limit
+            )
+        finally:
+            profiler.stop()
 
         port = free_port()
         baseline = start_baseline(port, log_dir, mongodb_uri)

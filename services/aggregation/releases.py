@@ -18,7 +18,7 @@ from typing import Any, Iterable
 
 from mongoengine.errors import NotUniqueError
 
-from services.aggregation import disclosure, projection, snapshots
+from services.aggregation import disclosure, projection, snapshots, tabulation
 from services.aggregation.handlers import stored_meta
 from services.aggregation.models import (
     ConsultationMeta,
@@ -50,7 +50,7 @@ def current_tables(consultation_id: str) -> projection.Tables:
         for d in Tombstone.objects(consultation_id=consultation_id).as_pymongo()
     ]
     counted = projection.counted_contributions(contributions, tombstones)
-    return projection.tabulate(counted, meta.questions, consultation_id=consultation_id)
+    return tabulation.tabulate(counted, meta.questions, consultation_id=consultation_id)
 
 
 def _budget(consultation_id: str, total: float) -> tuple[disclosure.PrivacyBudget, int]:
