@@ -528,6 +528,7 @@ def open_invitation(code: str, keys: SurveysKeys) -> tuple[Participant, Consulta
             pseudonym=codes.new_pseudonym(),
             consultation_id=consultation.consultation_id,
             invitation_id=invitation.invitation_id,
+            invitation_kind=invitation.kind,
             wrapped_key=field_crypto.wrap_key(
                 keys.key_wrapping_key, key, participant_context(consultation.consultation_id)
             ),
@@ -546,8 +547,8 @@ def spend_invitation(participant: Participant) -> None:
     Idempotent for the participant who spent it. Raises Gone (reason "invitation_used") when
     answers of another pseudonym from the same code were stored first, or it was revoked.
     """
-    if not participant.invitation_id:
-        return
+    if not participant.invitation_id or participant.invitation_kind == "link":
+        return  # a link is never spent
     # Atomic compare-and-set: of two pseudonyms from one code, only one can spend it.
     if Invitation.objects(
         invitation_id=participant.invitation_id, kind="single", uses=0, revoked=False

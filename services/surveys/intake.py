@@ -82,8 +82,9 @@ def admit(
         required_purpose=REQUIRED_PURPOSE,
     )
     pseudonym, consultation_id = claims["sub"], claims["cid"]
-    participant = Participant.objects(pseudonym=pseudonym, consultation_id=consultation_id).first()
-    if participant is None:
+    # By primary key alone: a lookup that any MongoDB-protocol server answers from its _id index.
+    participant = Participant.objects(pseudonym=pseudonym).first()
+    if participant is None or participant.consultation_id != consultation_id:
         raise Forbidden("This consent token does not belong to a participant of this consultation.")
     withdrawal = Withdrawal.objects(pseudonym=pseudonym).first()
     if _fully_withdrawn(withdrawal):
@@ -208,8 +209,10 @@ def submit_response(
     except NotUniqueError:
         raise Conflict("A response from this participant has already been received.") from None
     _settle_late_withdrawal(response, topic, trace_id)
-    # Submitted: the in-progress copy has done its job.
-    ResumeDraft.objects(pseudonym=pseudonym).delete()
+    # Submitted: the in-progress copy has done its job. Most participants never saved one, and a
+    # read by key costs less than a delete, which waits its turn behind every other write.
+    if ResumeDraft.objects(pseudonym=pseudonym).only("pseudonym").first() is not None:
+        ResumeDraft.objects(pseudonym=pseudonym).delete()
     return response
 
 

@@ -69,6 +69,9 @@ class Participant(me.Document):
     pseudonym = me.StringField(primary_key=True)
     consultation_id = me.StringField(required=True)
     invitation_id = me.StringField()
+    # "single" or "link", copied from the invitation at opening so that storing answers from a
+    # link (nothing to spend) needs no invitation lookup; None on records from before it was kept.
+    invitation_kind = me.StringField(null=True)
     # Erasing this erases every encrypted field of the participant, wherever copies are (crypto-shredding).
     wrapped_key = me.StringField(null=True)
     created_at = me.DateTimeField(default=utcnow)

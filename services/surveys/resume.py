@@ -31,8 +31,11 @@ from services.surveys.models import Participant, ResumeDraft, Withdrawal
 from shared.consent_tokens import verify_consent_token
 from shared.errors import Conflict, Gone, NotFound, Unauthorized, ValidationFailed
 from shared.events import isoformat, utcnow
+from shared.throttle import AtMostEvery
 
 DEFAULT_TTL = timedelta(hours=72)
+# Saves delete the drafts that expired, once a minute per process: reads check expiry anyway.
+expired_drafts_purge = AtMostEvery(60.0)
 
 
 @dataclass(frozen=True)
@@ -102,7 +105,8 @@ def save_progress(
         "set__saved_at": now,
         "set__expires_at": expires_at,
     }
-    ResumeDraft.objects(expires_at__lte=now).delete()
+    if expired_drafts_purge.due():
+        ResumeDraft.objects(expires_at__lte=now).delete()
     # One draft per participant, replaced in a single atomic upsert (keyed by pseudonym).
     try:
         ResumeDraft.objects(pseudonym=admission.pseudonym).update_one(upsert=True, **fields)

@@ -106,14 +106,24 @@ def test_expired_progress_is_gone(surveys, open_cid):
     lookup(surveys, code, expect=404)
 
 
-def test_the_next_save_deletes_expired_progress_of_anyone(surveys, open_cid):
+def test_a_save_deletes_expired_progress_of_anyone_at_most_once_a_minute(
+    surveys, open_cid, monkeypatch
+):
+    minutes = [0.0]
+    monkeypatch.setattr(resume.expired_drafts_purge, "clock", lambda: minutes[0] * 60)
+    monkeypatch.setattr(resume.expired_drafts_purge, "_last", None)
     token = surveys.token(surveys.participant(open_cid), open_cid)
     code = save(surveys, token, {"safe": "no"})["resume_code"]
     ResumeDraft.objects.update(set__expires_at=utcnow() - timedelta(seconds=1))
     assert ResumeDraft.objects.count() == 1
-    # Another participant saves: the expired draft is deleted, not merely unreadable.
+    # Within the minute another save leaves the expired draft (unreadable all the same).
     save(surveys, surveys.token(surveys.participant(open_cid), open_cid), {"safe": "yes"})
-    assert ResumeDraft.objects.count() == 1
+    assert ResumeDraft.objects.count() == 2
+    lookup(surveys, code, expect=410)
+    # A minute later the next save deletes it, not merely hides it.
+    minutes[0] = 1.0
+    save(surveys, surveys.token(surveys.participant(open_cid), open_cid), {"safe": "yes"})
+    assert ResumeDraft.objects.count() == 2  # three saved, the expired one gone
     lookup(surveys, code, expect=404)
 
 
