@@ -230,8 +230,9 @@ def wait_for(probe, timeout: float = 30.0):
     raise TimeoutError("the platform did not get there in time")
 
 
-def prepare_consultation(base: str, admin: str) -> tuple[str, str]:
-    """An open consultation with a published consent text; returns (consultation id, link code)."""
+def prepare_consultation(base: str, admin: str) -> tuple[str, str, str]:
+    """An open consultation with a published consent text; returns (consultation id, link code,
+    the organiser's API token)."""
     s = requests.Session()
     org = call(s, "POST", f"{base}/api/v1/organisations", admin, json={"name": "Benchmark org"})
     account = call(
@@ -292,7 +293,7 @@ def prepare_consultation(base: str, admin: str) -> tuple[str, str]:
     code = call(
         s, "POST", f"{base}/api/v1/consultations/{cid}/invitations", token, json={"kind": "link"}
     )["code"]
-    return cid, code
+    return cid, code, token
 
 
 def consent_tokens(base: str, cid: str, code: str, count: int, concurrency: int) -> list[str]:
@@ -400,6 +401,26 @@ def summarise_profile(path: Path, name: str, top: int = 15) -> str:
     return "\n".join(lines)
 
 
+def freshness_after(base: str, cid: str, token: str, expected: int) -> dict:
+    """The aggregation's freshness figures once it has counted `expected` responses (or after
+    60 s): each response's time from submission until it was counted, p50 and p95."""
+    session = requests.Session()
+    figures: dict = {}
+
+    def counted_all() -> bool:
+        nonlocal figures
+        figures = call(
+            session, "GET", f"{base}/api/v1/insights/consultations/{cid}/freshness", token
+        )
+        return (figures.get("responses") or 0) >= expected
+
+    try:
+        wait_for(counted_all, timeout=60)
+    except TimeoutError:
+        pass  # report what was counted by then
+    return figures
+
+
 def report(name: str, figures: dict) -> None:
     failures = (
         ", ".join(f"{status}: {n}" for status, n in sorted(figures["failures"].items())) or "none"
@@ -457,7 +478,7 @@ def main() -> None:
         )
         stack.start(timeout=120)
         base = stack.gateway_url
-        cid, code = prepare_consultation(base, admin)
+        cid, code, organiser = prepare_consultation(base, admin)
         started = time.perf_counter()
         tokens = consent_tokens(base, cid, code, total, args.concurrency)
         print(
@@ -477,10 +498,19 @@ def main() -> None:
         finally:
             profiler.stop()
 
+        fresh = freshness_after(base, cid, organiser, intake["ok"] + args.warmup)
+
         port = free_port()
         baseline = start_baseline(port, log_dir, mongodb_uri)
         wait_for_port(port, timeout=30)
-        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok)
+
+        def baseline_up() -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).ok
+            except requests.RequestException:
+                return False  # still starting (a loaded machine starts slowly)
+
+        wait_for(baseline_up, timeout=60)
         run_load(
             f"http://127.0.0.1:{port}/responses",
             bodies[: args.warmup],
@@ -509,6 +539,10 @@ def main() -> None:
     )
     report("intake via gateway -> surveys", intake)
     report("bare Flask + mongoengine insert", bare)
+    print(
+        f"freshness while intake ran (submitted -> counted by aggregation, {fresh.get('responses')} "
+        f"responses): p50 {fresh.get('p50_seconds')} s, p95 {fresh.get('p95_seconds')} s"
+    )
     if intake["per_s"]:
         print(
             f"ratio: the bare insert serves {bare['per_s'] / intake['per_s']:.1f}x the responses/s; "
