@@ -285,9 +285,19 @@ def main() -> None:
     from services.consent import verify
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--grants", type=int, default=300)
+    parser.add_argument(
+        "--grants",
+        type=int,
+        default=int(os.environ.get("BENCH_GRANTS", "300")),
+        help="grants measured (env BENCH_GRANTS; 3000 for the larger figure)",
+    )
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per measured phase")
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=float(os.environ.get("BENCH_TIME_LIMIT", "60")),
+        help="seconds per measured phase (env BENCH_TIME_LIMIT)",
+    )
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument(
         "--verify-entries",

@@ -438,9 +438,19 @@ def main() -> None:
     from deploy.stack import Stack
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--responses", type=int, default=400)
+    parser.add_argument(
+        "--responses",
+        type=int,
+        default=int(os.environ.get("BENCH_INTAKE_RESPONSES", "400")),
+        help="responses measured (env BENCH_INTAKE_RESPONSES; 3000 for the larger figure)",
+    )
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per measured phase")
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=float(os.environ.get("BENCH_TIME_LIMIT", "60")),
+        help="seconds per measured phase (env BENCH_TIME_LIMIT)",
+    )
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument(
         "--profile",
