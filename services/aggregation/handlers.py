@@ -97,23 +97,30 @@ def add_contribution(event: Envelope, ctx: Any) -> None:
     key = (contribution.consultation_id, contribution.pseudonym)
     if not projection.is_counted(contribution, stored_tombstone(*key)):
         return
-    doc = contribution.to_document()
-    result = Contribution.objects(response_id=contribution.response_id).update_one(
-        upsert=True,
-        full_result=True,
-        **{f"set_on_insert__{k}": v for k, v in doc.items() if k != "response_id"},
-        set_on_insert__counted_at=datetime.now(timezone.utc),
-    )
-    inserted = getattr(result, "upserted_id", None) is not None
+    # Inserts, not upserts: the usual case is new, and an insert is one write where an upsert
+    # is a lookup and a write on some servers; a redelivery meets the unique _id.
+    try:
+        Contribution(**contribution.to_document(), counted_at=datetime.now(timezone.utc)).save(
+            force_insert=True
+        )
+        inserted = True
+    except NotUniqueError:
+        inserted = False
     # Listed for the participant before the tombstone is looked at again: a withdrawal writes its
     # tombstone before it reads this list, so one of the two always sees the other. Also on a
     # redelivery, in case the first delivery stopped between the two writes.
-    ParticipantContributions.objects(key=participant_key(*key)).update_one(
-        upsert=True,
-        set_on_insert__consultation_id=contribution.consultation_id,
-        set_on_insert__pseudonym=contribution.pseudonym,
-        add_to_set__response_ids=contribution.response_id,
-    )
+    listed = participant_key(*key)
+    try:
+        ParticipantContributions(
+            key=listed,
+            consultation_id=contribution.consultation_id,
+            pseudonym=contribution.pseudonym,
+            response_ids=[contribution.response_id],
+        ).save(force_insert=True)
+    except NotUniqueError:  # the participant's list exists: add to it
+        ParticipantContributions.objects(key=listed).update_one(
+            add_to_set__response_ids=contribution.response_id
+        )
     # A withdrawal handled concurrently may have written its tombstone after our check.
     if not projection.is_counted(contribution, stored_tombstone(*key)):
         Contribution.objects(response_id=contribution.response_id).delete()
