@@ -455,7 +455,9 @@ def main() -> None:
     parser.add_argument(
         "--profile",
         type=Path,
-        default=None,
+        default=Path(os.environ["BENCH_PROFILE_DIR"])
+        if os.environ.get("BENCH_PROFILE_DIR")
+        else None,
         help="directory for py-spy profiles of the gateway and surveys during the measured intake",
     )
     args = parser.parse_args()
