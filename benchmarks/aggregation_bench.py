@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import logging
 import os
 import random
@@ -264,8 +265,8 @@ def replay_through_broker(n: int) -> None:
 
 
 def handler_sample(sample: int) -> None:
-    from services.aggregation.app import create_app
     from deploy.secrets import generate_secrets
+    from services.aggregation.app import create_app
     from shared.bus import InProcessBus
     from shared.runtime import current_runtime
     from shared.settings import Settings
@@ -290,7 +291,7 @@ def handler_sample(sample: int) -> None:
     # Each quarter's own rate: a rate that falls with the stored data shows as falling quarters.
     rates = ", ".join(
         f"events {a + 1:,}-{b:,}: {(b - a) / (tb - ta):,.0f}/s"
-        for (a, ta), (b, tb) in zip(marks, marks[1:])
+        for (a, ta), (b, tb) in itertools.pairwise(marks)
         if tb > ta
     )
     print(
@@ -302,8 +303,8 @@ def handler_sample(sample: int) -> None:
 
 
 def freshness_bench(count: int, rate: float) -> None:
-    from services.aggregation import handlers, releases
     from deploy.secrets import generate_secrets
+    from services.aggregation import handlers, releases
     from services.aggregation.app import create_app
     from shared.runtime import current_runtime
     from shared.settings import Settings
@@ -381,7 +382,7 @@ def main(argv=None) -> None:
 
     from deploy.servers import local_servers
 
-    global SERVERS
+    global SERVERS  # noqa: PLW0603 the servers are started once and shared by every benchmark
     with local_servers(
         Path(tempfile.mkdtemp(prefix="voices-aggregation-bench-")),
         os.environ.get("MONGODB_URI"),

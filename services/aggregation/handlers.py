@@ -11,7 +11,7 @@ with `projection.counted_contributions`.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from mongoengine.errors import NotUniqueError
@@ -69,15 +69,15 @@ def record_consultation(event: Envelope, ctx: Any) -> None:
     p = event.payload
     meta = projection.consultation_meta_from_published(p)
     budget = p.get("epsilon_budget")  # absent from events published before the setting existed
-    fields = dict(
-        set__organisation_id=p["organisation_id"],
-        set__survey_version=meta.survey_version,
-        set__title=p.get("title"),
-        set__min_cell_size=meta.min_cell_size,
-        set__epsilon_budget=None if budget is None else float(budget),
-        set__purposes=list(meta.purposes),
-        set__questions=[q.to_document() for q in meta.questions],
-    )
+    fields = {
+        "set__organisation_id": p["organisation_id"],
+        "set__survey_version": meta.survey_version,
+        "set__title": p.get("title"),
+        "set__min_cell_size": meta.min_cell_size,
+        "set__epsilon_budget": None if budget is None else float(budget),
+        "set__purposes": list(meta.purposes),
+        "set__questions": [q.to_document() for q in meta.questions],
+    }
     # Only replace an equal or older version; a newer one already stored makes the filter miss and
     # the upsert collide with the existing id, which means "keep what is there".
     try:
@@ -100,7 +100,7 @@ def add_contribution(event: Envelope, ctx: Any) -> None:
     # Inserts, not upserts: the usual case is new, and an insert is one write where an upsert
     # is a lookup and a write on some servers; a redelivery meets the unique _id.
     try:
-        Contribution(**contribution.to_document(), counted_at=datetime.now(timezone.utc)).save(
+        Contribution(**contribution.to_document(), counted_at=datetime.now(UTC)).save(
             force_insert=True
         )
         inserted = True
@@ -131,12 +131,12 @@ def add_contribution(event: Envelope, ctx: Any) -> None:
 
 def observe_freshness(submitted_at: str) -> None:
     try:
-        submitted = datetime.fromisoformat(submitted_at.replace("Z", "+00:00"))
+        submitted = datetime.fromisoformat(submitted_at)
     except ValueError:
         return
     if submitted.tzinfo is None:
-        submitted = submitted.replace(tzinfo=timezone.utc)
-    FRESHNESS.observe(max(0.0, (datetime.now(timezone.utc) - submitted).total_seconds()))
+        submitted = submitted.replace(tzinfo=UTC)
+    FRESHNESS.observe(max(0.0, (datetime.now(UTC) - submitted).total_seconds()))
 
 
 def _bury(tomb: projection.Tombstone, *, quotes_withdrawn: bool = False) -> None:
@@ -155,7 +155,7 @@ def _bury(tomb: projection.Tombstone, *, quotes_withdrawn: bool = False) -> None
                 upsert=True,
                 set_on_insert__consultation_id=tomb.consultation_id,
                 set_on_insert__pseudonym=tomb.pseudonym,
-                set_on_insert__at=datetime.now(timezone.utc),
+                set_on_insert__at=datetime.now(UTC),
                 **update,
             )
             break
@@ -265,7 +265,7 @@ def migrate_to_keys() -> bool:
             "$setOnInsert": {
                 "consultation_id": raw["consultation_id"],
                 "pseudonym": raw["pseudonym"],
-                "at": raw.get("at") or datetime.now(timezone.utc),
+                "at": raw.get("at") or datetime.now(UTC),
             },
             "$addToSet": {
                 "response_ids": {"$each": list(raw.get("response_ids") or [])},

@@ -94,14 +94,17 @@ def _answer_profiles(q: Question, values: list[Any]) -> tuple[list[int], list[tu
 
 
 class _Encoded:
-    """A question's categories in axis order: a code per participant, or for a multiple-choice
-    question a 0/1 membership matrix (participants x categories)."""
+    """A question's categories in axis order: a code per participant (`codes`), or for a
+    multiple-choice question a 0/1 membership matrix, participants x categories (`members`)."""
 
-    def __init__(self, axis: QuestionAxis, codes: np.ndarray | None, members: np.ndarray | None):
+    def __init__(self, axis: QuestionAxis, codes: np.ndarray, members: np.ndarray) -> None:
         self.categories = axis.categories
-        self.multiple = members is not None
+        self.multiple = members.ndim == 2
         self.codes = codes
         self.members = members
+
+
+_UNUSED = np.zeros(0, dtype=np.int64)
 
 
 def _axis(q: Question, observed: set[str]) -> tuple[QuestionAxis, tuple[str, ...]]:
@@ -150,7 +153,7 @@ def _encode(
         members = profile_members[profile_of]
         members[declined] = 0.0
         members[declined, declined_at] = 1.0
-        encoded = _Encoded(axis, None, members)
+        encoded = _Encoded(axis, _UNUSED, members)
     else:
         # A distinct answer given only by people who declined is never counted under its label.
         profile_codes = np.array(
@@ -159,14 +162,18 @@ def _encode(
         )
         codes = profile_codes[profile_of]
         codes[declined] = declined_at
-        encoded = _Encoded(axis, codes, None)
+        encoded = _Encoded(axis, codes, _UNUSED)
     summary = None
     if q.type in _NUMERIC_TYPES:
         answered = np.array(
             [labels[0] not in RESERVED_CATEGORIES for labels in profiles], dtype=bool
         )
         counted = answered[profile_of] & ~declined if len(profiles) else np.zeros(0, dtype=bool)
-        numbers = [float(v) for v, keep in zip(values, counted.tolist()) if keep]
+        numbers = [
+            float(v)
+            for v, keep in zip(values, counted.tolist(), strict=True)
+            if keep and v is not None
+        ]
         total = math.fsum(numbers)
         summary = NumericSummary(
             count=len(numbers),
@@ -184,10 +191,11 @@ def _count_shape(
     singles = [qid for qid in shape if not encoded[qid].multiple]
     multiples = [qid for qid in shape if encoded[qid].multiple]
     sizes = tuple(len(encoded[qid].categories) for qid in singles)
-    if singles:
-        flat = np.ravel_multi_index([encoded[qid].codes for qid in singles], sizes)
-    else:
-        flat = np.zeros(people, dtype=np.int64)
+    flat: np.ndarray = (
+        np.ravel_multi_index(tuple(encoded[qid].codes for qid in singles), sizes)
+        if singles
+        else np.zeros(people, dtype=np.int64)
+    )
     cells = math.prod(sizes)
     out: dict[CellKey, int] = {}
     # One bincount per combination of the multiple-choice categories in the shape: a participant
@@ -196,15 +204,15 @@ def _count_shape(
     for combo in product(*multiple_axes):
         if multiples:
             weights = encoded[multiples[0]].members[:, combo[0]]
-            for qid, code in zip(multiples[1:], combo[1:]):
+            for qid, code in zip(multiples[1:], combo[1:], strict=True):
                 weights = weights * encoded[qid].members[:, code]
             counts = np.bincount(flat, weights=weights, minlength=cells)
         else:
             counts = np.bincount(flat, minlength=cells)
         for index in np.flatnonzero(counts):
-            single_codes = np.unravel_index(index, sizes) if sizes else ()
-            labels = dict(zip(singles, single_codes))
-            labels.update(zip(multiples, combo))
+            single_codes: tuple[Any, ...] = np.unravel_index(index, sizes) if sizes else ()
+            labels: dict[str, Any] = dict(zip(singles, single_codes, strict=True))
+            labels.update(zip(multiples, combo, strict=True))
             out[tuple((qid, encoded[qid].categories[int(labels[qid])]) for qid in shape)] = round(
                 float(counts[index])
             )

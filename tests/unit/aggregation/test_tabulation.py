@@ -154,5 +154,5 @@ def test_counts_agree_with_pandas_cell_for_cell() -> None:
                 part = part.explode(qid)
         for index, n in part.groupby(list(shape)).size().items():
             index = index if isinstance(index, tuple) else (index,)
-            expected[tuple(zip(shape, index))] = int(n)
+            expected[tuple(zip(shape, index, strict=True))] = int(n)
     assert tables.counts == expected
