@@ -531,6 +531,7 @@ def open_invitation(code: str, keys: SurveysKeys) -> tuple[Participant, Consulta
             consultation_id=consultation.consultation_id,
             invitation_id=invitation.invitation_id,
             invitation_kind=invitation.kind,
+            has_draft=False,
             wrapped_key=field_crypto.wrap_key(
                 keys.key_wrapping_key, key, participant_context(consultation.consultation_id)
             ),

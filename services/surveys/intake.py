@@ -110,9 +110,13 @@ def submit_response(
     except NotUniqueError:
         raise Conflict("A response from this participant has already been received.") from None
     _settle_late_withdrawal(response, topic, trace_id)
-    # Submitted: the in-progress copy has done its job. Most participants never saved one, and a
-    # read by key costs less than a delete, which waits its turn behind every other write.
-    if ResumeDraft.objects(pseudonym=pseudonym).only("pseudonym").first() is not None:
+    # Submitted: the in-progress copy has done its job. Most participants never saved one (their
+    # record says so), and a read by key costs less than a delete, which waits its turn behind
+    # every other write.
+    if (
+        admission.participant.has_draft is not False
+        and ResumeDraft.objects(pseudonym=pseudonym).only("pseudonym").first() is not None
+    ):
         ResumeDraft.objects(pseudonym=pseudonym).delete()
     return response
 

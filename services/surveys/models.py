@@ -72,6 +72,9 @@ class Participant(me.Document):
     # "single" or "link", copied from the invitation at opening so that storing answers from a
     # link (nothing to spend) needs no invitation lookup; None on records from before it was kept.
     invitation_kind = me.StringField(null=True)
+    # Set before a resume draft is first stored, so that storing the answers looks for a draft to
+    # delete only when there may be one; None on records from before it was kept (look).
+    has_draft = me.BooleanField(null=True)
     # Erasing this erases every encrypted field of the participant, wherever copies are (crypto-shredding).
     wrapped_key = me.StringField(null=True)
     created_at = me.DateTimeField(default=utcnow)

@@ -108,6 +108,10 @@ def save_progress(
     }
     if expired_drafts_purge.due():
         ResumeDraft.objects(expires_at__lte=now).delete()
+    if admission.participant.has_draft is not True:
+        # Before the draft: a flag without a draft costs a look at submission, the reverse would
+        # leave a draft behind it.
+        Participant.objects(pseudonym=admission.pseudonym).update_one(set__has_draft=True)
     # One draft per participant, replaced in a single atomic upsert (keyed by pseudonym).
     try:
         ResumeDraft.objects(pseudonym=admission.pseudonym).update_one(upsert=True, **fields)
