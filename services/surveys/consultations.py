@@ -9,8 +9,15 @@ from typing import Any
 
 from mongoengine.errors import NotUniqueError, SaveConditionError
 
-from services.surveys import codes, field_crypto, questionnaire, xlsform
-from services.surveys.models import Consultation, Invitation, Participant
+from services.surveys import codes, field_crypto, progress, questionnaire, xlsform
+from services.surveys.models import (
+    Consultation,
+    Erasure,
+    Invitation,
+    Participant,
+    Response,
+    ResumeDraft,
+)
 from shared.errors import Conflict, Gone, NotFound, ValidationFailed
 from shared.events import Envelope, isoformat, utcnow
 
@@ -458,6 +465,18 @@ def create_invitation(
     return invitation, code
 
 
+def create_invitations(
+    consultation: Consultation, kind: str, label: str | None, count: int, pepper: bytes
+) -> list[tuple[Invitation, str]]:
+    """`count` new invitations of one kind, each with its code (returned once, stored as a hash).
+
+    Raises Conflict for a closed or archived consultation, before anything is stored.
+    """
+    if consultation.status in ("closed", "archived"):
+        raise Conflict("Invitations cannot be created for a closed consultation.")
+    return [create_invitation(consultation, kind, label, pepper) for _ in range(count)]
+
+
 def list_invitations(consultation: Consultation) -> list[Invitation]:
     """The consultation's invitations (never their codes)."""
     return list(
@@ -563,3 +582,59 @@ def spend_invitation(participant: Participant) -> None:
     raise Gone(
         "Answers from this invitation were already kept in another visit.", reason=INVITATION_USED
     )
+
+
+def progress_report(consultation: Consultation, now: datetime | None = None) -> dict[str, Any]:
+    """Counts only, for organisers following a consultation: invitations opened, responses kept
+    (over time and per section of the current version), answers saved to finish later,
+    responses whose events still wait in the outbox. Never an answer."""
+    now = now or utcnow()
+    cid = consultation.consultation_id
+    stored = (
+        Response.objects(consultation_id=cid)
+        .only("submitted_at", "answers", "free_text", "declined", "pending_events")
+        .as_pymongo()
+    )
+    kept = [
+        progress.StoredResponse(
+            submitted_at=as_utc(doc.get("submitted_at")) or now,
+            answers=doc.get("answers") or {},
+            free_text_questions=frozenset(doc.get("free_text") or {}),
+            declined=frozenset(doc.get("declined") or ()),
+            awaiting_delivery=bool(doc.get("pending_events")),
+        )
+        for doc in stored
+    ]
+    version = consultation.current_version
+    report = progress.consultation_progress(version["definition"] if version else None, kept, now)
+    invitations = list(
+        Invitation.objects(consultation_id=cid).only("kind", "uses", "revoked").as_pymongo()
+    )
+    return {
+        "consultation_id": cid,
+        "status": consultation.status,
+        "survey_version": version["number"] if version else None,
+        "as_of": now,
+        "opened": Participant.objects(consultation_id=cid).count(),
+        "submitted": report.submitted,
+        "saved_to_finish_later": ResumeDraft.objects(
+            consultation_id=cid, expires_at__gt=now
+        ).count(),
+        "erased": Erasure.objects(consultation_id=cid).count(),
+        "awaiting_delivery": report.awaiting_delivery,
+        "first_response_at": report.first_at,
+        "last_response_at": report.last_at,
+        "invitations": {
+            "single_unused": sum(
+                1
+                for i in invitations
+                if i["kind"] == "single" and not i.get("uses") and not i.get("revoked")
+            ),
+            "single_used": sum(1 for i in invitations if i["kind"] == "single" and i.get("uses")),
+            "links": sum(1 for i in invitations if i["kind"] == "link"),
+            "revoked": sum(1 for i in invitations if i.get("revoked")),
+        },
+        "unit": report.unit,
+        "over_time": report.over_time,
+        "sections": [vars(section) for section in report.sections],
+    }

@@ -244,6 +244,80 @@ class InvitationCreatedSchema(InvitationSchema):
     )
 
 
+MAX_INVITATION_BATCH = 500
+
+
+class InvitationBatchCreateSchema(StrictSchema):
+    kind = fields.String(required=True, validate=validate.OneOf(["single", "link"]))
+    count = fields.Integer(
+        required=True,
+        validate=validate.Range(min=1, max=MAX_INVITATION_BATCH),
+        metadata={"description": f"how many invitations, 1 to {MAX_INVITATION_BATCH}"},
+    )
+    label = fields.String(validate=validate.Length(max=100), load_default=None)
+
+
+class InvitationBatchCreatedSchema(Schema):
+    invitations = fields.List(
+        fields.Nested(InvitationCreatedSchema),
+        metadata={"description": "each with its code, shown only in this answer"},
+    )
+
+
+class ProgressPointSchema(Schema):
+    start = UTCDateTime(metadata={"description": "start of the period (UTC)"})
+    submitted = fields.Integer(metadata={"description": "responses sent in the period"})
+    total = fields.Integer(metadata={"description": "responses kept up to the end of the period"})
+
+
+class SectionProgressSchema(Schema):
+    section_id = fields.String()
+    title = by_language()
+    shown = fields.Integer(metadata={"description": "responses that skip logic showed it to"})
+    answered = fields.Integer(metadata={"description": "responses with an answer in it"})
+    completed = fields.Integer(
+        metadata={"description": "responses that answered or declined every question shown in it"}
+    )
+    stopped_here = fields.Integer(
+        metadata={
+            "description": "responses whose last answer is in it although later sections were shown"
+        }
+    )
+
+
+class InvitationCountsSchema(Schema):
+    single_unused = fields.Integer()
+    single_used = fields.Integer()
+    links = fields.Integer()
+    revoked = fields.Integer()
+
+
+class ProgressReportSchema(Schema):
+    consultation_id = fields.String()
+    status = fields.String()
+    survey_version = fields.Integer(allow_none=True)
+    as_of = UTCDateTime()
+    opened = fields.Integer(metadata={"description": "invitations opened (participants admitted)"})
+    submitted = fields.Integer(metadata={"description": "responses kept (erased ones not counted)"})
+    saved_to_finish_later = fields.Integer()
+    erased = fields.Integer()
+    awaiting_delivery = fields.Integer(
+        metadata={"description": "kept responses whose event the outbox has not sent yet"}
+    )
+    first_response_at = UTCDateTime(allow_none=True)
+    last_response_at = UTCDateTime(allow_none=True)
+    invitations = fields.Nested(InvitationCountsSchema)
+    unit = fields.String(
+        validate=validate.OneOf(["hour", "day", "week"]),
+        metadata={"description": "width of each over_time period"},
+    )
+    over_time = fields.List(fields.Nested(ProgressPointSchema))
+    sections = fields.List(
+        fields.Nested(SectionProgressSchema),
+        metadata={"description": "sections of the current version, in survey order"},
+    )
+
+
 class OpenedInvitationSchema(Schema):
     pseudonym = fields.String()
     consultation_id = fields.String()
