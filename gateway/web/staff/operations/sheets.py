@@ -15,7 +15,7 @@ import hmac
 import json
 import os
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, ClassVar
 
 import mongoengine as me
 from cryptography.exceptions import InvalidTag
@@ -30,7 +30,11 @@ _NONCE_BYTES = 12
 
 
 class InvitationSheetDocument(me.Document):
-    meta = {"db_alias": ALIAS, "collection": "staff_invitation_sheets", "indexes": ["expires_at"]}
+    meta: ClassVar[dict[str, Any]] = {
+        "db_alias": ALIAS,
+        "collection": "staff_invitation_sheets",
+        "indexes": ["expires_at"],
+    }
     sheet_hash = me.StringField(primary_key=True)  # HMAC of (session cookie, consultation)
     sealed = me.BinaryField(required=True)
     expires_at = me.DateTimeField(required=True)

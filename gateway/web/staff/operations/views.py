@@ -60,9 +60,7 @@ def _now() -> dt.datetime:
 
 
 def _moment(value: str | dt.datetime) -> dt.datetime:
-    moment = (
-        dt.datetime.fromisoformat(value.replace("Z", "+00:00")) if isinstance(value, str) else value
-    )
+    moment = dt.datetime.fromisoformat(value) if isinstance(value, str) else value
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
