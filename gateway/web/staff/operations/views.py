@@ -44,6 +44,8 @@ CONTACT_METHOD_NAMES = {
     "whatsapp": N_("WhatsApp"),
     "other": N_("Other"),
 }
+# The status changes the close page offers from each status (the service decides what is allowed).
+STATUS_CHANGES = {"open": ("closed",), "closed": ("archived", "open")}
 QUOTES_PER_PAGE = 20
 CONTACTS_PER_PAGE = 50
 
@@ -477,7 +479,9 @@ def close(cid: str) -> Response:
         form = Form.of(request.form)
         target = form.value("status")
         field = f"confirm-{target}"
-        if form.value(field) != "on":
+        if form.value(field) != "on" and target in STATUS_CHANGES.get(
+            consultation.get("status", ""), ()
+        ):
             form.add_error(field, _("Tick the box to confirm."))
         else:
             try:
@@ -485,7 +489,12 @@ def close(cid: str) -> Response:
             except ServiceRefused as refused:
                 if refused.status >= 500:
                     raise
-                form.add_error(field, refused.body.get("detail") or refused.body.get("title"))
+                # Beside the box of that change when the page offers it, else at the top.
+                offered = STATUS_CHANGES.get(consultation.get("status", ""), ())
+                form.add_error(
+                    field if target in offered else None,
+                    refused.body.get("detail") or refused.body.get("title") or "",
+                )
             else:
                 return see_other(url_for("operations.close", cid=cid))
     return _page(

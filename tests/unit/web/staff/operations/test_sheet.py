@@ -8,7 +8,7 @@ import io
 import pytest
 
 from gateway.web.staff.operations.sheet import invitation_url, invitations_csv, qr_svg
-from tests.unit.web.operations.qr import decoded
+from tests.unit.web.staff.operations.qr import decoded
 
 
 @pytest.mark.parametrize(
