@@ -9,6 +9,7 @@ that changes something answers with a redirect, so reloading never sends it twic
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import hmac
 from collections.abc import Mapping, Sequence
@@ -254,6 +255,17 @@ def _insights(cid: str, what: str) -> dict[str, Any] | None:
         raise
 
 
+@functools.lru_cache(maxsize=64)
+def _chart(
+    title: str, series: tuple[tuple[dt.date, int], ...], language: str, value_title: str
+) -> charts.Chart:
+    """The chart of responses per day; drawing one takes a good part of a second, so the same
+    figures in the same language are drawn once per process (pages are refreshed often)."""
+    return charts.counts_over_time(
+        title, series, language=language, value_title=value_title, element_id="responses-chart"
+    )
+
+
 @operations.route("/consultations/<cid>/progress")
 @signed_in(ORGANISER)
 def progress(cid: str) -> Response:
@@ -264,17 +276,7 @@ def progress(cid: str) -> Response:
     series = responses_per_day(report["over_time"])
     per_week = report["unit"] == "week"
     series_title = _("Responses sent per week") if per_week else _("Responses sent per day")
-    chart = (
-        charts.counts_over_time(
-            series_title,
-            series,
-            language=_lang(),
-            value_title=_("Responses"),
-            element_id="responses-chart",
-        )
-        if series
-        else None
-    )
+    chart = _chart(series_title, tuple(series), _lang(), _("Responses")) if series else None
     sections = [
         {
             **section,
