@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from babel.dates import format_datetime
-from flask import Response, abort, g, request, url_for
+from flask import Response, abort, current_app, g, request, url_for
 
 from gateway.guards import behind_tls
 from gateway.web import charts
@@ -68,10 +68,10 @@ def _moment(value: str | dt.datetime) -> dt.datetime:
 
 
 def when(value: str | dt.datetime | None) -> str:
-    """A date and time in the page's language (UTC), or an empty string."""
+    """A date and time in the page's language, with its zone (UTC), or an empty string."""
     if not value:
         return ""
-    return format_datetime(_moment(value), "medium", tzinfo=dt.UTC, locale=_lang())
+    return format_datetime(_moment(value), "long", tzinfo=dt.UTC, locale=_lang())
 
 
 def in_language(localised: Mapping[str, str] | None, fallback: str = "") -> str:
@@ -93,6 +93,16 @@ def _consultation(cid: str) -> dict[str, Any]:
         raise
 
 
+# The consultation's own page in the builder, when the builder is installed; else the staff home.
+CONSULTATION_PAGE = "builder.overview"
+
+
+def _consultation_url(cid: str) -> str:
+    if CONSULTATION_PAGE in current_app.view_functions:
+        return url_for(CONSULTATION_PAGE, cid=cid)
+    return url_for("shell.home")
+
+
 def _page(
     template: str, cid: str, consultation: Mapping[str, Any], status: int = 200, **context: Any
 ) -> Response:
@@ -100,6 +110,7 @@ def _page(
         f"staff/operations/{template}",
         status,
         cid=cid,
+        consultation_url=_consultation_url(cid),
         consultation=consultation,
         consultation_title=in_language(consultation.get("titles"), consultation.get("title", "")),
         status_name=STATUS_NAMES.get(consultation.get("status", ""), ""),
