@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import math
 import os
 import re
 import secrets
@@ -176,7 +177,7 @@ def measure(browser: requests.Session, url: str, count: int, time_limit: float) 
     return {
         "count": len(timings),
         "p50_ms": statistics.median(timings),
-        "p95_ms": timings[max(0, int(round(0.95 * len(timings))) - 1)],
+        "p95_ms": timings[max(0, math.ceil(0.95 * len(timings)) - 1)],  # nearest rank
         "bytes": len(first.content),
     }
 

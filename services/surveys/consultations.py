@@ -9,15 +9,8 @@ from typing import Any
 
 from mongoengine.errors import NotUniqueError, SaveConditionError
 
-from services.surveys import codes, field_crypto, progress, questionnaire, xlsform
-from services.surveys.models import (
-    Consultation,
-    Erasure,
-    Invitation,
-    Participant,
-    Response,
-    ResumeDraft,
-)
+from services.surveys import codes, field_crypto, progress, questionnaire, tallies, xlsform
+from services.surveys.models import Consultation, Invitation, Participant
 from shared.errors import Conflict, Gone, NotFound, ValidationFailed
 from shared.events import Envelope, isoformat, utcnow
 
@@ -157,6 +150,7 @@ def create_consultation(data: dict[str, Any], topic: str, trace_id: str) -> Cons
         ),
     )
     consultation.save(force_insert=True)
+    tallies.start(consultation.consultation_id)
     return consultation
 
 
@@ -553,9 +547,10 @@ def open_invitation(code: str, keys: SurveysKeys) -> tuple[Participant, Consulta
         )
         try:
             participant.save(force_insert=True)
-            return participant, consultation
         except NotUniqueError:
             continue
+        tallies.count_opened(consultation.consultation_id)
+        return participant, consultation
     raise Conflict("Could not issue a pseudonym; please try again.")
 
 
@@ -585,56 +580,22 @@ def spend_invitation(participant: Participant) -> None:
 
 
 def progress_report(consultation: Consultation, now: datetime | None = None) -> dict[str, Any]:
-    """Counts only, for organisers following a consultation: invitations opened, responses kept
-    (over time and per section of the current version), answers saved to finish later,
-    responses whose events still wait in the outbox. Never an answer."""
+    """Counts only, for organisers following a consultation: participants admitted, responses
+    kept (over time, and per section of the current version), erased. Read from the
+    consultation's running tally, so its cost does not grow with the number of responses."""
     now = now or utcnow()
-    cid = consultation.consultation_id
-    stored = (
-        Response.objects(consultation_id=cid)
-        .only("submitted_at", "answers", "free_text", "declined", "pending_events")
-        .as_pymongo()
-    )
-    kept = [
-        progress.StoredResponse(
-            submitted_at=as_utc(doc.get("submitted_at")) or now,
-            answers=doc.get("answers") or {},
-            free_text_questions=frozenset(doc.get("free_text") or {}),
-            declined=frozenset(doc.get("declined") or ()),
-            awaiting_delivery=bool(doc.get("pending_events")),
-        )
-        for doc in stored
-    ]
+    counted = tallies.tally(consultation)
     version = consultation.current_version
-    report = progress.consultation_progress(version["definition"] if version else None, kept, now)
-    invitations = list(
-        Invitation.objects(consultation_id=cid).only("kind", "uses", "revoked").as_pymongo()
-    )
+    report = progress.report(version["definition"] if version else None, counted, now)
     return {
-        "consultation_id": cid,
+        "consultation_id": consultation.consultation_id,
         "status": consultation.status,
         "survey_version": version["number"] if version else None,
         "as_of": now,
-        "opened": Participant.objects(consultation_id=cid).count(),
-        "submitted": report.submitted,
-        "saved_to_finish_later": ResumeDraft.objects(
-            consultation_id=cid, expires_at__gt=now
-        ).count(),
-        "erased": Erasure.objects(consultation_id=cid).count(),
-        "awaiting_delivery": report.awaiting_delivery,
-        "first_response_at": report.first_at,
-        "last_response_at": report.last_at,
-        "invitations": {
-            "single_unused": sum(
-                1
-                for i in invitations
-                if i["kind"] == "single" and not i.get("uses") and not i.get("revoked")
-            ),
-            "single_used": sum(1 for i in invitations if i["kind"] == "single" and i.get("uses")),
-            "links": sum(1 for i in invitations if i["kind"] == "link"),
-            "revoked": sum(1 for i in invitations if i.get("revoked")),
-        },
+        "opened": max(0, int(counted.get("opened", 0))),
+        "submitted": max(0, int(counted.get("submitted", 0))),
+        "erased": max(0, int(counted.get("erased", 0))),
         "unit": report.unit,
         "over_time": report.over_time,
-        "sections": [vars(section) for section in report.sections],
+        "sections": report.sections,
     }

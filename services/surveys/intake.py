@@ -11,7 +11,7 @@ from mongoengine import Q
 from mongoengine.errors import NotUniqueError
 
 from services.surveys import answers as answer_rules
-from services.surveys import contact, field_crypto, quotes
+from services.surveys import contact, field_crypto, quotes, tallies
 from services.surveys.consultations import (
     SurveysKeys,
     as_utc,
@@ -207,6 +207,7 @@ def submit_response(
         response.save(force_insert=True)
     except NotUniqueError:
         raise Conflict("A response from this participant has already been received.") from None
+    tallies.count_response(admission.consultation, response)
     _settle_late_withdrawal(response, topic, trace_id)
     # Submitted: the in-progress copy has done its job.
     ResumeDraft.objects(pseudonym=pseudonym).delete()
@@ -312,6 +313,9 @@ def _erase_one(response: Response, reason: str, topic: str, trace_id: str) -> No
         pass  # recorded by an earlier attempt; its events are already staged
     quotes.delete_response_quotes(response.response_id)
     response.delete()
+    # After the delete: a retry of an interrupted erasure finds the response still there and
+    # takes it off the tally then; once deleted, no retry finds it to take it off twice.
+    tallies.uncount_response(response)
 
 
 def _restrict(

@@ -285,28 +285,14 @@ class SectionProgressSchema(Schema):
     )
 
 
-class InvitationCountsSchema(Schema):
-    single_unused = fields.Integer()
-    single_used = fields.Integer()
-    links = fields.Integer()
-    revoked = fields.Integer()
-
-
 class ProgressReportSchema(Schema):
     consultation_id = fields.String()
     status = fields.String()
     survey_version = fields.Integer(allow_none=True)
     as_of = UTCDateTime()
-    opened = fields.Integer(metadata={"description": "invitations opened (participants admitted)"})
+    opened = fields.Integer(metadata={"description": "participants an invitation admitted"})
     submitted = fields.Integer(metadata={"description": "responses kept (erased ones not counted)"})
-    saved_to_finish_later = fields.Integer()
-    erased = fields.Integer()
-    awaiting_delivery = fields.Integer(
-        metadata={"description": "kept responses whose event the outbox has not sent yet"}
-    )
-    first_response_at = UTCDateTime(allow_none=True)
-    last_response_at = UTCDateTime(allow_none=True)
-    invitations = fields.Nested(InvitationCountsSchema)
+    erased = fields.Integer(metadata={"description": "responses erased (withdrawal, retention)"})
     unit = fields.String(
         validate=validate.OneOf(["hour", "day", "week"]),
         metadata={"description": "width of each over_time period"},

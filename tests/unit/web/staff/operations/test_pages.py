@@ -120,7 +120,13 @@ def test_progress_counts_responses_and_sections_and_says_when(platform, running)
     page = html(running.organiser.get(running.page("progress")))
     assert re.search(r'id="figure-submitted">2<', page)
     assert re.search(r'id="figure-opened">2<', page)
-    assert "Last updated" in page
+    assert "Last updated" in page and 'id="figure-not-sent">0<' in page
+    # Until the results service has counted its event, the last response is on its way.
+    with_results = html(running.organiser.get(running.page("progress?results=1")))
+    assert "Responses still on their way to the results: 1." in with_results
+    platform.deliver()
+    with_results = html(running.organiser.get(running.page("progress?results=1")))
+    assert "Every response sent is counted in the results." in with_results
     assert 'id="responses-chart-title"' in page  # the chart beside its table
     table = re.search(r'<table class="ops-table" id="responses-table">.*?</table>', page, re.DOTALL)
     assert table and re.search(r"<td>2</td><td>2</td>", table.group(0))
