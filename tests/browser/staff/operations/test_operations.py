@@ -69,6 +69,7 @@ def test_follow_progress_while_participants_answer(organiser_page, running):
     running.answer({"region": "south", "got_help": "yes", "help_rating": 4})
     page.locator("#last-updated a").click()  # Refresh
     expect(page.locator("#figure-submitted")).to_have_text(str(before + 2))
+    page.locator("#over-time-figures summary").click()
     expect(page.locator("#responses-table tbody tr").last).to_be_visible()
     expect(page.locator("#sections-table")).to_contain_text("Support you received")
     expect(page.locator("svg[aria-labelledby^='responses-chart-title']")).to_be_visible()
