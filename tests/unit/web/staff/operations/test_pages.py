@@ -9,6 +9,7 @@ import re
 
 import pytest
 
+from gateway.web.staff.operations.sheets import InvitationSheetDocument
 from tests.unit.web.staff.operations.conftest import answer, open_consultation
 from tests.unit.web.staff.operations.qr import decoded
 
@@ -54,6 +55,11 @@ def test_a_batch_of_codes_prints_with_a_qr_code_per_invitation_and_downloads_as_
     rows = list(csv.DictReader(io.StringIO(download.get_data(as_text=True))))
     assert [row["url"] for row in rows] == urls
     assert {row["label"] for row in rows} == {"Tuesday group"}
+    # The sheet is kept sealed: the database holds none of its codes or links.
+    with browser.platform.gateway.app_context():
+        stored = b"".join(bytes(d.sealed) for d in InvitationSheetDocument.objects)
+    assert stored and not any(row["code"].encode() in stored for row in rows)
+    assert b"/i/" not in stored
     # Each code opens the consultation; the list counts them unused until answers are kept.
     code = rows[0]["code"]
     assert urls[0].endswith(f"/i/{code}")
