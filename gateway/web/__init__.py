@@ -71,4 +71,5 @@ def _install_gettext(app: Flask, catalogs: Catalogs) -> None:
         return catalogs.get(language()).ngettext(singular, plural, n)
 
     app.jinja_env.add_extension("jinja2.ext.i18n")
-    app.jinja_env.install_gettext_callables(gettext, ngettext, newstyle=True)
+    # The i18n extension added just above attaches this method to the environment at run time.
+    app.jinja_env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.surveys.answers import visible_questions
-from services.surveys.questionnaire import condition_references, iter_questions
+from shared.questionnaire.answers import visible_questions
+from shared.questionnaire.definition import condition_references, iter_questions
 
 # Bucket widths tried in order: the first that keeps the series under MAX_BUCKETS points wins, so
 # a day-old consultation is shown by the hour and a year-old one by the week.

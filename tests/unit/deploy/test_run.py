@@ -24,7 +24,9 @@ def test_a_keys_file_missing_a_key_is_not_silently_completed(tmp_path):
     path = tmp_path / "secrets.env"
     path.write_text(
         "\n".join(
-            l for l in path.read_text().splitlines() if not l.startswith("VOICES_CODE_PEPPER")
+            line
+            for line in path.read_text().splitlines()
+            if not line.startswith("VOICES_CODE_PEPPER")
         )
     )
     with pytest.raises(SystemExit, match="VOICES_CODE_PEPPER"):
@@ -73,7 +75,7 @@ def test_the_banner_names_the_staff_sign_in_page_and_the_demo_accounts(tmp_path)
     from deploy.run import banner
 
     launcher = SimpleNamespace(
-        stack=SimpleNamespace(gateway_url="http://127.0.0.1:8080"),
+        gateway_url="http://127.0.0.1:8080",
         folder=tmp_path,
         logs=tmp_path / "logs",
     )

@@ -34,7 +34,8 @@ def qr_svg(url: str, label: str) -> Markup:
     svg = segno.make(url, error="m", micro=False).svg_inline(
         scale=1, svgclass="qr", lineclass=None, omitsize=True
     )
-    return Markup(
+    # segno writes only the code's path and our escaped label: nothing of a visitor's is in it.
+    return Markup(  # noqa: S704
         svg.replace("<svg ", f'<svg role="img" aria-label="{escape(label)}" focusable="false" ', 1)
     )
 
