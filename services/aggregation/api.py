@@ -19,6 +19,7 @@ from services.aggregation.schemas import (
     QuotesSchema,
     ReleaseCreatedSchema,
     ReleasedListSchema,
+    ReleaseHistorySchema,
     ReleaseRequestSchema,
     ResultSchema,
     SnapshotSchema,
@@ -77,6 +78,15 @@ class PrivacyBudget(MethodView):
         `epsilon_total` and `remaining` are null when the consultation offers no differential privacy.
         """
         return svc.privacy_budget(_own_consultation(consultation_id))
+
+
+@insights.route("/consultations/<consultation_id>/releases")
+class ReleaseHistory(MethodView):
+    @insights.response(200, ReleaseHistorySchema)
+    def get(self, consultation_id: str) -> Any:
+        """Every released snapshot of the consultation, newest first, with who signed it off, k and
+        what remains of the privacy budget (organisers of its organisation)."""
+        return svc.release_history(_own_consultation(consultation_id))
 
 
 @insights.route("/consultations/<consultation_id>/freshness")

@@ -294,6 +294,40 @@ def _store_release(
     return record
 
 
+def release_history(meta: ConsultationMeta) -> dict[str, Any]:
+    """Every snapshot released of a consultation, newest first, with k and the privacy budget left."""
+    budget = privacy_budget(meta)
+    records = (
+        Release.objects(consultation_id=meta.consultation_id)
+        .order_by("-snapshot")
+        .only(
+            "release_id",
+            "consultation_id",
+            "title",
+            "snapshot",
+            "released_at",
+            "digest",
+            "signed_off_by",
+            "epsilon",
+            "content.contributors",
+        )
+    )
+    return {
+        "consultation_id": meta.consultation_id,
+        "k": meta.min_cell_size,
+        "epsilon_total": meta.epsilon_budget,
+        "epsilon_remaining": budget["remaining"],
+        "releases": [
+            {
+                **summary(r),
+                "epsilon": r.epsilon,
+                "contributors": (r.content or {}).get("contributors") or {},
+            }
+            for r in records
+        ],
+    }
+
+
 def readable_organisations(principal: Principal) -> set[str] | None:
     """Organisations whose releases `principal` may read; None means every one (admin)."""
     if principal.role == "admin":

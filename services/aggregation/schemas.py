@@ -70,6 +70,27 @@ class ReleaseCreatedSchema(ReleaseSummarySchema):
     )
 
 
+class ReleaseHistoryItemSchema(ReleaseSummarySchema):
+    epsilon = fields.Float(
+        allow_none=True, metadata={"description": "what this snapshot spent; null: exact"}
+    )
+    contributors = fields.Dict(metadata={"description": "published form of the total"})
+
+
+class ReleaseHistorySchema(Schema):
+    consultation_id = fields.String(required=True)
+    k = fields.Integer(
+        required=True, metadata={"description": "the minimum cell size every release keeps"}
+    )
+    epsilon_total = fields.Float(allow_none=True)
+    epsilon_remaining = fields.Float(
+        allow_none=True, metadata={"description": "null: differential privacy not offered"}
+    )
+    releases = fields.List(
+        fields.Nested(ReleaseHistoryItemSchema), metadata={"description": "newest first"}
+    )
+
+
 class ReleasedListSchema(Schema):
     releases = fields.List(fields.Nested(ReleaseSummarySchema), required=True)
 
