@@ -5,6 +5,8 @@ Everything goes through the public API of the gateway, as a real organiser would
 
 from __future__ import annotations
 
+import secrets
+
 import requests
 
 LANGS = ("en", "ar", "fr", "es", "ru", "zh")
@@ -241,6 +243,15 @@ PURPOSE_TEXT = {
 }
 
 
+# The demo's staff accounts besides the admin (whose account the gateway makes at first start).
+DEMO_ROLES = ("organiser", "policy", "auditor")
+ADMIN_EMAIL = "admin@localhost"
+
+
+def demo_email(role: str) -> str:
+    return f"{role}@demo.invalid"
+
+
 class DemoLoader:
     def __init__(self, gateway_url: str, admin_token: str) -> None:
         self.url = gateway_url.rstrip("/")
@@ -256,19 +267,60 @@ class DemoLoader:
             raise RuntimeError(f"{method} {path} -> {response.status_code}: {response.text}")
         return response.json() if response.content else {}
 
-    def staff_token(self, email: str, role: str, organisation_id: str | None) -> str:
+    def staff_account(self, email: str, role: str, organisation_id: str | None) -> dict:
+        """A new demo account with an API token and a password: {account_id, email, token, password}."""
         account = self.call(
             "POST",
             "/api/v1/accounts",
             self.admin,
             json={"email": email, "role": role, "organisation_id": organisation_id},
         )
-        return self.call(
+        token = self.call(
             "POST",
             "/api/v1/tokens",
             self.admin,
             json={"account_id": account["account_id"], "label": "demo"},
         )["token"]
+        return {
+            "account_id": account["account_id"],
+            "email": email,
+            "token": token,
+            "password": self.set_demo_password(account["account_id"]),
+        }
+
+    def set_demo_password(self, account_id: str) -> str:
+        """A new random password for a demo account (for the staff pages), returned once."""
+        password = "-".join(secrets.token_urlsafe(6) for _ in range(3))
+        self.call(
+            "PUT",
+            f"/api/v1/accounts/{account_id}/password",
+            self.admin,
+            json={"password": password},
+        )
+        return password
+
+    def staff_sign_ins(self, demo: dict) -> dict:
+        """`demo` with an email address and a password per demo account, the admin's included,
+        giving passwords to accounts that have none recorded (demo data of an older version)."""
+        accounts = dict(demo.get("staff_accounts") or {})
+        if "admin" not in accounts:
+            admin = self.call("GET", "/api/v1/me", self.admin)
+            accounts["admin"] = {
+                "email": ADMIN_EMAIL,
+                "password": self.set_demo_password(admin["subject"]),
+            }
+        missing = [role for role in DEMO_ROLES if role not in accounts]
+        if missing:
+            listed = self.call("GET", "/api/v1/accounts", self.admin, params={"page_size": 100})
+            by_email = {a["email"]: a["account_id"] for a in listed}
+            for role in missing:
+                email = demo_email(role)
+                if email in by_email:
+                    accounts[role] = {
+                        "email": email,
+                        "password": self.set_demo_password(by_email[email]),
+                    }
+        return {**demo, "staff_accounts": accounts}
 
     def load(self) -> dict[str, str]:
         org = self.call(
@@ -277,10 +329,11 @@ class DemoLoader:
             self.admin,
             json={"name": "Survivor Voices Network (demo)"},
         )
-        tokens = {
-            role: self.staff_token(f"{role}@demo.invalid", role, org["organisation_id"])
-            for role in ("organiser", "policy", "auditor")
+        people = {
+            role: self.staff_account(demo_email(role), role, org["organisation_id"])
+            for role in DEMO_ROLES
         }
+        tokens = {role: person["token"] for role, person in people.items()}
         organiser = tokens["organiser"]
         consultation = self.call(
             "POST",
@@ -314,12 +367,18 @@ class DemoLoader:
             organiser,
             json={"kind": "link", "label": "demo link"},
         )
-        return {
-            "organisation_id": org["organisation_id"],
-            "consultation_id": cid,
-            "invitation_code": link["code"],
-            **{f"{role}_token": token for role, token in tokens.items()},
-        }
+        return self.staff_sign_ins(
+            {
+                "organisation_id": org["organisation_id"],
+                "consultation_id": cid,
+                "invitation_code": link["code"],
+                **{f"{role}_token": token for role, token in tokens.items()},
+                "staff_accounts": {
+                    role: {"email": person["email"], "password": person["password"]}
+                    for role, person in people.items()
+                },
+            }
+        )
 
     def publish_consent_text(self, cid: str, organiser: str) -> None:
         def publish() -> None:

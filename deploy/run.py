@@ -4,7 +4,7 @@ Everything is kept in one folder (`VOICES_DATA_DIR`, default `./var`), so stoppi
 again finds every consultation, grant, response, ledger entry and release:
 
     var/secrets.env    keys and secrets, made once and reused (owner-only)
-    var/demo.json      the demo's tokens and link, printed again at each start (owner-only)
+    var/demo.json      the demo's tokens, staff passwords and link, printed at each start (owner-only)
     var/documents/     the document store (one SQLite file per service database)
     var/kafka/         Kafka's log directory and settings
     var/logs/          one log per process
@@ -185,7 +185,14 @@ def demo_info(folder: Path, gateway_url: str, admin_token: str, first_start: boo
         demo = DemoLoader(gateway_url, admin_token).load()
         _write_private(path, json.dumps(demo, indent=2))
         return demo
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    demo = json.loads(path.read_text())
+    if "admin" not in (demo.get("staff_accounts") or {}):
+        # Demo data from before the staff pages: give its accounts passwords once.
+        demo = DemoLoader(gateway_url, admin_token).staff_sign_ins(demo)
+        _write_private(path, json.dumps(demo, indent=2))
+    return demo
 
 
 def banner(launcher: Launcher, demo: dict | None, admin_token: str, first_start: bool) -> str:
@@ -212,6 +219,16 @@ def banner(launcher: Launcher, demo: dict | None, admin_token: str, first_start:
     if demo:
         lines += [
             f"  {role:<10} {demo[f'{role}_token']}" for role in ("organiser", "policy", "auditor")
+        ]
+    sign_ins = (demo or {}).get("staff_accounts") or {}
+    if sign_ins:
+        lines += [
+            "",
+            f"Staff pages: {url}/staff/sign-in  (demo accounts, passwords kept in demo.json)",
+        ]
+        lines += [
+            f"  {role:<10} {person['email']:<26} {person['password']}"
+            for role, person in sign_ins.items()
         ]
     lines += [
         "",

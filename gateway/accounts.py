@@ -24,6 +24,7 @@ from shared.errors import Conflict, NotFound, ServiceUnavailable, Unauthorized, 
 TOKEN_PREFIX = "vt_"
 SESSION_PREFIX = "vs_"
 SESSION_TTL = timedelta(hours=8)
+SEEN_PRECISION = timedelta(minutes=1)  # how exactly a session's last use is recorded
 DEVICE_TTL = timedelta(days=180)
 PASSWORD_LINK_TTL = timedelta(days=3)
 MIN_PASSWORD, MAX_PASSWORD = 12, 256
@@ -373,13 +374,31 @@ def device_key(value: str | None, email: str, secret: bytes) -> str | None:
     return "device:" + _hash(value)[:32]
 
 
-def authenticate_session(value: str, now: datetime | None = None) -> Principal:
-    """The staff principal behind a session cookie. Raises Unauthorized for unknown, ended or expired sessions."""
+def authenticate_session(
+    value: str, now: datetime | None = None, idle: timedelta | None = None
+) -> Principal:
+    """The staff principal behind a session cookie. With `idle`, a session unused for that long
+    ends here (and is marked used otherwise). Raises Unauthorized for unknown, ended, idle or
+    expired sessions."""
     now = now or datetime.now(timezone.utc)
     session = StaffSession.objects(session_hash=_hash(value)).first()
     if session is None or session.revoked or _aware(session.expires_at) <= now:
         raise Unauthorized("Your session has ended. Please sign in again.")
+    if idle is not None:
+        last_seen = _aware(session.last_seen_at or session.created_at)
+        if last_seen + idle <= now:
+            StaffSession.objects(session_hash=session.session_hash).update_one(set__revoked=True)
+            raise IdleSessionEnded("Your session ended after a time without activity.")
+        if now - last_seen >= SEEN_PRECISION:
+            # One write a minute at most: every page view need not write the session.
+            StaffSession.objects(session_hash=session.session_hash).update_one(
+                set__last_seen_at=now
+            )
     return principal_of(_active_account(session.account_id))
+
+
+class IdleSessionEnded(Unauthorized):
+    """A session ended because it was not used for its idle time."""
 
 
 def sign_out(value: str) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from datetime import timedelta
 
 from flask import Response, current_app, request
@@ -13,7 +11,6 @@ from flask_smorest import Blueprint
 from gateway import accounts
 from gateway.guards import behind_tls
 from gateway.models import Account, Organisation
-from gateway.ratelimit import retry_after
 from gateway.schemas import (
     AccountCreateSchema,
     AccountSchema,
@@ -32,8 +29,9 @@ from gateway.schemas import (
     TokenQuerySchema,
     TokenSchema,
 )
+from gateway.sign_in import mark_device, spend_sign_in_attempt
 from shared.auth import current_principal
-from shared.errors import Forbidden, NotFound, TooManyRequests, ValidationFailed
+from shared.errors import Forbidden, NotFound, ValidationFailed
 from shared.runtime import MAX_PAGE_SIZE, PAGE_SIZE, QueryPage
 
 staff = Blueprint(
@@ -50,8 +48,8 @@ sessions = Blueprint(
 )
 
 SESSION_COOKIE = "voices_session"
-# Marks a browser its owner signed in from; sent only to the sign-in route.
-DEVICE_COOKIE, DEVICE_COOKIE_PATH = "voices_device", "/api/v1/sessions"
+# The known-browser cookie (gateway/sign_in.py) is sent only to the sign-in route.
+DEVICE_COOKIE_PATH = "/api/v1/sessions"
 
 
 def _require_body() -> None:
@@ -188,7 +186,7 @@ class Sessions(MethodView):
         Attempts are limited per email address, and separately per browser that signed in to that
         account before (or set its password from a link): wrong passwords sent from elsewhere never
         lock the owner out of a browser they used."""
-        known_browser = _spend_sign_in_attempt(data["email"])
+        known_browser = spend_sign_in_attempt(data["email"])
         session, value, account = accounts.sign_in(
             data["email"], data["password"], known_browser=known_browser
         )
@@ -212,54 +210,8 @@ class Sessions(MethodView):
             samesite="Strict",
             secure=behind_tls(settings),
         )
-        _mark_device(response, account)
+        mark_device(response, account, DEVICE_COOKIE_PATH)
         return response
-
-
-def _device_secret() -> bytes:
-    secret = current_app.extensions["voices_settings"].require("SESSION_SECRET")
-    return hmac.new(secret.encode(), b"staff-device", hashlib.sha256).digest()
-
-
-def _spend_sign_in_attempt(email: str) -> bool:
-    """Whether the browser is one the owner used before for this address (its password check then
-    runs in the known browsers' turn too). Raises TooManyRequests when this attempt is over its
-    budget: the browser's own for such a browser, otherwise the address's and the route's (shared
-    by new browsers)."""
-    limits = current_app.extensions["voices_limits"]
-    device = accounts.device_key(request.cookies.get(DEVICE_COOKIE), email, _device_secret())
-    if device is not None:
-        spent = [limits.spend("sign_in", device)]
-    else:
-        # Named by a hash: an email address is never a key in memory or in a log.
-        address = hashlib.sha256(email.strip().lower().encode()).hexdigest()
-        spent = [limits.spend("anonymous", request.url_rule.rule), limits.spend("sign_in", address)]
-    wait = max(spent)
-    if wait:
-        raise TooManyRequests(
-            "Too many sign-in attempts for this account. Please wait, sign in from a browser you "
-            "used before, or ask an admin for a set-password link.",
-            retry_after=retry_after(wait),
-        )
-    return device is not None
-
-
-def _mark_device(response: Response, account: Account) -> None:
-    if (
-        accounts.device_key(request.cookies.get(DEVICE_COOKIE), account.email, _device_secret())
-        is not None
-    ):
-        return
-    settings = current_app.extensions["voices_settings"]
-    response.set_cookie(
-        DEVICE_COOKIE,
-        accounts.device_cookie(account.email, _device_secret()),
-        max_age=int(accounts.DEVICE_TTL.total_seconds()),
-        path=DEVICE_COOKIE_PATH,
-        httponly=True,
-        samesite="Strict",
-        secure=behind_tls(settings),
-    )
 
 
 @sessions.route("/sessions/current")
@@ -287,5 +239,5 @@ class RedeemPasswordLink(MethodView):
         owner used: sign-in attempts from it have their own budget."""
         account = accounts.redeem_password_link(data["code"], data["password"])
         response = Response(status=204)
-        _mark_device(response, account)
+        mark_device(response, account, DEVICE_COOKIE_PATH)
         return response

@@ -52,6 +52,8 @@ class StaffSession(me.Document):
     expires_at = me.DateTimeField(required=True)
     revoked = me.BooleanField(default=False)
     created_at = me.DateTimeField(default=utcnow)
+    # When the session was last used, for an idle timeout (kept to the minute, see accounts.py).
+    last_seen_at = me.DateTimeField(null=True)
 
 
 class PasswordLink(me.Document):

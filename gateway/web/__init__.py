@@ -1,4 +1,4 @@
-"""The participant web app: server-rendered pages in six languages, served by the gateway.
+"""The web app: participant and staff pages in six languages, served by the gateway.
 
 `init_web(app, clients, settings)` attaches it to the gateway app. The pages live outside /api/
 and reach the services only through the gateway's service clients, over HTTP.
@@ -38,6 +38,7 @@ def init_web(app: Flask, clients: dict[str, ServiceClient], settings: Settings) 
     VOICES_WEB_SESSION_TTL_S (idle time before a page session ends, default 2 hours),
     VOICES_QUICK_EXIT_URL (where quick exit leads).
     """
+    from gateway.web.staff import init_staff
     from gateway.web.views import web
 
     state = WebApp(
@@ -53,6 +54,7 @@ def init_web(app: Flask, clients: dict[str, ServiceClient], settings: Settings) 
     app.extensions["voices_web"] = state
     _install_gettext(app, state.catalogs)
     app.register_blueprint(web)
+    init_staff(app, clients, settings, state.catalogs)
     return state
 
 

@@ -39,13 +39,16 @@ def call_service(
     path: str,
     json: Any = None,
     params: dict[str, str] | None = None,
+    headers: dict[str, str] | None = None,
+    files: dict[str, tuple[str, bytes, str]] | None = None,
 ) -> dict[str, Any]:
-    """The JSON answer of one call to a service.
+    """The JSON answer of one call to a service (`headers` added to the request, `files` sent as
+    multipart/form-data instead of `json`).
 
     Raises ServiceRefused for any other error answer (4xx, 500), ServiceUnavailable when the
     service cannot be reached, answers 502/503/504 or its circuit is open. A read is tried once more after a connection failure.
     """
-    headers = {"Accept": "application/json"}
+    headers = {"Accept": "application/json", **(headers or {})}
     if has_request_context() and g.get("request_id"):
         headers["X-Request-ID"] = g.request_id
         headers["X-Trace-ID"] = g.get("trace_id") or g.request_id
@@ -66,6 +69,7 @@ def call_service(
                 f"{client.base_url}{path}",
                 json=json,
                 params=params,
+                files=files,
                 headers=headers,
                 allow_redirects=False,
                 timeout=(client.connect_timeout, client.read_timeout),

@@ -46,3 +46,25 @@ def test_the_demo_loads_through_the_gateway_and_opens_with_its_consent_text(
     ).get_json()
     assert opened["consultation_id"] == demo["consultation_id"] and text["language"] == "ar"
     assert opened["titles"]["zh"] == TITLE["zh"] and text["title"] == CONSENT_TITLE["ar"]
+
+    # Every demo account signs in with the email address and password the loader recorded.
+    assert set(demo["staff_accounts"]) == {"organiser", "policy", "auditor", "admin"}
+    for person in demo["staff_accounts"].values():
+        platform.call(
+            "POST",
+            "/api/v1/sessions",
+            json={"email": person["email"], "password": person["password"]},
+            expect=201,
+        )
+    # Demo data recorded before the staff pages gets passwords for its accounts on the next start.
+    older = {k: v for k, v in demo.items() if k != "staff_accounts"}
+    completed = loader.staff_sign_ins(older)
+    assert set(completed["staff_accounts"]) == set(demo["staff_accounts"])
+    organiser = completed["staff_accounts"]["organiser"]
+    assert organiser["password"] != demo["staff_accounts"]["organiser"]["password"]
+    platform.call(
+        "POST",
+        "/api/v1/sessions",
+        json={"email": organiser["email"], "password": organiser["password"]},
+        expect=201,
+    )

@@ -65,3 +65,28 @@ def test_a_namespace_prefixes_databases_topics_and_groups():
     )
     with pytest.raises(ValueError, match="VOICES_NAMESPACE"):
         Settings.from_env("consent", {"VOICES_NAMESPACE": "Bad-Name"})
+
+
+def test_the_banner_names_the_staff_sign_in_page_and_the_demo_accounts(tmp_path):
+    from types import SimpleNamespace
+
+    from deploy.run import banner
+
+    launcher = SimpleNamespace(
+        stack=SimpleNamespace(gateway_url="http://127.0.0.1:8080"),
+        folder=tmp_path,
+        logs=tmp_path / "logs",
+    )
+    demo = {
+        "invitation_code": "code",
+        "consultation_id": "c_1",
+        **{f"{role}_token": f"vt_{role}" for role in ("organiser", "policy", "auditor")},
+        "staff_accounts": {
+            "organiser": {"email": "organiser@demo.invalid", "password": "pw-organiser"},
+            "admin": {"email": "admin@localhost", "password": "pw-admin"},
+        },
+    }
+    text = banner(launcher, demo, "vt_admin", first_start=True)
+    assert "http://127.0.0.1:8080/staff/sign-in" in text
+    for line in ("organiser@demo.invalid", "pw-organiser", "admin@localhost", "pw-admin"):
+        assert line in text

@@ -1,0 +1,59 @@
+"""The staff shell in Chromium: signing in and out with the keyboard, the layout in six languages."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.conftest import LANGUAGES, PHONE, assert_reflows, guard_network
+from tests.browser.staff.conftest import ROLES, assert_staff_page_accessible, sign_in_on
+
+
+def test_sign_in_refusal_then_sign_in_and_out_with_the_keyboard(browser, web_stack, staff_accounts):
+    context = browser.new_context(viewport=PHONE)
+    context.network = guard_network(context, web_stack.origin)
+    try:
+        page = context.new_page()
+        page.goto(f"{web_stack.origin}/staff/sign-in")
+        assert_staff_page_accessible(page, "sign-in")
+        person = staff_accounts["auditor"]
+        page.locator("#f-email").fill(person["email"])
+        page.locator("#f-password").fill("not the password at all")
+        page.keyboard.press("Enter")
+        expect(page.locator("#f-password-error")).to_be_visible()
+        expect(page.locator(".error-summary")).to_be_focused()
+        expect(page.locator("#f-email")).to_have_value(person["email"])
+        assert_staff_page_accessible(page, "sign-in refused")
+        sign_in_on(page, web_stack.origin, person["email"], person["password"])
+        expect(page.locator("main")).to_contain_text(person["email"])
+        # Out with the keyboard: Tab from the skip link reaches the sign-out button.
+        page.keyboard.press("Tab")
+        expect(page.locator(".skip-link")).to_be_focused()
+        for _ in range(3):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.closest('form.sign-out') !== null"):
+                break
+        page.keyboard.press("Enter")
+        expect(page.locator("body")).to_have_attribute("data-page", "sign-in")
+        expect(page.locator(".flash")).to_be_visible()
+        page.goto(f"{web_stack.origin}/staff/")
+        expect(page.locator("body")).to_have_attribute("data-page", "sign-in")
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+def test_the_staff_layout_is_accessible_in_each_language(lang, staff_page):
+    page = staff_page("auditor", lang)
+    expect(page.locator("html")).to_have_attribute("dir", "rtl" if lang == "ar" else "ltr")
+    assert_staff_page_accessible(page, f"staff home [{lang}]")
+    page.click("nav.staff-nav a[href='/staff/password']")
+    assert_staff_page_accessible(page, f"change password [{lang}]")
+    if lang in ("en", "ar"):
+        assert_reflows(page, f"change password [{lang}]")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_every_demo_role_signs_in(role, staff_page, staff_accounts):
+    page = staff_page(role)
+    expect(page.locator("form.sign-out")).to_be_visible()
