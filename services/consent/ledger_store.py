@@ -170,6 +170,14 @@ def entries(
     return list(_raw_entries(start, end, **_in_scope(consultation_ids)))
 
 
+def entries_of_kind(
+    kind: str, start: int, limit: int, consultation_ids: frozenset[str] | None = None
+) -> list[dict]:
+    """The first `limit` entries of `kind` with seq >= start, in order (in scope when given)."""
+    query = LedgerEntry.objects(seq__gte=start, kind=kind, **_in_scope(consultation_ids))
+    return [_entry(raw) for raw in query.order_by("seq").limit(limit).as_pymongo()]
+
+
 class LedgerTree:
     """The RFC 6962 tree over the stored ledger, kept in memory and extended as the ledger grows.
 
