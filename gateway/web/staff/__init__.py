@@ -52,6 +52,8 @@ def init_staff(
         idle=timedelta(seconds=int(settings.get("STAFF_IDLE_S") or DEFAULT_IDLE_S)),
     )
     app.extensions["voices_staff_web"] = state
-    for blueprint in (assets, shell):
+    from gateway.web.oversight import blueprints as oversight_blueprints
+
+    for blueprint in (assets, shell, *oversight_blueprints()):
         app.register_blueprint(blueprint)
     return state
