@@ -16,7 +16,7 @@ from marshmallow import Schema, ValidationError
 
 from gateway import accounts
 from gateway.models import Account, ApiToken, Organisation
-from gateway.policy import allows, find
+from gateway.policy import allows, build_map, match
 from gateway.schemas import AccountCreateSchema, OrganisationCreateSchema, TokenCreateSchema
 from gateway.web.i18n import N_
 from gateway.web.staff.forms import Form
@@ -36,14 +36,19 @@ from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 
 admin = staff_blueprint("admin", __name__)
 add_nav("admin.organisations", N_("Organisations"), {"admin"}, order=60)
-add_nav("admin.accounts", N_("Staff accounts"), {"admin"}, order=61)
+add_nav("admin.accounts_page", N_("Staff accounts"), {"admin"}, order=61)
+
+
+_ROUTES = build_map()
+# Form fields named as the API's schemas name them.
+FIELDS = {name: name for name in ("name", "email", "role", "organisation_id", "label", "ttl_days")}
 
 
 def permitted(method: str, path: str) -> None:
     """Refuse (403) what the authorization table does not let the signed-in person do."""
-    row = find(method, path)
+    matched = match(_ROUTES, method, path)
     who = principal()
-    if row is None or not allows(row, who.role, who.kind):
+    if matched is None or not allows(matched[0], who.role, who.kind):
         abort(403)
 
 
@@ -51,7 +56,7 @@ def _validated(schema: Schema, data: dict[str, Any], form: Form) -> dict[str, An
     try:
         return schema.load(data)
     except ValidationError as exc:
-        form.take_refusal(None, exc.messages)
+        form.take_refusal(None, exc.messages, fields=FIELDS)
         return None
 
 
@@ -106,11 +111,7 @@ def accounts_page() -> Response:
             try:
                 created = accounts.create_account(**data)
             except (ValidationFailed, Conflict) as exc:
-                _refusal(
-                    form,
-                    exc,
-                    {"email": "email", "role": "role", "organisation_id": "organisation_id"},
-                )
+                _refusal(form, exc, FIELDS)
                 if isinstance(exc, Conflict):
                     form.problems.clear()
                     form.add_error("email", exc.detail)

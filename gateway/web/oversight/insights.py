@@ -89,7 +89,7 @@ class Words:
         return _pick((question.get("options") or {}).get(category), self.language, category)
 
 
-def _number(value: float | int, language: str) -> str:
+def _number(value: float, language: str) -> str:
     return format_decimal(value, locale=language)
 
 
@@ -211,7 +211,7 @@ def _when(iso: str, language: str) -> str:
     from datetime import datetime
 
     try:
-        moment = datetime.fromisoformat(iso.replace("Z", "+00:00"))
+        moment = datetime.fromisoformat(iso)
     except (TypeError, ValueError):
         return iso
     return format_datetime(moment, "medium", tzinfo=moment.tzinfo, locale=language) + " UTC"

@@ -7,14 +7,14 @@ import random
 
 import pytest
 
+from tests.unit.gateway.conftest import Platform, build_platform
 from tests.unit.web.conftest import Consultation, open_demo_consultation
-from tests.unit.web.staff.conftest import (  # noqa: F401 (fixtures)
-    StaffBrowser,
-    make_account,
-    new_browser,
-    platform,
-    staff_browser,
-)
+from tests.unit.web.staff.conftest import new_browser, staff_browser  # noqa: F401 (fixtures)
+
+
+@pytest.fixture(scope="module")
+def platform(secrets_env) -> Platform:
+    return build_platform(secrets_env, RATE_SIGN_IN="1000/60")
 
 
 def answer(platform, demo: Consultation, answers: dict) -> None:

@@ -48,7 +48,7 @@ def test_a_release_reads_as_words_with_charts_tables_and_hidden_figures(
         if not cell["suppressed"] and cell["category"] != "_skipped":
             assert f'<td class="num">{cell["value"]}</td>' in html
     hidden = sum(c["suppressed"] for q in snapshot["questions"] for c in q["categories"])
-    assert html.count("fewer than %d people" % snapshot["k"]) >= hidden
+    assert html.count(f"fewer than {snapshot['k']} people") >= hidden
     assert "By How old are you?" in html  # a cross-tab by each breakdown
 
     arabic = policy.get(f"/staff/insights/{released.consultation_id}?lang=ar").get_data(
