@@ -172,9 +172,9 @@ def test_every_oversight_page_passes_axe_in_every_language(staff_page, web_stack
     api = Api(web_stack.origin)
     auditor = web_stack.demo["auditor_token"]
     api.call("POST", "/api/v1/ledger/checkpoints", auditor)
-    seq = api.call("GET", "/api/v1/ledger/entries", auditor, params={"limit": 1}).json()["entries"][
-        0
-    ]["seq"]
+    seq = api.call("GET", "/api/v1/ledger/entries", auditor, params={"limit": 1})["entries"][0][
+        "seq"
+    ]
     for role, paths in _pages(released, seq).items():
         page = staff_page(role, lang)
         for path in paths:
