@@ -419,7 +419,8 @@ _INNER_ARIA = re.compile(r'\s(?:role|aria-roledescription|aria-label|aria-hidden
 
 
 def _label(svg: str, chart_id: str, title: str, summary: str) -> str:
-    """Give the SVG its text alternative: role="img" labelled by its <title> and <desc>."""
+    """Give the SVG its text alternative: role="img" named by its <title>, described by its
+    <desc> (the figures in words)."""
     match = _SVG_OPEN.search(svg)
     if match is None:
         raise ValueError("the renderer returned no <svg> element")
@@ -430,7 +431,8 @@ def _label(svg: str, chart_id: str, title: str, summary: str) -> str:
     assert match is not None
     opening = match.group(0)
     labelled = opening[:-1] + (
-        f' role="img" focusable="false" aria-labelledby="{chart_id}-title {chart_id}-desc">'
+        f' role="img" focusable="false" aria-labelledby="{chart_id}-title"'
+        f' aria-describedby="{chart_id}-desc">'
     )
     text = (
         f"<title id={quoteattr(chart_id + '-title')}>{escape(title)}</title>"

@@ -55,8 +55,7 @@ def assert_csp_safe(chart: charts.Chart) -> None:
 def assert_labelled(chart: charts.Chart, title: str) -> None:
     root = parse(chart)
     assert root.get("role") == "img"
-    ids = root.get("aria-labelledby", "").split()
-    assert len(ids) == 2
+    ids = [root.get("aria-labelledby", ""), root.get("aria-describedby", "")]
     by_id = {node.get("id"): node for node in root.iter() if node.get("id")}
     assert by_id[ids[0]].tag == f"{SVG}title" and by_id[ids[0]].text == title
     assert by_id[ids[1]].tag == f"{SVG}desc" and by_id[ids[1]].text == chart.summary
@@ -214,4 +213,5 @@ def test_two_charts_on_one_page_have_distinct_ids() -> None:
     second = charts.category_bars("B", [Bar("x", 12)], suppressed_label=HIDDEN)
     named = charts.category_bars("A", [Bar("x", 12)], suppressed_label=HIDDEN, element_id="q1")
     assert parse(first).get("aria-labelledby") != parse(second).get("aria-labelledby")
-    assert parse(named).get("aria-labelledby") == "q1-title q1-desc"
+    assert parse(named).get("aria-labelledby") == "q1-title"
+    assert parse(named).get("aria-describedby") == "q1-desc"
