@@ -430,8 +430,12 @@ def _label(svg: str, chart_id: str, title: str, summary: str) -> str:
     match = _SVG_OPEN.search(svg)
     assert match is not None
     opening = match.group(0)
+    # Vega placed every text for left-to-right anchors; in a right-to-left page SVG text would
+    # inherit `direction: rtl` and swap what start and end mean. Arabic words still read right
+    # to left inside each text.
+    opening = re.sub(r'\sdirection="[^"]*"', "", opening)
     labelled = opening[:-1] + (
-        f' role="img" focusable="false" aria-labelledby="{chart_id}-title"'
+        ' direction="ltr"' + f' role="img" focusable="false" aria-labelledby="{chart_id}-title"'
         f' aria-describedby="{chart_id}-desc">'
     )
     text = (

@@ -186,7 +186,19 @@ def _crosstab(table: Mapping[str, Any], words: Words, hidden: str) -> CrosstabVi
         if not columns:
             columns = [c.label for c in cells]
         rows.append((label, _base_text(group.get("base"), words.language), cells))
+        total = group.get("total") or {}
+        if not total.get("suppressed") and not total.get("value"):
+            continue  # nobody in this group: a row of the table, not a block of the chart
         groups.append(charts.Group(label, [charts.Bar(c.label, c.value) for c in cells]))
+    # Answers nobody in any charted group gave stay in the table only.
+    empty = {
+        index
+        for index in range(len(columns))
+        if all(group.bars[index].count == 0 for group in groups)
+    }
+    groups = [
+        charts.Group(g.label, [b for i, b in enumerate(g.bars) if i not in empty]) for g in groups
+    ]
     title = _(
         "%(question)s, by %(dimension)s",
         question=words.question(qid),

@@ -55,6 +55,8 @@ def assert_csp_safe(chart: charts.Chart) -> None:
 def assert_labelled(chart: charts.Chart, title: str) -> None:
     root = parse(chart)
     assert root.get("role") == "img"
+    # Texts were placed for left-to-right anchors, whatever the page's direction.
+    assert root.get("direction") == "ltr"
     ids = [root.get("aria-labelledby", ""), root.get("aria-describedby", "")]
     by_id = {node.get("id"): node for node in root.iter() if node.get("id")}
     assert by_id[ids[0]].tag == f"{SVG}title" and by_id[ids[0]].text == title
