@@ -172,7 +172,7 @@ def grouped_bars(
         layers = [
             _counted_bars(colour),
             _suppressed_bars(),
-            _count_labels(rtl, suppressed_label),
+            _count_labels(rtl, suppressed_label, name_series=True),
         ]
     spec = {
         "width": WIDTH,
@@ -296,12 +296,15 @@ def _suppressed_bars() -> dict[str, Any]:
     }
 
 
-def _count_labels(rtl: bool, suppressed_label: str) -> dict[str, Any]:
+def _count_labels(rtl: bool, suppressed_label: str, name_series: bool = False) -> dict[str, Any]:
+    # In a cross-tab every hidden bar looks alike: its text names the series it stands for.
+    hidden = json.dumps(suppressed_label)
+    if name_series:
+        hidden = f"datum.label + ': ' + {hidden}"
     return {
         "transform": [
             {
-                "calculate": f"datum.suppressed ? {json.dumps(suppressed_label)} "
-                ": format(datum.count, ',d')",
+                "calculate": f"datum.suppressed ? {hidden} : format(datum.count, ',d')",
                 "as": "shown",
             },
             {"calculate": "datum.suppressed ? datum.placeholder : datum.count", "as": "at"},
@@ -336,7 +339,14 @@ def _value_axis(layer: dict[str, Any], value_title: str, rtl: bool) -> None:
     layer["encoding"]["x"].update(
         {
             "title": value_title or None,
-            "axis": {"tickMinStep": 1, "format": "d", "labelColor": INK, "titleColor": INK},
+            "axis": {
+                "tickMinStep": 1,
+                "format": "d",
+                # Counts are whole: a tick between two whole numbers gets no label.
+                "labelExpr": "datum.value % 1 ? '' : datum.label",
+                "labelColor": INK,
+                "titleColor": INK,
+            },
             "scale": {"reverse": rtl, "nice": True, "domainMin": 0},
         }
     )

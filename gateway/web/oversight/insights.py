@@ -15,7 +15,7 @@ from babel.numbers import format_decimal
 from flask import Response, g, request
 
 from gateway.web import charts
-from gateway.web.i18n import N_
+from gateway.web.i18n import N_, supported
 from gateway.web.oversight.downloads import download
 from gateway.web.participant_api import ServiceRefused
 from gateway.web.staff.pages import _, add_nav, call, render, signed_in, staff_blueprint
@@ -278,11 +278,12 @@ def release(cid: str) -> Response:
 @insights.route("/insights/<cid>/export.csv")
 @signed_in(*READERS)
 def export_csv(cid: str) -> Response:
-    lang = request.args.get("lang") or g.web_lang
+    """The CSV of the latest release, its labels in `?lang=` (one of the six) or the page's."""
+    lang = supported(request.args.get("lang")) or g.web_lang
     return download(
         f"/api/v1/insights/consultations/{cid}/export.csv",
         f"{cid}-release-{lang}.csv",
-        params={"lang": g.web_lang if lang not in _languages() else lang},
+        params={"lang": lang},
     )
 
 
@@ -290,9 +291,3 @@ def export_csv(cid: str) -> Response:
 @signed_in(*READERS)
 def export_json(cid: str) -> Response:
     return download(f"/api/v1/insights/consultations/{cid}/export.json", f"{cid}-release.json")
-
-
-def _languages() -> tuple[str, ...]:
-    from gateway.web.i18n import LANGUAGES
-
-    return LANGUAGES
