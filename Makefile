@@ -8,7 +8,7 @@ TOOLS := .tools
 KAFKA_STAMP := $(TOOLS)/kafka/lib/.installed
 FERRETDB := $(TOOLS)/bin/voices-ferretdb
 
-.PHONY: run test test-unit test-e2e install servers browser-deps bench wipe clean
+.PHONY: run lint test test-unit test-e2e install servers browser-deps bench wipe clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,13 @@ install: $(STAMP) servers
 
 run: install
 	$(PY) -m deploy.run
+
+# Lint, format check, types and import boundaries (configured in pyproject.toml).
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: install browser-deps
 	cd deploy/ferretdb && go test ./...
@@ -62,4 +69,4 @@ wipe: $(STAMP)
 	$(PY) -m deploy.run --wipe
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache

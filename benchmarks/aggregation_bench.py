@@ -264,8 +264,8 @@ def replay_through_broker(n: int) -> None:
 
 
 def handler_sample(sample: int) -> None:
-    from services.aggregation.app import create_app
     from deploy.secrets import generate_secrets
+    from services.aggregation.app import create_app
     from shared.bus import InProcessBus
     from shared.runtime import current_runtime
     from shared.settings import Settings
@@ -291,8 +291,8 @@ def handler_sample(sample: int) -> None:
 
 
 def freshness_bench(count: int, rate: float) -> None:
-    from services.aggregation import handlers, releases
     from deploy.secrets import generate_secrets
+    from services.aggregation import handlers, releases
     from services.aggregation.app import create_app
     from shared.runtime import current_runtime
     from shared.settings import Settings
@@ -365,7 +365,7 @@ def main(argv=None) -> None:
 
     from deploy.servers import local_servers
 
-    global SERVERS
+    global SERVERS  # noqa: PLW0603 the servers are started once and shared by every benchmark
     with local_servers(
         Path(tempfile.mkdtemp(prefix="voices-aggregation-bench-")),
         os.environ.get("MONGODB_URI"),

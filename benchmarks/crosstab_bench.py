@@ -127,7 +127,7 @@ def pandas_counts(contributions: list[Contribution], tables) -> tuple[dict, floa
         sizes = frame.groupby(list(shape), observed=True).size()
         for idx, n in sizes.items():
             idx = idx if isinstance(idx, tuple) else (idx,)
-            counts[tuple(zip(shape, idx))] = int(n)
+            counts[tuple(zip(shape, idx, strict=True))] = int(n)
     t2 = time.perf_counter()
     return counts, t1 - t0, t2 - t1
 

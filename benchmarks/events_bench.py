@@ -23,9 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.aggregation_bench import bench_events  # noqa: E402
-from shared.bus import decode, encode  # noqa: E402
-from shared.events import CONTRACTS, Envelope, EnvelopeSchema  # noqa: E402
+from benchmarks.aggregation_bench import bench_events
+from shared.bus import decode, encode
+from shared.events import CONTRACTS, Envelope, EnvelopeSchema
 
 
 def parse_with_new_schemas(raw: dict) -> Envelope:

@@ -126,7 +126,7 @@ def baseline_app():
 
 def start_baseline(port: int, log_dir: Path, mongodb_uri: str) -> subprocess.Popen:
     env = {**os.environ, "MONGODB_URI": mongodb_uri, "PYTHONUNBUFFERED": "1"}  # same gunicorn shape
-    log = open(log_dir / "baseline.log", "ab")
+    log = open(log_dir / "baseline.log", "ab")  # noqa: SIM115 the child writes to it all its life
     return subprocess.Popen(
         [
             sys.executable,

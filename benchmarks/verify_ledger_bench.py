@@ -35,11 +35,11 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from services.consent import ledger, tokens, verify  # noqa: E402
+from services.consent import ledger, tokens, verify
 
 PURPOSES = ["participate", "aggregate_reporting", "quote_anonymised", "follow_up_contact"]
 
@@ -98,7 +98,7 @@ def synthetic_data(i: int, at: str) -> tuple[str, dict]:
 
 def build_export(n: int, every: int, key) -> tuple[list[str], float]:
     started = time.perf_counter()
-    base = datetime(2025, 1, 1, tzinfo=timezone.utc)
+    base = datetime(2025, 1, 1, tzinfo=UTC)
     entries, checkpoints, prev = [], [], None
     for i in range(n):
         at = ledger.format_timestamp(base + timedelta(seconds=i))
@@ -133,8 +133,10 @@ def tree_timings(lines: list[str]) -> list[str]:
     tree.extend(bytes.fromhex(ledger.leaf_hash(e)) for e in entries[:100])
     extend_s = time.perf_counter() - started
     return [
-        f"Merkle tree over {n} entries: built (every leaf hashed) in {build_s:.2f} s; from the kept tree an "
-        f"inclusion proof + root takes {proof_s * 1e6:.0f} us; appending 100 leaves {extend_s * 1000:.1f} ms"
+        (
+            f"Merkle tree over {n} entries: built (every leaf hashed) in {build_s:.2f} s; from the kept tree an "
+            f"inclusion proof + root takes {proof_s * 1e6:.0f} us; appending 100 leaves {extend_s * 1000:.1f} ms"
+        )
     ]
 
 
@@ -143,12 +145,13 @@ def auditor_api_timings(lines: list[str], limit: int, requests_warm: int = 20) -
     import json
     import statistics
 
+    from shared.embedded import generate_secrets
+
     from services.consent import ledger_store
     from services.consent.app import create_app
     from services.consent.models import LedgerEntry
     from shared.auth import Principal, encode_principal
     from shared.bus import InProcessBus
-    from shared.embedded import generate_secrets
     from shared.settings import Settings
 
     secrets = generate_secrets()
@@ -202,10 +205,14 @@ def auditor_api_timings(lines: list[str], limit: int, requests_warm: int = 20) -
     return [
         f"auditor API, {n} entries in mongomock: signing a checkpoint from scratch {sign_s:.2f} s",
         f"inclusion proof, first request (reads all entries, builds the tree): {cold * 1000:.0f} ms",
-        f"inclusion proof, later requests (tree kept): median {statistics.median(warm) * 1000:.1f} ms "
-        f"over {requests_warm}",
-        f"inclusion proof, rebuilding from the store per request (before): median "
-        f"{statistics.median(old) * 1000:.0f} ms over {len(old)}",
+        (
+            f"inclusion proof, later requests (tree kept): median {statistics.median(warm) * 1000:.1f} ms "
+            f"over {requests_warm}"
+        ),
+        (
+            f"inclusion proof, rebuilding from the store per request (before): median "
+            f"{statistics.median(old) * 1000:.0f} ms over {len(old)}"
+        ),
     ]
 
 

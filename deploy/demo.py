@@ -6,6 +6,8 @@ Everything goes through the public API of the gateway, as a real organiser would
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
+from typing import Any
 
 import requests
 
@@ -13,7 +15,7 @@ LANGS = ("en", "ar", "fr", "es", "ru", "zh")
 
 
 def t(en: str, ar: str, fr: str, es: str, ru: str, zh: str) -> dict[str, str]:
-    return dict(zip(LANGS, (en, ar, fr, es, ru, zh)))
+    return dict(zip(LANGS, (en, ar, fr, es, ru, zh), strict=True))
 
 
 SURVEY = {
@@ -258,7 +260,7 @@ class DemoLoader:
         self.session = requests.Session()
         self.admin = admin_token
 
-    def call(self, method: str, path: str, token: str | None = None, **kwargs) -> dict:
+    def call(self, method: str, path: str, token: str | None = None, **kwargs: Any) -> dict:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         response = self.session.request(
             method, f"{self.url}{path}", headers=headers, timeout=15, **kwargs
@@ -407,7 +409,7 @@ class DemoLoader:
         self.retrying(publish, "-> 404:")
 
     @staticmethod
-    def retrying(step, refusal: str, attempts: int = 50) -> None:
+    def retrying(step: Callable[[], object], refusal: str, attempts: int = 50) -> None:
         """Run `step` again while its refusal mentions `refusal` (another service has not yet seen an event)."""
         import time
 

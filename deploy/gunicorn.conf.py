@@ -5,6 +5,7 @@ service's Kafka consumer group, so partitions are shared between them.
 """
 
 import os
+from typing import Any
 
 bind = os.environ.get("BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
@@ -23,16 +24,23 @@ preload_app = False
 control_socket_disable = True
 
 
-def post_worker_init(worker):
+def _service_runtime(worker: Any) -> Any:
+    """The worker's service runtime (`shared.runtime`), or None: the gateway has none, and a
+    worker that failed to boot has no app at all."""
+    extensions = getattr(getattr(worker, "wsgi", None), "extensions", None) or {}
+    return extensions.get("voices_runtime")
+
+
+def post_worker_init(worker: Any) -> None:
     """Start the outbox relay and the event consumer inside each worker, after it forked:
     Kafka and MongoDB clients must not be shared across a fork."""
-    start = getattr(getattr(worker, "wsgi", None), "start_background", None)
-    if start is not None:
-        start()
+    runtime = _service_runtime(worker)
+    if runtime is not None:
+        runtime.start_background()
 
 
-def worker_exit(server, worker):
+def worker_exit(server: Any, worker: Any) -> None:
     # A worker that failed to boot has no app; gunicorn still calls this hook for it.
-    stop = getattr(getattr(worker, "wsgi", None), "stop_background", None)
-    if stop is not None:
-        stop()
+    runtime = _service_runtime(worker)
+    if runtime is not None:
+        runtime.stop()

@@ -79,7 +79,7 @@ def store_is_empty(mongodb_uri: str, namespace: str) -> bool:
     import pymongo
 
     prefix = f"{namespace}_voices_" if namespace else "voices_"
-    client = pymongo.MongoClient(mongodb_uri, serverSelectionTimeoutMS=5000)
+    client: pymongo.MongoClient = pymongo.MongoClient(mongodb_uri, serverSelectionTimeoutMS=5000)
     try:
         return not any(name.startswith(prefix) for name in client.list_database_names())
     finally:
@@ -150,19 +150,29 @@ class Launcher:
         if self.store:
             self.store.start()
             mongodb_uri = self.store.uri
+        if not mongodb_uri:  # MONGODB_URI, or the store started above
+            raise ServerError("no document store to use")
         try:
             empty = store_is_empty(mongodb_uri, os.environ.get("VOICES_NAMESPACE", ""))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 any failure to answer is reported the same way
             raise ServerError(
                 f"the document store at {mongodb_uri} does not answer: {exc}"
             ) from None
         if self.kafka:
             self.kafka.start()
             bootstrap = self.kafka.bootstrap
+        if not bootstrap:  # KAFKA_BOOTSTRAP_SERVERS, or the Kafka started above
+            raise ServerError("no Apache Kafka to use")
         self.stack.kafka_bootstrap, self.stack.mongodb_uri = bootstrap, mongodb_uri
         self.stack.namespace = os.environ.get("VOICES_NAMESPACE", "")
         self.stack.start(timeout=120)
         return empty
+
+    @property
+    def gateway_url(self) -> str:
+        if self.stack is None:
+            raise ServerError("the platform has not been started")
+        return self.stack.gateway_url
 
     def stop(self) -> None:
         if self.stack:
@@ -196,7 +206,7 @@ def demo_info(folder: Path, gateway_url: str, admin_token: str, first_start: boo
 
 
 def banner(launcher: Launcher, demo: dict | None, admin_token: str, first_start: bool) -> str:
-    url = launcher.stack.gateway_url
+    url = launcher.gateway_url
     lines = [
         "",
         f"Voices is running. Data is kept in {launcher.folder} and survives restarts"
@@ -274,11 +284,11 @@ def main(argv: list[str] | None = None) -> int:
         try:
             first_start = launcher.start(secrets_env)
             print(f"All services ready in {time.monotonic() - started:.1f}s.", flush=True)
-            demo = demo_info(folder, launcher.stack.gateway_url, admin_token, first_start)
+            demo = demo_info(folder, launcher.gateway_url, admin_token, first_start)
         except (ServerError, TimeoutError, RuntimeError, OSError) as exc:
             print(f"Could not start: {exc}", file=sys.stderr, flush=True)
             return 1
-        except Exception as exc:  # e.g. the demo could not be loaded: say so, stop cleanly
+        except Exception as exc:  # noqa: BLE001 e.g. the demo could not be loaded: say so, stop cleanly
             print(f"Could not start: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
             return 1
         print(banner(launcher, demo, admin_token, first_start), flush=True)

@@ -16,6 +16,7 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -136,7 +137,7 @@ class ManagedServer:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=env,
-                preexec_fn=die_with_parent,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 only setsid and prctl, nothing a thread holds
             )
 
     def _fail(self, why: str) -> ServerError:
@@ -152,10 +153,10 @@ class ManagedServer:
     def __enter__(self):
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    def start(self, timeout: float = 60.0):  # pragma: no cover - overridden
+    def start(self, timeout: float = 60.0) -> ManagedServer:  # pragma: no cover - overridden
         raise NotImplementedError
 
 
@@ -168,7 +169,7 @@ class DocumentStore(ManagedServer):
     def uri(self) -> str:
         return f"mongodb://127.0.0.1:{self.port}/"
 
-    def start(self, timeout: float = 30.0) -> "DocumentStore":
+    def start(self, timeout: float = 30.0) -> DocumentStore:
         if not FERRETDB_BIN.exists():
             raise ServerError(f"{FERRETDB_BIN} is missing: run `make install` (needs Go)")
         self._launch(
@@ -283,7 +284,7 @@ class KafkaServer(ManagedServer):
                 f"kafka storage format failed: {result.stderr.strip() or result.stdout.strip()}"
             )
 
-    def start(self, timeout: float = 90.0) -> "KafkaServer":
+    def start(self, timeout: float = 90.0) -> KafkaServer:
         if not any(KAFKA_LIB.glob("kafka_2.13-*.jar")):
             raise ServerError(
                 f"the Kafka broker's jars are missing from {KAFKA_LIB}: run `make install` (needs Maven)"
@@ -296,9 +297,11 @@ class KafkaServer(ManagedServer):
         log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
         self._launch(self._java("kafka.Kafka", str(properties)))
         deadline = time.monotonic() + timeout
+        process = self.process
+        assert process is not None  # noqa: S101 for mypy: _launch just set it
         while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise self._fail(f"exited with {self.process.returncode}")
+            if process.poll() is not None:
+                raise self._fail(f"exited with {process.returncode}")
             with open(self.log_path, "rb") as log:
                 log.seek(log_start)
                 if b"Kafka Server started" in log.read():
@@ -315,17 +318,21 @@ def _kafka_cluster_id() -> str:
 
 
 @contextmanager
-def local_servers(root: Path, mongodb_uri: str | None = None, kafka_bootstrap: str | None = None):
+def local_servers(
+    root: Path, mongodb_uri: str | None = None, kafka_bootstrap: str | None = None
+) -> Iterator[tuple[str, str]]:
     """Yields (kafka_bootstrap, mongodb_uri): a document store and Kafka started under `root`, except
     for the ones given, which are used as they are. Both are stopped on leaving."""
     started: list[ManagedServer] = []
     try:
         if not mongodb_uri:
-            started.append(DocumentStore(root / "store", root / "logs").start())
-            mongodb_uri = started[-1].uri
+            store = DocumentStore(root / "store", root / "logs").start()
+            started.append(store)
+            mongodb_uri = store.uri
         if not kafka_bootstrap:
-            started.append(KafkaServer(root / "kafka", root / "logs").start())
-            kafka_bootstrap = started[-1].bootstrap
+            kafka = KafkaServer(root / "kafka", root / "logs").start()
+            started.append(kafka)
+            kafka_bootstrap = kafka.bootstrap
         yield kafka_bootstrap, mongodb_uri
     finally:
         for server in reversed(started):

@@ -34,7 +34,7 @@ class Stack:
     namespace: str = ""
     gateway_port: int = 0
     service_ports: dict[str, int] = field(default_factory=dict)
-    log_dir: Path | None = None
+    log_dir: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="voices-logs-")))
     secrets: dict[str, str] = field(default_factory=generate_secrets)
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
@@ -44,7 +44,7 @@ class Stack:
         self.gateway_port = self.gateway_port or free_port()
         for name in SERVICES:
             self.service_ports.setdefault(name, free_port())
-        self.log_dir = Path(self.log_dir or tempfile.mkdtemp(prefix="voices-logs-"))
+        self.log_dir = Path(self.log_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
 
     @property
@@ -57,7 +57,7 @@ class Stack:
     def ports(self) -> dict[str, int]:
         return {"gateway": self.gateway_port, **self.service_ports}
 
-    def start(self, timeout: float = 60.0) -> "Stack":
+    def start(self, timeout: float = 60.0) -> Stack:
         require_free_ports(self.ports())
         self.env = {
             **os.environ,
@@ -106,7 +106,7 @@ class Stack:
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
-                preexec_fn=die_with_parent,
+                preexec_fn=die_with_parent,  # noqa: PLW1509 only setsid and prctl, nothing a thread holds
             )
         return self.processes[name]
 
@@ -153,8 +153,8 @@ class Stack:
         for process in running:
             stop_process(process, max(0.1, deadline - time.monotonic()))
 
-    def __enter__(self) -> "Stack":
+    def __enter__(self) -> Stack:
         return self.start()
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()

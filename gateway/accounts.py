@@ -11,7 +11,7 @@ import secrets
 import threading
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
@@ -21,7 +21,7 @@ from gateway.models import Account, ApiToken, Organisation, PasswordLink, StaffS
 from shared.auth import ORGANISATION_LESS_ROLES, ROLES, Principal
 from shared.errors import Conflict, NotFound, ServiceUnavailable, Unauthorized, ValidationFailed
 
-TOKEN_PREFIX = "vt_"
+TOKEN_PREFIX = "vt_"  # noqa: S105 a prefix, not a secret
 SESSION_PREFIX = "vs_"
 SESSION_TTL = timedelta(hours=8)
 SEEN_PRECISION = timedelta(minutes=1)  # how exactly a session's last use is recorded
@@ -42,7 +42,7 @@ _hashing = {pool: threading.BoundedSemaphore(HASHING_AT_ONCE) for pool in ("new"
 def configure_password_hashing(time_cost: int | None = None, memory_kib: int | None = None) -> None:
     """Set the argon2 cost for new hashes (VOICES_ARGON2_TIME_COST, VOICES_ARGON2_MEMORY_KIB).
     Existing hashes keep verifying; they are rehashed at the next sign-in."""
-    global _hasher
+    global _hasher  # noqa: PLW0603 one hasher per process, set once at start from the settings
     defaults = PasswordHasher()
     _hasher = PasswordHasher(
         time_cost=time_cost or defaults.time_cost,
@@ -59,7 +59,7 @@ def _hash(token: str) -> str:
 
 
 def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def create_organisation(name: str) -> Organisation:
@@ -143,7 +143,7 @@ def issue_token(
         token_id=f"t_{uuid.uuid4().hex[:16]}",
         account_id=account.account_id,
         label=label,
-        expires_at=datetime.now(timezone.utc) + ttl,
+        expires_at=datetime.now(UTC) + ttl,
     )
     record.save(force_insert=True)
     return record, token
@@ -204,7 +204,7 @@ def revoke_token(token_id: str, by: Principal) -> ApiToken:
 
 def authenticate_token(token: str, now: datetime | None = None) -> Principal:
     """The staff principal behind a bearer token. Raises Unauthorized for unknown, expired or revoked tokens."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     record = ApiToken.objects(token_hash=_hash(token)).first()
     if record is None:
         raise Unauthorized("The API token is not valid.")
@@ -298,7 +298,7 @@ def create_password_link(
     PasswordLink.objects(account_id=account_id, used=False).update(set__used=True)
     code = secrets.token_urlsafe(32)
     link = PasswordLink(
-        code_hash=_hash(code), account_id=account_id, expires_at=datetime.now(timezone.utc) + ttl
+        code_hash=_hash(code), account_id=account_id, expires_at=datetime.now(UTC) + ttl
     )
     link.save(force_insert=True)
     return link, code
@@ -307,7 +307,7 @@ def create_password_link(
 def redeem_password_link(code: str, password: str, now: datetime | None = None) -> Account:
     """Set the password with a one-time code. Raises Unauthorized (unknown, used or expired code),
     ValidationFailed (weak password; the code stays usable)."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     _check_password_rules(password)
     link = PasswordLink.objects(code_hash=_hash(code)).first()
     if link is None or link.used or _aware(link.expires_at) <= now:
@@ -345,7 +345,7 @@ def sign_in(
         session_hash=_hash(value),
         session_id=f"s_{uuid.uuid4().hex[:16]}",
         account_id=account.account_id,
-        expires_at=datetime.now(timezone.utc) + ttl,
+        expires_at=datetime.now(UTC) + ttl,
     )
     session.save(force_insert=True)
     return session, value, account
@@ -371,7 +371,7 @@ def device_key(value: str | None, email: str, secret: bytes) -> str | None:
         mac.encode(), _device_mac(email, nonce, secret).encode()
     ):
         return None
-    return "device:" + _hash(value)[:32]
+    return "device:" + _hash(value or "")[:32]
 
 
 def authenticate_session(
@@ -380,7 +380,7 @@ def authenticate_session(
     """The staff principal behind a session cookie. With `idle`, a session unused for that long
     ends here (and is marked used otherwise). Raises Unauthorized for unknown, ended, idle or
     expired sessions."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     session = StaffSession.objects(session_hash=_hash(value)).first()
     if session is None or session.revoked or _aware(session.expires_at) <= now:
         raise Unauthorized("Your session has ended. Please sign in again.")

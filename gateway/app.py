@@ -10,6 +10,8 @@ rate limit (429), then the gateway's own view or the owning service behind its c
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, jsonify, request, url_for
@@ -31,15 +33,10 @@ from gateway.schemas import ParticipantSessionSchema
 from gateway.web import init_web
 from shared import mongo
 from shared.auth import ANONYMOUS, Principal, encode_principal
-from shared.errors import (
-    Forbidden,
-    NotFound,
-    TooManyRequests,
-    Unauthorized,
-    register_problem_handlers,
-)
+from shared.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 from shared.log import configure_logging
 from shared.metrics import GaugeCollector, metrics_of
+from shared.problems import register_problem_handlers
 from shared.runtime import install_request_context, problem_api, use_storable_int_routes
 from shared.settings import Settings
 
@@ -92,7 +89,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     init_openapi(
         app,
         MergedDocument(
-            lambda: api.spec.to_dict(),
+            api.spec.to_dict,
             {name: _spec_fetcher(client) for name, client in clients.items()},
         ),
     )
@@ -154,7 +151,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.add_url_rule("/readyz", "readyz", health)
 
     @app.route("/api/v1/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-    def forward(rest: str):
+    def forward(rest: str) -> Response:
         policy: RoutePolicy = g.route_policy
         if policy.service is None:
             raise NotFound("There is no API resource at this path.")
@@ -183,7 +180,7 @@ def _client(name: str, settings: Settings) -> ServiceClient:
     )
 
 
-def _spec_fetcher(client: ServiceClient):
+def _spec_fetcher(client: ServiceClient) -> Callable[[], dict | None]:
     def fetch() -> dict | None:
         status, body = client.get_json("/openapi.json", timeout=5.0)
         return body if status == 200 and "paths" in body else None
@@ -191,8 +188,10 @@ def _spec_fetcher(client: ServiceClient):
     return fetch
 
 
-def _install_gateway_metrics(app: Flask, clients: dict[str, ServiceClient]):
+def _install_gateway_metrics(app: Flask, clients: dict[str, ServiceClient]) -> Any:
     metrics = metrics_of(app)
+    if metrics is None:
+        raise RuntimeError("install_request_context installs the metrics before this")
     upstream = metrics.counter(
         "voices_gateway_upstream_calls", "Calls to services by outcome", ["target", "outcome"]
     )

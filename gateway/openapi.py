@@ -16,8 +16,9 @@ import copy
 import html
 import threading
 import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from flask import Blueprint, Flask, Response, abort, jsonify, send_from_directory
 
@@ -310,7 +311,7 @@ def init_openapi(app: Flask, document: MergedDocument) -> None:
         return Response(_DOCS_INIT, mimetype="text/javascript")
 
     @bp.get("/docs/assets/<name>")
-    def docs_asset(name: str):
+    def docs_asset(name: str) -> Response:
         if assets is None or name not in _ASSETS:
             abort(404)
         return send_from_directory(assets, name, max_age=3600)

@@ -64,7 +64,7 @@ class ParticipantSessions:
 
     def verify(self, token: str, now: float | None = None) -> ParticipantSession:
         """The session behind `token`. Raises Unauthorized when it is forged, malformed or expired."""
-        options = {"require": ["exp", "iat", "sub", "jti", "aud", "iss"]}
+        options: jwt.types.Options = {"require": ["exp", "iat", "sub", "jti", "aud", "iss"]}
         try:
             if now is None:
                 claims = jwt.decode(

@@ -232,7 +232,7 @@ def match(route_map: Map, method: str, path: str) -> tuple[RoutePolicy, dict] | 
         return None
     except MethodNotAllowed:
         raise
-    return row, args
+    return row, dict(args)
 
 
 _PARAM = re.compile(r"<(?:(\w+)(?:\([^)]*\))?:)?\w+>|\{\w+\}")

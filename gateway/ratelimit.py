@@ -22,8 +22,11 @@ import threading
 import time
 import unicodedata
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol
+from typing import Protocol
+
+from shared.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -34,7 +37,7 @@ class Rate:
     period_s: float
 
     @classmethod
-    def parse(cls, text: str) -> "Rate":
+    def parse(cls, text: str) -> Rate:
         """'120/60' means a burst of 120 and 120 more every 60 seconds. Raises ValueError."""
         count, _, seconds = text.partition("/")
         rate = cls(int(count), float(seconds or 60))
@@ -121,7 +124,7 @@ class Limits:
         self.limiter: RateLimiter = limiter or TokenBuckets()
 
     @classmethod
-    def from_settings(cls, settings, limiter: RateLimiter | None = None) -> "Limits":
+    def from_settings(cls, settings: Settings, limiter: RateLimiter | None = None) -> Limits:
         rates = {
             kind: Rate.parse(settings.get(f"RATE_{kind.upper()}") or default)
             for kind, default in cls.DEFAULTS.items()

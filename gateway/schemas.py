@@ -1,14 +1,9 @@
 """Schemas of the gateway's own API: organisations, accounts, tokens, passwords, sessions."""
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
 
 from shared.auth import ROLES
-from shared.runtime import UTCDateTime
-
-
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE
+from shared.schemas import StrictSchema, UTCDateTime
 
 
 class OrganisationCreateSchema(StrictSchema):

@@ -12,7 +12,8 @@ import json
 import logging
 import threading
 from collections import defaultdict
-from typing import Any, Callable, Iterable, Protocol
+from collections.abc import Callable, Iterable
+from typing import Any, Protocol
 
 from marshmallow import ValidationError
 
@@ -186,6 +187,7 @@ class KafkaConsumerLoop:
         offsets: OffsetStore,
         dead_letters: KafkaBus,
     ) -> None:
+        """`dead_letters` is the process's Kafka bus: records that never validate go to its DLQ."""
         self.kafka = kafka
         self.group_id = group_id
         self.topics = topics
@@ -245,6 +247,8 @@ class KafkaConsumerLoop:
                 pass
 
             def on_partitions_assigned(self, assigned):
+                if consumer is None:  # only the consumer created below calls this
+                    return
                 for tp in assigned:
                     stored = loop.offsets.load(tp.topic, tp.partition)
                     if stored is None:
@@ -287,15 +291,15 @@ class KafkaConsumerLoop:
                 if consumer is not None:
                     try:
                         consumer.close(autocommit=False)
-                    except Exception:  # closing a broken client must not stop the loop
-                        pass
+                    except Exception as close_exc:  # noqa: BLE001 closing a broken client must not stop the loop
+                        log.debug("closing the broken consumer failed: %s", close_exc)
                     consumer = None
                 self._stop.wait(1.0)
         if consumer is not None:
             consumer.close(autocommit=False)
         self.status["state"] = "stopped"
 
-    def _handle(self, record) -> None:
+    def _handle(self, record: Any) -> None:
         try:
             event = decode(record.value)
         except ValidationError as exc:
@@ -339,7 +343,7 @@ class KafkaConsumerLoop:
                     raise _Stopping() from None  # not saved: the event is handled again next time
                 delay = min(delay * 2, 5.0)
 
-    def _measure_lag(self, consumer) -> None:
+    def _measure_lag(self, consumer: Any) -> None:
         try:
             for tp in consumer.assignment():
                 high = consumer.highwater(tp)
@@ -348,10 +352,10 @@ class KafkaConsumerLoop:
                     self.status["lag"][f"{tp.topic}/{tp.partition}"] = max(
                         0, high - (position + 1 if position is not None else 0)
                     )
-        except Exception as exc:  # the store is away: the lag waits; the loop and its client go on
+        except Exception as exc:  # noqa: BLE001 the store is away: the lag waits; the loop and its client go on
             log.debug("consumer lag not measured: %s", exc)
 
-    def _dead_letter(self, record, messages) -> None:
+    def _dead_letter(self, record: Any, messages: Any) -> None:
         reason = json.dumps(messages, ensure_ascii=False)[:1000]
         log.warning("dead-lettered invalid event", extra={"topic": record.topic, "status": reason})
         self.dead_letters.publish_raw(

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from marshmallow import Schema, ValidationError, fields, validate
+
+from shared.schemas import StrictSchema
 
 PURPOSES = (
     "participate",
@@ -24,19 +26,14 @@ QUESTION_TYPES = ("single_choice", "multiple_choice", "rating", "number", "date"
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def isoformat(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-class _Strict(Schema):
-    class Meta:
-        unknown = RAISE
-
-
-class EnvelopeSchema(_Strict):
+class EnvelopeSchema(StrictSchema):
     id = fields.UUID(required=True)
     type = fields.String(required=True, validate=validate.Regexp(r"^[a-z_]+(\.[a-z_]+)+$"))
     version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
@@ -89,7 +86,7 @@ class Envelope:
         }
 
     @classmethod
-    def parse(cls, raw: dict[str, Any]) -> "Envelope":
+    def parse(cls, raw: dict[str, Any]) -> Envelope:
         """Validate an envelope and its payload contract; raises marshmallow ValidationError."""
         if not isinstance(raw, dict):
             raise ValidationError({"_schema": ["an event must be a JSON object"]})
@@ -120,7 +117,7 @@ class Envelope:
 # ---- payload contracts, version 1 -------------------------------------------
 
 
-class QuestionSummarySchema(_Strict):
+class QuestionSummarySchema(StrictSchema):
     id = fields.String(required=True)
     type = fields.String(required=True, validate=validate.OneOf(QUESTION_TYPES))
     options = fields.List(fields.String(), required=True)
@@ -137,7 +134,7 @@ class QuestionSummarySchema(_Strict):
     )
 
 
-class ConsultationPublished(_Strict):
+class ConsultationPublished(StrictSchema):
     consultation_id = fields.String(required=True)
     organisation_id = fields.String(required=True)
     survey_version = fields.Integer(required=True, strict=True)
@@ -160,7 +157,7 @@ class ConsultationPublished(_Strict):
     )
 
 
-class _ConsultationConsentSettings(_Strict):
+class _ConsultationConsentSettings(StrictSchema):
     """What the consent service takes texts and grants by."""
 
     consultation_id = fields.String(required=True)
@@ -180,7 +177,7 @@ class ConsultationSettingsChanged(_ConsultationConsentSettings):
     changed_at = fields.String(required=True)
 
 
-class ConsultationStatusChanged(_Strict):
+class ConsultationStatusChanged(StrictSchema):
     consultation_id = fields.String(required=True)
     organisation_id = fields.String(required=True)
     status = fields.String(
@@ -189,7 +186,7 @@ class ConsultationStatusChanged(_Strict):
     changed_at = fields.String(required=True)
 
 
-class ResponseSubmitted(_Strict):
+class ResponseSubmitted(StrictSchema):
     response_id = fields.String(required=True)
     consultation_id = fields.String(required=True)
     survey_version = fields.Integer(required=True, strict=True)
@@ -202,7 +199,7 @@ class ResponseSubmitted(_Strict):
     free_text_questions = fields.List(fields.String(), required=True)
 
 
-class ResponseErased(_Strict):
+class ResponseErased(StrictSchema):
     response_id = fields.String(required=True)
     consultation_id = fields.String(required=True)
     pseudonym = fields.String(required=True)
@@ -210,7 +207,7 @@ class ResponseErased(_Strict):
     erased_at = fields.String(required=True)
 
 
-class ConsentGranted(_Strict):
+class ConsentGranted(StrictSchema):
     grant_id = fields.String(required=True)
     pseudonym = fields.String(required=True)
     consultation_id = fields.String(required=True)
@@ -225,7 +222,7 @@ class ConsentGranted(_Strict):
     granted_at = fields.String(required=True)
 
 
-class ConsentWithdrawn(_Strict):
+class ConsentWithdrawn(StrictSchema):
     grant_id = fields.String(required=True)
     pseudonym = fields.String(required=True)
     consultation_id = fields.String(required=True)
@@ -235,7 +232,7 @@ class ConsentWithdrawn(_Strict):
     withdrawn_at = fields.String(required=True)
 
 
-class ConsentTextPublished(_Strict):
+class ConsentTextPublished(StrictSchema):
     consultation_id = fields.String(required=True)
     organisation_id = fields.String(required=True)
     text_version = fields.Integer(required=True, strict=True)
@@ -244,7 +241,7 @@ class ConsentTextPublished(_Strict):
     published_at = fields.String(required=True)
 
 
-class ReleasePublished(_Strict):
+class ReleasePublished(StrictSchema):
     release_id = fields.String(required=True)
     consultation_id = fields.String(required=True)
     snapshot = fields.Integer(required=True, strict=True)
@@ -253,7 +250,7 @@ class ReleasePublished(_Strict):
     digest = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
 
 
-class QuoteApproved(_Strict):
+class QuoteApproved(StrictSchema):
     """An organiser approved an anonymised quote of a participant who granted quote_anonymised.
 
     `text` is the approved, anonymised excerpt only (never the raw answer),
@@ -275,14 +272,14 @@ class QuoteApproved(_Strict):
     approved_at = fields.String(required=True)
 
 
-class QuoteRevoked(_Strict):
+class QuoteRevoked(StrictSchema):
     quote_id = fields.String(required=True)
     consultation_id = fields.String(required=True)
     revoked_by = fields.String(required=True)
     revoked_at = fields.String(required=True)
 
 
-class WithdrawalProcessed(_Strict):
+class WithdrawalProcessed(StrictSchema):
     """The surveys service carried out a full withdrawal: responses erased, key shredded.
 
     Sent also when there was nothing to erase, once per consent.withdrawn
@@ -298,7 +295,7 @@ class WithdrawalProcessed(_Strict):
     processed_at = fields.String(required=True)
 
 
-class ContactsAccessed(_Strict):
+class ContactsAccessed(StrictSchema):
     """An organiser read a consultation's follow-up contact details: who, when and how many; never the details."""
 
     consultation_id = fields.String(required=True)

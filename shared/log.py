@@ -8,7 +8,7 @@ import logging
 import os
 import re
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 trace_id_var: contextvars.ContextVar[str | None] = contextvars.ContextVar("trace_id", default=None)
 
@@ -35,7 +35,7 @@ class RedactingFilter(logging.Filter):
         ours = record.name.startswith("voices")
         try:
             message = record.getMessage()
-        except Exception:  # a broken format string still must not leak its arguments
+        except Exception:  # noqa: BLE001 a broken format string still must not leak its arguments
             message = str(record.msg)
         record.msg, record.args = redact(message, paths=not ours), None
         return True
@@ -48,9 +48,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         line = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc)
-            .isoformat()
-            .replace("+00:00", "Z"),
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat().replace("+00:00", "Z"),
             "level": record.levelname,
             "service": self.service,
             "logger": record.name,

@@ -8,7 +8,8 @@ backlog for services; circuit breakers and rate limits at the gateway).
 from __future__ import annotations
 
 import hmac
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from flask import Flask, Response, request
 from prometheus_client import (

@@ -14,7 +14,8 @@ import logging
 import threading
 import time
 from collections import defaultdict, deque
-from typing import Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import mongoengine
 from pymongo.collection import Collection
@@ -32,11 +33,11 @@ _stored: dict[type, deque] = defaultdict(lambda: deque(maxlen=10_000))
 class _Key:
     __slots__ = ("pk",)
 
-    def __init__(self, pk) -> None:
+    def __init__(self, pk: Any) -> None:
         self.pk = pk
 
 
-def remember(model: type, pk) -> None:
+def remember(model: type, pk: Any) -> None:
     """Register a document whose events a query update stored (`push__pending_events`), after the
     update: the relay's fast path then publishes them without waiting for a sweep."""
     _stored[model].append(_Key(pk))
@@ -45,7 +46,7 @@ def remember(model: type, pk) -> None:
 class OutboxDocument(mongoengine.Document):
     """Abstract base for documents that carry their own pending events."""
 
-    meta = {"abstract": True}
+    meta: dict[str, Any] = {"abstract": True}
     pending_events = mongoengine.ListField(mongoengine.DictField())
 
     def stage(self, topic: str, event: Envelope) -> Envelope:

@@ -14,23 +14,24 @@ import socket
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
 from flask import Blueprint, Flask, current_app, g, jsonify, request
 from flask_smorest import Page
-from marshmallow import fields
 from pymongo.database import Database
-from werkzeug.routing import IntegerConverter
 from pymongo.errors import DuplicateKeyError
+from werkzeug.routing import IntegerConverter
 
 from shared import mongo
 from shared.bus import Bus, InProcessBus, KafkaBus, KafkaConsumerLoop
-from shared.errors import PROBLEM_MIME, NotFound, ProblemSchema, register_problem_handlers
+from shared.errors import PROBLEM_MIME, NotFound
 from shared.events import Envelope
 from shared.log import configure_logging, trace_id_var
 from shared.metrics import GaugeCollector, install_metrics, metrics_of
 from shared.outbox import OutboxDocument, OutboxRelay
+from shared.problems import ProblemSchema, register_problem_handlers
 from shared.settings import Settings
 
 log = logging.getLogger("voices.runtime")
@@ -78,7 +79,7 @@ class EventDispatcher:
         handler(event, self.context)
         try:
             self.processed.insert_one(
-                {"_id": event.id, "type": event.type, "at": datetime.now(timezone.utc)}
+                {"_id": event.id, "type": event.type, "at": datetime.now(UTC)}
             )
         except DuplicateKeyError:
             pass
@@ -142,9 +143,8 @@ class ServiceRuntime:
                     self._lag_samples,
                 )
             )
-        # gunicorn's post_worker_init and worker_exit hooks call these (deploy/gunicorn.conf.py).
-        app.start_background = self.start_background
-        app.stop_background = self.stop
+        # gunicorn's post_worker_init and worker_exit hooks find this runtime in app.extensions
+        # and call start_background and stop (deploy/gunicorn.conf.py).
 
     # -- background work ---------------------------------------------------
     def start_background(self) -> None:
@@ -168,7 +168,7 @@ class ServiceRuntime:
             try:
                 ensure_topics(self.settings)
                 break
-            except Exception as exc:  # Kafka down or refusing: say so on /readyz and try again
+            except Exception as exc:  # noqa: BLE001 Kafka down or refusing: say so on /readyz and try again
                 self.topics_error = str(exc)
                 log.warning("could not create the Kafka topics, will retry: %s", exc)
                 self._stopping.wait(delay)
@@ -176,7 +176,7 @@ class ServiceRuntime:
         if self._stopping.is_set():
             return
         self.topics_ready, self.topics_error = True, None
-        if self.subscriptions:
+        if self.subscriptions and isinstance(self.bus, KafkaBus):
             group = self.settings.consumer_group
             self.consumer = KafkaConsumerLoop(
                 self.settings.kafka,
@@ -202,7 +202,7 @@ class ServiceRuntime:
     def _backlog_sample(self):
         try:
             yield (self.settings.service,), float(self._backlog())
-        except Exception:  # store down: no sample rather than a failed scrape
+        except Exception:  # noqa: BLE001 store down: no sample rather than a failed scrape
             return
 
     def _lag_samples(self):
@@ -219,7 +219,7 @@ class ServiceRuntime:
         try:
             mongo.ping(self.settings.service)
             checks["mongodb"] = "ok"
-        except Exception as exc:  # any failure means not ready; say which
+        except Exception as exc:  # noqa: BLE001 any failure means not ready; say which
             checks["mongodb"] = f"unavailable: {type(exc).__name__}"
         if isinstance(self.bus, KafkaBus):
             checks["kafka"] = (
@@ -249,7 +249,7 @@ class ServiceRuntime:
         return self.relay.backlog() if last is None else last
 
 
-def problem_api(app: Flask):
+def problem_api(app: Flask) -> Any:
     """A flask-smorest Api whose documented errors are what every process answers: problem+json."""
     from flask_smorest import Api
     from flask_smorest.utils import prepare_response
@@ -287,15 +287,6 @@ def problem_api(app: Flask):
     return ProblemApi(app)
 
 
-class UTCDateTime(fields.DateTime):
-    """MongoDB returns stored times without a zone; they are UTC, and the API says so."""
-
-    def _serialize(self, value, attr, obj, **kwargs):
-        if value is not None and value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return super()._serialize(value, attr, obj, **kwargs)
-
-
 PAGE_SIZE, MAX_PAGE_SIZE = 50, 200
 
 
@@ -311,7 +302,7 @@ class QueryPage(Page):
 
 
 def create_service_app(
-    settings: Settings, *, title: str, blueprints: Iterable[Any], runtime: "ServiceRuntime"
+    settings: Settings, *, title: str, blueprints: Iterable[Any], runtime: ServiceRuntime
 ) -> Flask:
     """A service's Flask app: flask-smorest API (OpenAPI from the marshmallow schemas), problem+json, health."""
     configure_logging(settings.service, settings.log_level)
@@ -338,7 +329,14 @@ class StorableInt(IntegerConverter):
     """`<int:...>` in routes, up to the largest integer a MongoDB document can hold (8 bytes):
     a larger number matches no route (404) instead of failing in the database driver."""
 
-    def __init__(self, url_map, fixed_digits=0, min=None, max=None, signed=False) -> None:
+    def __init__(
+        self,
+        url_map: Any,
+        fixed_digits: int = 0,
+        min: int | None = None,
+        max: int | None = None,
+        signed: bool = False,
+    ) -> None:
         super().__init__(url_map, fixed_digits, min, 2**63 - 1 if max is None else max, signed)
 
 
@@ -495,11 +493,11 @@ def current_trace_id() -> str:
 
 
 __all__ = [
+    "EventDispatcher",
+    "MongoOffsetStore",
     "ServiceRuntime",
+    "configure_logging",
     "current_runtime",
     "current_trace_id",
-    "configure_logging",
-    "MongoOffsetStore",
-    "EventDispatcher",
     "install_request_context",
 ]

@@ -8,14 +8,15 @@ share one Kafka cluster and one MongoDB server without seeing each other.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
 import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, overload
 
 NAMESPACE = re.compile(r"^([a-z][a-z0-9_]{0,31})?$")
 
 
-def _env(env: Mapping[str, str], name: str, default: Any, cast=str) -> Any:
+def _env(env: Mapping[str, str], name: str, default: Any, cast: Callable[[str], Any] = str) -> Any:
     raw = env.get(name)
     if raw is None or raw == "":
         return default
@@ -51,7 +52,7 @@ class Topics:
     def all(self) -> list[str]:
         return [self.surveys, self.consent, self.responses, self.releases]
 
-    def prefixed(self, namespace: str) -> "Topics":
+    def prefixed(self, namespace: str) -> Topics:
         if not namespace:
             return self
         return Topics(**{name: f"{namespace}.{topic}" for name, topic in vars(self).items()})
@@ -97,6 +98,12 @@ class Settings:
             else f"voices-{self.service}"
         )
 
+    @overload
+    def get(self, name: str) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+    @overload
+    def get(self, name: str, default: None) -> str | None: ...
     def get(self, name: str, default: str | None = None) -> str | None:
         return self.extra.get(name, default)
 
@@ -106,11 +113,11 @@ class Settings:
             raise RuntimeError(f"setting {name} is required for the {self.service} service")
         return value
 
-    def with_(self, **changes: Any) -> "Settings":
+    def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
     @classmethod
-    def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> "Settings":
+    def from_env(cls, service: str, env: Mapping[str, str] | None = None) -> Settings:
         env = os.environ if env is None else env
         namespace = _env(env, "VOICES_NAMESPACE", "")
         kafka_defaults = KafkaSettings()

@@ -55,6 +55,11 @@ def init_web(app: Flask, clients: dict[str, ServiceClient], settings: Settings) 
     _install_gettext(app, state.catalogs)
     app.register_blueprint(web)
     init_staff(app, clients, settings, state.catalogs)
+    # The oversight pages plug into the staff shell from here: the shell never imports them.
+    from gateway.web.oversight import blueprints as oversight_blueprints
+
+    for blueprint in oversight_blueprints():
+        app.register_blueprint(blueprint)
     return state
 
 
@@ -71,4 +76,5 @@ def _install_gettext(app: Flask, catalogs: Catalogs) -> None:
         return catalogs.get(language()).ngettext(singular, plural, n)
 
     app.jinja_env.add_extension("jinja2.ext.i18n")
-    app.jinja_env.install_gettext_callables(gettext, ngettext, newstyle=True)
+    # The i18n extension added just above attaches this method to the environment at run time.
+    app.jinja_env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]

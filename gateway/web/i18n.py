@@ -8,8 +8,8 @@ memory when the app starts, so there is no build step and no generated file to f
 from __future__ import annotations
 
 import io
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -53,7 +53,7 @@ def domain_of(relative_path: str) -> str:
     return DOMAIN
 
 
-def N_(message: str) -> str:
+def N_(message: str) -> str:  # noqa: N802 gettext's conventional marker name
     """Marks a string for the catalogs without translating it yet (it is translated when shown)."""
     return message
 

@@ -2,29 +2,30 @@
 
 Plain functions over the survey definition and the answers so far; no Flask, no I/O. Which
 questions are shown, which follow-ups a changed answer clears, and whether an answer fits its
-question are decided by `services.surveys.answers` — the same pure rules the surveys service
+question are decided by `shared.questionnaire.answers`: the same pure rules the surveys service
 applies when it takes the response, so a page never accepts what intake would refuse. (That
-module has no framework, database or network code; nothing else of the service is used here.)
+package has no framework, database or network code, and the gateway imports no service.)
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
+
+from werkzeug.datastructures import MultiDict
 
 from gateway.web.i18n import N_
-from services.surveys import answers as rules
-from services.surveys.questionnaire import DEFAULT_MAX_LENGTH, questions_by_id, rating_bounds
 from shared.errors import ValidationFailed
+from shared.questionnaire import answers as rules
+from shared.questionnaire.definition import DEFAULT_MAX_LENGTH, questions_by_id, rating_bounds
 
 DECLINE = "__declined__"  # the value of the "Prefer not to say" radio button
 CHOICE_TYPES = ("single_choice", "multiple_choice")
 
 
-class FormData(Protocol):
-    def get(self, key: str, default: Any = None) -> Any: ...
-    def getlist(self, key: str) -> list[str]: ...
+# A submitted form: werkzeug's MultiDict (request.form is its immutable kind).
+FormData = MultiDict[str, str]
 
 
 @dataclass(frozen=True)
@@ -233,15 +234,15 @@ def problem_for(question: Mapping[str, Any] | None) -> Problem:
             if question.get("integer")
             else N_("Please write a number.")
         )
-        low, high = question.get("min"), question.get("max")
-        if low is not None and high is not None:
+        least, most = question.get("min"), question.get("max")
+        if least is not None and most is not None:
             return Problem(
-                first, {"low": low, "high": high}, N_("It must be from %(low)s to %(high)s.")
+                first, {"low": least, "high": most}, N_("It must be from %(low)s to %(high)s.")
             )
-        if low is not None:
-            return Problem(first, {"low": low}, N_("It must be %(low)s or more."))
-        if high is not None:
-            return Problem(first, {"high": high}, N_("It must be %(high)s or less."))
+        if least is not None:
+            return Problem(first, {"low": least}, N_("It must be %(low)s or more."))
+        if most is not None:
+            return Problem(first, {"high": most}, N_("It must be %(high)s or less."))
         return Problem(first)
     if qtype == "date":
         return Problem(N_("Please give a real date, like 2024-03-31."))

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask import Response, current_app
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.aggregation import releases as svc
-from services.aggregation.models import ConsultationMeta, Contribution
+from services.aggregation.models import ConsultationMeta, Contribution, Release
 from services.aggregation.schemas import (
     CrosstabQuerySchema,
     ExportQuerySchema,
@@ -40,7 +42,7 @@ releases_blp = Blueprint(
 READERS = ("policy", "organiser", "admin")
 
 
-def _own_consultation(consultation_id: str):
+def _own_consultation(consultation_id: str) -> ConsultationMeta:
     principal = require_staff("organiser")
     meta = ConsultationMeta.objects(consultation_id=consultation_id).first()
     if meta is None:
@@ -52,7 +54,7 @@ def _own_consultation(consultation_id: str):
 @insights.route("/consultations/<consultation_id>/progress")
 class Progress(MethodView):
     @insights.response(200, ProgressSchema)
-    def get(self, consultation_id: str):
+    def get(self, consultation_id: str) -> Any:
         """Live count of counted responses (organisers watch progress; no cells, no answers)."""
         _own_consultation(consultation_id)
         return {
@@ -65,7 +67,7 @@ class Progress(MethodView):
 @insights.route("/consultations/<consultation_id>/privacy-budget")
 class PrivacyBudget(MethodView):
     @insights.response(200, PrivacyBudgetSchema)
-    def get(self, consultation_id: str):
+    def get(self, consultation_id: str) -> Any:
         """The consultation's differential-privacy budget: its total, what each released snapshot spent, what is left.
 
         `epsilon_total` and `remaining` are null when the consultation offers no differential privacy.
@@ -76,7 +78,7 @@ class PrivacyBudget(MethodView):
 @insights.route("/consultations/<consultation_id>/freshness")
 class Freshness(MethodView):
     @insights.response(200, FreshnessSchema)
-    def get(self, consultation_id: str):
+    def get(self, consultation_id: str) -> Any:
         """How long answers take to be counted: p50/p95 of submitted -> counted, in seconds."""
         _own_consultation(consultation_id)
         return svc.freshness(consultation_id)
@@ -120,7 +122,7 @@ class Released(MethodView):
         return {"releases": svc.released_consultations(principal)}
 
 
-def _latest(consultation_id: str):
+def _latest(consultation_id: str) -> Release:
     principal = require_staff(*READERS)
     return svc.latest_release(consultation_id, principal)
 
@@ -128,7 +130,7 @@ def _latest(consultation_id: str):
 @insights.route("/consultations/<consultation_id>")
 class LatestSnapshot(MethodView):
     @insights.response(200, SnapshotSchema)
-    def get(self, consultation_id: str):
+    def get(self, consultation_id: str) -> Any:
         """The latest released snapshot with its release date; never unreleased figures."""
         r = _latest(consultation_id)
         return {"release": svc.summary(r), "snapshot": r.content}
@@ -137,7 +139,7 @@ class LatestSnapshot(MethodView):
 @insights.route("/consultations/<consultation_id>/questions/<question_id>")
 class QuestionResult(MethodView):
     @insights.response(200, ResultSchema)
-    def get(self, consultation_id: str, question_id: str):
+    def get(self, consultation_id: str, question_id: str) -> dict[str, Any]:
         """One question of the latest release: each category's count and percentage, or why it is suppressed."""
         r = _latest(consultation_id)
         return {
@@ -152,7 +154,7 @@ class QuestionResult(MethodView):
 class CrosstabResult(MethodView):
     @insights.arguments(CrosstabQuerySchema, location="query")
     @insights.response(200, ResultSchema)
-    def get(self, query, consultation_id: str, question_id: str):
+    def get(self, query: dict[str, Any], consultation_id: str, question_id: str) -> dict[str, Any]:
         """A question by one or two breakdown dimensions (`by=region` or `by=region,age`)."""
         r = _latest(consultation_id)
         result = svc.crosstab_result(r.content, question_id, query["by"].split(","))
@@ -182,7 +184,7 @@ _JSON_DOC = {
 }
 
 
-def _download(body: str, mimetype: str, r, extension: str) -> Response:
+def _download(body: str, mimetype: str, r: Release, extension: str) -> Response:
     name = f"{r.consultation_id}-snapshot-{r.snapshot}.{extension}"
     return Response(
         body,
@@ -198,7 +200,7 @@ def _download(body: str, mimetype: str, r, extension: str) -> Response:
 class ExportCsv(MethodView):
     @insights.doc(**_CSV_DOC)
     @insights.arguments(ExportQuerySchema, location="query")
-    def get(self, query, consultation_id: str):
+    def get(self, query: dict[str, Any], consultation_id: str) -> Any:
         """CSV export of the latest release: every figure with its words (in `lang` when the
         release has it), its percentage base, the meaning of its mark, k, the release date and
         whether noise was added (with epsilon)."""
@@ -209,7 +211,7 @@ class ExportCsv(MethodView):
 @insights.route("/consultations/<consultation_id>/export.json")
 class ExportJson(MethodView):
     @insights.doc(**_JSON_DOC)
-    def get(self, consultation_id: str):
+    def get(self, consultation_id: str) -> Any:
         """JSON export of the latest release (canonical JSON: recompute the SHA-256 digest to verify)."""
         r = _latest(consultation_id)
         return _download(snapshot_json(r.content), "application/json", r, "json")
@@ -218,7 +220,7 @@ class ExportJson(MethodView):
 @insights.route("/consultations/<consultation_id>/quotes")
 class Quotes(MethodView):
     @insights.response(200, QuotesSchema)
-    def get(self, consultation_id: str):
+    def get(self, consultation_id: str) -> Any:
         """Approved anonymised quotes of a released consultation (quote consent, organiser approval)."""
         r = _latest(consultation_id)
         return {"release": svc.summary(r), "quotes": svc.approved_quotes(consultation_id)}

@@ -70,10 +70,11 @@ from __future__ import annotations
 import heapq
 import math
 from collections import defaultdict, deque
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from itertools import combinations, product
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from services.aggregation.intervals import (
     Relation,
@@ -246,7 +247,7 @@ def _structures(tables: Tables) -> list[_Structure]:
         for r, c in combinations(shape, 2):
             rest = [q for q in shape if q not in (r, c)]
             for fixed in product(*(tables.axes[q].categories for q in rest)):
-                f = list(zip(rest, fixed))
+                f = list(zip(rest, fixed, strict=True))
                 edges = []
                 for x in tables.axes[r].categories:
                     for y in tables.axes[c].categories:
@@ -317,7 +318,7 @@ def _cheapest_path(
             return path
         if cost > best.get(node, cost):
             continue
-        for i, e, other in adj[node]:
+        for _i, e, other in adj[node]:
             if e.key not in suppressed and values.get(e.key, 0) <= 0:
                 continue  # zeros are always published
             step = (
@@ -325,7 +326,7 @@ def _cheapest_path(
                 if e.key in suppressed
                 else _edge_cost(e, values.get(e.key, 0), struct.interior_len)
             )
-            new = tuple(a + b for a, b in zip(cost, step))
+            new = tuple(a + b for a, b in zip(cost, step, strict=True))
             if other not in best or new < best[other]:
                 best[other] = new
                 back[other] = (node, e)
@@ -378,7 +379,7 @@ def line_equations(tables: Tables) -> list[tuple[list[CellKey], CellKey]]:
         for q in shape:
             rest = [s for s in shape if s != q]
             for fixed in product(*(tables.axes[s].categories for s in rest)):
-                f = list(zip(rest, fixed))
+                f = list(zip(rest, fixed, strict=True))
                 eqs.append(([_key(f + [(q, c)]) for c in tables.axes[q].categories], _key(f)))
     return eqs
 
@@ -413,11 +414,11 @@ def derivable_figures(
         if not row:
             continue
         for col in [c for c in row if c in pivots]:
-            coef = row.get(col)
-            if not coef:
+            factor = row.get(col)
+            if not factor:
                 continue
             for c2, v2 in pivots[col].items():
-                nv = (row.get(c2, 0) - coef * v2) % _P
+                nv = (row.get(c2, 0) - factor * v2) % _P
                 if nv:
                     row[c2] = nv
                 else:
@@ -429,10 +430,10 @@ def derivable_figures(
         row = {j: c * inv % _P for j, c in row.items()}
         # Keep the echelon form reduced so that "a row with one entry" is exact.
         for other in pivots.values():
-            coef = other.get(p)
-            if coef:
+            factor = other.get(p)
+            if factor:
                 for c2, v2 in row.items():
-                    nv = (other.get(c2, 0) - coef * v2) % _P
+                    nv = (other.get(c2, 0) - factor * v2) % _P
                     if nv:
                         other[c2] = nv
                     else:
@@ -445,7 +446,7 @@ def derivable_figures(
 def _forms(eqs: list[tuple[list[CellKey], CellKey]]) -> list[dict[CellKey, int]]:
     forms = []
     for cells, margin in eqs:
-        f: dict[CellKey, int] = {c: 1 for c in cells}
+        f: dict[CellKey, int] = dict.fromkeys(cells, 1)
         f[margin] = f.get(margin, 0) - 1
         forms.append(f)
     return forms
@@ -487,11 +488,11 @@ def group_rare_values(tables: Tables, k: int) -> Tables:
         rare = [c for c in values if 0 < count[c] < k]
         if not rare:
             continue
-        group = set(rare)
-        rest = sorted((c for c in values if c not in group), key=lambda c: (count[c], c))
-        while sum(count[c] for c in group) < k and rest:
-            group.add(rest.pop(0))
-        grouping[qid] = frozenset(group)
+        growing = set(rare)
+        rest = sorted((c for c in values if c not in growing), key=lambda c: (count[c], c))
+        while sum(count[c] for c in growing) < k and rest:
+            growing.add(rest.pop(0))
+        grouping[qid] = frozenset(growing)
     if not grouping:
         return tables
 
@@ -569,9 +570,9 @@ def protect_tables(
         {key for shape in tables.shapes() for key in tables.keys_of_shape(shape)},
         key=lambda key: (len(key), key),
     )
-    suppressed: dict[CellKey, str] = {
-        key: CHANGED for key in published_changes(values, all_keys, earlier, k.k)
-    }
+    suppressed: dict[CellKey, str] = dict.fromkeys(
+        published_changes(values, all_keys, earlier, k.k), CHANGED
+    )
     suppressed.update({key: BELOW_MINIMUM for key in all_keys if 0 < values.get(key, 0) < k.k})
     structures = _structures(tables)
     forms = _exclusive_forms(tables)
@@ -712,7 +713,7 @@ def _suppress_one_more(
     related: Mapping[CellKey, set[CellKey]],
     values: Mapping[CellKey, int],
     suppressed: dict[CellKey, str],
-    room: int,
+    room: float,
 ) -> list[CellKey]:
     """Hide one more non-zero figure next to `key` (sharing a line with it); returns what was hidden.
 
@@ -877,11 +878,11 @@ def add_laplace_noise(tables: Tables, epsilon: float) -> Tables:
         for qid, axis in tables.axes.items()
         if axis.data_driven
     }
-    withheld.update({k: v for k, v in tables.withheld.items()})
+    withheld.update(dict(tables.withheld.items()))
     layouts = tuple(
-        l
-        for l in tables.layouts
-        if l.question not in withheld and not set(l.dimensions) & set(withheld)
+        layout
+        for layout in tables.layouts
+        if layout.question not in withheld and not set(layout.dimensions) & set(withheld)
     )
     axes = {qid: a for qid, a in tables.axes.items() if qid not in withheld}
     kept = replace(tables, axes=axes, layouts=layouts, numeric={}, withheld=withheld)
@@ -898,7 +899,9 @@ def add_laplace_noise(tables: Tables, epsilon: float) -> Tables:
         )
     noisy = measurement([int(tables.counts.get(key, 0)) for key in keys])
     # Post-processing (no further epsilon): the closest non-negative whole numbers that add up in every table.
-    counts = nearest_consistent_counts(reader_relations(kept), keys, dict(zip(keys, noisy)))
+    counts = nearest_consistent_counts(
+        reader_relations(kept), keys, dict(zip(keys, noisy, strict=True))
+    )
     privacy = {
         "mechanism": "discrete Laplace (OpenDP make_laplace, integer counts)",
         "epsilon": float(epsilon),

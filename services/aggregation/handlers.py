@@ -11,7 +11,7 @@ with `projection.counted_contributions`.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from mongoengine.errors import NotUniqueError
@@ -61,16 +61,16 @@ def record_consultation(event: Envelope, ctx: Any) -> None:
     p = event.payload
     meta = projection.consultation_meta_from_published(p)
     budget = p.get("epsilon_budget")  # absent from events published before the setting existed
-    fields = dict(
-        set__organisation_id=p["organisation_id"],
-        set__survey_version=meta.survey_version,
-        set__title=p.get("title"),
-        set__min_cell_size=meta.min_cell_size,
-        set__epsilon_budget=None if budget is None else float(budget),
-        set__purposes=list(meta.purposes),
-        set__questions=[q.to_document() for q in meta.questions],
-        set__wording=wording.wording_from_published(p),
-    )
+    fields = {
+        "set__organisation_id": p["organisation_id"],
+        "set__survey_version": meta.survey_version,
+        "set__title": p.get("title"),
+        "set__min_cell_size": meta.min_cell_size,
+        "set__epsilon_budget": None if budget is None else float(budget),
+        "set__purposes": list(meta.purposes),
+        "set__questions": [q.to_document() for q in meta.questions],
+        "set__wording": wording.wording_from_published(p),
+    }
     # Only replace an equal or older version; a newer one already stored makes the filter miss and
     # the upsert collide with the existing id, which means "keep what is there".
     try:
@@ -95,7 +95,7 @@ def add_contribution(event: Envelope, ctx: Any) -> None:
         upsert=True,
         full_result=True,
         **{f"set_on_insert__{k}": v for k, v in doc.items() if k != "response_id"},
-        set_on_insert__counted_at=datetime.now(timezone.utc),
+        set_on_insert__counted_at=datetime.now(UTC),
     )
     inserted = getattr(result, "upserted_id", None) is not None
     # A withdrawal handled concurrently may have written its tombstone after our check.
@@ -108,12 +108,12 @@ def add_contribution(event: Envelope, ctx: Any) -> None:
 
 def observe_freshness(submitted_at: str) -> None:
     try:
-        submitted = datetime.fromisoformat(submitted_at.replace("Z", "+00:00"))
+        submitted = datetime.fromisoformat(submitted_at)
     except ValueError:
         return
     if submitted.tzinfo is None:
-        submitted = submitted.replace(tzinfo=timezone.utc)
-    FRESHNESS.observe(max(0.0, (datetime.now(timezone.utc) - submitted).total_seconds()))
+        submitted = submitted.replace(tzinfo=UTC)
+    FRESHNESS.observe(max(0.0, (datetime.now(UTC) - submitted).total_seconds()))
 
 
 def _bury(tomb: projection.Tombstone, *, quotes_withdrawn: bool = False) -> None:
@@ -130,7 +130,7 @@ def _bury(tomb: projection.Tombstone, *, quotes_withdrawn: bool = False) -> None
         try:
             Tombstone.objects(
                 consultation_id=tomb.consultation_id, pseudonym=tomb.pseudonym
-            ).update_one(upsert=True, set_on_insert__at=datetime.now(timezone.utc), **update)
+            ).update_one(upsert=True, set_on_insert__at=datetime.now(UTC), **update)
             break
         except NotUniqueError:
             if attempt:  # two upserts raced; the second try updates the winner's document

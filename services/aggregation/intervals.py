@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import product
-from typing import Iterable, Mapping, Sequence
+from typing import Any
 
 import highspy
 import numpy as np
@@ -59,7 +60,7 @@ def reader_relations(tables: Tables) -> list[Relation]:
             rest = [s for s in shape if s != q]
             axis = tables.axes[q]
             for fixed in product(*(tables.axes[s].categories for s in rest)):
-                f = list(zip(rest, fixed))
+                f = list(zip(rest, fixed, strict=True))
                 margin = _key(f)
                 cells = {c: _key(f + [(q, c)]) for c in axis.categories}
                 relations.extend(_line_relations(cells, margin, axis.type == "multiple_choice"))
@@ -70,7 +71,7 @@ def _line_relations(
     cells: Mapping[str, CellKey], margin: CellKey, multiple: bool
 ) -> list[Relation]:
     if not multiple:
-        coefficients = {key: 1 for key in cells.values()}
+        coefficients = dict.fromkeys(cells.values(), 1)
         coefficients[margin] = coefficients.get(margin, 0) - 1
         return [Relation(coefficients, True)]
     options = [key for c, key in cells.items() if c not in (DECLINED, SKIPPED)]
@@ -79,12 +80,12 @@ def _line_relations(
     out = [
         Relation({key: 1, margin: -1}, False) for key in cells.values()
     ]  # one person counts once per cell
-    everyone = {key: -1 for key in cells.values()}
+    everyone = dict.fromkeys(cells.values(), -1)
     everyone[margin] = 1
     out.append(Relation(everyone, False))  # everybody is in at least one category
     # A person who declined or skipped ticked no option; anyone else ticked at most all n.
-    at_most = {key: 1 for key in options}
-    at_most.update({key: n for key in reserved})
+    at_most = dict.fromkeys(options, 1)
+    at_most.update(dict.fromkeys(reserved, n))
     at_most[margin] = -n
     out.append(Relation(at_most, False))
     return out
@@ -175,7 +176,7 @@ def _group_bounds(
     enough: int | None,
 ) -> dict[CellKey, tuple[int, float]]:
     if not rows:
-        return {k: (HIDDEN_AT_LEAST, math.inf) for k in targets}
+        return dict.fromkeys(targets, (HIDDEN_AT_LEAST, math.inf))
     index = {k: i for i, k in enumerate(members)}
     # Smallest and largest value each figure takes in the whole-number solutions found so far.
     seen_low = np.array(truth, dtype=float) if truth is not None else np.full(len(members), np.inf)
@@ -215,7 +216,7 @@ def _group_bounds(
     return out
 
 
-def _model(rows, index, *, integer: bool) -> highspy.Highs:
+def _model(rows: Any, index: Any, *, integer: bool) -> highspy.Highs:
     """One solver per group, kept between objectives: each solve starts from the last basis."""
     n = len(index)
     lp = highspy.HighsLp()
@@ -242,7 +243,9 @@ def _model(rows, index, *, integer: bool) -> highspy.Highs:
     return solver
 
 
-def _optimum(solver: highspy.Highs, column: int, sense) -> tuple[float | None, np.ndarray | None]:
+def _optimum(
+    solver: highspy.Highs, column: int, sense: Any
+) -> tuple[float | None, np.ndarray | None]:
     """The optimum of one figure and the solution reaching it, or (None, None) when it has no maximum.
 
     Raises InconsistentFigures."""
@@ -328,4 +331,4 @@ def nearest_consistent_counts(
         # Publishing zeros would mislead; the caller refunds the budget and the release can be retried.
         raise InconsistentFigures("no consistent noisy tables were found in time")
     x = solution.col_value
-    return {k: max(0, int(round(x[i]))) for k, i in index.items()}
+    return {k: max(0, round(x[i])) for k, i in index.items()}

@@ -42,9 +42,10 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from itertools import chain, combinations, product
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from shared.errors import ValidationFailed
 
@@ -123,8 +124,8 @@ def question_from_payload(raw: Mapping[str, Any] | Question) -> Question:
         )
     lo, hi = raw.get("min"), raw.get("max")
     return Question(
-        id=qid,
-        type=qtype,
+        id=str(qid),  # both checked above
+        type=str(qtype),
         options=options,
         dimension=bool(raw.get("dimension", False)),
         min=None if lo is None else float(lo),
@@ -636,7 +637,7 @@ class Tables:
     def keys_of_shape(self, shape: Sequence[str]) -> list[CellKey]:
         """All keys of a shape (every combination of categories, zeros included)."""
         cats = [self.axes[q].categories for q in shape]
-        return [tuple(zip(shape, combo)) for combo in product(*cats)]
+        return [tuple(zip(shape, combo, strict=True)) for combo in product(*cats)]
 
 
 def _number_label(value: float) -> str:
@@ -756,11 +757,13 @@ def tabulate(
             if q.type in ("rating", "number") and cs[0] not in RESERVED_CATEGORIES:
                 numeric_values[q.id].append(float(person.answers[q.id]))
         profiles[tuple(profile)] += 1
-    for profile, weight in profiles.items():
+    for shared_profile, weight in profiles.items():
         # One participant adds one to every combination of their categories;
         # those keys are distinct, so a cell counts them at most once. A shape
         # is sorted by question id, so each product tuple is a canonical key.
-        keys = chain.from_iterable(product(*(profile[i] for i in pos)) for pos in shape_positions)
+        keys = chain.from_iterable(
+            product(*(shared_profile[i] for i in pos)) for pos in shape_positions
+        )
         if weight == 1:
             counts.update(keys)
         else:

@@ -10,8 +10,8 @@ writing at the same time would make the result depend on timing.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Iterator
 
 from marshmallow import ValidationError
 from pymongo.database import Database

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import math
 import uuid
-from datetime import datetime, timezone
-from typing import Any, Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from mongoengine.errors import NotUniqueError
 
@@ -75,7 +76,11 @@ _SPEND_ATTEMPTS = 50
 
 
 def _append_spend(
-    consultation_id: str, entry_of, total: float
+    consultation_id: str,
+    entry_of: Callable[
+        [disclosure.PrivacyBudget, int], tuple[disclosure.PrivacyBudget, dict[str, Any]]
+    ],
+    total: float,
 ) -> tuple[disclosure.PrivacyBudget, int]:
     """Append one entry to the budget with a compare-and-set on its revision, retrying when another
     release wrote first. `entry_of(budget, next_snapshot)` checks and returns (budget after, entry).
@@ -90,7 +95,7 @@ def _append_spend(
         )
         taken = max([0 if last is None else last.snapshot, *(s for s, _ in budget.spent)])
         after, entry = entry_of(budget, taken + 1)
-        entry = {**entry, "at": isoformat(datetime.now(timezone.utc))}
+        entry = {**entry, "at": isoformat(datetime.now(UTC))}
         # $push keeps the earlier entries as stored; the revision makes the read and the write one step.
         if PrivacyBudgetDocument.objects(
             consultation_id=consultation_id, revision=revision
@@ -242,7 +247,7 @@ def _store_release(
     topic: str,
 ) -> Release:
     consultation_id = doc.consultation_id
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     released_at = now.replace(microsecond=now.microsecond // 1000 * 1000)  # what MongoDB keeps
     content = snapshots.build_snapshot(
         protection.tables,
@@ -320,9 +325,7 @@ def released_consultations(principal: Principal) -> list[dict[str, Any]]:
 
 
 def summary(r: Release) -> dict[str, Any]:
-    released_at = (
-        r.released_at if r.released_at.tzinfo else r.released_at.replace(tzinfo=timezone.utc)
-    )
+    released_at = r.released_at if r.released_at.tzinfo else r.released_at.replace(tzinfo=UTC)
     return {
         "release_id": r.release_id,
         "consultation_id": r.consultation_id,
@@ -423,16 +426,16 @@ def freshness(consultation_id: str) -> dict[str, Any]:
         .as_pymongo()
     ):
         try:
-            submitted = datetime.fromisoformat(str(d.get("submitted_at")).replace("Z", "+00:00"))
+            submitted = datetime.fromisoformat(str(d.get("submitted_at")))
         except ValueError:
             continue
         counted = d.get("counted_at")
         if counted is None:
             continue
         if counted.tzinfo is None:
-            counted = counted.replace(tzinfo=timezone.utc)
+            counted = counted.replace(tzinfo=UTC)
         if submitted.tzinfo is None:
-            submitted = submitted.replace(tzinfo=timezone.utc)
+            submitted = submitted.replace(tzinfo=UTC)
         delays.append(max(0.0, (counted - submitted).total_seconds()))
     delays.sort()
 

@@ -13,8 +13,9 @@ import csv
 import hashlib
 import io
 import json
+from collections.abc import Mapping, Sequence
 from itertools import product
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from services.aggregation.disclosure import OTHER_VALUES, SUPPRESSED, Protection, with_percentages
 from services.aggregation.projection import SKIPPED, CellKey, QuestionAxis, TableLayout, Tables
@@ -123,7 +124,7 @@ def _question_result(tables: Tables, protection: Protection, layout: TableLayout
     }
     release = protection.numeric.get(axis.id)
     if release is not None:
-        if release.published:
+        if release.published and release.sum is not None:
             result["numeric"] = {
                 "count": release.count,
                 "sum": round(release.sum, 6),
@@ -147,7 +148,7 @@ def _crosstab(tables: Tables, protection: Protection, layout: TableLayout) -> di
     dim_axes = [tables.axes[d] for d in layout.dimensions]
     groups = []
     for combo in product(*(a.categories for a in dim_axes)):
-        fixed = list(zip(layout.dimensions, combo))
+        fixed = list(zip(layout.dimensions, combo, strict=True))
         cells, base = _cells_for(axis, protection, fixed)
         groups.append(
             {
@@ -212,7 +213,7 @@ def published_figures(snapshot: Mapping[str, Any]) -> dict[CellKey, int]:
     """
     out: dict[CellKey, int] = {}
 
-    def put(pairs, cell) -> None:
+    def put(pairs: Any, cell: Any) -> None:
         if not cell.get("suppressed") and cell.get("value") is not None:
             out[tuple(sorted(pairs))] = int(cell["value"])
 
@@ -224,7 +225,7 @@ def published_figures(snapshot: Mapping[str, Any]) -> dict[CellKey, int]:
     for kind in ("crosstabs", "crosstabs2"):
         for t in snapshot[kind]:
             for g in t["groups"]:
-                fixed = list(zip(t["dimensions"], g["categories"]))
+                fixed = list(zip(t["dimensions"], g["categories"], strict=True))
                 put(fixed, g["total"])
                 for cell in g["cells"]:
                     put(fixed + [(t["question_id"], cell["category"])], cell)

@@ -37,7 +37,7 @@ def wording_from_published(payload: Mapping[str, Any]) -> dict[str, Any]:
     languages = [str(lang) for lang in payload.get("languages") or []]
     titles = _texts(payload.get("titles"))
     if not titles and isinstance(payload.get("title"), str):
-        titles = {lang: payload["title"] for lang in languages} or {"": payload["title"]}
+        titles = dict.fromkeys(languages, payload["title"]) or {"": payload["title"]}
     questions: dict[str, Any] = {}
     for question in payload.get("questions") or []:
         option_labels = question.get("option_labels") or {}

@@ -9,6 +9,7 @@ from flask_smorest import Blueprint
 
 from services.consent import consent_records as records
 from services.consent import ledger_store, tokens
+from services.consent.models import ConsultationPolicy
 from services.consent.schemas import (
     CheckpointSchema,
     ConsentTextCreateSchema,
@@ -54,10 +55,11 @@ def _ledger_scope() -> frozenset[str] | None:
     )
 
 
-def _own_policy(consultation_id: str):
+def _own_policy(consultation_id: str) -> ConsultationPolicy:
     principal = require_staff("organiser")
+    # An organiser always belongs to an organisation; none would match no consultation (NotFound).
     return records.await_consultation(
-        consultation_id, principal.organisation_id, service_context().consultation_wait_s
+        consultation_id, principal.organisation_id or "", service_context().consultation_wait_s
     )
 
 

@@ -9,9 +9,9 @@ from typing import Any
 from flask import Flask
 
 from services.consent import tokens
-from services.consent.ledger_store import LedgerTree
 from services.consent.api import audit, consent
 from services.consent.handlers import HANDLERS
+from services.consent.ledger_store import LedgerTree
 from services.consent.models import ConsentText, Grant
 from shared.auth import install_principal
 from shared.bus import Bus

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from mongoengine.errors import NotUniqueError
 
 from services.consent import grants, ledger, receipts, tokens
@@ -16,7 +17,7 @@ from shared.events import Envelope, isoformat
 
 
 def _now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _now_ms() -> datetime:
@@ -233,7 +234,12 @@ def current_text(consultation_id: str, language: str) -> ConsentText:
 
 
 def record_grant(
-    data: dict[str, Any], signing_key, pepper: bytes, token_ttl_s: int, topic: str, trace_id: str
+    data: dict[str, Any],
+    signing_key: Ed25519PrivateKey,
+    pepper: bytes,
+    token_ttl_s: int,
+    topic: str,
+    trace_id: str,
 ) -> tuple[Grant, str, str]:
     """Validate and store a grant with its consent.granted event.
 
@@ -242,7 +248,7 @@ def record_grant(
     ValidationFailed (rules), Conflict (this pseudonym already consented).
     """
     policy = known_consultation(data["consultation_id"])
-    if policy.status not in ("open",):
+    if policy.status != "open":
         raise Conflict("This consultation is not open for consent.")
     text = ConsentText.objects(
         consultation_id=policy.consultation_id,
@@ -296,7 +302,7 @@ def record_grant(
         collection_method=payload["collection_method"],
         guardian=decision.guardian_attestation or {},
         assent=(decision.guardian_attestation or {}).get("participant_assent"),
-        granted_at=datetime.fromisoformat(payload["granted_at"].replace("Z", "+00:00")),
+        granted_at=datetime.fromisoformat(payload["granted_at"]),
     )
     grant.stage(
         topic,
@@ -339,7 +345,11 @@ def find_by_receipt(code: str, pepper: bytes, session_consultation: str | None =
 
 
 def reissue_token(
-    code: str, signing_key, pepper: bytes, token_ttl_s: int, session_consultation: str | None = None
+    code: str,
+    signing_key: Ed25519PrivateKey,
+    pepper: bytes,
+    token_ttl_s: int,
+    session_consultation: str | None = None,
 ) -> tuple[Grant, str, list[str]]:
     """A fresh consent token for the grant behind a receipt code: (grant, token, purposes still given).
 
@@ -442,7 +452,9 @@ def receipt(grant: Grant) -> dict[str, Any]:
     return receipt_for(grant, text)
 
 
-def receipt_for(grant: Grant, text: ConsentText | None, public_key=None) -> dict[str, Any]:
+def receipt_for(
+    grant: Grant, text: ConsentText | None, public_key: Ed25519PublicKey | None = None
+) -> dict[str, Any]:
     """The participant's receipt: Kantara v1.1 fields plus the history of withdrawals, erasures and
     their confirmation."""
     controller = dict(text.controller or {}) if text else {}
@@ -522,9 +534,7 @@ def note_erasure(payload: dict[str, Any]) -> None:
 def grant_record(grant: Grant) -> dict[str, Any]:
     """The grant as its consent.granted payload (and ledger entry) carries it, spelled identically."""
     granted_at = (
-        grant.granted_at
-        if grant.granted_at.tzinfo
-        else grant.granted_at.replace(tzinfo=timezone.utc)
+        grant.granted_at if grant.granted_at.tzinfo else grant.granted_at.replace(tzinfo=UTC)
     )
     return {
         **_grant_payload(grant),

@@ -14,7 +14,8 @@ Pure module: plain entries in, plain data out.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 WITHDRAWN, ERASED, PROCESSED = "consent.withdrawn", "response.erased", "withdrawal.processed"
 KINDS = (WITHDRAWN, ERASED, PROCESSED)

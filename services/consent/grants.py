@@ -16,9 +16,10 @@ import hmac
 import re
 import secrets
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from services.consent.ledger import format_timestamp
 from shared.errors import ValidationFailed
@@ -120,9 +121,8 @@ def parse_age_band(band: str) -> tuple[int, int]:
             return low, high
     elif m := _BAND_OPEN.match(text):
         return int(m.group(1)), MAX_AGE
-    elif m := _BAND_UNDER.match(text):
-        if int(m.group(1)) > 0:
-            return 0, int(m.group(1)) - 1
+    elif (m := _BAND_UNDER.match(text)) and int(m.group(1)) > 0:
+        return 0, int(m.group(1)) - 1
     raise ValidationFailed(
         "The age band is not recognised.",
         errors={"age_band": ["Use a band like '13-15', '18+' or 'under 13'."]},
@@ -282,7 +282,7 @@ def grant_consent(
         "purposes": chosen,
         "text_version": version,
         "language": language,
-        "text_sha256": consent_text_sha256(body),
+        "text_sha256": consent_text_sha256(str(body)),  # a non-empty str: checked above
         "collection_method": collection_method,
         "guardian": collection_method == "guardian",
         "granted_at": format_timestamp(granted_at),

@@ -11,7 +11,7 @@ changing any entry breaks every later link. On top of the chain, the Merkle
 tree of RFC 6962 / RFC 9162 (leaf = canonical JSON of the whole entry) gives
 short inclusion and consistency proofs, and a periodically signed checkpoint
 (tree size, root hash, timestamp, Ed25519 signature) commits the service to
-one history that an auditor can check with ``services/consent/verify.py``.
+one history that an auditor can check with ``services/consent/verify/``.
 
 The ledger is permanent, so ``data`` is restricted per kind to identifiers,
 pseudonyms, codes and hashes (see ``LEDGER_FIELDS``): nothing in it can ever
@@ -26,8 +26,9 @@ import binascii
 import hashlib
 import json
 import re
-from datetime import datetime, timezone
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 
@@ -139,7 +140,7 @@ def format_timestamp(moment: datetime | str) -> str:
             raise ValueError(f"not an ISO-8601 timestamp: {moment!r}") from None
     if not isinstance(moment, datetime) or moment.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware (UTC)")
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 # ---- entries and the hash chain -------------------------------------------------
@@ -289,7 +290,7 @@ class MerkleTree:
             self._levels.append(level)
 
     @classmethod
-    def from_entries(cls, entries: Iterable[Mapping[str, Any] | bytes]) -> "MerkleTree":
+    def from_entries(cls, entries: Iterable[Mapping[str, Any] | bytes]) -> MerkleTree:
         """Tree over ledger entries (or raw leaf inputs), hashed as RFC 6962 leaves."""
         return cls(_leaf(leaf_bytes(e)) for e in entries)
 

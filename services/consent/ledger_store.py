@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import threading
 import time
-from datetime import datetime, timezone
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mongoengine.errors import NotUniqueError
 
 from services.consent import erasures, ledger
@@ -126,7 +128,7 @@ def append(
     tail = _tail()
     for _attempt in range(APPEND_ATTEMPTS):
         # Stamped per attempt, so an entry that lost a race is not dated before the winner.
-        entry = ledger.make_entry(tail, kind, data, at or datetime.now(timezone.utc))
+        entry = ledger.make_entry(tail, kind, data, at or datetime.now(UTC))
         document = LedgerEntry(event_id=event_id, **entry)
         try:
             document.save(force_insert=True)
@@ -220,7 +222,7 @@ class LedgerTree:
             if last is None or last["seq"] != held - 1 or last["hash"] != self._tail_hash:
                 return False
             prev_hash = last["hash"]
-        leaves = []
+        leaves: list[bytes] = []
         for entry in new:
             if entry["seq"] != held + len(leaves) or entry["prev_hash"] != prev_hash:
                 raise LedgerCorrupted(
@@ -243,10 +245,12 @@ def _latest_checkpoint() -> Checkpoint | None:
 
 
 def _parse(timestamp: str) -> datetime:
-    return datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    return datetime.fromisoformat(timestamp)
 
 
-def checkpoint(private_key, tree: LedgerTree, at: datetime | None = None) -> dict[str, Any]:
+def checkpoint(
+    private_key: Ed25519PrivateKey, tree: LedgerTree, at: datetime | None = None
+) -> dict[str, Any]:
     """A signed checkpoint covering every entry stored now: a new one, or the latest if it already does.
 
     Checkpoints only grow in size and time even with several signers at
@@ -267,7 +271,7 @@ def checkpoint(private_key, tree: LedgerTree, at: datetime | None = None) -> dic
             )
         if latest is not None and latest.tree_size >= tree_size:
             return latest.as_checkpoint()
-        moment = at or datetime.now(timezone.utc)
+        moment = at or datetime.now(UTC)
         if latest is not None:
             moment = max(moment, _parse(latest.timestamp))
         signed = ledger.sign_checkpoint(merkle, private_key, moment, tree_size=tree_size)
@@ -349,7 +353,9 @@ def consistency(tree: LedgerTree, first: int, second: int) -> dict:
 
 
 def export(
-    private_key, tree: LedgerTree, consultation_ids: frozenset[str] | None = None
+    private_key: Ed25519PrivateKey,
+    tree: LedgerTree,
+    consultation_ids: frozenset[str] | None = None,
 ) -> Iterator[str]:
     """The auditor export (JSON lines) of the whole ledger, its tail covered by a signed checkpoint;
     with ``consultation_ids``, the partial export of those consultations' entries instead, each with

@@ -16,8 +16,9 @@ beyond the pseudonym: no name, no answers, never the receipt code.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import jwt
 

@@ -1,17 +1,12 @@
 """Request and response schemas of the consent API (also its OpenAPI document)."""
 
-from marshmallow import RAISE, Schema, fields, validate
+from marshmallow import Schema, fields, validate
 
 from services.consent.ledger import KINDS
 from shared.events import PURPOSES
-from shared.runtime import UTCDateTime
+from shared.schemas import StrictSchema, UTCDateTime
 
 LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")  # the six UN languages
-
-
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE
 
 
 class ControllerSchema(StrictSchema):

@@ -12,8 +12,8 @@ Pure module: no Flask, no storage. Keys are ``cryptography`` objects or PEM.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
-from typing import Iterable, Sequence
 
 import jwt
 from cryptography.hazmat.primitives import serialization

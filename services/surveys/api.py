@@ -7,14 +7,15 @@ from flask_smorest import Blueprint
 
 from services.surveys import consultations as cons
 from services.surveys import contact, intake, quotes, resume
+from services.surveys.models import Consultation
 from services.surveys.schemas import (
+    ConsultationCreateSchema,
+    ConsultationSchema,
+    ConsultationUpdateSchema,
     ContactDeleteSchema,
     ContactSavedSchema,
     ContactSaveSchema,
     FollowUpContactPageSchema,
-    ConsultationCreateSchema,
-    ConsultationSchema,
-    ConsultationUpdateSchema,
     InvitationCreatedSchema,
     InvitationCreateSchema,
     InvitationSchema,
@@ -37,7 +38,7 @@ from services.surveys.schemas import (
     XLSFormQuerySchema,
     XLSFormUploadSchema,
 )
-from shared.auth import require_staff, session_consultation
+from shared.auth import Principal, require_staff, session_consultation
 from shared.errors import ValidationFailed
 from shared.runtime import (
     MAX_PAGE_SIZE,
@@ -62,7 +63,7 @@ participation = Blueprint(
 )
 
 
-def _scoped_consultation(principal, consultation_id: str):
+def _scoped_consultation(principal: Principal, consultation_id: str) -> Consultation:
     # One lookup with the tenant in the query: another organisation's consultation gets the very
     # answer a missing one gets, so ids cannot be probed.
     return cons.get_consultation(
@@ -70,11 +71,11 @@ def _scoped_consultation(principal, consultation_id: str):
     )
 
 
-def _own_consultation(consultation_id: str):
+def _own_consultation(consultation_id: str) -> Consultation:
     return _scoped_consultation(require_staff("organiser", "admin"), consultation_id)
 
 
-def _organiser_consultation(consultation_id: str):
+def _organiser_consultation(consultation_id: str) -> Consultation:
     """For changes: organisers only (admins can look, not edit), in their own organisation."""
     return _scoped_consultation(require_staff("organiser"), consultation_id)
 
@@ -373,7 +374,7 @@ class OpenInvitation(MethodView):
     def post(self, code):
         """Open an invitation: a fresh pseudonym and the current survey; nothing about the person."""
         participant, consultation = cons.open_invitation(code, service_context().keys)
-        version = consultation.current_version
+        version = intake.find_version(consultation, None)
         return {
             "pseudonym": participant.pseudonym,
             "consultation_id": consultation.consultation_id,

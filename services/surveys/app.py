@@ -10,7 +10,7 @@ from datetime import timedelta
 import click
 from flask import Flask
 
-from services.surveys import intake, survey_format
+from services.surveys import erasure, survey_format
 from services.surveys.api import consultations, participation
 from services.surveys.consultations import SurveysKeys
 from services.surveys.handlers import HANDLERS
@@ -67,7 +67,7 @@ def register_commands(app: Flask, settings: Settings) -> None:
         Aggregates stay. The response.erased events are stored with the
         erasures; the running service's outbox relay publishes them.
         """
-        report = intake.erase_expired(settings.topics.responses, uuid.uuid4().hex)
+        report = erasure.erase_expired(settings.topics.responses, uuid.uuid4().hex)
         if not report:
             click.echo("Nothing to erase.")
         for consultation_id, count in sorted(report.items()):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from mongoengine.errors import NotUniqueError, SaveConditionError
@@ -59,7 +59,7 @@ def as_utc(moment: datetime | None) -> datetime | None:
     """MongoDB hands datetimes back without a zone; they were stored as UTC."""
     if moment is None or moment.tzinfo is not None:
         return moment
-    return moment.replace(tzinfo=timezone.utc)
+    return moment.replace(tzinfo=UTC)
 
 
 def get_consultation(consultation_id: str, organisation_id: str | None = None) -> Consultation:
@@ -73,7 +73,7 @@ def get_consultation(consultation_id: str, organisation_id: str | None = None) -
     return consultation
 
 
-def list_consultations(organisation_id: str | None):
+def list_consultations(organisation_id: str | None) -> Any:
     """Consultations of one organisation (all of them for None), newest first, as a query to page through."""
     query = {} if organisation_id is None else {"organisation_id": organisation_id}
     return Consultation.objects(**query).order_by("-created_at", "consultation_id")
@@ -318,8 +318,10 @@ def publish_version(consultation: Consultation, topic: str, trace_id: str) -> Co
             "The survey's languages differ from the consultation's.",
             errors={
                 "languages": [
-                    f"consultation: {sorted(consultation.languages)}, "
-                    f"survey: {sorted(definition.get('languages', []))}"
+                    (
+                        f"consultation: {sorted(consultation.languages)}, "
+                        f"survey: {sorted(definition.get('languages', []))}"
+                    )
                 ]
             },
         )

@@ -16,7 +16,7 @@ import json
 import uuid
 from typing import Any
 
-from services.surveys import field_crypto, intake
+from services.surveys import field_crypto, participants
 from services.surveys.consultations import SurveysKeys, as_utc
 from services.surveys.models import (
     Consultation,
@@ -41,7 +41,7 @@ def contact_withdrawn(withdrawal: Withdrawal | None) -> bool:
     """Whether this tombstone takes away consent to be contacted (directly, or by withdrawing everything)."""
     return withdrawal is not None and (
         withdrawal.all
-        or intake.REQUIRED_PURPOSE in withdrawal.purposes
+        or participants.REQUIRED_PURPOSE in withdrawal.purposes
         or CONTACT_PURPOSE in withdrawal.purposes
     )
 
@@ -51,11 +51,11 @@ def save_contact(
 ) -> FollowUpContact:
     """Store (or replace) the participant's contact details, sealed under their key.
 
-    Raises what `intake.admit` raises (token, withdrawn participant,
+    Raises what `participants.admit` raises (token, withdrawn participant,
     consultation not taking part), Forbidden when the token lacks
     follow_up_contact or it was withdrawn, Gone when the key was erased.
     """
-    admission = intake.admit(token, keys, session_consultation=session_consultation)
+    admission = participants.admit(token, keys, session_consultation=session_consultation)
     if (
         CONTACT_PURPOSE not in admission.purposes
         or CONTACT_PURPOSE not in admission.consultation.purposes
@@ -64,7 +64,7 @@ def save_contact(
             "Leaving contact details needs consent to be contacted again (follow_up_contact)."
         )
     pseudonym = admission.pseudonym
-    key = intake.participant_key(admission.participant, keys)
+    key = participants.participant_key(admission.participant, keys)
     sealed = field_crypto.encrypt_field(
         key, json.dumps({k: details.get(k) for k in _DETAILS}), _aad(pseudonym)
     )
@@ -93,7 +93,7 @@ def delete_contact(token: str, keys: SurveysKeys, session_consultation: str | No
         token,
         keys.consent_public_key_pem,
         consultation_id=session_consultation,
-        required_purpose=intake.REQUIRED_PURPOSE,
+        required_purpose=participants.REQUIRED_PURPOSE,
     )
     if Participant.objects(pseudonym=claims["sub"], consultation_id=claims["cid"]).first() is None:
         raise Forbidden("This consent token does not belong to a participant of this consultation.")
@@ -112,7 +112,7 @@ def forget_consultation(consultation_id: str) -> int:
 
 def _opened(record: FollowUpContact, keys: SurveysKeys) -> dict[str, Any] | None:
     try:
-        key = intake.key_of(record.pseudonym, keys)
+        key = participants.key_of(record.pseudonym, keys)
     except field_crypto.KeyShredded:
         return None  # being erased
     details = json.loads(field_crypto.decrypt_field(key, record.ciphertext, _aad(record.pseudonym)))

@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import secrets
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -36,7 +37,9 @@ _WRAP_AAD_LABEL = b"voices/participant-key/v1\x00"
 class KeyShredded(Gone):
     """The participant's key has been erased, so their encrypted data is gone for good."""
 
-    def __init__(self, detail: str = "This participant's data has been erased.", **extra) -> None:
+    def __init__(
+        self, detail: str = "This participant's data has been erased.", **extra: Any
+    ) -> None:
         super().__init__(detail, **extra)
 
 

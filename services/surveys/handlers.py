@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.surveys import consultations, intake
+from services.surveys import consultations, erasure
 from shared.events import Envelope
 
 
 def erase_on_withdrawal(event: Envelope, ctx: Any) -> None:
     """consent.withdrawn: erase or restrict, revoke quotes, and confirm a full withdrawal (once per event)."""
-    intake.apply_withdrawal(event.payload, ctx.settings.topics.responses, event.trace_id, event.id)
+    erasure.apply_withdrawal(event.payload, ctx.settings.topics.responses, event.trace_id, event.id)
 
 
 def note_consent_text(event: Envelope, ctx: Any) -> None:

@@ -26,16 +26,14 @@ from typing import Any
 
 from mongoengine.errors import NotUniqueError
 
-from services.surveys import field_crypto, intake
+from services.surveys import field_crypto, participants
 from services.surveys.consultations import SurveysKeys, as_utc
 from services.surveys.models import ApprovedQuote, Consultation, Response, Withdrawal
-from services.surveys.questionnaire import questions_by_id
 from shared import outbox
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import Envelope, isoformat, utcnow
+from shared.questionnaire.definition import questions_by_id
 
-# intake and this module call each other (erasure revokes quotes; quotes read answers), so neither
-# reads the other's names at import time.
 # Who revoked a quote when no organiser did (QuoteRevoked.revoked_by).
 REVOKED_BY_PARTICIPANT = "participant"
 REVOKED_BY_RETENTION = "retention"
@@ -89,8 +87,8 @@ def _quote_consent_withdrawn(pseudonym: str) -> bool:
     withdrawal = Withdrawal.objects(pseudonym=pseudonym).first()
     return withdrawal is not None and (
         withdrawal.all
-        or intake.REQUIRED_PURPOSE in withdrawal.purposes
-        or intake.QUOTE_PURPOSE in withdrawal.purposes
+        or participants.REQUIRED_PURPOSE in withdrawal.purposes
+        or participants.QUOTE_PURPOSE in withdrawal.purposes
     )
 
 
@@ -117,7 +115,7 @@ def quotable_answers(
     matching = Response.objects(
         consultation_id=consultation.consultation_id,
         quotable=True,
-        purposes=intake.QUOTE_PURPOSE,
+        purposes=participants.QUOTE_PURPOSE,
         __raw__={"free_text": {"$nin": [{}, None]}},
     )
     total = matching.count()
@@ -126,7 +124,7 @@ def quotable_answers(
         matching.order_by("submitted_at", "response_id").skip((page - 1) * per_page).limit(per_page)
     ):
         try:
-            texts = intake.decrypt_free_text(
+            texts = participants.decrypt_free_text(
                 response.pseudonym, response.response_id, response.free_text, keys
             )
         except field_crypto.KeyShredded:
@@ -176,7 +174,7 @@ def approve_quote(
         raise NotFound("No such response in this consultation.")
     if (
         not response.quotable
-        or intake.QUOTE_PURPOSE not in response.purposes
+        or participants.QUOTE_PURPOSE not in response.purposes
         or _quote_consent_withdrawn(response.pseudonym)
     ):
         raise Conflict(
@@ -189,7 +187,7 @@ def approve_quote(
                 "question_id": [f"free-text answers of this response: {sorted(response.free_text)}"]
             },
         )
-    answer = intake.decrypt_free_text(
+    answer = participants.decrypt_free_text(
         response.pseudonym, response_id, {question_id: response.free_text[question_id]}, keys
     )[question_id]
     text = checked_excerpt(answer, excerpt)
@@ -198,7 +196,7 @@ def approve_quote(
     if existing is not None:
         return _same_quote(existing), False
 
-    key = intake.key_of(response.pseudonym, keys)
+    key = participants.key_of(response.pseudonym, keys)
     now = utcnow()
     quote = ApprovedQuote(
         quote_id=quote_id,
@@ -347,7 +345,7 @@ def _excerpt_text(quote: ApprovedQuote, keys: SurveysKeys) -> str | None:
     if quote.excerpt is None:
         return None
     try:
-        key = intake.key_of(quote.pseudonym, keys)
+        key = participants.key_of(quote.pseudonym, keys)
     except field_crypto.KeyShredded:
         return None
     return field_crypto.decrypt_field(key, quote.excerpt, _excerpt_aad(quote.quote_id))

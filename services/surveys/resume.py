@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mongoengine.errors import NotUniqueError
 
-from services.surveys import answers as answer_rules
 from services.surveys import codes, field_crypto
 from services.surveys.consultations import (
     SurveysKeys,
@@ -26,11 +25,13 @@ from services.surveys.consultations import (
     get_consultation,
     spend_invitation,
 )
-from services.surveys.intake import admit, find_version, participant_key
+from services.surveys.intake import find_version
 from services.surveys.models import Participant, ResumeDraft, Withdrawal
+from services.surveys.participants import admit, participant_key
 from shared.consent_tokens import verify_consent_token
 from shared.errors import Conflict, Gone, NotFound, Unauthorized, ValidationFailed
 from shared.events import isoformat, utcnow
+from shared.questionnaire import answers as answer_rules
 
 DEFAULT_TTL = timedelta(hours=72)
 
@@ -137,7 +138,8 @@ def resume_progress(
         raise NotFound(
             "This resume code is not valid. Codes stop working when progress is saved again."
         )
-    if as_utc(draft.expires_at) <= now:
+    expires_at = as_utc(draft.expires_at)  # required: a stored draft always has one
+    if expires_at is None or expires_at <= now:
         # The TTL index removes it soon anyway; do not wait for it.
         ResumeDraft.objects(code_hash=digest).delete()
         raise Gone("This saved progress has expired; please start again.")
@@ -175,11 +177,11 @@ def resume_progress(
         "survey": version["definition"],
         "consent_token": token,
         "consent_token_valid": token is not None,
-        "consent_expires_at": isoformat(datetime.fromtimestamp(claims["exp"], tz=timezone.utc))
+        "consent_expires_at": isoformat(datetime.fromtimestamp(claims["exp"], tz=UTC))
         if claims
         else None,
         "granted_purposes": [p for p in claims["purposes"] if p not in withdrawn]
         if claims
         else None,
-        "expires_at": isoformat(as_utc(draft.expires_at)),
+        "expires_at": isoformat(expires_at),
     }

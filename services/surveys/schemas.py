@@ -1,13 +1,14 @@
 """Request and response schemas of the surveys API (also its OpenAPI document)."""
 
 import re
+from typing import Any
 
 from flask_smorest.fields import Upload
-from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
+from marshmallow import Schema, ValidationError, fields, validate, validates_schema
 
 from services.surveys.survey_format import EXAMPLE_SURVEY, SURVEY_DEFINITION, ref
 from shared.events import PURPOSES
-from shared.runtime import UTCDateTime
+from shared.schemas import StrictSchema, UTCDateTime
 
 UN_LANGUAGES = ("ar", "zh", "en", "fr", "ru", "es")
 # The consultation.published contract accepts budgets up to this; larger ones would add little protection.
@@ -18,11 +19,6 @@ EPSILON_BUDGET_DOC = (
 )
 
 
-class StrictSchema(Schema):
-    class Meta:
-        unknown = RAISE
-
-
 TITLES_DOC = (
     "the title in each language of the consultation, as participants see it ({language: text}); "
     "without it they see `title`. Once given, publishing needs every language"
@@ -30,7 +26,7 @@ TITLES_DOC = (
 DESCRIPTIONS_DOC = "the description in each language, like `titles`"
 
 
-def survey_definition(**kwargs) -> fields.Dict:
+def survey_definition(**kwargs: Any) -> fields.Dict:
     """A survey definition: checked by `questionnaire`, documented as the SurveyDefinition schema.
     Request fields carry the example too, or documentation tools make one up from the bare mapping."""
     metadata = {"allOf": [ref(SURVEY_DEFINITION)], **kwargs.pop("metadata", {})}
@@ -43,7 +39,7 @@ def by_language() -> fields.Dict:
     )
 
 
-def _translations(max_length: int, doc: str, **kwargs) -> fields.Dict:
+def _translations(max_length: int, doc: str, **kwargs: Any) -> fields.Dict:
     return fields.Dict(
         keys=fields.String(validate=validate.OneOf(UN_LANGUAGES)),
         values=fields.String(validate=validate.Length(min=1, max=max_length)),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.surveys.questionnaire import (
+from shared.questionnaire.definition import (
     CHOICE_TYPES,
     CODE_PATTERN,
     CONDITION_OPS,

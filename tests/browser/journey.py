@@ -8,8 +8,8 @@ screenshots) when one is given.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from playwright.sync_api import Page, expect
 

@@ -97,9 +97,7 @@ def api(stack):
     return Api(stack.gateway_url)
 
 
-def staff_token(
-    api: "Api", admin_token: str, role: str, organisation_id: str | None = None
-) -> dict:
+def staff_token(api: Api, admin_token: str, role: str, organisation_id: str | None = None) -> dict:
     """A new staff account with `role` (in a new organisation unless one is given) and an API token for it."""
     if organisation_id is None:
         organisation_id = api.call(

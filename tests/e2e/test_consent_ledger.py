@@ -8,6 +8,7 @@ verifier as a separate process.
 
 from __future__ import annotations
 
+import itertools
 import json
 import secrets
 import subprocess
@@ -17,9 +18,9 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from services.consent import verify
 from deploy.servers import REPO_ROOT
-from tests.e2e.conftest import eventually, open_consultation, participate, staff_token
+from services.consent import verify
+from tests.e2e.conftest import eventually, open_consultation, participate
 
 CONCURRENT_GRANTS = 20
 
@@ -138,7 +139,7 @@ def test_twenty_concurrent_grants_leave_one_chain_without_gap_fork_or_duplicate(
         range(len(entries))
     )  # no gap, no duplicate sequence number
     assert entries[0]["prev_hash"] == "0" * 64
-    for previous, entry in zip(entries, entries[1:]):
+    for previous, entry in itertools.pairwise(entries):
         assert entry["prev_hash"] == previous["hash"], f"fork at seq {entry['seq']}"
     for entry in entries:
         body = {k: entry[k] for k in ("seq", "kind", "at", "data", "prev_hash")}

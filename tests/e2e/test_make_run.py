@@ -17,12 +17,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-import requests
 
 from deploy.servers import REPO_ROOT, free_port, port_taken
 from tests.e2e.conftest import Api, eventually, participate
-from tests.e2e.test_consent_ledger import ledger_entries, download_export, run_verifier
 from tests.e2e.test_aggregation_withdrawal import progress
+from tests.e2e.test_consent_ledger import download_export, ledger_entries, run_verifier
 
 STOP_WITHIN_S = 15
 

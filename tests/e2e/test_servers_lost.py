@@ -46,7 +46,7 @@ def readiness(stack: Stack, name: str) -> tuple[int, dict]:
 
 
 def test_losing_kafka_is_reported_and_nothing_written_meanwhile_is_lost(own):
-    store, kafka, stack = own
+    _store, kafka, stack = own
     api = Api(stack.gateway_url)
     organiser = staff_token(api, "vt_admin_servers_lost_test", "organiser")["token"]
     cid, code = open_consultation(api, organiser)
@@ -54,7 +54,7 @@ def test_losing_kafka_is_reported_and_nothing_written_meanwhile_is_lost(own):
 
     kafka.stop()
     for name in SERVICES:
-        status, body = eventually(
+        _status, body = eventually(
             lambda: (lambda r: r if r[0] == 503 else None)(readiness(stack, name))
         )
         assert body["checks"]["kafka"] == "unreachable", body
@@ -102,7 +102,7 @@ def test_losing_the_store_is_reported_and_recovered(own):
     store, _kafka, stack = own
     store.stop()
     for name in SERVICES:
-        status, body = eventually(
+        _status, body = eventually(
             lambda: (lambda r: r if r[0] == 503 else None)(readiness(stack, name))
         )
         assert body["checks"]["mongodb"].startswith("unavailable"), body

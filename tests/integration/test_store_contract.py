@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import mongoengine as me
 import pytest
@@ -89,7 +89,7 @@ def test_a_second_insert_of_a_key_or_unique_field_is_refused(store):
 
 
 def test_equality_range_set_and_negation_queries(store):
-    now = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    now = datetime(2026, 1, 1, tzinfo=UTC)
     for i in range(6):
         make(
             f"i{i}",
@@ -107,9 +107,7 @@ def test_equality_range_set_and_negation_queries(store):
     assert Item.objects(note=None).count() == 3
     assert Item.objects(__raw__={"note": {"$nin": [{}, None]}}).count() == 3
     assert store["items"].count_documents({"_id": {"$regex": "^i[0-2]$"}}) == 3
-    assert Item.objects.get(item_id="i2").at.replace(tzinfo=timezone.utc) == now + timedelta(
-        hours=2
-    )
+    assert Item.objects.get(item_id="i2").at.replace(tzinfo=UTC) == now + timedelta(hours=2)
 
 
 def test_sort_limit_skip_and_projection(store):
@@ -180,7 +178,7 @@ def test_pull_removes_exactly_the_stored_element(store):
 
 
 def test_deletes_by_filter_and_counts(store):
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for i in range(5):
         make(f"i{i}", at=now + timedelta(minutes=i - 2))
     Item.objects(at__lte=now).delete()

@@ -134,7 +134,7 @@ def question_views(snapshot: Mapping[str, Any], language: str) -> list[QuestionV
         cells = _cells(question.get("categories") or [], qid, words)
         shown = [
             charts.Bar(c.label, c.value)
-            for c, raw in zip(cells, question.get("categories") or [])
+            for c, raw in zip(cells, question.get("categories") or [], strict=True)
             if raw["category"] != SKIPPED
         ]
         chart = (

@@ -52,7 +52,7 @@ def index() -> Response:
         problems["kind"] = _("Choose one of the kinds listed.")
     if start is None:
         problems["start"] = _("Give a whole number from 0.")
-    if problems:
+    if problems or start is None:
         return render(
             "oversight/ledger.html",
             400,

@@ -52,8 +52,6 @@ def init_staff(
         idle=timedelta(seconds=int(settings.get("STAFF_IDLE_S") or DEFAULT_IDLE_S)),
     )
     app.extensions["voices_staff_web"] = state
-    from gateway.web.oversight import blueprints as oversight_blueprints
-
-    for blueprint in (assets, shell, *oversight_blueprints()):
+    for blueprint in (assets, shell):
         app.register_blueprint(blueprint)
     return state

@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
-from ..questionnaire import MAX_RATING_POINTS, MULTIPLE_CHOICE, NUMBER, RATING, SINGLE_CHOICE
+from shared.questionnaire.definition import (
+    MAX_RATING_POINTS,
+    MULTIPLE_CHOICE,
+    NUMBER,
+    RATING,
+    SINGLE_CHOICE,
+)
 
 
 class Unsupported(Exception):
@@ -24,7 +31,7 @@ _TOKEN = re.compile(
     | (?P<lp>\() | (?P<rp>\)) | (?P<comma>,)
     | (?P<word>[A-Za-z_][A-Za-z0-9_-]*)
     )""",
-    re.X,
+    re.VERBOSE,
 )
 _FLIP = {">": "<", "<": ">", ">=": "<=", "<=": ">=", "=": "=", "!=": "!="}
 _ORDER_OPS = {">": "gt", ">=": "gte", "<": "lt", "<=": "lte"}
@@ -40,7 +47,7 @@ def _tokenise(text: str) -> list[tuple[str, str]]:
         kind = match.lastgroup if match.lastgroup != "refname" else "ref"
         if match.group("ref"):
             tokens.append(("ref", match.group("refname")))
-        else:
+        elif kind is not None:  # every alternative of _TOKEN is a named group
             tokens.append((kind, match.group(kind)))
         pos = match.end()
     return tokens
@@ -49,7 +56,7 @@ def _tokenise(text: str) -> list[tuple[str, str]]:
 class RelevantParser:
     """Recursive descent over the small XPath subset Voices maps to conditions."""
 
-    def __init__(self, text: str, lookup) -> None:
+    def __init__(self, text: str, lookup: Callable[[str], Any]) -> None:
         self.tokens = _tokenise(text)
         self.pos = 0
         self.lookup = lookup  # name -> earlier question dict, or raises Unsupported
@@ -73,14 +80,14 @@ class RelevantParser:
         self.pos += 1
         return token[1]
 
-    def _joined(self, word: str, part, key: str) -> dict:
+    def _joined(self, word: str, part: Callable[[], dict], key: str) -> dict:
         parts = [part()]
         while self._peek() == ("word", word):
             self.pos += 1
             parts.append(part())
         if len(parts) == 1:
             return parts[0]
-        flat = []
+        flat: list[Any] = []
         for p in parts:  # (a and b) and c -> one "all"
             flat.extend(p[key] if set(p) == {key} else [p])
         return {key: flat}
@@ -121,7 +128,7 @@ class RelevantParser:
         self.pos += 1
         return (token[0], token[1][1:-1] if token[0] == "str" else token[1])
 
-    def _operand(self) -> tuple[str, str]:
+    def _operand(self) -> tuple[str, ...]:
         token = self._peek()
         if token is not None and token[0] == "ref":
             self.pos += 1
@@ -177,7 +184,7 @@ class RelevantParser:
         op = "includes" if question["type"] == MULTIPLE_CHOICE else "equals"
         return {"question": question["id"], "op": op, "value": _option_code(question, code)}
 
-    def _compare(self, name: str, op: str, literal: tuple[str, str]) -> dict:
+    def _compare(self, name: str, op: str, literal: tuple[str, ...]) -> dict:
         question = self.lookup(name)
         qid, qtype = question["id"], question["type"]
         if literal == ("str", ""):

@@ -8,7 +8,8 @@ from typing import Any
 
 from pyxform import constants
 
-from ..questionnaire import UN_LANGUAGES
+from shared.questionnaire.definition import UN_LANGUAGES
+
 from .problems import problem
 
 DEFAULT_LABEL = constants.DEFAULT_LANGUAGE_VALUE  # pyxform's key for a column without ::language

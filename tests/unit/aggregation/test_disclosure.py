@@ -36,7 +36,6 @@ from services.aggregation.projection import (
 )
 from shared.errors import Conflict, ValidationFailed
 
-
 # ---- an independent statement of what an analyst can solve ------------------
 
 
@@ -50,7 +49,7 @@ def lines_of_table(axes: dict[str, tuple[str, ...]], shape: tuple[str, ...]):
             for q in sub:
                 rest = [s for s in sub if s != q]
                 for fixed in product(*(axes[s] for s in rest)):
-                    base = list(zip(rest, fixed))
+                    base = list(zip(rest, fixed, strict=True))
                     cells = [tuple(sorted(base + [(q, c)])) for c in axes[q]]
                     out.append((cells, tuple(sorted(base))))
     return out
@@ -85,7 +84,7 @@ def determined_unknowns(equations, suppressed) -> set:
 def forms(lines):
     out = []
     for cells, margin in lines:
-        f = {c: 1.0 for c in cells}
+        f = dict.fromkeys(cells, 1.0)
         f[margin] = f.get(margin, 0.0) - 1.0
         out.append(f)
     return out
@@ -408,7 +407,7 @@ def test_laplace_noise_withholds_data_driven_questions_and_keeps_counts_integral
 def cubes(draw):
     """A question x dimension x dimension table (additive, with all its margins)."""
     sizes = [draw(st.integers(2, 3)) for _ in range(3)]
-    cats = {q: tuple(f"{q}{i}" for i in range(n)) for q, n in zip("abc", sizes)}
+    cats = {q: tuple(f"{q}{i}" for i in range(n)) for q, n in zip("abc", sizes, strict=True)}
     cell_value = st.one_of(st.integers(1, 4), st.just(0), st.integers(5, 40))
     counts: dict = {}
     for combo in product(*(cats[q] for q in "abc")):

@@ -29,7 +29,6 @@ from services.aggregation.disclosure import protect_tables
 from services.aggregation.projection import DECLINED, SKIPPED, Contribution, tabulate
 from services.aggregation.snapshots import build_snapshot, published_figures
 
-
 # ---- the attacker ---------------------------------------------------------------
 
 
@@ -62,7 +61,7 @@ def read_snapshot(doc):
         for t in doc[kind]:
             shapes.add(tuple(sorted([t["question_id"], *t["dimensions"]])))
             for g in t["groups"]:
-                fixed = list(zip(t["dimensions"], g["categories"]))
+                fixed = list(zip(t["dimensions"], g["categories"], strict=True))
                 note(fixed, g["total"])
                 for c in g["cells"]:
                     note(fixed + [(t["question_id"], c["category"])], c)
@@ -83,25 +82,25 @@ def attacker_relations(cats, types, shapes):
                 for q in sub:
                     rest = [s for s in sub if s != q]
                     for fixed in product(*(cats[s] for s in rest)):
-                        base = list(zip(rest, fixed))
+                        base = list(zip(rest, fixed, strict=True))
                         margin = tuple(sorted(base))
                         cells = {c: tuple(sorted(base + [(q, c)])) for c in cats[q]}
                         if types[q] != "multiple_choice":
-                            coef = {key: 1 for key in cells.values()}
+                            coef = dict.fromkeys(cells.values(), 1)
                             coef[margin] = -1
                             out.append((coef, True))
                             continue
                         for key in cells.values():
                             out.append(({key: 1, margin: -1}, False))
-                        out.append(({**{key: -1 for key in cells.values()}, margin: 1}, False))
+                        out.append(({**dict.fromkeys(cells.values(), -1), margin: 1}, False))
                         options = [key for c, key in cells.items() if c not in (DECLINED, SKIPPED)]
                         reserved = [key for c, key in cells.items() if c in (DECLINED, SKIPPED)]
                         n = len(options)
                         out.append(
                             (
                                 {
-                                    **{key: 1 for key in options},
-                                    **{key: n for key in reserved},
+                                    **dict.fromkeys(options, 1),
+                                    **dict.fromkeys(reserved, n),
                                     margin: -n,
                                 },
                                 False,
@@ -163,7 +162,7 @@ def attack(doc) -> dict:
 
 
 def assert_safe(doc, k):
-    figures, hidden, *_ = read_snapshot(doc)
+    figures, _hidden, *_ = read_snapshot(doc)
     small = {key: v for key, v in figures.items() if 0 < v < k}
     assert not small, f"published below k: {small}"
     ranges = attack(doc)

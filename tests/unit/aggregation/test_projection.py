@@ -8,6 +8,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from services.aggregation.disclosure import protect_tables
 from services.aggregation.projection import (
     DECLINED,
     SKIPPED,
@@ -24,7 +25,6 @@ from services.aggregation.projection import (
     tombstone_from_erased,
     tombstone_from_withdrawn,
 )
-from services.aggregation.disclosure import protect_tables
 from services.aggregation.snapshots import build_snapshot
 from shared.errors import ValidationFailed
 from tests.unit.aggregation.conftest import QUESTIONS
@@ -294,12 +294,12 @@ def test_one_voice_per_participant_the_last_submission_counts():
 
 def test_layouts_cross_every_question_by_each_dimension_and_each_pair():
     t = tabulate([], QUESTIONS)
-    kinds = {(l.kind, l.question, l.dimensions) for l in t.layouts}
+    kinds = {(lay.kind, lay.question, lay.dimensions) for lay in t.layouts}
     assert ("crosstab", "needs", ("region",)) in kinds
     assert ("crosstab2", "needs", ("region", "age")) in kinds
     assert ("crosstab", "region", ("age",)) in kinds
-    assert not any(l.question == "story" for l in t.layouts)
-    assert not any(l.question in l.dimensions for l in t.layouts)
+    assert not any(lay.question == "story" for lay in t.layouts)
+    assert not any(lay.question in lay.dimensions for lay in t.layouts)
 
 
 # ---- order independence and redelivery (property) ----------------------------

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from services.consent import ledger, tokens
 
-BASE_TIME = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
+BASE_TIME = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 PURPOSES = [
     "participate",
     "aggregate_reporting",

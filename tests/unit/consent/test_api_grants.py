@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC
 
 import pytest
 
@@ -255,11 +256,11 @@ def test_the_receipt_spells_the_grant_time_exactly_as_the_ledger_does(
     consent, monkeypatch, microsecond
 ):
     """The store keeps milliseconds; a round second must not lose its '.000000' in the receipt."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from services.consent import consent_records
 
-    moment = datetime(2030, 5, 1, 10, 0, 0, microsecond, tzinfo=timezone.utc)
+    moment = datetime(2030, 5, 1, 10, 0, 0, microsecond, tzinfo=UTC)
     monkeypatch.setattr(consent_records, "_now", lambda: moment)
     cid = consent.open_consultation()
     code = consent.grant(cid)["receipt_code"]

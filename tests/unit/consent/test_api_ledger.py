@@ -8,6 +8,7 @@ the API publishes, as an auditor would.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 
 import pytest
@@ -45,7 +46,7 @@ def keys_of(consent) -> dict:
 
 
 def test_every_grant_withdrawal_and_text_publication_is_one_chained_entry(consent):
-    cid, granted = populate(consent)
+    _cid, granted = populate(consent)
     entries = consent.ledger()
     kinds = [e["kind"] for e in entries]
     assert (
@@ -57,7 +58,7 @@ def test_every_grant_withdrawal_and_text_publication_is_one_chained_entry(consen
     assert first == ["consent.granted", "consent.withdrawn"]
     assert [e["seq"] for e in entries] == list(range(9))
     assert entries[0]["prev_hash"] == "0" * 64
-    assert all(e["prev_hash"] == p["hash"] for p, e in zip(entries, entries[1:]))
+    assert all(e["prev_hash"] == p["hash"] for p, e in itertools.pairwise(entries))
     page = consent.auditor("GET", "/api/v1/ledger/entries?start=3&limit=2")
     assert page["size"] == 9 and [e["seq"] for e in page["entries"]] == [3, 4]
     assert {e["data"]["grant_id"] for e in entries if e["kind"] == "consent.granted"} == {
@@ -153,7 +154,7 @@ def test_the_export_never_includes_entries_or_checkpoints_beyond_what_it_signed(
     """An append landing while the export is read waits for the next export."""
     from services.consent import ledger_store
 
-    cid, granted = populate(consent)
+    cid, _granted = populate(consent)
     real_checkpoints = ledger_store.checkpoints
 
     def checkpoints_after_a_race(up_to=None):
@@ -247,7 +248,7 @@ def test_the_erasure_report_pairs_full_withdrawals_with_the_erasures_that_follow
 
 
 def test_the_erasure_report_filters_by_status_and_consultation(consent):
-    cid, granted = populate(consent)
+    _cid, _granted = populate(consent)
     other = consent.open_consultation()
     code = consent.grant(other, "p_other")["receipt_code"]
     consent.withdraw(code)

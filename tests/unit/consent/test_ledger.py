@@ -271,7 +271,7 @@ def test_storage_keys_do_not_change_hashes():
         (
             "consent_text.published",
             {"consultation_id": "c", "text_version": 1, "language": "en", "text_sha256": "a" * 64},
-            datetime(2025, 1, 1),
+            datetime(2025, 1, 1),  # noqa: DTZ001 the naive time is what this case refuses
         ),  # naive time
         (
             "consent_text.published",
@@ -487,7 +487,7 @@ def test_export_places_each_checkpoint_after_the_entry_that_completes_it(signing
         "entry"
     ] * 6 + ["checkpoint"]
     assert [o["tree_size"] for o in objs if o["type"] == "checkpoint"] == [0, 4, 10]
-    for line, obj in zip(lines, objs):
+    for line, obj in zip(lines, objs, strict=True):
         assert line[:-1] == ledger.canonical_json(obj).decode()
     assert [
         {k: v for k, v in o.items() if k != "type"} for o in objs if o["type"] == "entry"

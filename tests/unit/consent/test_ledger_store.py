@@ -8,7 +8,7 @@ real MongoDB's unique indexes make safe.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -212,9 +212,9 @@ def test_timestamps_in_checkpoints_parse_back(consent, store):
     cp = ledger_store.checkpoint(
         consent.context.signing_key,
         store,
-        at=datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=timezone.utc),
+        at=datetime(2030, 1, 1, 12, 0, 0, 123456, tzinfo=UTC),
     )
     assert cp["timestamp"] == "2030-01-01T12:00:00.123456Z"
     assert ledger_store._parse(cp["timestamp"]) == datetime(
-        2030, 1, 1, 12, 0, 0, 123456, tzinfo=timezone.utc
+        2030, 1, 1, 12, 0, 0, 123456, tzinfo=UTC
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -84,9 +84,7 @@ def test_receipt_has_the_kantara_fields(history):
     for name, kind in KANTARA_REQUIRED.items():
         assert isinstance(receipt[name], kind), name
     assert receipt["version"] == "KI-CR-v1.1.0"
-    assert receipt["consentTimestamp"] == int(
-        datetime(2025, 4, 1, 10, tzinfo=timezone.utc).timestamp()
-    )
+    assert receipt["consentTimestamp"] == int(datetime(2025, 4, 1, 10, tzinfo=UTC).timestamp())
     assert receipt["piiPrincipalId"] == "p-abc" and receipt["sensitive"] is True
     assert receipt["piiControllers"] == [CONTROLLER]
     [service] = receipt["services"]
@@ -162,7 +160,7 @@ def test_guardian_receipts_name_the_relationship_not_the_person():
 
 
 def test_purpose_wording_can_be_set_per_consultation(history):
-    grant, withdrawals, erasures = history
+    grant, _withdrawals, _erasures = history
     receipt = receipts.build_receipt(
         grant,
         **OPTIONS,
@@ -200,7 +198,7 @@ def test_signed_receipt_verifies_and_tampering_is_refused(history, signing_key, 
     assert receipts.verify_signed_receipt(signed, tokens.public_key_to_pem(signing_key)) == receipt
     with pytest.raises(ValidationFailed):
         receipts.verify_signed_receipt(signed, other_key.public_key())
-    head, body, signature = signed.split(".")
+    head, _body, signature = signed.split(".")
     forged_body = receipts.sign_receipt({**receipt, "consentStatus": "active"}, other_key).split(
         "."
     )[1]

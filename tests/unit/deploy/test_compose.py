@@ -41,7 +41,7 @@ def test_every_depends_on_target_exists():
 def test_the_platform_is_all_there():
     assert set(APPS) | {"kafka", "mongodb"} == set(COMPOSE["services"])
     assert "--replSet" in COMPOSE["services"]["mongodb"]["command"]
-    assert "broker,controller" == COMPOSE["services"]["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]
+    assert COMPOSE["services"]["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
 
 
 @pytest.mark.parametrize("service", sorted(APPS))

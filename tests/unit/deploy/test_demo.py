@@ -2,11 +2,12 @@
 
 from deploy.demo import CONSENT_BODY, CONSENT_TITLE, LANGS, PURPOSE_TEXT, SURVEY, TITLE
 from services.surveys import questionnaire
+from shared.questionnaire import definition
 
 
 def test_demo_survey_is_publishable_in_all_six_languages():
     questionnaire.publishable(SURVEY)
-    assert set(SURVEY["languages"]) == set(LANGS) == set(questionnaire.UN_LANGUAGES)
+    assert set(SURVEY["languages"]) == set(LANGS) == set(definition.UN_LANGUAGES)
 
 
 def test_demo_consent_text_and_purposes_exist_in_every_language():

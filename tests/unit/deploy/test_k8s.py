@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from shared.bus import InProcessBus
 from deploy.secrets import generate_secrets
+from shared.bus import InProcessBus
 from shared.settings import Settings
 
 K8S = Path(__file__).resolve().parents[3] / "deploy" / "k8s"

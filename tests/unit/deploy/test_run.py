@@ -24,7 +24,9 @@ def test_a_keys_file_missing_a_key_is_not_silently_completed(tmp_path):
     path = tmp_path / "secrets.env"
     path.write_text(
         "\n".join(
-            l for l in path.read_text().splitlines() if not l.startswith("VOICES_CODE_PEPPER")
+            line
+            for line in path.read_text().splitlines()
+            if not line.startswith("VOICES_CODE_PEPPER")
         )
     )
     with pytest.raises(SystemExit, match="VOICES_CODE_PEPPER"):

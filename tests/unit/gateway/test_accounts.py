@@ -43,9 +43,7 @@ def sign_in(platform, email, password=PASSWORD, **kwargs):
 
 
 def test_tokens_are_stored_only_as_hashes_and_listed_without_the_secret(platform, organiser):
-    stored = [
-        doc for doc in ApiToken._get_collection().find({"account_id": organiser["account_id"]})
-    ]
+    stored = list(ApiToken._get_collection().find({"account_id": organiser["account_id"]}))
     assert stored and all(organiser["token"] not in str(doc) for doc in stored)
     listed = platform.call("GET", "/api/v1/tokens", organiser["token"], expect=200).get_json()
     assert [t["token_id"] for t in listed] == [organiser["token_id"]]

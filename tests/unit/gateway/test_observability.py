@@ -11,7 +11,6 @@ import pytest
 
 from shared.log import JsonFormatter, RedactingFilter, redact
 
-
 METRICS_TOKEN = "m" * 20
 
 

@@ -238,7 +238,7 @@ def _stored(platform) -> dict:
 
 
 def test_a_session_carries_no_credentials_of_another_consultation(platform, opened):
-    cid, code = opened
+    _cid, code = opened
     other_cid, other_code = _open_consultation(platform)
     other = platform.call("POST", f"/api/v1/invitations/{other_code}/open", expect=201).get_json()
     other_session = other["participant_session"]

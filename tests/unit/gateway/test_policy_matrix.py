@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -102,7 +102,7 @@ def world(platform):
         "POST", "/api/v1/tokens", organiser, expect=201, json={"label": "old"}
     ).get_json()
     ApiToken.objects(token_id=expired["token_id"]).update_one(
-        set__expires_at=datetime.now(timezone.utc) - timedelta(minutes=1)
+        set__expires_at=datetime.now(UTC) - timedelta(minutes=1)
     )
     revoked = platform.call(
         "POST", "/api/v1/tokens", organiser, expect=201, json={"label": "gone"}
@@ -211,7 +211,7 @@ def test_every_route_answers_every_caller_as_the_table_says(platform, world, row
                 platform,
                 row,
                 world["other"][role]["token"],
-                {**values, **{name: "missing-0000" for name in OWNED}},
+                {**values, **dict.fromkeys(OWNED, "missing-0000")},
             )
             assert _seen_from_outside(response) == _seen_from_outside(missing), (
                 f"{role} of another organisation must see exactly what a missing object gets"

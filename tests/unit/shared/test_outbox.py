@@ -4,7 +4,7 @@ import mongoengine as me
 import pytest
 
 from shared import mongo
-from shared.bus import InProcessBus
+from shared.bus import InProcessBus, PublishFailed
 from shared.events import Envelope
 from shared.outbox import OutboxDocument, OutboxRelay
 from shared.settings import Settings
@@ -53,7 +53,7 @@ def test_broker_down_keeps_every_event_and_publishes_when_back(store):
     relay = OutboxRelay(bus, [Order])
     ids = stage_orders(5)
     bus.fail_publish = True
-    with pytest.raises(Exception):
+    with pytest.raises(PublishFailed):
         relay.relay_once()
     assert relay.backlog() == 5
     assert bus.topics["orders.events"] == []
@@ -75,7 +75,7 @@ def test_a_failure_midway_keeps_what_was_not_acknowledged(store):
     bus = FlakyBus()
     relay = OutboxRelay(bus, [Order])
     ids = stage_orders(4)
-    with pytest.raises(Exception):
+    with pytest.raises(PublishFailed):
         relay.relay_once()
     assert relay.backlog() == 2
     bus.fail_publish = False

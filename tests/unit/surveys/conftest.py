@@ -276,13 +276,13 @@ def unchanged(surveys):
 def withdraw_during_intake(surveys, monkeypatch, pseudonym: str, cid: str) -> None:
     """Make the next submission meet a full withdrawal after intake checked for one and before the
     response is stored (the withdrawal lands while intake reads the participant's key)."""
-    from services.surveys import intake
+    from services.surveys import participants
 
-    real_key = intake.participant_key
+    real_key = participants.participant_key
 
     def key_then_withdrawal(participant, keys):
         key = real_key(participant, keys)
         surveys.withdraw(pseudonym, cid)
         return key
 
-    monkeypatch.setattr(intake, "participant_key", key_then_withdrawal)
+    monkeypatch.setattr(participants, "participant_key", key_then_withdrawal)

@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.surveys.answers import (
+from services.surveys.questionnaire import validate_definition
+from shared.errors import NotFound, ValidationFailed
+from shared.questionnaire.answers import (
     declined_questions,
     drop_hidden,
     next_section,
@@ -14,8 +16,6 @@ from services.surveys.answers import (
     validate_answers,
     visible_questions,
 )
-from services.surveys.questionnaire import validate_definition
-from shared.errors import NotFound, ValidationFailed
 
 
 def t(en: str) -> dict:

@@ -94,7 +94,7 @@ def test_draft_settings_can_be_patched(surveys):
     stored = Consultation.objects.get(consultation_id=cid)
     assert stored.min_cell_size == 12 and stored.revision == 1
     # The consent service takes texts and grants by languages, purposes and minimum age: it is told.
-    [created, event] = surveys.events(surveys.settings.topics.surveys)
+    [_created, event] = surveys.events(surveys.settings.topics.surveys)
     assert event.type == "consultation.settings_changed" and event.key == cid
     assert {
         k: event.payload[k] for k in ("languages", "purposes", "min_age", "organisation_id")

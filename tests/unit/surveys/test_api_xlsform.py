@@ -8,8 +8,8 @@ import pytest
 
 from services.surveys.models import Response
 
-from .xlsform_corpus import CORPUS
 from .workbooks import xls, xlsx
+from .xlsform_corpus import CORPUS
 
 EN, AR = "label::English (en)", "label::Arabic (ar)"
 

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.surveys import intake
+from services.surveys import erasure, participants
 from services.surveys.models import Consultation, ContactAccess, FollowUpContact
 from shared.events import utcnow
 from tests.unit.surveys.conftest import ALL_PURPOSES
@@ -149,14 +149,14 @@ def test_a_withdrawal_before_any_contact_refuses_it(surveys, cid, unchanged):
 
 def test_a_withdrawal_landing_while_the_details_are_written_removes_them(surveys, cid, monkeypatch):
     pseudonym, token = joined(surveys, cid)
-    real_admit = intake.admit
+    real_admit = participants.admit
 
     def admit_then_withdraw(*args, **kwargs):
         admission = real_admit(*args, **kwargs)
         surveys.withdraw(pseudonym, cid, purposes=["follow_up_contact"], everything=False)
         return admission
 
-    monkeypatch.setattr(intake, "admit", admit_then_withdraw)
+    monkeypatch.setattr(participants, "admit", admit_then_withdraw)
     put(surveys, token, expect=403)
     assert FollowUpContact.objects.count() == 0
 
@@ -173,7 +173,7 @@ def test_full_withdrawal_and_retention_delete_the_details(surveys, cid):
     Consultation.objects(consultation_id=cid).update_one(
         set__closed_at=utcnow() - timedelta(days=400)
     )
-    intake.erase_expired(surveys.settings.topics.responses, "trace")
+    erasure.erase_expired(surveys.settings.topics.responses, "trace")
     assert FollowUpContact.objects.count() == 0
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from services.surveys import field_crypto, intake
+from services.surveys import erasure, field_crypto, participants
 from services.surveys.handlers import HANDLERS
 from services.surveys.models import Erasure, Participant, Response, ResumeDraft, Withdrawal
 from tests.unit.surveys.conftest import FULL_ANSWERS, withdraw_during_intake
@@ -37,7 +37,9 @@ def test_withdrawal_after_submission_erases_the_response_and_shreds_the_key(surv
     stored = Response.objects.get(response_id=receipt["response_id"])
     saved_copy = dict(stored.free_text)  # e.g. in a backup
     assert (
-        intake.decrypt_free_text(pseudonym, stored.response_id, saved_copy, keys(surveys))["story"]
+        participants.decrypt_free_text(pseudonym, stored.response_id, saved_copy, keys(surveys))[
+            "story"
+        ]
         == STORY
     )
     [submitted] = surveys.events(surveys.settings.topics.responses, "response.submitted")
@@ -47,7 +49,7 @@ def test_withdrawal_after_submission_erases_the_response_and_shreds_the_key(surv
     assert Response.objects.count() == 0
     assert Participant.objects.get(pseudonym=pseudonym).wrapped_key is None
     with pytest.raises(field_crypto.KeyShredded):
-        intake.decrypt_free_text(pseudonym, stored.response_id, saved_copy, keys(surveys))
+        participants.decrypt_free_text(pseudonym, stored.response_id, saved_copy, keys(surveys))
     [erasure] = Erasure.objects
     assert (erasure.response_id, erasure.reason) == (receipt["response_id"], "withdrawal")
     [erased] = erased_events(surveys)
@@ -76,7 +78,7 @@ def test_withdrawal_before_submission_leaves_nothing_to_store(surveys, unchanged
     participant = Participant.objects.get(pseudonym=pseudonym)
     aad = f"resume:{open_cid}:{pseudonym}".encode()
     assert STORY in field_crypto.decrypt_field(
-        intake.participant_key(participant, keys(surveys)), saved_copy, aad
+        participants.participant_key(participant, keys(surveys)), saved_copy, aad
     )
 
     surveys.withdraw(pseudonym, open_cid)  # arrives before the response
@@ -86,7 +88,7 @@ def test_withdrawal_before_submission_leaves_nothing_to_store(surveys, unchanged
         surveys.call("POST", "/api/v1/resume/lookup", 404, json={"resume_code": code})
     assert Response.objects.count() == 0 and ResumeDraft.objects.count() == 0
     with pytest.raises(field_crypto.KeyShredded):
-        intake.participant_key(Participant.objects.get(pseudonym=pseudonym), keys(surveys))
+        participants.participant_key(Participant.objects.get(pseudonym=pseudonym), keys(surveys))
     assert Withdrawal.objects.get(pseudonym=pseudonym).all is True
     assert erased_events(surveys) == []  # nothing was stored, so nothing was erased
     assert surveys.events(surveys.settings.topics.responses, "response.submitted") == []
@@ -142,7 +144,7 @@ def test_an_interrupted_erasure_is_finished_by_the_redelivered_event(
     with monkeypatch.context() as patch:
         patch.setattr(Response, "delete", crash)
         with pytest.raises(RuntimeError):
-            intake.apply_withdrawal(
+            erasure.apply_withdrawal(
                 {
                     "pseudonym": pseudonym,
                     "consultation_id": open_cid,
@@ -172,9 +174,9 @@ def test_withdrawing_quote_consent_only_keeps_the_response_but_not_as_a_quote(su
     assert stored.quotable is False
     assert stored.purposes == ["participate", "aggregate_reporting"]
     assert (
-        intake.decrypt_free_text(pseudonym, stored.response_id, stored.free_text, keys(surveys))[
-            "story"
-        ]
+        participants.decrypt_free_text(
+            pseudonym, stored.response_id, stored.free_text, keys(surveys)
+        )["story"]
         == STORY
     )
     assert Erasure.objects.count() == 0 and erased_events(surveys) == []
@@ -212,6 +214,8 @@ def test_one_participants_withdrawal_touches_no_one_else(surveys, open_cid):
     [kept] = Response.objects
     assert kept.pseudonym == staying and kept.quotable is True
     assert (
-        intake.decrypt_free_text(staying, kept.response_id, kept.free_text, keys(surveys))["story"]
+        participants.decrypt_free_text(staying, kept.response_id, kept.free_text, keys(surveys))[
+            "story"
+        ]
         == STORY
     )

@@ -9,8 +9,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from services.surveys import intake
-from services.surveys.models import Consultation, Response
+from services.surveys import participants
+from services.surveys.models import Consultation, Participant, Response
 from shared.events import isoformat, utcnow
 from tests.unit.surveys.conftest import ALL_PURPOSES, FULL_ANSWERS
 
@@ -34,10 +34,10 @@ def test_every_question_type_is_stored_normalised(surveys, open_cid):
     assert set(stored.free_text) == {"story", "health_detail"}
     assert stored.pseudonym == pseudonym and stored.survey_version == 1 and stored.quotable is True
     assert stored.grant_id == f"g_{pseudonym}" and stored.purposes == ALL_PURPOSES
-    key = intake.participant_key(
-        intake.Participant.objects.get(pseudonym=pseudonym), surveys.runtime.context.keys
+    key = participants.participant_key(
+        Participant.objects.get(pseudonym=pseudonym), surveys.runtime.context.keys
     )
-    assert intake.decrypt_free_text(
+    assert participants.decrypt_free_text(
         pseudonym, stored.response_id, stored.free_text, surveys.runtime.context.keys
     ) == {"story": "Someone who spoke my language.", "health_detail": "A dentist"}
     assert key  # the key exists until the participant withdraws

@@ -8,12 +8,12 @@ import pytest
 
 from services.surveys.questionnaire import (
     check_translations,
-    condition_holds,
     publishable,
     published_questions,
     validate_definition,
 )
 from shared.errors import ValidationFailed
+from shared.questionnaire.definition import condition_holds
 
 
 def t(en: str, ar: str | None = None) -> dict:

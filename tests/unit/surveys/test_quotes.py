@@ -8,7 +8,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.surveys import intake, quotes
+from services.surveys import erasure, quotes
 from services.surveys.models import ApprovedQuote, Consultation, Response
 from shared.events import Envelope, utcnow
 from tests.unit.surveys.conftest import FULL_ANSWERS
@@ -198,7 +198,7 @@ def test_revoking_removes_the_text_and_emits_quote_revoked_once(surveys, cid):
     assert ApprovedQuote.objects.get(quote_id=quote["quote_id"]).excerpt is None
     again = revoke(surveys, cid, quote["quote_id"])
     assert again["revoked_at"] == revoked["revoked_at"]
-    [approved, withdrawn] = quote_events(surveys)
+    [_approved, withdrawn] = quote_events(surveys)
     assert withdrawn.type == "quote.revoked" and withdrawn.key == cid
     assert withdrawn.payload == {
         "quote_id": quote["quote_id"],
@@ -285,7 +285,7 @@ def test_retention_erasure_revokes_and_deletes_quotes(surveys, cid):
     Consultation.objects(consultation_id=cid).update_one(
         set__closed_at=utcnow() - timedelta(days=400)
     )
-    assert intake.erase_expired(surveys.settings.topics.responses, "trace-retention") == {cid: 1}
+    assert erasure.erase_expired(surveys.settings.topics.responses, "trace-retention") == {cid: 1}
     assert ApprovedQuote.objects.count() == 0
     [revoked] = quote_events(surveys, "quote.revoked")
     assert (revoked.payload["quote_id"], revoked.payload["revoked_by"]) == (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -202,5 +202,5 @@ def test_progress_expires_after_the_configured_time(secrets_env, consent_keys):
     short = Surveys(app, bus, secrets_env, consent_keys[0])
     cid = short.open_consultation()
     saved = save(short, short.token(short.participant(cid), cid), {"safe": "no"})
-    left = datetime.fromisoformat(saved["expires_at"]) - datetime.now(timezone.utc)
+    left = datetime.fromisoformat(saved["expires_at"]) - datetime.now(UTC)
     assert timedelta(hours=1, minutes=59) < left <= timedelta(hours=2)

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.surveys import field_crypto, intake
+from services.surveys import erasure, field_crypto, participants
 from services.surveys.models import Consultation, Erasure, Participant, Response, ResumeDraft
 from shared.events import utcnow
 from tests.unit.surveys.conftest import FULL_ANSWERS
@@ -36,7 +36,7 @@ def test_responses_are_erased_once_the_retention_period_after_closing_has_passed
     old = Response.objects(consultation_id=expired).first()
     saved_copy, pseudonym = dict(old.free_text), old.pseudonym
 
-    report = intake.erase_expired(surveys.settings.topics.responses, "trace-retention")
+    report = erasure.erase_expired(surveys.settings.topics.responses, "trace-retention")
 
     assert report == {expired: 2}
     assert Response.objects(consultation_id=expired).count() == 0
@@ -46,7 +46,7 @@ def test_responses_are_erased_once_the_retention_period_after_closing_has_passed
     assert Participant.objects(consultation_id=expired, wrapped_key__ne=None).count() == 0
     assert Participant.objects(consultation_id=recent, wrapped_key=None).count() == 0
     with pytest.raises(field_crypto.KeyShredded):
-        intake.decrypt_free_text(
+        participants.decrypt_free_text(
             pseudonym, old.response_id, saved_copy, surveys.runtime.context.keys
         )
     erased = surveys.events(surveys.settings.topics.responses, "response.erased")
@@ -57,7 +57,7 @@ def test_responses_are_erased_once_the_retention_period_after_closing_has_passed
     # The consultation itself (and what was published from it) stays.
     assert Consultation.objects.get(consultation_id=expired).versions
 
-    assert intake.erase_expired(surveys.settings.topics.responses, "again") == {}  # nothing twice
+    assert erasure.erase_expired(surveys.settings.topics.responses, "again") == {}  # nothing twice
     assert len(surveys.events(surveys.settings.topics.responses, "response.erased")) == 2
 
 
@@ -67,8 +67,8 @@ def test_an_archived_consultation_is_erased_too_and_the_clock_counts_from_closin
         "POST", f"/api/v1/consultations/{cid}/status", 200, json={"status": "archived"}
     )
     topic = surveys.settings.topics.responses
-    assert intake.erase_expired(topic, "t", now=utcnow() + timedelta(days=4)) == {}
-    assert intake.erase_expired(topic, "t", now=utcnow() + timedelta(days=6)) == {cid: 1}
+    assert erasure.erase_expired(topic, "t", now=utcnow() + timedelta(days=4)) == {}
+    assert erasure.erase_expired(topic, "t", now=utcnow() + timedelta(days=6)) == {cid: 1}
 
 
 def test_saved_progress_of_an_expired_consultation_goes_too(surveys):
@@ -81,7 +81,7 @@ def test_saved_progress_of_an_expired_consultation_goes_too(surveys):
         json={"consent_token": surveys.token(pseudonym, cid), "answers": {"safe": "no"}},
     )
     surveys.organiser("POST", f"/api/v1/consultations/{cid}/status", 200, json={"status": "closed"})
-    intake.erase_expired(surveys.settings.topics.responses, "t", now=utcnow() + timedelta(days=2))
+    erasure.erase_expired(surveys.settings.topics.responses, "t", now=utcnow() + timedelta(days=2))
     assert ResumeDraft.objects.count() == 0
 
 
@@ -105,5 +105,5 @@ def test_a_consultation_past_its_closing_time_counts_as_closed(surveys):
         "PATCH", f"/api/v1/consultations/{cid}", 200, json={"closes_at": closes.isoformat()}
     )
     topic = surveys.settings.topics.responses
-    assert intake.erase_expired(topic, "t", now=closes + timedelta(days=2)) == {}
-    assert intake.erase_expired(topic, "t", now=closes + timedelta(days=3, seconds=1)) == {cid: 1}
+    assert erasure.erase_expired(topic, "t", now=closes + timedelta(days=2)) == {}
+    assert erasure.erase_expired(topic, "t", now=closes + timedelta(days=3, seconds=1)) == {cid: 1}

@@ -9,6 +9,8 @@ import pytest
 
 from services.surveys import questionnaire
 from services.surveys.survey_format import EXAMPLE_SURVEY, SURVEY_DEFINITION, component_schemas
+from shared.errors import ValidationFailed
+from shared.questionnaire import definition
 from tests.every_question_type import EVERY_TYPE_SURVEY
 
 
@@ -33,8 +35,8 @@ def validator(components: dict):
 
 
 def test_the_example_has_every_question_type_and_is_publishable():
-    types = {q["type"] for _, _, _, q in questionnaire.iter_questions(EXAMPLE_SURVEY)}
-    assert types == set(questionnaire.QUESTION_TYPES)
+    types = {q["type"] for _, _, _, q in definition.iter_questions(EXAMPLE_SURVEY)}
+    assert types == set(definition.QUESTION_TYPES)
     questionnaire.publishable(questionnaire.validate_definition(copy.deepcopy(EXAMPLE_SURVEY)))
 
 
@@ -66,7 +68,7 @@ def test_valid_surveys_match_the_documented_schema_as_sent_and_as_stored(survey)
 def test_what_the_survey_checks_refuse_the_schema_refuses_too(change):
     survey = copy.deepcopy(EXAMPLE_SURVEY)
     change(survey)
-    with pytest.raises(questionnaire.ValidationFailed):
+    with pytest.raises(ValidationFailed):
         questionnaire.publishable(questionnaire.validate_definition(copy.deepcopy(survey)))
     assert not validator(component_schemas()).is_valid(survey)
 

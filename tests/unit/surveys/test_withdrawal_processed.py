@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from services.surveys import intake
+from services.surveys import erasure
 from services.surveys.models import Withdrawal
 from shared.events import Envelope
 from tests.unit.surveys.conftest import FULL_ANSWERS, withdraw_during_intake
@@ -58,8 +58,8 @@ def test_the_same_withdrawal_event_is_confirmed_once(surveys):
     }
     topic = surveys.settings.topics.responses
     # As after a crash between the handler and the dispatcher's record: the handler runs again.
-    intake.apply_withdrawal(payload, topic, "t1", "e-1")
-    intake.apply_withdrawal(payload, topic, "t1", "e-1")
+    erasure.apply_withdrawal(payload, topic, "t1", "e-1")
+    erasure.apply_withdrawal(payload, topic, "t1", "e-1")
     assert len(processed(surveys)) == 1
     assert Withdrawal.objects.get(pseudonym=pseudonym).confirmed == ["e-1"]
     # And through the bus: the dispatcher drops the repeat as well.

@@ -6,10 +6,11 @@ import io
 
 import pytest
 
-from services.surveys.answers import validate_answers, visible_questions
-from services.surveys.questionnaire import CODE_PATTERN, check_translations, publishable
+from services.surveys.questionnaire import check_translations, publishable
 from services.surveys.xlsform import import_xlsform, language_code, read_xlsform
 from shared.errors import ValidationFailed
+from shared.questionnaire.answers import validate_answers, visible_questions
+from shared.questionnaire.definition import CODE_PATTERN
 
 from .workbooks import xlsx
 
@@ -818,7 +819,7 @@ def test_choice_names_voices_cannot_keep_are_mapped_and_said():
         ]
     }
     warnings = warnings_by_row(imported)
-    for row, code in zip((2, 3, 5), (codes[0], codes[1], codes[3])):
+    for row, code in zip((2, 3, 5), (codes[0], codes[1], codes[3]), strict=True):
         assert repr(code) in warnings[("choices", row)]
     assert ("choices", 4) not in warnings and ("choices", 6) not in warnings
 

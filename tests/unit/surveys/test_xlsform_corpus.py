@@ -21,7 +21,7 @@ from .xlsform_corpus import CORPUS, EN, Form
 WHAT_TO_DO = re.compile(
     r"[:;(]\s.*\b(delete|change|write|add|rename|clear|fill|copy|move|correct|ask|make|"
     r"number|end|use|rewrite|save|set|name)\b",
-    re.I | re.S,
+    re.IGNORECASE | re.DOTALL,
 )
 
 

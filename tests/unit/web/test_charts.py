@@ -17,7 +17,7 @@ HIDDEN = "hidden: fewer than 10 people"
 
 
 def parse(chart: charts.Chart) -> ET.Element:
-    return ET.fromstring(str(chart.svg))
+    return ET.fromstring(str(chart.svg))  # noqa: S314 (the module's own output)
 
 
 def texts(root: ET.Element) -> list[str]:

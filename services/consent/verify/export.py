@@ -1,267 +1,31 @@
-"""Independent verifier for a Voices consent-ledger export.
-
-    python -m services.consent.verify EXPORT.jsonl PUBLIC_KEY.pem [--since CHECKPOINT.json] [--allow-unsigned-tail]
-    voices-verify-ledger EXPORT.jsonl PUBLIC_KEY.pem
-
-Prints "OK: N entries, M checkpoints" and exits 0, or names the first bad
-line (line number, entry seq, what is wrong) and exits 1; exit 2 for
-unusable arguments (unreadable files, no public key).
-
-This file is deliberately self-contained: it imports only the Python
-standard library and ``cryptography``, and re-implements the canonical JSON,
-hash chain, RFC 6962 / RFC 9162 Merkle functions and the checkpoint message
-instead of importing them from the service. An auditor must be able to
-read one file, run it on an export, and trust the result without trusting
-(or even installing) the code that wrote the ledger.
-
-Export format, one JSON object per line, each in canonical JSON (sorted
-keys, no spaces, UTF-8, so every line has exactly one valid spelling):
-  {"type":"entry","seq":0,"kind":"...","at":"...","data":{...},"prev_hash":"<64 hex>","hash":"<64 hex>"}
-  {"type":"checkpoint","tree_size":N,"root_hash":"<64 hex>","timestamp":"...","signature":"<base64>","key_id":"<16 hex>"}
-
-An auditor of one organisation gets a partial export instead: a first line {"type":"partial"},
-the signed checkpoint of the whole ledger, then each of their entries followed by its inclusion
-proof in that tree:
-  {"type":"inclusion","seq":N,"tree_size":T,"audit_path":["<64 hex>",...]}
-It checks the signature, each entry's own hash, and each entry's audit path up to the signed root.
-
-Checks of a whole export, in file order: every line is canonical JSON of a known shape;
-entries have seq 0, 1, 2, ... with no gap; prev_hash is the previous
-entry's hash (64 zeros first); hash = SHA-256(canonical entry without
-"hash"); each checkpoint is signed (Ed25519) by a key in the PEM file over
-its size, root and timestamp; its root equals the RFC 6962 Merkle tree head
-recomputed over the first tree_size entries; successive checkpoints never
-shrink or go back in time, and so each one's tree is a prefix of the next
-(recomputing both roots from the same entries is the consistency proof,
-made with the data itself). ``--since`` also checks an earlier checkpoint
-the auditor kept, so a rewritten history cannot hide behind fresh
-signatures.
-
-The service's exports always end in a signed checkpoint, so by default entries
-after the last checkpoint fail the check: they are what an entry forged after
-it, a rewrite with the last checkpoint dropped, a last checkpoint replaced by
-an older one, or a cut tail look like. ``--allow-unsigned-tail`` accepts them
-(with a note), for an export cut by hand. An export cut back to an earlier
-checkpoint, entries and checkpoints together, is a valid older export: only
-``--since`` with a later checkpoint the auditor kept catches it.
-"""
+"""Checking an export line by line: a whole ledger (`ExportVerifier`) or one organisation's part
+with inclusion proofs (`PartialExportVerifier`); `verify_export` picks the one the first line asks for."""
 
 from __future__ import annotations
 
-import argparse
-import base64
-import binascii
-import hashlib
 import itertools
 import json
-import re
-import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Sequence
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-# Duplicated from services/consent/ledger.py on purpose (see the module docstring).
-KINDS = frozenset(
-    {
-        "consent.granted",
-        "consent.withdrawn",
-        "consent_text.published",
-        "release.signed_off",
-        "response.erased",
-        "withdrawal.processed",
-        "contacts.accessed",
-    }
+from .proofs import (
+    CHECKPOINT_KEYS,
+    ENTRY_KEYS,
+    GENESIS_PREV_HASH,
+    HEX64,
+    KINDS,
+    PARTIAL_MARK,
+    RootBuilder,
+    canonical,
+    checkpoint_problem,
+    leaf_hash,
+    parse_time,
+    sha256,
+    verify_inclusion,
 )
-ENTRY_KEYS = frozenset({"type", "seq", "kind", "at", "data", "prev_hash", "hash"})
-CHECKPOINT_KEYS = frozenset({"type", "tree_size", "root_hash", "timestamp", "signature", "key_id"})
-GENESIS_PREV_HASH = "0" * 64
-CHECKPOINT_CONTEXT = "voices-consent-ledger checkpoint v1"
-HEX64 = re.compile(r"^[0-9a-f]{64}$")
-PARTIAL_MARK = (
-    '{"type":"partial"}'  # the first line of an export of part of the ledger (ledger.PARTIAL_MARK)
-)
-
-
-_CANONICAL = json.JSONEncoder(
-    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-)
-
-
-def canonical(value: object) -> str:
-    """Canonical JSON text: sorted keys, no spaces, non-ASCII kept as UTF-8, no NaN."""
-    return _CANONICAL.encode(value)
-
-
-def sha256(data: bytes) -> bytes:
-    return hashlib.sha256(data).digest()
-
-
-# ---- RFC 6962 / RFC 9162 -------------------------------------------------------
-
-
-def leaf_hash(data: bytes) -> bytes:
-    """RFC 6962 §2.1: leaf hash = SHA-256(0x00 || data)."""
-    return sha256(b"\x00" + data)
-
-
-def node_hash(left: bytes, right: bytes) -> bytes:
-    """RFC 6962 §2.1: interior node = SHA-256(0x01 || left || right)."""
-    return sha256(b"\x01" + left + right)
-
-
-class RootBuilder:
-    """Merkle tree heads of every prefix, one leaf at a time, in O(1) amortised per leaf.
-
-    Keeps the perfect subtrees ("peaks") of the leaves so far; the RFC 6962
-    tree head (split at the largest power of two below n) is these peaks
-    folded right to left. Leaf hashes are kept so a root of an earlier prefix
-    can be recomputed when a checkpoint line comes late in the file.
-    """
-
-    def __init__(self) -> None:
-        self.peaks: list[tuple[int, bytes]] = []
-        self.leaves: list[bytes] = []
-
-    def append(self, leaf: bytes) -> None:
-        self.leaves.append(leaf)
-        size, h = 1, leaf
-        while self.peaks and self.peaks[-1][0] == size:
-            _, left = self.peaks.pop()
-            h, size = node_hash(left, h), size * 2
-        self.peaks.append((size, h))
-
-    def root(self) -> bytes:
-        if not self.peaks:
-            return sha256(b"")
-        h = self.peaks[-1][1]
-        for _, left in reversed(self.peaks[:-1]):
-            h = node_hash(left, h)
-        return h
-
-    def root_of_prefix(self, size: int) -> bytes:
-        if size == len(self.leaves):
-            return self.root()
-        again = RootBuilder()
-        for leaf in self.leaves[:size]:
-            again.append(leaf)
-        return again.root()
-
-
-def verify_inclusion(
-    leaf: bytes, index: int, tree_size: int, path: Sequence[bytes], root: bytes
-) -> bool:
-    """RFC 9162 §2.1.3.2: does the audit path prove leaf hash ``leaf`` at ``index`` in the tree ``root``?"""
-    if not 0 <= index < tree_size:
-        return False
-    fn, sn, r = index, tree_size - 1, leaf
-    for p in path:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            r = node_hash(p, r)
-            while fn and not fn & 1:
-                fn, sn = fn >> 1, sn >> 1
-        else:
-            r = node_hash(r, p)
-        fn, sn = fn >> 1, sn >> 1
-    return sn == 0 and r == root
-
-
-def verify_consistency(
-    first: int, second: int, first_root: bytes, second_root: bytes, path: Sequence[bytes]
-) -> bool:
-    """RFC 9162 §2.1.4.2: is (second, second_root) an append-only extension of (first, first_root)?"""
-    if not 0 <= first <= second:
-        return False
-    if first == second:
-        return not path and first_root == second_root
-    if first == 0:  # everything extends the empty tree; only its root can be checked
-        return not path and first_root == sha256(b"")
-    if not path:
-        return False
-    path = list(path)
-    if first & (first - 1) == 0:
-        path = [first_root] + path
-    fn, sn = first - 1, second - 1
-    while fn & 1:
-        fn, sn = fn >> 1, sn >> 1
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            fr, sr = node_hash(c, fr), node_hash(c, sr)
-            while fn and not fn & 1:
-                fn, sn = fn >> 1, sn >> 1
-        else:
-            sr = node_hash(sr, c)
-        fn, sn = fn >> 1, sn >> 1
-    return fr == first_root and sr == second_root and sn == 0
-
-
-# ---- keys and checkpoints -------------------------------------------------------
-
-
-def key_id(public_key: Ed25519PublicKey) -> str:
-    raw = public_key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return hashlib.sha256(raw).hexdigest()[:16]
-
-
-_PEM_BLOCK = re.compile(rb"-----BEGIN PUBLIC KEY-----.+?-----END PUBLIC KEY-----", re.DOTALL)
-
-
-def load_public_keys(pem: bytes) -> dict[str, Ed25519PublicKey]:
-    """Every Ed25519 public key in a PEM file (several allowed, for key rotation), by key id."""
-    keys = {}
-    for block in _PEM_BLOCK.findall(pem):
-        key = serialization.load_pem_public_key(block)
-        if isinstance(key, Ed25519PublicKey):
-            keys[key_id(key)] = key
-    return keys
-
-
-def checkpoint_message(tree_size: int, root_hash: str, timestamp: str) -> bytes:
-    return f"{CHECKPOINT_CONTEXT}\n{tree_size}\n{root_hash}\n{timestamp}\n".encode("ascii")
-
-
-def checkpoint_problem(cp: dict, keys: dict[str, Ed25519PublicKey]) -> str | None:
-    """Why a checkpoint's fields or signature are not acceptable, or None."""
-    size, root, stamp, sig, kid = (
-        cp.get(k) for k in ("tree_size", "root_hash", "timestamp", "signature", "key_id")
-    )
-    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
-        return "tree_size is not a non-negative integer"
-    if not isinstance(root, str) or not HEX64.match(root):
-        return "root_hash is not 64 lowercase hex digits"
-    if not isinstance(stamp, str) or parse_time(stamp) is None:
-        return "timestamp is not an ISO-8601 time with a zone"
-    if not isinstance(kid, str) or kid not in keys:
-        return f"signed by key {kid!r}, which is not in the public key file"
-    try:
-        signature = base64.b64decode(sig, validate=True) if isinstance(sig, str) else b""
-    except (binascii.Error, ValueError):
-        signature = b""
-    # Only the canonical base64 spelling of a 64-byte signature is accepted.
-    if len(signature) != 64 or base64.b64encode(signature).decode("ascii") != sig:
-        return "signature is not base64 of 64 bytes"
-    try:
-        keys[kid].verify(signature, checkpoint_message(size, root, stamp))
-    except InvalidSignature:
-        return "signature does not verify with the public key"
-    return None
-
-
-def parse_time(value: str) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return moment if moment.tzinfo is not None else None
-
 
 # ---- the export -------------------------------------------------------------------
 
@@ -427,7 +191,7 @@ class ExportVerifier:
         except _Bad as bad:
             self.problem = bad
 
-    def copy(self) -> "ExportVerifier":
+    def copy(self) -> ExportVerifier:
         twin = object.__new__(ExportVerifier)
         twin.__dict__.update(self.__dict__)
         twin.builder = RootBuilder()
@@ -488,7 +252,7 @@ class ExportVerifier:
             raise _Bad(number, f"unknown line type {kind!r}")
         getattr(self, f"_{kind}")(obj, text, number)
 
-    LINE_TYPES = ("entry", "checkpoint")
+    LINE_TYPES: tuple[str, ...] = ("entry", "checkpoint")
 
     def _entry(self, obj: dict, text: str, number: int) -> None:
         _check_entry_fields(obj, number)
@@ -513,6 +277,8 @@ class ExportVerifier:
     def _checkpoint(self, obj: dict, text: str, number: int) -> None:
         _check_checkpoint(obj, number, self.public_keys)
         moment = parse_time(obj["timestamp"])
+        if moment is None:  # _check_checkpoint refused it already; this keeps the types honest
+            raise _Bad(number, "checkpoint timestamp is not an ISO-8601 time with a zone")
         if obj["tree_size"] < self.last_size or (
             self.last_time is not None and moment < self.last_time
         ):
@@ -630,11 +396,14 @@ class PartialExportVerifier(ExportVerifier):
         if self.unproven is None:
             raise _Bad(number, "an inclusion proof with no entry before it")
         _line, seq, leaf = self.unproven
+        head = self.head
+        if head is None:  # an entry is refused before the checkpoint, so no proof can come first
+            raise _Bad(number, "an inclusion proof before the signed checkpoint")
         path = obj.get("audit_path")
         if (
             set(obj) != {"type", "seq", "tree_size", "audit_path"}
             or obj["seq"] != seq
-            or obj["tree_size"] != self.head["tree_size"]
+            or obj["tree_size"] != head["tree_size"]
             or not isinstance(path, list)
             or not all(isinstance(h, str) and HEX64.match(h) for h in path)
         ):
@@ -644,9 +413,9 @@ class PartialExportVerifier(ExportVerifier):
         if not verify_inclusion(
             leaf,
             seq,
-            self.head["tree_size"],
+            head["tree_size"],
             [bytes.fromhex(h) for h in path],
-            bytes.fromhex(self.head["root_hash"]),
+            bytes.fromhex(head["root_hash"]),
         ):
             raise _Bad(
                 number,
@@ -688,57 +457,3 @@ def verify_export(
     return ExportVerifier(public_keys, trusted, strict).run(
         itertools.chain([] if first is None else [first], lines)
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command line entry point; returns the exit status (0 ok, 1 bad export, 2 unusable input)."""
-    parser = argparse.ArgumentParser(
-        prog="voices-verify-ledger",
-        description="Verify a Voices consent-ledger export with the public key only.",
-    )
-    parser.add_argument("export", help="the JSON-lines export")
-    parser.add_argument("public_key", help="PEM file with the ledger's Ed25519 public key(s)")
-    parser.add_argument(
-        "--since",
-        action="append",
-        default=[],
-        metavar="CHECKPOINT.json",
-        help="a checkpoint you kept earlier; the export must extend it (repeatable)",
-    )
-    parser.add_argument(
-        "--allow-unsigned-tail",
-        action="store_true",
-        help="accept entries after the last signed checkpoint (exports end in one, so by "
-        "default they fail)",
-    )
-    parser.add_argument(
-        "--strict", action="store_true", help="the default; kept so older scripts still run"
-    )
-    args = parser.parse_args(argv)
-    try:
-        with open(args.public_key, "rb") as handle:
-            keys = load_public_keys(handle.read())
-        trusted = []
-        for path in args.since:
-            with open(path, "rb") as handle:
-                trusted.append(json.loads(handle.read().decode("utf-8")))
-    except (OSError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if not keys:
-        print(f"error: no Ed25519 public key in {args.public_key}", file=sys.stderr)
-        return 2
-    try:
-        with open(args.export, "rb") as handle:
-            report = verify_export(
-                handle, keys, trusted=trusted, strict=not args.allow_unsigned_tail
-            )
-    except OSError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(report.message())
-    return 0 if report.ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

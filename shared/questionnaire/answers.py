@@ -6,7 +6,7 @@ any subset is a valid partial response. A blank value (None, "" or only
 whitespace) means "not answered" for every type, because web forms send
 every field whether filled in or not.
 
-Expects a definition that passed `questionnaire.validate_definition`.
+Expects a definition that passed the surveys service's `validate_definition`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from shared.errors import NotFound, ValidationFailed
-
-from .questionnaire import (
+from shared.questionnaire.definition import (
     DATE,
     DEFAULT_MAX_LENGTH,
     FREE_TEXT,
@@ -114,11 +113,11 @@ def normalise_answer(question: Mapping[str, Any], value: Any) -> Any:
             number: int | float = _as_whole_number(value)
         else:
             number = _as_float(value)
-        low, high = question.get("min"), question.get("max")
-        if low is not None and number < low:
-            raise _Invalid(f"must be at least {low}")
-        if high is not None and number > high:
-            raise _Invalid(f"must be at most {high}")
+        least, most = question.get("min"), question.get("max")
+        if least is not None and number < least:
+            raise _Invalid(f"must be at least {least}")
+        if most is not None and number > most:
+            raise _Invalid(f"must be at most {most}")
         return number
     if qtype == DATE:
         if isinstance(value, str):
