@@ -86,3 +86,47 @@ def test_a_later_answer_does_not_change_the_release_page(staff_browser, released
     after = policy.get(f"/staff/insights/{released.consultation_id}").get_data(as_text=True)
     strip = re.compile(r'name="csrf_token" value="[^"]*"')
     assert strip.sub("", before) == strip.sub("", after)
+
+
+def test_a_noisy_release_says_so_with_its_epsilon(platform, new_browser):
+    from tests.unit.web.conftest import open_demo_consultation
+    from tests.unit.web.staff.conftest import make_account
+
+    noisy = open_demo_consultation(platform, epsilon_budget=2.0)
+    for person in range(40):
+        answer(
+            platform,
+            noisy,
+            {
+                "region": "north" if person % 2 else "capital",
+                "age_band": "25-39",
+                "got_help": "yes",
+            },
+        )
+    platform.deliver()
+    platform.call(
+        "POST",
+        "/api/v1/releases",
+        noisy.organiser_token,
+        expect=201,
+        json={"consultation_id": noisy.consultation_id, "epsilon": 0.5},
+    )
+    organisation = platform.call(
+        "GET", f"/api/v1/consultations/{noisy.consultation_id}", noisy.organiser_token, expect=200
+    ).get_json()["organisation_id"]
+    person = make_account(platform, "policy", organisation)
+    policy = new_browser()
+    policy.email = person["email"]
+    policy.sign_in()
+    html = policy.get(f"/staff/insights/{noisy.consultation_id}").get_data(as_text=True)
+    assert "differential privacy, epsilon 0.5" in html
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                policy.get(f"/staff/insights/{noisy.consultation_id}/export.csv").get_data(
+                    as_text=True
+                )
+            )
+        )
+    )
+    assert {r["noise_added"] for r in rows} == {"true"} and {r["epsilon"] for r in rows} == {"0.5"}
