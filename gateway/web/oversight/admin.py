@@ -17,7 +17,12 @@ from marshmallow import Schema, ValidationError
 from gateway import accounts
 from gateway.models import Account, ApiToken, Organisation
 from gateway.policy import allows, build_map, match
-from gateway.schemas import AccountCreateSchema, OrganisationCreateSchema, TokenCreateSchema
+from gateway.schemas import (
+    AccountCreateSchema,
+    AccountUpdateSchema,
+    OrganisationCreateSchema,
+    TokenCreateSchema,
+)
 from gateway.web.i18n import N_
 from gateway.web.staff.forms import Form
 from gateway.web.staff.pages import (
@@ -158,6 +163,11 @@ def _account_page(account: Account, status: int = 200, **extra: Any) -> Response
         role_name=_(ROLE_NAMES.get(account.role, account.role)),
         tokens=tokens,
         token_form=extra.pop("token_form", Form.of({"ttl_days": "90"})),
+        role_form=extra.pop(
+            "role_form",
+            Form.of({"role": account.role, "disabled": "on" if account.disabled else None}),
+        ),
+        role_options=_role_options(),
         **extra,
     )
 
@@ -167,6 +177,26 @@ def _account_page(account: Account, status: int = 200, **extra: Any) -> Response
 def account(account_id: str) -> Response:
     permitted("GET", f"/api/v1/accounts/{account_id}")
     return _account_page(_account(account_id))
+
+
+@admin.route("/admin/accounts/<account_id>/role", methods=["POST"])
+@signed_in("admin")
+def change_role(account_id: str) -> Response:
+    """Change an account's role or disable it (its sign-in sessions end either way)."""
+    permitted("PATCH", f"/api/v1/accounts/{account_id}")
+    holder = _account(account_id)
+    form = Form.of(request.form)
+    body = {"role": form.value("role"), "disabled": form.value("disabled") == "on"}
+    data = _validated(AccountUpdateSchema(), body, form)
+    if data is not None:
+        try:
+            changed = accounts.update_account(account_id, data)
+        except ValidationFailed as exc:
+            _refusal(form, exc, FIELDS)
+        else:
+            flash(_("The account %(email)s was changed.", email=changed.email))
+            return see_other(url_for("admin.account", account_id=account_id))
+    return _account_page(holder, 400, role_form=form)
 
 
 @admin.route("/admin/accounts/<account_id>/password-link", methods=["POST"])

@@ -94,3 +94,21 @@ def test_only_admins(staff_browser):
     assert policy.get("/staff/admin/accounts").status_code == 403
     assert policy.post("/staff/admin/organisations", {"name": "Sneaky"}).status_code == 403
     assert Organisation.objects(name="Sneaky").first() is None
+
+
+def test_admin_changes_a_role_and_disables_an_account(staff_browser, platform, organisation):
+    admin = staff_browser("admin")
+    person = platform.staff("organiser", organisation)
+    page = f"/staff/admin/accounts/{person['account_id']}"
+    admin.get(page)
+    changed = admin.post(f"{page}/role", {"role": "policy"})
+    assert changed.status_code == 303
+    assert Account.objects(account_id=person["account_id"]).first().role == "policy"
+    admin.get(page)
+    refused = admin.post(f"{page}/role", {"role": "platform_auditor"})
+    assert refused.status_code == 400 and 'id="f-role-error"' in refused.get_data(as_text=True)
+    assert Account.objects(account_id=person["account_id"]).first().role == "policy"
+    admin.get(page)
+    admin.post(f"{page}/role", {"role": "policy", "disabled": "on"})
+    assert Account.objects(account_id=person["account_id"]).first().disabled
+    platform.call("GET", "/api/v1/me", person["token"], expect=401)
