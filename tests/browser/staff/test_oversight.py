@@ -159,7 +159,7 @@ def test_admin_creates_an_organisation_and_an_organiser_and_hands_over_a_passwor
         holder.close()
 
 
-def _pages(released: str, seq: int) -> dict[str, list[str]]:
+def _pages(released: str, seq: int, account_id: str) -> dict[str, list[str]]:
     return {
         "policy": ["/staff/insights", f"/staff/insights/{released}"],
         "auditor": [
@@ -169,7 +169,11 @@ def _pages(released: str, seq: int) -> dict[str, list[str]]:
             "/staff/ledger/erasures",
             "/staff/ledger/verify",
         ],
-        "admin": ["/staff/admin/organisations", "/staff/admin/accounts"],
+        "admin": [
+            "/staff/admin/organisations",
+            "/staff/admin/accounts",
+            f"/staff/admin/accounts/{account_id}",
+        ],
     }
 
 
@@ -181,7 +185,8 @@ def test_every_oversight_page_passes_axe_in_every_language(staff_page, web_stack
     seq = api.call("GET", "/api/v1/ledger/entries", auditor, params={"limit": 1})["entries"][0][
         "seq"
     ]
-    for role, paths in _pages(released, seq).items():
+    account_id = api.call("GET", "/api/v1/me", auditor)["subject"]
+    for role, paths in _pages(released, seq, account_id).items():
         page = staff_page(role, lang)
         for path in paths:
             page.goto(f"{web_stack.origin}{path}?lang={lang}")
