@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from flask import Response, current_app, request
+from flask import Response, current_app, request, url_for
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
@@ -118,7 +118,18 @@ class AccountPasswordLinks(MethodView):
     def post(self, account_id):
         """A one-time code with which the account holder sets their own password; earlier codes stop working."""
         link, code = accounts.create_password_link(account_id)
-        return {"code": code, "account_id": link.account_id, "expires_at": link.expires_at}
+        settings = current_app.extensions["voices_settings"]
+        # VOICES_PUBLIC_URL when set (what the account holder opens), else this request's origin.
+        origin = (
+            settings.get("PUBLIC_URL")
+            or f"{'https' if behind_tls(settings) else request.scheme}://{request.host}"
+        )
+        return {
+            "code": code,
+            "account_id": link.account_id,
+            "expires_at": link.expires_at,
+            "url": origin.rstrip("/") + url_for("shell.set_password", code=code),
+        }
 
 
 @staff.route("/tokens")

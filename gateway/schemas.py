@@ -60,6 +60,9 @@ class PasswordLinkSchema(Schema):
     )
     account_id = fields.String()
     expires_at = UTCDateTime()
+    url = fields.String(
+        metadata={"description": "the staff page where the account holder sets the password"}
+    )
 
 
 class PasswordLinkRedeemSchema(StrictSchema):

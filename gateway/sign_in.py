@@ -39,7 +39,8 @@ def spend_sign_in_attempt(email: str) -> bool:
     else:
         # Named by a hash: an email address is never a key in memory or in a log.
         address = hashlib.sha256(email.strip().lower().encode()).hexdigest()
-        spent = [limits.spend("anonymous", request.url_rule.rule), limits.spend("sign_in", address)]
+        rule = request.url_rule.rule if request.url_rule is not None else request.path
+        spent = [limits.spend("anonymous", rule), limits.spend("sign_in", address)]
     wait = max(spent)
     if wait:
         raise TooManyRequests(

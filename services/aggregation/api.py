@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from flask import Response, current_app
@@ -57,9 +58,13 @@ class Progress(MethodView):
     def get(self, consultation_id: str) -> Any:
         """Live count of counted responses (organisers watch progress; no cells, no answers)."""
         _own_consultation(consultation_id)
+        counted = Contribution.objects(consultation_id=consultation_id)
+        latest = counted.order_by("-counted_at").only("counted_at").first()
         return {
             "consultation_id": consultation_id,
-            "responses_counted": Contribution.objects(consultation_id=consultation_id).count(),
+            "responses_counted": counted.count(),
+            # The store hands back naive datetimes; they are UTC.
+            "last_counted_at": isoformat(latest.counted_at.replace(tzinfo=UTC)) if latest else None,
             "as_of": isoformat(utcnow()),
         }
 

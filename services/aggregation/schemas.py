@@ -6,6 +6,9 @@ from marshmallow import Schema, fields, validate
 class ProgressSchema(Schema):
     consultation_id = fields.String(required=True)
     responses_counted = fields.Integer(required=True)
+    last_counted_at = fields.String(
+        allow_none=True, metadata={"description": "when the latest response was counted"}
+    )
     as_of = fields.String(required=True)
 
 

@@ -41,6 +41,7 @@ def init_staff(
     principal sent to the services), VOICES_STAFF_IDLE_S (idle time before a staff page asks to
     sign in again, default 30 minutes).
     """
+    from gateway.web.staff.builder import builder
     from gateway.web.staff.shell import assets, shell
 
     session_secret = settings.require("SESSION_SECRET").encode()
@@ -52,6 +53,6 @@ def init_staff(
         idle=timedelta(seconds=int(settings.get("STAFF_IDLE_S") or DEFAULT_IDLE_S)),
     )
     app.extensions["voices_staff_web"] = state
-    for blueprint in (assets, shell):
+    for blueprint in (assets, shell, builder):
         app.register_blueprint(blueprint)
     return state

@@ -12,7 +12,7 @@ import hashlib
 import hmac
 import secrets
 
-TOKEN_FIELD = "csrf_token"
+TOKEN_FIELD = "csrf_token"  # noqa: S105 (the name of a form field, not a secret)
 
 
 def new_binding() -> str:

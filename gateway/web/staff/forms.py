@@ -118,6 +118,9 @@ def field_id(name: str) -> str:
 def _field_of(
     path: str, fields: Mapping[str, str], prefixes: Iterable[tuple[str, str]]
 ) -> str | None:
+    # marshmallow reports a bad value of a dict under "<key>.value": the problem of that key.
+    while path.rpartition(".")[2] in ("value", "key") and "." in path:
+        path = path.rpartition(".")[0]
     # "languages.0" belongs to the field of "languages": an item of a list is its field's problem.
     whole = path
     while whole not in fields and whole.rpartition(".")[2].isdigit():
@@ -126,7 +129,9 @@ def _field_of(
         return fields[whole]
     for service_prefix, form_prefix in prefixes:
         if path == service_prefix or path.startswith(service_prefix + "."):
-            return form_prefix + path[len(service_prefix) :]
+            rest = path[len(service_prefix) :]
+            name = form_prefix + rest if form_prefix else rest.lstrip(".")
+            return name or None
     return None
 
 

@@ -13,7 +13,7 @@ import functools
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit
 
 from flask import (
@@ -22,7 +22,6 @@ from flask import (
     abort,
     current_app,
     g,
-    redirect,
     render_template,
     request,
     url_for,
@@ -39,6 +38,9 @@ from gateway.web.staff import csrf
 from gateway.web.staff.forms import field_id
 from shared.auth import Principal
 from shared.errors import ServiceUnavailable, TooManyRequests, Unauthorized
+
+if TYPE_CHECKING:
+    from gateway.web.staff import StaffWeb
 
 log = logging.getLogger("voices.gateway.web.staff")
 
@@ -78,13 +80,14 @@ class SignInNeeded(Exception):
     """The page needs a signed-in person and there is none (never signed in, ended, idle)."""
 
 
-def state():
+def state() -> StaffWeb:
     return current_app.extensions["voices_staff_web"]
 
 
 def _(message: str, **variables: Any) -> str:
     """`message` in the page's language (with %(name)s variables filled in)."""
-    return state().catalogs.gettext(g.get("web_lang", DEFAULT_LANGUAGE), message, **variables)
+    text = state().catalogs.get(g.get("web_lang", DEFAULT_LANGUAGE)).gettext(message)
+    return text % variables if variables else text
 
 
 def principal() -> Principal:
@@ -120,7 +123,7 @@ def render(template: str, status: int = 200, **context: Any) -> Response:
 
 def see_other(location: str) -> Response:
     """The answer to a form that worked: reloading the next page never sends the form again."""
-    return redirect(location, code=303)
+    return Response(status=303, headers={"Location": location})
 
 
 def flash(message: str) -> None:
@@ -218,25 +221,36 @@ def _check_post(binding: str) -> None:
 def _finish(response: Response) -> Response:
     response.headers["Cache-Control"] = "no-store"
     secure = behind_tls(state().settings)
-    cookie = {"path": COOKIE_PATH, "httponly": True, "samesite": "Strict", "secure": secure}
-    if g.get("staff_new_lang"):
-        response.set_cookie(LANGUAGE_COOKIE, g.staff_new_lang, max_age=365 * 86400, **cookie)
-    if g.get("staff_new_binding"):
-        response.set_cookie(BINDING_COOKIE, g.staff_new_binding, **cookie)
-    if g.get("staff_new_session"):
+
+    def keep(name: str, value: str, max_age: int | None = None) -> None:
         response.set_cookie(
-            SESSION_COOKIE,
-            g.staff_new_session,
-            max_age=int(accounts.SESSION_TTL.total_seconds()),
-            **cookie,
+            name,
+            value,
+            max_age=max_age,
+            path=COOKIE_PATH,
+            httponly=True,
+            samesite="Strict",
+            secure=secure,
         )
+
+    def drop(name: str) -> None:
+        response.delete_cookie(
+            name, path=COOKIE_PATH, httponly=True, samesite="Strict", secure=secure
+        )
+
+    if g.get("staff_new_lang"):
+        keep(LANGUAGE_COOKIE, g.staff_new_lang, max_age=365 * 86400)
+    if g.get("staff_new_binding"):
+        keep(BINDING_COOKIE, g.staff_new_binding)
+    if g.get("staff_new_session"):
+        keep(SESSION_COOKIE, g.staff_new_session, int(accounts.SESSION_TTL.total_seconds()))
     elif g.get("staff_clear_session"):
-        response.delete_cookie(SESSION_COOKIE, **cookie)
+        drop(SESSION_COOKIE)
     outgoing = g.get("staff_flash_out")
     if outgoing:
-        response.set_cookie(FLASH_COOKIE, _serializer().dumps(outgoing), **cookie)
+        keep(FLASH_COOKIE, _serializer().dumps(outgoing))
     elif g.get("staff_flash_shown"):
-        response.delete_cookie(FLASH_COOKIE, **cookie)
+        drop(FLASH_COOKIE)
     return response
 
 

@@ -58,11 +58,12 @@ def _password_problems(form: Form, exc: ValidationFailed, field: str) -> None:
 @signed_in()
 def home() -> Response:
     """Where signing in leads: the pages of the person's role."""
-    for endpoint in HOME_BY_ROLE.get(principal().role, ()):
+    role = principal().role or ""
+    for endpoint in HOME_BY_ROLE.get(role, ()):
         if endpoint in current_app.view_functions:
             return see_other(url_for(endpoint))
     account = accounts.get_account(principal().subject)
-    return render("staff/home.html", email=account.email, role_name=_(ROLE_NAMES[principal().role]))
+    return render("staff/home.html", email=account.email, role_name=_(ROLE_NAMES.get(role, role)))
 
 
 # A role's own start page, when a page module provides it (the first registered one wins).

@@ -43,7 +43,16 @@ def test_sign_in_refusal_then_sign_in_and_out_with_the_keyboard(browser, web_sta
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_the_staff_layout_is_accessible_in_each_language(lang, staff_page):
+def test_the_staff_layout_is_accessible_in_each_language(lang, staff_page, new_context, web_stack):
+    signed_out = new_context().new_page()
+    signed_out.goto(f"{web_stack.origin}/staff/sign-in?lang={lang}")
+    expect(signed_out.locator("html")).to_have_attribute("lang", lang)
+    assert_staff_page_accessible(signed_out, f"sign-in [{lang}]")
+    signed_out.goto(f"{web_stack.origin}/staff/set-password/not-a-real-code")
+    assert_staff_page_accessible(signed_out, f"set password [{lang}]")
+    signed_out.click("form button.primary")  # empty and not a real link: said on the page
+    expect(signed_out.locator(".error-summary")).to_be_visible()
+    assert_staff_page_accessible(signed_out, f"set password refused [{lang}]")
     page = staff_page("auditor", lang)
     expect(page.locator("html")).to_have_attribute("dir", "rtl" if lang == "ar" else "ltr")
     assert_staff_page_accessible(page, f"staff home [{lang}]")

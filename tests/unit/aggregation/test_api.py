@@ -6,9 +6,10 @@ import csv
 import hashlib
 import io
 import json
+from datetime import UTC, datetime
 
 from services.aggregation import rebuild, releases
-from services.aggregation.models import Release
+from services.aggregation.models import Contribution, Release
 from services.aggregation.snapshots import verify_snapshot_digest
 from tests.unit.aggregation.conftest import (
     CID,
@@ -257,7 +258,13 @@ def test_freshness_and_progress_for_the_owning_organisers(agg):
     )
     agg.call("GET", f"{BASE}/freshness", 404, org="org_b")
     agg.call("GET", f"{BASE}/freshness", 403, role="policy")
-    assert agg.call("GET", f"{BASE}/progress", 200)["responses_counted"] == 5
+    progress = agg.call("GET", f"{BASE}/progress", 200)
+    assert progress["responses_counted"] == 5
+    latest = max(
+        c.counted_at for c in Contribution.objects(consultation_id=progress["consultation_id"])
+    )
+    shown = datetime.fromisoformat(progress["last_counted_at"])
+    assert shown == latest.replace(tzinfo=UTC)
 
 
 def test_rebuild_from_the_topics_gives_the_live_result(agg):

@@ -109,6 +109,9 @@ def test_a_refusal_goes_next_to_the_fields_the_page_knows_and_the_rest_on_top():
     assert form.errors_for("title.fr") == ["too long"]
     assert form.errors_for("k") == ["at least 5"]
     assert form.problems == ["other: odd"]
+    nested = Form()
+    nested.take_refusal(None, {"titles": {"fr": {"value": ["too long"]}}}, {"titles.fr": "title"})
+    assert nested.errors_for("title") == ["too long"]
     assert (field_id("title.fr"), "too long") in form.summary()
     bare = Form()
     bare.take_refusal("The consultation is closed.", None)

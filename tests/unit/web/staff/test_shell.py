@@ -113,7 +113,7 @@ def test_every_form_needs_the_csrf_token_of_its_browser(platform, staff_browser,
     assert forged.status_code == 400
     missing = browser.post("/staff/sign-out", csrf=False)
     assert missing.status_code == 400
-    assert browser.get("/staff/").status_code == 200  # still signed in: nothing happened
+    assert browser.get("/staff/password").status_code == 200  # still signed in: nothing happened
     # Another browser's token does not fit this one.
     other = new_browser()
     other.get("/staff/sign-in")
@@ -124,12 +124,12 @@ def test_every_form_needs_the_csrf_token_of_its_browser(platform, staff_browser,
 
 def test_a_form_sent_from_another_site_is_refused(staff_browser):
     browser = staff_browser("organiser")
-    browser.get("/staff/")
+    browser.get("/staff/password")
     answer = browser.post("/staff/sign-out", headers={"Origin": "https://evil.example"})
     assert answer.status_code == 400
     answer = browser.post("/staff/sign-out", headers={"Sec-Fetch-Site": "cross-site"})
     assert answer.status_code == 400
-    assert browser.get("/staff/").status_code == 200
+    assert browser.get("/staff/password").status_code == 200
 
 
 def test_csrf_tokens_are_bound_to_what_the_browser_holds():
@@ -144,7 +144,7 @@ def test_csrf_tokens_are_bound_to_what_the_browser_holds():
 
 def test_signing_out_ends_the_session_on_the_server(staff_browser):
     browser = staff_browser("organiser")
-    browser.get("/staff/")
+    browser.get("/staff/password")
     value = browser.client.get_cookie(SESSION_COOKIE, path="/staff").value
     answer = browser.post("/staff/sign-out")
     assert answer.status_code == 303
@@ -155,7 +155,7 @@ def test_signing_out_ends_the_session_on_the_server(staff_browser):
     assert StaffSession.objects(session_hash=_hash(value)).get().revoked
     # The old cookie value opens nothing any more.
     browser.client.set_cookie(SESSION_COOKIE, value, path="/staff")
-    assert browser.get("/staff/").status_code == 303
+    assert browser.get("/staff/password").status_code == 303
 
 
 def test_a_session_unused_for_its_idle_time_ends(platform, staff_browser):
@@ -167,7 +167,7 @@ def test_a_session_unused_for_its_idle_time_ends(platform, staff_browser):
     StaffSession.objects(session_hash=_hash(value)).update_one(
         set__last_seen_at=datetime.now(UTC) - idle + timedelta(minutes=2)
     )
-    assert browser.get("/staff/").status_code == 200  # used in time: it goes on
+    assert browser.get("/staff/password").status_code == 200  # used in time: it goes on
     StaffSession.objects(session_hash=_hash(value)).update_one(
         set__last_seen_at=datetime.now(UTC) - idle - timedelta(seconds=1)
     )
@@ -226,12 +226,15 @@ def test_changing_the_password_maps_each_problem_to_its_field(staff_browser):
 
 def test_a_password_link_sets_the_first_password_once(platform, organisation, new_browser):
     person = platform.staff("auditor", organisation)
-    code = platform.call(
+    link = platform.call(
         "POST",
         f"/api/v1/accounts/{person['account_id']}/password-links",
         platform.admin_token,
         expect=201,
-    ).get_json()["code"]
+    ).get_json()
+    code = link["code"]
+    # The API hands out the page's full address with the code.
+    assert link["url"] == f"http://localhost/staff/set-password/{code}"
     browser = new_browser()
     page = browser.get(f"/staff/set-password/{code}")
     assert page.status_code == 200

@@ -1,0 +1,269 @@
+"""The organisation's consultations, the survey page of one (reorder, delete) and its settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response, abort, request, url_for
+
+from gateway.web.i18n import LANGUAGES, NATIVE_NAMES
+from gateway.web.participant_api import ServiceRefused
+from gateway.web.staff import drafts
+from gateway.web.staff.builder.common import (
+    PURPOSE_NAMES,
+    PURPOSES,
+    SETTING_FIELDS,
+    STATUS_NAMES,
+    builder,
+    consultation_of,
+    draft_of,
+    number_or_text,
+    page_context,
+    save_draft,
+)
+from gateway.web.staff.forms import Form
+from gateway.web.staff.pages import _, call, flash, render, see_other, signed_in
+from shared.errors import ServiceUnavailable
+
+# ---------------------------------------------------------------- home
+
+
+@builder.route("/consultations", methods=["GET", "POST"])
+@signed_in("organiser")
+def consultations() -> Response:
+    """The organisation's consultations with status, responses counted and last activity; a
+    form to start a new one."""
+    form = Form.of({"languages": ["en"]})
+    if request.method == "POST":
+        form = Form.of(request.form)
+        body = {"title": form.value("title").strip(), "languages": form.values_of("languages")}
+        if not body["languages"]:
+            form.add_error("languages", _("Choose at least one language."))
+        if form.ok:
+            try:
+                created = call("POST", "/api/v1/consultations", json=body)
+            except ServiceRefused as refused:
+                form.take_refusal(
+                    refused.body.get("detail"),
+                    refused.errors,
+                    {"title": "title", "languages": "languages"},
+                )
+            else:
+                flash(_("The consultation is created as a draft."))
+                return see_other(url_for("builder.overview", cid=created["consultation_id"]))
+    rows = []
+    for item in call("GET", "/api/v1/consultations", params={"page_size": "200"}):
+        rows.append({**item, **_activity(item)})
+    return render(
+        "staff/builder/consultations.html",
+        200 if form.ok else 422,
+        rows=rows,
+        form=form,
+        all_languages=[(code, NATIVE_NAMES[code]) for code in LANGUAGES],
+        status_names=STATUS_NAMES,
+    )
+
+
+def _activity(consultation: dict[str, Any]) -> dict[str, Any]:
+    """Responses counted and the latest thing that happened (a response counted, a version
+    published, the consultation opened, closed or created)."""
+    counted: int | None = None
+    moments = [
+        consultation.get(key)
+        for key in ("created_at", "opened_at", "closed_at")
+        if consultation.get(key)
+    ]
+    moments += [
+        v.get("published_at") for v in consultation.get("versions") or [] if v.get("published_at")
+    ]
+    if consultation.get("versions"):
+        try:
+            progress = call(
+                "GET", f"/api/v1/insights/consultations/{consultation['consultation_id']}/progress"
+            )
+        except (ServiceRefused, ServiceUnavailable):
+            # Not yet known to the aggregation service, or it is down: the list still shows.
+            progress = {}
+        counted = progress.get("responses_counted")
+        if progress.get("last_counted_at"):
+            moments.append(progress["last_counted_at"])
+    latest = max((str(m) for m in moments), default="")
+    return {"responses_counted": counted, "last_activity": latest[:16].replace("T", " ")}
+
+
+# ---------------------------------------------------------------- the builder page
+
+
+@builder.route("/consultations/<cid>")
+@signed_in("organiser")
+def overview(cid: str) -> Response:
+    consultation = consultation_of(cid)
+    return overview_page(consultation)
+
+
+def overview_page(
+    consultation: dict[str, Any],
+    status: int = 200,
+    upload: Form | None = None,
+    import_problems: list[dict] | None = None,
+    import_warnings: list[dict] | None = None,
+    notice: str | None = None,
+) -> Response:
+    draft = draft_of(consultation)
+    missing = drafts.missing_translations(draft, list(consultation["languages"]))
+    return render(
+        "staff/builder/overview.html",
+        status,
+        **page_context(
+            consultation,
+            draft=draft,
+            missing=missing,
+            upload=upload or Form(),
+            import_problems=import_problems or [],
+            import_warnings=import_warnings or [],
+            notice=notice,
+            purpose_names=PURPOSE_NAMES,
+        ),
+    )
+
+
+@builder.route("/consultations/<cid>/move", methods=["POST"])
+@signed_in("organiser")
+def move(cid: str) -> Response:
+    consultation = consultation_of(cid)
+    step = -1 if request.form.get("direction") == "up" else 1
+    item = request.form.get("item", "")
+    try:
+        changed = drafts.move(draft_of(consultation), item, step)
+    except drafts.DraftError:
+        flash(_("That part of the survey is not there any more; the page shows it as it is now."))
+        return see_other(url_for("builder.overview", cid=cid))
+    try:
+        save_draft(cid, changed)
+    except ServiceRefused as refused:
+        # Moving a question above the one its skip logic refers to, say.
+        return _refused_onoverview_page(consultation, refused)
+    return see_other(url_for("builder.overview", cid=cid, _anchor=f"item-{item}"))
+
+
+@builder.route("/consultations/<cid>/questions/<qid>/delete", methods=["POST"])
+@signed_in("organiser")
+def delete_question(cid: str, qid: str) -> Response:
+    consultation = consultation_of(cid)
+    try:
+        changed = drafts.delete_question(draft_of(consultation), qid)
+        save_draft(cid, changed)
+    except drafts.DraftError:
+        abort(404)
+    except ServiceRefused as refused:
+        return _refused_onoverview_page(consultation, refused)
+    flash(_("The question is deleted from the draft."))
+    return see_other(url_for("builder.overview", cid=cid))
+
+
+@builder.route("/consultations/<cid>/sections/<sid>/delete", methods=["POST"])
+@signed_in("organiser")
+def delete_section(cid: str, sid: str) -> Response:
+    consultation = consultation_of(cid)
+    try:
+        changed = drafts.delete_section(draft_of(consultation), sid)
+        save_draft(cid, changed)
+    except drafts.DraftError:
+        abort(404)
+    except ServiceRefused as refused:
+        return _refused_onoverview_page(consultation, refused)
+    flash(_("The section and its questions are deleted from the draft."))
+    return see_other(url_for("builder.overview", cid=cid))
+
+
+def _refused_onoverview_page(consultation: dict[str, Any], refused: ServiceRefused) -> Response:
+    form = Form()
+    form.take_refusal(refused.body.get("detail"), refused.errors)
+    return overview_page(
+        consultation, 422 if refused.status == 422 else refused.status, upload=form
+    )
+
+
+# ---------------------------------------------------------------- settings
+
+
+@builder.route("/consultations/<cid>/settings", methods=["GET", "POST"])
+@signed_in("organiser")
+def settings(cid: str) -> Response:
+    consultation = consultation_of(cid)
+    draft_only = consultation["status"] == "draft"
+    if request.method == "GET":
+        return _settings_page(consultation, _settings_form(consultation))
+    form = Form.of(request.form)
+    languages = form.values_of("languages") if draft_only else list(consultation["languages"])
+    changes: dict[str, Any] = {
+        "title": form.value("title").strip(),
+        "titles": {
+            lang: form.value(f"titles.{lang}").strip()
+            for lang in languages
+            if form.value(f"titles.{lang}").strip()
+        },
+        "retention_days": number_or_text(form.value("retention_days")),
+    }
+    if draft_only:
+        changes.update(
+            languages=languages,
+            purposes=[p for p in PURPOSES if p in {*form.values_of("purposes"), "participate"}],
+            min_cell_size=number_or_text(form.value("min_cell_size")),
+            min_age=number_or_text(form.value("min_age"))
+            if form.value("min_age").strip()
+            else None,
+            epsilon_budget=(
+                number_or_text(form.value("epsilon_budget"), float)
+                if form.value("epsilon_budget").strip()
+                else None
+            ),
+        )
+        if not languages:
+            form.add_error("languages", _("Choose at least one language."))
+    if form.ok:
+        try:
+            updated = call("PATCH", f"/api/v1/consultations/{cid}", json=changes)
+        except ServiceRefused as refused:
+            form.take_refusal(
+                refused.body.get("detail"),
+                refused.errors,
+                SETTING_FIELDS,
+                prefixes=[("titles", "titles")],
+            )
+        else:
+            draft = draft_of(updated)
+            if draft["sections"] and draft != updated.get("draft"):
+                save_draft(cid, draft)  # the draft follows the consultation's languages
+            flash(_("The settings are saved."))
+            return see_other(url_for("builder.overview", cid=cid))
+    return _settings_page(consultation, form, 422)
+
+
+def _settings_form(consultation: dict[str, Any]) -> Form:
+    values: dict[str, Any] = {
+        "title": consultation["title"],
+        "languages": list(consultation["languages"]),
+        "purposes": list(consultation["purposes"]),
+        "min_cell_size": consultation["min_cell_size"],
+        "min_age": consultation.get("min_age") if consultation.get("min_age") is not None else "",
+        "retention_days": consultation["retention_days"],
+        "epsilon_budget": consultation.get("epsilon_budget") or "",
+    }
+    for lang, text in (consultation.get("titles") or {}).items():
+        values[f"titles.{lang}"] = text
+    return Form.of(values)
+
+
+def _settings_page(consultation: dict[str, Any], form: Form, status: int = 200) -> Response:
+    return render(
+        "staff/builder/settings.html",
+        status,
+        **page_context(
+            consultation,
+            form=form,
+            draft_only=consultation["status"] == "draft",
+            all_languages=[(code, NATIVE_NAMES[code]) for code in LANGUAGES],
+            purposes=[(p, _(PURPOSE_NAMES[p])) for p in PURPOSES],
+        ),
+    )
