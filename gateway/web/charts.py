@@ -92,7 +92,9 @@ def category_bars(
     for row in rows:
         row["placeholder"] = placeholder
     rtl = _rtl(language)
-    spec = {
+    counted = _counted_bars({"value": BAR})
+    _value_axis(counted, value_title, rtl)
+    spec: dict[str, Any] = {
         "width": WIDTH,
         "height": {"step": BAR_STEP},
         "data": {"values": rows},
@@ -106,13 +108,8 @@ def category_bars(
                 "axis": _category_axis(rtl),
             }
         },
-        "layer": [
-            _counted_bars({"value": BAR}),
-            _suppressed_bars(),
-            _count_labels(rtl, suppressed_label),
-        ],
+        "layer": [counted, _suppressed_bars(), _count_labels(rtl, suppressed_label)],
     }
-    _value_axis(spec["layer"][0], value_title, rtl)
     text = summary if summary is not None else _describe(bars, suppressed_label)
     return _render(spec, title, text, language, element_id)
 
@@ -172,7 +169,7 @@ def grouped_bars(
         layers = [
             _counted_bars(colour),
             _suppressed_bars(),
-            _count_labels(rtl, suppressed_label),
+            _count_labels(rtl, suppressed_label, name_series=True),
         ]
     spec = {
         "width": WIDTH,
@@ -181,7 +178,7 @@ def grouped_bars(
         "encoding": encoding,
         "layer": layers,
     }
-    _value_axis(spec["layer"][0], value_title, rtl)
+    _value_axis(layers[0], value_title, rtl)
     if summary is None:
         summary = " ".join(
             f"{group.label}: {_describe(group.bars, suppressed_label)}." for group in groups
@@ -206,7 +203,7 @@ def counts_over_time(
     """
     rows = [{"date": day.isoformat(), "count": int(count)} for day, count in points]
     rtl = _rtl(language)
-    x = {
+    x: dict[str, Any] = {
         "field": "date",
         "type": "temporal" if kind == "line" else "ordinal",
         "title": None,
@@ -296,12 +293,15 @@ def _suppressed_bars() -> dict[str, Any]:
     }
 
 
-def _count_labels(rtl: bool, suppressed_label: str) -> dict[str, Any]:
+def _count_labels(rtl: bool, suppressed_label: str, name_series: bool = False) -> dict[str, Any]:
+    # In a cross-tab every hidden bar looks alike: its text names the series it stands for.
+    hidden = json.dumps(suppressed_label)
+    if name_series:
+        hidden = f"datum.label + ': ' + {hidden}"
     return {
         "transform": [
             {
-                "calculate": f"datum.suppressed ? {json.dumps(suppressed_label)} "
-                ": format(datum.count, ',d')",
+                "calculate": f"datum.suppressed ? {hidden} : format(datum.count, ',d')",
                 "as": "shown",
             },
             {"calculate": "datum.suppressed ? datum.placeholder : datum.count", "as": "at"},
@@ -336,7 +336,14 @@ def _value_axis(layer: dict[str, Any], value_title: str, rtl: bool) -> None:
     layer["encoding"]["x"].update(
         {
             "title": value_title or None,
-            "axis": {"tickMinStep": 1, "format": "d", "labelColor": INK, "titleColor": INK},
+            "axis": {
+                "tickMinStep": 1,
+                "format": "d",
+                # Counts are whole: a tick between two whole numbers gets no label.
+                "labelExpr": "datum.value % 1 ? '' : datum.label",
+                "labelColor": INK,
+                "titleColor": INK,
+            },
             "scale": {"reverse": rtl, "nice": True, "domainMin": 0},
         }
     )
@@ -400,7 +407,9 @@ def _render(
         or "chart-" + hashlib.sha256((document + title + summary).encode()).hexdigest()[:12]
     )
     body = _svg(document, language)
-    return Chart(title=title, summary=summary, svg=Markup(_label(body, chart_id, title, summary)))
+    # Safe to mark: Vega writes every datum as escaped text, and _label escapes title and summary.
+    svg = Markup(_label(body, chart_id, title, summary))  # noqa: S704
+    return Chart(title=title, summary=summary, svg=svg)
 
 
 @lru_cache(maxsize=256)
@@ -419,18 +428,22 @@ _INNER_ARIA = re.compile(r'\s(?:role|aria-roledescription|aria-label|aria-hidden
 
 
 def _label(svg: str, chart_id: str, title: str, summary: str) -> str:
-    """Give the SVG its text alternative: role="img" labelled by its <title> and <desc>."""
-    match = _SVG_OPEN.search(svg)
-    if match is None:
-        raise ValueError("the renderer returned no <svg> element")
+    """Give the SVG its text alternative: role="img" named by its <title>, described by its
+    <desc> (the figures in words)."""
     # Vega marks some groups with ARIA roles even with aria off; inside role="img" they would
     # only contradict the image's own label.
     svg = _INNER_ARIA.sub("", svg)
     match = _SVG_OPEN.search(svg)
-    assert match is not None
+    if match is None:
+        raise ValueError("the renderer returned no <svg> element")
     opening = match.group(0)
+    # Vega placed every text for left-to-right anchors; in a right-to-left page SVG text would
+    # inherit `direction: rtl` and swap what start and end mean. Arabic words still read right
+    # to left inside each text.
+    opening = re.sub(r'\sdirection="[^"]*"', "", opening)
     labelled = opening[:-1] + (
-        f' role="img" focusable="false" aria-labelledby="{chart_id}-title {chart_id}-desc">'
+        ' direction="ltr"' + f' role="img" focusable="false" aria-labelledby="{chart_id}-title"'
+        f' aria-describedby="{chart_id}-desc">'
     )
     text = (
         f"<title id={quoteattr(chart_id + '-title')}>{escape(title)}</title>"

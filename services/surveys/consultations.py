@@ -378,6 +378,7 @@ def publish_version(consultation: Consultation, topic: str, trace_id: str) -> Co
                 "organisation_id": consultation.organisation_id,
                 "survey_version": number,
                 "title": consultation.title,
+                "titles": dict(consultation.titles or {}),
                 "languages": list(consultation.languages),
                 "min_cell_size": consultation.min_cell_size,
                 "min_age": consultation.min_age,
