@@ -393,7 +393,7 @@ class OffsetStore(Protocol):
 
 
 class KafkaConsumerLoop:
-    """One consumer group member: poll, validate, dispatch, then record the position.
+    """One consumer group member: poll, validate, dispatch, then record the position (per batch).
 
     Positions are kept in the service's own database (OffsetStore) and the
     consumer seeks to them on assignment; an empty store therefore replays
@@ -519,18 +519,23 @@ class KafkaConsumerLoop:
                     self._note_replay(consumer, self._fresh)
                     self._fresh = []
                 for tp, records in batches.items():
+                    handled = None
                     for record in records:
                         if self._stop.is_set():
                             break
                         self._handle(record)
-                        self._save_position(tp.topic, tp.partition, record.offset)
+                        handled = record.offset
                         key = f"{tp.topic}/{tp.partition}"
                         if key in self._replay_until:
                             self._replay_next[key] = record.offset + 1
-                    if records:
+                    # Once per batch, not per record: a write less per event while a backlog is
+                    # worked off. A crash mid-batch replays its handled events, which the
+                    # dispatcher drops by id.
+                    if handled is not None:
                         from kafka.structs import OffsetAndMetadata
 
-                        consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)})
+                        self._save_position(tp.topic, tp.partition, handled)
+                        consumer.commit({tp: OffsetAndMetadata(handled + 1, "", -1)})
                 if self.status["state"] != "running":
                     self.status["state"] = "running"
             except _Stopping:

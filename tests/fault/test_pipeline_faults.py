@@ -277,7 +277,13 @@ def test_a_replay_from_the_beginning_counts_the_same_and_is_not_reported_as_fres
     fault.stack.kill("aggregation")
     client, db = fault.database("aggregation")
     try:  # what aggregation derives from events, and its positions: as after a lost database
-        for name in ("contributions", "tombstones", "consultations", "quotes"):
+        for name in (
+            "contributions",
+            "participant_contributions",
+            "tombstones",
+            "consultations",
+            "quotes",
+        ):
             db[name].delete_many({})
         db["processed_events"].delete_many({})
         db["consumer_offsets"].delete_many({})
