@@ -56,6 +56,8 @@ def Identifier(**kwargs: Any) -> fields.String:  # noqa: N802 - used like a fiel
 TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})\Z"
 # A language tag as the surveys and consent services store it ("en", "zh", "pt-BR").
 LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}\Z"
+# An option's code as survey definitions allow it.
+OPTION_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}\Z"
 
 
 def Timestamp() -> fields.String:  # noqa: N802 - used like a field class
@@ -169,10 +171,12 @@ class QuestionSummarySchema(StrictSchema):
     max = fields.Float(allow_none=True, load_default=None)
     # The question's wording per language and each option's label per language, so that released
     # figures can be read as words. Optional: events published before they were carried still parse.
-    label = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    # Keys are language tags and option codes: they become field names in the stores, so nothing
+    # else (a NULL byte, a dot, a leading $) may reach them.
+    label = fields.Dict(keys=Language(), values=fields.String(), load_default=dict)
     option_labels = fields.Dict(
-        keys=fields.String(),
-        values=fields.Dict(keys=fields.String(), values=fields.String()),
+        keys=fields.String(validate=validate.Regexp(OPTION_CODE_PATTERN)),
+        values=fields.Dict(keys=Language(), values=fields.String()),
         load_default=dict,
     )
 
@@ -183,7 +187,7 @@ class ConsultationPublished(StrictSchema):
     survey_version = fields.Integer(required=True, strict=True)
     title = fields.String(required=True)
     # The title in each language of the consultation (optional, as `label` above).
-    titles = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    titles = fields.Dict(keys=Language(), values=fields.String(), load_default=dict)
     languages = fields.List(Language(), required=True)
     min_cell_size = fields.Integer(required=True, strict=True, validate=validate.Range(min=5))
     min_age = fields.Integer(allow_none=True, required=True)

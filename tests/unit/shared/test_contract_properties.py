@@ -87,7 +87,10 @@ def field_strategy(name: str, field: fields.Field) -> st.SearchStrategy:
         strategy = st.lists(field_strategy(name, field.inner), max_size=4)
     elif isinstance(field, fields.Dict):
         keys = field.key_field if field.key_field is not None else fields.String()
-        strategy = st.dictionaries(field_strategy("question_id", keys), JSON_VALUES, max_size=4)
+        values = (
+            JSON_VALUES if field.value_field is None else field_strategy(name, field.value_field)
+        )
+        strategy = st.dictionaries(field_strategy("question_id", keys), values, max_size=4)
     elif isinstance(field, fields.Boolean):
         strategy = st.booleans()
     elif isinstance(field, fields.Integer):
