@@ -90,7 +90,8 @@ def field_strategy(name: str, field: fields.Field) -> st.SearchStrategy:
         values = (
             JSON_VALUES if field.value_field is None else field_strategy(name, field.value_field)
         )
-        strategy = st.dictionaries(field_strategy("question_id", keys), values, max_size=4)
+        key_name = "question_id" if name == "answers" else f"{name}_key"  # answers: by question
+        strategy = st.dictionaries(field_strategy(key_name, keys), values, max_size=4)
     elif isinstance(field, fields.Boolean):
         strategy = st.booleans()
     elif isinstance(field, fields.Integer):
