@@ -92,10 +92,6 @@ def test_a_paused_broker_is_reported_and_everything_arrives_after_it(fault):
             fault, "surveys", lambda s, c: s == 503 and c["kafka"].startswith("no answer")
         )
         assert body["status"] == "not_ready"
-        # The gateway's health, which gathers the services' readiness, says so too.
-        gateway = requests.get(f"{fault.stack.gateway_url}/healthz", timeout=30)
-        assert gateway.status_code == 503
-        assert gateway.json()["services"]["surveys"]["checks"]["kafka"].startswith("no answer")
         # Participants still answer: their events wait in the outbox, which says how long.
         take_part_all(fault, code, range(SCALE // 2, SCALE), truth)
         body = readiness_where(
