@@ -93,6 +93,16 @@ def earlier_questions(draft: dict[str, Any], question_id: str | None) -> list[di
     return found
 
 
+def questions_before_section(draft: dict[str, Any], section_id: str) -> list[dict[str, Any]]:
+    """The questions of the sections before `section_id`: what its skip logic may depend on."""
+    found: list[dict[str, Any]] = []
+    for section in sections(draft):
+        if section.get("id") == section_id:
+            break
+        found.extend(section.get("questions") or [])
+    return found
+
+
 def new_id(draft: dict[str, Any], prefix: str) -> str:
     """An id not used in the draft yet: prefix1, prefix2, ..."""
     taken = all_ids(draft)
@@ -282,11 +292,14 @@ def put_section_texts(
     section_id: str,
     title: dict[str, str],
     content_warning: dict[str, str] | None,
+    relevant: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """A copy with the section's title, content warning and skip logic replaced."""
     result = copy.deepcopy(draft)
     s_index, _ = find_section(result, section_id)
     result["sections"][s_index]["title"] = title
     result["sections"][s_index]["content_warning"] = content_warning
+    result["sections"][s_index]["relevant"] = relevant
     return result
 
 

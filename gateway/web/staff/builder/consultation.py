@@ -203,6 +203,12 @@ def settings(cid: str) -> Response:
             for lang in languages
             if form.value(f"titles.{lang}").strip()
         },
+        "description": form.value("description").strip() or None,
+        "descriptions": {
+            lang: form.value(f"descriptions.{lang}").strip()
+            for lang in languages
+            if form.value(f"descriptions.{lang}").strip()
+        },
         "retention_days": number_or_text(form.value("retention_days")),
     }
     if draft_only:
@@ -229,7 +235,7 @@ def settings(cid: str) -> Response:
                 refused.body.get("detail"),
                 refused.errors,
                 SETTING_FIELDS,
-                prefixes=[("titles", "titles")],
+                prefixes=[("titles", "titles"), ("descriptions", "descriptions")],
             )
         else:
             draft = draft_of(updated)
@@ -249,9 +255,12 @@ def _settings_form(consultation: dict[str, Any]) -> Form:
         "min_age": consultation.get("min_age") if consultation.get("min_age") is not None else "",
         "retention_days": consultation["retention_days"],
         "epsilon_budget": consultation.get("epsilon_budget") or "",
+        "description": consultation.get("description") or "",
     }
     for lang, text in (consultation.get("titles") or {}).items():
         values[f"titles.{lang}"] = text
+    for lang, text in (consultation.get("descriptions") or {}).items():
+        values[f"descriptions.{lang}"] = text
     return Form.of(values)
 
 

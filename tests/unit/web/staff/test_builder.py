@@ -399,3 +399,111 @@ def test_a_section_edit_changes_its_texts_and_can_drop_its_warning(organiser):
     section = _api(organiser, "GET", f"/api/v1/consultations/{cid}")["draft"]["sections"][0]
     assert section["title"] == {"en": "Where you live", "fr": "Où vous vivez"}
     assert section["content_warning"] is None
+
+
+def _second_section(browser, cid: str) -> None:
+    browser.get(f"/staff/consultations/{cid}/questions/new?section=new")
+    answer = browser.post(
+        f"/staff/consultations/{cid}/questions/new",
+        {
+            "placement": "new",
+            "section_id": "safety",
+            "section_title.en": "Safety",
+            "section_title.fr": "Sécurité",
+            "id": "safe",
+            "type": "free_text",
+            "label.en": "What would help?",
+            "label.fr": "Qu’est-ce qui aiderait ?",
+            "relevant": "",
+        },
+    )
+    assert answer.status_code == 303, answer.get_data(as_text=True)
+
+
+def test_a_section_is_shown_only_when_an_earlier_answer_is_chosen_from_a_list(organiser):
+    cid = _new_consultation(organiser)
+    _first_question(organiser, cid)
+    _second_section(organiser, cid)
+    first = organiser.get(f"/staff/consultations/{cid}/sections/home").get_data(as_text=True)
+    assert 'name="relevant"' in first and "chosen:place:" not in first  # nothing comes before it
+    page = organiser.get(f"/staff/consultations/{cid}/sections/safety").get_data(as_text=True)
+    assert (
+        'value="chosen:place:shelter"' in page and "When “Where do you stay?” is “Shelter”" in page
+    )
+    texts = {"section_title.en": "Safety", "section_title.fr": "Sécurité"}
+    # A value naming no earlier question (a tampered or outdated form) is refused at the field.
+    bad = organiser.post(
+        f"/staff/consultations/{cid}/sections/safety", {**texts, "relevant": "answered:safe"}
+    )
+    html = bad.get_data(as_text=True)
+    assert bad.status_code == 422 and 'id="f-relevant-error"' in html
+    assert "Choose a question from an earlier section." in html
+    assert (
+        _api(organiser, "GET", f"/api/v1/consultations/{cid}")["draft"]["sections"][1]["relevant"]
+        is None
+    )
+    answer = organiser.post(
+        f"/staff/consultations/{cid}/sections/safety", {**texts, "relevant": "chosen:place:shelter"}
+    )
+    assert answer.status_code == 303
+    section = _api(organiser, "GET", f"/api/v1/consultations/{cid}")["draft"]["sections"][1]
+    assert section["relevant"] == {"question": "place", "op": "equals", "value": "shelter"}
+    again = organiser.get(f"/staff/consultations/{cid}/sections/safety").get_data(as_text=True)
+    assert 'value="chosen:place:shelter" selected' in again
+    overview = organiser.get(f"/staff/consultations/{cid}").get_data(as_text=True)
+    assert "This section is shown only when a condition holds." in overview
+    # Moving the section first makes its condition point forward: the service refuses it.
+    moved = organiser.post(
+        f"/staff/consultations/{cid}/move", {"item": "safety", "direction": "up"}
+    )
+    assert moved.status_code == 422 and "sections[0].relevant" in moved.get_data(as_text=True)
+    assert (
+        _api(organiser, "GET", f"/api/v1/consultations/{cid}")["draft"]["sections"][0]["id"]
+        == "home"
+    )
+
+
+def test_the_description_is_written_per_language_and_checked_before_publishing(organiser):
+    cid = _new_consultation(organiser)
+    _first_question(organiser, cid)
+    organiser.get(f"/staff/consultations/{cid}/settings")
+    settings = {
+        "title": "Housing",
+        "titles.en": "Housing",
+        "titles.fr": "Logement",
+        "languages": ["en", "fr"],
+        "purposes": ["participate"],
+        "min_cell_size": "5",
+        "retention_days": "365",
+        "description": "About housing.",
+        "descriptions.en": "About housing after leaving.",
+    }
+    answer = organiser.post(f"/staff/consultations/{cid}/settings", settings)
+    assert answer.status_code == 303, answer.get_data(as_text=True)
+    stored = _api(organiser, "GET", f"/api/v1/consultations/{cid}")
+    assert stored["descriptions"] == {"en": "About housing after leaving."}
+    assert stored["description"] == "About housing."
+    form = organiser.get(f"/staff/consultations/{cid}/settings").get_data(as_text=True)
+    assert "About housing after leaving." in form
+    checklist = organiser.get(f"/staff/consultations/{cid}/publish").get_data(as_text=True)
+    assert "The description is missing in: Français." in checklist
+    assert f"/staff/consultations/{cid}/settings#f-descriptions" in checklist
+    side = organiser.get(f"/staff/consultations/{cid}/translations/fr").get_data(as_text=True)
+    assert "Consultation description" in side and "About housing after leaving." in side
+    # Too long a description is refused next to it, keeping the other texts typed.
+    long = organiser.post(
+        f"/staff/consultations/{cid}/translations/fr",
+        {"title": "Logement", "description": "x" * 20000, "t:sections[0].title": "Chez vous"},
+    )
+    html = long.get_data(as_text=True)
+    assert long.status_code == 422 and 'id="f-description-error"' in html
+    assert "Chez vous" in html
+    saved = organiser.post(
+        f"/staff/consultations/{cid}/translations/fr",
+        {"title": "Logement", "description": "Sur le logement après le départ."},
+    )
+    assert saved.status_code == 303
+    stored = _api(organiser, "GET", f"/api/v1/consultations/{cid}")
+    assert stored["descriptions"]["fr"] == "Sur le logement après le départ."
+    checklist = organiser.get(f"/staff/consultations/{cid}/publish").get_data(as_text=True)
+    assert "The description is in every language." in checklist
