@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from flask import Response, abort, request, url_for
@@ -27,6 +28,8 @@ from shared.errors import ServiceUnavailable
 
 # ---------------------------------------------------------------- home
 
+HOME_PAGE_SIZE = 50  # consultations a page of the home lists (the service allows up to 200)
+
 
 @builder.route("/consultations", methods=["GET", "POST"])
 @signed_in("organiser")
@@ -51,17 +54,42 @@ def consultations() -> Response:
             else:
                 flash(_("The consultation is created as a draft."))
                 return see_other(url_for("builder.overview", cid=created["consultation_id"]))
-    rows = []
-    for item in call("GET", "/api/v1/consultations", params={"page_size": "200"}):
-        rows.append({**item, **_activity(item)})
+    page = request.args.get("page", "1")
+    page_number = int(page) if page.isdigit() and 0 < int(page) < 10**6 else 1
+    headers: dict[str, str] = {}
+    listed = call(
+        "GET",
+        "/api/v1/consultations",
+        params={"page": str(page_number), "page_size": str(HOME_PAGE_SIZE)},
+        answer_headers=headers,
+    )
+    rows = [{**item, **_activity(item)} for item in listed]
     return render(
         "staff/builder/consultations.html",
         200 if form.ok else 422,
         rows=rows,
+        pages=_pages(headers.get("X-Pagination"), page_number),
         form=form,
         all_languages=[(code, NATIVE_NAMES[code]) for code in LANGUAGES],
         status_names=STATUS_NAMES,
     )
+
+
+def _pages(header: str | None, page: int) -> dict[str, int]:
+    """Where the page is in the whole list, from the service's X-Pagination header."""
+    try:
+        known = json.loads(header or "{}")
+    except ValueError:
+        known = {}
+    if not isinstance(known, dict):
+        known = {}
+    total = known.get("total", 0)
+    last = known.get("total_pages") or known.get("last_page") or 1
+    return {
+        "page": page,
+        "last": max(int(last), 1),
+        "total": int(total) if isinstance(total, int) else 0,
+    }
 
 
 def _activity(consultation: dict[str, Any]) -> dict[str, Any]:

@@ -507,3 +507,24 @@ def test_the_description_is_written_per_language_and_checked_before_publishing(o
     assert stored["descriptions"]["fr"] == "Sur le logement après le départ."
     checklist = organiser.get(f"/staff/consultations/{cid}/publish").get_data(as_text=True)
     assert "The description is in every language." in checklist
+
+
+def test_the_home_lists_every_consultation_a_page_at_a_time(organiser, monkeypatch):
+    from gateway.web.staff.builder import consultation as home
+
+    monkeypatch.setattr(home, "HOME_PAGE_SIZE", 2)
+    made = [_new_consultation(organiser, title=f"Consultation {n}") for n in range(3)]
+    total = len(_api(organiser, "GET", "/api/v1/consultations", query_string={"page_size": 200}))
+    last = (total + 1) // 2
+    first = organiser.get("/staff/consultations").get_data(as_text=True)
+    assert f"Page 1 of {last} ({total} consultations)" in first
+    assert made[2] in first and made[1] in first and made[0] not in first  # newest first
+    assert 'href="/staff/consultations?page=2" rel="next"' in first and 'rel="prev"' not in first
+    second = organiser.get("/staff/consultations?page=2").get_data(as_text=True)
+    assert made[0] in second and made[2] not in second
+    assert 'href="/staff/consultations?page=1" rel="prev"' in second
+    beyond = organiser.get(f"/staff/consultations?page={last + 1}")
+    assert beyond.status_code == 200
+    assert f"There is no page {last + 1}." in beyond.get_data(as_text=True)
+    odd = organiser.get("/staff/consultations?page=x").get_data(as_text=True)
+    assert "Page 1 of" in odd
