@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,9 +217,27 @@ def _save_question(
         prefixes = [(f"{place.path}.options[{k}]", f"options[{row}]") for k, row in enumerate(rows)]
         prefixes.append((place.path, ""))
         form.take_refusal(refused.body.get("detail"), refused.errors, fields, prefixes)
+        _name_the_kind(form)
         return _question_page(consultation, draft, form, old, refused.status)
     flash(_("The question is saved in the draft."))
     return see_other(url_for("builder.overview", cid=cid, _anchor=f"item-{qid}"))
+
+
+_TOO_FEW_OPTIONS = re.compile(r"^a (\w+) question needs at least (\d+) options?$")
+
+
+def _name_the_kind(form: Form) -> None:
+    """The service names a kind of question by its code ("single_choice"): say it as the form
+    does, and what to fill in."""
+    messages = form.errors.get("options", [])
+    for index, message in enumerate(messages):
+        match = _TOO_FEW_OPTIONS.match(message)
+        if match and match.group(1) in TYPE_NAMES:
+            messages[index] = _(
+                "“%(kind)s” needs at least %(count)s answer options: give each its code and text.",
+                kind=_(TYPE_NAMES[match.group(1)]),
+                count=int(match.group(2)),
+            )
 
 
 def _question_page(

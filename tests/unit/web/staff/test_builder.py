@@ -528,3 +528,32 @@ def test_the_home_lists_every_consultation_a_page_at_a_time(organiser, monkeypat
     assert f"There is no page {last + 1}." in beyond.get_data(as_text=True)
     odd = organiser.get("/staff/consultations?page=x").get_data(as_text=True)
     assert "Page 1 of" in odd
+
+
+def test_refusals_say_what_to_fill_in_where(organiser):
+    organiser.get("/staff/consultations")
+    empty = organiser.post("/staff/consultations", {"title": "", "languages": ["en"]})
+    html = empty.get_data(as_text=True)
+    assert empty.status_code == 422 and 'id="f-title-error"' in html
+    assert "Fill this in (at most 200 characters)." in html and "Length must be" not in html
+    cid = _new_consultation(organiser)
+    organiser.get(f"/staff/consultations/{cid}/questions/new?section=new")
+    one = organiser.post(
+        f"/staff/consultations/{cid}/questions/new",
+        {
+            "placement": "new",
+            "section_id": "home",
+            "id": "place",
+            "type": "single_choice",
+            "label.en": "Where do you stay?",
+            "options[0].code": "shelter",
+            "options[0].label.en": "Shelter",
+        },
+    )
+    html = one.get_data(as_text=True)
+    assert (
+        one.status_code == 422
+        and "single_choice" not in html.split("<main")[1].split('name="type"')[0]
+    )
+    assert "“One choice from a list” needs at least 2 answer options" in html
+    assert 'value="Shelter"' in html
