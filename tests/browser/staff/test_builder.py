@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import DESKTOP, LANGUAGES, assert_reflows, screenshot
-from tests.browser.staff.conftest import assert_staff_page_accessible
+from tests.browser.staff.conftest import assert_staff_page_accessible, in_language
 from tests.unit.surveys.workbooks import xlsx
 
 
@@ -59,14 +59,14 @@ def _publish_when_ready(page: Page, origin: str, cid: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def built(browser, web_stack, staff_cookies) -> dict:
-    """The organiser's journey, once for the module: {cid, xls_cid}."""
+def built(web_stack, module_staff_page) -> dict:
+    """The organiser's journey, once for the module, on the module's page at desktop width:
+    {cid, xls_cid}."""
     origin = web_stack.origin
-    context = browser.new_context(viewport=DESKTOP, storage_state=staff_cookies("organiser"))
-    from tests.browser.conftest import guard_network
-
-    network = guard_network(context, origin)
-    page = context.new_page()
+    page = module_staff_page("organiser")
+    network = page.context.network
+    before = page.viewport_size
+    page.set_viewport_size(DESKTOP)
     try:
         page.goto(f"{origin}/staff/")
         _at(page, "consultations")
@@ -208,11 +208,12 @@ def built(browser, web_stack, staff_cookies) -> dict:
         assert network.refused == []
         return {"cid": cid, "xls_cid": xls_cid}
     finally:
-        context.close()
+        page.set_viewport_size(before)
 
 
-def test_the_organiser_builds_previews_and_publishes(built, staff_page):
-    page = staff_page("organiser")
+def test_the_organiser_builds_previews_and_publishes(built, module_staff_page, web_stack):
+    page = module_staff_page("organiser")
+    in_language(page, web_stack.origin, "en")
     expect(page.locator("main table")).to_contain_text("Housing after leaving")
     row = page.locator("tr", has_text="Housing after leaving")
     expect(row).to_contain_text("Open")
@@ -234,8 +235,9 @@ BUILDER_PAGES = (
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_every_builder_page_is_accessible(lang, built, staff_page, web_stack):
-    page = staff_page("organiser", lang)
+def test_every_builder_page_is_accessible(lang, built, module_staff_page, web_stack):
+    page = module_staff_page("organiser")
+    in_language(page, web_stack.origin, lang)
     for data_page, path in BUILDER_PAGES:
         page.goto(web_stack.origin + path.format(**built))
         _at(page, data_page)
