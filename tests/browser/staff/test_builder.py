@@ -155,15 +155,21 @@ def built(web_stack, module_staff_page) -> dict:
         page.goto(f"{origin}/staff/consultations/{cid}/consent")
         page.click("form[action$='/consent/publish'] button")
         expect(page.locator("table")).to_contain_text("published")
-        # The checklist blocks publishing and links to the place to fix each item: the title
-        # was written in French only, so English is missing.
-        page.click(".builder-tabs a[href$='/publish']")
-        title_item = page.locator(".checklist li", has_text="title")
-        expect(title_item.locator(".blocking")).to_be_visible()
-        screenshot(page, "staff-builder-publish-checklist")
-        title_item.locator("a").click()
+        # A description for the welcome page, written in English only for now.
+        page.click(".builder-tabs a[href$='/settings']")
         _at(page, "settings")
-        page.fill("[name='titles.en']", "Housing after leaving")
+        page.fill("[name='descriptions.en']", "About finding a safe place to stay.")
+        page.click("form button.primary")
+        _at(page, "builder")
+        # The checklist blocks publishing and links to the place to fix each item: the
+        # description is missing in French.
+        page.click(".builder-tabs a[href$='/publish']")
+        description_item = page.locator(".checklist li", has_text="description")
+        expect(description_item.locator(".blocking")).to_be_visible()
+        screenshot(page, "staff-builder-publish-checklist")
+        description_item.locator("a").click()
+        _at(page, "settings")
+        page.fill("[name='descriptions.fr']", "Trouver un endroit sûr où loger.")
         page.click("form button.primary")
         _at(page, "builder")
         _publish_when_ready(page, origin, cid)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Response, abort, request, url_for
+from flask import Response, abort, g, request, url_for
 
 from gateway.web.i18n import LANGUAGES, NATIVE_NAMES
 from gateway.web.participant_api import ServiceRefused
@@ -39,9 +39,18 @@ def consultations() -> Response:
     form = Form.of({"languages": ["en"]})
     if request.method == "POST":
         form = Form.of(request.form)
-        body = {"title": form.value("title").strip(), "languages": form.values_of("languages")}
+        body: dict[str, Any] = {
+            "title": form.value("title").strip(),
+            "languages": form.values_of("languages"),
+        }
         if not body["languages"]:
             form.add_error("languages", _("Choose at least one language."))
+        elif body["title"]:
+            # The title is typed in the page's language: it counts as that language's title (or
+            # the first offered one's), so publishing does not ask for it again.
+            page_lang = g.get("web_lang", "en")
+            typed_in = page_lang if page_lang in body["languages"] else body["languages"][0]
+            body["titles"] = {typed_in: body["title"]}
         if form.ok:
             try:
                 created = call("POST", "/api/v1/consultations", json=body)

@@ -70,7 +70,7 @@ def test_settings_refusals_go_next_to_their_fields(organiser):
     assert 'id="f-min_cell_size-error"' in html
     assert 'value="Logement"' in html  # nothing typed is lost
     before = _api(organiser, "GET", f"/api/v1/consultations/{cid}")
-    assert before["min_cell_size"] == 10 and before["titles"] == {}
+    assert before["min_cell_size"] == 10 and before["titles"] == {"en": "Housing after leaving"}
     done = organiser.post(
         f"/staff/consultations/{cid}/settings",
         {
@@ -316,6 +316,15 @@ def test_publish_is_blocked_by_its_checklist_until_consent_and_translations_exis
         == 303
     )
     platform.deliver()
+    # The title typed when creating it is the English one: the French one is asked for.
+    checklist = organiser.get(f"/staff/consultations/{cid}/publish").get_data(as_text=True)
+    assert "The title is missing in: Français." in checklist
+    _api(
+        organiser,
+        "PATCH",
+        f"/api/v1/consultations/{cid}",
+        json={"titles": {"en": "Housing after leaving", "fr": "Le logement après le départ"}},
+    )
     organiser.get(f"/staff/consultations/{cid}/publish")
     done = organiser.post(f"/staff/consultations/{cid}/publish")
     assert done.status_code == 303, done.get_data(as_text=True)
@@ -382,7 +391,7 @@ def test_a_refused_translation_keeps_every_text_typed_and_stores_none(organiser)
     assert 'id="f-title-error"' in html and "T" * 300 in html
     assert 'value="Où dormez-vous ?"' in html
     consultation = _api(organiser, "GET", f"/api/v1/consultations/{cid}")
-    assert consultation["titles"] == {}
+    assert consultation["titles"] == {"en": "Housing after leaving"}  # French not stored
     assert consultation["draft"]["sections"][0]["questions"][0]["label"]["fr"] == "Où logez-vous ?"
 
 
@@ -557,3 +566,17 @@ def test_refusals_say_what_to_fill_in_where(organiser):
     )
     assert "“One choice from a list” needs at least 2 answer options" in html
     assert 'value="Shelter"' in html
+
+
+def test_the_title_typed_at_creation_counts_in_the_page_language(organiser):
+    organiser.get("/staff/consultations?lang=fr")
+    answer = organiser.post(
+        "/staff/consultations", {"title": "Logement", "languages": ["en", "fr"]}
+    )
+    assert answer.status_code == 303
+    stored = _api(organiser, "GET", f"/api/v1/consultations/{_cid(answer.headers['Location'])}")
+    assert stored["titles"] == {"fr": "Logement"}
+    organiser.get("/staff/consultations?lang=ar")  # not offered: the first language it offers
+    answer = organiser.post("/staff/consultations", {"title": "Housing", "languages": ["en", "fr"]})
+    stored = _api(organiser, "GET", f"/api/v1/consultations/{_cid(answer.headers['Location'])}")
+    assert stored["titles"] == {"en": "Housing"}
