@@ -17,7 +17,7 @@ from typing import Any
 from mongoengine.errors import NotUniqueError
 from prometheus_client import REGISTRY, Histogram
 
-from services.aggregation import projection
+from services.aggregation import projection, wording
 from services.aggregation.models import (
     ConsultationMeta,
     Contribution,
@@ -77,6 +77,7 @@ def record_consultation(event: Envelope, ctx: Any) -> None:
         "set__epsilon_budget": None if budget is None else float(budget),
         "set__purposes": list(meta.purposes),
         "set__questions": [q.to_document() for q in meta.questions],
+        "set__wording": wording.wording_from_published(p),
     }
     # Only replace an equal or older version; a newer one already stored makes the filter miss and
     # the upsert collide with the existing id, which means "keep what is there".

@@ -27,6 +27,8 @@ class ConsultationMeta(me.Document):
     epsilon_budget = me.FloatField(null=True)
     purposes = me.ListField(me.StringField())
     questions = me.ListField(me.DictField())
+    # wording.wording_from_published: title, question wording and option labels by language.
+    wording = me.DictField()
 
 
 class Contribution(me.Document):

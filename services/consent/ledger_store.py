@@ -255,6 +255,17 @@ def migrate_keys() -> int:
     return moved
 
 
+def entries_of_kind(
+    kind: str, start: int, limit: int, consultation_ids: frozenset[str] | None = None
+) -> list[dict]:
+    """The first `limit` entries of `kind` with seq >= start, in order (in scope when given)."""
+    query = LedgerEntry.objects(seq__gte=start, kind=kind)
+    if consultation_ids is not None:
+        # Every kind of entry names its consultation (ledger.make_entry checks it).
+        query = query.filter(data__consultation_id__in=sorted(consultation_ids))
+    return [_entry(raw) for raw in query.order_by("seq").limit(limit).as_pymongo()]
+
+
 class LedgerTree:
     """The RFC 6962 tree over the stored ledger, kept in memory and extended as the ledger grows.
 

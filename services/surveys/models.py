@@ -208,3 +208,17 @@ class ContactAccess(OutboxDocument):
     accessed_by = me.StringField(required=True)
     count = me.IntField(required=True)
     accessed_at = me.DateTimeField(default=utcnow)
+
+
+class ProgressTally(me.Document):
+    """Running counts of a consultation's progress (services/surveys/progress.py): one document
+    read by its id, however many responses there are. Changed only with $inc, so concurrent
+    intake and erasure add up whatever their order."""
+
+    meta = {"db_alias": ALIAS, "collection": "progress_tallies"}
+    consultation_id = me.StringField(primary_key=True)
+    opened = me.IntField(default=0)  # participants admitted by an invitation
+    submitted = me.IntField(default=0)  # responses kept
+    erased = me.IntField(default=0)
+    hours = me.DictField()  # "YYYY-MM-DDTHH" (UTC) -> responses sent in that hour, still kept
+    sections = me.DictField()  # section id -> {shown, answered, completed, stopped_here}
