@@ -103,6 +103,28 @@ def questions_before_section(draft: dict[str, Any], section_id: str) -> list[dic
     return found
 
 
+_PART_PATH = re.compile(r"^sections\[(\d+)\](?:\.questions\[(\d+)\])?(?:\.(.*))?$")
+
+
+def part_named(draft: dict[str, Any], path: str) -> tuple[str, str, str] | None:
+    """("section" or "question", its id, the rest of the path) for an error path of `draft`, such
+    as "sections[1].questions[0].relevant"; None for a path outside its sections and questions."""
+    match = _PART_PATH.match(path)
+    if match is None:
+        return None
+    s_index, q_index, rest = int(match.group(1)), match.group(2), match.group(3) or ""
+    all_sections = sections(draft)
+    if s_index >= len(all_sections):
+        return None
+    section = all_sections[s_index]
+    if q_index is None:
+        return "section", str(section.get("id")), rest
+    questions = section.get("questions") or []
+    if int(q_index) >= len(questions):
+        return None
+    return "question", str(questions[int(q_index)].get("id")), rest
+
+
 def new_id(draft: dict[str, Any], prefix: str) -> str:
     """An id not used in the draft yet: prefix1, prefix2, ..."""
     taken = all_ids(draft)

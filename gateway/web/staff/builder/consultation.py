@@ -22,7 +22,7 @@ from gateway.web.staff.builder.common import (
     page_context,
     save_draft,
 )
-from gateway.web.staff.forms import Form
+from gateway.web.staff.forms import Form, flatten_errors
 from gateway.web.staff.pages import _, call, flash, render, see_other, signed_in
 from shared.errors import ServiceUnavailable
 
@@ -179,7 +179,7 @@ def move(cid: str) -> Response:
         save_draft(cid, changed)
     except ServiceRefused as refused:
         # Moving a question above the one its skip logic refers to, say.
-        return _refused_onoverview_page(consultation, refused)
+        return _refused_onoverview_page(consultation, refused, changed)
     return see_other(url_for("builder.overview", cid=cid, _anchor=f"item-{item}"))
 
 
@@ -193,7 +193,7 @@ def delete_question(cid: str, qid: str) -> Response:
     except drafts.DraftError:
         abort(404)
     except ServiceRefused as refused:
-        return _refused_onoverview_page(consultation, refused)
+        return _refused_onoverview_page(consultation, refused, changed)
     flash(_("The question is deleted from the draft."))
     return see_other(url_for("builder.overview", cid=cid))
 
@@ -208,14 +208,50 @@ def delete_section(cid: str, sid: str) -> Response:
     except drafts.DraftError:
         abort(404)
     except ServiceRefused as refused:
-        return _refused_onoverview_page(consultation, refused)
+        return _refused_onoverview_page(consultation, refused, changed)
     flash(_("The section and its questions are deleted from the draft."))
     return see_other(url_for("builder.overview", cid=cid))
 
 
-def _refused_onoverview_page(consultation: dict[str, Any], refused: ServiceRefused) -> Response:
+def _refused_onoverview_page(
+    consultation: dict[str, Any], refused: ServiceRefused, sent: dict[str, Any]
+) -> Response:
+    """The survey page with the refusal of a change (`sent`, the draft as it would have been),
+    each problem naming the section or question it is about rather than its place in the list."""
     form = Form()
-    form.take_refusal(refused.body.get("detail"), refused.errors)
+    if refused.errors:
+        form.problems.append(refused.body.get("detail") or "")
+    for path, messages in flatten_errors(refused.errors).items():
+        part = drafts.part_named(sent, path)
+        for message in messages:
+            if part is None:
+                form.add_error(None, f"{path}: {message}" if path else message)
+                continue
+            kind, item_id, rest = part
+            about_skip_logic = rest.startswith("relevant")
+            if kind == "section":
+                text = (
+                    _(
+                        "Section “%(id)s”, when it is shown: %(problem)s",
+                        id=item_id,
+                        problem=message,
+                    )
+                    if about_skip_logic
+                    else _("Section “%(id)s”: %(problem)s", id=item_id, problem=message)
+                )
+            else:
+                text = (
+                    _(
+                        "Question “%(id)s”, when it is shown: %(problem)s",
+                        id=item_id,
+                        problem=message,
+                    )
+                    if about_skip_logic
+                    else _("Question “%(id)s”: %(problem)s", id=item_id, problem=message)
+                )
+            form.add_error(None, text)
+    if not refused.errors:
+        form.add_error(None, refused.body.get("detail") or "")
     return overview_page(
         consultation, 422 if refused.status == 422 else refused.status, upload=form
     )
