@@ -40,7 +40,7 @@ from shared.auth import Principal
 from shared.errors import ServiceUnavailable, TooManyRequests, Unauthorized
 
 if TYPE_CHECKING:
-    from gateway.web.staff import StaffWeb
+    from gateway.web.staff.state import StaffWeb
 
 log = logging.getLogger("voices.gateway.web.staff")
 
