@@ -600,6 +600,7 @@ def progress_report(consultation: Consultation, now: datetime | None = None) -> 
         "opened": max(0, int(counted.get("opened", 0))),
         "submitted": max(0, int(counted.get("submitted", 0))),
         "erased": max(0, int(counted.get("erased", 0))),
+        "last_submitted_at": counted.get("last_submitted_at"),
         "unit": report.unit,
         "over_time": report.over_time,
         "sections": report.sections,

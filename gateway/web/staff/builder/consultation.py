@@ -102,8 +102,9 @@ def _pages(header: str | None, page: int) -> dict[str, int]:
 
 
 def _activity(consultation: dict[str, Any]) -> dict[str, Any]:
-    """Responses counted and the latest thing that happened (a response counted, a version
-    published, the consultation opened, closed or created)."""
+    """Responses kept and the latest thing that happened (a response stored, a version
+    published, the consultation opened, closed or created). Read from the surveys service's
+    running tally: one document per consultation, however many responses it has."""
     counted: int | None = None
     moments = [
         consultation.get(key)
@@ -116,14 +117,14 @@ def _activity(consultation: dict[str, Any]) -> dict[str, Any]:
     if consultation.get("versions"):
         try:
             progress = call(
-                "GET", f"/api/v1/insights/consultations/{consultation['consultation_id']}/progress"
+                "GET", f"/api/v1/consultations/{consultation['consultation_id']}/progress"
             )
         except (ServiceRefused, ServiceUnavailable):
-            # Not yet known to the aggregation service, or it is down: the list still shows.
+            # The surveys service is down: the list still shows, without the counts.
             progress = {}
-        counted = progress.get("responses_counted")
-        if progress.get("last_counted_at"):
-            moments.append(progress["last_counted_at"])
+        counted = progress.get("submitted")
+        if progress.get("last_submitted_at"):
+            moments.append(progress["last_submitted_at"])
     latest = max((str(m) for m in moments), default="")
     return {"responses_counted": counted, "last_activity": latest[:16].replace("T", " ")}
 
