@@ -280,7 +280,7 @@ def test_the_home_counts_responses_kept_and_the_latest_one_as_last_activity(plat
     assert progress["submitted"] == 2 and progress["last_submitted_at"]
     page = html(running.organiser.get("/staff/consultations"))
     row = next(r for r in page.split("<tr") if running.cid in r)
-    cells = [c.strip() for c in re.findall(r"<td>(.*?)</td>", row, flags=re.S)]
+    cells = [c.strip() for c in re.findall(r"<td>(.*?)</td>", row, flags=re.DOTALL)]
     assert "2" in cells
     # The last activity is the minute the latest response was stored.
     assert progress["last_submitted_at"][:16].replace("T", " ") in row
