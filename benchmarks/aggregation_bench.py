@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import logging
 import os
 import random
@@ -56,7 +57,7 @@ class Servers:
 SERVERS: Servers  # set in main(): Kafka and the document store of this run
 
 from benchmarks.crosstab_bench import QUESTIONS, generate, pandas_counts  # noqa: E402
-from services.aggregation import projection  # noqa: E402
+from services.aggregation import projection, tabulation  # noqa: E402
 from services.aggregation.disclosure import protect_tables  # noqa: E402
 from services.aggregation.snapshots import build_snapshot  # noqa: E402
 from shared.bus import decode, encode  # noqa: E402
@@ -76,7 +77,7 @@ def release_pipeline(n: int) -> None:
     counted = projection.counted_contributions(contributions, tombstones)
     t_count = time.perf_counter() - t
     t = time.perf_counter()
-    tables = projection.tabulate(counted, QUESTIONS, consultation_id=CID)
+    tables = tabulation.tabulate(counted, QUESTIONS, consultation_id=CID)
     t_tab = time.perf_counter() - t
     t = time.perf_counter()
     protection = protect_tables(tables, 10)
@@ -280,14 +281,25 @@ def handler_sample(sample: int) -> None:
     )
     runtime = current_runtime(create_app(settings, bus=InProcessBus()))
     events = list(bench_events(sample))
-    marks = []
+    quarters = [sample * q // 4 for q in range(1, 5)]
+    marks = [(0, 0.0)]
     t = time.perf_counter()
     for i, e in enumerate(events, 1):
         runtime.dispatcher(e)
-        if i in (sample // 4, sample // 2, sample):
+        if i in quarters:
             marks.append((i, time.perf_counter() - t))
-    rates = ", ".join(f"first {i:,}: {i / s:,.0f}/s" for i, s in marks)
-    print(f"[rebuild] real handlers writing to {SERVERS.mongodb_uri}, {sample:,} events: {rates}")
+    # Each quarter's own rate: a rate that falls with the stored data shows as falling quarters.
+    rates = ", ".join(
+        f"events {a + 1:,}-{b:,}: {(b - a) / (tb - ta):,.0f}/s"
+        for (a, ta), (b, tb) in itertools.pairwise(marks)
+        if tb > ta
+    )
+    print(
+        f"[rebuild] real handlers writing to {SERVERS.mongodb_uri}, {sample:,} events in "
+        f"{marks[-1][1]:.1f}s ({sample / marks[-1][1]:,.0f}/s): {rates}; "
+        f"load {' '.join(f'{x:.1f}' for x in os.getloadavg())}",
+        flush=True,
+    )
 
 
 def freshness_bench(count: int, rate: float) -> None:
@@ -347,7 +359,12 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--responses", type=int, default=100_000)
     parser.add_argument("--rebuild", default="100000,1000000")
-    parser.add_argument("--handler-sample", type=int, default=1000)
+    parser.add_argument(
+        "--handler-sample",
+        type=int,
+        default=int(os.environ.get("BENCH_HANDLER_SAMPLE", "2000")),
+        help="events through the real handlers writing to the store (env BENCH_HANDLER_SAMPLE)",
+    )
     parser.add_argument(
         "--broker", default="100000,1000000", help="comma list of sizes replayed through Kafka"
     )

@@ -6,7 +6,8 @@ Generates synthetic responses (3 breakdown dimensions, a single-choice, a
 multiple-choice and a rating question, some "prefer not to say" and
 skips), then times:
 
-* `tabulate`: every contributor count the snapshot needs (each question
+* `tabulate` (`services.aggregation.tabulation`, NumPy; the pure-Python reference
+  `projection.tabulate` is timed beside it and must give the same tables): every contributor count the snapshot needs (each question
   alone, by each dimension, by each pair of dimensions, and all margins);
 * `protect_tables`: primary + complementary suppression and the exact audit;
 * `build_snapshot`: the released document and its digest;
@@ -20,12 +21,15 @@ prints the figures. Loopback only, bounded in time, no asserts on timing.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import time
 
+from services.aggregation import projection
 from services.aggregation.disclosure import protect_tables
-from services.aggregation.projection import DECLINED, SKIPPED, Contribution, tabulate
+from services.aggregation.projection import DECLINED, SKIPPED, Contribution
 from services.aggregation.snapshots import build_snapshot
+from services.aggregation.tabulation import tabulate
 
 QUESTIONS = [
     {
@@ -148,6 +152,11 @@ def main(argv=None) -> None:
     t_tab = time.perf_counter() - t
 
     t = time.perf_counter()
+    reference = projection.tabulate(contributions, QUESTIONS, consultation_id="bench")
+    t_reference = time.perf_counter() - t
+    same_as_reference = reference.counts == tables.counts and reference.axes == tables.axes
+
+    t = time.perf_counter()
     protection = protect_tables(tables, args.k)
     t_protect = time.perf_counter() - t
 
@@ -174,7 +183,11 @@ def main(argv=None) -> None:
         f"(audit rounds: {protection.audit_rounds}, k={protection.k.k})"
     )
     print(f"generate data             {t_gen:>10.2f} s")
-    print(f"tabulate (all counts)     {t_tab:>10.2f} s")
+    print(f"tabulate (all counts)     {t_tab:>10.2f} s   (NumPy, services.aggregation.tabulation)")
+    print(
+        f"reference tabulate        {t_reference:>10.2f} s   (pure Python, projection.tabulate; "
+        f"same tables: {same_as_reference})"
+    )
     print(f"protect_tables            {t_protect:>10.2f} s")
     print(
         f"build_snapshot + digest   {t_snap:>10.2f} s   ({len(snapshot['questions'])} questions, "
@@ -183,6 +196,9 @@ def main(argv=None) -> None:
     print(f"pandas: build frame       {t_frame:>10.2f} s")
     print(f"pandas: groupby counts    {t_groupby:>10.2f} s")
     print(f"counts agree with pandas  {agree!s:>10}")
+    print(f"load average              {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    if not same_as_reference:
+        raise SystemExit("the vectorised tables differ from the reference")
     if not agree:
         diff = {k for k in set(ours) | set(pd_counts) if ours.get(k) != pd_counts.get(k)}
         print(f"  {len(diff)} differing keys, e.g. {sorted(diff)[:3]}")

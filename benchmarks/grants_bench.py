@@ -41,6 +41,7 @@ query, so each append and each proof costs more as the ledger grows.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import statistics
@@ -50,6 +51,7 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
 import requests
@@ -197,6 +199,7 @@ def timed_pool(work, items: list, concurrency: int, time_limit: float) -> dict:
     latencies: list[float] = []
     failures: dict[str, int] = {}
     results: list = []
+    done_at: list[float] = []  # when each success was answered, in order
     lock = threading.Lock()
     deadline = time.monotonic() + time_limit
 
@@ -213,6 +216,7 @@ def timed_pool(work, items: list, concurrency: int, time_limit: float) -> dict:
         with lock:
             latencies.append(time.perf_counter() - started)
             results.append(result)
+            done_at.append(time.perf_counter())
 
     started = time.perf_counter()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -231,7 +235,19 @@ def timed_pool(work, items: list, concurrency: int, time_limit: float) -> dict:
         else float("nan"),
         "max_ms": 1000 * latencies[-1] if latencies else float("nan"),
         "finished_at": time.monotonic(),
+        "done_at": done_at,
     }
+
+
+def rates_per_tenth(done_at: list[float], parts: int = 10) -> list[float]:
+    """Successes per second within each tenth of them, by the times they were answered."""
+    size = len(done_at) // parts
+    rates = []
+    for i in range(parts):
+        chunk = done_at[i * size : (i + 1) * size]
+        spent = chunk[-1] - chunk[0] if len(chunk) > 1 else 0.0
+        rates.append((len(chunk) - 1) / spent if spent > 0 else float("nan"))
+    return rates
 
 
 def line(name: str, figures: dict, unit: str) -> str:
@@ -243,15 +259,45 @@ def line(name: str, figures: dict, unit: str) -> str:
     )
 
 
+def append_rates(export_lines: list[bytes], first_seq: int, parts: int = 10) -> str:
+    """The consumer's appends per second in each tenth of the measured grants, from the times the
+    ledger stamped on its entries: a rate that falls as the ledger grows shows in one run."""
+    stamps = []
+    for raw in export_lines:
+        line = json.loads(raw)
+        if (
+            line.get("type") == "entry"
+            and line["kind"] == "consent.granted"
+            and line["seq"] >= first_seq
+        ):
+            stamps.append(datetime.fromisoformat(line["at"]))
+    rates = rates_per_tenth([t.timestamp() for t in stamps], parts)
+    ratio = rates[-1] / rates[0] if rates and rates[0] else float("nan")
+    return (
+        f"{'ledger appends/s per tenth':<32} {' '.join(f'{r:.1f}' for r in rates)} "
+        f"(last tenth {100 * ratio:.0f}% of the first)"
+    )
+
+
 def main() -> None:
     from deploy.servers import local_servers
     from deploy.stack import Stack
     from services.consent import verify
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--grants", type=int, default=300)
+    parser.add_argument(
+        "--grants",
+        type=int,
+        default=int(os.environ.get("BENCH_GRANTS", "300")),
+        help="grants measured (env BENCH_GRANTS; 3000 for the larger figure)",
+    )
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per measured phase")
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=float(os.environ.get("BENCH_TIME_LIMIT", "60")),
+        help="seconds per measured phase (env BENCH_TIME_LIMIT)",
+    )
     parser.add_argument("--warmup", type=int, default=20)
     parser.add_argument(
         "--verify-entries",
@@ -360,6 +406,11 @@ def main() -> None:
         ledger_before = ledger_size()
         granted = timed_pool(grant, admitted[args.warmup :], args.concurrency, args.time_limit)
         figures.append(line("grant via gateway -> consent", granted, "grants"))
+        tenths = rates_per_tenth(granted["done_at"])
+        figures.append(
+            f"{'grants/s per tenth':<32} {' '.join(f'{r:.1f}' for r in tenths)} "
+            f"(last tenth {100 * tenths[-1] / tenths[0]:.0f}% of the first)"
+        )
 
         # The consumer appends each consent.granted event once the relay has published it.
         expected = ledger_before + granted["ok"]
@@ -398,6 +449,7 @@ def main() -> None:
         )
         if not report.ok:
             raise SystemExit(f"the platform's own export does not verify: {report.message()}")
+        figures.append(append_rates(export.content.splitlines(), ledger_before))
 
         size = expected
 

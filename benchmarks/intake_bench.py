@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
+import signal
 import statistics
 import subprocess
 import sys
@@ -219,18 +220,19 @@ def call(
     return response.json() if response.content else None
 
 
-def wait_for(probe, timeout: float = 30.0):
+def wait_for(probe, timeout: float = 30.0, interval: float = 0.2):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = probe()
         if value:
             return value
-        time.sleep(0.2)
+        time.sleep(interval)
     raise TimeoutError("the platform did not get there in time")
 
 
-def prepare_consultation(base: str, admin: str) -> tuple[str, str]:
-    """An open consultation with a published consent text; returns (consultation id, link code)."""
+def prepare_consultation(base: str, admin: str) -> tuple[str, str, str]:
+    """An open consultation with a published consent text; returns (consultation id, link code,
+    the organiser's API token)."""
     s = requests.Session()
     org = call(s, "POST", f"{base}/api/v1/organisations", admin, json={"name": "Benchmark org"})
     account = call(
@@ -291,7 +293,7 @@ def prepare_consultation(base: str, admin: str) -> tuple[str, str]:
     code = call(
         s, "POST", f"{base}/api/v1/consultations/{cid}/invitations", token, json={"kind": "link"}
     )["code"]
-    return cid, code
+    return cid, code, token
 
 
 def consent_tokens(base: str, cid: str, code: str, count: int, concurrency: int) -> list[str]:
@@ -325,6 +327,101 @@ def consent_tokens(base: str, cid: str, code: str, count: int, concurrency: int)
         return list(pool.map(one, range(count)))
 
 
+# ---------------------------------------------------------------- profiling (py-spy)
+
+
+class Profiler:
+    """py-spy sampling the gunicorn processes of the named stack processes (workers included)."""
+
+    def __init__(self, out_dir: Path | None, rate: int = 50) -> None:
+        self.out_dir = out_dir
+        self.rate = rate
+        self.spies: dict[str, subprocess.Popen] = {}
+
+    def start(self, pids: dict[str, int]) -> None:
+        if self.out_dir is None:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for name, pid in pids.items():
+            self.spies[name] = subprocess.Popen(
+                [
+                    str(Path(sys.executable).with_name("py-spy")),
+                    "record",
+                    "--pid",
+                    str(pid),
+                    "--subprocesses",
+                    "--nonblocking",
+                    "--rate",
+                    str(self.rate),
+                    "--format",
+                    "raw",
+                    "--output",
+                    str(self.out_dir / f"{name}.txt"),
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+    def stop(self) -> None:
+        for spy in self.spies.values():
+            spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+        for spy in self.spies.values():
+            try:
+                spy.wait(30)
+            except subprocess.TimeoutExpired:
+                spy.kill()
+        if self.out_dir is not None:
+            for name in self.spies:
+                print(summarise_profile(self.out_dir / f"{name}.txt", name), flush=True)
+
+
+def summarise_profile(path: Path, name: str, top: int = 15) -> str:
+    """The functions where `name`'s busy samples were spent (inclusive share), from py-spy's raw
+    (collapsed) stacks; idle threads (waiting in select, a lock or a socket accept) are left out."""
+    if not path.exists():
+        return f"{name}: no profile written"
+    inclusive: dict[str, int] = {}
+    busy = 0
+    idle_leaves = ("wait (threading", "select (selectors", "accept (socket", "_worker (")
+    for line in path.read_text().splitlines():
+        stack, _, count_text = line.rpartition(" ")
+        if not stack or not count_text.isdigit():
+            continue
+        frames = stack.split(";")
+        if any(frames[-1].startswith(leaf) for leaf in idle_leaves):
+            continue
+        count = int(count_text)
+        busy += count
+        # Per function, not per line: "name (file.py:12)" -> "name (file.py)"; once per stack.
+        for frame in {f.rsplit(":", 1)[0] + ")" for f in frames}:
+            inclusive[frame] = inclusive.get(frame, 0) + count
+    lines = [f"{name}: {busy} busy samples; inclusive share of the busiest functions"]
+    for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        lines.append(f"  {100 * count / max(busy, 1):5.1f}%  {frame}")
+    return "\n".join(lines)
+
+
+def freshness_after(base: str, cid: str, token: str, expected: int, timeout: float) -> dict:
+    """The aggregation's freshness figures once it has counted `expected` responses (or after
+    `timeout` seconds): each response's time from submission until it was counted, p50 and p95.
+    Asked every 2 s: the answer reads every counted contribution, which slows the counting."""
+    session = requests.Session()
+    figures: dict = {}
+
+    def counted_all() -> bool:
+        nonlocal figures
+        figures = call(
+            session, "GET", f"{base}/api/v1/insights/consultations/{cid}/freshness", token
+        )
+        return (figures.get("responses") or 0) >= expected
+
+    try:
+        wait_for(counted_all, timeout=timeout, interval=2.0)
+    except TimeoutError:
+        pass  # report what was counted by then
+    return figures
+
+
 def report(name: str, figures: dict) -> None:
     failures = (
         ", ".join(f"{status}: {n}" for status, n in sorted(figures["failures"].items())) or "none"
@@ -342,10 +439,28 @@ def main() -> None:
     from deploy.stack import Stack
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--responses", type=int, default=400)
+    parser.add_argument(
+        "--responses",
+        type=int,
+        default=int(os.environ.get("BENCH_INTAKE_RESPONSES", "400")),
+        help="responses measured (env BENCH_INTAKE_RESPONSES; 3000 for the larger figure)",
+    )
     parser.add_argument("--concurrency", type=int, default=8)
-    parser.add_argument("--time-limit", type=float, default=60.0, help="seconds per measured phase")
+    parser.add_argument(
+        "--time-limit",
+        type=float,
+        default=float(os.environ.get("BENCH_TIME_LIMIT", "60")),
+        help="seconds per measured phase (env BENCH_TIME_LIMIT)",
+    )
     parser.add_argument("--warmup", type=int, default=20)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=Path(os.environ["BENCH_PROFILE_DIR"])
+        if os.environ.get("BENCH_PROFILE_DIR")
+        else None,
+        help="directory for py-spy profiles of the gateway and surveys during the measured intake",
+    )
     args = parser.parse_args()
     total = args.responses + args.warmup
 
@@ -376,7 +491,7 @@ def main() -> None:
         )
         stack.start(timeout=120)
         base = stack.gateway_url
-        cid, code = prepare_consultation(base, admin)
+        cid, code, organiser = prepare_consultation(base, admin)
         started = time.perf_counter()
         tokens = consent_tokens(base, cid, code, total, args.concurrency)
         print(
@@ -387,14 +502,28 @@ def main() -> None:
         run_load(
             f"{base}/api/v1/responses", bodies[: args.warmup], args.concurrency, args.time_limit
         )
-        intake = run_load(
-            f"{base}/api/v1/responses", bodies[args.warmup :], args.concurrency, args.time_limit
-        )
+        profiler = Profiler(args.profile)
+        profiler.start({name: stack.processes[name].pid for name in ("gateway", "surveys")})
+        try:
+            intake = run_load(
+                f"{base}/api/v1/responses", bodies[args.warmup :], args.concurrency, args.time_limit
+            )
+        finally:
+            profiler.stop()
+
+        fresh = freshness_after(base, cid, organiser, intake["ok"] + args.warmup, args.time_limit)
 
         port = free_port()
         baseline = start_baseline(port, log_dir, mongodb_uri)
         wait_for_port(port, timeout=30)
-        wait_for(lambda: requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).ok)
+
+        def baseline_up() -> bool:
+            try:
+                return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=10).ok
+            except requests.RequestException:
+                return False  # still starting (a loaded machine starts slowly)
+
+        wait_for(baseline_up, timeout=60)
         run_load(
             f"http://127.0.0.1:{port}/responses",
             bodies[: args.warmup],
@@ -423,6 +552,10 @@ def main() -> None:
     )
     report("intake via gateway -> surveys", intake)
     report("bare Flask + mongoengine insert", bare)
+    print(
+        f"freshness while intake ran (submitted -> counted by aggregation, {fresh.get('responses')} "
+        f"responses): p50 {fresh.get('p50_seconds')} s, p95 {fresh.get('p95_seconds')} s"
+    )
     if intake["per_s"]:
         print(
             f"ratio: the bare insert serves {bare['per_s'] / intake['per_s']:.1f}x the responses/s; "

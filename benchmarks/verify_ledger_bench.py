@@ -149,7 +149,7 @@ def auditor_api_timings(lines: list[str], limit: int, requests_warm: int = 20) -
 
     from services.consent import ledger_store
     from services.consent.app import create_app
-    from services.consent.models import LedgerEntry
+    from services.consent.models import LedgerEntry, ledger_key
     from shared.auth import Principal, encode_principal
     from shared.bus import InProcessBus
     from shared.settings import Settings
@@ -168,7 +168,10 @@ def auditor_api_timings(lines: list[str], limit: int, requests_warm: int = 20) -
     entries = [json.loads(line) for line in lines if line.startswith('{"at"')][:limit]
     LedgerEntry._get_collection().insert_many(
         [
-            {"_id": e["seq"], **{k: e[k] for k in ("kind", "at", "data", "prev_hash", "hash")}}
+            {
+                "_id": ledger_key(e["seq"]),
+                **{k: e[k] for k in ("seq", "kind", "at", "data", "prev_hash", "hash")},
+            }
             for e in entries
         ]
     )

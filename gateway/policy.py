@@ -108,6 +108,8 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("GET", "/api/v1/consultations/<cid>/invitations", {"organiser"}, "surveys"),
     _p("POST", "/api/v1/consultations/<cid>/invitations", {"organiser"}, "surveys"),
     _p("POST", "/api/v1/consultations/<cid>/invitations/<iid>/revoke", {"organiser"}, "surveys"),
+    _p("POST", "/api/v1/consultations/<cid>/invitations/batch", {"organiser"}, "surveys"),
+    _p("GET", "/api/v1/consultations/<cid>/progress", {"organiser", "admin"}, "surveys"),
     _p("GET", "/api/v1/consultations/<cid>/quotable-answers", {"organiser"}, "surveys"),
     _p("GET", "/api/v1/consultations/<cid>/quotes", {"organiser"}, "surveys"),
     _p("POST", "/api/v1/consultations/<cid>/quotes", {"organiser"}, "surveys"),
@@ -159,6 +161,7 @@ POLICY: tuple[RoutePolicy, ...] = (
     _p("GET", "/api/v1/insights/consultations/<cid>/progress", {"organiser"}, "aggregation"),
     _p("GET", "/api/v1/insights/consultations/<cid>/freshness", {"organiser"}, "aggregation"),
     _p("GET", "/api/v1/insights/consultations/<cid>/privacy-budget", {"organiser"}, "aggregation"),
+    _p("GET", "/api/v1/insights/consultations/<cid>/releases", {"organiser"}, "aggregation"),
     _p("POST", "/api/v1/releases", {"organiser"}, "aggregation"),
     _p("GET", "/api/v1/insights/consultations", {"policy", "organiser", "admin"}, "aggregation"),
     _p(

@@ -169,7 +169,7 @@ class OffsetStore(Protocol):
 
 
 class KafkaConsumerLoop:
-    """One consumer group member: poll, validate, dispatch, then record the position.
+    """One consumer group member: poll, validate, dispatch, then record the position (per batch).
 
     Positions are kept in the service's own database (OffsetStore) and the
     consumer seeks to them on assignment; an empty store therefore replays
@@ -265,15 +265,20 @@ class KafkaConsumerLoop:
                     self.status["state"] = "running"
                 batches = consumer.poll(timeout_ms=self.kafka.poll_timeout_ms)
                 for tp, records in batches.items():
+                    handled = None
                     for record in records:
                         if self._stop.is_set():
                             break
                         self._handle(record)
-                        self._save_position(tp.topic, tp.partition, record.offset)
-                    if records:
+                        handled = record.offset
+                    # Once per batch, not per record: a write less per event while a backlog is
+                    # worked off. A crash mid-batch replays its handled events, which the
+                    # dispatcher drops by id.
+                    if handled is not None:
                         from kafka.structs import OffsetAndMetadata
 
-                        consumer.commit({tp: OffsetAndMetadata(records[-1].offset + 1, "", -1)})
+                        self._save_position(tp.topic, tp.partition, handled)
+                        consumer.commit({tp: OffsetAndMetadata(handled + 1, "", -1)})
                 self._measure_lag(consumer)
             except _Stopping:
                 break

@@ -124,6 +124,14 @@ class QuestionSummarySchema(StrictSchema):
     dimension = fields.Boolean(required=True)
     min = fields.Float(allow_none=True, load_default=None)
     max = fields.Float(allow_none=True, load_default=None)
+    # The question's wording per language and each option's label per language, so that released
+    # figures can be read as words. Optional: events published before they were carried still parse.
+    label = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    option_labels = fields.Dict(
+        keys=fields.String(),
+        values=fields.Dict(keys=fields.String(), values=fields.String()),
+        load_default=dict,
+    )
 
 
 class ConsultationPublished(StrictSchema):
@@ -131,6 +139,8 @@ class ConsultationPublished(StrictSchema):
     organisation_id = fields.String(required=True)
     survey_version = fields.Integer(required=True, strict=True)
     title = fields.String(required=True)
+    # The title in each language of the consultation (optional, as `label` above).
+    titles = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
     languages = fields.List(fields.String(), required=True)
     min_cell_size = fields.Integer(required=True, strict=True, validate=validate.Range(min=5))
     min_age = fields.Integer(allow_none=True, required=True)

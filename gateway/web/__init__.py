@@ -55,6 +55,11 @@ def init_web(app: Flask, clients: dict[str, ServiceClient], settings: Settings) 
     _install_gettext(app, state.catalogs)
     app.register_blueprint(web)
     init_staff(app, clients, settings, state.catalogs)
+    # The oversight pages plug into the staff shell from here: the shell never imports them.
+    from gateway.web.oversight import blueprints as oversight_blueprints
+
+    for blueprint in oversight_blueprints():
+        app.register_blueprint(blueprint)
     return state
 
 

@@ -26,6 +26,7 @@ from mongoengine.errors import NotUniqueError
 
 from gateway.web.models import WebSessionDocument
 from shared.errors import Conflict
+from shared.throttle import AtMostEvery
 
 COOKIE_NAME = "voices_participant"
 DEFAULT_TTL_S = (
@@ -68,6 +69,9 @@ class WebSessions:
         self._secret = secret.encode()
         self.ttl_s = ttl_s
         self._clock = clock
+        # Creating a session deletes the expired ones, once a minute (of `clock`): loads check
+        # expiry themselves, and the delete scans the collection.
+        self._expired_purge = AtMostEvery(60.0, lambda: self._clock().timestamp())
 
     # ---------------------------------------------------------------- naming and sealing
 
@@ -103,7 +107,8 @@ class WebSessions:
 
     def create(self, state: dict[str, Any]) -> WebSession:
         """A new session holding `state`, stored at once. The caller sets its cookie."""
-        WebSessionDocument.objects(expires_at__lte=self._clock()).delete()
+        if self._expired_purge.due():
+            WebSessionDocument.objects(expires_at__lte=self._clock()).delete()
         cookie = secrets.token_urlsafe(32)
         session = WebSession(
             cookie=cookie, session_hash=self._hash(cookie), state=dict(state), revision=0

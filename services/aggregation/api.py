@@ -13,12 +13,14 @@ from services.aggregation import releases as svc
 from services.aggregation.models import ConsultationMeta, Contribution, Release
 from services.aggregation.schemas import (
     CrosstabQuerySchema,
+    ExportQuerySchema,
     FreshnessSchema,
     PrivacyBudgetSchema,
     ProgressSchema,
     QuotesSchema,
     ReleaseCreatedSchema,
     ReleasedListSchema,
+    ReleaseHistorySchema,
     ReleaseRequestSchema,
     ResultSchema,
     SnapshotSchema,
@@ -77,6 +79,15 @@ class PrivacyBudget(MethodView):
         `epsilon_total` and `remaining` are null when the consultation offers no differential privacy.
         """
         return svc.privacy_budget(_own_consultation(consultation_id))
+
+
+@insights.route("/consultations/<consultation_id>/releases")
+class ReleaseHistory(MethodView):
+    @insights.response(200, ReleaseHistorySchema)
+    def get(self, consultation_id: str) -> Any:
+        """Every released snapshot of the consultation, newest first, with who signed it off, k and
+        what remains of the privacy budget (organisers of its organisation)."""
+        return svc.release_history(_own_consultation(consultation_id))
 
 
 @insights.route("/consultations/<consultation_id>/freshness")
@@ -150,6 +161,7 @@ class QuestionResult(MethodView):
             "release": svc.summary(r),
             "k": r.content["k"],
             "result": svc.question_result(r.content, question_id),
+            "wording": svc.wording_of(r.content, [question_id]),
         }
 
 
@@ -160,10 +172,12 @@ class CrosstabResult(MethodView):
     def get(self, query: dict[str, Any], consultation_id: str, question_id: str) -> dict[str, Any]:
         """A question by one or two breakdown dimensions (`by=region` or `by=region,age`)."""
         r = _latest(consultation_id)
+        result = svc.crosstab_result(r.content, question_id, query["by"].split(","))
         return {
             "release": svc.summary(r),
             "k": r.content["k"],
-            "result": svc.crosstab_result(r.content, question_id, query["by"].split(",")),
+            "result": result,
+            "wording": svc.wording_of(r.content, [question_id, *result["dimensions"]]),
         }
 
 
@@ -200,10 +214,13 @@ def _download(body: str, mimetype: str, r: Release, extension: str) -> Response:
 @insights.route("/consultations/<consultation_id>/export.csv")
 class ExportCsv(MethodView):
     @insights.doc(**_CSV_DOC)
-    def get(self, consultation_id: str) -> Any:
-        """CSV export of the latest release."""
+    @insights.arguments(ExportQuerySchema, location="query")
+    def get(self, query: dict[str, Any], consultation_id: str) -> Any:
+        """CSV export of the latest release: every figure with its words (in `lang` when the
+        release has it), its percentage base, the meaning of its mark, k, the release date and
+        whether noise was added (with epsilon)."""
         r = _latest(consultation_id)
-        return _download(snapshot_csv(r.content), "text/csv", r, "csv")
+        return _download(snapshot_csv(r.content, query["lang"]), "text/csv", r, "csv")
 
 
 @insights.route("/consultations/<consultation_id>/export.json")

@@ -8,7 +8,7 @@ from flask import Flask
 
 from services.aggregation.api import insights, releases_blp
 from services.aggregation.cli import aggregation_cli
-from services.aggregation.handlers import FRESHNESS, HANDLERS
+from services.aggregation.handlers import FRESHNESS, HANDLERS, migrate_to_keys
 from services.aggregation.models import Release
 from shared.auth import install_principal
 from shared.bus import Bus
@@ -41,4 +41,6 @@ def create_app(settings: Settings | None = None, bus: Bus | None = None) -> Flas
     if metrics is not None:
         metrics.register(FRESHNESS)  # also in the default registry; here so /metrics shows it
     app.cli.add_command(aggregation_cli)
+    # Once, for a projection stored before per-participant keys; a no-op read afterwards.
+    migrate_to_keys()
     return app

@@ -192,21 +192,22 @@ class Protection:
 
 
 def with_percentages(
-    cells: Sequence[dict[str, Any]], exclude: Iterable[int] = ()
+    cells: Sequence[dict[str, Any]], base: int | None, exclude: Iterable[int] = ()
 ) -> list[dict[str, Any]]:
-    """Copies of `cells` with `percent` = value / sum of the PUBLISHED values (one decimal).
+    """Copies of `cells` with `percent` = value / `base` (one decimal).
 
-    Suppressed cells, and the positions in `exclude` (e.g. `_skipped`), get
-    None and do not enter the base: a percentage must never let one work
-    back to a suppressed value.
+    `base` is every counted person the percentages are of (suppressed cells included), itself a
+    published figure; None (the base is suppressed) or 0 gives no percentages at all, since a
+    percentage of a hidden base would reveal it. Suppressed cells and the positions in
+    `exclude` (e.g. `_skipped`, not in the base) get None. A percentage never exceeds 100 for a
+    published value no larger than the base.
     """
     skip = set(exclude)
-    base = sum(c["value"] for i, c in enumerate(cells) if i not in skip and not c["suppressed"])
     out = []
     for i, c in enumerate(cells):
         pct = None
-        if base > 0 and i not in skip and not c["suppressed"]:
-            pct = round(100.0 * c["value"] / base, 1)
+        if base and i not in skip and not c["suppressed"]:
+            pct = round(100.0 * min(c["value"], base) / base, 1)
         out.append({**c, "percent": pct})
     return out
 

@@ -17,8 +17,16 @@ from typing import Any
 from mongoengine.errors import NotUniqueError
 from prometheus_client import REGISTRY, Histogram
 
-from services.aggregation import projection
-from services.aggregation.models import ConsultationMeta, Contribution, Quote, Tombstone
+from services.aggregation import projection, wording
+from services.aggregation.models import (
+    ConsultationMeta,
+    Contribution,
+    ParticipantContributions,
+    Quote,
+    StorageLayout,
+    Tombstone,
+    participant_key,
+)
 from shared.events import Envelope
 
 QUOTE_PURPOSE = "quote_anonymised"
@@ -50,10 +58,10 @@ def stored_meta(consultation_id: str) -> projection.ConsultationMeta | None:
 
 
 def stored_tombstone(consultation_id: str, pseudonym: str) -> projection.Tombstone | None:
-    doc = Tombstone.objects(consultation_id=consultation_id, pseudonym=pseudonym).first()
+    doc = Tombstone.objects(key=participant_key(consultation_id, pseudonym)).as_pymongo().first()
     if doc is None:
         return None
-    return projection.tombstone_from_document(doc.to_mongo().to_dict())
+    return projection.tombstone_from_document(doc)
 
 
 def record_consultation(event: Envelope, ctx: Any) -> None:
@@ -69,6 +77,7 @@ def record_consultation(event: Envelope, ctx: Any) -> None:
         "set__epsilon_budget": None if budget is None else float(budget),
         "set__purposes": list(meta.purposes),
         "set__questions": [q.to_document() for q in meta.questions],
+        "set__wording": wording.wording_from_published(p),
     }
     # Only replace an equal or older version; a newer one already stored makes the filter miss and
     # the upsert collide with the existing id, which means "keep what is there".
@@ -89,14 +98,30 @@ def add_contribution(event: Envelope, ctx: Any) -> None:
     key = (contribution.consultation_id, contribution.pseudonym)
     if not projection.is_counted(contribution, stored_tombstone(*key)):
         return
-    doc = contribution.to_document()
-    result = Contribution.objects(response_id=contribution.response_id).update_one(
-        upsert=True,
-        full_result=True,
-        **{f"set_on_insert__{k}": v for k, v in doc.items() if k != "response_id"},
-        set_on_insert__counted_at=datetime.now(UTC),
-    )
-    inserted = getattr(result, "upserted_id", None) is not None
+    # Inserts, not upserts: the usual case is new, and an insert is one write where an upsert
+    # is a lookup and a write on some servers; a redelivery meets the unique _id.
+    try:
+        Contribution(**contribution.to_document(), counted_at=datetime.now(UTC)).save(
+            force_insert=True
+        )
+        inserted = True
+    except NotUniqueError:
+        inserted = False
+    # Listed for the participant before the tombstone is looked at again: a withdrawal writes its
+    # tombstone before it reads this list, so one of the two always sees the other. Also on a
+    # redelivery, in case the first delivery stopped between the two writes.
+    listed = participant_key(*key)
+    try:
+        ParticipantContributions(
+            key=listed,
+            consultation_id=contribution.consultation_id,
+            pseudonym=contribution.pseudonym,
+            response_ids=[contribution.response_id],
+        ).save(force_insert=True)
+    except NotUniqueError:  # the participant's list exists: add to it
+        ParticipantContributions.objects(key=listed).update_one(
+            add_to_set__response_ids=contribution.response_id
+        )
     # A withdrawal handled concurrently may have written its tombstone after our check.
     if not projection.is_counted(contribution, stored_tombstone(*key)):
         Contribution.objects(response_id=contribution.response_id).delete()
@@ -127,17 +152,25 @@ def _bury(tomb: projection.Tombstone, *, quotes_withdrawn: bool = False) -> None
         update["set__quotes_withdrawn"] = True
     for attempt in range(2):
         try:
-            Tombstone.objects(
-                consultation_id=tomb.consultation_id, pseudonym=tomb.pseudonym
-            ).update_one(upsert=True, set_on_insert__at=datetime.now(UTC), **update)
+            Tombstone.objects(key=participant_key(tomb.consultation_id, tomb.pseudonym)).update_one(
+                upsert=True,
+                set_on_insert__consultation_id=tomb.consultation_id,
+                set_on_insert__pseudonym=tomb.pseudonym,
+                set_on_insert__at=datetime.now(UTC),
+                **update,
+            )
             break
         except NotUniqueError:
             if attempt:  # two upserts raced; the second try updates the winner's document
                 raise
     merged = stored_tombstone(tomb.consultation_id, tomb.pseudonym)
     # Delete, not hide: aggregation keeps no answers it may no longer use.
-    for doc in Contribution.objects(consultation_id=tomb.consultation_id, pseudonym=tomb.pseudonym):
-        if not projection.is_counted(
+    listed = ParticipantContributions.objects(
+        key=participant_key(tomb.consultation_id, tomb.pseudonym)
+    ).first()
+    for response_id in listed.response_ids if listed else ():
+        doc = Contribution.objects(response_id=response_id).first()
+        if doc is not None and not projection.is_counted(
             projection.contribution_from_document(
                 doc.to_mongo().to_dict() | {"response_id": doc.response_id}
             ),
@@ -173,7 +206,7 @@ def subtract_erased(event: Envelope, ctx: Any) -> None:
 def store_quote(event: Envelope, ctx: Any) -> None:
     """quote.approved: keep the quote unless revoked or its author withdrew quote or all consent."""
     p = event.payload
-    tomb = Tombstone.objects(consultation_id=p["consultation_id"], pseudonym=p["pseudonym"]).first()
+    tomb = Tombstone.objects(key=participant_key(p["consultation_id"], p["pseudonym"])).first()
     if tomb is not None and (tomb.quotes_withdrawn or tomb.whole_participant):
         return
     Quote.objects(quote_id=p["quote_id"]).update_one(
@@ -186,7 +219,7 @@ def store_quote(event: Envelope, ctx: Any) -> None:
         set_on_insert__approved_at=p["approved_at"],
         set_on_insert__revoked=False,
     )
-    tomb = Tombstone.objects(consultation_id=p["consultation_id"], pseudonym=p["pseudonym"]).first()
+    tomb = Tombstone.objects(key=participant_key(p["consultation_id"], p["pseudonym"])).first()
     if tomb is not None and (tomb.quotes_withdrawn or tomb.whole_participant):
         Quote.objects(quote_id=p["quote_id"]).delete()  # a withdrawal raced us
 
@@ -201,6 +234,68 @@ def revoke_quote(event: Envelope, ctx: Any) -> None:
         unset__pseudonym=True,
         set_on_insert__consultation_id=p["consultation_id"],
     )
+
+
+PARTICIPANT_KEYS = "participant_keys"
+
+
+def migrate_to_keys() -> bool:
+    """Bring a projection stored before `participant_key` to it; returns whether anything was to do.
+
+    Tombstones stored under generated ids are merged into the document under their key (a
+    set union, as every tombstone update) and then deleted; every stored contribution is listed
+    in its participant's `ParticipantContributions`. Each step can be repeated, so an interrupted
+    run is finished by the next; the `StorageLayout` marker is written last. Run before the
+    consumer starts (the app does, at start). Rebuilding the projection from the topics
+    (`flask rebuild`) gives the same result.
+    """
+    if StorageLayout.objects(name=PARTICIPANT_KEYS).first() is not None:
+        return False
+    tombstones = Tombstone._get_collection()
+    # The old layout's unique index on (consultation_id, pseudonym) would refuse the re-keyed copy.
+    for name, spec in tombstones.index_information().items():
+        if spec.get("unique") and [field for field, _ in spec["key"]] == [
+            "consultation_id",
+            "pseudonym",
+        ]:
+            tombstones.drop_index(name)
+    for raw in list(tombstones.find({})):
+        if isinstance(raw["_id"], str):
+            continue
+        update: dict[str, Any] = {
+            "$setOnInsert": {
+                "consultation_id": raw["consultation_id"],
+                "pseudonym": raw["pseudonym"],
+                "at": raw.get("at") or datetime.now(UTC),
+            },
+            "$addToSet": {
+                "response_ids": {"$each": list(raw.get("response_ids") or [])},
+                "reasons": {"$each": list(raw.get("reasons") or [])},
+            },
+        }
+        flags = {f: True for f in ("whole_participant", "quotes_withdrawn") if raw.get(f)}
+        if flags:
+            update["$set"] = flags
+        tombstones.update_one(
+            {"_id": participant_key(raw["consultation_id"], raw["pseudonym"])}, update, upsert=True
+        )
+        tombstones.delete_one({"_id": raw["_id"]})
+    for raw in list(
+        Contribution._get_collection().find({}, {"consultation_id": 1, "pseudonym": 1})
+    ):
+        ParticipantContributions.objects(
+            key=participant_key(raw["consultation_id"], raw["pseudonym"])
+        ).update_one(
+            upsert=True,
+            set_on_insert__consultation_id=raw["consultation_id"],
+            set_on_insert__pseudonym=raw["pseudonym"],
+            add_to_set__response_ids=raw["_id"],
+        )
+    try:
+        StorageLayout(name=PARTICIPANT_KEYS).save(force_insert=True)
+    except NotUniqueError:
+        pass  # another worker finished the same migration
+    return True
 
 
 HANDLERS = {

@@ -27,6 +27,8 @@ class ConsultationMeta(me.Document):
     epsilon_budget = me.FloatField(null=True)
     purposes = me.ListField(me.StringField())
     questions = me.ListField(me.DictField())
+    # wording.wording_from_published: title, question wording and option labels by language.
+    wording = me.DictField()
 
 
 class Contribution(me.Document):
@@ -47,18 +49,23 @@ class Contribution(me.Document):
     counted_at = me.DateTimeField(default=utcnow)
 
 
+def participant_key(consultation_id: str, pseudonym: str) -> str:
+    """The stored key (`_id`) of what is kept per participant of a consultation (tombstone, list
+    of contributions). Length-prefixed, so no two (consultation, pseudonym) pairs share a key.
+    Lookups by `_id` are the ones every MongoDB-protocol server answers from an index."""
+    return f"{len(consultation_id)}:{consultation_id}:{pseudonym}"
+
+
 class Tombstone(me.Document):
     """projection.Tombstone stored: what of one pseudonym in one consultation must never count again.
 
     Only ever grows ($set true / $addToSet), so concurrent and repeated updates commute.
     `quotes_withdrawn`: quote_anonymised consent withdrawn (quotes only; the answers still count).
+    Keyed by `participant_key`; tombstones stored before were re-keyed by `migrate_to_keys`.
     """
 
-    meta = {
-        "db_alias": ALIAS,
-        "collection": "tombstones",
-        "indexes": [{"fields": ("consultation_id", "pseudonym"), "unique": True}],
-    }
+    meta = {"db_alias": ALIAS, "collection": "tombstones", "indexes": ["consultation_id"]}
+    key = me.StringField(primary_key=True)
     consultation_id = me.StringField(required=True)
     pseudonym = me.StringField(required=True)
     whole_participant = me.BooleanField(default=False)
@@ -66,6 +73,32 @@ class Tombstone(me.Document):
     reasons = me.ListField(me.StringField())
     quotes_withdrawn = me.BooleanField(default=False)
     at = me.DateTimeField(default=utcnow)
+
+    def clean(self) -> None:
+        self.key = participant_key(self.consultation_id, self.pseudonym)
+
+
+class ParticipantContributions(me.Document):
+    """The response ids whose contributions are stored for one participant of a consultation, so
+    that a withdrawal finds them by key instead of by a query on the contributions.
+
+    Ids are added ($addToSet) after the contribution is stored and never removed: an id whose
+    contribution is gone is simply not found.
+    """
+
+    meta = {"db_alias": ALIAS, "collection": "participant_contributions"}
+    key = me.StringField(primary_key=True)
+    consultation_id = me.StringField(required=True)
+    pseudonym = me.StringField(required=True)
+    response_ids = me.ListField(me.StringField())
+
+
+class StorageLayout(me.Document):
+    """Markers of one-off changes to how the projection is stored (see `handlers.migrate_to_keys`)."""
+
+    meta = {"db_alias": ALIAS, "collection": "storage_layout"}
+    name = me.StringField(primary_key=True)
+    done_at = me.DateTimeField(default=utcnow)
 
 
 class Quote(me.Document):

@@ -16,7 +16,13 @@ from dataclasses import dataclass, field
 from marshmallow import ValidationError
 from pymongo.database import Database
 
-from services.aggregation.models import ConsultationMeta, Contribution, Quote, Tombstone
+from services.aggregation.models import (
+    ConsultationMeta,
+    Contribution,
+    ParticipantContributions,
+    Quote,
+    Tombstone,
+)
 from shared.bus import decode
 from shared.runtime import MongoOffsetStore
 from shared.settings import KafkaSettings
@@ -34,7 +40,7 @@ class RebuildReport:
 
 def clear_projection(db: Database, group_id: str) -> None:
     """Drop everything derived from events, including processed ids and stored consumer positions."""
-    for model in (Contribution, Tombstone, ConsultationMeta, Quote):
+    for model in (Contribution, ParticipantContributions, Tombstone, ConsultationMeta, Quote):
         model.objects.delete()
     db["processed_events"].delete_many({})
     db["consumer_offsets"].delete_many({"_id": {"$regex": f"^{group_id}:"}})

@@ -19,7 +19,7 @@ from typing import Any
 
 from mongoengine.errors import NotUniqueError
 
-from services.aggregation import disclosure, projection, snapshots
+from services.aggregation import disclosure, projection, snapshots, tabulation
 from services.aggregation.handlers import stored_meta
 from services.aggregation.models import (
     ConsultationMeta,
@@ -51,7 +51,7 @@ def current_tables(consultation_id: str) -> projection.Tables:
         for d in Tombstone.objects(consultation_id=consultation_id).as_pymongo()
     ]
     counted = projection.counted_contributions(contributions, tombstones)
-    return projection.tabulate(counted, meta.questions, consultation_id=consultation_id)
+    return tabulation.tabulate(counted, meta.questions, consultation_id=consultation_id)
 
 
 def _budget(consultation_id: str, total: float) -> tuple[disclosure.PrivacyBudget, int]:
@@ -255,6 +255,7 @@ def _store_release(
         consultation_id=consultation_id,
         snapshot=number,
         created_at=isoformat(released_at),
+        wording=doc.wording,
     )
     record = Release(
         release_id=f"rel_{uuid.uuid4().hex}",
@@ -292,6 +293,40 @@ def _store_release(
             consultation_id=consultation_id,
         ) from exc
     return record
+
+
+def release_history(meta: ConsultationMeta) -> dict[str, Any]:
+    """Every snapshot released of a consultation, newest first, with k and the privacy budget left."""
+    budget = privacy_budget(meta)
+    records = (
+        Release.objects(consultation_id=meta.consultation_id)
+        .order_by("-snapshot")
+        .only(
+            "release_id",
+            "consultation_id",
+            "title",
+            "snapshot",
+            "released_at",
+            "digest",
+            "signed_off_by",
+            "epsilon",
+            "content.contributors",
+        )
+    )
+    return {
+        "consultation_id": meta.consultation_id,
+        "k": meta.min_cell_size,
+        "epsilon_total": meta.epsilon_budget,
+        "epsilon_remaining": budget["remaining"],
+        "releases": [
+            {
+                **summary(r),
+                "epsilon": r.epsilon,
+                "contributors": (r.content or {}).get("contributors") or {},
+            }
+            for r in records
+        ],
+    }
 
 
 def readable_organisations(principal: Principal) -> set[str] | None:
@@ -339,9 +374,9 @@ def summary(r: Release) -> dict[str, Any]:
 def latest_release(consultation_id: str, principal: Principal) -> Release:
     """The latest released snapshot the principal may read.
 
-    Raises NotFound when the consultation is unknown, of an organisation the principal may not
-    read, or (for anyone but its own organisers) not yet released; Conflict for its organisers
-    when nothing has been released yet.
+    Raises NotFound when the consultation is unknown or of an organisation the principal may not
+    read; Conflict ("not released yet", `release_state` "not_released") when it is one the principal
+    may read but nothing has been released yet.
     """
     orgs = readable_organisations(principal)
     latest = Release.objects(consultation_id=consultation_id).order_by("-snapshot").first()
@@ -350,14 +385,12 @@ def latest_release(consultation_id: str, principal: Principal) -> Release:
             raise NotFound("No such resource.")
         return latest
     meta = ConsultationMeta.objects(consultation_id=consultation_id).first()
-    if (
-        meta is not None
-        and principal.role in ("organiser", "admin")
-        and (orgs is None or meta.organisation_id in orgs)
-    ):
+    if meta is not None and (orgs is None or meta.organisation_id in orgs):
         raise Conflict(
-            "nothing released yet: an organiser must release a snapshot first",
+            "not released yet: its organisers have not released any figures of this "
+            "consultation so far",
             consultation_id=consultation_id,
+            release_state="not_released",
         )
     raise NotFound("No such resource.")
 
@@ -394,6 +427,12 @@ def crosstab_result(
     raise NotFound(
         "No such cross-tab in this release: dimensions are the questions flagged as breakdowns."
     )
+
+
+def wording_of(snapshot: dict[str, Any], question_ids: Iterable[str]) -> dict[str, Any]:
+    """The frozen words of some questions of a snapshot (empty for snapshots made without)."""
+    questions = (snapshot.get("wording") or {}).get("questions") or {}
+    return {qid: questions[qid] for qid in question_ids if qid in questions}
 
 
 def approved_quotes(consultation_id: str) -> list[dict[str, Any]]:

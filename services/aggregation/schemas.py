@@ -70,6 +70,27 @@ class ReleaseCreatedSchema(ReleaseSummarySchema):
     )
 
 
+class ReleaseHistoryItemSchema(ReleaseSummarySchema):
+    epsilon = fields.Float(
+        allow_none=True, metadata={"description": "what this snapshot spent; null: exact"}
+    )
+    contributors = fields.Dict(metadata={"description": "published form of the total"})
+
+
+class ReleaseHistorySchema(Schema):
+    consultation_id = fields.String(required=True)
+    k = fields.Integer(
+        required=True, metadata={"description": "the minimum cell size every release keeps"}
+    )
+    epsilon_total = fields.Float(allow_none=True)
+    epsilon_remaining = fields.Float(
+        allow_none=True, metadata={"description": "null: differential privacy not offered"}
+    )
+    releases = fields.List(
+        fields.Nested(ReleaseHistoryItemSchema), metadata={"description": "newest first"}
+    )
+
+
 class ReleasedListSchema(Schema):
     releases = fields.List(fields.Nested(ReleaseSummarySchema), required=True)
 
@@ -87,6 +108,11 @@ class ResultSchema(Schema):
     release = fields.Nested(ReleaseSummarySchema, required=True)
     k = fields.Integer(required=True)
     result = fields.Dict(required=True)
+    # The words of the question and of every breakdown dimension it involves, frozen at release:
+    # {question_id: {label: {lang: text}, options: {code: {lang: text}}}}.
+    wording = fields.Dict(
+        keys=fields.String(), values=fields.Dict(), load_default=dict, dump_default=dict
+    )
 
 
 class CrosstabQuerySchema(Schema):
@@ -112,3 +138,10 @@ class FreshnessSchema(Schema):
     responses = fields.Integer(required=True)
     p50_seconds = fields.Float(allow_none=True)
     p95_seconds = fields.Float(allow_none=True)
+
+
+class ExportQuerySchema(Schema):
+    # Language of the labels in the CSV; a language the release lacks falls back to its first.
+    lang = fields.String(
+        load_default="en", validate=validate.Regexp(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
+    )

@@ -19,6 +19,7 @@ from typing import Any
 
 from services.aggregation.disclosure import OTHER_VALUES, SUPPRESSED, Protection, with_percentages
 from services.aggregation.projection import SKIPPED, CellKey, QuestionAxis, TableLayout, Tables
+from services.aggregation.wording import RESERVED_CATEGORIES, category_text, question_text
 from shared.errors import ValidationFailed
 
 SNAPSHOT_FORMAT = 1
@@ -34,6 +35,20 @@ CSV_COLUMNS = (
     "percent",
     "suppressed",
     "reason",
+    # The same figures in words (the language asked for, else the first the release has),
+    # then what the whole release is: the same on every line, so each line reads on its own.
+    "question",
+    "category_label",
+    "dimension_1_label",
+    "category_1_label",
+    "dimension_2_label",
+    "category_2_label",
+    "percent_base",
+    "meaning",
+    "k",
+    "released_at",
+    "noise_added",
+    "epsilon",
 )
 
 
@@ -61,45 +76,51 @@ def _hidden_cell() -> dict[str, Any]:
 
 def _cells_for(
     axis: QuestionAxis, protection: Protection, fixed: Sequence[tuple[str, str]]
-) -> list[dict[str, Any]]:
-    """One line of a table along `axis` (the other questions fixed), with percentages.
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One line of a table along `axis` (the other questions fixed), with percentages, and the
+    base of those percentages.
 
     Rare data-driven values are one `_other_values` category already
     (`disclosure.group_rare_values`), so the export never names a rare
     answer; `_skipped` is shown but is not in the percentage base (those
-    people did not answer this question).
+    people did not answer this question). The base is everyone else on the line, suppressed
+    cells included: the line's total less `_skipped`, published only when both are.
     """
     cells = [
         {"category": c, **protection.cell(tuple(sorted([*fixed, (axis.id, c)])))}
         for c in axis.categories
     ]
     skipped_at = [i for i, c in enumerate(cells) if c["category"] == SKIPPED]
-    return with_percentages(cells, exclude=skipped_at)
+    base = _answered(
+        protection.cell(tuple(sorted(fixed))),
+        cells[skipped_at[0]] if skipped_at else {"value": 0, "suppressed": False},
+        protection.k.k,
+    )
+    return with_percentages(
+        cells, None if base["suppressed"] else base["value"], exclude=skipped_at
+    ), base
+
+
+def _answered(total: Mapping[str, Any], skipped: Mapping[str, Any], k: int) -> dict[str, Any]:
+    """People of a line who answered: total less skipped, hidden when either is, or when the
+    difference is below k (derivable from the two, but a snapshot never prints a count below k)."""
+    if total["suppressed"] or skipped["suppressed"]:
+        return _hidden_cell()
+    answered = total["value"] - skipped["value"]
+    if 0 < answered < k:
+        return _hidden_cell()
+    return {"value": answered, "suppressed": False, "reason": None}
 
 
 def _question_result(tables: Tables, protection: Protection, layout: TableLayout) -> dict[str, Any]:
     axis = tables.axes[layout.question]
-    total = protection.cell(())
-    skipped = protection.cell(((axis.id, SKIPPED),))
-    if total["suppressed"] or skipped["suppressed"]:
-        # Contributors = total - skipped: not publishable when either is hidden.
-        contributors = _hidden_cell()
-    elif 0 < total["value"] - skipped["value"] < protection.k.k:
-        # Derivable from the two published figures, but a snapshot never
-        # prints a count below k itself.
-        contributors = _hidden_cell()
-    else:
-        contributors = {
-            "value": total["value"] - skipped["value"],
-            "suppressed": False,
-            "reason": None,
-        }
+    categories, contributors = _cells_for(axis, protection, ())
     result: dict[str, Any] = {
         "question_id": axis.id,
         "type": axis.type,
-        "total": total,
+        "total": protection.cell(()),
         "contributors": contributors,
-        "categories": _cells_for(axis, protection, ()),
+        "categories": categories,
     }
     release = protection.numeric.get(axis.id)
     if release is not None:
@@ -128,11 +149,13 @@ def _crosstab(tables: Tables, protection: Protection, layout: TableLayout) -> di
     groups = []
     for combo in product(*(a.categories for a in dim_axes)):
         fixed = list(zip(layout.dimensions, combo, strict=True))
+        cells, base = _cells_for(axis, protection, fixed)
         groups.append(
             {
                 "categories": list(combo),
                 "total": protection.cell(tuple(sorted(fixed))),
-                "cells": _cells_for(axis, protection, fixed),
+                "base": base,
+                "cells": cells,
             }
         )
     return {
@@ -161,8 +184,17 @@ def disclosure_statement(protection: Protection) -> dict[str, Any]:
         f"until the group holds at least {k} people; their labels are not shown",
         "numeric_summaries": "count, sum and mean are published only when every value of the question is "
         "published and none is grouped",
-        "percentages": "over published cells only; _skipped is not in the base",
+        "percentages": "of every counted person who answered the question (its base: the line's "
+        "total less _skipped, suppressed cells included); none where the base itself is suppressed",
         "differential_privacy": dict(noisy) if noisy else None,
+        "noise_added": bool(noisy),
+        "epsilon": noisy["epsilon"] if noisy else None,
+        # What each mark in the figures means, for readers of the exports.
+        "mark_meanings": {
+            SUPPRESSED: f"hidden: either 1 to {k - 1} people, or hidden so that another hidden "
+            "figure cannot be worked out from the published ones; never 0",
+            **RESERVED_CATEGORIES,
+        },
     }
     if noisy:
         statement["noise"] = (
@@ -201,7 +233,13 @@ def published_figures(snapshot: Mapping[str, Any]) -> dict[CellKey, int]:
 
 
 def build_snapshot(
-    tables: Tables, protection: Protection, *, consultation_id: str, snapshot: int, created_at: str
+    tables: Tables,
+    protection: Protection,
+    *,
+    consultation_id: str,
+    snapshot: int,
+    created_at: str,
+    wording: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The snapshot document (plain dict, JSON-ready) with its digest.
 
@@ -213,7 +251,9 @@ def build_snapshot(
     string; it is part of the digest), the k in force, per-question results,
     cross-tabs by one and by two dimensions, what was withheld and why, and
     the disclosure method (with the differential-privacy parameters when the
-    tables are noisy). Raises ValidationFailed for a non-positive snapshot
+    tables are noisy), and `wording` (`wording.wording_from_published`: the
+    title, question wording and option labels in every language) frozen as they
+    were at release, under the digest. Raises ValidationFailed for a non-positive snapshot
     number or tables of another consultation.
     """
     if isinstance(snapshot, bool) or not isinstance(snapshot, int) or snapshot < 1:
@@ -250,6 +290,9 @@ def build_snapshot(
         "withheld_questions": [
             {"question_id": q, "reason": r} for q, r in sorted(tables.withheld.items())
         ],
+        "wording": dict(wording)
+        if wording
+        else {"survey_version": 0, "languages": [], "title": {}, "questions": {}},
     }
     document["digest"] = snapshot_digest(document)
     return document
@@ -267,11 +310,23 @@ def _row(
     category: str,
     dims: Sequence[str] = (),
     dim_cats: Sequence[str] = (),
+    *,
+    context: Mapping[str, Any],
+    base: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     d = list(dims) + ["", ""]
     c = list(dim_cats) + ["", ""]
     value = cell.get("value")
     pct = cell.get("percent")
+    wording, language = context["wording"], context["language"]
+    meanings = context["meanings"]
+    reason = cell.get("reason") or ""
+
+    def label(question_id: str, category_id: str) -> str:
+        if not question_id:
+            return ""
+        return category_text(wording, question_id, category_id, language)
+
     return {
         "table": table,
         "question_id": question,
@@ -284,21 +339,56 @@ def _row(
         "value": "" if cell.get("suppressed") or value is None else str(value),
         "percent": "" if pct is None else f"{pct:.1f}",
         "suppressed": "true" if cell.get("suppressed") else "false",
-        "reason": cell.get("reason") or "",
+        "reason": reason,
+        "question": question_text(wording, question, language),
+        "category_label": label(question, category) if table != "numeric" else category,
+        "dimension_1_label": question_text(wording, d[0], language) if d[0] else "",
+        "category_1_label": label(d[0], c[0]),
+        "dimension_2_label": question_text(wording, d[1], language) if d[1] else "",
+        "category_2_label": label(d[1], c[1]),
+        "percent_base": ""
+        if pct is None or base is None or base.get("value") is None
+        else str(base["value"]),
+        "meaning": "; ".join(m for m in (meanings.get(category), meanings.get(reason)) if m),
+        **context["release"],
     }
 
 
-def snapshot_csv_rows(snapshot: Mapping[str, Any]) -> list[dict[str, str]]:
+def _csv_context(snapshot: Mapping[str, Any], language: str) -> dict[str, Any]:
+    wording = snapshot.get("wording") or {}
+    disclosure = snapshot.get("disclosure") or {}
+    noisy = disclosure.get("differential_privacy")
+    epsilon = noisy.get("epsilon") if isinstance(noisy, Mapping) else None
+    return {
+        "wording": wording,
+        "language": language,
+        "meanings": dict(disclosure.get("mark_meanings") or RESERVED_CATEGORIES),
+        "release": {
+            "k": str(snapshot.get("k", "")),
+            "released_at": str(snapshot.get("created_at", "")),
+            "noise_added": "true" if noisy else "false",
+            "epsilon": "" if epsilon is None else str(epsilon),
+        },
+    }
+
+
+def snapshot_csv_rows(snapshot: Mapping[str, Any], language: str = "en") -> list[dict[str, str]]:
     """One flat row per published or suppressed figure, columns `CSV_COLUMNS`.
 
-    Suppressed figures have an empty `value`, `suppressed` "true" and the reason.
+    Suppressed figures have an empty `value`, `suppressed` "true", the reason and its meaning.
+    Labels are in `language` where the release has it, else in the first language it has.
     """
+    ctx = _csv_context(snapshot, language)
     rows: list[dict[str, str]] = []
     for q in snapshot["questions"]:
         qid = q["question_id"]
-        rows.append(_row("question", qid, q["total"], "_total"))
-        rows.append(_row("question", qid, q["contributors"], "_contributors"))
-        rows.extend(_row("question", qid, cell, cell["category"]) for cell in q["categories"])
+        base = q.get("contributors")
+        rows.append(_row("question", qid, q["total"], "_total", context=ctx))
+        rows.append(_row("question", qid, q["contributors"], "_contributors", context=ctx))
+        rows.extend(
+            _row("question", qid, cell, cell["category"], context=ctx, base=base)
+            for cell in q["categories"]
+        )
         num = q.get("numeric")
         if num is not None:
             for stat in ("count", "sum", "mean"):
@@ -312,6 +402,7 @@ def snapshot_csv_rows(snapshot: Mapping[str, Any]) -> list[dict[str, str]]:
                             "reason": num["reason"],
                         },
                         stat,
+                        context=ctx,
                     )
                 )
     for kind, table in (("crosstabs", "crosstab"), ("crosstabs2", "crosstab2")):
@@ -325,6 +416,7 @@ def snapshot_csv_rows(snapshot: Mapping[str, Any]) -> list[dict[str, str]]:
                         "_total",
                         t["dimensions"],
                         g["categories"],
+                        context=ctx,
                     )
                 )
                 rows.extend(
@@ -335,16 +427,18 @@ def snapshot_csv_rows(snapshot: Mapping[str, Any]) -> list[dict[str, str]]:
                         cell["category"],
                         t["dimensions"],
                         g["categories"],
+                        context=ctx,
+                        base=g.get("base"),
                     )
                     for cell in g["cells"]
                 )
     return rows
 
 
-def snapshot_csv(snapshot: Mapping[str, Any]) -> str:
+def snapshot_csv(snapshot: Mapping[str, Any], language: str = "en") -> str:
     """The CSV export (header + `snapshot_csv_rows`), RFC 4180 line endings."""
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS)
     writer.writeheader()
-    writer.writerows(snapshot_csv_rows(snapshot))
+    writer.writerows(snapshot_csv_rows(snapshot, language))
     return buf.getvalue()

@@ -243,7 +243,21 @@ class Entries(MethodView):
     @audit.response(200, LedgerPageSchema)
     def get(self, query):
         """Entries with start <= seq < start + limit that the caller may read (auditors: their organisation's
-        consultations', so seq numbers may skip); `size` is the whole ledger's, as checkpoints sign it."""
+        consultations', so seq numbers may skip); `size` is the whole ledger's, as checkpoints sign it.
+
+        With `kind`, the first `limit` entries of that kind from `start` on instead, and
+        `next_start` (where the next page of that kind begins, null after the last)."""
+        if query.get("kind"):
+            found = ledger_store.entries_of_kind(
+                query["kind"], query["start"], query["limit"] + 1, _ledger_scope()
+            )
+            page = found[: query["limit"]]
+            return {
+                "start": query["start"],
+                "size": ledger_store.size(),
+                "entries": page,
+                "next_start": found[-1]["seq"] if len(found) > query["limit"] else None,
+            }
         return {
             "start": query["start"],
             "size": ledger_store.size(),

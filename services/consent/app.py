@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import base64
+import logging
 from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
 
-from services.consent import tokens
+from services.consent import ledger_store, tokens
 from services.consent.api import audit, consent
 from services.consent.handlers import HANDLERS
 from services.consent.ledger_store import LedgerTree
@@ -17,6 +18,8 @@ from shared.auth import install_principal
 from shared.bus import Bus
 from shared.runtime import ServiceRuntime, create_service_app
 from shared.settings import Settings
+
+log = logging.getLogger("voices.consent")
 
 
 @dataclass
@@ -61,4 +64,8 @@ def create_app(settings: Settings | None = None, bus: Bus | None = None) -> Flas
         settings, title="Voices consent", blueprints=[consent, audit], runtime=runtime
     )
     install_principal(app, settings.require("INTERNAL_TOKEN").encode())
+    if ledger_store.needs_key_migration():
+        # A ledger written before entries were keyed by string: re-key it before serving.
+        log.warning("re-keying the consent ledger's entries (once)")
+        log.warning("re-keyed %d ledger entries", ledger_store.migrate_keys())
     return app

@@ -17,9 +17,10 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from mongoengine.errors import NotUniqueError
+from pymongo.errors import DuplicateKeyError
 
 from services.consent import erasures, ledger
-from services.consent.models import Checkpoint, LedgerEntry, LedgerHead
+from services.consent.models import Checkpoint, LedgerEntry, LedgerHead, ledger_key
 from shared.errors import NotFound, ValidationFailed
 
 APPEND_ATTEMPTS = 50
@@ -30,10 +31,17 @@ class LedgerCorrupted(RuntimeError):
     """The stored entries do not form one hash chain: nothing may be signed over them."""
 
 
+# Up to this many entries are read one by one by key; longer ranges in one query. A lookup by key
+# costs the same at any ledger size on every MongoDB-protocol server, while a range query reads
+# the whole ledger on some (FerretDB 1.x pushes no range down): the tree's catch-up and a proof
+# read a few entries of a long ledger, an export reads it all anyway.
+BY_KEY_MAX = 2_000
+
+
 def _entry(raw: Mapping[str, Any]) -> dict[str, Any]:
     # Raw pymongo documents: building mongoengine objects costs more than hashing them.
     return {
-        "seq": raw["_id"],
+        "seq": raw["seq"],
         "kind": raw["kind"],
         "at": raw["at"],
         "data": dict(raw["data"]),
@@ -43,12 +51,47 @@ def _entry(raw: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _raw_entries(
-    start: int = 0, end: int | None = None, **filters: Any
+    start: int = 0,
+    end: int | None = None,
+    consultation_ids: frozenset[str] | None = None,
+    kinds: frozenset[str] | None = None,
 ) -> Iterator[dict[str, Any]]:
-    query = LedgerEntry.objects(seq__gte=start, **filters)
-    if end is not None:
-        query = query.filter(seq__lt=end)
+    """Entries with start <= seq < end (end None: up to the head), in order; only those of
+    `consultation_ids` and `kinds` when given."""
+    if end is None:
+        end = size()
+    # A filtered read of more than one entry (an audit report, a partial export) keeps only some
+    # of the entries in its range: one query reads them faster than a lookup per entry.
+    by_key = BY_KEY_MAX if consultation_ids is None and kinds is None else 1
+    if end - start <= by_key:
+        return _entries_by_key(start, end, consultation_ids, kinds)
+    query = LedgerEntry.objects(seq__gte=start, seq__lt=end)
+    if consultation_ids is not None:
+        # Every kind of entry names its consultation (ledger.make_entry checks it).
+        query = query.filter(data__consultation_id__in=sorted(consultation_ids))
+    if kinds is not None:
+        query = query.filter(kind__in=sorted(kinds))
     return (_entry(raw) for raw in query.order_by("seq").as_pymongo())
+
+
+def _entries_by_key(
+    start: int,
+    end: int,
+    consultation_ids: frozenset[str] | None,
+    kinds: frozenset[str] | None,
+) -> Iterator[dict[str, Any]]:
+    collection = LedgerEntry._get_collection()
+    for seq in range(max(start, 0), end):
+        raw = collection.find_one({"_id": ledger_key(seq)})
+        if raw is None:
+            continue  # a gap: callers that need a chain notice the seq that follows
+        if consultation_ids is not None and raw["data"].get("consultation_id") not in (
+            consultation_ids
+        ):
+            continue
+        if kinds is not None and raw["kind"] not in kinds:
+            continue
+        yield _entry(raw)
 
 
 HEAD = "head"
@@ -158,18 +201,69 @@ def size() -> int:
     return 0 if tail is None else tail["seq"] + 1
 
 
-def _in_scope(consultation_ids: frozenset[str] | None) -> dict[str, Any]:
-    # Every kind of entry names its consultation (ledger.make_entry checks it).
-    return (
-        {} if consultation_ids is None else {"data__consultation_id__in": sorted(consultation_ids)}
-    )
-
-
 def entries(
     start: int = 0, end: int | None = None, consultation_ids: frozenset[str] | None = None
 ) -> list[dict]:
     """Entries with start <= seq < end, in order; only those of `consultation_ids` when given."""
-    return list(_raw_entries(start, end, **_in_scope(consultation_ids)))
+    return list(_raw_entries(start, end, consultation_ids))
+
+
+# ---- stored keys ---------------------------------------------------------------------------
+
+
+def needs_key_migration() -> bool:
+    """Whether entries stored under their number (before `ledger_key`) are left to re-key."""
+    collection = LedgerEntry._get_collection()
+    return (
+        collection.find_one({"seq": {"$exists": False}}, {"_id": 1}) is not None
+        or collection.find_one({"migrated_event_id": {"$exists": True}}, {"_id": 1}) is not None
+    )
+
+
+def migrate_keys() -> int:
+    """Re-key the entries stored with their number as `_id` (ledgers written before
+    `ledger_key`): each gets a copy under its string key, then the old document goes. Returns
+    how many entries moved.
+
+    Every step can be repeated, so a migration interrupted at any point (or run by two workers
+    at once) is finished by running it again. The copy carries its event id aside
+    (`migrated_event_id`) until the original is deleted, because the event id is unique; then
+    it takes it back. Run it before the service takes traffic: entries not moved yet are not
+    found by key. Entries, hashes and proofs are unchanged (`seq` is what is hashed).
+    """
+    collection = LedgerEntry._get_collection()
+    moved = 0
+    for raw in list(collection.find({"seq": {"$exists": False}})):
+        seq = raw["_id"]
+        if isinstance(seq, bool) or not isinstance(seq, int):
+            continue  # not an entry of the old layout; leave it for a person to look at
+        copy = {k: v for k, v in raw.items() if k not in ("_id", "event_id")}
+        copy.update({"_id": ledger_key(seq), "seq": seq})
+        if raw.get("event_id") is not None:
+            copy["migrated_event_id"] = raw["event_id"]
+        try:
+            collection.insert_one(copy)
+        except DuplicateKeyError:
+            pass  # copied by an earlier or a concurrent run
+        collection.delete_one({"_id": seq})
+        moved += 1
+    for raw in list(collection.find({"migrated_event_id": {"$exists": True}})):
+        collection.update_one(
+            {"_id": raw["_id"]},
+            {"$set": {"event_id": raw["migrated_event_id"]}, "$unset": {"migrated_event_id": ""}},
+        )
+    return moved
+
+
+def entries_of_kind(
+    kind: str, start: int, limit: int, consultation_ids: frozenset[str] | None = None
+) -> list[dict]:
+    """The first `limit` entries of `kind` with seq >= start, in order (in scope when given)."""
+    query = LedgerEntry.objects(seq__gte=start, kind=kind)
+    if consultation_ids is not None:
+        # Every kind of entry names its consultation (ledger.make_entry checks it).
+        query = query.filter(data__consultation_id__in=sorted(consultation_ids))
+    return [_entry(raw) for raw in query.order_by("seq").limit(limit).as_pymongo()]
 
 
 class LedgerTree:
@@ -369,7 +463,7 @@ def export(
             head,
             (
                 (entry, merkle.inclusion_proof(entry["seq"], covered))
-                for entry in _raw_entries(0, covered, **_in_scope(consultation_ids))
+                for entry in _raw_entries(0, covered, consultation_ids)
             ),
         )
     return ledger.export_lines(_raw_entries(0, covered), checkpoints(up_to=covered))
@@ -392,7 +486,7 @@ def erasure_report(
     if tree_size > stored:
         raise NotFound(f"The ledger has only {stored} entries.")
     report = erasures.erasure_report(
-        _raw_entries(0, tree_size, kind__in=list(erasures.KINDS), **_in_scope(consultation_ids)),
+        _raw_entries(0, tree_size, consultation_ids, frozenset(erasures.KINDS)),
         consultation_id,
     )
     if status is not None:

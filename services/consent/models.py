@@ -68,22 +68,35 @@ class Grant(OutboxDocument):
     events = me.ListField(me.DictField())
 
 
+def ledger_key(seq: int) -> str:
+    """The stored key (`_id`) of ledger entry `seq`: its number as 12 digits, so that keys sort
+    as the numbers do. A string key, because some MongoDB-protocol servers (FerretDB 1.x) answer
+    a lookup by `_id` from an index only for string and ObjectId keys, never for numbers."""
+    if not 0 <= seq < 10**12:
+        raise ValueError(f"ledger entry number out of range: {seq}")
+    return f"{seq:012d}"
+
+
 class LedgerEntry(me.Document):
     """One ledger entry exactly as hashed, plus the event it came from (for idempotence).
 
-    Never updated or deleted: the seq primary key makes appends linear, and
-    everything derived from entries (the Merkle tree cache) relies on an
-    entry never changing once written.
+    Never updated or deleted: the primary key derived from seq (`ledger_key`) makes appends
+    linear, and everything derived from entries (the Merkle tree cache) relies on an entry
+    never changing once written.
     """
 
     meta = {"db_alias": ALIAS, "collection": "ledger", "indexes": ["kind"]}
-    seq = me.IntField(primary_key=True)
+    key = me.StringField(primary_key=True)
+    seq = me.IntField(required=True)
     kind = me.StringField(required=True)
     at = me.StringField(required=True)
     data = me.DictField(required=True)
     prev_hash = me.StringField(required=True)
     hash = me.StringField(required=True)
     event_id = me.StringField(unique=True, sparse=True)
+
+    def clean(self) -> None:
+        self.key = ledger_key(self.seq)
 
     def as_entry(self) -> dict:
         return {

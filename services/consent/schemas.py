@@ -2,6 +2,7 @@
 
 from marshmallow import Schema, fields, validate
 
+from services.consent.ledger import KINDS
 from shared.events import PURPOSES
 from shared.schemas import StrictSchema, UTCDateTime
 
@@ -213,12 +214,14 @@ class PublicKeySchema(Schema):
 class RangeQuerySchema(StrictSchema):
     start = fields.Integer(load_default=0, validate=validate.Range(min=0))
     limit = fields.Integer(load_default=500, validate=validate.Range(min=1, max=5000))
+    kind = fields.String(validate=validate.OneOf(KINDS))
 
 
 class LedgerPageSchema(Schema):
     start = fields.Integer()
     size = fields.Integer()
     entries = fields.List(fields.Dict())
+    next_start = fields.Integer(allow_none=True)
 
 
 class CheckpointSchema(Schema):

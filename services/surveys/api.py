@@ -16,10 +16,13 @@ from services.surveys.schemas import (
     ContactSavedSchema,
     ContactSaveSchema,
     FollowUpContactPageSchema,
+    InvitationBatchCreatedSchema,
+    InvitationBatchCreateSchema,
     InvitationCreatedSchema,
     InvitationCreateSchema,
     InvitationSchema,
     OpenedInvitationSchema,
+    ProgressReportSchema,
     QuotablePageSchema,
     QuotableQuerySchema,
     QuoteApproveSchema,
@@ -238,6 +241,40 @@ class Invitations(MethodView):
             "invitation_id": invitation.invitation_id,
             "code": code,
         }
+
+
+@consultations.route("/<consultation_id>/invitations/batch")
+class InvitationBatch(MethodView):
+    @consultations.arguments(InvitationBatchCreateSchema)
+    @consultations.response(201, InvitationBatchCreatedSchema)
+    def post(self, data, consultation_id):
+        """Several invitations of one kind at once (to print or hand out); codes shown only in this answer."""
+        created = cons.create_invitations(
+            _organiser_consultation(consultation_id),
+            data["kind"],
+            data["label"],
+            data["count"],
+            service_context().keys.code_pepper,
+        )
+        return {
+            "invitations": [
+                {
+                    **invitation.to_mongo().to_dict(),
+                    "invitation_id": invitation.invitation_id,
+                    "code": code,
+                }
+                for invitation, code in created
+            ]
+        }
+
+
+@consultations.route("/<consultation_id>/progress")
+class ConsultationProgress(MethodView):
+    @consultations.response(200, ProgressReportSchema)
+    def get(self, consultation_id):
+        """How the consultation is going, in counts only: responses over time, completion and
+        drop-off per section of the current version, participants admitted, responses erased."""
+        return cons.progress_report(_own_consultation(consultation_id))
 
 
 @consultations.route("/<consultation_id>/invitations/<invitation_id>/revoke")

@@ -9,7 +9,7 @@ from typing import Any
 
 from mongoengine.errors import NotUniqueError, SaveConditionError
 
-from services.surveys import codes, field_crypto, questionnaire, xlsform
+from services.surveys import codes, field_crypto, progress, questionnaire, tallies, xlsform
 from services.surveys.models import Consultation, Invitation, Participant
 from shared.errors import Conflict, Gone, NotFound, ValidationFailed
 from shared.events import Envelope, isoformat, utcnow
@@ -150,6 +150,7 @@ def create_consultation(data: dict[str, Any], topic: str, trace_id: str) -> Cons
         ),
     )
     consultation.save(force_insert=True)
+    tallies.start(consultation.consultation_id)
     return consultation
 
 
@@ -377,6 +378,7 @@ def publish_version(consultation: Consultation, topic: str, trace_id: str) -> Co
                 "organisation_id": consultation.organisation_id,
                 "survey_version": number,
                 "title": consultation.title,
+                "titles": dict(consultation.titles or {}),
                 "languages": list(consultation.languages),
                 "min_cell_size": consultation.min_cell_size,
                 "min_age": consultation.min_age,
@@ -460,6 +462,18 @@ def create_invitation(
     return invitation, code
 
 
+def create_invitations(
+    consultation: Consultation, kind: str, label: str | None, count: int, pepper: bytes
+) -> list[tuple[Invitation, str]]:
+    """`count` new invitations of one kind, each with its code (returned once, stored as a hash).
+
+    Raises Conflict for a closed or archived consultation, before anything is stored.
+    """
+    if consultation.status in ("closed", "archived"):
+        raise Conflict("Invitations cannot be created for a closed consultation.")
+    return [create_invitation(consultation, kind, label, pepper) for _ in range(count)]
+
+
 def list_invitations(consultation: Consultation) -> list[Invitation]:
     """The consultation's invitations (never their codes)."""
     return list(
@@ -530,15 +544,18 @@ def open_invitation(code: str, keys: SurveysKeys) -> tuple[Participant, Consulta
             pseudonym=codes.new_pseudonym(),
             consultation_id=consultation.consultation_id,
             invitation_id=invitation.invitation_id,
+            invitation_kind=invitation.kind,
+            has_draft=False,
             wrapped_key=field_crypto.wrap_key(
                 keys.key_wrapping_key, key, participant_context(consultation.consultation_id)
             ),
         )
         try:
             participant.save(force_insert=True)
-            return participant, consultation
         except NotUniqueError:
             continue
+        tallies.count_opened(consultation.consultation_id)
+        return participant, consultation
     raise Conflict("Could not issue a pseudonym; please try again.")
 
 
@@ -548,8 +565,8 @@ def spend_invitation(participant: Participant) -> None:
     Idempotent for the participant who spent it. Raises Gone (reason "invitation_used") when
     answers of another pseudonym from the same code were stored first, or it was revoked.
     """
-    if not participant.invitation_id:
-        return
+    if not participant.invitation_id or participant.invitation_kind == "link":
+        return  # a link is never spent
     # Atomic compare-and-set: of two pseudonyms from one code, only one can spend it.
     if Invitation.objects(
         invitation_id=participant.invitation_id, kind="single", uses=0, revoked=False
@@ -565,3 +582,25 @@ def spend_invitation(participant: Participant) -> None:
     raise Gone(
         "Answers from this invitation were already kept in another visit.", reason=INVITATION_USED
     )
+
+
+def progress_report(consultation: Consultation, now: datetime | None = None) -> dict[str, Any]:
+    """Counts only, for organisers following a consultation: participants admitted, responses
+    kept (over time, and per section of the current version), erased. Read from the
+    consultation's running tally, so its cost does not grow with the number of responses."""
+    now = now or utcnow()
+    counted = tallies.tally(consultation)
+    version = consultation.current_version
+    report = progress.report(version["definition"] if version else None, counted, now)
+    return {
+        "consultation_id": consultation.consultation_id,
+        "status": consultation.status,
+        "survey_version": version["number"] if version else None,
+        "as_of": now,
+        "opened": max(0, int(counted.get("opened", 0))),
+        "submitted": max(0, int(counted.get("submitted", 0))),
+        "erased": max(0, int(counted.get("erased", 0))),
+        "unit": report.unit,
+        "over_time": report.over_time,
+        "sections": report.sections,
+    }

@@ -13,7 +13,7 @@ from typing import Any
 from mongoengine import Q
 from mongoengine.errors import NotUniqueError
 
-from services.surveys import contact, quotes
+from services.surveys import contact, quotes, tallies
 from services.surveys.consultations import as_utc
 from services.surveys.models import (
     Consultation,
@@ -83,6 +83,9 @@ def _erase_one(response: Response, reason: str, topic: str, trace_id: str) -> No
         pass  # recorded by an earlier attempt; its events are already staged
     quotes.delete_response_quotes(response.response_id)
     response.delete()
+    # After the delete: a retry of an interrupted erasure finds the response still there and
+    # takes it off the tally then; once deleted, no retry finds it to take it off twice.
+    tallies.uncount_response(response)
 
 
 def restrict(

@@ -8,7 +8,7 @@ from typing import Any
 
 from mongoengine.errors import NotUniqueError
 
-from services.surveys import erasure, field_crypto, participants
+from services.surveys import erasure, field_crypto, participants, tallies
 from services.surveys.consultations import SurveysKeys, spend_invitation
 from services.surveys.models import Consultation, Response, ResumeDraft, Withdrawal
 from shared.errors import Conflict, Forbidden, ValidationFailed
@@ -109,9 +109,16 @@ def submit_response(
         response.save(force_insert=True)
     except NotUniqueError:
         raise Conflict("A response from this participant has already been received.") from None
+    tallies.count_response(admission.consultation, response)
     _settle_late_withdrawal(response, topic, trace_id)
-    # Submitted: the in-progress copy has done its job.
-    ResumeDraft.objects(pseudonym=pseudonym).delete()
+    # Submitted: the in-progress copy has done its job. Most participants never saved one (their
+    # record says so), and a read by key costs less than a delete, which waits its turn behind
+    # every other write.
+    if (
+        admission.participant.has_draft is not False
+        and ResumeDraft.objects(pseudonym=pseudonym).only("pseudonym").first() is not None
+    ):
+        ResumeDraft.objects(pseudonym=pseudonym).delete()
     return response
 
 

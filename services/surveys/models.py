@@ -69,6 +69,12 @@ class Participant(me.Document):
     pseudonym = me.StringField(primary_key=True)
     consultation_id = me.StringField(required=True)
     invitation_id = me.StringField()
+    # "single" or "link", copied from the invitation at opening so that storing answers from a
+    # link (nothing to spend) needs no invitation lookup; None on records from before it was kept.
+    invitation_kind = me.StringField(null=True)
+    # Set before a resume draft is first stored, so that storing the answers looks for a draft to
+    # delete only when there may be one; None on records from before it was kept (look).
+    has_draft = me.BooleanField(null=True)
     # Erasing this erases every encrypted field of the participant, wherever copies are (crypto-shredding).
     wrapped_key = me.StringField(null=True)
     created_at = me.DateTimeField(default=utcnow)
@@ -202,3 +208,17 @@ class ContactAccess(OutboxDocument):
     accessed_by = me.StringField(required=True)
     count = me.IntField(required=True)
     accessed_at = me.DateTimeField(default=utcnow)
+
+
+class ProgressTally(me.Document):
+    """Running counts of a consultation's progress (services/surveys/progress.py): one document
+    read by its id, however many responses there are. Changed only with $inc, so concurrent
+    intake and erasure add up whatever their order."""
+
+    meta = {"db_alias": ALIAS, "collection": "progress_tallies"}
+    consultation_id = me.StringField(primary_key=True)
+    opened = me.IntField(default=0)  # participants admitted by an invitation
+    submitted = me.IntField(default=0)  # responses kept
+    erased = me.IntField(default=0)
+    hours = me.DictField()  # "YYYY-MM-DDTHH" (UTC) -> responses sent in that hour, still kept
+    sections = me.DictField()  # section id -> {shown, answered, completed, stopped_here}

@@ -70,8 +70,9 @@ def admit(
         required_purpose=REQUIRED_PURPOSE,
     )
     pseudonym, consultation_id = claims["sub"], claims["cid"]
-    participant = Participant.objects(pseudonym=pseudonym, consultation_id=consultation_id).first()
-    if participant is None:
+    # By primary key alone: a lookup that any MongoDB-protocol server answers from its _id index.
+    participant = Participant.objects(pseudonym=pseudonym).first()
+    if participant is None or participant.consultation_id != consultation_id:
         raise Forbidden("This consent token does not belong to a participant of this consultation.")
     withdrawal = Withdrawal.objects(pseudonym=pseudonym).first()
     if fully_withdrawn(withdrawal):

@@ -477,9 +477,11 @@ def published_questions(defn: Mapping[str, Any]) -> list[dict]:
     """The `questions` list of the consultation.published event payload.
 
     One entry per question in survey order: {id, type, options: [codes]
-    (empty for non-choice types), dimension, min, max} where min/max are the
-    rating scale or the number bounds, None otherwise. Expects a definition
-    that passed `validate_definition`; no texts are included.
+    (empty for non-choice types), dimension, min, max, label, option_labels}
+    where min/max are the rating scale or the number bounds, None otherwise;
+    `label` is the question's wording by language and `option_labels` each
+    option's label by language (released figures are read in these words).
+    Expects a definition that passed `validate_definition`.
     """
     summary = []
     for _, _, _, question in iter_questions(defn):
@@ -499,6 +501,19 @@ def published_questions(defn: Mapping[str, Any]) -> list[dict]:
                 "dimension": bool(question.get("dimension", False)),
                 "min": low,
                 "max": high,
+                "label": _texts(question.get("label")),
+                "option_labels": {
+                    o["code"]: _texts(o.get("label")) for o in question.get("options") or []
+                }
+                if qtype in CHOICE_TYPES
+                else {},
             }
         )
     return summary
+
+
+def _texts(value: Any) -> dict[str, str]:
+    """A translated text as {language: text}, leaving out anything that is not a string."""
+    if not isinstance(value, Mapping):
+        return {}
+    return {lang: text for lang, text in value.items() if isinstance(text, str)}

@@ -32,8 +32,11 @@ from shared.consent_tokens import verify_consent_token
 from shared.errors import Conflict, Gone, NotFound, Unauthorized, ValidationFailed
 from shared.events import isoformat, utcnow
 from shared.questionnaire import answers as answer_rules
+from shared.throttle import AtMostEvery
 
 DEFAULT_TTL = timedelta(hours=72)
+# Saves delete the drafts that expired, once a minute per process: reads check expiry anyway.
+expired_drafts_purge = AtMostEvery(60.0)
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,12 @@ def save_progress(
         "set__saved_at": now,
         "set__expires_at": expires_at,
     }
-    ResumeDraft.objects(expires_at__lte=now).delete()
+    if expired_drafts_purge.due():
+        ResumeDraft.objects(expires_at__lte=now).delete()
+    if admission.participant.has_draft is not True:
+        # Before the draft: a flag without a draft costs a look at submission, the reverse would
+        # leave a draft behind it.
+        Participant.objects(pseudonym=admission.pseudonym).update_one(set__has_draft=True)
     # One draft per participant, replaced in a single atomic upsert (keyed by pseudonym).
     try:
         ResumeDraft.objects(pseudonym=admission.pseudonym).update_one(upsert=True, **fields)

@@ -240,6 +240,66 @@ class InvitationCreatedSchema(InvitationSchema):
     )
 
 
+MAX_INVITATION_BATCH = 500
+
+
+class InvitationBatchCreateSchema(StrictSchema):
+    kind = fields.String(required=True, validate=validate.OneOf(["single", "link"]))
+    count = fields.Integer(
+        required=True,
+        validate=validate.Range(min=1, max=MAX_INVITATION_BATCH),
+        metadata={"description": f"how many invitations, 1 to {MAX_INVITATION_BATCH}"},
+    )
+    label = fields.String(validate=validate.Length(max=100), load_default=None)
+
+
+class InvitationBatchCreatedSchema(Schema):
+    invitations = fields.List(
+        fields.Nested(InvitationCreatedSchema),
+        metadata={"description": "each with its code, shown only in this answer"},
+    )
+
+
+class ProgressPointSchema(Schema):
+    start = UTCDateTime(metadata={"description": "start of the period (UTC)"})
+    submitted = fields.Integer(metadata={"description": "responses sent in the period"})
+    total = fields.Integer(metadata={"description": "responses kept up to the end of the period"})
+
+
+class SectionProgressSchema(Schema):
+    section_id = fields.String()
+    title = by_language()
+    shown = fields.Integer(metadata={"description": "responses that skip logic showed it to"})
+    answered = fields.Integer(metadata={"description": "responses with an answer in it"})
+    completed = fields.Integer(
+        metadata={"description": "responses that answered or declined every question shown in it"}
+    )
+    stopped_here = fields.Integer(
+        metadata={
+            "description": "responses whose last answer is in it although later sections were shown"
+        }
+    )
+
+
+class ProgressReportSchema(Schema):
+    consultation_id = fields.String()
+    status = fields.String()
+    survey_version = fields.Integer(allow_none=True)
+    as_of = UTCDateTime()
+    opened = fields.Integer(metadata={"description": "participants an invitation admitted"})
+    submitted = fields.Integer(metadata={"description": "responses kept (erased ones not counted)"})
+    erased = fields.Integer(metadata={"description": "responses erased (withdrawal, retention)"})
+    unit = fields.String(
+        validate=validate.OneOf(["hour", "day", "week"]),
+        metadata={"description": "width of each over_time period"},
+    )
+    over_time = fields.List(fields.Nested(ProgressPointSchema))
+    sections = fields.List(
+        fields.Nested(SectionProgressSchema),
+        metadata={"description": "sections of the current version, in survey order"},
+    )
+
+
 class OpenedInvitationSchema(Schema):
     pseudonym = fields.String()
     consultation_id = fields.String()

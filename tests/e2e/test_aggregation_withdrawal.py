@@ -44,9 +44,8 @@ def test_a_withdrawn_answer_is_gone_from_the_next_released_snapshot(
     api, organiser, policy, answered
 ):
     cid, people = answered
-    api.call(
-        "GET", f"/api/v1/insights/consultations/{cid}", policy, expect=404
-    )  # nothing before release
+    before = api.call("GET", f"/api/v1/insights/consultations/{cid}", policy, expect=409)
+    assert before["detail"].startswith("not released yet")  # nothing before release, and why
     api.call(
         "POST", "/api/v1/releases", organiser["token"], expect=201, json={"consultation_id": cid}
     )

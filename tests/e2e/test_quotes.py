@@ -77,11 +77,12 @@ def test_an_approved_excerpt_reaches_policy_users_and_leaves_with_the_consent(
     )
     assert again["quote_id"] == quote["quote_id"]
 
-    api.call(
-        "GET", f"/api/v1/insights/consultations/{cid}/quotes", policy, expect=404
-    )  # nothing before release
     # Aggregation learns of the consultation and the answers from events: release once both are counted.
     assert eventually(lambda: progress(api, token, cid) == 2, timeout=60)
+    before = api.call(
+        "GET", f"/api/v1/insights/consultations/{cid}/quotes", policy, expect=409
+    )  # nothing before release, and why
+    assert before["detail"].startswith("not released yet")
     api.call("POST", "/api/v1/releases", token, expect=201, json={"consultation_id": cid})
     assert eventually(lambda: insight_quotes(api, policy, cid) == [EXCERPT], timeout=60)
     assert "Harbour Street" not in str(

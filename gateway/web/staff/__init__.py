@@ -42,6 +42,7 @@ def init_staff(
     sign in again, default 30 minutes).
     """
     from gateway.web.staff.builder import builder
+    from gateway.web.staff.operations.views import operations
     from gateway.web.staff.shell import assets, shell
 
     session_secret = settings.require("SESSION_SECRET").encode()
@@ -53,6 +54,6 @@ def init_staff(
         idle=timedelta(seconds=int(settings.get("STAFF_IDLE_S") or DEFAULT_IDLE_S)),
     )
     app.extensions["voices_staff_web"] = state
-    for blueprint in (assets, shell, builder):
+    for blueprint in (assets, shell, builder, operations):
         app.register_blueprint(blueprint)
     return state

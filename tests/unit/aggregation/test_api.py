@@ -14,6 +14,7 @@ from services.aggregation.snapshots import verify_snapshot_digest
 from tests.unit.aggregation.conftest import (
     CID,
     ORG,
+    QUESTIONS,
     answers_for,
     erased,
     published,
@@ -35,11 +36,15 @@ def fill(agg, n=40, epsilon_budget=None):
 def test_nothing_is_visible_to_policy_users_before_a_release(agg):
     fill(agg)
     assert agg.call("GET", "/api/v1/insights/consultations", 200, role="policy")["releases"] == []
-    agg.call("GET", BASE, 404, role="policy")
-    agg.call("GET", f"{BASE}/questions/region", 404, role="policy")
-    agg.call("GET", f"{BASE}/export.csv", 404, role="policy")
-    body = agg.call("GET", BASE, 409)  # its own organisers learn why
-    assert "released" in body["detail"]
+    # Its own organisation's readers learn why, in words; no figure comes with the answer.
+    for path in (BASE, f"{BASE}/questions/region", f"{BASE}/export.csv", f"{BASE}/quotes"):
+        body = agg.call("GET", path, 409, role="policy")
+        assert body["detail"].startswith("not released yet") and body["status"] == 409
+        assert body["release_state"] == "not_released"
+        assert body["consultation_id"] == CID and "snapshot" not in body
+    assert agg.call("GET", BASE, 409)["detail"].startswith("not released yet")
+    # Another organisation's reader learns nothing, not even that it exists.
+    agg.call("GET", BASE, 404, role="policy", org="org_b")
 
 
 def test_a_release_is_stored_announced_and_served_with_its_date(agg):
@@ -169,13 +174,13 @@ def test_suppressed_cells_say_why_and_never_carry_a_value(agg):
     )
 
 
-def test_percentages_are_over_published_cells_only(agg):
+def test_percentages_are_of_everyone_who_answered(agg):
     fill(agg, 200)
     agg.release()
     needs = agg.call("GET", f"{BASE}/questions/age", 200, role="policy")["result"]
     shown = [c for c in needs["categories"] if not c["suppressed"] and c["category"] != "_skipped"]
-    base = sum(c["value"] for c in shown)
-    assert base > 0
+    base = needs["contributors"]["value"]
+    assert base > 0 and shown
     for c in shown:
         assert c["percent"] == round(100.0 * c["value"] / base, 1)
 
@@ -230,7 +235,7 @@ def test_quotes_only_after_release_and_only_while_consent_stands(agg):
         quote_approved("q2", "p2", "A safe place."),
         quote_approved("q3", "p3", "Revoked later."),
     )
-    agg.call("GET", f"{BASE}/quotes", 404, role="policy")
+    agg.call("GET", f"{BASE}/quotes", 409, role="policy")
     agg.release()
     texts = [q["text"] for q in agg.call("GET", f"{BASE}/quotes", 200, role="policy")["quotes"]]
     assert sorted(texts) == ["A safe place.", "Revoked later.", "Someone who spoke my language."]
@@ -286,3 +291,74 @@ def test_rebuild_from_the_topics_gives_the_live_result(agg):
         assert report.invalid == 1 and report.handled == len(records) - 1
         assert rebuilt.counts == live.counts and rebuilt.counts[()] == 28
         assert [q["text"] for q in releases.approved_quotes(CID)] == ["kept"]
+
+
+WORDED = [
+    {
+        **QUESTIONS[0],
+        "label": {"en": "Where do you live?", "ar": "أين تعيش؟"},
+        "option_labels": {
+            "north": {"en": "North", "ar": "الشمال"},
+            "south": {"en": "South", "ar": "الجنوب"},
+        },
+    },
+    *QUESTIONS[1:],
+]
+
+
+def test_a_release_freezes_its_words_a_later_survey_version_does_not_change_them(agg):
+    agg.send(published(questions=WORDED), *[submitted(i, answers_for(i)) for i in range(60)])
+    agg.release()
+    first = agg.call("GET", BASE, 200, role="policy")["snapshot"]
+    region = first["wording"]["questions"]["region"]
+    assert region["label"] == {"en": "Where do you live?", "ar": "أين تعيش؟"}
+    assert region["options"]["south"] == {"en": "South", "ar": "الجنوب"}
+    assert first["wording"]["title"] == {"en": "After leaving"}
+    assert verify_snapshot_digest(first)  # the words are under the digest
+
+    reworded = [
+        {
+            **WORDED[0],
+            "label": {"en": "Which region?", "ar": "أي منطقة؟"},
+            "option_labels": {"north": {"en": "Up north"}, "south": {"en": "Down south"}},
+        },
+        *QUESTIONS[1:],
+    ]
+    agg.send(published(questions=reworded, version=2))
+    again = agg.call("GET", BASE, 200, role="policy")["snapshot"]
+    assert again == first
+    rows = list(
+        csv.DictReader(
+            io.StringIO(
+                agg.call("GET", f"{BASE}/export.csv", 200, role="policy").get_data(as_text=True)
+            )
+        )
+    )
+    south = next(r for r in rows if r["question_id"] == "region" and r["category"] == "south")
+    assert south["question"] == "Where do you live?" and south["category_label"] == "South"
+
+    agg.release()
+    second = agg.call("GET", BASE, 200, role="policy")["snapshot"]
+    assert second["snapshot"] == 2
+    assert second["wording"]["questions"]["region"]["label"]["en"] == "Which region?"
+
+
+def test_csv_states_k_date_noise_and_the_meaning_of_each_mark(agg):
+    agg.send(published(questions=WORDED), *[submitted(i, answers_for(i)) for i in range(60)])
+    created = agg.release()
+    text = agg.call("GET", f"{BASE}/export.csv?lang=ar", 200, role="policy").get_data(as_text=True)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert {r["k"] for r in rows} == {"5"}
+    assert {r["released_at"] for r in rows} == {created["released_at"]}
+    assert {r["noise_added"] for r in rows} == {"false"} and {r["epsilon"] for r in rows} == {""}
+    north = next(r for r in rows if r["question_id"] == "region" and r["category"] == "north")
+    assert north["question"] == "أين تعيش؟" and north["category_label"] == "الشمال"
+    for row in rows:
+        if row["suppressed"] == "true":
+            assert "hidden: either 1 to 4 people" in row["meaning"]
+        if row["percent"]:
+            assert float(row["percent"]) == round(
+                100 * int(row["value"]) / int(row["percent_base"]), 1
+            )
+    skipped = [r for r in rows if r["category"] == "_skipped"]
+    assert skipped and all("did not answer" in r["meaning"] for r in skipped)

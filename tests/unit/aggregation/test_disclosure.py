@@ -279,16 +279,20 @@ def test_two_way_table_closes_the_hole_of_the_two_per_line_rule():
     assert all(v > 0 for key, v in counts.items() if key in p.suppressed)
 
 
-def test_percentages_are_over_published_cells_only():
+def test_percentages_are_of_the_whole_base_suppressed_cells_included():
+    # 45 people answered: 5 in a suppressed cell, 30 and 10 published; 60 skipped (excluded).
     cells = [
         {"value": None, "suppressed": True, "reason": BELOW_MINIMUM},
         {"value": 30, "suppressed": False, "reason": None},
         {"value": 10, "suppressed": False, "reason": None},
         {"value": 60, "suppressed": False, "reason": None},
     ]
-    out = with_percentages(cells, exclude=[3])
-    assert [c["percent"] for c in out] == [None, 75.0, 25.0, None]
+    out = with_percentages(cells, 45, exclude=[3])
+    assert [c["percent"] for c in out] == [None, 66.7, 22.2, None]
     assert "value" in out[0] and out[0]["value"] is None
+    # A hidden (None) or empty base gives no percentage at all.
+    assert [c["percent"] for c in with_percentages(cells, None, exclude=[3])] == [None] * 4
+    assert [c["percent"] for c in with_percentages(cells, 0, exclude=[3])] == [None] * 4
 
 
 def test_numeric_summary_is_published_only_when_it_follows_from_published_counts():

@@ -9,7 +9,14 @@ import pytest
 
 from services.aggregation import handlers, releases
 from services.aggregation.disclosure import protect_tables
-from services.aggregation.models import Contribution, Quote, Tombstone
+from services.aggregation.models import (
+    Contribution,
+    ParticipantContributions,
+    Quote,
+    StorageLayout,
+    Tombstone,
+    participant_key,
+)
 from services.aggregation.snapshots import build_snapshot
 from tests.unit.aggregation.conftest import (
     CID,
@@ -164,3 +171,79 @@ def test_freshness_is_observed_once_per_counted_response(agg):
             b"voices_aggregation_freshness_seconds_count"
             in agg.client.get("/metrics", headers=headers).data
         )
+
+
+# ---- per-participant keys ---------------------------------------------------------------
+
+
+def test_what_is_kept_per_participant_is_stored_under_their_key(agg):
+    agg.send(published(version=1), submitted(1, answers_for(1)), submitted(2, answers_for(2)))
+    agg.send(withdrawn("p2", everything=True))
+    assert [t.key for t in Tombstone.objects] == [participant_key(CID, "p2")]
+    listed = {d.key: d.response_ids for d in ParticipantContributions.objects}
+    assert listed == {participant_key(CID, "p1"): ["r1"], participant_key(CID, "p2"): ["r2"]}
+    assert [c.response_id for c in Contribution.objects] == ["r1"]
+    # Keys cannot collide across consultations and pseudonyms that share characters.
+    assert participant_key("a:b", "c") != participant_key("a", "b:c")
+
+
+def _to_old_layout() -> None:
+    """The projection as stored before per-participant keys: tombstones under generated ids with
+    a unique index on (consultation_id, pseudonym), no participant lists, no layout marker."""
+    tombstones = Tombstone._get_collection()
+    old = list(tombstones.find({}))
+    tombstones.drop()
+    for raw in old:
+        raw.pop("_id")
+        tombstones.insert_one(raw)
+    tombstones.create_index([("consultation_id", 1), ("pseudonym", 1)], unique=True)
+    ParticipantContributions.objects.delete()
+    StorageLayout.objects.delete()
+
+
+def test_a_projection_stored_before_the_keys_is_migrated_and_behaves_the_same(make_aggregation):
+    events = story()
+    reference = make_aggregation()
+    reference.send(*events)
+    expected = state_of(reference)
+    with reference.app.app_context():
+        _to_old_layout()
+        assert all(not isinstance(t["_id"], str) for t in Tombstone._get_collection().find({}))
+        assert handlers.migrate_to_keys() is True
+        assert handlers.migrate_to_keys() is False  # the marker says it is done
+        assert all(
+            t.key == participant_key(t.consultation_id, t.pseudonym) for t in Tombstone.objects
+        )
+    assert state_of(reference) == expected
+    # A withdrawal after the migration finds the contributions stored before it.
+    reference.send(withdrawn("p9", everything=True))
+    assert "r9" not in state_of(reference)["contributions"]
+    # Redelivered events after the migration leave the state as it was.
+    reference.send(*[dataclasses.replace(e) for e in events])
+    assert state_of(reference)["contributions"] == sorted(set(expected["contributions"]) - {"r9"})
+
+
+def test_an_interrupted_migration_is_finished_by_the_next_start(make_aggregation, monkeypatch):
+    agg = make_aggregation()
+    agg.send(*story())
+    expected = state_of(agg)
+    with agg.app.app_context():
+        _to_old_layout()
+        tombstones = Tombstone._get_collection()
+        real_delete = type(tombstones).delete_one
+        calls = []
+
+        def crash_on_the_second(self, *args, **kwargs):
+            calls.append(args)
+            if len(calls) == 2:
+                raise RuntimeError("killed")
+            return real_delete(self, *args, **kwargs)
+
+        monkeypatch.setattr(type(tombstones), "delete_one", crash_on_the_second)
+        with pytest.raises(RuntimeError):
+            handlers.migrate_to_keys()
+        monkeypatch.undo()
+        assert StorageLayout.objects(name=handlers.PARTICIPANT_KEYS).first() is None
+        assert handlers.migrate_to_keys() is True  # what the app does at its next start
+        assert StorageLayout.objects(name=handlers.PARTICIPANT_KEYS).first() is not None
+    assert state_of(agg) == expected

@@ -127,22 +127,32 @@ def test_no_suppressed_value_reaches_the_snapshot_or_its_exports():
     assert all(r["value"] != "" for r in rows if r["suppressed"] == "false")
 
 
-def test_percentages_use_published_cells_only():
+def test_percentages_are_of_everyone_who_answered_suppressed_cells_included():
     s = release()
     checked = 0
     for question in s["questions"]:
+        base = question["contributors"]
         published = [
             c for c in question["categories"] if not c["suppressed"] and c["category"] != SKIPPED
         ]
-        base = sum(c["value"] for c in published)
-        if not base:
+        if base["suppressed"]:
+            assert all(c["percent"] is None for c in question["categories"])
             continue
         checked += 1
         for c in published:
-            assert c["percent"] == round(100 * c["value"] / base, 1)
-        assert sum(c["percent"] for c in published) == pytest.approx(100, abs=0.2)
+            assert c["percent"] == round(100 * c["value"] / base["value"], 1)
+            assert c["percent"] <= 100
         assert all(c["percent"] is None for c in question["categories"] if c["suppressed"])
     assert checked
+    # The example's suppressed "unsure" (3 people) stays in the base of "support": its published
+    # percentages add up to less than 100.
+    support = next(q for q in s["questions"] if q["question_id"] == "support")
+    assert sum(c["percent"] or 0 for c in support["categories"]) < 100
+    for table in s["crosstabs"]:
+        for group in table["groups"]:
+            for c in group["cells"]:
+                if c["percent"] is not None:
+                    assert c["percent"] == round(100 * c["value"] / group["base"]["value"], 1)
 
 
 def test_a_rare_number_is_never_named():

@@ -262,3 +262,16 @@ def test_the_erasure_report_filters_by_status_and_consultation(consent):
     mine = consent.auditor("GET", f"/api/v1/ledger/erasure-report?consultation_id={other}")
     assert (mine["confirmed"], mine["unconfirmed"]) == (1, 0)
     consent.auditor("GET", "/api/v1/ledger/erasure-report?status=maybe", 422)
+
+
+def test_entries_filtered_by_kind_are_paged_by_what_matches(consent):
+    populate(consent)
+    everything = consent.ledger()
+    granted = [e for e in everything if e["kind"] == "consent.granted"]
+    first = consent.auditor("GET", "/api/v1/ledger/entries?kind=consent.granted&limit=3")
+    assert first["entries"] == granted[:3] and first["next_start"] == granted[3]["seq"]
+    rest = consent.auditor(
+        "GET", f"/api/v1/ledger/entries?kind=consent.granted&limit=3&start={first['next_start']}"
+    )
+    assert rest["entries"] == granted[3:] and rest["next_start"] is None
+    consent.auditor("GET", "/api/v1/ledger/entries?kind=nothing", 422)

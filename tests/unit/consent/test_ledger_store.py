@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from services.consent import ledger, ledger_store, verify
-from services.consent.models import Checkpoint, LedgerEntry, LedgerHead
+from services.consent.models import Checkpoint, LedgerEntry, LedgerHead, ledger_key
+from shared.errors import NotFound
 from tests.unit.consent.conftest import BASE_TIME, ledger_data
 
 
@@ -147,8 +148,8 @@ def test_the_tree_is_extended_with_new_entries_and_agrees_with_one_built_from_sc
     read = []
     real_raw = ledger_store._raw_entries
 
-    def counting(start=0, end=None, **filters):
-        for entry in real_raw(start, end, **filters):
+    def counting(start=0, end=None, *scope):
+        for entry in real_raw(start, end, *scope):
             read.append(entry["seq"])
             yield entry
 
@@ -217,4 +218,108 @@ def test_timestamps_in_checkpoints_parse_back(consent, store):
     assert cp["timestamp"] == "2030-01-01T12:00:00.123456Z"
     assert ledger_store._parse(cp["timestamp"]) == datetime(
         2030, 1, 1, 12, 0, 0, 123456, tzinfo=UTC
+    )
+
+
+# ---- string keys --------------------------------------------------------------------------
+
+
+def test_entries_are_stored_under_their_number_as_a_sortable_string(store):
+    add(12)
+    stored = list(LedgerEntry._get_collection().find({}, {"seq": 1}))
+    assert sorted(d["_id"] for d in stored) == [ledger_key(i) for i in range(12)]
+    assert all(d["_id"] == ledger_key(d["seq"]) for d in stored)
+    assert ledger_key(7) == "000000000007" and ledger_key(10) > ledger_key(9)
+    with pytest.raises(ValueError):
+        ledger_key(-1)
+
+
+def test_short_ranges_and_proofs_read_entries_by_key_only(consent, store, monkeypatch):
+    add(30)
+    ledger_store.checkpoint(consent.context.signing_key, store)
+    add(5, start=30)
+    filters = []
+    collection = LedgerEntry._get_collection()
+    real_find_one = type(collection).find_one
+
+    def find_one(self, query=None, *args, **kwargs):
+        if self.name == "ledger":
+            filters.append(query)
+        return real_find_one(self, query, *args, **kwargs)
+
+    monkeypatch.setattr(type(collection), "find_one", find_one)
+    monkeypatch.setattr(LedgerEntry, "objects", None)  # any query by a field other than _id fails
+    proof = ledger_store.inclusion(store, 12, consultation_ids=frozenset({"c-5", "c-2"}))
+    assert proof["seq"] == 12 and proof["entry"]["seq"] == 12
+    with pytest.raises(NotFound):  # entry 12 is of c-5
+        ledger_store.inclusion(store, 12, consultation_ids=frozenset({"c-1"}))
+    assert store.covering().size == 35
+    assert [e["seq"] for e in ledger_store.entries(28, 35)] == list(range(28, 35))
+    assert filters and all(set(f) == {"_id"} and isinstance(f["_id"], str) for f in filters)
+
+
+def test_a_long_range_and_a_filtered_one_read_the_same_entries_as_lookups_by_key(
+    store, monkeypatch
+):
+    add(40)
+    by_key = ledger_store.entries(0, 40)
+    monkeypatch.setattr(ledger_store, "BY_KEY_MAX", 5)  # 40 entries now count as a long range
+    assert ledger_store.entries(0, 40) == by_key
+    mine = frozenset({by_key[3]["data"]["consultation_id"]})
+    assert ledger_store.entries(0, 40, mine) == [
+        e for e in by_key if e["data"]["consultation_id"] in mine
+    ]
+
+
+def _store_old_layout(n: int) -> list[dict]:
+    """The ledger as written before string keys: `_id` is the entry's number, no `seq` field."""
+    add(n)
+    entries = ledger_store.entries()
+    collection = LedgerEntry._get_collection()
+    old = []
+    for raw in list(collection.find({})):
+        collection.delete_one({"_id": raw["_id"]})
+        doc = {k: v for k, v in raw.items() if k not in ("_id", "seq")}
+        old.append({"_id": raw["seq"], **doc})
+    for doc in old:
+        collection.insert_one(doc)
+    return entries
+
+
+def test_a_ledger_keyed_by_number_is_rekeyed_with_every_entry_and_event_id_kept(consent, store):
+    entries = _store_old_layout(15)
+    assert ledger_store.needs_key_migration()
+    assert ledger_store.migrate_keys() == 15
+    assert not ledger_store.needs_key_migration() and ledger_store.migrate_keys() == 0
+    assert ledger_store.entries() == entries and chain_holds()
+    assert LedgerEntry.objects(event_id="event-7").first().seq == 7
+    # Appends go on after the re-keyed end, and a repeated event is still recognised.
+    add(1, start=15)
+    kind, data = ledger_data(3, ledger.format_timestamp(BASE_TIME))
+    assert ledger_store.append(kind, data, event_id="event-3").seq == 3
+    assert ledger_store.size() == 16 and chain_holds()
+
+
+def test_an_interrupted_rekeying_is_finished_by_running_it_again(consent, store, monkeypatch):
+    entries = _store_old_layout(6)
+    collection = LedgerEntry._get_collection()
+    real_delete = type(collection).delete_one
+    calls = []
+
+    def crash_on_the_third(self, *args, **kwargs):
+        calls.append(args)
+        if len(calls) == 3:
+            raise RuntimeError("killed")
+        return real_delete(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(collection), "delete_one", crash_on_the_third)
+    with pytest.raises(RuntimeError):
+        ledger_store.migrate_keys()
+    monkeypatch.undo()
+    assert ledger_store.needs_key_migration()
+    ledger_store.migrate_keys()
+    assert not ledger_store.needs_key_migration()
+    assert ledger_store.entries() == entries and chain_holds()
+    assert sorted(d["event_id"] for d in collection.find({})) == sorted(
+        f"event-{i}" for i in range(6)
     )

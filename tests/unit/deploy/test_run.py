@@ -76,7 +76,6 @@ def test_the_banner_names_the_staff_sign_in_page_and_the_demo_accounts(tmp_path)
 
     launcher = SimpleNamespace(
         gateway_url="http://127.0.0.1:8080",
-        stack=SimpleNamespace(gateway_url="http://127.0.0.1:8080"),
         folder=tmp_path,
         logs=tmp_path / "logs",
     )

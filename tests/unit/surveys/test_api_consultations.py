@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from services.surveys.models import Consultation
+from services.surveys.models import Consultation, Participant
 from shared.events import isoformat, utcnow
 from tests.unit.surveys.conftest import SURVEY, YES_NO, t
 
@@ -237,9 +237,13 @@ def test_publish_freezes_a_version_and_tells_the_other_services(surveys):
         "dimension": True,
         "min": None,
         "max": None,
+        # The organisers' wording travels too, so a release can freeze it beside its figures.
+        "label": {"en": "Do you feel safe now?", "ar": "هل تشعر بالأمان الآن؟"},
+        "option_labels": {"yes": {"en": "Yes", "ar": "نعم"}, "no": {"en": "No", "ar": "لا"}},
     }
     assert questions["age"]["min"] == 16 and questions["support"]["max"] == 5
-    assert "label" not in str(published.payload["questions"])  # texts stay here
+    # This consultation has one title for every language (no per-language titles to carry).
+    assert published.payload["titles"] == {}
     versions = surveys.organiser("GET", f"{base(cid)}/versions", 200)
     assert [v["number"] for v in versions] == [1]
     assert (
@@ -510,6 +514,40 @@ def test_a_link_opens_many_times_until_revoked(surveys, unchanged):
         surveys.call("POST", f"/api/v1/invitations/{link['code']}/open", 410)
         surveys.call("POST", "/api/v1/invitations/not-a-code/open", 404)
         surveys.organiser("POST", f"{base(cid)}/invitations/i_missing/revoke", 404)
+
+
+def test_answers_from_a_link_leave_the_link_as_it_was(surveys):
+    cid = surveys.open_consultation()
+    link = surveys.organiser("POST", f"{base(cid)}/invitations", 201, json={"kind": "link"})
+    opened = surveys.call("POST", f"/api/v1/invitations/{link['code']}/open", 201)
+    assert Participant.objects(pseudonym=opened["pseudonym"]).first().invitation_kind == "link"
+    surveys.submit(surveys.token(opened["pseudonym"], cid), {})
+    [invitation] = surveys.organiser("GET", f"{base(cid)}/invitations", 200)
+    assert invitation["uses"] == 1 and not invitation["revoked"]
+
+
+def test_a_participant_stored_before_the_invitation_kind_was_kept_still_spends_a_single_code(
+    surveys,
+):
+    cid = surveys.open_consultation()
+    code = surveys.invite(cid, kind="single")
+    first = surveys.call("POST", f"/api/v1/invitations/{code}/open", 201)["pseudonym"]
+    second = surveys.call("POST", f"/api/v1/invitations/{code}/open", 201)["pseudonym"]
+    Participant.objects(pseudonym__in=[first, second]).update(unset__invitation_kind=True)
+    surveys.submit(surveys.token(first, cid), {})
+    refused = surveys.submit(surveys.token(second, cid), {}, expect=410)
+    assert refused["reason"] == "invitation_used"
+
+
+def test_a_consent_token_naming_another_consultation_than_the_participants_is_refused(
+    surveys, unchanged
+):
+    cid, other = surveys.open_consultation(), surveys.open_consultation()
+    pseudonym = surveys.call("POST", f"/api/v1/invitations/{surveys.invite(cid)}/open", 201)[
+        "pseudonym"
+    ]
+    with unchanged():
+        surveys.submit(surveys.token(pseudonym, other), {}, expect=403)
 
 
 def test_invitations_follow_the_consultation_window(surveys, unchanged):

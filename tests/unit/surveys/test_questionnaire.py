@@ -434,6 +434,8 @@ def test_published_questions_summary():
         "dimension": True,
         "min": None,
         "max": None,
+        "label": {"en": "Do you feel safe?", "ar": "هل تشعر بالأمان؟"},
+        "option_labels": {"yes": {"en": "Yes", "ar": "نعم"}, "no": {"en": "No", "ar": "لا"}},
     }
     assert summary[1] == {
         "id": "age",
@@ -442,17 +444,17 @@ def test_published_questions_summary():
         "dimension": False,
         "min": 0,
         "max": 120,
+        "label": {"en": "Age", "ar": "العمر"},
+        "option_labels": {},
     }
-    assert summary[3] == {
-        "id": "support",
-        "type": "rating",
-        "options": [],
-        "dimension": False,
-        "min": 1,
-        "max": 5,
-    }
+    assert summary[3]["min"] == 1 and summary[3]["max"] == 5 and summary[3]["option_labels"] == {}
     assert [q["id"] for q in summary] == ["safe", "age", "needs", "support", "when", "story"]
-    assert all(set(q) == {"id", "type", "options", "dimension", "min", "max"} for q in summary)
+    keys = {"id", "type", "options", "dimension", "min", "max", "label", "option_labels"}
+    assert all(set(q) == keys for q in summary)
+    # What the event contract accepts.
+    from shared.events import QuestionSummarySchema
+
+    assert all(not QuestionSummarySchema().validate(q) for q in summary)
 
 
 @pytest.mark.parametrize(

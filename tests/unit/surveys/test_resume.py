@@ -106,14 +106,24 @@ def test_expired_progress_is_gone(surveys, open_cid):
     lookup(surveys, code, expect=404)
 
 
-def test_the_next_save_deletes_expired_progress_of_anyone(surveys, open_cid):
+def test_a_save_deletes_expired_progress_of_anyone_at_most_once_a_minute(
+    surveys, open_cid, monkeypatch
+):
+    minutes = [0.0]
+    monkeypatch.setattr(resume.expired_drafts_purge, "clock", lambda: minutes[0] * 60)
+    monkeypatch.setattr(resume.expired_drafts_purge, "_last", None)
     token = surveys.token(surveys.participant(open_cid), open_cid)
     code = save(surveys, token, {"safe": "no"})["resume_code"]
     ResumeDraft.objects.update(set__expires_at=utcnow() - timedelta(seconds=1))
     assert ResumeDraft.objects.count() == 1
-    # Another participant saves: the expired draft is deleted, not merely unreadable.
+    # Within the minute another save leaves the expired draft (unreadable all the same).
     save(surveys, surveys.token(surveys.participant(open_cid), open_cid), {"safe": "yes"})
-    assert ResumeDraft.objects.count() == 1
+    assert ResumeDraft.objects.count() == 2
+    lookup(surveys, code, expect=410)
+    # A minute later the next save deletes it, not merely hides it.
+    minutes[0] = 1.0
+    save(surveys, surveys.token(surveys.participant(open_cid), open_cid), {"safe": "yes"})
+    assert ResumeDraft.objects.count() == 2  # three saved, the expired one gone
     lookup(surveys, code, expect=404)
 
 
@@ -204,3 +214,38 @@ def test_progress_expires_after_the_configured_time(secrets_env, consent_keys):
     saved = save(short, short.token(short.participant(cid), cid), {"safe": "no"})
     left = datetime.fromisoformat(saved["expires_at"]) - datetime.now(UTC)
     assert timedelta(hours=1, minutes=59) < left <= timedelta(hours=2)
+
+
+def test_submitting_looks_for_a_draft_only_when_the_participant_may_have_one(
+    surveys, open_cid, monkeypatch
+):
+    from services.surveys import intake
+    from services.surveys.models import Participant
+
+    # Opened from a link: the record says there is no draft, so none is looked for.
+    link = surveys.invite(open_cid)
+    never_saved = surveys.call("POST", f"/api/v1/invitations/{link}/open", 201)["pseudonym"]
+    assert Participant.objects(pseudonym=never_saved).first().has_draft is False
+
+    class NoDrafts:
+        @property
+        def objects(self):
+            raise AssertionError("looked for a draft")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(intake, "ResumeDraft", NoDrafts())
+        surveys.submit(surveys.token(never_saved, open_cid), {"safe": "yes"})
+
+    # One who saved: flagged before the draft is stored, and the draft goes at submission.
+    saver = surveys.call("POST", f"/api/v1/invitations/{link}/open", 201)["pseudonym"]
+    save(surveys, surveys.token(saver, open_cid), {"safe": "no"})
+    assert Participant.objects(pseudonym=saver).first().has_draft is True
+    surveys.submit(surveys.token(saver, open_cid), {"safe": "no"})
+    assert ResumeDraft.objects(pseudonym=saver).count() == 0
+
+    # A record from before the flag was kept: looked for, and deleted.
+    older = surveys.call("POST", f"/api/v1/invitations/{link}/open", 201)["pseudonym"]
+    save(surveys, surveys.token(older, open_cid), {"safe": "no"})
+    Participant.objects(pseudonym=older).update(unset__has_draft=True)
+    surveys.submit(surveys.token(older, open_cid), {"safe": "no"})
+    assert ResumeDraft.objects.count() == 0
