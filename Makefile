@@ -8,7 +8,7 @@ TOOLS := .tools
 KAFKA_STAMP := $(TOOLS)/kafka/lib/.installed
 FERRETDB := $(TOOLS)/bin/voices-ferretdb
 
-.PHONY: run lint test test-unit test-e2e install servers browser-deps bench wipe clean
+.PHONY: run lint test test-unit test-e2e fault install servers browser-deps bench wipe clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ test-unit: $(STAMP)
 
 test-e2e: install
 	$(PY) -m pytest -q -m "e2e"
+
+# The fault suite at a larger size than `make test` runs it (participants per scenario).
+FAULT_SCALE ?= 60
+fault: install
+	VOICES_FAULT_SCALE=$(FAULT_SCALE) $(PY) -m pytest -q -m fault tests/fault
 
 # The browser tests drive Debian's Chromium (never a downloaded browser build); the small CJK
 # font lets Chinese pages and the language switcher render in screenshots.

@@ -342,12 +342,14 @@ def freshness_bench(count: int, rate: float) -> None:
         with app.app_context():
             while time.monotonic() < deadline:
                 f = releases.freshness(CID)
-                if f["responses"] >= sent:
+                # Events already in the log when the consumer joined are counted as replayed.
+                if f["responses"] + f["replayed"] >= sent:
                     break
                 time.sleep(0.5)
         print(
             f"[freshness] Apache Kafka + consumer + document store, {sent} responses at {rate:g}/s: counted "
-            f"{f['responses']}, p50 {f['p50_seconds']}s, p95 {f['p95_seconds']}s "
+            f"{f['responses']} live and {f['replayed']} replayed, p50 {f['p50_seconds']}s, "
+            f"p95 {f['p95_seconds']}s "
             f"(freshness histogram observations during this run: "
             f"{sum(b.get() for b in handlers.FRESHNESS._buckets) - observed_before:.0f})"
         )

@@ -33,6 +33,51 @@ def isoformat(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+# Patterns end in \Z, not $: "$" also matches before a final newline.
+# What an identifier in an event looks like: the services mint them from uuids and url-safe
+# tokens (c_..., r_..., p_..., rel_...), question ids come from survey definitions and account
+# ids from the gateway. Never empty, no spaces or control characters, bounded: a consumer's
+# domain refuses anything else, so the contract refuses it first and the bus dead-letters it.
+IDENTIFIER_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_.:@+-]{0,199}\Z"
+
+
+def Identifier(**kwargs: Any) -> fields.String:  # noqa: N802 - used like a field class
+    """A required identifier field (see IDENTIFIER_PATTERN)."""
+    return fields.String(
+        required=True,
+        validate=validate.Regexp(
+            IDENTIFIER_PATTERN, error="must be a non-empty identifier (letters, digits, _.:@+-)"
+        ),
+        **kwargs,
+    )
+
+
+# Times in payloads are what `isoformat` writes (UTC, "Z") or another ISO-8601 offset.
+TIMESTAMP_PATTERN = r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}:\d{2})\Z"
+# A language tag as the surveys and consent services store it ("en", "zh", "pt-BR").
+LANGUAGE_PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{1,8}){0,3}\Z"
+# An option's code as survey definitions allow it.
+OPTION_CODE_PATTERN = r"^[A-Za-z0-9_-]{1,64}\Z"
+
+
+def Timestamp() -> fields.String:  # noqa: N802 - used like a field class
+    """A required ISO-8601 time with its offset."""
+    return fields.String(
+        required=True,
+        validate=validate.Regexp(TIMESTAMP_PATTERN, error="must be an ISO-8601 time with offset"),
+    )
+
+
+def Language() -> fields.String:  # noqa: N802 - used like a field class
+    return fields.String(
+        required=True, validate=validate.Regexp(LANGUAGE_PATTERN, error="must be a language tag")
+    )
+
+
+def _identifier_list() -> fields.List:
+    return fields.List(Identifier(), required=True)
+
+
 class EnvelopeSchema(StrictSchema):
     id = fields.UUID(required=True)
     type = fields.String(required=True, validate=validate.Regexp(r"^[a-z_]+(\.[a-z_]+)+$"))
@@ -118,7 +163,7 @@ class Envelope:
 
 
 class QuestionSummarySchema(StrictSchema):
-    id = fields.String(required=True)
+    id = Identifier()
     type = fields.String(required=True, validate=validate.OneOf(QUESTION_TYPES))
     options = fields.List(fields.String(), required=True)
     dimension = fields.Boolean(required=True)
@@ -126,27 +171,29 @@ class QuestionSummarySchema(StrictSchema):
     max = fields.Float(allow_none=True, load_default=None)
     # The question's wording per language and each option's label per language, so that released
     # figures can be read as words. Optional: events published before they were carried still parse.
-    label = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
+    # Keys are language tags and option codes: they become field names in the stores, so nothing
+    # else (a NULL byte, a dot, a leading $) may reach them.
+    label = fields.Dict(keys=Language(), values=fields.String(), load_default=dict)
     option_labels = fields.Dict(
-        keys=fields.String(),
-        values=fields.Dict(keys=fields.String(), values=fields.String()),
+        keys=fields.String(validate=validate.Regexp(OPTION_CODE_PATTERN)),
+        values=fields.Dict(keys=Language(), values=fields.String()),
         load_default=dict,
     )
 
 
 class ConsultationPublished(StrictSchema):
-    consultation_id = fields.String(required=True)
-    organisation_id = fields.String(required=True)
+    consultation_id = Identifier()
+    organisation_id = Identifier()
     survey_version = fields.Integer(required=True, strict=True)
     title = fields.String(required=True)
     # The title in each language of the consultation (optional, as `label` above).
-    titles = fields.Dict(keys=fields.String(), values=fields.String(), load_default=dict)
-    languages = fields.List(fields.String(), required=True)
+    titles = fields.Dict(keys=Language(), values=fields.String(), load_default=dict)
+    languages = fields.List(Language(), required=True)
     min_cell_size = fields.Integer(required=True, strict=True, validate=validate.Range(min=5))
     min_age = fields.Integer(allow_none=True, required=True)
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
     questions = fields.List(fields.Nested(QuestionSummarySchema), required=True)
-    published_at = fields.String(required=True)
+    published_at = Timestamp()
     # Differential-privacy epsilon its released snapshots may spend in total; None: not offered.
     # Optional so that events published before the setting existed still parse.
     epsilon_budget = fields.Float(
@@ -160,93 +207,95 @@ class ConsultationPublished(StrictSchema):
 class _ConsultationConsentSettings(StrictSchema):
     """What the consent service takes texts and grants by."""
 
-    consultation_id = fields.String(required=True)
-    organisation_id = fields.String(required=True)
-    languages = fields.List(fields.String(), required=True)
+    consultation_id = Identifier()
+    organisation_id = Identifier()
+    languages = fields.List(Language(), required=True)
     min_age = fields.Integer(allow_none=True, required=True)
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
 
 
 class ConsultationCreated(_ConsultationConsentSettings):
-    created_at = fields.String(required=True)
+    created_at = Timestamp()
 
 
 class ConsultationSettingsChanged(_ConsultationConsentSettings):
     """A draft's languages, purposes or minimum age changed (they are fixed once it opens)."""
 
-    changed_at = fields.String(required=True)
+    changed_at = Timestamp()
 
 
 class ConsultationStatusChanged(StrictSchema):
-    consultation_id = fields.String(required=True)
-    organisation_id = fields.String(required=True)
+    consultation_id = Identifier()
+    organisation_id = Identifier()
     status = fields.String(
         required=True, validate=validate.OneOf(["draft", "open", "closed", "archived"])
     )
-    changed_at = fields.String(required=True)
+    changed_at = Timestamp()
 
 
 class ResponseSubmitted(StrictSchema):
-    response_id = fields.String(required=True)
-    consultation_id = fields.String(required=True)
+    response_id = Identifier()
+    consultation_id = Identifier()
     survey_version = fields.Integer(required=True, strict=True)
-    pseudonym = fields.String(required=True)
-    grant_id = fields.String(required=True)
+    pseudonym = Identifier()
+    grant_id = Identifier()
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
-    submitted_at = fields.String(required=True)
-    answers = fields.Dict(keys=fields.String(), required=True)
-    declined = fields.List(fields.String(), required=True)
-    free_text_questions = fields.List(fields.String(), required=True)
+    submitted_at = Timestamp()
+    answers = fields.Dict(
+        keys=fields.String(validate=validate.Regexp(IDENTIFIER_PATTERN)), required=True
+    )
+    declined = _identifier_list()
+    free_text_questions = _identifier_list()
 
 
 class ResponseErased(StrictSchema):
-    response_id = fields.String(required=True)
-    consultation_id = fields.String(required=True)
-    pseudonym = fields.String(required=True)
+    response_id = Identifier()
+    consultation_id = Identifier()
+    pseudonym = Identifier()
     reason = fields.String(required=True, validate=validate.OneOf(["withdrawal", "retention"]))
-    erased_at = fields.String(required=True)
+    erased_at = Timestamp()
 
 
 class ConsentGranted(StrictSchema):
-    grant_id = fields.String(required=True)
-    pseudonym = fields.String(required=True)
-    consultation_id = fields.String(required=True)
+    grant_id = Identifier()
+    pseudonym = Identifier()
+    consultation_id = Identifier()
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
     text_version = fields.Integer(required=True, strict=True)
-    language = fields.String(required=True)
+    language = Language()
     text_sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
     collection_method = fields.String(
         required=True, validate=validate.OneOf(["self", "guardian", "facilitator"])
     )
     guardian = fields.Boolean(required=True)
-    granted_at = fields.String(required=True)
+    granted_at = Timestamp()
 
 
 class ConsentWithdrawn(StrictSchema):
-    grant_id = fields.String(required=True)
-    pseudonym = fields.String(required=True)
-    consultation_id = fields.String(required=True)
+    grant_id = Identifier()
+    pseudonym = Identifier()
+    consultation_id = Identifier()
     purposes = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
     remaining = fields.List(fields.String(validate=validate.OneOf(PURPOSES)), required=True)
     all = fields.Boolean(required=True)
-    withdrawn_at = fields.String(required=True)
+    withdrawn_at = Timestamp()
 
 
 class ConsentTextPublished(StrictSchema):
-    consultation_id = fields.String(required=True)
-    organisation_id = fields.String(required=True)
+    consultation_id = Identifier()
+    organisation_id = Identifier()
     text_version = fields.Integer(required=True, strict=True)
-    language = fields.String(required=True)
+    language = Language()
     text_sha256 = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
-    published_at = fields.String(required=True)
+    published_at = Timestamp()
 
 
 class ReleasePublished(StrictSchema):
-    release_id = fields.String(required=True)
-    consultation_id = fields.String(required=True)
+    release_id = Identifier()
+    consultation_id = Identifier()
     snapshot = fields.Integer(required=True, strict=True)
-    signed_off_by = fields.String(required=True)
-    released_at = fields.String(required=True)
+    signed_off_by = Identifier()
+    released_at = Timestamp()
     digest = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{64}$"))
 
 
@@ -263,20 +312,20 @@ class QuoteApproved(StrictSchema):
     how long this event itself remains on the bus.
     """
 
-    quote_id = fields.String(required=True)
-    consultation_id = fields.String(required=True)
-    pseudonym = fields.String(required=True)
-    question_id = fields.String(required=True)
+    quote_id = Identifier()
+    consultation_id = Identifier()
+    pseudonym = Identifier()
+    question_id = Identifier()
     text = fields.String(required=True, validate=validate.Length(min=1, max=2000))
-    approved_by = fields.String(required=True)
-    approved_at = fields.String(required=True)
+    approved_by = Identifier()
+    approved_at = Timestamp()
 
 
 class QuoteRevoked(StrictSchema):
-    quote_id = fields.String(required=True)
-    consultation_id = fields.String(required=True)
-    revoked_by = fields.String(required=True)
-    revoked_at = fields.String(required=True)
+    quote_id = Identifier()
+    consultation_id = Identifier()
+    revoked_by = Identifier()
+    revoked_at = Timestamp()
 
 
 class WithdrawalProcessed(StrictSchema):
@@ -288,21 +337,21 @@ class WithdrawalProcessed(StrictSchema):
     the participant's responses erased because of withdrawal so far.
     """
 
-    consultation_id = fields.String(required=True)
-    pseudonym = fields.String(required=True)
+    consultation_id = Identifier()
+    pseudonym = Identifier()
     responses_erased = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
     key_shredded = fields.Boolean(required=True)
-    processed_at = fields.String(required=True)
+    processed_at = Timestamp()
 
 
 class ContactsAccessed(StrictSchema):
     """An organiser read a consultation's follow-up contact details: who, when and how many; never the details."""
 
-    consultation_id = fields.String(required=True)
-    organisation_id = fields.String(required=True)
-    accessed_by = fields.String(required=True)
+    consultation_id = Identifier()
+    organisation_id = Identifier()
+    accessed_by = Identifier()
     count = fields.Integer(required=True, strict=True, validate=validate.Range(min=0))
-    accessed_at = fields.String(required=True)
+    accessed_at = Timestamp()
 
 
 CONTRACTS: dict[tuple[str, int], type[Schema]] = {

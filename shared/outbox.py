@@ -15,6 +15,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import mongoengine
@@ -93,6 +94,10 @@ class OutboxRelay:
         # Documents holding pending events at the last sweep (readiness and metrics read this
         # rather than counting on every request).
         self.last_backlog: int | None = None
+        # When the oldest event the last sweep found waiting was stored (None: none waits), and
+        # since when the publish in progress has been waiting for the broker's acknowledgement.
+        self.oldest_pending_at: datetime | None = None
+        self.publishing_since: float | None = None
 
     def _collections(self) -> list[Collection]:
         return [model._get_collection() for model in self.models]
@@ -103,11 +108,26 @@ class OutboxRelay:
             c.count_documents({"pending_events.0": {"$exists": True}}) for c in self._collections()
         )
 
+    def oldest_pending_age(self) -> float | None:
+        """Seconds the oldest waiting event has waited, as far as this relay knows (the last
+        sweep, or the publish stuck waiting for an acknowledgement); None when nothing waits."""
+        ages = []
+        if self.oldest_pending_at is not None:
+            ages.append((datetime.now(UTC) - self.oldest_pending_at).total_seconds())
+        since = self.publishing_since
+        if since is not None:
+            ages.append(time.monotonic() - since)
+        return max(ages) if ages else None
+
     def _publish(self, collection: Collection, doc: dict) -> int:
         sent = 0
         for pending in doc.get("pending_events") or ():
             event = Envelope(**pending["envelope"])
-            self.bus.publish(pending["topic"], event)
+            self.publishing_since = time.monotonic()
+            try:
+                self.bus.publish(pending["topic"], event)
+            finally:
+                self.publishing_since = None
             # The element exactly as stored: a $pull by whole value means the same on
             # every MongoDB-protocol server, a $pull by a condition on a field does not.
             collection.update_one({"_id": doc["_id"]}, {"$pull": {"pending_events": pending}})
@@ -141,6 +161,7 @@ class OutboxRelay:
         """Sweep: publish every pending event stored now; returns how many were sent. Raises PublishFailed."""
         sent = 0
         left = 0  # documents found with events that this sweep did not (yet) clear
+        found_oldest: datetime | None = None
         try:
             for collection in self._collections():
                 docs = list(
@@ -149,6 +170,8 @@ class OutboxRelay:
                     ).limit(self.batch)
                 )
                 left += len(docs)
+                for moment in filter(None, (_stored_at(doc) for doc in docs)):
+                    found_oldest = moment if found_oldest is None else min(found_oldest, moment)
                 for doc in docs:
                     sent += self._publish(collection, doc)
                     left -= 1
@@ -156,6 +179,7 @@ class OutboxRelay:
                     left += 1  # the batch was full: there may be more
         finally:
             self.last_backlog = left
+            self.oldest_pending_at = found_oldest if left else None
         return sent
 
     def nudge(self) -> None:
@@ -196,3 +220,14 @@ class OutboxRelay:
                 log.exception("outbox relay failed, will retry")
             self._wake.wait(delay)
             self._wake.clear()
+
+
+def _stored_at(doc: dict) -> datetime | None:
+    """When the first of a document's pending events occurred (they are stored as they occur)."""
+    for pending in doc.get("pending_events") or ():
+        try:
+            moment = datetime.fromisoformat(str(pending["envelope"]["occurred_at"]))
+        except (KeyError, TypeError, ValueError):
+            continue
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return None

@@ -8,17 +8,22 @@ explicitly in tests, never at import time.
 from __future__ import annotations
 
 import http
+import json
 import logging
 import re
 import socket
+import struct
+import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+import click
 from flask import Blueprint, Flask, current_app, g, jsonify, request
+from flask.cli import AppGroup
 from flask_smorest import Page
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -26,6 +31,7 @@ from werkzeug.routing import IntegerConverter
 
 from shared import mongo
 from shared.bus import Bus, InProcessBus, KafkaBus, KafkaConsumerLoop
+from shared.dead_letters import MongoDeadLetters
 from shared.errors import PROBLEM_MIME, NotFound
 from shared.events import Envelope
 from shared.log import configure_logging, trace_id_var
@@ -110,14 +116,18 @@ class ServiceRuntime:
         self.relay = OutboxRelay(self.bus, outbox_models, interval_s=settings.relay_interval_s)
         self.context = context
         self.dispatcher = EventDispatcher(handlers, context, self.db)
+        self.dead_letters = MongoDeadLetters(self.db, settings.topics.consent)
         self.subscriptions = list(subscriptions)
         self.consumer: KafkaConsumerLoop | None = None
+        self.lag = ConsumerLag(settings, self.subscriptions)
+        self.health = HealthBounds.from_settings(settings)
+        self._broker_probe: tuple[float, str] | None = None
         self.started = False
         self.topics_ready = True  # only a Kafka bus has topics to wait for (start_background)
         self.topics_error: str | None = None
         self._stopping = threading.Event()
         if isinstance(self.bus, InProcessBus) and self.subscriptions:
-            self.bus.subscribe(self.subscriptions, self.dispatcher)
+            self.bus.subscribe(self.subscriptions, self.dispatcher, self.dead_letters)
 
     # -- Flask wiring --------------------------------------------------------
     def init_app(self, app: Flask) -> None:
@@ -138,11 +148,44 @@ class ServiceRuntime:
             metrics.register(
                 GaugeCollector(
                     "voices_consumer_lag",
-                    "Records not yet handled, per topic",
-                    ["service", "topic"],
+                    "Records not yet handled per partition: log end minus the group's committed offset",
+                    ["service", "topic", "partition"],
                     self._lag_samples,
                 )
             )
+            metrics.register(
+                GaugeCollector(
+                    "voices_outbox_oldest_age_seconds",
+                    "How long the oldest unpublished event has waited (0: none waits)",
+                    ["service"],
+                    lambda: [((self.settings.service,), self.relay.oldest_pending_age() or 0.0)],
+                )
+            )
+            metrics.register(
+                GaugeCollector(
+                    "voices_dead_letters",
+                    "Open dead letters (events this service could not accept)",
+                    ["service"],
+                    lambda: self._dead_letter_samples("open"),
+                )
+            )
+            metrics.register(
+                GaugeCollector(
+                    "voices_dead_letter_oldest_age_seconds",
+                    "Age of the oldest open dead letter (0: none)",
+                    ["service"],
+                    lambda: self._dead_letter_samples("oldest_age_s"),
+                )
+            )
+            metrics.register(
+                GaugeCollector(
+                    "voices_replay_remaining",
+                    "Records this process still has to replay from the beginning of a partition",
+                    ["service"],
+                    self._replay_samples,
+                )
+            )
+        app.cli.add_command(dlq_cli)
         # gunicorn's post_worker_init and worker_exit hooks find this runtime in app.extensions
         # and call start_background and stop (deploy/gunicorn.conf.py).
 
@@ -185,13 +228,16 @@ class ServiceRuntime:
                 self.dispatcher,
                 MongoOffsetStore(self.db, group),
                 self.bus,
+                self.dead_letters,
             )
             self.consumer.start()
+            self.lag.start()
 
     def stop(self) -> None:
         self._stopping.set()
         if self.consumer:
             self.consumer.stop()
+        self.lag.stop()
         self.relay.stop()
         self.bus.close()
 
@@ -205,31 +251,68 @@ class ServiceRuntime:
         except Exception:  # noqa: BLE001 store down: no sample rather than a failed scrape
             return
 
-    def _lag_samples(self):
-        per_topic: dict[str, int] = {}
-        lag = dict(self.consumer.status.get("lag", {})) if self.consumer is not None else {}
-        for key, value in lag.items():
-            topic = key.rsplit("/", 1)[0]
-            per_topic[topic] = per_topic.get(topic, 0) + int(value)
-        for topic in self.subscriptions:
-            yield (self.settings.service, topic), float(per_topic.get(topic, 0))
+    def _lag_samples(self) -> Iterator[tuple[tuple[str, ...], float]]:
+        for (topic, partition), lag in sorted(self.lag.partitions().items()):
+            yield (self.settings.service, topic, str(partition)), float(lag)
+
+    def _dead_letter_samples(self, field: str) -> Iterator[tuple[tuple[str, ...], float]]:
+        try:
+            value = self.dead_letters.summary()[field]
+        except Exception:  # noqa: BLE001 store down: no sample rather than a failed scrape
+            return
+        yield (self.settings.service,), float(value or 0)
+
+    def _replay_samples(self) -> Iterator[tuple[tuple[str, ...], float]]:
+        progress = self.consumer.replay_progress() if self.consumer is not None else None
+        remaining = progress["total"] - progress["handled"] if progress else 0
+        yield (self.settings.service,), float(remaining)
+
+    def broker_check(self) -> str:
+        """ "ok", "unreachable", or "no answer within Ns": a broker that accepts connections but
+        does not answer (paused, overloaded) is as unusable as one that is gone. Cached for a
+        second, so a burst of probes asks the broker once."""
+        cached = self._broker_probe
+        if cached is not None and time.monotonic() - cached[0] < 1.0:
+            return cached[1]
+        result = kafka_answers(self.settings.kafka.bootstrap_servers, self.health.broker_ack_s)
+        self._broker_probe = (time.monotonic(), result)
+        return result
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
+        """(ready, checks). Not ready when the store or the broker does not answer within its
+        bound, the topics are missing, the consumer is stalled on an outage, or the oldest event
+        waiting in the outbox is older than its bound. Dead letters, lag and a replay in progress
+        are reported without making the service unready: it goes on with everything else."""
         checks: dict[str, Any] = {}
         try:
             mongo.ping(self.settings.service)
             checks["mongodb"] = "ok"
         except Exception as exc:  # noqa: BLE001 any failure means not ready; say which
             checks["mongodb"] = f"unavailable: {type(exc).__name__}"
+        age = self.relay.oldest_pending_age()
+        bound = self.health.outbox_max_age_s
+        checks["outbox"] = (
+            "ok"
+            if age is None or age <= bound
+            else f"oldest event waiting {age:.0f}s (bound {bound:g}s)"
+        )
+        checks["outbox_oldest_age_s"] = None if age is None else round(age, 1)
         if isinstance(self.bus, KafkaBus):
-            checks["kafka"] = (
-                "ok" if kafka_reachable(self.settings.kafka.bootstrap_servers) else "unreachable"
-            )
+            checks["kafka"] = self.broker_check()
             if not self.topics_ready:
                 checks["kafka_topics"] = f"not created yet: {self.topics_error or 'starting'}"
             if self.consumer is not None:
                 checks["kafka_consumer"] = self.consumer.status["state"]
-            checks["kafka_producer"] = "unavailable" if self.relay.last_error else "ok"
+                if (
+                    self.consumer.status["state"] != "running"
+                    and self.consumer.status["last_error"]
+                ):
+                    checks["kafka_consumer_error"] = self.consumer.status["last_error"]
+                checks["replay"] = self.consumer.replay_progress()
+            checks["kafka_producer"] = (
+                "ok" if not self.relay.last_error else f"unavailable: {self.relay.last_error[:200]}"
+            )
+            checks["consumer_lag"] = self.lag.report()
         else:
             checks["bus"] = "in-process"
         ok = (
@@ -238,8 +321,13 @@ class ServiceRuntime:
             and "kafka_topics" not in checks
             and checks.get("kafka_producer", "ok") == "ok"
             and checks.get("kafka_consumer", "running") == "running"
+            and checks["outbox"] == "ok"
         )
-        checks["outbox_backlog"] = self._backlog() if checks["mongodb"] == "ok" else None
+        if checks["mongodb"] == "ok":
+            checks["outbox_backlog"] = self._backlog()
+            checks["dead_letters"] = self.dead_letters.summary()
+        else:
+            checks["outbox_backlog"] = checks["dead_letters"] = None
         return ok, checks
 
     def _backlog(self) -> int:
@@ -372,21 +460,6 @@ def ensure_topics(settings: Settings) -> None:
         admin.close()
 
 
-def kafka_reachable(bootstrap_servers: str, timeout: float = 0.5) -> bool:
-    """Whether any bootstrap broker accepts a TCP connection now (the clients reconnect on their own
-    and do not say when they cannot)."""
-    for server in bootstrap_servers.split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            with socket.create_connection(
-                (host.strip("[]") or "localhost", int(port)), timeout=timeout
-            ):
-                return True
-        except (OSError, ValueError):
-            continue
-    return False
-
-
 def current_runtime(app: Flask) -> ServiceRuntime:
     return app.extensions["voices_runtime"]
 
@@ -501,3 +574,254 @@ __all__ = [
     "current_trace_id",
     "install_request_context",
 ]
+
+
+# ---- truthful health: bounds, broker answers, lag, dead letters ----------------------------------
+
+
+class HealthBounds:
+    """How long the broker may take to answer, and an unpublished event may wait, before the
+    service says it is not ready (VOICES_BROKER_ACK_TIMEOUT_S, VOICES_OUTBOX_MAX_AGE_S)."""
+
+    def __init__(self, broker_ack_s: float, outbox_max_age_s: float, lag_interval_s: float) -> None:
+        self.broker_ack_s = broker_ack_s
+        self.outbox_max_age_s = outbox_max_age_s
+        self.lag_interval_s = lag_interval_s
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> HealthBounds:
+        def number(name: str, default: float) -> float:
+            raw = settings.get(name)
+            try:
+                value = float(raw) if raw else default
+            except ValueError:
+                raise RuntimeError(
+                    f"VOICES_{name} must be a number of seconds, not {raw!r}"
+                ) from None
+            if not value > 0:
+                raise RuntimeError(f"VOICES_{name} must be more than 0 seconds")
+            return value
+
+        return cls(
+            number("BROKER_ACK_TIMEOUT_S", 2.0),
+            number("OUTBOX_MAX_AGE_S", 30.0),
+            number("LAG_INTERVAL_S", 5.0),
+        )
+
+
+def _api_versions_request(correlation_id: int) -> bytes:
+    """A Kafka ApiVersions v0 request (api key 18): the cheapest request every broker answers."""
+    client_id = b"voices-readyz"
+    body = struct.pack(">hhih", 18, 0, correlation_id, len(client_id)) + client_id
+    return struct.pack(">i", len(body)) + body
+
+
+def kafka_answers(bootstrap_servers: str, timeout: float) -> str:
+    """ "ok" when a bootstrap broker answers an ApiVersions request within `timeout` seconds;
+    otherwise "unreachable" (no connection) or "no answer within Ns" (connected, silent: a
+    paused or overloaded broker still completes TCP handshakes in the kernel)."""
+    silent = False
+    for server in bootstrap_servers.split(","):
+        host, _, port = server.strip().rpartition(":")
+        try:
+            with socket.create_connection(
+                (host.strip("[]") or "localhost", int(port)), timeout=timeout
+            ) as sock:
+                sock.settimeout(timeout)
+                sock.sendall(_api_versions_request(7))
+                header = b""
+                while len(header) < 8:
+                    chunk = sock.recv(8 - len(header))
+                    if not chunk:
+                        break
+                    header += chunk
+                if len(header) == 8 and struct.unpack(">i", header[4:])[0] == 7:
+                    return "ok"
+                silent = True
+        except TimeoutError:
+            silent = True
+        except (OSError, ValueError):
+            continue
+    return f"no answer within {timeout:g}s" if silent else "unreachable"
+
+
+def kafka_reachable(bootstrap_servers: str, timeout: float = 0.5) -> bool:
+    """Whether a bootstrap broker answers within `timeout` seconds."""
+    return kafka_answers(bootstrap_servers, timeout) == "ok"
+
+
+class ConsumerLag:
+    """The consumer group's lag per partition: log end offset minus the group's committed offset
+    (the log start where nothing is committed), read from the broker every few seconds.
+
+    Measured from what the group committed, not from this process's own partitions, so every
+    worker of the service reports the whole group's lag; a worker that stopped handling events
+    shows as lag growing, never as 0.
+    """
+
+    def __init__(self, settings: Settings, topics: list[str]) -> None:
+        self.settings = settings
+        self.topics = topics
+        self.interval_s = HealthBounds.from_settings(settings).lag_interval_s
+        self._lag: dict[tuple[str, int], int] = {}
+        self._measured_at: float | None = None
+        self._error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client: Any = None
+
+    def start(self) -> None:
+        if self._thread is None and self.topics:
+            self._thread = threading.Thread(target=self._run, name="consumer-lag", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self._close()
+
+    def partitions(self) -> dict[tuple[str, int], int]:
+        """The last measurement, {(topic, partition): lag}; empty when it is stale or missing."""
+        if self._measured_at is None or self._stale():
+            return {}
+        return dict(self._lag)
+
+    def _stale(self) -> bool:
+        return (
+            self._measured_at is None
+            or time.monotonic() - self._measured_at > 3 * self.interval_s + 2
+        )
+
+    def report(self) -> dict[str, Any]:
+        """For /readyz: total lag and the largest partition's, or why it is unknown."""
+        if self._stale():
+            return {"state": "unknown", "error": self._error}
+        lag = dict(self._lag)
+        worst = max(lag.items(), key=lambda item: item[1], default=None)
+        return {
+            "state": "measured",
+            "total": sum(lag.values()),
+            "max": None
+            if worst is None
+            else {"partition": f"{worst[0][0]}/{worst[0][1]}", "lag": worst[1]},
+            "age_s": round(time.monotonic() - (self._measured_at or 0), 1),
+        }
+
+    def measure(self) -> dict[tuple[str, int], int]:
+        """Ask the broker now; raises KafkaError when it cannot answer."""
+        from kafka import KafkaConsumer, TopicPartition
+
+        if self._client is None:
+            self._client = KafkaConsumer(
+                bootstrap_servers=self.settings.kafka.bootstrap_servers.split(","),
+                group_id=self.settings.consumer_group,  # only to read its offsets: it never joins
+                enable_auto_commit=False,
+                request_timeout_ms=10000,
+                client_id=f"{self.settings.service}-lag",
+            )
+        client = self._client
+        partitions = [
+            TopicPartition(topic, p)
+            for topic in self.topics
+            for p in sorted(client.partitions_for_topic(topic) or ())
+        ]
+        ends = client.end_offsets(partitions)
+        starts = client.beginning_offsets(partitions)
+        lag = {}
+        for tp in partitions:
+            committed = client.committed(tp)
+            position = starts.get(tp, 0) if committed is None else committed
+            lag[(tp.topic, tp.partition)] = max(0, ends.get(tp, 0) - position)
+        return lag
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._lag = self.measure()
+                self._measured_at = time.monotonic()
+                self._error = None
+            except Exception as exc:  # noqa: BLE001 broker away: the figure goes stale, then "unknown"
+                self._error = f"{type(exc).__name__}: {exc}"[:200]
+                self._close()
+            self._stop.wait(self.interval_s)
+
+    def _close(self) -> None:
+        client, self._client = self._client, None
+        if client is not None:
+            try:
+                client.close(autocommit=False)
+            except Exception as exc:  # noqa: BLE001 a broken client is dropped either way
+                log.debug("closing the lag client: %s", exc)
+
+
+# ---- dead letters on the command line --------------------------------------------------------
+
+dlq_cli = AppGroup("dlq", help="Events this service could not accept (dead letters).")
+
+
+@dlq_cli.command("list")
+@click.option("--all", "every", is_flag=True, help="Also list redriven and discarded letters.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+def dlq_list(every: bool, as_json: bool) -> None:
+    """List the dead letters, oldest first (open ones only unless --all)."""
+    store = current_runtime(current_app).dead_letters
+    for doc in store.letters(None if every else "open"):
+        row = {
+            "id": str(doc["_id"]),
+            "state": doc.get("state"),
+            "kind": doc.get("kind"),
+            "event_type": doc.get("event_type"),
+            "consultation_id": doc.get("consultation_id"),
+            "source": f"{doc.get('topic')}/{doc.get('partition')}/{doc.get('offset')}",
+            "deliveries": doc.get("deliveries"),
+            "blocks_releases": bool(doc.get("blocks_releases")),
+            "first_at": doc["first_at"].isoformat() if doc.get("first_at") else None,
+            "reason": doc.get("reason"),
+        }
+        if as_json:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        else:
+            click.echo(
+                f"{row['id']}  {row['state']}  {row['kind']}  {row['event_type'] or '-'}  "
+                f"{row['source']}  {'BLOCKS RELEASES  ' if row['blocks_releases'] else ''}"
+                f"{row['reason']}"
+            )
+
+
+@dlq_cli.command("redrive")
+@click.argument("ids", nargs=-1)
+@click.option("--all", "every", is_flag=True, help="Re-drive every open dead letter.")
+def dlq_redrive(ids: tuple[str, ...], every: bool) -> None:
+    """Hand dead letters to this service's handlers again (after the cause was fixed).
+
+    Idempotent: handled letters are marked redriven and not handed over again, and an event
+    handled before is not applied twice. Exits with 1 when any letter still fails.
+    """
+    if not ids and not every:
+        raise click.UsageError("name the dead letters to re-drive, or pass --all")
+    runtime = current_runtime(current_app)
+
+    def show(letter_id: str, outcome: str, reason: str) -> None:
+        click.echo(f"{letter_id}  {outcome}{'  ' + reason if reason else ''}")
+
+    counts = runtime.dead_letters.redrive(
+        runtime.dispatcher, list(ids) if ids else None, on_result=show
+    )
+    click.echo(
+        f"redriven {counts['redriven']}, still failing {counts['still_failing']}, "
+        f"skipped {counts['skipped']}",
+        err=True,
+    )
+    if counts["still_failing"]:
+        sys.exit(1)
+
+
+@dlq_cli.command("discard")
+@click.argument("letter_id")
+@click.option("--reason", required=True, help="Why it may be dropped (kept with the letter).")
+def dlq_discard(letter_id: str, reason: str) -> None:
+    """Drop one open dead letter after checking it can never be applied (junk, a test record)."""
+    if not current_runtime(current_app).dead_letters.resolve(letter_id, "discarded", reason):
+        raise click.ClickException(f"no open dead letter {letter_id}")
+    click.echo(f"{letter_id}  discarded")

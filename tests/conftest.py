@@ -73,7 +73,7 @@ def pytest_collection_modifyitems(config, items):
     # Layers are marked by folder so `-m "not e2e"` gives the quick loop.
     for item in items:
         path = str(item.fspath)
-        for layer in ("integration", "e2e", "browser"):
+        for layer in ("integration", "e2e", "browser", "fault"):
             if f"{os.sep}tests{os.sep}{layer}{os.sep}" in path:
                 item.add_marker(getattr(pytest.mark, layer))
 

@@ -49,11 +49,13 @@ def rebuild_command(yes: bool, show: tuple[str, ...]) -> None:
                 runtime.dispatcher,
                 offsets=MongoOffsetStore(runtime.db, group),
                 on_record=lambda: bar.update(1),
+                dead_letters=runtime.dead_letters,
             )
     finally:
         source.close()
     click.echo(
-        f"rebuilt from {report.handled} events ({report.invalid} invalid skipped) "
+        f"rebuilt from {report.handled} events ({report.invalid} invalid and "
+        f"{report.rejected} rejected skipped, see `dlq list`) "
         f"in {time.perf_counter() - started:.1f}s",
         err=True,
     )

@@ -27,12 +27,14 @@ from services.aggregation.models import (
     Tombstone,
     participant_key,
 )
+from shared.bus import is_replay
 from shared.events import Envelope
 
 QUOTE_PURPOSE = "quote_anonymised"
 
-# From a participant pressing "submit" to their answer being in the counts (default registry,
-# also registered in each app's /metrics registry by create_app).
+# From a participant pressing "submit" to their answer being in the counts, for events handled
+# as they arrive (a replay is reported as its progress instead: `voices_replay_remaining`).
+# Default registry, also registered in each app's /metrics registry by create_app.
 FRESHNESS = Histogram(
     "voices_aggregation_freshness_seconds",
     "Time from response submitted_at to counted by aggregation",
@@ -102,9 +104,9 @@ def add_contribution(event: Envelope, ctx: Any) -> None:
     # new, and an insert is one write where an upsert is a lookup and a write on some servers; a
     # redelivery meets the unique _id.
     try:
-        Contribution(**contribution.to_document(), counted_at=datetime.now(UTC)).save(
-            force_insert=True
-        )
+        Contribution(
+            **contribution.to_document(), counted_at=datetime.now(UTC), replayed=is_replay()
+        ).save(force_insert=True)
         inserted = True
     except NotUniqueError:
         inserted = False
@@ -127,7 +129,7 @@ def add_contribution(event: Envelope, ctx: Any) -> None:
     if not projection.is_counted(contribution, stored_tombstone(*key)):
         Contribution.objects(response_id=contribution.response_id).delete()
         return
-    if inserted:
+    if inserted and not is_replay():
         observe_freshness(contribution.submitted_at)
 
 

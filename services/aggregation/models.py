@@ -47,6 +47,9 @@ class Contribution(me.Document):
     declined = me.ListField(me.StringField())
     submitted_at = me.StringField()
     counted_at = me.DateTimeField(default=utcnow)
+    # Counted while replaying the topics (a rebuild, a fresh start), not as the event arrived:
+    # its counted_at says when the replay reached it, which is no measure of freshness.
+    replayed = me.BooleanField(default=False)
 
 
 def participant_key(consultation_id: str, pseudonym: str) -> str:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from marshmallow import ValidationError
 from pymongo.database import Database
 
 from services.aggregation.models import (
@@ -23,7 +22,7 @@ from services.aggregation.models import (
     Quote,
     Tombstone,
 )
-from shared.bus import decode
+from shared.bus import DeadLetter, DeadLetterSink, Rejection, handle_record, replaying
 from shared.runtime import MongoOffsetStore
 from shared.settings import KafkaSettings
 
@@ -34,7 +33,8 @@ Record = tuple[str, int, int, bytes]
 @dataclass
 class RebuildReport:
     handled: int = 0
-    invalid: int = 0
+    invalid: int = 0  # broke their contract
+    rejected: int = 0  # refused by their handler (dead letters of the live consumer)
     positions: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
@@ -52,24 +52,35 @@ def replay(
     *,
     offsets: MongoOffsetStore | None = None,
     on_record: Callable[[], None] | None = None,
+    dead_letters: DeadLetterSink | None = None,
+    attempts: int = 3,
 ) -> RebuildReport:
-    """Hand every record to `dispatch` in order; invalid ones are skipped (live consumption dead-lettered them).
+    """Hand every record to `dispatch` in order, as replayed events (`shared.bus.is_replay`).
 
-    Stores the last position per partition in `offsets` at the end, so the live consumer goes on
-    from where the replay stopped.
+    What can never be accepted (contract or handler rejection) is counted, recorded in
+    `dead_letters` when given, and skipped, as live consumption dead-letters it: one bad event
+    never stops a rebuild. A transient failure (store away) raises TransientFailure; run the
+    rebuild again. Stores the last position per partition in `offsets` at the end, so the live
+    consumer goes on from where the replay stopped.
     """
     report = RebuildReport()
-    for topic, partition, offset, value in records:
-        try:
-            event = decode(value)
-        except ValidationError:
-            report.invalid += 1
-        else:
-            dispatch(event)
-            report.handled += 1
-        report.positions[(topic, partition)] = offset
-        if on_record is not None:
-            on_record()
+    with replaying():
+        for topic, partition, offset, value in records:
+            outcome = handle_record(value, dispatch, attempts=attempts)
+            if isinstance(outcome, Rejection):
+                if outcome.kind == "contract":
+                    report.invalid += 1
+                else:
+                    report.rejected += 1
+                if dead_letters is not None:
+                    dead_letters.record(
+                        DeadLetter.of(topic, partition, offset, None, value, outcome)
+                    )
+            else:
+                report.handled += 1
+            report.positions[(topic, partition)] = offset
+            if on_record is not None:
+                on_record()
     if offsets is not None:
         for (topic, partition), offset in report.positions.items():
             offsets.save(topic, partition, offset)

@@ -30,6 +30,7 @@ from services.aggregation.models import (
     Tombstone,
 )
 from shared.auth import Principal
+from shared.dead_letters import MongoDeadLetters
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import Envelope, isoformat
 
@@ -189,13 +190,23 @@ def release(
     Returns the stored Release, whose release.published event the outbox relay sends.
     Raises NotFound (unknown or another organisation's consultation), Conflict (differential privacy
     not offered for the consultation, an exact release asked of a consultation with a budget, privacy
-    budget exhausted, or a concurrent release took the snapshot number), ValidationFailed (bad epsilon).
+    budget exhausted, a concurrent release took the snapshot number, or a withdrawal of the
+    consultation is dead-lettered), ValidationFailed (bad epsilon).
     """
     doc = ConsultationMeta.objects(consultation_id=consultation_id).first()
     if doc is None or (
         principal.role != "admin" and principal.organisation_id != doc.organisation_id
     ):
         raise NotFound("No such resource.")
+    held = MongoDeadLetters(ConsultationMeta._get_db()).blocking(consultation_id)
+    if held:
+        # A withdrawal this service could not apply: releasing now could count a withdrawn person.
+        raise Conflict(
+            "a withdrawal or erasure for this consultation could not be applied yet; releases wait "
+            "until an operator re-drives it (`dlq list`, `dlq redrive`)",
+            consultation_id=consultation_id,
+            dead_letters=held,
+        )
     if epsilon is not None and doc.epsilon_budget is None:
         raise Conflict(
             "differential privacy is not offered for this consultation: it opened without an epsilon "
@@ -452,13 +463,18 @@ def approved_quotes(consultation_id: str) -> list[dict[str, Any]]:
 
 
 def freshness(consultation_id: str) -> dict[str, Any]:
-    """p50 and p95 of submitted_at -> counted_at over the consultation's counted contributions (seconds)."""
+    """p50 and p95 of submitted_at -> counted_at over the consultation's contributions counted live
+    (seconds); those counted by a replay are only counted in `replayed`."""
     delays = []
+    replayed = 0
     for d in (
         Contribution.objects(consultation_id=consultation_id)
-        .only("submitted_at", "counted_at")
+        .only("submitted_at", "counted_at", "replayed")
         .as_pymongo()
     ):
+        if d.get("replayed"):
+            replayed += 1
+            continue
         try:
             submitted = datetime.fromisoformat(str(d.get("submitted_at")))
         except ValueError:
@@ -481,6 +497,7 @@ def freshness(consultation_id: str) -> dict[str, Any]:
     return {
         "consultation_id": consultation_id,
         "responses": len(delays),
+        "replayed": replayed,
         "p50_seconds": pct(0.5),
         "p95_seconds": pct(0.95),
     }

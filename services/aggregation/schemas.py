@@ -135,7 +135,8 @@ class QuotesSchema(Schema):
 
 class FreshnessSchema(Schema):
     consultation_id = fields.String(required=True)
-    responses = fields.Integer(required=True)
+    responses = fields.Integer(required=True)  # counted as they arrived: what p50/p95 measure
+    replayed = fields.Integer(required=True)  # counted by a replay: not in p50/p95
     p50_seconds = fields.Float(allow_none=True)
     p95_seconds = fields.Float(allow_none=True)
 

@@ -10,8 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from mongoengine.errors import NotUniqueError
+
 from services.consent import consent_records, ledger_store
-from services.consent.models import Checkpoint, ConsultationPolicy
+from services.consent.models import Checkpoint, ConsultationPolicy, SnapshotSignOff
+from shared.errors import Conflict
 from shared.events import Envelope
 
 
@@ -73,8 +76,39 @@ def record_text(event: Envelope, ctx: Any) -> None:
     )
 
 
+def claim_snapshot(payload: dict[str, Any], event_id: str) -> bool:
+    """Claim the one sign-off of (consultation, snapshot) for this event; True when this event
+    holds the claim (first time, or redelivered), False when the same digest was already signed
+    off by another event (nothing more to record). Raises Conflict for another digest: a
+    snapshot is signed off once, and a second, different one would make the ledger say two
+    things about what was released."""
+    key = f"{payload['consultation_id']}:{payload['snapshot']}"
+    try:
+        SnapshotSignOff(
+            key=key, digest=payload["digest"], release_id=payload["release_id"], event_id=event_id
+        ).save(force_insert=True)
+        return True
+    except NotUniqueError:
+        held = SnapshotSignOff.objects(key=key).first()
+    if held is None:  # cannot happen: claims are never deleted
+        raise Conflict("the snapshot's sign-off claim vanished", snapshot=key)
+    if held.event_id == event_id:
+        return True  # this event claimed it before a crash: finish recording it
+    if held.digest == payload["digest"]:
+        return False
+    raise Conflict(
+        f"snapshot {payload['snapshot']} of {payload['consultation_id']} was already signed off "
+        f"with digest {held.digest} (release {held.release_id}); refused a second sign-off with "
+        f"digest {payload['digest']}",
+        errors={"digest": ["a snapshot has one sign-off"]},
+    )
+
+
 def record_sign_off(event: Envelope, ctx: Any) -> None:
+    """release.published: the ledger's sign-off entry, one per snapshot (see claim_snapshot)."""
     p = event.payload
+    if not claim_snapshot(p, event.id):
+        return
     _append(
         "release.signed_off",
         {

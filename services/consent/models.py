@@ -145,3 +145,14 @@ class Checkpoint(me.Document):
             "signature": self.signature,
             "key_id": self.key_id,
         }
+
+
+class SnapshotSignOff(me.Document):
+    """The one sign-off a snapshot of a consultation may have: `_id` is "<consultation>:<snapshot>",
+    so a second sign-off of the same snapshot collides with the first whatever its digest."""
+
+    meta = {"db_alias": ALIAS, "collection": "snapshot_sign_offs"}
+    key = me.StringField(primary_key=True)
+    digest = me.StringField(required=True)
+    release_id = me.StringField(required=True)
+    event_id = me.StringField(required=True)

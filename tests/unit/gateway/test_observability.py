@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import logging
+import time
 
 import pytest
 
@@ -42,13 +43,11 @@ def test_gateway_metrics_name_route_patterns_never_urls(platform):
     )
 
 
-def test_service_metrics_report_outbox_backlog_and_consumer_lag_per_topic(platform):
+def test_service_metrics_report_backlog_lag_per_partition_and_dead_letters(platform):
     runtime = platform.services["aggregation"].extensions["voices_runtime"]
-
-    class Consumer:
-        status = {"lag": {"surveys.events/0": 2, "surveys.events/1": 3, "responses.events/0": 1}}
-
-    runtime.consumer = Consumer()
+    # What the lag monitor last read from the broker: log end minus the group's committed offset.
+    measured = {("surveys.events", 0): 2, ("surveys.events", 1): 3, ("responses.events", 0): 1}
+    runtime.lag._lag, runtime.lag._measured_at = measured, time.monotonic()
     try:
         with metrics_token(platform.services["aggregation"]) as headers:
             text = (
@@ -58,10 +57,18 @@ def test_service_metrics_report_outbox_backlog_and_consumer_lag_per_topic(platfo
                 .get_data(True)
             )
     finally:
-        runtime.consumer = None
-    assert 'voices_consumer_lag{service="aggregation",topic="surveys.events"} 5.0' in text
-    assert 'voices_consumer_lag{service="aggregation",topic="responses.events"} 1.0' in text
+        runtime.lag._lag, runtime.lag._measured_at = {}, None
+    assert (
+        'voices_consumer_lag{partition="1",service="aggregation",topic="surveys.events"} 3.0'
+        in text
+    )
+    assert (
+        'voices_consumer_lag{partition="0",service="aggregation",topic="responses.events"} 1.0'
+        in text
+    )
     assert 'voices_outbox_backlog{service="aggregation"}' in text
+    assert 'voices_dead_letters{service="aggregation"} 0.0' in text
+    assert 'voices_outbox_oldest_age_seconds{service="aggregation"} 0.0' in text
 
 
 @pytest.mark.parametrize("process", ["gateway", "surveys"])
