@@ -74,4 +74,4 @@ wipe: $(STAMP)
 	$(PY) -m deploy.run --wipe
 
 clean:
-	rm -rf $(VENV) $(TOOLS) .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache
+	rm -rf $(VENV) $(TOOLS) .pytest_cache .hypothesis .mypy_cache .ruff_cache .import_linter_cache .grimp_cache

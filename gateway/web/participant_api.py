@@ -41,9 +41,10 @@ def call_service(
     params: dict[str, str] | None = None,
     headers: dict[str, str] | None = None,
     files: dict[str, tuple[str, bytes, str]] | None = None,
+    answer_headers: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """The JSON answer of one call to a service (`headers` added to the request, `files` sent as
-    multipart/form-data instead of `json`).
+    multipart/form-data instead of `json`; the answer's headers copied into `answer_headers`).
 
     Raises ServiceRefused for any other error answer (4xx, 500), ServiceUnavailable when the
     service cannot be reached, answers 502/503/504 or its circuit is open. A read is tried once more after a connection failure.
@@ -91,6 +92,8 @@ def call_service(
             )
         client.breaker.record_success()
         _outcome(client, "ok")
+        if answer_headers is not None:
+            answer_headers.update(response.headers)
         try:
             body = response.json() if response.content else {}
         except ValueError:

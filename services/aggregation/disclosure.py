@@ -25,7 +25,7 @@ Steps:
 2. primary suppression: every figure with 0 < contributors < k, and every
    figure whose change since an earlier snapshot's published value is
    between 1 and k-1 in size (successive releases, see below);
-3. complementary suppression per table with margins: a table is a bipartite
+3. complementary suppression per table with margins (`suppression`): a table is a bipartite
    graph and a hidden figure is derivable from its table exactly when its
    edge is a bridge of the hidden edges, so each bridge gets the cheapest
    path of extra suppressions that closes a cycle through it (Dijkstra);
@@ -58,7 +58,7 @@ are hidden is itself visible; a reader who assumes links between snapshots
 ranges of two snapshots; the sum of the hidden figures of one line is
 known, as with every complementary suppression.
 
-Differential privacy (optional): `spend_privacy_budget`, then
+Differential privacy (optional, in `differential_privacy`): `spend_privacy_budget`, then
 `add_laplace_noise` (OpenDP discrete Laplace on every count, scale =
 sensitivity / epsilon, then post-processed to non-negative integers that
 satisfy every table relation), then the same protection on the noisy
@@ -67,30 +67,40 @@ counts, which is post-processing and costs no extra epsilon.
 
 from __future__ import annotations
 
-import heapq
-import math
-from collections import defaultdict, deque
+from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from fractions import Fraction
-from itertools import combinations, product
 from typing import Any
 
+# The budget and the noise live in `differential_privacy`; a release asks for them here, with every
+# other part of disclosure control.
+from services.aggregation.differential_privacy import (
+    PrivacyBudget,
+    add_laplace_noise,
+    dp_sensitivity,
+    net_spent,
+    privacy_budget_from_document,
+    spend_privacy_budget,
+)
 from services.aggregation.intervals import (
     Relation,
     figure_bounds,
-    nearest_consistent_counts,
     reader_relations,
 )
 from services.aggregation.projection import (
-    DECLINED,
     RESERVED_CATEGORIES,
-    SKIPPED,
     CellKey,
     NumericSummary,
     Tables,
 )
-from shared.errors import Conflict, ValidationFailed
+from services.aggregation.suppression import (
+    COMPLEMENTARY,
+    derivable_figures,
+    exclusive_forms,
+    protect_structure,
+    table_structures,
+)
+from shared.errors import ValidationFailed
 
 DEFAULT_MIN_CELL_SIZE = 10
 FLOOR_MIN_CELL_SIZE = 5
@@ -99,15 +109,8 @@ FLOOR_MIN_CELL_SIZE = 5
 SUPPRESSED = "suppressed"
 # Why a figure was hidden, kept inside the service (tests, benchmarks), never published.
 BELOW_MINIMUM = "below_minimum"
-COMPLEMENTARY = "complementary"
 CHANGED = "changed_since_earlier_snapshot"
 OTHER_VALUES = "_other_values"  # the group of rare values of a data-driven question
-
-# A Mersenne prime: exact elimination over GF(P) is fast with Python ints,
-# and for 0/±1 table equations its rank equals the rank over the rationals
-# except for determinants divisible by P, which these small systems do not reach.
-_P = (1 << 61) - 1
-
 
 # ---- k ---------------------------------------------------------------------
 
@@ -207,264 +210,6 @@ def with_percentages(
             pct = round(100.0 * min(c["value"], base) / base, 1)
         out.append({**c, "percent": pct})
     return out
-
-
-# ---- structures (tables with margins) as graphs ----------------------------
-
-
-@dataclass(frozen=True)
-class _Edge:
-    u: Any
-    v: Any
-    key: CellKey
-
-
-@dataclass(frozen=True)
-class _Structure:
-    edges: tuple[_Edge, ...]
-    interior_len: int
-
-
-def _key(pairs: Iterable[tuple[str, str]]) -> CellKey:
-    return tuple(sorted(pairs))
-
-
-def _structures(tables: Tables) -> list[_Structure]:
-    """Every table with margins in the linked system, as multigraphs.
-
-    Shape (q,): two nodes, every category and the total are parallel edges
-    (one equation). Larger shapes: for each pair of its questions and each
-    combination of the remaining ones, a 2-D table with margins.
-    """
-    out: list[_Structure] = []
-    for shape in tables.shapes():
-        if len(shape) == 1:
-            (q,) = shape
-            edges = [_Edge("u", "v", ((q, c),)) for c in tables.axes[q].categories]
-            edges.append(_Edge("u", "v", ()))
-            out.append(_Structure(tuple(edges), 1))
-            continue
-        for r, c in combinations(shape, 2):
-            rest = [q for q in shape if q not in (r, c)]
-            for fixed in product(*(tables.axes[q].categories for q in rest)):
-                f = list(zip(rest, fixed, strict=True))
-                edges = []
-                for x in tables.axes[r].categories:
-                    for y in tables.axes[c].categories:
-                        edges.append(_Edge(("r", x), ("c", y), _key(f + [(r, x), (c, y)])))
-                    edges.append(_Edge(("r", x), "C*", _key(f + [(r, x)])))
-                for y in tables.axes[c].categories:
-                    edges.append(_Edge("R*", ("c", y), _key(f + [(c, y)])))
-                edges.append(_Edge("R*", "C*", _key(f)))
-                out.append(_Structure(tuple(edges), len(shape)))
-    return out
-
-
-def _connected_without(edges: Sequence[_Edge], skip: int, start: Any, goal: Any) -> bool:
-    adj: dict[Any, list[Any]] = defaultdict(list)
-    for i, e in enumerate(edges):
-        if i != skip:
-            adj[e.u].append(e.v)
-            adj[e.v].append(e.u)
-    seen, queue = {start}, deque([start])
-    while queue:
-        n = queue.popleft()
-        if n == goal:
-            return True
-        for m in adj[n]:
-            if m not in seen:
-                seen.add(m)
-                queue.append(m)
-    return False
-
-
-def _edge_cost(e: _Edge, value: int, interior_len: int) -> tuple[int, ...]:
-    # Coarser figures count how many we suppress (they sit in many tables
-    # and cascade); at the finest level the cost is the contributors hidden.
-    cost = [0, 0, 0, 0, 0]
-    if len(e.key) < interior_len:
-        cost[1 + len(e.key)] = 1
-    else:
-        cost[4] = value
-    return tuple(cost)
-
-
-def _cheapest_path(
-    struct: _Structure, skip: int, values: Mapping[CellKey, int], suppressed: Mapping[CellKey, str]
-) -> list[_Edge] | None:
-    """Cheapest path between the ends of edge `skip` not using it; None if there is none.
-
-    Already suppressed edges cost nothing; zero cells are never used.
-    """
-    target = struct.edges[skip]
-    adj: dict[Any, list[tuple[int, _Edge, Any]]] = defaultdict(list)
-    for i, e in enumerate(struct.edges):
-        if i == skip:
-            continue
-        adj[e.u].append((i, e, e.v))
-        adj[e.v].append((i, e, e.u))
-    zero = (0, 0, 0, 0, 0)
-    best: dict[Any, tuple[int, ...]] = {target.u: zero}
-    back: dict[Any, tuple[Any, _Edge]] = {}
-    heap: list[tuple[tuple[int, ...], int, Any]] = [(zero, 0, target.u)]
-    order = {target.u: 0}
-    while heap:
-        cost, _, node = heapq.heappop(heap)
-        if node == target.v:
-            path = []
-            while node != target.u:
-                node, e = back[node]
-                path.append(e)
-            return path
-        if cost > best.get(node, cost):
-            continue
-        for _i, e, other in adj[node]:
-            if e.key not in suppressed and values.get(e.key, 0) <= 0:
-                continue  # zeros are always published
-            step = (
-                zero
-                if e.key in suppressed
-                else _edge_cost(e, values.get(e.key, 0), struct.interior_len)
-            )
-            new = tuple(a + b for a, b in zip(cost, step, strict=True))
-            if other not in best or new < best[other]:
-                best[other] = new
-                back[other] = (node, e)
-                order.setdefault(other, len(order))
-                heapq.heappush(heap, (new, order[other], other))
-    return None
-
-
-def _protect_structure(
-    struct: _Structure, values: Mapping[CellKey, int], suppressed: dict[CellKey, str]
-) -> bool:
-    """Add complementary suppressions until no suppressed edge of this table is a bridge.
-
-    A bridge that only zeros could close is left to the interval audit,
-    which can climb to coarser figures in other tables.
-    """
-    changed = False
-    hopeless: set[CellKey] = set()
-    while True:
-        sup_edges = [e for e in struct.edges if e.key in suppressed]
-        bridge = None
-        for i, e in enumerate(sup_edges):
-            if e.key not in hopeless and not _connected_without(sup_edges, i, e.u, e.v):
-                bridge = e
-                break
-        if bridge is None:
-            return changed
-        skip = struct.edges.index(bridge)
-        path = _cheapest_path(struct, skip, values, suppressed)
-        if path is None:
-            hopeless.add(bridge.key)
-            continue
-        for e in path:
-            if e.key not in suppressed:
-                suppressed[e.key] = COMPLEMENTARY
-                changed = True
-
-
-# ---- the exact audit -------------------------------------------------------
-
-
-def line_equations(tables: Tables) -> list[tuple[list[CellKey], CellKey]]:
-    """Every additive relation an analyst can use: (cells of a line, its margin).
-
-    One per shape, per question of the shape, per combination of the
-    other questions' categories: sum over the question's categories = margin.
-    """
-    eqs: list[tuple[list[CellKey], CellKey]] = []
-    for shape in tables.shapes():
-        for q in shape:
-            rest = [s for s in shape if s != q]
-            for fixed in product(*(tables.axes[s].categories for s in rest)):
-                f = list(zip(rest, fixed, strict=True))
-                eqs.append(([_key(f + [(q, c)]) for c in tables.axes[q].categories], _key(f)))
-    return eqs
-
-
-def _mod(x: Fraction | int) -> int:
-    x = Fraction(x)
-    return (x.numerator % _P) * pow(x.denominator % _P, -1, _P) % _P
-
-
-def derivable_figures(
-    equations: Iterable[Mapping[CellKey, Fraction | int]], suppressed: Iterable[CellKey]
-) -> set[CellKey]:
-    """The suppressed keys whose value the equations pin down.
-
-    `equations` are linear forms over keys (coefficients only: the constant
-    side does not matter for whether a value is determined). A key is
-    determined iff its unit vector is in the row space of the equations
-    restricted to the suppressed keys, i.e. iff the reduced row echelon form
-    has a row with that key alone.
-    """
-    unknown = {k: i for i, k in enumerate(sorted(set(suppressed)))}
-    pivots: dict[int, dict[int, int]] = {}
-    for eq in equations:
-        row: dict[int, int] = {}
-        for key, coef in eq.items():
-            if key in unknown:
-                c = _mod(coef)
-                if c:
-                    j = unknown[key]
-                    row[j] = (row.get(j, 0) + c) % _P
-        row = {j: c for j, c in row.items() if c}
-        if not row:
-            continue
-        for col in [c for c in row if c in pivots]:
-            factor = row.get(col)
-            if not factor:
-                continue
-            for c2, v2 in pivots[col].items():
-                nv = (row.get(c2, 0) - factor * v2) % _P
-                if nv:
-                    row[c2] = nv
-                else:
-                    row.pop(c2, None)
-        if not row:
-            continue
-        p = min(row)
-        inv = pow(row[p], -1, _P)
-        row = {j: c * inv % _P for j, c in row.items()}
-        # Keep the echelon form reduced so that "a row with one entry" is exact.
-        for other in pivots.values():
-            factor = other.get(p)
-            if factor:
-                for c2, v2 in row.items():
-                    nv = (other.get(c2, 0) - factor * v2) % _P
-                    if nv:
-                        other[c2] = nv
-                    else:
-                        other.pop(c2, None)
-        pivots[p] = row
-    by_index = {i: k for k, i in unknown.items()}
-    return {by_index[p] for p, row in pivots.items() if len(row) == 1}
-
-
-def _forms(eqs: list[tuple[list[CellKey], CellKey]]) -> list[dict[CellKey, int]]:
-    forms = []
-    for cells, margin in eqs:
-        f: dict[CellKey, int] = dict.fromkeys(cells, 1)
-        f[margin] = f.get(margin, 0) - 1
-        forms.append(f)
-    return forms
-
-
-def _exclusive_forms(tables: Tables) -> list[dict[CellKey, int]]:
-    # Multiple-choice lines do not add up; only exact equations go into the rank audit.
-    eqs = [
-        (cells, margin)
-        for cells, margin in line_equations(tables)
-        if tables.axes[_varying(cells, margin)].type != "multiple_choice"
-    ]
-    return _forms(eqs)
-
-
-def _varying(cells: Sequence[CellKey], margin: CellKey) -> str:
-    (q,) = {q for q, _ in cells[0]} - {q for q, _ in margin}
-    return q
 
 
 # ---- grouping rare values ----------------------------------------------------
@@ -574,8 +319,8 @@ def protect_tables(
         published_changes(values, all_keys, earlier, k.k), CHANGED
     )
     suppressed.update({key: BELOW_MINIMUM for key in all_keys if 0 < values.get(key, 0) < k.k})
-    structures = _structures(tables)
-    forms = _exclusive_forms(tables)
+    structures = table_structures(tables)
+    forms = exclusive_forms(tables)
     relations = reader_relations(tables)
     related: dict[CellKey, set[CellKey]] = defaultdict(set)
     relations_of: dict[CellKey, list[int]] = defaultdict(list)
@@ -591,7 +336,7 @@ def protect_tables(
         while changed:
             changed = False
             for struct in structures:
-                changed |= _protect_structure(struct, values, suppressed)
+                changed |= protect_structure(struct, values, suppressed)
         derivable = derivable_figures(forms, suppressed) if suppressed else set()
         added = [
             new
@@ -751,163 +496,25 @@ def _suppress_one_more(
     return []
 
 
-# ---- differential privacy --------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PrivacyBudget:
-    """A consultation's epsilon budget and what snapshots have spent of it."""
-
-    consultation_id: str
-    epsilon_total: float
-    spent: tuple[tuple[int, float], ...] = ()  # (snapshot number, epsilon)
-
-    @property
-    def epsilon_spent(self) -> float:
-        return math.fsum(e for _, e in self.spent)
-
-    @property
-    def remaining(self) -> float:
-        return max(0.0, self.epsilon_total - self.epsilon_spent)
-
-    def to_document(self) -> dict[str, Any]:
-        return {
-            "consultation_id": self.consultation_id,
-            "epsilon_total": self.epsilon_total,
-            "spent": [{"snapshot": s, "epsilon": e} for s, e in self.spent],
-        }
-
-
-def privacy_budget_from_document(doc: Mapping[str, Any]) -> PrivacyBudget:
-    """Read back what `PrivacyBudget.to_document()` stored."""
-    return PrivacyBudget(
-        consultation_id=doc["consultation_id"],
-        epsilon_total=float(doc["epsilon_total"]),
-        spent=tuple((int(s["snapshot"]), float(s["epsilon"])) for s in doc.get("spent") or ()),
-    )
-
-
-def spend_privacy_budget(budget: PrivacyBudget, epsilon: float, snapshot: int) -> PrivacyBudget:
-    """The budget after snapshot number `snapshot` spends `epsilon`.
-
-    Every snapshot pays for itself: a number that has already spent is a
-    Conflict (two releases must never share one charge). Raises
-    ValidationFailed for epsilon <= 0, Conflict("privacy budget exhausted",
-    remaining=..., requested=...) when it would go over.
-    """
-    if (
-        isinstance(epsilon, bool)
-        or not isinstance(epsilon, (int, float))
-        or not epsilon > 0
-        or not math.isfinite(epsilon)
-    ):
-        raise ValidationFailed(
-            "epsilon must be a positive number", errors={"epsilon": ["must be > 0"]}
-        )
-    if net_spent(budget.spent).get(snapshot, 0.0) > 0:
-        raise Conflict(
-            "this snapshot number has already spent privacy budget",
-            snapshot=snapshot,
-            consultation_id=budget.consultation_id,
-        )
-    # A small tolerance so that spending exactly the rest is allowed despite float sums.
-    if budget.epsilon_spent + epsilon > budget.epsilon_total * (1 + 1e-9):
-        raise Conflict(
-            "privacy budget exhausted",
-            remaining=budget.remaining,
-            requested=epsilon,
-            epsilon_total=budget.epsilon_total,
-            consultation_id=budget.consultation_id,
-        )
-    return replace(budget, spent=budget.spent + ((snapshot, float(epsilon)),))
-
-
-def net_spent(spent: Iterable[tuple[int, float]]) -> dict[int, float]:
-    """Epsilon per snapshot number after refunds (negative entries of releases that were not stored)."""
-    out: dict[int, float] = defaultdict(float)
-    for snapshot, epsilon in spent:
-        out[snapshot] = math.fsum((out[snapshot], epsilon))
-    return {s: e for s, e in out.items() if e > 1e-12}
-
-
-def dp_sensitivity(tables: Tables) -> int:
-    """How many published counts one participant can change (each by at most 1).
-
-    Counts are of distinct contributors and `tabulate` keeps one response per
-    participant, so a participant adds 1 to one key per shape, or to up to
-    (number of options) keys for each multiple-choice question in the shape.
-    Computed from the survey, never from the data.
-    """
-
-    def width(qid: str) -> int:
-        axis = tables.axes[qid]
-        if axis.type == "multiple_choice":
-            return max(1, len([c for c in axis.categories if c not in (DECLINED, SKIPPED)]))
-        return 1
-
-    return sum(math.prod(width(q) for q in shape) for shape in tables.shapes())
-
-
-def add_laplace_noise(tables: Tables, epsilon: float) -> Tables:
-    """A copy of `tables` whose counts carry discrete Laplace noise (OpenDP), epsilon-DP as a whole.
-
-    Questions whose categories come from the answers (numbers, dates,
-    ratings without a declared range) are withheld: publishing which
-    categories exist would not be differentially private. Numeric summaries
-    are withheld too. Every key of every remaining shape, zeros included,
-    gets noise with scale sensitivity/epsilon; the noisy counts are then
-    replaced by the closest non-negative integers that satisfy every table
-    relation (`intervals.nearest_consistent_counts`, post-processing: cells
-    add up to their margins and totals). Spend the budget first
-    (`spend_privacy_budget`). Raises ValidationFailed for epsilon <= 0.
-    """
-    if (
-        isinstance(epsilon, bool)
-        or not isinstance(epsilon, (int, float))
-        or not epsilon > 0
-        or not math.isfinite(epsilon)
-    ):
-        raise ValidationFailed(
-            "epsilon must be a positive number", errors={"epsilon": ["must be > 0"]}
-        )
-    import opendp.prelude as dp  # imported here: only DP snapshots need it
-
-    dp.enable_features("contrib")
-    withheld = {
-        qid: "categories come from the answers; not releasable under differential privacy"
-        for qid, axis in tables.axes.items()
-        if axis.data_driven
-    }
-    withheld.update(dict(tables.withheld.items()))
-    layouts = tuple(
-        layout
-        for layout in tables.layouts
-        if layout.question not in withheld and not set(layout.dimensions) & set(withheld)
-    )
-    axes = {qid: a for qid, a in tables.axes.items() if qid not in withheld}
-    kept = replace(tables, axes=axes, layouts=layouts, numeric={}, withheld=withheld)
-    keys = sorted({key for shape in kept.shapes() for key in kept.keys_of_shape(shape)})
-    sensitivity = dp_sensitivity(kept)
-    scale = sensitivity / float(epsilon)
-    measurement = dp.m.make_laplace(
-        dp.vector_domain(dp.atom_domain(T="i64")), dp.l1_distance(T="i64"), scale=scale
-    )
-    spent = measurement.map(sensitivity)
-    if spent > epsilon * (1 + 1e-9):  # OpenDP's own accounting must agree with ours
-        raise Conflict(
-            "noise calibration does not meet the requested epsilon", requested=epsilon, actual=spent
-        )
-    noisy = measurement([int(tables.counts.get(key, 0)) for key in keys])
-    # Post-processing (no further epsilon): the closest non-negative whole numbers that add up in every table.
-    counts = nearest_consistent_counts(
-        reader_relations(kept), keys, dict(zip(keys, noisy, strict=True))
-    )
-    privacy = {
-        "mechanism": "discrete Laplace (OpenDP make_laplace, integer counts)",
-        "epsilon": float(epsilon),
-        "sensitivity": sensitivity,
-        "scale": scale,
-        "post_processing": "closest non-negative integers (least absolute difference) for which every "
-        "table adds up to its margins and totals",
-    }
-    return replace(kept, counts=counts, privacy=privacy)
+__all__ = [
+    "BELOW_MINIMUM",
+    "CHANGED",
+    "COMPLEMENTARY",
+    "OTHER_VALUES",
+    "SUPPRESSED",
+    "MinimumCellSize",
+    "NumericRelease",
+    "PrivacyBudget",
+    "Protection",
+    "add_laplace_noise",
+    "derivable_figures",
+    "dp_sensitivity",
+    "effective_min_cell_size",
+    "group_rare_values",
+    "net_spent",
+    "privacy_budget_from_document",
+    "protect_tables",
+    "published_changes",
+    "spend_privacy_budget",
+    "with_percentages",
+]

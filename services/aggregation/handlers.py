@@ -98,10 +98,11 @@ def add_contribution(event: Envelope, ctx: Any) -> None:
     if contribution is None:  # no aggregate_reporting consent: not even stored
         return
     key = (contribution.consultation_id, contribution.pseudonym)
-    if not projection.is_counted(contribution, stored_tombstone(*key)):
-        return
-    # Inserts, not upserts: the usual case is new, and an insert is one write where an upsert
-    # is a lookup and a write on some servers; a redelivery meets the unique _id.
+    # The tombstone is read once, after storing: a response whose participant had already
+    # withdrawn is stored and deleted at once (rare), and every other response is spared a read,
+    # which the consumer needs to keep pace with intake. Inserts, not upserts: the usual case is
+    # new, and an insert is one write where an upsert is a lookup and a write on some servers; a
+    # redelivery meets the unique _id.
     try:
         Contribution(
             **contribution.to_document(), counted_at=datetime.now(UTC), replayed=is_replay()
@@ -109,9 +110,8 @@ def add_contribution(event: Envelope, ctx: Any) -> None:
         inserted = True
     except NotUniqueError:
         inserted = False
-    # Listed for the participant before the tombstone is looked at again: a withdrawal writes its
-    # tombstone before it reads this list, so one of the two always sees the other. Also on a
-    # redelivery, in case the first delivery stopped between the two writes.
+    # Listed for the participant before the tombstone is looked at (also on a redelivery, in case
+    # the first delivery stopped between the two writes).
     listed = participant_key(*key)
     try:
         ParticipantContributions(
@@ -124,7 +124,8 @@ def add_contribution(event: Envelope, ctx: Any) -> None:
         ParticipantContributions.objects(key=listed).update_one(
             add_to_set__response_ids=contribution.response_id
         )
-    # A withdrawal handled concurrently may have written its tombstone after our check.
+    # After both writes: a withdrawal handled concurrently writes its tombstone before it reads
+    # the list, so either it finds this contribution or this read finds its tombstone.
     if not projection.is_counted(contribution, stored_tombstone(*key)):
         Contribution.objects(response_id=contribution.response_id).delete()
         return

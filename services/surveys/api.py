@@ -6,7 +6,7 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.surveys import consultations as cons
-from services.surveys import contact, intake, quotes, resume
+from services.surveys import contact, intake, invitations, quotes, resume
 from services.surveys.models import Consultation
 from services.surveys.schemas import (
     ConsultationCreateSchema,
@@ -224,13 +224,13 @@ class Status(MethodView):
 class Invitations(MethodView):
     @consultations.response(200, InvitationSchema(many=True))
     def get(self, consultation_id):
-        return cons.list_invitations(_own_consultation(consultation_id))
+        return invitations.list_invitations(_own_consultation(consultation_id))
 
     @consultations.arguments(InvitationCreateSchema)
     @consultations.response(201, InvitationCreatedSchema)
     def post(self, data, consultation_id):
         """A single-use code or a multi-use anonymous link; the code is shown only in this answer."""
-        invitation, code = cons.create_invitation(
+        invitation, code = invitations.create_invitation(
             _organiser_consultation(consultation_id),
             data["kind"],
             data["label"],
@@ -249,7 +249,7 @@ class InvitationBatch(MethodView):
     @consultations.response(201, InvitationBatchCreatedSchema)
     def post(self, data, consultation_id):
         """Several invitations of one kind at once (to print or hand out); codes shown only in this answer."""
-        created = cons.create_invitations(
+        created = invitations.create_invitations(
             _organiser_consultation(consultation_id),
             data["kind"],
             data["label"],
@@ -281,7 +281,9 @@ class ConsultationProgress(MethodView):
 class RevokeInvitation(MethodView):
     @consultations.response(200, InvitationSchema)
     def post(self, consultation_id, invitation_id):
-        return cons.revoke_invitation(_organiser_consultation(consultation_id), invitation_id)
+        return invitations.revoke_invitation(
+            _organiser_consultation(consultation_id), invitation_id
+        )
 
 
 @consultations.route("/<consultation_id>/quotable-answers")
@@ -410,7 +412,7 @@ class OpenInvitation(MethodView):
     @participation.response(201, OpenedInvitationSchema)
     def post(self, code):
         """Open an invitation: a fresh pseudonym and the current survey; nothing about the person."""
-        participant, consultation = cons.open_invitation(code, service_context().keys)
+        participant, consultation = invitations.open_invitation(code, service_context().keys)
         version = intake.find_version(consultation, None)
         return {
             "pseudonym": participant.pseudonym,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.surveys import consultations, erasure
+from services.surveys import erasure, invitations
 from shared.events import Envelope
 
 
@@ -15,7 +15,7 @@ def erase_on_withdrawal(event: Envelope, ctx: Any) -> None:
 
 def note_consent_text(event: Envelope, ctx: Any) -> None:
     """consent_text.published: that language no longer holds back publishing the consultation."""
-    consultations.note_consent_text(event.payload["consultation_id"], event.payload["language"])
+    invitations.note_consent_text(event.payload["consultation_id"], event.payload["language"])
 
 
 HANDLERS = {

@@ -9,7 +9,8 @@ from typing import Any
 from mongoengine.errors import NotUniqueError
 
 from services.surveys import erasure, field_crypto, participants, tallies
-from services.surveys.consultations import SurveysKeys, spend_invitation
+from services.surveys.consultations import SurveysKeys
+from services.surveys.invitations import spend_invitation
 from services.surveys.models import Consultation, Response, ResumeDraft, Withdrawal
 from shared.errors import Conflict, Forbidden, ValidationFailed
 from shared.events import Envelope, isoformat, utcnow

@@ -222,3 +222,5 @@ class ProgressTally(me.Document):
     erased = me.IntField(default=0)
     hours = me.DictField()  # "YYYY-MM-DDTHH" (UTC) -> responses sent in that hour, still kept
     sections = me.DictField()  # section id -> {shown, answered, completed, stopped_here}
+    # When the latest response was stored (moved forward with $max; erasures leave it).
+    last_submitted_at = me.DateTimeField()

@@ -23,9 +23,9 @@ from services.surveys.consultations import (
     as_utc,
     ensure_accepting,
     get_consultation,
-    spend_invitation,
 )
 from services.surveys.intake import find_version
+from services.surveys.invitations import spend_invitation
 from services.surveys.models import Participant, ResumeDraft, Withdrawal
 from services.surveys.participants import admit, participant_key
 from shared.consent_tokens import verify_consent_token

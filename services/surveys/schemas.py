@@ -289,6 +289,9 @@ class ProgressReportSchema(Schema):
     opened = fields.Integer(metadata={"description": "participants an invitation admitted"})
     submitted = fields.Integer(metadata={"description": "responses kept (erased ones not counted)"})
     erased = fields.Integer(metadata={"description": "responses erased (withdrawal, retention)"})
+    last_submitted_at = UTCDateTime(
+        allow_none=True, metadata={"description": "when the latest response was stored (UTC)"}
+    )
     unit = fields.String(
         validate=validate.OneOf(["hour", "day", "week"]),
         metadata={"description": "width of each over_time period"},

@@ -36,10 +36,15 @@ def _definitions(consultation: Consultation) -> dict[int, dict]:
     return {v["number"]: v["definition"] for v in consultation.versions}
 
 
-def _apply(consultation_id: str, amounts: dict[str, int]) -> None:
-    ProgressTally._get_collection().update_one(
-        {"_id": consultation_id}, {"$inc": amounts}, upsert=True
-    )
+def _apply(
+    consultation_id: str, amounts: dict[str, int], submitted_at: datetime | None = None
+) -> None:
+    update: dict[str, Any] = {"$inc": amounts}
+    if submitted_at is not None:
+        # Stored times keep milliseconds; the tally keeps what a read of the response would give.
+        stored = submitted_at.replace(microsecond=submitted_at.microsecond // 1000 * 1000)
+        update["$max"] = {"last_submitted_at": stored}
+    ProgressTally._get_collection().update_one({"_id": consultation_id}, update, upsert=True)
 
 
 def start(consultation_id: str) -> None:
@@ -64,7 +69,11 @@ def _response_amounts(consultation: Consultation, response: Response) -> dict[st
 
 def count_response(consultation: Consultation, response: Response) -> None:
     """A response was stored: add what it counts for."""
-    _apply(consultation.consultation_id, _response_amounts(consultation, response))
+    _apply(
+        consultation.consultation_id,
+        _response_amounts(consultation, response),
+        response.submitted_at,
+    )
 
 
 def uncount_response(response: Response) -> None:
@@ -107,6 +116,13 @@ def tally(consultation: Consultation) -> dict[str, Any]:
     document = ProgressTally._get_collection().find_one({"_id": consultation.consultation_id})
     if document is None:
         counted = recount(consultation)
+        latest = (
+            Response.objects(consultation_id=consultation.consultation_id)
+            .order_by("-submitted_at")
+            .only("submitted_at")
+            .first()
+        )
+        counted["last_submitted_at"] = latest.submitted_at if latest else None
         try:
             ProgressTally(consultation_id=consultation.consultation_id, **counted).save(
                 force_insert=True

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import Flask
@@ -16,20 +15,10 @@ from flask import Flask
 from gateway.proxy import ServiceClient
 from gateway.web.i18n import Catalogs
 from gateway.web.staff.calls import StaffApi
+from gateway.web.staff.state import StaffWeb
 from shared.settings import Settings
 
 DEFAULT_IDLE_S = 30 * 60  # a staff page unused this long asks to sign in again
-
-
-@dataclass
-class StaffWeb:
-    """What the staff pages share within one gateway process (app.extensions["voices_staff_web"])."""
-
-    api: StaffApi
-    catalogs: Catalogs
-    settings: Settings
-    secret: bytes  # keys CSRF tokens and the one-time messages
-    idle: timedelta
 
 
 def init_staff(

@@ -38,8 +38,10 @@ class StaffApi:
         json: Any = None,
         params: dict[str, str] | None = None,
         files: dict[str, tuple[str, bytes, str]] | None = None,
+        answer_headers: dict[str, str] | None = None,
     ) -> Any:
-        """The JSON answer of `method path` (an /api/v1/ path) called as `principal`."""
+        """The JSON answer of `method path` (an /api/v1/ path) called as `principal`; the
+        answer's headers (X-Pagination, say) are copied into `answer_headers` when given."""
         matched = match(self._routes, method, path)
         if matched is None:
             raise LookupError(f"{method} {path} is not in the authorization table")
@@ -64,4 +66,5 @@ class StaffApi:
             params=params,
             headers=encode_principal(principal, self._secret),
             files=files,
+            answer_headers=answer_headers,
         )

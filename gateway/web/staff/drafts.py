@@ -93,6 +93,38 @@ def earlier_questions(draft: dict[str, Any], question_id: str | None) -> list[di
     return found
 
 
+def questions_before_section(draft: dict[str, Any], section_id: str) -> list[dict[str, Any]]:
+    """The questions of the sections before `section_id`: what its skip logic may depend on."""
+    found: list[dict[str, Any]] = []
+    for section in sections(draft):
+        if section.get("id") == section_id:
+            break
+        found.extend(section.get("questions") or [])
+    return found
+
+
+_PART_PATH = re.compile(r"^sections\[(\d+)\](?:\.questions\[(\d+)\])?(?:\.(.*))?$")
+
+
+def part_named(draft: dict[str, Any], path: str) -> tuple[str, str, str] | None:
+    """("section" or "question", its id, the rest of the path) for an error path of `draft`, such
+    as "sections[1].questions[0].relevant"; None for a path outside its sections and questions."""
+    match = _PART_PATH.match(path)
+    if match is None:
+        return None
+    s_index, q_index, rest = int(match.group(1)), match.group(2), match.group(3) or ""
+    all_sections = sections(draft)
+    if s_index >= len(all_sections):
+        return None
+    section = all_sections[s_index]
+    if q_index is None:
+        return "section", str(section.get("id")), rest
+    questions = section.get("questions") or []
+    if int(q_index) >= len(questions):
+        return None
+    return "question", str(questions[int(q_index)].get("id")), rest
+
+
 def new_id(draft: dict[str, Any], prefix: str) -> str:
     """An id not used in the draft yet: prefix1, prefix2, ..."""
     taken = all_ids(draft)
@@ -282,11 +314,14 @@ def put_section_texts(
     section_id: str,
     title: dict[str, str],
     content_warning: dict[str, str] | None,
+    relevant: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """A copy with the section's title, content warning and skip logic replaced."""
     result = copy.deepcopy(draft)
     s_index, _ = find_section(result, section_id)
     result["sections"][s_index]["title"] = title
     result["sections"][s_index]["content_warning"] = content_warning
+    result["sections"][s_index]["relevant"] = relevant
     return result
 
 

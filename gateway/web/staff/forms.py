@@ -8,7 +8,8 @@ own field names, and whatever it cannot place is listed at the top of the form w
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,11 @@ from werkzeug.datastructures import MultiDict
 
 # marshmallow's key for errors of the whole document rather than one field.
 WHOLE = "_schema"
+# marshmallow's words for a value left empty: right, but they do not say "write something here".
+_LEFT_EMPTY = re.compile(
+    r"^(?:Length must be between 1 and (?P<most>\d+)\.|Shorter than minimum length 1\."
+    r"|Missing data for required field\.|Field may not be null\.)$"
+)
 
 
 def flatten_errors(errors: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -100,6 +106,18 @@ class Form:
                     placed = True
         if detail and (not placed or not errors):
             self.problems.insert(0, detail)
+
+    def reword_left_empty(self, wording: Callable[[int | None], str]) -> None:
+        """Say "fill this in" (`wording(longest allowed or None)`) instead of a length rule for
+        a field that was sent empty; a field sent with text keeps the service's own words."""
+        for name, messages in self.errors.items():
+            if name not in self.values or self.value(name).strip():
+                continue
+            for index, message in enumerate(messages):
+                match = _LEFT_EMPTY.match(message)
+                if match:
+                    most = match.group("most")
+                    messages[index] = wording(int(most) if most else None)
 
     def summary(self, ids: Mapping[str, str] | None = None) -> list[tuple[str | None, str]]:
         """(anchor, message) pairs for the list at the top of the form."""

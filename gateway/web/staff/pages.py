@@ -35,12 +35,12 @@ from gateway.ratelimit import retry_after
 from gateway.web.i18n import DEFAULT_LANGUAGE, LANGUAGES, NATIVE_NAMES, supported, text_direction
 from gateway.web.participant_api import ServiceRefused
 from gateway.web.staff import csrf
-from gateway.web.staff.forms import field_id
+from gateway.web.staff.forms import Form, field_id
 from shared.auth import Principal
 from shared.errors import ServiceUnavailable, TooManyRequests, Unauthorized
 
 if TYPE_CHECKING:
-    from gateway.web.staff import StaffWeb
+    from gateway.web.staff.state import StaffWeb
 
 log = logging.getLogger("voices.gateway.web.staff")
 
@@ -118,7 +118,16 @@ def signed_in(*roles: str) -> Callable[[F], F]:
 
 
 def render(template: str, status: int = 200, **context: Any) -> Response:
+    form = context.get("form")
+    if isinstance(form, Form):
+        form.reword_left_empty(_left_empty)
     return Response(render_template(template, **context), status=status, mimetype="text/html")
+
+
+def _left_empty(most: int | None) -> str:
+    if most is None:
+        return _("Fill this in.")
+    return _("Fill this in (at most %(count)s characters).", count=most)
 
 
 def see_other(location: str) -> Response:

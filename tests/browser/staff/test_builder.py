@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import DESKTOP, LANGUAGES, assert_reflows, screenshot
-from tests.browser.staff.conftest import assert_staff_page_accessible
+from tests.browser.staff.conftest import assert_staff_page_accessible, in_language
 from tests.unit.surveys.workbooks import xlsx
 
 
@@ -59,14 +59,14 @@ def _publish_when_ready(page: Page, origin: str, cid: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def built(browser, web_stack, staff_cookies) -> dict:
-    """The organiser's journey, once for the module: {cid, xls_cid}."""
+def built(web_stack, module_staff_page) -> dict:
+    """The organiser's journey, once for the module, on the module's page at desktop width:
+    {cid, xls_cid}."""
     origin = web_stack.origin
-    context = browser.new_context(viewport=DESKTOP, storage_state=staff_cookies("organiser"))
-    from tests.browser.conftest import guard_network
-
-    network = guard_network(context, origin)
-    page = context.new_page()
+    page = module_staff_page("organiser")
+    network = page.context.network
+    before = page.viewport_size
+    page.set_viewport_size(DESKTOP)
     try:
         page.goto(f"{origin}/staff/")
         _at(page, "consultations")
@@ -155,15 +155,21 @@ def built(browser, web_stack, staff_cookies) -> dict:
         page.goto(f"{origin}/staff/consultations/{cid}/consent")
         page.click("form[action$='/consent/publish'] button")
         expect(page.locator("table")).to_contain_text("published")
-        # The checklist blocks publishing and links to the place to fix each item: the title
-        # was written in French only, so English is missing.
-        page.click(".builder-tabs a[href$='/publish']")
-        title_item = page.locator(".checklist li", has_text="title")
-        expect(title_item.locator(".blocking")).to_be_visible()
-        screenshot(page, "staff-builder-publish-checklist")
-        title_item.locator("a").click()
+        # A description for the welcome page, written in English only for now.
+        page.click(".builder-tabs a[href$='/settings']")
         _at(page, "settings")
-        page.fill("[name='titles.en']", "Housing after leaving")
+        page.fill("[name='descriptions.en']", "About finding a safe place to stay.")
+        page.click("form button.primary")
+        _at(page, "builder")
+        # The checklist blocks publishing and links to the place to fix each item: the
+        # description is missing in French.
+        page.click(".builder-tabs a[href$='/publish']")
+        description_item = page.locator(".checklist li", has_text="description")
+        expect(description_item.locator(".blocking")).to_be_visible()
+        screenshot(page, "staff-builder-publish-checklist")
+        description_item.locator("a").click()
+        _at(page, "settings")
+        page.fill("[name='descriptions.fr']", "Trouver un endroit sûr où loger.")
         page.click("form button.primary")
         _at(page, "builder")
         _publish_when_ready(page, origin, cid)
@@ -208,13 +214,15 @@ def built(browser, web_stack, staff_cookies) -> dict:
         assert network.refused == []
         return {"cid": cid, "xls_cid": xls_cid}
     finally:
-        context.close()
+        page.set_viewport_size(before)
 
 
-def test_the_organiser_builds_previews_and_publishes(built, staff_page):
-    page = staff_page("organiser")
-    expect(page.locator("main table")).to_contain_text("Housing after leaving")
-    row = page.locator("tr", has_text="Housing after leaving")
+def test_the_organiser_builds_previews_and_publishes(built, module_staff_page, web_stack):
+    page = module_staff_page("organiser")
+    in_language(page, web_stack.origin, "en")
+    # Other modules on the shared stack build consultations too: find this one by its address.
+    row = page.locator(f"tr:has(a[href='/staff/consultations/{built['cid']}'])")
+    expect(row).to_contain_text("Housing after leaving")
     expect(row).to_contain_text("Open")
 
 
@@ -234,8 +242,9 @@ BUILDER_PAGES = (
 
 
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_every_builder_page_is_accessible(lang, built, staff_page, web_stack):
-    page = staff_page("organiser", lang)
+def test_every_builder_page_is_accessible(lang, built, module_staff_page, web_stack):
+    page = module_staff_page("organiser")
+    in_language(page, web_stack.origin, lang)
     for data_page, path in BUILDER_PAGES:
         page.goto(web_stack.origin + path.format(**built))
         _at(page, data_page)

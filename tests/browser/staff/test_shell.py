@@ -6,7 +6,12 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.conftest import LANGUAGES, PHONE, assert_reflows, guard_network
-from tests.browser.staff.conftest import ROLES, assert_staff_page_accessible, sign_in_on
+from tests.browser.staff.conftest import (
+    ROLES,
+    assert_staff_page_accessible,
+    in_language,
+    sign_in_on,
+)
 
 
 def test_sign_in_refusal_then_sign_in_and_out_with_the_keyboard(browser, web_stack, staff_accounts):
@@ -42,9 +47,19 @@ def test_sign_in_refusal_then_sign_in_and_out_with_the_keyboard(browser, web_sta
         context.close()
 
 
+@pytest.fixture(scope="module")
+def signed_out(browser, web_stack):
+    """One page without a staff session, for the module."""
+    context = browser.new_context(viewport=PHONE)
+    context.network = guard_network(context, web_stack.origin)
+    yield context.new_page()
+    context.close()
+
+
 @pytest.mark.parametrize("lang", LANGUAGES)
-def test_the_staff_layout_is_accessible_in_each_language(lang, staff_page, new_context, web_stack):
-    signed_out = new_context().new_page()
+def test_the_staff_layout_is_accessible_in_each_language(
+    lang, signed_out, module_staff_page, web_stack
+):
     signed_out.goto(f"{web_stack.origin}/staff/sign-in?lang={lang}")
     expect(signed_out.locator("html")).to_have_attribute("lang", lang)
     assert_staff_page_accessible(signed_out, f"sign-in [{lang}]")
@@ -53,7 +68,8 @@ def test_the_staff_layout_is_accessible_in_each_language(lang, staff_page, new_c
     signed_out.click("form button.primary")  # empty and not a real link: said on the page
     expect(signed_out.locator(".error-summary")).to_be_visible()
     assert_staff_page_accessible(signed_out, f"set password refused [{lang}]")
-    page = staff_page("auditor", lang)
+    page = module_staff_page("auditor")
+    in_language(page, web_stack.origin, lang)
     expect(page.locator("html")).to_have_attribute("dir", "rtl" if lang == "ar" else "ltr")
     assert_staff_page_accessible(page, f"staff home [{lang}]")
     page.click("nav.staff-nav a[href='/staff/password']")
@@ -63,6 +79,7 @@ def test_the_staff_layout_is_accessible_in_each_language(lang, staff_page, new_c
 
 
 @pytest.mark.parametrize("role", ROLES)
-def test_every_demo_role_signs_in(role, staff_page, staff_accounts):
-    page = staff_page(role)
+def test_every_demo_role_signs_in(role, module_staff_page, web_stack):
+    page = module_staff_page(role)
+    page.goto(f"{web_stack.origin}/staff/")
     expect(page.locator("form.sign-out")).to_be_visible()

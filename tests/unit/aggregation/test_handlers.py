@@ -141,19 +141,24 @@ def test_an_older_survey_version_does_not_replace_a_newer_one(agg):
 
 
 def test_a_race_between_storing_and_burying_ends_buried(agg, monkeypatch):
-    """A withdrawal stored between the response's tombstone check and its write still wins."""
+    """A withdrawal stored between the response's writes and its tombstone check still wins."""
     agg.send(published())
     real = handlers.stored_tombstone
     calls = {"n": 0}
 
     def late_tombstone(cid, pseudonym):
         calls["n"] += 1
-        if calls["n"] == 2:  # the re-check after writing: the withdrawal landed in between
+        if calls["n"] == 1:  # the check after writing: the withdrawal landed in between
             handlers.subtract_withdrawn(withdrawn("p1", everything=True), None)
         return real(cid, pseudonym)
 
     monkeypatch.setattr(handlers, "stored_tombstone", late_tombstone)
     agg.send(submitted(1, answers_for(1)))
+    with agg.app.app_context():
+        assert Contribution.objects.count() == 0
+    monkeypatch.undo()
+    # A response that arrives after its participant withdrew is not kept either.
+    agg.send(withdrawn("p2", everything=True), submitted(2, answers_for(2)))
     with agg.app.app_context():
         assert Contribution.objects.count() == 0
 

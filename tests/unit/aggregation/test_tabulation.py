@@ -81,7 +81,7 @@ def assert_same_tables(got: projection.Tables, want: projection.Tables) -> None:
         assert other.mean == summary.mean or (math.isnan(other.mean) and math.isnan(summary.mean))
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(contributions())
 def test_same_tables_as_the_reference_for_any_answers(cs: list[Contribution]) -> None:
     for consultation_id in ("c", None):

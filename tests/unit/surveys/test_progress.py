@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.surveys import tallies
-from services.surveys.models import Consultation, ProgressTally
+from services.surveys.models import Consultation, ProgressTally, Response
 from services.surveys.progress import (
     MAX_BUCKETS,
     SectionCounter,
@@ -174,6 +174,10 @@ def test_progress_route_counts_responses_and_sections_never_answers(surveys):
     surveys.withdraw(pseudonyms[2], cid)  # erased
     body = surveys.organiser("GET", f"/api/v1/consultations/{cid}/progress", 200)
     assert (body["opened"], body["submitted"], body["erased"]) == (4, 2, 1)
+    # The latest response stored, even if it was erased since (it is the last activity).
+    with surveys.app.app_context():
+        kept = [r.submitted_at.replace(tzinfo=UTC) for r in Response.objects(consultation_id=cid)]
+    assert datetime.fromisoformat(body["last_submitted_at"]) >= max(kept)
     assert body["unit"] == "hour" and body["over_time"][-1]["total"] == 2
     sections = {s["section_id"]: s for s in body["sections"]}
     assert sections["about"]["shown"] == 2 and sections["story_section"]["shown"] == 1
@@ -196,6 +200,7 @@ def test_a_consultation_without_a_tally_is_counted_from_its_responses(surveys):
         ProgressTally.objects(consultation_id=cid).delete()  # as stored before tallies existed
     after = surveys.organiser("GET", f"/api/v1/consultations/{cid}/progress", 200)
     assert {**after, "as_of": None} == {**before, "as_of": None}
+    assert after["last_submitted_at"] is not None
 
 
 def test_progress_of_another_organisation_looks_missing(surveys, unchanged):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from flask import Response, abort, request, url_for
+from flask import Response, abort, g, request, url_for
 
 from gateway.web.i18n import LANGUAGES, NATIVE_NAMES
 from gateway.web.participant_api import ServiceRefused
@@ -21,11 +22,13 @@ from gateway.web.staff.builder.common import (
     page_context,
     save_draft,
 )
-from gateway.web.staff.forms import Form
+from gateway.web.staff.forms import Form, flatten_errors
 from gateway.web.staff.pages import _, call, flash, render, see_other, signed_in
 from shared.errors import ServiceUnavailable
 
 # ---------------------------------------------------------------- home
+
+HOME_PAGE_SIZE = 50  # consultations a page of the home lists (the service allows up to 200)
 
 
 @builder.route("/consultations", methods=["GET", "POST"])
@@ -36,9 +39,18 @@ def consultations() -> Response:
     form = Form.of({"languages": ["en"]})
     if request.method == "POST":
         form = Form.of(request.form)
-        body = {"title": form.value("title").strip(), "languages": form.values_of("languages")}
+        body: dict[str, Any] = {
+            "title": form.value("title").strip(),
+            "languages": form.values_of("languages"),
+        }
         if not body["languages"]:
             form.add_error("languages", _("Choose at least one language."))
+        elif body["title"]:
+            # The title is typed in the page's language: it counts as that language's title (or
+            # the first offered one's), so publishing does not ask for it again.
+            page_lang = g.get("web_lang", "en")
+            typed_in = page_lang if page_lang in body["languages"] else body["languages"][0]
+            body["titles"] = {typed_in: body["title"]}
         if form.ok:
             try:
                 created = call("POST", "/api/v1/consultations", json=body)
@@ -51,22 +63,48 @@ def consultations() -> Response:
             else:
                 flash(_("The consultation is created as a draft."))
                 return see_other(url_for("builder.overview", cid=created["consultation_id"]))
-    rows = []
-    for item in call("GET", "/api/v1/consultations", params={"page_size": "200"}):
-        rows.append({**item, **_activity(item)})
+    page = request.args.get("page", "1")
+    page_number = int(page) if page.isdigit() and 0 < int(page) < 10**6 else 1
+    headers: dict[str, str] = {}
+    listed = call(
+        "GET",
+        "/api/v1/consultations",
+        params={"page": str(page_number), "page_size": str(HOME_PAGE_SIZE)},
+        answer_headers=headers,
+    )
+    rows = [{**item, **_activity(item)} for item in listed]
     return render(
         "staff/builder/consultations.html",
         200 if form.ok else 422,
         rows=rows,
+        pages=_pages(headers.get("X-Pagination"), page_number),
         form=form,
         all_languages=[(code, NATIVE_NAMES[code]) for code in LANGUAGES],
         status_names=STATUS_NAMES,
     )
 
 
+def _pages(header: str | None, page: int) -> dict[str, int]:
+    """Where the page is in the whole list, from the service's X-Pagination header."""
+    try:
+        known = json.loads(header or "{}")
+    except ValueError:
+        known = {}
+    if not isinstance(known, dict):
+        known = {}
+    total = known.get("total", 0)
+    last = known.get("total_pages") or known.get("last_page") or 1
+    return {
+        "page": page,
+        "last": max(int(last), 1),
+        "total": int(total) if isinstance(total, int) else 0,
+    }
+
+
 def _activity(consultation: dict[str, Any]) -> dict[str, Any]:
-    """Responses counted and the latest thing that happened (a response counted, a version
-    published, the consultation opened, closed or created)."""
+    """Responses kept and the latest thing that happened (a response stored, a version
+    published, the consultation opened, closed or created). Read from the surveys service's
+    running tally: one document per consultation, however many responses it has."""
     counted: int | None = None
     moments = [
         consultation.get(key)
@@ -79,14 +117,14 @@ def _activity(consultation: dict[str, Any]) -> dict[str, Any]:
     if consultation.get("versions"):
         try:
             progress = call(
-                "GET", f"/api/v1/insights/consultations/{consultation['consultation_id']}/progress"
+                "GET", f"/api/v1/consultations/{consultation['consultation_id']}/progress"
             )
         except (ServiceRefused, ServiceUnavailable):
-            # Not yet known to the aggregation service, or it is down: the list still shows.
+            # The surveys service is down: the list still shows, without the counts.
             progress = {}
-        counted = progress.get("responses_counted")
-        if progress.get("last_counted_at"):
-            moments.append(progress["last_counted_at"])
+        counted = progress.get("submitted")
+        if progress.get("last_submitted_at"):
+            moments.append(progress["last_submitted_at"])
     latest = max((str(m) for m in moments), default="")
     return {"responses_counted": counted, "last_activity": latest[:16].replace("T", " ")}
 
@@ -142,7 +180,7 @@ def move(cid: str) -> Response:
         save_draft(cid, changed)
     except ServiceRefused as refused:
         # Moving a question above the one its skip logic refers to, say.
-        return _refused_onoverview_page(consultation, refused)
+        return _refused_onoverview_page(consultation, refused, changed)
     return see_other(url_for("builder.overview", cid=cid, _anchor=f"item-{item}"))
 
 
@@ -156,7 +194,7 @@ def delete_question(cid: str, qid: str) -> Response:
     except drafts.DraftError:
         abort(404)
     except ServiceRefused as refused:
-        return _refused_onoverview_page(consultation, refused)
+        return _refused_onoverview_page(consultation, refused, changed)
     flash(_("The question is deleted from the draft."))
     return see_other(url_for("builder.overview", cid=cid))
 
@@ -171,14 +209,50 @@ def delete_section(cid: str, sid: str) -> Response:
     except drafts.DraftError:
         abort(404)
     except ServiceRefused as refused:
-        return _refused_onoverview_page(consultation, refused)
+        return _refused_onoverview_page(consultation, refused, changed)
     flash(_("The section and its questions are deleted from the draft."))
     return see_other(url_for("builder.overview", cid=cid))
 
 
-def _refused_onoverview_page(consultation: dict[str, Any], refused: ServiceRefused) -> Response:
+def _refused_onoverview_page(
+    consultation: dict[str, Any], refused: ServiceRefused, sent: dict[str, Any]
+) -> Response:
+    """The survey page with the refusal of a change (`sent`, the draft as it would have been),
+    each problem naming the section or question it is about rather than its place in the list."""
     form = Form()
-    form.take_refusal(refused.body.get("detail"), refused.errors)
+    if refused.errors:
+        form.problems.append(refused.body.get("detail") or "")
+    for path, messages in flatten_errors(refused.errors).items():
+        part = drafts.part_named(sent, path)
+        for message in messages:
+            if part is None:
+                form.add_error(None, f"{path}: {message}" if path else message)
+                continue
+            kind, item_id, rest = part
+            about_skip_logic = rest.startswith("relevant")
+            if kind == "section":
+                text = (
+                    _(
+                        "Section “%(id)s”, when it is shown: %(problem)s",
+                        id=item_id,
+                        problem=message,
+                    )
+                    if about_skip_logic
+                    else _("Section “%(id)s”: %(problem)s", id=item_id, problem=message)
+                )
+            else:
+                text = (
+                    _(
+                        "Question “%(id)s”, when it is shown: %(problem)s",
+                        id=item_id,
+                        problem=message,
+                    )
+                    if about_skip_logic
+                    else _("Question “%(id)s”: %(problem)s", id=item_id, problem=message)
+                )
+            form.add_error(None, text)
+    if not refused.errors:
+        form.add_error(None, refused.body.get("detail") or "")
     return overview_page(
         consultation, 422 if refused.status == 422 else refused.status, upload=form
     )
@@ -202,6 +276,12 @@ def settings(cid: str) -> Response:
             lang: form.value(f"titles.{lang}").strip()
             for lang in languages
             if form.value(f"titles.{lang}").strip()
+        },
+        "description": form.value("description").strip() or None,
+        "descriptions": {
+            lang: form.value(f"descriptions.{lang}").strip()
+            for lang in languages
+            if form.value(f"descriptions.{lang}").strip()
         },
         "retention_days": number_or_text(form.value("retention_days")),
     }
@@ -229,7 +309,7 @@ def settings(cid: str) -> Response:
                 refused.body.get("detail"),
                 refused.errors,
                 SETTING_FIELDS,
-                prefixes=[("titles", "titles")],
+                prefixes=[("titles", "titles"), ("descriptions", "descriptions")],
             )
         else:
             draft = draft_of(updated)
@@ -249,9 +329,12 @@ def _settings_form(consultation: dict[str, Any]) -> Form:
         "min_age": consultation.get("min_age") if consultation.get("min_age") is not None else "",
         "retention_days": consultation["retention_days"],
         "epsilon_budget": consultation.get("epsilon_budget") or "",
+        "description": consultation.get("description") or "",
     }
     for lang, text in (consultation.get("titles") or {}).items():
         values[f"titles.{lang}"] = text
+    for lang, text in (consultation.get("descriptions") or {}).items():
+        values[f"descriptions.{lang}"] = text
     return Form.of(values)
 
 

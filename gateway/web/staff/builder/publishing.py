@@ -88,6 +88,22 @@ def _checklist(consultation: dict[str, Any]) -> list[CheckItem]:
                 _("Write the title"),
             )
         )
+    descriptions = consultation.get("descriptions") or {}
+    if descriptions:
+        absent = [lang for lang in languages if lang not in descriptions]
+        items.append(
+            CheckItem(
+                not absent,
+                _("The description is in every language.")
+                if not absent
+                else _(
+                    "The description is missing in: %(languages)s.",
+                    languages=", ".join(NATIVE_NAMES[lang] for lang in absent),
+                ),
+                url_for("builder.settings", cid=cid, _anchor="f-descriptions"),
+                _("Write the description"),
+            )
+        )
     if consultation["status"] == "draft":
         consented = set(consultation.get("consent_languages") or [])
         for lang in languages:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -216,9 +217,27 @@ def _save_question(
         prefixes = [(f"{place.path}.options[{k}]", f"options[{row}]") for k, row in enumerate(rows)]
         prefixes.append((place.path, ""))
         form.take_refusal(refused.body.get("detail"), refused.errors, fields, prefixes)
+        _name_the_kind(form)
         return _question_page(consultation, draft, form, old, refused.status)
     flash(_("The question is saved in the draft."))
     return see_other(url_for("builder.overview", cid=cid, _anchor=f"item-{qid}"))
+
+
+_TOO_FEW_OPTIONS = re.compile(r"^a (\w+) question needs at least (\d+) options?$")
+
+
+def _name_the_kind(form: Form) -> None:
+    """The service names a kind of question by its code ("single_choice"): say it as the form
+    does, and what to fill in."""
+    messages = form.errors.get("options", [])
+    for index, message in enumerate(messages):
+        match = _TOO_FEW_OPTIONS.match(message)
+        if match and match.group(1) in TYPE_NAMES:
+            messages[index] = _(
+                "“%(kind)s” needs at least %(count)s answer options: give each its code and text.",
+                kind=_(TYPE_NAMES[match.group(1)]),
+                count=int(match.group(2)),
+            )
 
 
 def _question_page(
@@ -230,17 +249,7 @@ def _question_page(
 ) -> Response:
     lang = page_language(consultation)
     earlier = drafts.earlier_questions(draft, old["id"] if old else None)
-    choices = [(drafts.ALWAYS, _("Always"))]
-    if old is not None and drafts.choice_of(old.get("relevant")) == drafts.KEEP:
-        choices.append((drafts.KEEP, _("As imported (a condition this list cannot show)")))
-    for value, question_label, option_label in drafts.condition_choices(earlier, lang):
-        if option_label:
-            text = _(
-                "When “%(question)s” is “%(option)s”", question=question_label, option=option_label
-            )
-        else:
-            text = _("When “%(question)s” is answered", question=question_label)
-        choices.append((value, text))
+    choices = _relevant_choices(earlier, lang, (old or {}).get("relevant"))
     rows = max([*_option_rows(form), len((old or {}).get("options") or []) - 1, -1]) + 1
     placements = [
         (section["id"], text_in(section.get("title"), lang) or section["id"])
@@ -262,6 +271,24 @@ def _question_page(
     )
 
 
+def _relevant_choices(
+    earlier: list[dict[str, Any]], lang: str, current: dict[str, Any] | None
+) -> list[tuple[str, str]]:
+    """The skip-logic select list: always, or a condition on one of the `earlier` questions."""
+    choices = [(drafts.ALWAYS, _("Always"))]
+    if drafts.choice_of(current) == drafts.KEEP:
+        choices.append((drafts.KEEP, _("As imported (a condition this list cannot show)")))
+    for value, question_label, option_label in drafts.condition_choices(earlier, lang):
+        if option_label:
+            text = _(
+                "When “%(question)s” is “%(option)s”", question=question_label, option=option_label
+            )
+        else:
+            text = _("When “%(question)s” is answered", question=question_label)
+        choices.append((value, text))
+    return choices
+
+
 # ---------------------------------------------------------------- sections
 
 
@@ -276,18 +303,30 @@ def edit_section(cid: str, sid: str) -> Response:
     except drafts.DraftError:
         abort(404)
     if request.method == "GET":
-        values: dict[str, Any] = {"has_warning": section.get("content_warning") is not None}
+        values: dict[str, Any] = {
+            "has_warning": section.get("content_warning") is not None,
+            "relevant": drafts.choice_of(section.get("relevant")),
+        }
         for lang, text in (section.get("title") or {}).items():
             values[f"section_title.{lang}"] = text
         for lang, text in (section.get("content_warning") or {}).items():
             values[f"content_warning.{lang}"] = text
-        return _section_page(consultation, section, Form.of(values))
+        return _section_page(consultation, draft, section, Form.of(values))
     form = Form.of(request.form)
     warning = (
         _texts(form, "content_warning", languages) if form.value("has_warning") == "on" else None
     )
+    try:
+        relevant = drafts.condition_of(
+            form.value("relevant"),
+            drafts.questions_before_section(draft, sid),
+            section.get("relevant"),
+        )
+    except drafts.DraftError:
+        form.add_error("relevant", _("Choose a question from an earlier section."))
+        return _section_page(consultation, draft, section, form, 422)
     changed = drafts.put_section_texts(
-        draft, sid, _texts(form, "section_title", languages), warning
+        draft, sid, _texts(form, "section_title", languages), warning, relevant
     )
     try:
         save_draft(cid, changed)
@@ -299,19 +338,32 @@ def edit_section(cid: str, sid: str) -> Response:
                 f"sections[{s_index}].title": "section_title",
                 f"sections[{s_index}].content_warning": "content_warning",
             },
+            prefixes=[(f"sections[{s_index}].relevant", "relevant")],
         )
-        return _section_page(consultation, section, form, refused.status)
+        return _section_page(consultation, draft, section, form, refused.status)
     flash(_("The section is saved in the draft."))
     return see_other(url_for("builder.overview", cid=cid, _anchor=f"item-{sid}"))
 
 
 def _section_page(
-    consultation: dict[str, Any], section: dict[str, Any], form: Form, status: int = 200
+    consultation: dict[str, Any],
+    draft: dict[str, Any],
+    section: dict[str, Any],
+    form: Form,
+    status: int = 200,
 ) -> Response:
+    earlier = drafts.questions_before_section(draft, section["id"])
     return render(
         "staff/builder/section.html",
         status,
-        **page_context(consultation, form=form, section=section),
+        **page_context(
+            consultation,
+            form=form,
+            section=section,
+            relevant_choices=_relevant_choices(
+                earlier, page_language(consultation), section.get("relevant")
+            ),
+        ),
     )
 
 
@@ -333,6 +385,7 @@ def translations(cid: str, lang: str) -> Response:
     if request.method == "GET":
         values = {f"t:{item.path}": item.text.get(lang, "") for item in items}
         values["title"] = (consultation.get("titles") or {}).get(lang, "")
+        values["description"] = (consultation.get("descriptions") or {}).get(lang, "")
         return _translations_page(consultation, draft, lang, source, Form.of(values))
     form = Form.of(request.form)
     changed = drafts.normalised(draft, languages)
@@ -347,16 +400,31 @@ def translations(cid: str, lang: str) -> Response:
         titles[lang] = form.value("title").strip()
     else:
         titles.pop(lang, None)
+    descriptions = dict(consultation.get("descriptions") or {})
+    if form.value("description").strip():
+        descriptions[lang] = form.value("description").strip()
+    else:
+        descriptions.pop(lang, None)
+    settings: dict[str, Any] = {}
+    if titles != (consultation.get("titles") or {}):
+        settings["titles"] = titles
+    if descriptions != (consultation.get("descriptions") or {}):
+        settings["descriptions"] = descriptions
     try:
-        if titles != (consultation.get("titles") or {}):
-            call("PATCH", f"/api/v1/consultations/{cid}", json={"titles": titles})
+        if settings:
+            call("PATCH", f"/api/v1/consultations/{cid}", json=settings)
         if changed != draft:
             save_draft(cid, changed)
     except ServiceRefused as refused:
         form.take_refusal(
             refused.body.get("detail"),
             refused.errors,
-            {f"titles.{lang}": "title", "titles": "title"},
+            {
+                f"titles.{lang}": "title",
+                "titles": "title",
+                f"descriptions.{lang}": "description",
+                "descriptions": "description",
+            },
             prefixes=[(item.path, f"t:{item.path}") for item in items],
         )
         return _translations_page(consultation, draft, lang, source, form, refused.status)
@@ -399,6 +467,8 @@ def _translations_page(
             missing=missing,
             missing_here=set(missing.get(lang, [])),
             title_missing=not (consultation.get("titles") or {}).get(lang),
+            description_missing=bool(consultation.get("descriptions"))
+            and not (consultation.get("descriptions") or {}).get(lang),
         ),
     )
 

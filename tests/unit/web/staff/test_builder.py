@@ -70,7 +70,7 @@ def test_settings_refusals_go_next_to_their_fields(organiser):
     assert 'id="f-min_cell_size-error"' in html
     assert 'value="Logement"' in html  # nothing typed is lost
     before = _api(organiser, "GET", f"/api/v1/consultations/{cid}")
-    assert before["min_cell_size"] == 10 and before["titles"] == {}
+    assert before["min_cell_size"] == 10 and before["titles"] == {"en": "Housing after leaving"}
     done = organiser.post(
         f"/staff/consultations/{cid}/settings",
         {
@@ -316,6 +316,15 @@ def test_publish_is_blocked_by_its_checklist_until_consent_and_translations_exis
         == 303
     )
     platform.deliver()
+    # The title typed when creating it is the English one: the French one is asked for.
+    checklist = organiser.get(f"/staff/consultations/{cid}/publish").get_data(as_text=True)
+    assert "The title is missing in: Français." in checklist
+    _api(
+        organiser,
+        "PATCH",
+        f"/api/v1/consultations/{cid}",
+        json={"titles": {"en": "Housing after leaving", "fr": "Le logement après le départ"}},
+    )
     organiser.get(f"/staff/consultations/{cid}/publish")
     done = organiser.post(f"/staff/consultations/{cid}/publish")
     assert done.status_code == 303, done.get_data(as_text=True)
@@ -382,7 +391,7 @@ def test_a_refused_translation_keeps_every_text_typed_and_stores_none(organiser)
     assert 'id="f-title-error"' in html and "T" * 300 in html
     assert 'value="Où dormez-vous ?"' in html
     consultation = _api(organiser, "GET", f"/api/v1/consultations/{cid}")
-    assert consultation["titles"] == {}
+    assert consultation["titles"] == {"en": "Housing after leaving"}  # French not stored
     assert consultation["draft"]["sections"][0]["questions"][0]["label"]["fr"] == "Où logez-vous ?"
 
 
@@ -399,3 +408,177 @@ def test_a_section_edit_changes_its_texts_and_can_drop_its_warning(organiser):
     section = _api(organiser, "GET", f"/api/v1/consultations/{cid}")["draft"]["sections"][0]
     assert section["title"] == {"en": "Where you live", "fr": "Où vous vivez"}
     assert section["content_warning"] is None
+
+
+def _second_section(browser, cid: str) -> None:
+    browser.get(f"/staff/consultations/{cid}/questions/new?section=new")
+    answer = browser.post(
+        f"/staff/consultations/{cid}/questions/new",
+        {
+            "placement": "new",
+            "section_id": "safety",
+            "section_title.en": "Safety",
+            "section_title.fr": "Sécurité",
+            "id": "safe",
+            "type": "free_text",
+            "label.en": "What would help?",
+            "label.fr": "Qu’est-ce qui aiderait ?",
+            "relevant": "",
+        },
+    )
+    assert answer.status_code == 303, answer.get_data(as_text=True)
+
+
+def test_a_section_is_shown_only_when_an_earlier_answer_is_chosen_from_a_list(organiser):
+    cid = _new_consultation(organiser)
+    _first_question(organiser, cid)
+    _second_section(organiser, cid)
+    first = organiser.get(f"/staff/consultations/{cid}/sections/home").get_data(as_text=True)
+    assert 'name="relevant"' in first and "chosen:place:" not in first  # nothing comes before it
+    page = organiser.get(f"/staff/consultations/{cid}/sections/safety").get_data(as_text=True)
+    assert (
+        'value="chosen:place:shelter"' in page and "When “Where do you stay?” is “Shelter”" in page
+    )
+    texts = {"section_title.en": "Safety", "section_title.fr": "Sécurité"}
+    # A value naming no earlier question (a tampered or outdated form) is refused at the field.
+    bad = organiser.post(
+        f"/staff/consultations/{cid}/sections/safety", {**texts, "relevant": "answered:safe"}
+    )
+    html = bad.get_data(as_text=True)
+    assert bad.status_code == 422 and 'id="f-relevant-error"' in html
+    assert "Choose a question from an earlier section." in html
+    assert (
+        _api(organiser, "GET", f"/api/v1/consultations/{cid}")["draft"]["sections"][1]["relevant"]
+        is None
+    )
+    answer = organiser.post(
+        f"/staff/consultations/{cid}/sections/safety", {**texts, "relevant": "chosen:place:shelter"}
+    )
+    assert answer.status_code == 303
+    section = _api(organiser, "GET", f"/api/v1/consultations/{cid}")["draft"]["sections"][1]
+    assert section["relevant"] == {"question": "place", "op": "equals", "value": "shelter"}
+    again = organiser.get(f"/staff/consultations/{cid}/sections/safety").get_data(as_text=True)
+    assert 'value="chosen:place:shelter" selected' in again
+    overview = organiser.get(f"/staff/consultations/{cid}").get_data(as_text=True)
+    assert "This section is shown only when a condition holds." in overview
+    # Moving the section first makes its condition point forward: the service refuses it.
+    moved = organiser.post(
+        f"/staff/consultations/{cid}/move", {"item": "safety", "direction": "up"}
+    )
+    shown = moved.get_data(as_text=True)
+    assert moved.status_code == 422 and "Section “safety”, when it is shown:" in shown
+    assert "sections[0]" not in shown
+    assert (
+        _api(organiser, "GET", f"/api/v1/consultations/{cid}")["draft"]["sections"][0]["id"]
+        == "home"
+    )
+
+
+def test_the_description_is_written_per_language_and_checked_before_publishing(organiser):
+    cid = _new_consultation(organiser)
+    _first_question(organiser, cid)
+    organiser.get(f"/staff/consultations/{cid}/settings")
+    settings = {
+        "title": "Housing",
+        "titles.en": "Housing",
+        "titles.fr": "Logement",
+        "languages": ["en", "fr"],
+        "purposes": ["participate"],
+        "min_cell_size": "5",
+        "retention_days": "365",
+        "description": "About housing.",
+        "descriptions.en": "About housing after leaving.",
+    }
+    answer = organiser.post(f"/staff/consultations/{cid}/settings", settings)
+    assert answer.status_code == 303, answer.get_data(as_text=True)
+    stored = _api(organiser, "GET", f"/api/v1/consultations/{cid}")
+    assert stored["descriptions"] == {"en": "About housing after leaving."}
+    assert stored["description"] == "About housing."
+    form = organiser.get(f"/staff/consultations/{cid}/settings").get_data(as_text=True)
+    assert "About housing after leaving." in form
+    checklist = organiser.get(f"/staff/consultations/{cid}/publish").get_data(as_text=True)
+    assert "The description is missing in: Français." in checklist
+    assert f"/staff/consultations/{cid}/settings#f-descriptions" in checklist
+    side = organiser.get(f"/staff/consultations/{cid}/translations/fr").get_data(as_text=True)
+    assert "Consultation description" in side and "About housing after leaving." in side
+    # Too long a description is refused next to it, keeping the other texts typed.
+    long = organiser.post(
+        f"/staff/consultations/{cid}/translations/fr",
+        {"title": "Logement", "description": "x" * 20000, "t:sections[0].title": "Chez vous"},
+    )
+    html = long.get_data(as_text=True)
+    assert long.status_code == 422 and 'id="f-description-error"' in html
+    assert "Chez vous" in html
+    saved = organiser.post(
+        f"/staff/consultations/{cid}/translations/fr",
+        {"title": "Logement", "description": "Sur le logement après le départ."},
+    )
+    assert saved.status_code == 303
+    stored = _api(organiser, "GET", f"/api/v1/consultations/{cid}")
+    assert stored["descriptions"]["fr"] == "Sur le logement après le départ."
+    checklist = organiser.get(f"/staff/consultations/{cid}/publish").get_data(as_text=True)
+    assert "The description is in every language." in checklist
+
+
+def test_the_home_lists_every_consultation_a_page_at_a_time(organiser, monkeypatch):
+    from gateway.web.staff.builder import consultation as home
+
+    monkeypatch.setattr(home, "HOME_PAGE_SIZE", 2)
+    made = [_new_consultation(organiser, title=f"Consultation {n}") for n in range(3)]
+    total = len(_api(organiser, "GET", "/api/v1/consultations", query_string={"page_size": 200}))
+    last = (total + 1) // 2
+    first = organiser.get("/staff/consultations").get_data(as_text=True)
+    assert f"Page 1 of {last} ({total} consultations)" in first
+    assert made[2] in first and made[1] in first and made[0] not in first  # newest first
+    assert 'href="/staff/consultations?page=2" rel="next"' in first and 'rel="prev"' not in first
+    second = organiser.get("/staff/consultations?page=2").get_data(as_text=True)
+    assert made[0] in second and made[2] not in second
+    assert 'href="/staff/consultations?page=1" rel="prev"' in second
+    beyond = organiser.get(f"/staff/consultations?page={last + 1}")
+    assert beyond.status_code == 200
+    assert f"There is no page {last + 1}." in beyond.get_data(as_text=True)
+    odd = organiser.get("/staff/consultations?page=x").get_data(as_text=True)
+    assert "Page 1 of" in odd
+
+
+def test_refusals_say_what_to_fill_in_where(organiser):
+    organiser.get("/staff/consultations")
+    empty = organiser.post("/staff/consultations", {"title": "", "languages": ["en"]})
+    html = empty.get_data(as_text=True)
+    assert empty.status_code == 422 and 'id="f-title-error"' in html
+    assert "Fill this in (at most 200 characters)." in html and "Length must be" not in html
+    cid = _new_consultation(organiser)
+    organiser.get(f"/staff/consultations/{cid}/questions/new?section=new")
+    one = organiser.post(
+        f"/staff/consultations/{cid}/questions/new",
+        {
+            "placement": "new",
+            "section_id": "home",
+            "id": "place",
+            "type": "single_choice",
+            "label.en": "Where do you stay?",
+            "options[0].code": "shelter",
+            "options[0].label.en": "Shelter",
+        },
+    )
+    html = one.get_data(as_text=True)
+    assert (
+        one.status_code == 422
+        and "single_choice" not in html.split("<main")[1].split('name="type"')[0]
+    )
+    assert "“One choice from a list” needs at least 2 answer options" in html
+    assert 'value="Shelter"' in html
+
+
+def test_the_title_typed_at_creation_counts_in_the_page_language(organiser):
+    organiser.get("/staff/consultations?lang=fr")
+    answer = organiser.post(
+        "/staff/consultations", {"title": "Logement", "languages": ["en", "fr"]}
+    )
+    assert answer.status_code == 303
+    stored = _api(organiser, "GET", f"/api/v1/consultations/{_cid(answer.headers['Location'])}")
+    assert stored["titles"] == {"fr": "Logement"}
+    organiser.get("/staff/consultations?lang=ar")  # not offered: the first language it offers
+    answer = organiser.post("/staff/consultations", {"title": "Housing", "languages": ["en", "fr"]})
+    stored = _api(organiser, "GET", f"/api/v1/consultations/{_cid(answer.headers['Location'])}")
+    assert stored["titles"] == {"en": "Housing"}

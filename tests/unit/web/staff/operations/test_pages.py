@@ -269,3 +269,18 @@ def test_closing_needs_a_tick_then_shows_when_answers_are_erased(platform, runni
     assert refused.status_code == 400
     summary = re.search(r'class="error-summary".*?</div>', html(refused), re.DOTALL).group(0)
     assert "archived to open" in summary
+
+
+def test_the_home_counts_responses_kept_and_the_latest_one_as_last_activity(platform, running):
+    answer(platform, running, {"region": "north"})
+    answer(platform, running, {"region": "south"})
+    progress = platform.call(
+        "GET", f"/api/v1/consultations/{running.cid}/progress", running.organiser.token
+    ).get_json()
+    assert progress["submitted"] == 2 and progress["last_submitted_at"]
+    page = html(running.organiser.get("/staff/consultations"))
+    row = next(r for r in page.split("<tr") if running.cid in r)
+    cells = [c.strip() for c in re.findall(r"<td>(.*?)</td>", row, flags=re.DOTALL)]
+    assert "2" in cells
+    # The last activity is the minute the latest response was stored.
+    assert progress["last_submitted_at"][:16].replace("T", " ") in row
