@@ -180,7 +180,7 @@ def move(cid: str) -> Response:
         save_draft(cid, changed)
     except ServiceRefused as refused:
         # Moving a question above the one its skip logic refers to, say.
-        return _refused_onoverview_page(consultation, refused, changed)
+        return _refused_on_overview_page(consultation, refused, changed)
     return see_other(url_for("builder.overview", cid=cid, _anchor=f"item-{item}"))
 
 
@@ -194,7 +194,7 @@ def delete_question(cid: str, qid: str) -> Response:
     except drafts.DraftError:
         abort(404)
     except ServiceRefused as refused:
-        return _refused_onoverview_page(consultation, refused, changed)
+        return _refused_on_overview_page(consultation, refused, changed)
     flash(_("The question is deleted from the draft."))
     return see_other(url_for("builder.overview", cid=cid))
 
@@ -209,12 +209,12 @@ def delete_section(cid: str, sid: str) -> Response:
     except drafts.DraftError:
         abort(404)
     except ServiceRefused as refused:
-        return _refused_onoverview_page(consultation, refused, changed)
+        return _refused_on_overview_page(consultation, refused, changed)
     flash(_("The section and its questions are deleted from the draft."))
     return see_other(url_for("builder.overview", cid=cid))
 
 
-def _refused_onoverview_page(
+def _refused_on_overview_page(
     consultation: dict[str, Any], refused: ServiceRefused, sent: dict[str, Any]
 ) -> Response:
     """The survey page with the refusal of a change (`sent`, the draft as it would have been),
