@@ -7,7 +7,7 @@ multiple-choice and a rating question, some "prefer not to say" and
 skips), then times:
 
 * `tabulate` (`services.aggregation.tabulation`, NumPy; the pure-Python reference
-  `projection.tabulate` is timed beside it and must give the same tables): every contributor count the snapshot needs (each question
+  `tables.tabulate` is timed beside it and must give the same tables): every contributor count the snapshot needs (each question
   alone, by each dimension, by each pair of dimensions, and all margins);
 * `protect_tables`: primary + complementary suppression and the exact audit;
 * `build_snapshot`: the released document and its digest;
@@ -25,7 +25,7 @@ import os
 import random
 import time
 
-from services.aggregation import projection
+from services.aggregation import tables as reference_tables
 from services.aggregation.disclosure import protect_tables
 from services.aggregation.projection import DECLINED, SKIPPED, Contribution
 from services.aggregation.snapshots import build_snapshot
@@ -152,7 +152,7 @@ def main(argv=None) -> None:
     t_tab = time.perf_counter() - t
 
     t = time.perf_counter()
-    reference = projection.tabulate(contributions, QUESTIONS, consultation_id="bench")
+    reference = reference_tables.tabulate(contributions, QUESTIONS, consultation_id="bench")
     t_reference = time.perf_counter() - t
     same_as_reference = reference.counts == tables.counts and reference.axes == tables.axes
 
@@ -185,7 +185,7 @@ def main(argv=None) -> None:
     print(f"generate data             {t_gen:>10.2f} s")
     print(f"tabulate (all counts)     {t_tab:>10.2f} s   (NumPy, services.aggregation.tabulation)")
     print(
-        f"reference tabulate        {t_reference:>10.2f} s   (pure Python, projection.tabulate; "
+        f"reference tabulate        {t_reference:>10.2f} s   (pure Python, tables.tabulate; "
         f"same tables: {same_as_reference})"
     )
     print(f"protect_tables            {t_protect:>10.2f} s")

@@ -11,7 +11,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from services.aggregation.intervals import nearest_consistent_counts, reader_relations
-from services.aggregation.projection import DECLINED, SKIPPED, Tables
+from services.aggregation.projection import DECLINED, SKIPPED
+from services.aggregation.tables import Tables
 from shared.errors import Conflict, ValidationFailed
 
 # ---- differential privacy --------------------------------------------------

@@ -87,12 +87,7 @@ from services.aggregation.intervals import (
     figure_bounds,
     reader_relations,
 )
-from services.aggregation.projection import (
-    RESERVED_CATEGORIES,
-    CellKey,
-    NumericSummary,
-    Tables,
-)
+from services.aggregation.projection import RESERVED_CATEGORIES
 from services.aggregation.suppression import (
     COMPLEMENTARY,
     derivable_figures,
@@ -100,6 +95,7 @@ from services.aggregation.suppression import (
     protect_structure,
     table_structures,
 )
+from services.aggregation.tables import CellKey, NumericSummary, Tables
 from shared.errors import ValidationFailed
 
 DEFAULT_MIN_CELL_SIZE = 10

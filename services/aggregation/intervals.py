@@ -29,7 +29,8 @@ from typing import Any
 import highspy
 import numpy as np
 
-from services.aggregation.projection import DECLINED, SKIPPED, CellKey, Tables
+from services.aggregation.projection import DECLINED, SKIPPED
+from services.aggregation.tables import CellKey, Tables
 
 # Lower bound of a hidden figure: zeros are never hidden (see the module docstring).
 HIDDEN_AT_LEAST = 1

@@ -18,7 +18,8 @@ from itertools import product
 from typing import Any
 
 from services.aggregation.disclosure import OTHER_VALUES, SUPPRESSED, Protection, with_percentages
-from services.aggregation.projection import SKIPPED, CellKey, QuestionAxis, TableLayout, Tables
+from services.aggregation.projection import SKIPPED
+from services.aggregation.tables import CellKey, QuestionAxis, TableLayout, Tables
 from services.aggregation.wording import RESERVED_CATEGORIES, category_text, question_text
 from shared.errors import ValidationFailed
 

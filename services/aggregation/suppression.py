@@ -18,7 +18,7 @@ from fractions import Fraction
 from itertools import combinations, product
 from typing import Any
 
-from services.aggregation.projection import CellKey, Tables
+from services.aggregation.tables import CellKey, Tables
 
 # Why a figure was hidden to protect another one (kept inside the service, never published).
 COMPLEMENTARY = "complementary"

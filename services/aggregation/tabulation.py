@@ -1,6 +1,6 @@
-"""Vectorised tabulation: the same contributor counts as `projection.tabulate`, with NumPy.
+"""Vectorised tabulation: the same contributor counts as `tables.tabulate`, with NumPy.
 
-`projection.tabulate` stays the readable reference (one participant at a time, every
+`tables.tabulate` stays the readable reference (one participant at a time, every
 combination of their categories); this module gives the same `Tables` for a release, where
 a consultation can hold hundreds of thousands of responses:
 
@@ -9,7 +9,7 @@ a consultation can hold hundreds of thousands of responses:
    axis), each multiple-choice question a 0/1 membership matrix (a participant can be in
    several categories). The common answer shapes (a string option, an int or float number,
    a date string) go through small lookup tables; anything else is classified by
-   `projection._answer_categories` itself, so both ways agree on every answer.
+   `tables.answer_categories` itself, so both ways agree on every answer.
 2. Counting, once per table shape (a question set, margins included): the single-valued
    columns of the shape become one flat cell index and `numpy.bincount` counts the
    participants per cell; multiple-choice questions enter as weights (a participant adds one
@@ -32,16 +32,18 @@ from services.aggregation.projection import (
     DECLINED,
     RESERVED_CATEGORIES,
     TABULATED_TYPES,
-    CellKey,
     Contribution,
-    NumericSummary,
     Question,
-    QuestionAxis,
-    Tables,
-    _answer_categories,
-    _rating_range,
     one_per_participant,
     question_from_payload,
+)
+from services.aggregation.tables import (
+    CellKey,
+    NumericSummary,
+    QuestionAxis,
+    Tables,
+    answer_categories,
+    rating_range,
     table_layouts,
 )
 
@@ -62,7 +64,7 @@ _KEYED_TYPES: dict[str, frozenset[type]] = {
 
 def _classify(q: Question, value: Any) -> tuple[str, ...]:
     """The reference's categories of one answer to `q` (not declined)."""
-    return _answer_categories(q, Contribution("", "", "", {q.id: value}))
+    return answer_categories(q, Contribution("", "", "", {q.id: value}))
 
 
 def _answer_profiles(q: Question, values: list[Any]) -> tuple[list[int], list[tuple[str, ...]]]:
@@ -108,11 +110,11 @@ _UNUSED = np.zeros(0, dtype=np.int64)
 
 
 def _axis(q: Question, observed: set[str]) -> tuple[QuestionAxis, tuple[str, ...]]:
-    """The question's axis (as `projection.tabulate` orders it) and its answer categories."""
+    """The question's axis (as `tables.tabulate` orders it) and its answer categories."""
     observed = observed - set(RESERVED_CATEGORIES)
     if q.type in CHOICE_TYPES:
         cats, data_driven = tuple(q.options), False
-    elif (scale := _rating_range(q)) is not None:
+    elif (scale := rating_range(q)) is not None:
         cats, data_driven = scale, False
     elif q.type in _NUMERIC_TYPES:
         cats, data_driven = tuple(sorted(observed, key=float)), True
@@ -226,7 +228,7 @@ def tabulate(
     consultation_id: str | None = None,
 ) -> Tables:
     """Contributor counts for every table of the consultation; the same `Tables` as
-    `projection.tabulate` (see there for what is counted), computed column-wise."""
+    `tables.tabulate` (see there for what is counted), computed column-wise."""
     qs = [question_from_payload(q) for q in questions]
     tabulated = [q for q in qs if q.type in TABULATED_TYPES]
     people = one_per_participant(

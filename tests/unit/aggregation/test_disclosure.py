@@ -25,15 +25,8 @@ from services.aggregation.disclosure import (
     with_percentages,
 )
 from services.aggregation.intervals import reader_relations
-from services.aggregation.projection import (
-    DECLINED,
-    SKIPPED,
-    Contribution,
-    QuestionAxis,
-    TableLayout,
-    Tables,
-    tabulate,
-)
+from services.aggregation.projection import DECLINED, SKIPPED, Contribution
+from services.aggregation.tables import QuestionAxis, TableLayout, Tables, tabulate
 from shared.errors import Conflict, ValidationFailed
 
 # ---- an independent statement of what an analyst can solve ------------------

@@ -26,8 +26,9 @@ from hypothesis import strategies as st
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from services.aggregation.disclosure import protect_tables
-from services.aggregation.projection import DECLINED, SKIPPED, Contribution, tabulate
+from services.aggregation.projection import DECLINED, SKIPPED, Contribution
 from services.aggregation.snapshots import build_snapshot, published_figures
+from services.aggregation.tables import tabulate
 
 # ---- the attacker ---------------------------------------------------------------
 

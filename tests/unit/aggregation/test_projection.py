@@ -20,12 +20,12 @@ from services.aggregation.projection import (
     contribution_from_submitted,
     counted_contributions,
     merge_tombstones,
-    tabulate,
     tombstone_from_document,
     tombstone_from_erased,
     tombstone_from_withdrawn,
 )
 from services.aggregation.snapshots import build_snapshot
+from services.aggregation.tables import tabulate
 from shared.errors import ValidationFailed
 from tests.unit.aggregation.conftest import QUESTIONS
 

@@ -10,7 +10,7 @@ import random
 import pytest
 
 from services.aggregation.disclosure import OTHER_VALUES, add_laplace_noise, protect_tables
-from services.aggregation.projection import SKIPPED, Contribution, tabulate
+from services.aggregation.projection import SKIPPED, Contribution
 from services.aggregation.snapshots import (
     CSV_COLUMNS,
     build_snapshot,
@@ -20,6 +20,7 @@ from services.aggregation.snapshots import (
     snapshot_json,
     verify_snapshot_digest,
 )
+from services.aggregation.tables import tabulate
 from shared.errors import ValidationFailed
 
 QUESTIONS = [

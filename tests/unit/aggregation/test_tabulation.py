@@ -1,4 +1,4 @@
-"""Vectorised tabulation: the same tables as the reference `projection.tabulate`, and as pandas."""
+"""Vectorised tabulation: the same tables as the reference `tables.tabulate`, and as pandas."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.aggregation import projection, tabulation
+from services.aggregation import tables, tabulation
 from services.aggregation.projection import DECLINED, SKIPPED, Contribution
 
 QUESTIONS = [
@@ -65,7 +65,7 @@ def contributions(draw: st.DrawFn) -> list[Contribution]:
     return out
 
 
-def assert_same_tables(got: projection.Tables, want: projection.Tables) -> None:
+def assert_same_tables(got: tables.Tables, want: tables.Tables) -> None:
     assert got.counts == want.counts
     assert got.axes == want.axes
     assert got.layouts == want.layouts
@@ -87,14 +87,14 @@ def test_same_tables_as_the_reference_for_any_answers(cs: list[Contribution]) ->
     for consultation_id in ("c", None):
         assert_same_tables(
             tabulation.tabulate(cs, QUESTIONS, consultation_id=consultation_id),
-            projection.tabulate(cs, QUESTIONS, consultation_id=consultation_id),
+            tables.tabulate(cs, QUESTIONS, consultation_id=consultation_id),
         )
 
 
 def test_nobody_gives_empty_tables() -> None:
     got = tabulation.tabulate([], QUESTIONS, consultation_id="c")
     assert got.counts == {}
-    assert_same_tables(got, projection.tabulate([], QUESTIONS, consultation_id="c"))
+    assert_same_tables(got, tables.tabulate([], QUESTIONS, consultation_id="c"))
 
 
 def test_an_answer_given_only_by_someone_who_declined_is_no_category() -> None:
