@@ -10,7 +10,9 @@ from flask.views import MethodView
 from flask_smorest import Blueprint
 
 from services.aggregation import releases as svc
-from services.aggregation.models import ConsultationMeta, Contribution, Release
+from services.aggregation import repository
+from services.aggregation.models import ContributionDocument, Release
+from services.aggregation.repository import ConsultationRecord
 from services.aggregation.schemas import (
     CrosstabQuerySchema,
     ExportQuerySchema,
@@ -44,9 +46,9 @@ releases_blp = Blueprint(
 READERS = ("policy", "organiser", "admin")
 
 
-def _own_consultation(consultation_id: str) -> ConsultationMeta:
+def _own_consultation(consultation_id: str) -> ConsultationRecord:
     principal = require_staff("organiser")
-    meta = ConsultationMeta.objects(consultation_id=consultation_id).first()
+    meta = repository.consultation_record(consultation_id)
     if meta is None:
         raise NotFound("No such resource.")
     require_same_organisation(principal, meta.organisation_id)
@@ -59,7 +61,7 @@ class Progress(MethodView):
     def get(self, consultation_id: str) -> Any:
         """Live count of counted responses (organisers watch progress; no cells, no answers)."""
         _own_consultation(consultation_id)
-        counted = Contribution.objects(consultation_id=consultation_id)
+        counted = ContributionDocument.objects(consultation_id=consultation_id)
         latest = counted.order_by("-counted_at").only("counted_at").first()
         return {
             "consultation_id": consultation_id,
@@ -123,7 +125,7 @@ class Releases(MethodView):
         out = svc.summary(record)
         out["contributors"] = record.content["contributors"]
         out["privacy"] = record.content["disclosure"]["differential_privacy"]
-        meta = ConsultationMeta.objects(consultation_id=record.consultation_id).first()
+        meta = repository.consultation_record(record.consultation_id)
         out["epsilon_remaining"] = None if meta is None else svc.remaining_epsilon(meta)
         return out
 

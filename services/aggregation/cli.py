@@ -10,7 +10,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from services.aggregation.models import Contribution
+from services.aggregation.models import ContributionDocument
 from services.aggregation.rebuild import TopicsFromBeginning, clear_projection, replay
 from shared.runtime import MongoOffsetStore, current_runtime
 
@@ -64,7 +64,7 @@ def rebuild_command(yes: bool, show: tuple[str, ...]) -> None:
             json.dumps(
                 {
                     "consultation_id": consultation_id,
-                    "responses_counted": Contribution.objects(
+                    "responses_counted": ContributionDocument.objects(
                         consultation_id=consultation_id
                     ).count(),
                 }

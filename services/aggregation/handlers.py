@@ -11,20 +11,19 @@ with `projection.counted_contributions`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from mongoengine.errors import NotUniqueError
 from prometheus_client import REGISTRY, Histogram
 
-from services.aggregation import projection, wording
+from services.aggregation import projection, repository
 from services.aggregation.models import (
-    ConsultationMeta,
-    Contribution,
+    ContributionDocument,
     ParticipantContributions,
-    Quote,
     StorageLayout,
-    Tombstone,
+    TombstoneDocument,
     participant_key,
 )
 from shared.bus import is_replay
@@ -43,94 +42,55 @@ FRESHNESS = Histogram(
 )
 
 
-def stored_meta(consultation_id: str) -> projection.ConsultationMeta | None:
-    """The consultation metadata as the domain sees it, or None before consultation.published."""
-    doc = ConsultationMeta.objects(consultation_id=consultation_id).first()
-    if doc is None:
-        return None
-    return projection.consultation_meta_from_published(
-        {
-            "consultation_id": doc.consultation_id,
-            "survey_version": doc.survey_version,
-            "min_cell_size": doc.min_cell_size,
-            "purposes": doc.purposes,
-            "questions": doc.questions,
-        }
-    )
-
-
-def stored_tombstone(consultation_id: str, pseudonym: str) -> projection.Tombstone | None:
-    doc = Tombstone.objects(key=participant_key(consultation_id, pseudonym)).as_pymongo().first()
-    if doc is None:
-        return None
-    return projection.tombstone_from_document(doc)
-
-
 def record_consultation(event: Envelope, ctx: Any) -> None:
     """consultation.published: keep the metadata of the highest survey version (compare-and-set)."""
-    p = event.payload
-    meta = projection.consultation_meta_from_published(p)
-    budget = p.get("epsilon_budget")  # absent from events published before the setting existed
-    fields = {
-        "set__organisation_id": p["organisation_id"],
-        "set__survey_version": meta.survey_version,
-        "set__title": p.get("title"),
-        "set__min_cell_size": meta.min_cell_size,
-        "set__epsilon_budget": None if budget is None else float(budget),
-        "set__purposes": list(meta.purposes),
-        "set__questions": [q.to_document() for q in meta.questions],
-        "set__wording": wording.wording_from_published(p),
-    }
-    # Only replace an equal or older version; a newer one already stored makes the filter miss and
-    # the upsert collide with the existing id, which means "keep what is there".
-    try:
-        ConsultationMeta.objects(
-            consultation_id=meta.consultation_id, survey_version__lte=meta.survey_version
-        ).update_one(upsert=True, **fields)
-    except NotUniqueError:
-        pass
+    repository.save_consultation(
+        projection.consultation_meta_from_published(event.payload), event.payload
+    )
 
 
 def add_contribution(event: Envelope, ctx: Any) -> None:
     """response.submitted: store the contribution unless consent or a tombstone says otherwise."""
-    meta = stored_meta(event.payload["consultation_id"])
-    contribution = projection.contribution_from_submitted(event.payload, meta)
-    if contribution is None:  # no aggregate_reporting consent: not even stored
-        return
-    key = (contribution.consultation_id, contribution.pseudonym)
-    # The tombstone is read once, after storing: a response whose participant had already
-    # withdrawn is stored and deleted at once (rare), and every other response is spared a read,
-    # which the consumer needs to keep pace with intake. Inserts, not upserts: the usual case is
-    # new, and an insert is one write where an upsert is a lookup and a write on some servers; a
-    # redelivery meets the unique _id.
-    try:
-        Contribution(
-            **contribution.to_document(), counted_at=datetime.now(UTC), replayed=is_replay()
-        ).save(force_insert=True)
-        inserted = True
-    except NotUniqueError:
-        inserted = False
-    # Listed for the participant before the tombstone is looked at (also on a redelivery, in case
-    # the first delivery stopped between the two writes).
-    listed = participant_key(*key)
-    try:
-        ParticipantContributions(
-            key=listed,
-            consultation_id=contribution.consultation_id,
-            pseudonym=contribution.pseudonym,
-            response_ids=[contribution.response_id],
-        ).save(force_insert=True)
-    except NotUniqueError:  # the participant's list exists: add to it
-        ParticipantContributions.objects(key=listed).update_one(
-            add_to_set__response_ids=contribution.response_id
+    add_contributions([event], ctx)
+
+
+def add_contributions(events: Sequence[Envelope], ctx: Any) -> None:
+    """response.submitted, several at once (a run of them from one poll): the same end state as
+    `add_contribution` on each in turn, with one write for all their contributions and one for
+    their participants' lists instead of two per event.
+
+    Every payload is checked before anything is written, so a bad one (ValidationFailed) leaves
+    the store as it was and the caller can hand the events over one at a time.
+    """
+    metas: dict[str, projection.ConsultationMeta | None] = {}
+    contributions: dict[str, projection.Contribution] = {}
+    for event in events:
+        cid = event.payload.get("consultation_id")
+        if isinstance(cid, str) and cid not in metas:
+            metas[cid] = repository.consultation_meta(cid)
+        contribution = projection.contribution_from_submitted(
+            event.payload, metas.get(cid) if isinstance(cid, str) else None
         )
-    # After both writes: a withdrawal handled concurrently writes its tombstone before it reads
-    # the list, so either it finds this contribution or this read finds its tombstone.
-    if not projection.is_counted(contribution, stored_tombstone(*key)):
-        Contribution.objects(response_id=contribution.response_id).delete()
+        if contribution is not None:  # None: no aggregate_reporting consent, not even stored
+            # The first delivery of a response id wins, as one event at a time would keep it.
+            contributions.setdefault(contribution.response_id, contribution)
+    if not contributions:
         return
-    if inserted and not is_replay():
-        observe_freshness(contribution.submitted_at)
+    replay = is_replay()
+    # The tombstones are read once, after storing: a response whose participant had already
+    # withdrawn is stored and deleted at once (rare), and every other response is spared a read
+    # before the writes. Inserts, not upserts: the usual case is new, and a redelivery meets the
+    # unique _id.
+    stored = repository.store_contributions(list(contributions.values()), replayed=replay)
+    # After both writes: a withdrawal handled concurrently writes its tombstone before it reads
+    # the list, so either it finds these contributions or this read finds its tombstone.
+    tombs = repository.tombstones((c.consultation_id, c.pseudonym) for c in contributions.values())
+    for contribution in contributions.values():
+        key = (contribution.consultation_id, contribution.pseudonym)
+        if not projection.is_counted(contribution, tombs.get(key)):
+            repository.delete_contribution(contribution.response_id)
+        elif contribution.response_id in stored and not replay:
+            observe_freshness(contribution.submitted_at)
 
 
 def observe_freshness(submitted_at: str) -> None:
@@ -144,44 +104,15 @@ def observe_freshness(submitted_at: str) -> None:
 
 
 def _bury(tomb: projection.Tombstone, *, quotes_withdrawn: bool = False) -> None:
-    """Merge `tomb` into the stored tombstone (set-union, atomic) and delete what it cancels."""
-    update: dict[str, Any] = {
-        "add_to_set__response_ids": sorted(tomb.response_ids),
-        "add_to_set__reasons": sorted(tomb.reasons),
-    }
-    if tomb.whole_participant:
-        update["set__whole_participant"] = True
-    if quotes_withdrawn or tomb.whole_participant:
-        update["set__quotes_withdrawn"] = True
-    for attempt in range(2):
-        try:
-            Tombstone.objects(key=participant_key(tomb.consultation_id, tomb.pseudonym)).update_one(
-                upsert=True,
-                set_on_insert__consultation_id=tomb.consultation_id,
-                set_on_insert__pseudonym=tomb.pseudonym,
-                set_on_insert__at=datetime.now(UTC),
-                **update,
-            )
-            break
-        except NotUniqueError:
-            if attempt:  # two upserts raced; the second try updates the winner's document
-                raise
-    merged = stored_tombstone(tomb.consultation_id, tomb.pseudonym)
+    """Merge `tomb` into the stored tombstone and delete what it cancels."""
+    merged = repository.merge_tombstone(tomb, quotes=quotes_withdrawn)
     # Delete, not hide: aggregation keeps no answers it may no longer use.
-    listed = ParticipantContributions.objects(
-        key=participant_key(tomb.consultation_id, tomb.pseudonym)
-    ).first()
-    for response_id in listed.response_ids if listed else ():
-        doc = Contribution.objects(response_id=response_id).first()
-        if doc is not None and not projection.is_counted(
-            projection.contribution_from_document(
-                doc.to_mongo().to_dict() | {"response_id": doc.response_id}
-            ),
-            merged,
-        ):
-            doc.delete()
+    for response_id in repository.listed_response_ids(tomb.consultation_id, tomb.pseudonym):
+        stored = repository.contribution(response_id)
+        if stored is not None and not projection.is_counted(stored, merged):
+            repository.delete_contribution(response_id)
     if quotes_withdrawn or tomb.whole_participant:
-        Quote.objects(consultation_id=tomb.consultation_id, pseudonym=tomb.pseudonym).delete()
+        repository.delete_quotes_of(tomb.consultation_id, tomb.pseudonym)
 
 
 def subtract_withdrawn(event: Envelope, ctx: Any) -> None:
@@ -209,34 +140,16 @@ def subtract_erased(event: Envelope, ctx: Any) -> None:
 def store_quote(event: Envelope, ctx: Any) -> None:
     """quote.approved: keep the quote unless revoked or its author withdrew quote or all consent."""
     p = event.payload
-    tomb = Tombstone.objects(key=participant_key(p["consultation_id"], p["pseudonym"])).first()
-    if tomb is not None and (tomb.quotes_withdrawn or tomb.whole_participant):
+    if repository.quotes_withdrawn(p["consultation_id"], p["pseudonym"]):
         return
-    Quote.objects(quote_id=p["quote_id"]).update_one(
-        upsert=True,
-        set_on_insert__consultation_id=p["consultation_id"],
-        set_on_insert__pseudonym=p["pseudonym"],
-        set_on_insert__question_id=p["question_id"],
-        set_on_insert__text=p["text"],
-        set_on_insert__approved_by=p["approved_by"],
-        set_on_insert__approved_at=p["approved_at"],
-        set_on_insert__revoked=False,
-    )
-    tomb = Tombstone.objects(key=participant_key(p["consultation_id"], p["pseudonym"])).first()
-    if tomb is not None and (tomb.quotes_withdrawn or tomb.whole_participant):
-        Quote.objects(quote_id=p["quote_id"]).delete()  # a withdrawal raced us
+    repository.store_quote(p)
+    if repository.quotes_withdrawn(p["consultation_id"], p["pseudonym"]):
+        repository.delete_quote(p["quote_id"])  # a withdrawal raced us
 
 
 def revoke_quote(event: Envelope, ctx: Any) -> None:
     """quote.revoked: sticky; a later (or redelivered) quote.approved finds the document and adds nothing."""
-    p = event.payload
-    Quote.objects(quote_id=p["quote_id"]).update_one(
-        upsert=True,
-        set__revoked=True,
-        unset__text=True,
-        unset__pseudonym=True,
-        set_on_insert__consultation_id=p["consultation_id"],
-    )
+    repository.revoke_quote(event.payload["quote_id"], event.payload["consultation_id"])
 
 
 PARTICIPANT_KEYS = "participant_keys"
@@ -254,7 +167,7 @@ def migrate_to_keys() -> bool:
     """
     if StorageLayout.objects(name=PARTICIPANT_KEYS).first() is not None:
         return False
-    tombstones = Tombstone._get_collection()
+    tombstones = TombstoneDocument._get_collection()
     # The old layout's unique index on (consultation_id, pseudonym) would refuse the re-keyed copy.
     for name, spec in tombstones.index_information().items():
         if spec.get("unique") and [field for field, _ in spec["key"]] == [
@@ -284,7 +197,7 @@ def migrate_to_keys() -> bool:
         )
         tombstones.delete_one({"_id": raw["_id"]})
     for raw in list(
-        Contribution._get_collection().find({}, {"consultation_id": 1, "pseudonym": 1})
+        ContributionDocument._get_collection().find({}, {"consultation_id": 1, "pseudonym": 1})
     ):
         ParticipantContributions.objects(
             key=participant_key(raw["consultation_id"], raw["pseudonym"])
@@ -300,6 +213,9 @@ def migrate_to_keys() -> bool:
         pass  # another worker finished the same migration
     return True
 
+
+# Handlers that take a run of consecutive events of their type at once (see `add_contributions`).
+BATCH_HANDLERS = {"response.submitted": add_contributions}
 
 HANDLERS = {
     "consultation.published": record_consultation,

@@ -14,7 +14,7 @@ from shared.outbox import OutboxDocument
 ALIAS = "aggregation"
 
 
-class ConsultationMeta(me.Document):
+class ConsultationDocument(me.Document):
     """What aggregation knows of a consultation, from consultation.published (highest survey version wins)."""
 
     meta = {"db_alias": ALIAS, "collection": "consultations"}
@@ -31,7 +31,7 @@ class ConsultationMeta(me.Document):
     wording = me.DictField()
 
 
-class Contribution(me.Document):
+class ContributionDocument(me.Document):
     """One consented response's structured answers; deleting the document removes its contribution."""
 
     meta = {
@@ -59,7 +59,7 @@ def participant_key(consultation_id: str, pseudonym: str) -> str:
     return f"{len(consultation_id)}:{consultation_id}:{pseudonym}"
 
 
-class Tombstone(me.Document):
+class TombstoneDocument(me.Document):
     """projection.Tombstone stored: what of one pseudonym in one consultation must never count again.
 
     Only ever grows ($set true / $addToSet), so concurrent and repeated updates commute.
@@ -125,7 +125,7 @@ class Quote(me.Document):
 class PrivacyBudgetDocument(me.Document):
     """What a consultation's snapshots spent of its privacy budget; `revision` makes every spend a
     compare-and-set. `spent` entries are {snapshot, epsilon, at}. The total is not copied here:
-    ConsultationMeta.epsilon_budget is the only place it is kept.
+    ConsultationDocument.epsilon_budget is the only place it is kept.
     """
 
     meta = {"db_alias": ALIAS, "collection": "privacy_budgets"}

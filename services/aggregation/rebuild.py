@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pymongo.database import Database
 
 from services.aggregation.models import (
-    ConsultationMeta,
-    Contribution,
+    ConsultationDocument,
+    ContributionDocument,
     ParticipantContributions,
     Quote,
-    Tombstone,
+    TombstoneDocument,
 )
 from shared.bus import DeadLetter, DeadLetterSink, Rejection, handle_record, replaying
 from shared.runtime import MongoOffsetStore
@@ -40,7 +40,13 @@ class RebuildReport:
 
 def clear_projection(db: Database, group_id: str) -> None:
     """Drop everything derived from events, including processed ids and stored consumer positions."""
-    for model in (Contribution, ParticipantContributions, Tombstone, ConsultationMeta, Quote):
+    for model in (
+        ContributionDocument,
+        ParticipantContributions,
+        TombstoneDocument,
+        ConsultationDocument,
+        Quote,
+    ):
         model.objects.delete()
     db["processed_events"].delete_many({})
     db["consumer_offsets"].delete_many({"_id": {"$regex": f"^{group_id}:"}})

@@ -19,57 +19,28 @@ from typing import Any
 
 from mongoengine.errors import NotUniqueError
 
-from services.aggregation import disclosure, projection, snapshots, tabulation
-from services.aggregation.handlers import stored_meta
-from services.aggregation.models import (
-    ConsultationMeta,
-    Contribution,
-    PrivacyBudgetDocument,
-    Quote,
-    Release,
-    Tombstone,
-)
+from services.aggregation import disclosure, projection, repository, snapshots, tabulation
+from services.aggregation.models import ContributionDocument, Quote, Release
+from services.aggregation.repository import ConsultationRecord
+from services.aggregation.tables import CellKey, Tables
 from shared.auth import Principal
 from shared.dead_letters import MongoDeadLetters
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.events import Envelope, isoformat
 
 
-def current_tables(consultation_id: str) -> projection.Tables:
+def current_tables(consultation_id: str) -> Tables:
     """Exact contributor counts of a consultation now (never to be shown as they are).
 
     Raises NotFound before consultation.published has arrived.
     """
-    meta = stored_meta(consultation_id)
+    meta = repository.consultation_meta(consultation_id)
     if meta is None:
         raise NotFound("No such resource.")
-    contributions = (
-        projection.contribution_from_document({**d, "response_id": d["_id"]})
-        for d in Contribution.objects(consultation_id=consultation_id).as_pymongo()
+    counted = projection.counted_contributions(
+        repository.contributions_of(consultation_id), repository.tombstones_of(consultation_id)
     )
-    tombstones = [
-        projection.tombstone_from_document(d)
-        for d in Tombstone.objects(consultation_id=consultation_id).as_pymongo()
-    ]
-    counted = projection.counted_contributions(contributions, tombstones)
     return tabulation.tabulate(counted, meta.questions, consultation_id=consultation_id)
-
-
-def _budget(consultation_id: str, total: float) -> tuple[disclosure.PrivacyBudget, int]:
-    """The consultation's budget `total` with every spend and refund so far, and the stored revision."""
-    doc = PrivacyBudgetDocument.objects(consultation_id=consultation_id).first()
-    if doc is None:
-        try:
-            PrivacyBudgetDocument(consultation_id=consultation_id, spent=[], revision=0).save(
-                force_insert=True
-            )
-        except NotUniqueError:
-            pass  # created concurrently
-        doc = PrivacyBudgetDocument.objects(consultation_id=consultation_id).first()
-    budget = disclosure.privacy_budget_from_document(
-        {"consultation_id": consultation_id, "epsilon_total": total, "spent": doc.spent}
-    )
-    return budget, doc.revision
 
 
 # Concurrent releases retry their compare-and-set; each attempt is one read and one conditional write.
@@ -87,20 +58,11 @@ def _append_spend(
     release wrote first. `entry_of(budget, next_snapshot)` checks and returns (budget after, entry).
     Returns (budget after, snapshot number of the entry). Raises what `entry_of` raises, or Conflict."""
     for _ in range(_SPEND_ATTEMPTS):
-        budget, revision = _budget(consultation_id, total)
-        last = (
-            Release.objects(consultation_id=consultation_id)
-            .order_by("-snapshot")
-            .only("snapshot")
-            .first()
-        )
-        taken = max([0 if last is None else last.snapshot, *(s for s, _ in budget.spent)])
+        budget, revision = repository.privacy_budget(consultation_id, total)
+        taken = max([repository.last_snapshot(consultation_id), *(s for s, _ in budget.spent)])
         after, entry = entry_of(budget, taken + 1)
         entry = {**entry, "at": isoformat(datetime.now(UTC))}
-        # $push keeps the earlier entries as stored; the revision makes the read and the write one step.
-        if PrivacyBudgetDocument.objects(
-            consultation_id=consultation_id, revision=revision
-        ).update_one(push__spent=entry, inc__revision=1):
+        if repository.append_budget_entry(consultation_id, revision, entry):
             return after, entry["snapshot"]
     raise Conflict(
         "too many releases spent privacy budget at the same time; try again",
@@ -138,14 +100,13 @@ def refund(consultation_id: str, epsilon: float, snapshot: int, total: float) ->
     _append_spend(consultation_id, give_back, total)
 
 
-def privacy_budget(meta: ConsultationMeta) -> dict[str, Any]:
+def privacy_budget(meta: ConsultationRecord) -> dict[str, Any]:
     """The consultation's epsilon budget, what each snapshot spent (oldest first, with when) and what is left.
 
     `epsilon_total` and `remaining` are None when differential privacy is not offered.
     """
     cid = meta.consultation_id
-    doc = PrivacyBudgetDocument.objects(consultation_id=cid).first()
-    entries = doc.spent if doc is not None else []
+    entries = repository.budget_entries(cid)
     net = disclosure.net_spent((int(e["snapshot"]), float(e["epsilon"])) for e in entries)
     when = {int(e["snapshot"]): e["at"] for e in entries if float(e["epsilon"]) > 0}
     spent = [{"snapshot": s, "epsilon": net[s], "at": when[s]} for s in sorted(net)]
@@ -162,18 +123,16 @@ def privacy_budget(meta: ConsultationMeta) -> dict[str, Any]:
     }
 
 
-def remaining_epsilon(meta: ConsultationMeta) -> float | None:
+def remaining_epsilon(meta: ConsultationRecord) -> float | None:
     """What is left of the consultation's privacy budget; None when differential privacy is not offered."""
     return privacy_budget(meta)["remaining"]
 
 
-def earlier_figures(consultation_id: str) -> list[dict[projection.CellKey, int]]:
+def earlier_figures(consultation_id: str) -> list[dict[CellKey, int]]:
     """What every earlier snapshot of the consultation published, by cell key (oldest first)."""
     return [
-        snapshots.published_figures(r.content)
-        for r in Release.objects(consultation_id=consultation_id)
-        .order_by("snapshot")
-        .only("content")
+        snapshots.published_figures(content)
+        for content in repository.snapshot_contents(consultation_id)
     ]
 
 
@@ -193,12 +152,12 @@ def release(
     budget exhausted, a concurrent release took the snapshot number, or a withdrawal of the
     consultation is dead-lettered), ValidationFailed (bad epsilon).
     """
-    doc = ConsultationMeta.objects(consultation_id=consultation_id).first()
+    doc = repository.consultation_record(consultation_id)
     if doc is None or (
         principal.role != "admin" and principal.organisation_id != doc.organisation_id
     ):
         raise NotFound("No such resource.")
-    held = MongoDeadLetters(ConsultationMeta._get_db()).blocking(consultation_id)
+    held = MongoDeadLetters(Release._get_db()).blocking(consultation_id)
     if held:
         # A withdrawal this service could not apply: releasing now could count a withdrawn person.
         raise Conflict(
@@ -222,21 +181,16 @@ def release(
             remaining=remaining_epsilon(doc),
             requested=None,
         )
+    budget_total = doc.epsilon_budget or 0.0  # set whenever epsilon is (checked above)
     tables = current_tables(consultation_id)
     if epsilon is None:
-        last = (
-            Release.objects(consultation_id=consultation_id)
-            .order_by("-snapshot")
-            .only("snapshot")
-            .first()
-        )
-        number = 1 if last is None else last.snapshot + 1
+        number = repository.last_snapshot(consultation_id) + 1
         protection = disclosure.protect_tables(
             tables, doc.min_cell_size, earlier=earlier_figures(consultation_id)
         )
     else:
         # Noisy snapshots are protected by the noise across releases; the budget bounds what they add up to.
-        _, number = spend(consultation_id, epsilon, doc.epsilon_budget)
+        _, number = spend(consultation_id, epsilon, budget_total)
     try:
         if epsilon is not None:
             protection = disclosure.protect_tables(
@@ -245,12 +199,12 @@ def release(
         return _store_release(doc, principal, protection, number, epsilon, topic)
     except Exception:
         if epsilon is not None:
-            refund(consultation_id, epsilon, number, doc.epsilon_budget)
+            refund(consultation_id, epsilon, number, budget_total)
         raise
 
 
 def _store_release(
-    doc: ConsultationMeta,
+    doc: ConsultationRecord,
     principal: Principal,
     protection: disclosure.Protection,
     number: int,
@@ -306,7 +260,7 @@ def _store_release(
     return record
 
 
-def release_history(meta: ConsultationMeta) -> dict[str, Any]:
+def release_history(meta: ConsultationRecord) -> dict[str, Any]:
     """Every snapshot released of a consultation, newest first, with k and the privacy budget left."""
     budget = privacy_budget(meta)
     records = (
@@ -395,7 +349,7 @@ def latest_release(consultation_id: str, principal: Principal) -> Release:
         if orgs is not None and latest.organisation_id not in orgs:
             raise NotFound("No such resource.")
         return latest
-    meta = ConsultationMeta.objects(consultation_id=consultation_id).first()
+    meta = repository.consultation_record(consultation_id)
     if meta is not None and (orgs is None or meta.organisation_id in orgs):
         raise Conflict(
             "not released yet: its organisers have not released any figures of this "
@@ -468,7 +422,7 @@ def freshness(consultation_id: str) -> dict[str, Any]:
     delays = []
     replayed = 0
     for d in (
-        Contribution.objects(consultation_id=consultation_id)
+        ContributionDocument.objects(consultation_id=consultation_id)
         .only("submitted_at", "counted_at", "replayed")
         .as_pymongo()
     ):

@@ -9,7 +9,7 @@ import json
 from datetime import UTC, datetime
 
 from services.aggregation import rebuild, releases
-from services.aggregation.models import Contribution, Release
+from services.aggregation.models import ContributionDocument, Release
 from services.aggregation.snapshots import verify_snapshot_digest
 from tests.unit.aggregation.conftest import (
     CID,
@@ -261,7 +261,8 @@ def test_freshness_and_progress_for_the_owning_organisers(agg):
     progress = agg.call("GET", f"{BASE}/progress", 200)
     assert progress["responses_counted"] == 5
     latest = max(
-        c.counted_at for c in Contribution.objects(consultation_id=progress["consultation_id"])
+        c.counted_at
+        for c in ContributionDocument.objects(consultation_id=progress["consultation_id"])
     )
     shown = datetime.fromisoformat(progress["last_counted_at"])
     assert shown == latest.replace(tzinfo=UTC)

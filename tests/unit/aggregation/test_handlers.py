@@ -7,14 +7,14 @@ import random
 
 import pytest
 
-from services.aggregation import handlers, releases
+from services.aggregation import handlers, releases, repository
 from services.aggregation.disclosure import protect_tables
 from services.aggregation.models import (
-    Contribution,
+    ContributionDocument,
     ParticipantContributions,
     Quote,
     StorageLayout,
-    Tombstone,
+    TombstoneDocument,
     participant_key,
 )
 from services.aggregation.snapshots import build_snapshot
@@ -68,7 +68,7 @@ def state_of(agg) -> dict:
             created_at="2025-04-01T00:00:00Z",
         )
         return {
-            "contributions": sorted(c.response_id for c in Contribution.objects),
+            "contributions": sorted(c.response_id for c in ContributionDocument.objects),
             "tombstones": sorted(
                 (
                     t.pseudonym,
@@ -76,7 +76,7 @@ def state_of(agg) -> dict:
                     t.quotes_withdrawn,
                     tuple(sorted(t.response_ids)),
                 )
-                for t in Tombstone.objects
+                for t in TombstoneDocument.objects
             ),
             "quotes": sorted((q.quote_id, q.text) for q in Quote.objects(revoked=False)),
             "counts": tables.counts,
@@ -120,7 +120,7 @@ def test_same_state_in_any_order_and_with_every_event_delivered_twice(make_aggre
 def test_a_withdrawal_before_the_response_keeps_it_out(agg):
     agg.send(published(), withdrawn("p1", ["aggregate_reporting"]), submitted(1, answers_for(1)))
     with agg.app.app_context():
-        assert Contribution.objects.count() == 0
+        assert ContributionDocument.objects.count() == 0
 
 
 def test_an_older_survey_version_does_not_replace_a_newer_one(agg):
@@ -136,14 +136,14 @@ def test_an_older_survey_version_does_not_replace_a_newer_one(agg):
     ]
     agg.send(published(version=2, questions=newer), published(version=1))
     with agg.app.app_context():
-        meta = handlers.stored_meta(CID)
+        meta = repository.consultation_meta(CID)
     assert meta.survey_version == 2 and meta.question("extra") is not None
 
 
 def test_a_race_between_storing_and_burying_ends_buried(agg, monkeypatch):
     """A withdrawal stored between the response's writes and its tombstone check still wins."""
     agg.send(published())
-    real = handlers.stored_tombstone
+    real = repository.tombstone
     calls = {"n": 0}
 
     def late_tombstone(cid, pseudonym):
@@ -152,15 +152,15 @@ def test_a_race_between_storing_and_burying_ends_buried(agg, monkeypatch):
             handlers.subtract_withdrawn(withdrawn("p1", everything=True), None)
         return real(cid, pseudonym)
 
-    monkeypatch.setattr(handlers, "stored_tombstone", late_tombstone)
+    monkeypatch.setattr(repository, "tombstone", late_tombstone)
     agg.send(submitted(1, answers_for(1)))
     with agg.app.app_context():
-        assert Contribution.objects.count() == 0
+        assert ContributionDocument.objects.count() == 0
     monkeypatch.undo()
     # A response that arrives after its participant withdrew is not kept either.
     agg.send(withdrawn("p2", everything=True), submitted(2, answers_for(2)))
     with agg.app.app_context():
-        assert Contribution.objects.count() == 0
+        assert ContributionDocument.objects.count() == 0
 
 
 def test_freshness_is_observed_once_per_counted_response(agg):
@@ -184,10 +184,10 @@ def test_freshness_is_observed_once_per_counted_response(agg):
 def test_what_is_kept_per_participant_is_stored_under_their_key(agg):
     agg.send(published(version=1), submitted(1, answers_for(1)), submitted(2, answers_for(2)))
     agg.send(withdrawn("p2", everything=True))
-    assert [t.key for t in Tombstone.objects] == [participant_key(CID, "p2")]
+    assert [t.key for t in TombstoneDocument.objects] == [participant_key(CID, "p2")]
     listed = {d.key: d.response_ids for d in ParticipantContributions.objects}
     assert listed == {participant_key(CID, "p1"): ["r1"], participant_key(CID, "p2"): ["r2"]}
-    assert [c.response_id for c in Contribution.objects] == ["r1"]
+    assert [c.response_id for c in ContributionDocument.objects] == ["r1"]
     # Keys cannot collide across consultations and pseudonyms that share characters.
     assert participant_key("a:b", "c") != participant_key("a", "b:c")
 
@@ -195,7 +195,7 @@ def test_what_is_kept_per_participant_is_stored_under_their_key(agg):
 def _to_old_layout() -> None:
     """The projection as stored before per-participant keys: tombstones under generated ids with
     a unique index on (consultation_id, pseudonym), no participant lists, no layout marker."""
-    tombstones = Tombstone._get_collection()
+    tombstones = TombstoneDocument._get_collection()
     old = list(tombstones.find({}))
     tombstones.drop()
     for raw in old:
@@ -213,11 +213,14 @@ def test_a_projection_stored_before_the_keys_is_migrated_and_behaves_the_same(ma
     expected = state_of(reference)
     with reference.app.app_context():
         _to_old_layout()
-        assert all(not isinstance(t["_id"], str) for t in Tombstone._get_collection().find({}))
+        assert all(
+            not isinstance(t["_id"], str) for t in TombstoneDocument._get_collection().find({})
+        )
         assert handlers.migrate_to_keys() is True
         assert handlers.migrate_to_keys() is False  # the marker says it is done
         assert all(
-            t.key == participant_key(t.consultation_id, t.pseudonym) for t in Tombstone.objects
+            t.key == participant_key(t.consultation_id, t.pseudonym)
+            for t in TombstoneDocument.objects
         )
     assert state_of(reference) == expected
     # A withdrawal after the migration finds the contributions stored before it.
@@ -234,7 +237,7 @@ def test_an_interrupted_migration_is_finished_by_the_next_start(make_aggregation
     expected = state_of(agg)
     with agg.app.app_context():
         _to_old_layout()
-        tombstones = Tombstone._get_collection()
+        tombstones = TombstoneDocument._get_collection()
         real_delete = type(tombstones).delete_one
         calls = []
 

@@ -9,8 +9,8 @@ from datetime import datetime
 import mongomock
 import pytest
 
-from services.aggregation import rebuild, releases
-from services.aggregation.models import ConsultationMeta, PrivacyBudgetDocument, Release
+from services.aggregation import rebuild, releases, repository
+from services.aggregation.models import ConsultationDocument, PrivacyBudgetDocument, Release
 from shared.auth import Principal
 from tests.unit.aggregation.conftest import CID, ORG, answers_for, published, submitted
 
@@ -61,7 +61,7 @@ def test_an_event_from_before_the_setting_means_no_differential_privacy(agg):
     event = published(epsilon_budget=2.0)
     del event.payload["epsilon_budget"]
     agg.send(event, *[submitted(i, answers_for(i)) for i in range(20)])
-    [meta] = stored(agg, ConsultationMeta)
+    [meta] = stored(agg, ConsultationDocument)
     assert meta.epsilon_budget is None
     agg.release(epsilon=0.5, expect=409)
 
@@ -136,7 +136,7 @@ def test_a_new_version_keeps_the_budget_and_a_rebuild_restores_it_with_what_was_
     fill(agg, epsilon_budget=2.0)
     agg.release(epsilon=1.5)
     agg.send(published(version=2, epsilon_budget=2.0), published(version=1, epsilon_budget=None))
-    [meta] = stored(agg, ConsultationMeta)
+    [meta] = stored(agg, ConsultationDocument)
     assert (meta.survey_version, meta.epsilon_budget) == (2, 2.0)  # the older version does not win
     with agg.app.app_context():
         records = [
@@ -145,7 +145,7 @@ def test_a_new_version_keeps_the_budget_and_a_rebuild_restores_it_with_what_was_
             for offset, value in enumerate(agg.bus.topics[topic])
         ]
         rebuild.clear_projection(agg.runtime.db, "voices-aggregation")
-        assert ConsultationMeta.objects.count() == 0
+        assert ConsultationDocument.objects.count() == 0
         rebuild.replay(records, agg.runtime.dispatcher)
     budget = agg.call("GET", BUDGET, 200)
     assert (budget["epsilon_total"], budget["remaining"]) == (2.0, 0.5)
@@ -172,7 +172,7 @@ def release_all_at_once(agg, monkeypatch, epsilons):
     lock = serialize_store_writes(monkeypatch)
     barrier = threading.Barrier(len(epsilons), timeout=30)
     first_read = threading.local()
-    original = releases._budget
+    original = repository.privacy_budget
 
     def read_then_wait(*args):
         with lock:
@@ -182,7 +182,7 @@ def release_all_at_once(agg, monkeypatch, epsilons):
             barrier.wait()  # all releases hold the same revision before the first write
         return result
 
-    monkeypatch.setattr(releases, "_budget", read_then_wait)
+    monkeypatch.setattr(repository, "privacy_budget", read_then_wait)
     outcomes: list = [None] * len(epsilons)
 
     def send(i):
