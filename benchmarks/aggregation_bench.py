@@ -264,7 +264,8 @@ def replay_through_broker(n: int) -> None:
     )
 
 
-def handler_sample(sample: int) -> None:
+def _aggregation_runtime():
+    """The aggregation service's runtime on the run's document store, in a database of its own."""
     from deploy.secrets import generate_secrets
     from services.aggregation.app import create_app
     from shared.in_process_bus import InProcessBus
@@ -279,25 +280,116 @@ def handler_sample(sample: int) -> None:
         extra=extra,
         namespace=f"bench{uuid.uuid4().hex[:8]}",
     )
-    runtime = current_runtime(create_app(settings, bus=InProcessBus()))
-    events = list(bench_events(sample))
-    quarters = [sample * q // 4 for q in range(1, 5)]
+    return current_runtime(create_app(settings, bus=InProcessBus()))
+
+
+def _replay_with_writes(runtime, records, n: int, chunk_size: int) -> tuple[list, object]:
+    """`rebuild.replay` of `records` into the store through the real handlers; returns the time at
+    each quarter of the `n` records and the replay's report."""
+    from services.aggregation.rebuild import replay
+
+    quarters = {n * q // 4 for q in range(1, 5)}
     marks = [(0, 0.0)]
+    seen = 0
     t = time.perf_counter()
-    for i, e in enumerate(events, 1):
-        runtime.dispatcher(e)
-        if i in quarters:
-            marks.append((i, time.perf_counter() - t))
+
+    def tick() -> None:
+        nonlocal seen
+        seen += 1
+        if seen in quarters:
+            marks.append((seen, time.perf_counter() - t))
+
+    report = replay(records, runtime.dispatcher, on_record=tick, chunk_size=chunk_size)
+    return marks, report
+
+
+def _quarter_rates(marks: list) -> str:
     # Each quarter's own rate: a rate that falls with the stored data shows as falling quarters.
-    rates = ", ".join(
-        f"events {a + 1:,}-{b:,}: {(b - a) / (tb - ta):,.0f}/s"
+    return ", ".join(
+        f"{a + 1:,}-{b:,}: {(b - a) / (tb - ta):,.0f}/s"
         for (a, ta), (b, tb) in itertools.pairwise(marks)
         if tb > ta
     )
+
+
+def _stored_contributions() -> int:
+    """Contributions stored in the database of the runtime made last (its connection is current)."""
+    from services.aggregation.models import ContributionDocument
+
+    return ContributionDocument.objects(consultation_id=CID).count()
+
+
+def handler_sample(sample: int) -> None:
+    """The same `sample` events through the real handlers into the document store twice, side by
+    side: one event at a time (as the consumer did before it took runs) and in runs of up to 500
+    records (`rebuild.replay`'s chunks, as a poll hands them to the consumer)."""
+    events = list(bench_events(sample))
+    records = [("bench", 0, offset, encode(e)) for offset, e in enumerate(events)]
+    state = {"contribs": {}, "tombs": {}, "buried": set()}
+    for e in events:
+        apply_in_memory(state, e)
+    expected = counted(state)
+    results = {}
+    for label, chunk in (("one at a time", 1), ("in runs", 500)):
+        runtime = _aggregation_runtime()
+        load_before = os.getloadavg()[0]
+        marks, report = _replay_with_writes(runtime, records, len(records), chunk)
+        stored = _stored_contributions()
+        results[label] = sample / marks[-1][1]
+        print(
+            f"[rebuild] real handlers writing to the store, {label}: {sample:,} events in "
+            f"{marks[-1][1]:.1f}s ({results[label]:,.0f}/s; quarters {_quarter_rates(marks)}); "
+            f"counted {stored:,} (in-memory reference {expected:,}, "
+            f"{'equal' if stored == expected else 'DIFFERENT'}); handled {report.handled:,}; "
+            f"load {load_before:.1f} -> {os.getloadavg()[0]:.1f}",
+            flush=True,
+        )
     print(
-        f"[rebuild] real handlers writing to {SERVERS.mongodb_uri}, {sample:,} events in "
-        f"{marks[-1][1]:.1f}s ({sample / marks[-1][1]:,.0f}/s): {rates}; "
-        f"load {' '.join(f'{x:.1f}' for x in os.getloadavg())}",
+        f"[rebuild] runs against one at a time, same run: "
+        f"{results['in runs'] / results['one at a time']:.1f}x the events/s",
+        flush=True,
+    )
+
+
+def rebuild_with_writes(n: int) -> None:
+    """A rebuild of `n` events with real writes: produced to a topic of Apache Kafka, then read
+    from the beginning (`rebuild.TopicsFromBeginning`) and replayed through the real handlers into
+    the document store (`rebuild.replay`, runs of up to 500 records), with the rate per quarter."""
+    from kafka import KafkaProducer
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    from services.aggregation.rebuild import TopicsFromBeginning
+    from shared.settings import KafkaSettings
+
+    topic = f"bench.{uuid.uuid4().hex[:6]}"
+    admin = KafkaAdminClient(bootstrap_servers=SERVERS.bootstrap)
+    admin.create_topics([NewTopic(topic, 3, 1)])
+    admin.close()
+    producer = KafkaProducer(
+        bootstrap_servers=[SERVERS.bootstrap], linger_ms=20, batch_size=256 * 1024, acks=1
+    )
+    state = {"contribs": {}, "tombs": {}, "buried": set()}
+    for e in bench_events(n):
+        apply_in_memory(state, e)
+        producer.send(topic, encode(e))
+    producer.flush()
+    producer.close()
+    expected = counted(state)
+    del state
+    runtime = _aggregation_runtime()
+    load_before = os.getloadavg()[0]
+    source = TopicsFromBeginning(KafkaSettings(bootstrap_servers=SERVERS.bootstrap), [topic])
+    try:
+        marks, report = _replay_with_writes(runtime, source, source.total, 500)
+    finally:
+        source.close()
+    stored = _stored_contributions()
+    print(
+        f"[rebuild] {n:,} events with real writes (Kafka -> handlers -> document store): "
+        f"{marks[-1][1]:.1f}s ({n / marks[-1][1]:,.0f}/s; quarters {_quarter_rates(marks)}); "
+        f"counted {stored:,} (in-memory reference {expected:,}, "
+        f"{'equal' if stored == expected else 'DIFFERENT'}); handled {report.handled:,}; "
+        f"load {load_before:.1f} -> {os.getloadavg()[0]:.1f}",
         flush=True,
     )
 
@@ -370,6 +462,12 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--broker", default="100000,1000000", help="comma list of sizes replayed through Kafka"
     )
+    parser.add_argument(
+        "--rebuild-with-writes",
+        default=os.environ.get("BENCH_REBUILD_WITH_WRITES", "5000"),
+        help="comma list of sizes rebuilt through Kafka with real writes to the document store "
+        "(env BENCH_REBUILD_WITH_WRITES, e.g. 100000,1000000)",
+    )
     parser.add_argument("--freshness", type=int, default=300)
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--skip", default="", help="comma list of release,rebuild,freshness")
@@ -397,6 +495,8 @@ def main(argv=None) -> None:
                 [int(x) for x in args.broker.split(",") if x],
                 args.handler_sample,
             )
+            for n in (int(x) for x in args.rebuild_with_writes.split(",") if x):
+                rebuild_with_writes(n)
         if "freshness" not in skip:
             freshness_bench(args.freshness, args.rate)
         print(f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")

@@ -13,9 +13,10 @@ from shared.delivery import (
     DeadLetterSink,
     Rejection,
     TransientFailure,
-    handle_record,
+    handle_records,
     replaying,
 )
+from shared.events import Envelope
 from shared.settings import KafkaSettings, Topics
 
 log = logging.getLogger("voices.bus")
@@ -156,15 +157,7 @@ class KafkaConsumerLoop:
                     self._note_replay(consumer, self._fresh)
                     self._fresh = []
                 for tp, records in batches.items():
-                    handled = None
-                    for record in records:
-                        if self._stop.is_set():
-                            break
-                        self._handle(record)
-                        handled = record.offset
-                        key = f"{tp.topic}/{tp.partition}"
-                        if key in self._replay_until:
-                            self._replay_next[key] = record.offset + 1
+                    handled = self._handle_batch(f"{tp.topic}/{tp.partition}", records)
                     # Once per batch, not per record: a write less per event while a backlog is
                     # worked off. A crash mid-batch replays its handled events, which the
                     # dispatcher drops by id.
@@ -233,22 +226,42 @@ class KafkaConsumerLoop:
 
         return note
 
-    def _handle(self, record: Any) -> None:
+    def _handle_batch(self, key: str, records: list) -> int | None:
+        """Handle one partition's polled records in order (runs of them at once where the
+        dispatcher takes runs); returns the offset of the last one handled, None if none was."""
+        handled = None
+        until = self._replay_until.get(key, -1)
+        # Records before the replay's end are replayed, the others live: each part on its own.
+        for part in (
+            [r for r in records if r.offset < until],
+            [r for r in records if r.offset >= until],
+        ):
+            if not part or self._stop.is_set():
+                continue
+            self._outage_tries = 0
+            try:
+                with replaying(part[0].offset < until):
+                    for index, outcome in handle_records(
+                        [record.value or b"" for record in part],
+                        self.dispatch,
+                        attempts=self.kafka.handler_attempts,
+                        wait=self._stop.wait,
+                        on_failure=self._on_failure(None),
+                    ):
+                        record = part[index]
+                        self._handled(record, outcome)
+                        handled = record.offset
+                        if key in self._replay_until:
+                            self._replay_next[key] = record.offset + 1
+                        if self._stop.is_set():
+                            return handled
+            except TransientFailure:
+                # Stopped mid-retry: the position is not saved, so the event is redelivered next time.
+                raise _Stopping() from None
+        return handled
+
+    def _handled(self, record: Any, outcome: Envelope | Rejection) -> None:
         self._outage_tries = 0
-        key = f"{record.topic}/{record.partition}"
-        replay = record.offset < self._replay_until.get(key, -1)
-        try:
-            with replaying(replay):
-                outcome = handle_record(
-                    record.value or b"",
-                    self.dispatch,
-                    attempts=self.kafka.handler_attempts,
-                    wait=self._stop.wait,
-                    on_failure=self._on_failure(None),
-                )
-        except TransientFailure:
-            # Stopped mid-retry: the position is not saved, so the event is redelivered next time.
-            raise _Stopping() from None
         if self.status["state"] == "stalled":  # the outage is over: this event got an answer
             self.status["state"] = "running"
         if isinstance(outcome, Rejection):

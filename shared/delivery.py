@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import contextvars
 import json
-from collections.abc import Callable, Iterator
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from marshmallow import ValidationError
 
@@ -27,6 +28,8 @@ from shared.bus import Dispatch, PublishFailed, decode
 from shared.errors import DomainError
 from shared.events import Envelope
 from shared.log import trace_id_var
+
+log = logging.getLogger("voices.bus")
 
 _replaying: contextvars.ContextVar[bool] = contextvars.ContextVar("replaying", default=False)
 
@@ -137,6 +140,89 @@ def handle_record(
                 raise TransientFailure(_reason(exc)) from exc
         finally:
             trace_id_var.reset(token)
+
+
+@runtime_checkable
+class RunDispatch(Protocol):
+    """A dispatch that can also take a run of consecutive events of one type in one call."""
+
+    def __call__(self, event: Envelope) -> None: ...
+
+    def takes_runs(self, event_type: str) -> bool: ...
+
+    def dispatch_run(self, events: Sequence[Envelope]) -> None: ...
+
+
+def handle_records(
+    values: Sequence[bytes],
+    dispatch: Dispatch,
+    *,
+    attempts: int,
+    wait: Callable[[float], bool] | None = None,
+    on_failure: Callable[[BaseException, bool], None] | None = None,
+) -> Iterator[tuple[int, Envelope | Rejection]]:
+    """`handle_record` on each of `values` in order, yielding (index, outcome) as each is done.
+
+    When `dispatch` takes runs (`RunDispatch`), consecutive events of a type it takes together
+    are handed over in one call, which is flushed before any other event is handled, so the
+    order within a partition is kept (a withdrawal after a submission sees it stored). A run
+    that fails, whatever the cause, is handed over again one record at a time through
+    `handle_record`, so retries, outages and dead letters concern the failing record only: a
+    run's writes are idempotent, and what it stored before failing is found or stored again.
+    Raises TransientFailure as `handle_record` does.
+    """
+    if not isinstance(dispatch, RunDispatch):
+        for index, value in enumerate(values):
+            yield (
+                index,
+                handle_record(value, dispatch, attempts=attempts, wait=wait, on_failure=on_failure),
+            )
+        return
+    run: list[tuple[int, Envelope]] = []
+
+    def one_by_one(indexes: Iterable[int]) -> Iterator[tuple[int, Envelope | Rejection]]:
+        for index in indexes:
+            yield (
+                index,
+                handle_record(
+                    values[index], dispatch, attempts=attempts, wait=wait, on_failure=on_failure
+                ),
+            )
+
+    def flush() -> Iterator[tuple[int, Envelope | Rejection]]:
+        taken = list(run)
+        run.clear()
+        if len(taken) == 1:
+            yield from one_by_one([taken[0][0]])
+            return
+        try:
+            dispatch.dispatch_run([event for _, event in taken])
+        except Exception as exc:  # noqa: BLE001 any failure: each record gets its own outcome below
+            log.warning(
+                "a run of %d %s events failed, handling them one at a time: %s",
+                len(taken),
+                taken[0][1].type,
+                exc,
+            )
+            yield from one_by_one(index for index, _ in taken)
+            return
+        yield from taken
+
+    for index, value in enumerate(values):
+        try:
+            event: Envelope | None = decode(value)
+        except ValidationError:
+            event = None  # handle_record turns it into its contract rejection
+        if event is not None and dispatch.takes_runs(event.type):
+            if run and run[0][1].type != event.type:
+                yield from flush()
+            run.append((index, event))
+            continue
+        if run:
+            yield from flush()
+        yield from one_by_one([index])
+    if run:
+        yield from flush()
 
 
 # Event types that take data out of aggregates: one that cannot be applied holds back releases.

@@ -7,7 +7,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from shared.bus import Dispatch, PublishFailed, decode, encode
-from shared.delivery import DeadLetter, DeadLetterSink, Rejection, handle_record
+from shared.delivery import DeadLetter, DeadLetterSink, Rejection, handle_records
 from shared.events import Envelope
 from shared.settings import Topics
 
@@ -63,13 +63,13 @@ class InProcessBus:
             for index, (topics, dispatch, store) in enumerate(self._subscribers):
                 for topic in sorted(topics):
                     records = self.topics[topic]
-                    while self._positions[(index, topic)] < len(records):
-                        offset = self._positions[(index, topic)]
-                        value = records[offset]
-                        outcome = handle_record(
-                            value, dispatch, attempts=1, on_failure=_log_handler_failure
-                        )
-                        self._positions[(index, topic)] += 1
+                    # What one poll would return: every record not yet delivered, in order.
+                    start = self._positions[(index, topic)]
+                    for at, outcome in handle_records(
+                        records[start:], dispatch, attempts=1, on_failure=_log_handler_failure
+                    ):
+                        offset, value = start + at, records[start + at]
+                        self._positions[(index, topic)] = offset + 1
                         if isinstance(outcome, Rejection):
                             letter = DeadLetter.of(topic, 0, offset, None, value, outcome)
                             if store is not None:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import urlsplit
 
 import mongoengine
 from pymongo.database import Database
+from pymongo.errors import BulkWriteError
 
 from shared.settings import Settings
 
@@ -64,3 +67,27 @@ def describe(uri: str) -> str:
     parts = urlsplit(uri)
     host = parts.hostname or ""
     return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
+
+
+DUPLICATE_KEY = 11000
+
+
+def insert_new(collection: Any, documents: Sequence[Mapping[str, Any]]) -> set[Any]:
+    """Insert `documents` in one unordered write and return the `_id`s that were new.
+
+    Documents whose `_id` is stored already are skipped (at-least-once delivery makes that the
+    usual redelivery case); any other write error raises `BulkWriteError`.
+    """
+    if not documents:
+        return set()
+    try:
+        collection.insert_many(list(documents), ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors") or []
+        if exc.details.get("writeConcernErrors") or any(
+            e.get("code") != DUPLICATE_KEY for e in errors
+        ):
+            raise
+        duplicates = {e["index"] for e in errors}
+        return {d["_id"] for i, d in enumerate(documents) if i not in duplicates}
+    return {d["_id"] for d in documents}

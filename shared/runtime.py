@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -45,6 +45,8 @@ from shared.settings import Settings
 log = logging.getLogger("voices.runtime")
 
 Handler = Callable[[Envelope, Any], None]
+# Takes a run of consecutive events of one type at once (see EventDispatcher.dispatch_run).
+BatchHandler = Callable[[Sequence[Envelope], Any], None]
 
 
 class MongoOffsetStore:
@@ -71,10 +73,19 @@ class EventDispatcher:
 
     The id is recorded after the handler succeeded, so a crash in between
     replays the event; handlers are written to be idempotent for that case.
+    Event types with a batch handler can also be handed over as a run (`dispatch_run`,
+    see `shared.delivery.handle_records`).
     """
 
-    def __init__(self, handlers: Mapping[str, Handler], context: Any, db: Database) -> None:
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        context: Any,
+        db: Database,
+        batch_handlers: Mapping[str, BatchHandler] | None = None,
+    ) -> None:
         self.handlers = dict(handlers)
+        self.batch_handlers = dict(batch_handlers or {})
         self.context = context
         self.processed = db["processed_events"]
 
@@ -91,6 +102,42 @@ class EventDispatcher:
             )
         except DuplicateKeyError:
             pass
+        self._log_handled(event)
+
+    def takes_runs(self, event_type: str) -> bool:
+        return event_type in self.batch_handlers
+
+    def dispatch_run(self, events: Sequence[Envelope]) -> None:
+        """Consecutive events of one type with a batch handler, handled in one call: the same end
+        state as calling the dispatcher on each in turn, with one write for their processed ids.
+
+        Duplicates are dropped by id as one at a time would drop them (each id is read by key:
+        FerretDB answers only an equality on `_id` from its index). The ids are recorded after
+        the handler succeeded, so a crash in between hands the whole run over again.
+        Raises ValueError for events of different types.
+        """
+        types = {event.type for event in events}
+        if len(types) != 1:
+            raise ValueError(f"a run holds events of one type, not {sorted(types)}")
+        fresh: dict[str, Envelope] = {}
+        for event in events:
+            if (
+                event.id not in fresh
+                and self.processed.find_one({"_id": event.id}, {"_id": 1}) is None
+            ):
+                fresh[event.id] = event
+        if not fresh:
+            return
+        self.batch_handlers[types.pop()](list(fresh.values()), self.context)
+        now = datetime.now(UTC)
+        mongo.insert_new(
+            self.processed, [{"_id": e.id, "type": e.type, "at": now} for e in fresh.values()]
+        )
+        for event in fresh.values():
+            self._log_handled(event)
+
+    @staticmethod
+    def _log_handled(event: Envelope) -> None:
         # One line per handled event, carrying the trace id of the request that caused it.
         log.info(
             "handled %s",
@@ -105,6 +152,7 @@ class ServiceRuntime:
         settings: Settings,
         *,
         handlers: Mapping[str, Handler],
+        batch_handlers: Mapping[str, BatchHandler] | None = None,
         subscriptions: Iterable[str],
         outbox_models: Iterable[type[OutboxDocument]],
         context: Any = None,
@@ -117,7 +165,7 @@ class ServiceRuntime:
         )
         self.relay = OutboxRelay(self.bus, outbox_models, interval_s=settings.relay_interval_s)
         self.context = context
-        self.dispatcher = EventDispatcher(handlers, context, self.db)
+        self.dispatcher = EventDispatcher(handlers, context, self.db, batch_handlers)
         self.dead_letters = MongoDeadLetters(self.db, settings.topics.consent)
         self.subscriptions = list(subscriptions)
         self.consumer: KafkaConsumerLoop | None = None

@@ -8,7 +8,7 @@ from flask import Flask
 
 from services.aggregation.api import insights, releases_blp
 from services.aggregation.cli import aggregation_cli
-from services.aggregation.handlers import FRESHNESS, HANDLERS, migrate_to_keys
+from services.aggregation.handlers import BATCH_HANDLERS, FRESHNESS, HANDLERS, migrate_to_keys
 from services.aggregation.models import Release
 from shared.auth import install_principal
 from shared.bus import Bus
@@ -28,6 +28,7 @@ def create_app(settings: Settings | None = None, bus: Bus | None = None) -> Flas
     runtime = ServiceRuntime(
         settings,
         handlers=HANDLERS,
+        batch_handlers=BATCH_HANDLERS,
         subscriptions=[topics.surveys, topics.responses, topics.consent],
         outbox_models=[Release],
         context=AggregationContext(settings),

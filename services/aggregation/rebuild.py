@@ -22,7 +22,7 @@ from services.aggregation.models import (
     Quote,
     TombstoneDocument,
 )
-from shared.delivery import DeadLetter, DeadLetterSink, Rejection, handle_record, replaying
+from shared.delivery import DeadLetter, DeadLetterSink, Rejection, handle_records, replaying
 from shared.runtime import MongoOffsetStore
 from shared.settings import KafkaSettings
 
@@ -60,6 +60,7 @@ def replay(
     on_record: Callable[[], None] | None = None,
     dead_letters: DeadLetterSink | None = None,
     attempts: int = 3,
+    chunk_size: int = 500,
 ) -> RebuildReport:
     """Hand every record to `dispatch` in order, as replayed events (`shared.delivery.is_replay`).
 
@@ -67,30 +68,46 @@ def replay(
     `dead_letters` when given, and skipped, as live consumption dead-letters it: one bad event
     never stops a rebuild. A transient failure (store away) raises TransientFailure; run the
     rebuild again. Stores the last position per partition in `offsets` at the end, so the live
-    consumer goes on from where the replay stopped.
+    consumer goes on from where the replay stopped. Records are handed over `chunk_size` at a
+    time, so runs of responses are stored with one write each (`shared.delivery.handle_records`).
     """
     report = RebuildReport()
     with replaying():
-        for topic, partition, offset, value in records:
-            outcome = handle_record(value, dispatch, attempts=attempts)
-            if isinstance(outcome, Rejection):
-                if outcome.kind == "contract":
-                    report.invalid += 1
+        for chunk in _chunks(records, chunk_size):
+            outcomes = handle_records(
+                [value for _, _, _, value in chunk], dispatch, attempts=attempts
+            )
+            for index, outcome in outcomes:
+                topic, partition, offset, value = chunk[index]
+                if isinstance(outcome, Rejection):
+                    if outcome.kind == "contract":
+                        report.invalid += 1
+                    else:
+                        report.rejected += 1
+                    if dead_letters is not None:
+                        dead_letters.record(
+                            DeadLetter.of(topic, partition, offset, None, value, outcome)
+                        )
                 else:
-                    report.rejected += 1
-                if dead_letters is not None:
-                    dead_letters.record(
-                        DeadLetter.of(topic, partition, offset, None, value, outcome)
-                    )
-            else:
-                report.handled += 1
-            report.positions[(topic, partition)] = offset
-            if on_record is not None:
-                on_record()
+                    report.handled += 1
+                report.positions[(topic, partition)] = offset
+                if on_record is not None:
+                    on_record()
     if offsets is not None:
         for (topic, partition), offset in report.positions.items():
             offsets.save(topic, partition, offset)
     return report
+
+
+def _chunks(records: Iterable[Record], size: int) -> Iterator[list[Record]]:
+    chunk: list[Record] = []
+    for record in records:
+        chunk.append(record)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 class TopicsFromBeginning:

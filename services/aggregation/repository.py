@@ -16,7 +16,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from mongoengine.errors import NotUniqueError
-from pymongo.errors import BulkWriteError
 
 from services.aggregation import projection, wording
 from services.aggregation.differential_privacy import PrivacyBudget, privacy_budget_from_document
@@ -30,9 +29,7 @@ from services.aggregation.models import (
     TombstoneDocument,
     participant_key,
 )
-
-DUPLICATE_KEY = 11000
-
+from shared.mongo import insert_new
 
 # ---- consultations -------------------------------------------------------------------------
 
@@ -119,24 +116,6 @@ def _contribution_document(
     ).to_mongo()
 
 
-def _insert_ignoring_duplicates(collection: Any, documents: Sequence[Mapping[str, Any]]) -> set:
-    """Insert `documents` in one unordered write; returns the `_id`s that were new. Documents whose
-    `_id` is stored already are skipped (a redelivery); any other failure raises."""
-    if not documents:
-        return set()
-    try:
-        collection.insert_many(list(documents), ordered=False)
-    except BulkWriteError as exc:
-        errors = exc.details.get("writeErrors") or []
-        if any(e.get("code") != DUPLICATE_KEY for e in errors) or exc.details.get(
-            "writeConcernErrors"
-        ):
-            raise
-        duplicates = {e["index"] for e in errors}
-        return {d["_id"] for i, d in enumerate(documents) if i not in duplicates}
-    return {d["_id"] for d in documents}
-
-
 def store_contributions(
     contributions: Sequence[projection.Contribution], *, replayed: bool
 ) -> set[str]:
@@ -149,7 +128,7 @@ def store_contributions(
     """
     if not contributions:
         return set()
-    inserted = _insert_ignoring_duplicates(
+    inserted = insert_new(
         ContributionDocument._get_collection(),
         [_contribution_document(c, replayed=replayed) for c in contributions],
     )
@@ -171,7 +150,7 @@ def store_contributions(
             entry["response_ids"].append(c.response_id)
     lists = ParticipantContributions._get_collection()
     # Most participants answer once: their list is new, and a plain insert is the cheapest write.
-    new = _insert_ignoring_duplicates(lists, list(listed.values()))
+    new = insert_new(lists, list(listed.values()))
     # A participant answering again (rare): one update each.
     for key, entry in listed.items():
         if key not in new:
