@@ -23,7 +23,6 @@ def connect(settings: Settings, alias: str) -> Database:
     if uri.startswith("mongomock://"):
         import mongomock  # only unit tests use the in-process store
 
-        _accept_unused_sort(mongomock)
         # One host name per alias: mongoengine reuses a client whose settings match another
         # alias's, which would let a fresh in-process store inherit an old one's data.
         mongoengine.connect(
@@ -44,23 +43,6 @@ def connect(settings: Settings, alias: str) -> Database:
         )
     _forget_cached_collections(alias)
     return mongoengine.get_db(alias)
-
-
-def _accept_unused_sort(mongomock: Any) -> None:
-    """mongomock 4.3 predates the `sort` argument pymongo 4.11 passes for every `UpdateOne` of a
-    `bulk_write`; accept it when it is unused (None), as the servers do."""
-    builder = mongomock.collection.BulkOperationBuilder
-    if getattr(builder.add_update, "accepts_sort", False):
-        return
-    original = builder.add_update
-
-    def add_update(self: Any, *args: Any, sort: Any = None, **kwargs: Any) -> Any:
-        if sort is not None:
-            raise NotImplementedError("mongomock: sort in a bulk update")
-        return original(self, *args, **kwargs)
-
-    add_update.accepts_sort = True  # type: ignore[attr-defined]
-    builder.add_update = add_update
 
 
 def _forget_cached_collections(alias: str) -> None:
