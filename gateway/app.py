@@ -37,7 +37,8 @@ from shared.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 from shared.log import configure_logging
 from shared.metrics import GaugeCollector, metrics_of
 from shared.problems import register_problem_handlers
-from shared.runtime import install_request_context, problem_api, use_storable_int_routes
+from shared.request_context import install_request_context
+from shared.runtime import problem_api, use_storable_int_routes
 from shared.settings import Settings
 
 SERVICES = ("surveys", "consent", "aggregation")

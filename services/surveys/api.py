@@ -43,11 +43,11 @@ from services.surveys.schemas import (
 )
 from shared.auth import Principal, require_staff, session_consultation
 from shared.errors import ValidationFailed
+from shared.request_context import current_trace_id
 from shared.runtime import (
     MAX_PAGE_SIZE,
     PAGE_SIZE,
     QueryPage,
-    current_trace_id,
     events_stored,
     service_context,
 )
