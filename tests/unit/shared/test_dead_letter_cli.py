@@ -11,23 +11,9 @@ from shared.dead_letter_cli import dead_letter_commands
 from shared.dead_letters import MongoDeadLetters
 from shared.delivery import DeadLetter, Rejection
 from shared.events import Envelope
+from tests.unit.shared.envelopes import erased
 
 TOPIC = "responses.events"
-
-
-def erased(i: int) -> Envelope:
-    return Envelope(
-        type="response.erased",
-        key="c_1",
-        producer="test",
-        payload={
-            "response_id": f"r{i}",
-            "consultation_id": "c_1",
-            "pseudonym": f"p{i}",
-            "reason": "withdrawal",
-            "erased_at": "2026-01-01T00:00:00Z",
-        },
-    )
 
 
 def cli_over(handled: list[str], refused: set[str]):
