@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -37,7 +38,12 @@ from shared.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
 from shared.log import configure_logging
 from shared.metrics import GaugeCollector, metrics_of
 from shared.problems import register_problem_handlers
-from shared.runtime import install_request_context, problem_api, use_storable_int_routes
+from shared.runtime import (
+    HealthBounds,
+    install_request_context,
+    problem_api,
+    use_storable_int_routes,
+)
 from shared.settings import Settings
 
 SERVICES = ("surveys", "consent", "aggregation")
@@ -137,10 +143,21 @@ def create_app(settings: Settings | None = None) -> Flask:
             )
         return None
 
+    probe_timeout = readiness_probe_timeout(settings)
+
     def health():
+        # In parallel, so the gateway answers within one service's bound rather than their sum.
+        with ThreadPoolExecutor(len(clients)) as pool:
+            answers = dict(
+                zip(
+                    clients,
+                    pool.map(lambda c: c.get_json("/readyz", probe_timeout), clients.values()),
+                    strict=True,
+                )
+            )
         services = {}
         for name, client in clients.items():
-            status, body = client.get_json("/readyz")
+            status, body = answers[name]
             services[name] = {"ready": status == 200, **body, "circuit": client.breaker.state}
         ready = all(s["ready"] for s in services.values())
         return jsonify(status="ready" if ready else "degraded", services=services), (
@@ -165,6 +182,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         return response
 
     return app
+
+
+def readiness_probe_timeout(settings: Settings) -> float:
+    """How long the gateway waits for a service's /readyz: longer than the service may itself
+    wait for a silent broker (its connect and its answer, per bootstrap server), so a service that
+    says "not ready" is reported as such, never as unreachable."""
+    brokers = max(1, len(settings.kafka.bootstrap_servers.split(",")))
+    return 2 * HealthBounds.from_settings(settings).broker_ack_s * brokers + 3.0
 
 
 def _client(name: str, settings: Settings) -> ServiceClient:
