@@ -19,7 +19,13 @@ from flask import Flask, Response, g, jsonify, request, url_for
 
 from gateway import accounts
 from gateway.api import SESSION_COOKIE, sessions, staff
-from gateway.guards import behind_tls, check_body, install_response_headers, preflight
+from gateway.guards import (
+    behind_tls,
+    check_body,
+    install_request_head_limits,
+    install_response_headers,
+    preflight,
+)
 from gateway.openapi import MergedDocument, init_openapi
 from gateway.participant_sessions import (
     OPENING_ROUTE,
@@ -90,6 +96,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["voices_limits"] = limits
     register_problem_handlers(app)
     install_request_context(app, "gateway")
+    install_request_head_limits(app)
     install_response_headers(app, settings)
     rate_limited = _install_gateway_metrics(app, clients)
     init_openapi(
