@@ -226,3 +226,5 @@ class ProgressTally(me.Document):
     last_submitted_at = me.DateTimeField()
     # Response id -> when it was about to be stored, until its counts are added (tallies.py).
     pending = me.DictField()
+    # Response id -> {at, amounts} noted before it is deleted, until it is taken off (tallies.py).
+    erasing = me.DictField()
