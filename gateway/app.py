@@ -171,8 +171,15 @@ def create_app(settings: Settings | None = None) -> Flask:
             200 if ready else 503
         )
 
+    def alive():
+        # What the orchestrator's probes ask: this process answers. Never the services' readiness:
+        # a paused broker must neither restart the gateway nor take it out of its load balancer,
+        # since the services answer much without it.
+        return jsonify(status="ok", service="gateway")
+
     app.add_url_rule("/healthz", "healthz", health)
     app.add_url_rule("/readyz", "readyz", health)
+    app.add_url_rule("/livez", "livez", alive)
 
     @app.route("/api/v1/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def forward(rest: str) -> Response:

@@ -249,7 +249,7 @@ def install_response_headers(app: Flask, settings: Settings) -> None:
         headers.setdefault(
             "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"
         )
-        if request.path.startswith("/api/") or request.path in ("/healthz", "/readyz"):
+        if request.path.startswith("/api/") or request.path in ("/healthz", "/readyz", "/livez"):
             headers.setdefault(
                 "Cache-Control", "no-store"
             )  # health answers are live state, never cached

@@ -109,3 +109,16 @@ def test_the_probe_outwaits_the_services_broker_bound(secrets_env):
     # A silent broker costs a service its connect and its answer bound, per bootstrap server.
     assert readiness_probe_timeout(settings("2", "k1:9092")) > 2 * 2
     assert readiness_probe_timeout(settings("5", "k1:9092,k2:9092")) > 2 * 2 * 5
+
+
+def test_the_gateways_liveness_asks_no_service(platform):
+    for adapter in platform.adapters.values():
+        adapter.down = True
+    try:
+        alive = platform.call("GET", "/livez", expect=200)
+        assert alive.get_json() == {"status": "ok", "service": "gateway"}
+        assert alive.headers["Cache-Control"] == "no-store"
+        assert platform.call("GET", "/healthz", expect=503).get_json()["status"] == "degraded"
+    finally:
+        for adapter in platform.adapters.values():
+            adapter.down = False
