@@ -143,14 +143,17 @@ def expect_erasure(response: Response) -> None:
     """Before a response is deleted: note on the tally what erasing it takes away."""
     consultation = Consultation.objects(consultation_id=response.consultation_id).first()
     amounts = progress.negated(_response_amounts(consultation, response)) if consultation else {}
-    # As [path, amount] pairs: the paths hold dots, which a stored key must not.
+    # As a list of {path, amount}: the paths hold dots, which a stored key must not (and the
+    # MongoDB-protocol server of local runs takes no nested arrays).
     ProgressTally._get_collection().update_one(
         {"_id": response.consultation_id},
         {
             "$set": {
                 _erasing(response.response_id): {
                     "at": utcnow(),
-                    "amounts": [[path, amount] for path, amount in amounts.items()],
+                    "amounts": [
+                        {"path": path, "amount": amount} for path, amount in amounts.items()
+                    ],
                 }
             }
         },
@@ -164,7 +167,8 @@ def _erased_uncounted(response_id: str) -> dict[str, Any]:
 
 
 def _erasure_update(note: dict[str, Any]) -> dict[str, Any]:
-    return {"$inc": {**dict(note.get("amounts") or []), "erased": 1}}
+    amounts = {item["path"]: item["amount"] for item in note.get("amounts") or []}
+    return {"$inc": {**amounts, "erased": 1}}
 
 
 def uncount_response(response: Response) -> None:

@@ -275,3 +275,15 @@ def test_a_note_under_a_dotted_field_is_settled_by_exactly_one_conditional_updat
     stored = tallies.find_one({"_id": "c"})
     assert stored["submitted"] == 1 and stored["sections"] == {"s": {"shown": 1}}
     assert list(stored["pending"]) == ["r_2"]
+    # An erasure's note keeps what it takes away as documents in a list (paths hold dots).
+    taken = [{"path": "submitted", "amount": -1}, {"path": "sections.s.shown", "amount": -1}]
+    tallies.update_one(
+        {"_id": "c"}, {"$set": {"erasing.r_1": {"at": datetime.now(UTC), "amounts": taken}}}
+    )
+    note = tallies.find_one({"_id": "c", "erasing.r_1": {"$exists": True}})["erasing"]["r_1"]
+    undo = {item["path"]: item["amount"] for item in note["amounts"]}
+    erasing = {"_id": "c", "erasing.r_1": {"$exists": True}}
+    assert tallies.update_one(erasing, {"$inc": undo, "$unset": {"erasing.r_1": ""}}).matched_count
+    stored = tallies.find_one({"_id": "c"})
+    assert stored["submitted"] == 0 and stored["sections"] == {"s": {"shown": 0}}
+    assert stored["erasing"] == {}
