@@ -103,9 +103,11 @@ def handle_record(
     attempts: int,
     wait: Callable[[float], bool] | None = None,
     on_failure: Callable[[BaseException, bool], None] | None = None,
+    decoded: Envelope | None = None,
 ) -> Envelope | Rejection:
     """Validate `value` and hand it to `dispatch`; returns the event once handled, or the
-    Rejection when it must be dead-lettered.
+    Rejection when it must be dead-lettered. `decoded`: the event `value` holds, when the caller
+    has validated it already.
 
     Declared rejections are final at once; other errors get `attempts` tries. Transient failures
     are retried for as long as `wait(delay)` returns False (it returns True to stop, and then
@@ -113,7 +115,7 @@ def handle_record(
     `on_failure(exc, transient)` is told of every failed try.
     """
     try:
-        event = decode(value)
+        event = decoded if decoded is not None else decode(value)
     except ValidationError as exc:
         return Rejection("contract", _reason(exc))
     failures = 0
@@ -179,15 +181,19 @@ def handle_records(
             )
         return
     run: list[tuple[int, Envelope]] = []
+    events: dict[int, Envelope] = {}  # decoded once, here
 
     def one_by_one(indexes: Iterable[int]) -> Iterator[tuple[int, Envelope | Rejection]]:
         for index in indexes:
-            yield (
-                index,
-                handle_record(
-                    values[index], dispatch, attempts=attempts, wait=wait, on_failure=on_failure
-                ),
+            outcome = handle_record(
+                values[index],
+                dispatch,
+                attempts=attempts,
+                wait=wait,
+                on_failure=on_failure,
+                decoded=events.pop(index, None),
             )
+            yield index, outcome
 
     def flush() -> Iterator[tuple[int, Envelope | Rejection]]:
         taken = list(run)
@@ -206,13 +212,17 @@ def handle_records(
             )
             yield from one_by_one(index for index, _ in taken)
             return
-        yield from taken
+        for index, event in taken:
+            events.pop(index, None)
+            yield index, event
 
     for index, value in enumerate(values):
         try:
             event: Envelope | None = decode(value)
         except ValidationError:
             event = None  # handle_record turns it into its contract rejection
+        if event is not None:
+            events[index] = event
         if event is not None and dispatch.takes_runs(event.type):
             if run and run[0][1].type != event.type:
                 yield from flush()
