@@ -1,7 +1,8 @@
 """Aggregation benchmark: a release of 100k responses vs pandas, rebuild from the topics, freshness.
 
     .venv/bin/python -m benchmarks.aggregation_bench [--responses 100000] [--rebuild 100000,1000000]
-                     [--broker 100000,1000000] [--handler-sample 1000] [--freshness 300] [--skip ...]
+                     [--broker 100000,1000000] [--handler-sample 2000]
+                     [--rebuild-with-writes 5000] [--freshness 300] [--skip ...]
 
 1. Release pipeline at 100k responses (data and pandas comparison from
    `crosstab_bench`): counted_contributions -> tabulate -> protect_tables ->
@@ -19,8 +20,13 @@
       broker alone, then the whole replay: that reader and `rebuild.replay`
       with the same in-memory store as the dispatch;
    c. the real handlers writing to the document store (MONGODB_URI, or the
-      local FerretDB), on a bounded sample (`--handler-sample`), with the
-      rate at each quarter, so a rate that falls with the data shows.
+      local FerretDB), on a bounded sample (`--handler-sample`), twice side by
+      side: one event at a time and in runs of up to 500 records, with the
+      rate at each quarter, so a rate that falls with the data shows;
+   d. a rebuild with real writes (`--rebuild-with-writes`, env
+      BENCH_REBUILD_WITH_WRITES): N events produced to Apache Kafka, read from
+      the beginning and replayed in runs through the real handlers into the
+      document store, its count checked against the in-memory reference.
 3. Freshness: the aggregation app with its Kafka consumer on Apache Kafka
    and the document store; events published with submitted_at = now at a
    steady rate; p50/p95 of submitted_at -> counted from the histogram data.
