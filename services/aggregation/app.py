@@ -8,8 +8,9 @@ from flask import Flask
 
 from services.aggregation.api import insights, releases_blp
 from services.aggregation.cli import aggregation_cli
-from services.aggregation.handlers import BATCH_HANDLERS, FRESHNESS, HANDLERS, migrate_to_keys
+from services.aggregation.handlers import BATCH_HANDLERS, FRESHNESS, HANDLERS
 from services.aggregation.models import Release
+from services.aggregation.repository import migrate_to_keys
 from shared.auth import install_principal
 from shared.bus import Bus
 from shared.metrics import metrics_of

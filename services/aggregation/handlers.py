@@ -15,17 +15,9 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from mongoengine.errors import NotUniqueError
 from prometheus_client import REGISTRY, Histogram
 
 from services.aggregation import projection, repository
-from services.aggregation.models import (
-    ContributionDocument,
-    ParticipantContributions,
-    StorageLayout,
-    TombstoneDocument,
-    participant_key,
-)
 from shared.delivery import is_replay
 from shared.events import Envelope
 
@@ -150,68 +142,6 @@ def store_quote(event: Envelope, ctx: Any) -> None:
 def revoke_quote(event: Envelope, ctx: Any) -> None:
     """quote.revoked: sticky; a later (or redelivered) quote.approved finds the document and adds nothing."""
     repository.revoke_quote(event.payload["quote_id"], event.payload["consultation_id"])
-
-
-PARTICIPANT_KEYS = "participant_keys"
-
-
-def migrate_to_keys() -> bool:
-    """Bring a projection stored before `participant_key` to it; returns whether anything was to do.
-
-    Tombstones stored under generated ids are merged into the document under their key (a
-    set union, as every tombstone update) and then deleted; every stored contribution is listed
-    in its participant's `ParticipantContributions`. Each step can be repeated, so an interrupted
-    run is finished by the next; the `StorageLayout` marker is written last. Run before the
-    consumer starts (the app does, at start). Rebuilding the projection from the topics
-    (`flask rebuild`) gives the same result.
-    """
-    if StorageLayout.objects(name=PARTICIPANT_KEYS).first() is not None:
-        return False
-    tombstones = TombstoneDocument._get_collection()
-    # The old layout's unique index on (consultation_id, pseudonym) would refuse the re-keyed copy.
-    for name, spec in tombstones.index_information().items():
-        if spec.get("unique") and [field for field, _ in spec["key"]] == [
-            "consultation_id",
-            "pseudonym",
-        ]:
-            tombstones.drop_index(name)
-    for raw in list(tombstones.find({})):
-        if isinstance(raw["_id"], str):
-            continue
-        update: dict[str, Any] = {
-            "$setOnInsert": {
-                "consultation_id": raw["consultation_id"],
-                "pseudonym": raw["pseudonym"],
-                "at": raw.get("at") or datetime.now(UTC),
-            },
-            "$addToSet": {
-                "response_ids": {"$each": list(raw.get("response_ids") or [])},
-                "reasons": {"$each": list(raw.get("reasons") or [])},
-            },
-        }
-        flags = {f: True for f in ("whole_participant", "quotes_withdrawn") if raw.get(f)}
-        if flags:
-            update["$set"] = flags
-        tombstones.update_one(
-            {"_id": participant_key(raw["consultation_id"], raw["pseudonym"])}, update, upsert=True
-        )
-        tombstones.delete_one({"_id": raw["_id"]})
-    for raw in list(
-        ContributionDocument._get_collection().find({}, {"consultation_id": 1, "pseudonym": 1})
-    ):
-        ParticipantContributions.objects(
-            key=participant_key(raw["consultation_id"], raw["pseudonym"])
-        ).update_one(
-            upsert=True,
-            set_on_insert__consultation_id=raw["consultation_id"],
-            set_on_insert__pseudonym=raw["pseudonym"],
-            add_to_set__response_ids=raw["_id"],
-        )
-    try:
-        StorageLayout(name=PARTICIPANT_KEYS).save(force_insert=True)
-    except NotUniqueError:
-        pass  # another worker finished the same migration
-    return True
 
 
 # Handlers that take a run of consecutive events of their type at once (see `add_contributions`).

@@ -97,7 +97,7 @@ class ParticipantContributions(me.Document):
 
 
 class StorageLayout(me.Document):
-    """Markers of one-off changes to how the projection is stored (see `handlers.migrate_to_keys`)."""
+    """Markers of one-off changes to how the projection is stored (see `repository.migrate_to_keys`)."""
 
     meta = {"db_alias": ALIAS, "collection": "storage_layout"}
     name = me.StringField(primary_key=True)

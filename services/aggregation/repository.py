@@ -26,6 +26,7 @@ from services.aggregation.models import (
     PrivacyBudgetDocument,
     Quote,
     Release,
+    StorageLayout,
     TombstoneDocument,
     participant_key,
 )
@@ -371,3 +372,68 @@ def snapshot_contents(consultation_id: str) -> list[dict[str, Any]]:
         .order_by("snapshot")
         .only("content")
     ]
+
+
+# ---- one-off changes to how the projection is stored --------------------------------------
+
+
+PARTICIPANT_KEYS = "participant_keys"
+
+
+def migrate_to_keys() -> bool:
+    """Bring a projection stored before `participant_key` to it; returns whether anything was to do.
+
+    Tombstones stored under generated ids are merged into the document under their key (a
+    set union, as every tombstone update) and then deleted; every stored contribution is listed
+    in its participant's `ParticipantContributions`. Each step can be repeated, so an interrupted
+    run is finished by the next; the `StorageLayout` marker is written last. Run before the
+    consumer starts (the app does, at start). Rebuilding the projection from the topics
+    (`aggregation rebuild`) gives the same result.
+    """
+    if StorageLayout.objects(name=PARTICIPANT_KEYS).first() is not None:
+        return False
+    tombstones = TombstoneDocument._get_collection()
+    # The old layout's unique index on (consultation_id, pseudonym) would refuse the re-keyed copy.
+    for name, spec in tombstones.index_information().items():
+        if spec.get("unique") and [field for field, _ in spec["key"]] == [
+            "consultation_id",
+            "pseudonym",
+        ]:
+            tombstones.drop_index(name)
+    for raw in list(tombstones.find({})):
+        if isinstance(raw["_id"], str):
+            continue
+        update: dict[str, Any] = {
+            "$setOnInsert": {
+                "consultation_id": raw["consultation_id"],
+                "pseudonym": raw["pseudonym"],
+                "at": raw.get("at") or datetime.now(UTC),
+            },
+            "$addToSet": {
+                "response_ids": {"$each": list(raw.get("response_ids") or [])},
+                "reasons": {"$each": list(raw.get("reasons") or [])},
+            },
+        }
+        flags = {f: True for f in ("whole_participant", "quotes_withdrawn") if raw.get(f)}
+        if flags:
+            update["$set"] = flags
+        tombstones.update_one(
+            {"_id": participant_key(raw["consultation_id"], raw["pseudonym"])}, update, upsert=True
+        )
+        tombstones.delete_one({"_id": raw["_id"]})
+    for raw in list(
+        ContributionDocument._get_collection().find({}, {"consultation_id": 1, "pseudonym": 1})
+    ):
+        ParticipantContributions.objects(
+            key=participant_key(raw["consultation_id"], raw["pseudonym"])
+        ).update_one(
+            upsert=True,
+            set_on_insert__consultation_id=raw["consultation_id"],
+            set_on_insert__pseudonym=raw["pseudonym"],
+            add_to_set__response_ids=raw["_id"],
+        )
+    try:
+        StorageLayout(name=PARTICIPANT_KEYS).save(force_insert=True)
+    except NotUniqueError:
+        pass  # another worker finished the same migration
+    return True

@@ -216,8 +216,8 @@ def test_a_projection_stored_before_the_keys_is_migrated_and_behaves_the_same(ma
         assert all(
             not isinstance(t["_id"], str) for t in TombstoneDocument._get_collection().find({})
         )
-        assert handlers.migrate_to_keys() is True
-        assert handlers.migrate_to_keys() is False  # the marker says it is done
+        assert repository.migrate_to_keys() is True
+        assert repository.migrate_to_keys() is False  # the marker says it is done
         assert all(
             t.key == participant_key(t.consultation_id, t.pseudonym)
             for t in TombstoneDocument.objects
@@ -249,9 +249,9 @@ def test_an_interrupted_migration_is_finished_by_the_next_start(make_aggregation
 
         monkeypatch.setattr(type(tombstones), "delete_one", crash_on_the_second)
         with pytest.raises(RuntimeError):
-            handlers.migrate_to_keys()
+            repository.migrate_to_keys()
         monkeypatch.undo()
-        assert StorageLayout.objects(name=handlers.PARTICIPANT_KEYS).first() is None
-        assert handlers.migrate_to_keys() is True  # what the app does at its next start
-        assert StorageLayout.objects(name=handlers.PARTICIPANT_KEYS).first() is not None
+        assert StorageLayout.objects(name=repository.PARTICIPANT_KEYS).first() is None
+        assert repository.migrate_to_keys() is True  # what the app does at its next start
+        assert StorageLayout.objects(name=repository.PARTICIPANT_KEYS).first() is not None
     assert state_of(agg) == expected
