@@ -401,6 +401,78 @@ def summarise_profile(path: Path, name: str, top: int = 15) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------- CPU time per process
+
+
+def _process_role(cmdline: list[str]) -> str:
+    """Which part of the run a process is, from its command line."""
+    text = " ".join(cmdline)
+    for role in ("gateway", "surveys", "consent", "aggregation"):
+        if f"{'gateway' if role == 'gateway' else 'services.' + role}.app" in text:
+            return role
+    if "voices-ferretdb" in text:
+        return "document store"
+    if "kafka.Kafka" in text:
+        return "kafka"
+    if "baseline_app" in text:
+        return "bare insert app"
+    if "py-spy" in text:
+        return "profiler"
+    return "other"
+
+
+class CpuMeter:
+    """CPU seconds (user + system) spent by this process (the client) and each of its descendants
+    (servers, services, workers) between `start` and `stop`, summed per role: where the machine's
+    time went, whatever the load of other work on it."""
+
+    def __init__(self) -> None:
+        self.before: dict[int, tuple[str, float]] = {}
+        self.spent: dict[str, float] = {}
+
+    @staticmethod
+    def _sample() -> dict[int, tuple[str, float]]:
+        import psutil
+
+        me = psutil.Process()
+        sample = {}
+        for process in [me, *me.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+                role = "client" if process.pid == me.pid else _process_role(process.cmdline())
+            except psutil.Error:
+                continue  # gone meanwhile
+            sample[process.pid] = (role, times.user + times.system)
+        return sample
+
+    def start(self) -> None:
+        self.before = self._sample()
+
+    def stop(self) -> dict[str, float]:
+        spent: dict[str, float] = {}
+        for pid, (role, seconds) in self._sample().items():
+            _, earlier = self.before.get(pid, (role, 0.0))
+            spent[role] = spent.get(role, 0.0) + max(seconds - earlier, 0.0)
+        self.spent = spent
+        return spent
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def report_cpu(name: str, spent: dict[str, float], count: int) -> None:
+    if not count:
+        return
+    parts = ", ".join(
+        f"{role} {1000 * seconds / count:.1f}"
+        for role, seconds in sorted(spent.items(), key=lambda kv: -kv[1])
+        if seconds >= 0.005
+    )
+    total = 1000 * sum(spent.values()) / count
+    print(f"CPU ms per response, {name}: {total:.1f} in all ({parts})", flush=True)
+
+
 def freshness_after(base: str, cid: str, token: str, expected: int, timeout: float) -> dict:
     """The aggregation's freshness figures once it has counted `expected` responses (or after
     `timeout` seconds): each response's time from submission until it was counted, p50 and p95.
@@ -504,11 +576,15 @@ def main() -> None:
         )
         profiler = Profiler(args.profile)
         profiler.start({name: stack.processes[name].pid for name in ("gateway", "surveys")})
+        print(f"load average before the measured intake: {_load()}", flush=True)
+        intake_cpu = CpuMeter()
+        intake_cpu.start()
         try:
             intake = run_load(
                 f"{base}/api/v1/responses", bodies[args.warmup :], args.concurrency, args.time_limit
             )
         finally:
+            intake_cpu.stop()
             profiler.stop()
 
         fresh = freshness_after(base, cid, organiser, intake["ok"] + args.warmup, args.time_limit)
@@ -530,12 +606,16 @@ def main() -> None:
             args.concurrency,
             args.time_limit,
         )
+        print(f"load average before the measured bare inserts: {_load()}", flush=True)
+        bare_cpu = CpuMeter()
+        bare_cpu.start()
         bare = run_load(
             f"http://127.0.0.1:{port}/responses",
             bodies[args.warmup :],
             args.concurrency,
             args.time_limit,
         )
+        bare_cpu.stop()
     finally:
         if baseline is not None and baseline.poll() is None:
             baseline.terminate()
@@ -548,10 +628,12 @@ def main() -> None:
 
     print(
         f"\n{args.responses} responses, {args.concurrency} concurrent clients, {os.cpu_count()} CPUs, "
-        f"client and servers on one machine (loopback), load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+        f"client and servers on one machine (loopback), load average {_load()}"
     )
     report("intake via gateway -> surveys", intake)
     report("bare Flask + mongoengine insert", bare)
+    report_cpu("intake", intake_cpu.spent, intake["ok"])
+    report_cpu("bare insert", bare_cpu.spent, bare["ok"])
     print(
         f"freshness while intake ran (submitted -> counted by aggregation, {fresh.get('responses')} "
         f"responses): p50 {fresh.get('p50_seconds')} s, p95 {fresh.get('p95_seconds')} s"
