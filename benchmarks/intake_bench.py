@@ -351,6 +351,9 @@ class Profiler:
                     str(pid),
                     "--subprocesses",
                     "--nonblocking",
+                    # Only the thread holding the GIL: time spent running Python, not waiting
+                    # for the store or the network (which py-spy cannot tell apart here).
+                    "--gil",
                     "--rate",
                     str(self.rate),
                     "--format",
