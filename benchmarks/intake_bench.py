@@ -378,29 +378,54 @@ class Profiler:
                 print(summarise_profile(self.out_dir / f"{name}.txt", name), flush=True)
 
 
-def summarise_profile(path: Path, name: str, top: int = 15) -> str:
-    """The functions where `name`'s busy samples were spent (inclusive share), from py-spy's raw
-    (collapsed) stacks; idle threads (waiting in select, a lock or a socket accept) are left out."""
+# Where a request's own work starts in each profiled process: its share is broken down by the
+# functions this one calls (and, for admission, one level further).
+REQUEST_ENTRY = {"surveys": "submit_response", "gateway": "Flask.full_dispatch_request"}
+_PLUMBING = ("threading.py", "concurrent/futures", "gunicorn/", "flask/", "werkzeug/", "process ")
+
+
+def _function(frame: str) -> str:
+    """'name (file.py:12)' -> 'name (file.py)'."""
+    return frame.rsplit(":", 1)[0] + ")" if ":" in frame else frame
+
+
+def summarise_profile(path: Path, name: str, top: int = 12) -> str:
+    """Where `name`'s samples went, from py-spy's raw (collapsed) stacks taken with --gil (only
+    the thread running Python at each sample): the busiest functions (inclusive share, thread and
+    framework plumbing left out), then the request's own work by the functions it calls."""
     if not path.exists():
         return f"{name}: no profile written"
     inclusive: dict[str, int] = {}
-    busy = 0
-    idle_leaves = ("wait (threading", "select (selectors", "accept (socket", "_worker (")
+    steps: dict[str, int] = {}
+    busy = in_request = 0
+    entry = REQUEST_ENTRY.get(name)
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         frames = stack.split(";")
-        if any(frames[-1].startswith(leaf) for leaf in idle_leaves):
-            continue
         count = int(count_text)
         busy += count
-        # Per function, not per line: "name (file.py:12)" -> "name (file.py)"; once per stack.
-        for frame in {f.rsplit(":", 1)[0] + ")" for f in frames}:
-            inclusive[frame] = inclusive.get(frame, 0) + count
-    lines = [f"{name}: {busy} busy samples; inclusive share of the busiest functions"]
+        for frame in {_function(f) for f in frames}:  # once per stack
+            if not any(part in frame for part in _PLUMBING):
+                inclusive[frame] = inclusive.get(frame, 0) + count
+        at = next((i for i, f in enumerate(frames) if entry and f.startswith(entry + " ")), None)
+        if at is None:
+            continue
+        in_request += count
+        step = _function(frames[at + 1]) if at + 1 < len(frames) else "(itself)"
+        if step.startswith("admit ") and at + 2 < len(frames):
+            step += " > " + _function(frames[at + 2])
+        steps[step] = steps.get(step, 0) + count
+    lines = [f"{name}: {busy} samples holding the GIL; inclusive share of the busiest functions"]
     for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
         lines.append(f"  {100 * count / max(busy, 1):5.1f}%  {frame}")
+    if entry:
+        lines.append(
+            f"  {entry}: {100 * in_request / max(busy, 1):.1f}% of the samples; its steps:"
+        )
+        for step, count in sorted(steps.items(), key=lambda kv: -kv[1])[:top]:
+            lines.append(f"    {100 * count / max(in_request, 1):5.1f}%  {step}")
     return "\n".join(lines)
 
 
