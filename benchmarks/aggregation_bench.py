@@ -267,7 +267,7 @@ def replay_through_broker(n: int) -> None:
 def handler_sample(sample: int) -> None:
     from deploy.secrets import generate_secrets
     from services.aggregation.app import create_app
-    from shared.bus import InProcessBus
+    from shared.in_process_bus import InProcessBus
     from shared.runtime import current_runtime
     from shared.settings import Settings
 

@@ -151,7 +151,7 @@ def auditor_api_timings(lines: list[str], limit: int, requests_warm: int = 20) -
     from services.consent.app import create_app
     from services.consent.models import LedgerEntry, ledger_key
     from shared.auth import Principal, encode_principal
-    from shared.bus import InProcessBus
+    from shared.in_process_bus import InProcessBus
     from shared.settings import Settings
 
     secrets = generate_secrets()

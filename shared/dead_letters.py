@@ -17,7 +17,9 @@ from typing import Any
 
 from pymongo.database import Database
 
-from shared.bus import WITHDRAWAL_TYPES, DeadLetter, Dispatch, Envelope, Rejection, handle_record
+from shared.bus import Dispatch
+from shared.delivery import WITHDRAWAL_TYPES, DeadLetter, Rejection, handle_record
+from shared.events import Envelope
 
 OPEN, REDRIVEN, DISCARDED = "open", "redriven", "discarded"
 

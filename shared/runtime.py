@@ -30,10 +30,12 @@ from pymongo.errors import DuplicateKeyError
 from werkzeug.routing import IntegerConverter
 
 from shared import mongo
-from shared.bus import Bus, InProcessBus, KafkaBus, KafkaConsumerLoop
+from shared.bus import Bus, KafkaBus
+from shared.consumer import KafkaConsumerLoop
 from shared.dead_letters import MongoDeadLetters
 from shared.errors import PROBLEM_MIME, NotFound
 from shared.events import Envelope
+from shared.in_process_bus import InProcessBus
 from shared.log import configure_logging, trace_id_var
 from shared.metrics import GaugeCollector, install_metrics, metrics_of
 from shared.outbox import OutboxDocument, OutboxRelay

@@ -27,7 +27,7 @@ from services.aggregation.models import (
     Tombstone,
     participant_key,
 )
-from shared.bus import is_replay
+from shared.delivery import is_replay
 from shared.events import Envelope
 
 QUOTE_PURPOSE = "quote_anonymised"

@@ -22,7 +22,7 @@ from services.aggregation.models import (
     Quote,
     Tombstone,
 )
-from shared.bus import DeadLetter, DeadLetterSink, Rejection, handle_record, replaying
+from shared.delivery import DeadLetter, DeadLetterSink, Rejection, handle_record, replaying
 from shared.runtime import MongoOffsetStore
 from shared.settings import KafkaSettings
 
@@ -55,7 +55,7 @@ def replay(
     dead_letters: DeadLetterSink | None = None,
     attempts: int = 3,
 ) -> RebuildReport:
-    """Hand every record to `dispatch` in order, as replayed events (`shared.bus.is_replay`).
+    """Hand every record to `dispatch` in order, as replayed events (`shared.delivery.is_replay`).
 
     What can never be accepted (contract or handler rejection) is counted, recorded in
     `dead_letters` when given, and skipped, as live consumption dead-letters it: one bad event

@@ -6,7 +6,8 @@ import time
 from kafka import KafkaConsumer
 from pymongo.errors import AutoReconnect
 
-from shared.bus import KafkaBus, KafkaConsumerLoop
+from shared.bus import KafkaBus
+from shared.consumer import KafkaConsumerLoop
 from shared.errors import ValidationFailed
 from shared.events import Envelope
 from shared.settings import KafkaSettings

@@ -8,9 +8,9 @@ import pytest
 
 from services.aggregation.app import create_app
 from shared.auth import Principal, encode_principal
-from shared.bus import InProcessBus
 from shared.errors import PROBLEM_MIME
 from shared.events import Envelope
+from shared.in_process_bus import InProcessBus
 from shared.runtime import current_runtime
 from tests.conftest import make_settings
 

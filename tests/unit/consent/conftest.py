@@ -352,7 +352,7 @@ def consent_settings(secrets_env: dict, **extra: str):
 @pytest.fixture
 def consent(secrets_env) -> ConsentService:
     from services.consent.app import create_app
-    from shared.bus import InProcessBus
+    from shared.in_process_bus import InProcessBus
 
     bus = InProcessBus()
     app = create_app(consent_settings(secrets_env, LEDGER_CHECKPOINT_EVERY="4"), bus=bus)

@@ -59,7 +59,7 @@ def test_each_service_gets_every_setting_its_app_requires(service, monkeypatch):
     if service == "gateway":
         app = module.create_app(settings)
     else:
-        from shared.bus import InProcessBus
+        from shared.in_process_bus import InProcessBus
 
         app = module.create_app(settings, bus=InProcessBus())
     assert app.name.endswith(service)

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from deploy.secrets import generate_secrets
-from shared.bus import InProcessBus
+from shared.in_process_bus import InProcessBus
 from shared.settings import Settings
 
 K8S = Path(__file__).resolve().parents[3] / "deploy" / "k8s"

@@ -17,7 +17,7 @@ from requests.adapters import BaseAdapter
 from requests.structures import CaseInsensitiveDict
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-from shared.bus import InProcessBus
+from shared.in_process_bus import InProcessBus
 from tests.conftest import make_settings
 
 SERVICES = ("surveys", "consent", "aggregation")

@@ -17,9 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from marshmallow import Schema, fields, validate
 
-from shared.bus import InProcessBus
 from shared.errors import DomainError
 from shared.events import CONTRACTS, Envelope
+from shared.in_process_bus import InProcessBus
 from tests.conftest import make_settings
 
 # Small pools for the ids events share, so that generated events meet each other's state

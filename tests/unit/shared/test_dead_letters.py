@@ -2,8 +2,8 @@
 
 import json
 
-from shared.bus import InProcessBus
 from shared.events import Envelope
+from shared.in_process_bus import InProcessBus
 
 
 def valid(i: int) -> Envelope:

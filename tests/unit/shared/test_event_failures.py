@@ -8,17 +8,11 @@ import mongomock
 import pytest
 from pymongo.errors import AutoReconnect, DuplicateKeyError
 
-from shared.bus import (
-    DeadLetter,
-    InProcessBus,
-    Rejection,
-    TransientFailure,
-    handle_record,
-    is_transient,
-)
 from shared.dead_letters import MongoDeadLetters
+from shared.delivery import DeadLetter, Rejection, TransientFailure, handle_record, is_transient
 from shared.errors import Conflict, ValidationFailed
 from shared.events import Envelope
+from shared.in_process_bus import InProcessBus
 
 TOPIC, CONSENT = "responses.events", "consent.events"
 

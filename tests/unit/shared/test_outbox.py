@@ -4,8 +4,9 @@ import mongoengine as me
 import pytest
 
 from shared import mongo
-from shared.bus import InProcessBus, PublishFailed
+from shared.bus import PublishFailed
 from shared.events import Envelope
+from shared.in_process_bus import InProcessBus
 from shared.outbox import OutboxDocument, OutboxRelay
 from shared.settings import Settings
 

@@ -10,8 +10,8 @@ import pytest
 from services.consent.tokens import issue_consent_token
 from services.surveys.app import create_app
 from shared.auth import Principal, encode_principal
-from shared.bus import InProcessBus
 from shared.events import Envelope, isoformat, utcnow
+from shared.in_process_bus import InProcessBus
 from shared.runtime import current_runtime
 from tests.conftest import call_json, make_settings, store_unchanged
 

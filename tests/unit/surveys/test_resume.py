@@ -10,9 +10,9 @@ import pytest
 from services.surveys import codes, resume
 from services.surveys.app import create_app, resume_ttl
 from services.surveys.models import ResumeDraft
-from shared.bus import InProcessBus
 from shared.errors import Gone
 from shared.events import utcnow
+from shared.in_process_bus import InProcessBus
 from tests.conftest import make_settings
 
 
