@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
 from urllib.parse import urlsplit
 
 import mongoengine
@@ -21,7 +20,6 @@ def connect(settings: Settings, alias: str) -> Database:
     if uri.startswith("mongomock://"):
         import mongomock  # only unit tests use the in-process store
 
-        _let_mongomock_take_bulk_updates()
         # One host name per alias: mongoengine reuses a client whose settings match another
         # alias's, which would let a fresh in-process store inherit an old one's data.
         mongoengine.connect(
@@ -42,24 +40,6 @@ def connect(settings: Settings, alias: str) -> Database:
         )
     _forget_cached_collections(alias)
     return mongoengine.get_db(alias)
-
-
-def _let_mongomock_take_bulk_updates() -> None:
-    """pymongo 4.11+ passes `sort` with every bulk update (None unless asked for), which mongomock
-    4.3 does not know; without this, `bulk_write` works on every server but the in-process one."""
-    from mongomock.collection import BulkOperationBuilder
-
-    add_update = BulkOperationBuilder.add_update
-    if getattr(add_update, "takes_sort", False):
-        return
-
-    def add_update_taking_sort(self: Any, *args: Any, sort: Any = None, **kwargs: Any) -> Any:
-        if sort is not None:
-            raise NotImplementedError("the in-process store cannot sort a bulk update")
-        return add_update(self, *args, **kwargs)
-
-    add_update_taking_sort.takes_sort = True  # type: ignore[attr-defined]
-    BulkOperationBuilder.add_update = add_update_taking_sort
 
 
 def _forget_cached_collections(alias: str) -> None:

@@ -19,7 +19,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import mongoengine
-from pymongo import UpdateOne
 from pymongo.collection import Collection
 
 from shared.bus import Bus, PublishFailed
@@ -120,9 +119,7 @@ class OutboxRelay:
             ages.append(time.monotonic() - since)
         return max(ages) if ages else None
 
-    def _publish(self, doc: dict, sent_marks: list[UpdateOne]) -> int:
-        """Publish a document's pending events; each one acknowledged adds its removal to
-        `sent_marks`, for `_mark_sent` to write."""
+    def _publish(self, collection: Collection, doc: dict) -> int:
         sent = 0
         for pending in doc.get("pending_events") or ():
             event = Envelope(**pending["envelope"])
@@ -133,20 +130,9 @@ class OutboxRelay:
                 self.publishing_since = None
             # The element exactly as stored: a $pull by whole value means the same on
             # every MongoDB-protocol server, a $pull by a condition on a field does not.
-            sent_marks.append(
-                UpdateOne({"_id": doc["_id"]}, {"$pull": {"pending_events": pending}})
-            )
+            collection.update_one({"_id": doc["_id"]}, {"$pull": {"pending_events": pending}})
             sent += 1
         return sent
-
-    def _mark_sent(self, collection: Collection, sent_marks: list[UpdateOne]) -> None:
-        """Remove the published events, many in one write command (each write waits its turn on
-        some servers). Only after the broker acknowledged them: if this fails or never happens (a
-        crash), they are published again, and consumers drop the duplicates by event id."""
-        if sent_marks:
-            marks = list(sent_marks)
-            sent_marks.clear()
-            collection.bulk_write(marks, ordered=False)
 
     def relay_stored(self) -> int:
         """Publish the pending events of the documents this process stored events on."""
@@ -155,26 +141,20 @@ class OutboxRelay:
             queue = _stored[model]
             collection = model._get_collection()
             id_field = model._fields[model._meta["id_field"]]
-            sent_marks: list[UpdateOne] = []
-            try:
-                while queue:
-                    try:
-                        document = queue.popleft()
-                    except IndexError:
-                        break
-                    try:
-                        stored = collection.find_one(
-                            {"_id": id_field.to_mongo(document.pk)}, {"pending_events": 1}
-                        )
-                        if stored is not None:
-                            sent += self._publish(stored, sent_marks)
-                    except Exception:
-                        queue.appendleft(document)  # first in line next time
-                        raise
-                    if len(sent_marks) >= self.batch:
-                        self._mark_sent(collection, sent_marks)
-            finally:
-                self._mark_sent(collection, sent_marks)  # what was published before any failure
+            while queue:
+                try:
+                    document = queue.popleft()
+                except IndexError:
+                    break
+                try:
+                    stored = collection.find_one(
+                        {"_id": id_field.to_mongo(document.pk)}, {"pending_events": 1}
+                    )
+                    if stored is not None:
+                        sent += self._publish(collection, stored)
+                except Exception:
+                    queue.appendleft(document)  # first in line next time
+                    raise
         return sent
 
     def relay_once(self) -> int:
@@ -192,13 +172,9 @@ class OutboxRelay:
                 left += len(docs)
                 for moment in filter(None, (_stored_at(doc) for doc in docs)):
                     found_oldest = moment if found_oldest is None else min(found_oldest, moment)
-                sent_marks: list[UpdateOne] = []
-                try:
-                    for doc in docs:
-                        sent += self._publish(doc, sent_marks)
-                        left -= 1
-                finally:
-                    self._mark_sent(collection, sent_marks)
+                for doc in docs:
+                    sent += self._publish(collection, doc)
+                    left -= 1
                 if len(docs) == self.batch:
                     left += 1  # the batch was full: there may be more
         finally:

@@ -196,39 +196,3 @@ def test_events_pushed_by_a_query_update_are_found_once_remembered(store):
     assert relay.relay_stored() == 0
     outbox.remember(Order, order.pk)
     assert relay.relay_stored() == 1
-
-
-def test_the_fast_path_marks_events_sent_in_batches_and_keeps_what_was_not_acknowledged(store):
-    class FlakyBus(InProcessBus):
-        def publish(self, topic, event):
-            if len(self.topics[topic]) == 3:
-                self.fail_publish = True
-            super().publish(topic, event)
-
-    bus = FlakyBus()
-    relay = OutboxRelay(bus, [Order], batch=2)
-    relay.relay_stored()  # drain what earlier tests staged
-    bus.topics.clear()
-    ids = stage_orders(5)
-    collection = Order._get_collection()
-    bulk_write = collection.bulk_write
-    batches = []
-
-    def counting_bulk_write(requests, *args, **kwargs):
-        batches.append(len(requests))
-        return bulk_write(requests, *args, **kwargs)
-
-    collection.bulk_write = counting_bulk_write
-    try:
-        with pytest.raises(PublishFailed):
-            relay.relay_stored()
-    finally:
-        collection.bulk_write = bulk_write
-    # Three acknowledged: marked sent in two writes (a full batch, then the rest at the failure).
-    assert batches == [2, 1]
-    assert relay.backlog() == 2
-    bus.fail_publish = False
-    bus.__class__ = InProcessBus
-    assert relay.relay_stored() == 2
-    assert relay.backlog() == 0
-    assert [e.id for e in bus.events("orders.events")] == ids  # none twice, none lost
