@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,7 +19,13 @@ from flask import Flask, Response, g, jsonify, request, url_for
 
 from gateway import accounts
 from gateway.api import SESSION_COOKIE, sessions, staff
-from gateway.guards import behind_tls, check_body, install_response_headers, preflight
+from gateway.guards import (
+    behind_tls,
+    check_body,
+    install_request_head_limits,
+    install_response_headers,
+    preflight,
+)
 from gateway.openapi import MergedDocument, init_openapi
 from gateway.participant_sessions import (
     OPENING_ROUTE,
@@ -34,10 +41,12 @@ from gateway.web import init_web
 from shared import mongo
 from shared.auth import ANONYMOUS, Principal, encode_principal
 from shared.errors import Forbidden, NotFound, TooManyRequests, Unauthorized
+from shared.health import HealthBounds
 from shared.log import configure_logging
 from shared.metrics import GaugeCollector, metrics_of
 from shared.problems import register_problem_handlers
-from shared.runtime import install_request_context, problem_api, use_storable_int_routes
+from shared.request_context import install_request_context
+from shared.runtime import problem_api, use_storable_int_routes
 from shared.settings import Settings
 
 SERVICES = ("surveys", "consent", "aggregation")
@@ -84,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["voices_limits"] = limits
     register_problem_handlers(app)
     install_request_context(app, "gateway")
+    install_request_head_limits(app)
     install_response_headers(app, settings)
     rate_limited = _install_gateway_metrics(app, clients)
     init_openapi(
@@ -137,18 +147,36 @@ def create_app(settings: Settings | None = None) -> Flask:
             )
         return None
 
+    probe_timeout = readiness_probe_timeout(settings)
+
     def health():
+        # In parallel, so the gateway answers within one service's bound rather than their sum.
+        with ThreadPoolExecutor(len(clients)) as pool:
+            answers = dict(
+                zip(
+                    clients,
+                    pool.map(lambda c: c.get_json("/readyz", probe_timeout), clients.values()),
+                    strict=True,
+                )
+            )
         services = {}
         for name, client in clients.items():
-            status, body = client.get_json("/readyz")
+            status, body = answers[name]
             services[name] = {"ready": status == 200, **body, "circuit": client.breaker.state}
         ready = all(s["ready"] for s in services.values())
         return jsonify(status="ready" if ready else "degraded", services=services), (
             200 if ready else 503
         )
 
+    def alive():
+        # What the orchestrator's probes ask: this process answers. Never the services' readiness:
+        # a paused broker must neither restart the gateway nor take it out of its load balancer,
+        # since the services answer much without it.
+        return jsonify(status="ok", service="gateway")
+
     app.add_url_rule("/healthz", "healthz", health)
     app.add_url_rule("/readyz", "readyz", health)
+    app.add_url_rule("/livez", "livez", alive)
 
     @app.route("/api/v1/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
     def forward(rest: str) -> Response:
@@ -165,6 +193,14 @@ def create_app(settings: Settings | None = None) -> Flask:
         return response
 
     return app
+
+
+def readiness_probe_timeout(settings: Settings) -> float:
+    """How long the gateway waits for a service's /readyz: longer than the service may itself
+    wait for a silent broker (its connect and its answer, per bootstrap server), so a service that
+    says "not ready" is reported as such, never as unreachable."""
+    brokers = max(1, len(settings.kafka.bootstrap_servers.split(",")))
+    return 2 * HealthBounds.from_settings(settings).broker_ack_s * brokers + 3.0
 
 
 def _client(name: str, settings: Settings) -> ServiceClient:

@@ -7,7 +7,10 @@
   hostile document;
 - security headers on every response: a CSP without third-party origins, no referrer, no
   framing, no sniffing; HSTS only behind TLS;
-- CORS: off unless VOICES_CORS_ORIGINS lists origins.
+- CORS: off unless VOICES_CORS_ORIGINS lists origins;
+- the request head: a URI of at most 4096 bytes (414), at most 100 header fields of at most
+  8190 bytes each (431), answered here as problem+json below gunicorn's own, higher limits
+  (deploy/gunicorn.conf.py, whose refusals are problem+json too).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import re
 from typing import Any
 
 from flask import Flask, Response, g, request
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, RequestHeaderFieldsTooLarge, RequestURITooLarge
 
 from gateway.policy import RoutePolicy
 from shared.errors import PayloadTooLarge, UnsupportedMediaType, ValidationFailed
@@ -30,6 +33,10 @@ CSP = (
 )
 HSTS = "max-age=63072000; includeSubDomains"
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+# Far above any real link of ours (codes and ids are short); under gunicorn's 8190-byte line.
+MAX_URI_BYTES = 4096
+MAX_HEADER_FIELDS = 100
+MAX_HEADER_FIELD_BYTES = 8190
 # The deepest real document (a survey: sections, questions, options, translations) is under 10.
 MAX_JSON_DEPTH = 32
 # Integers fit in 64 bits (what MongoDB stores); floats need no more digits than this either.
@@ -63,6 +70,30 @@ def behind_tls(settings: Settings) -> bool:
     if request.remote_addr not in trusted_proxies(settings):
         return False
     return request.headers.get("X-Forwarded-Proto", "").split(",")[0].strip().lower() == "https"
+
+
+def install_request_head_limits(app: Flask) -> None:
+    """Refuse an over-long URI (414) or too many or too large header fields (431) on every
+    path, before any view reads them."""
+
+    @app.before_request
+    def _request_head_within_limits() -> None:
+        environ = request.environ
+        uri = environ.get("RAW_URI") or environ.get("REQUEST_URI") or request.full_path
+        if len(uri.encode("latin-1", "replace")) > MAX_URI_BYTES:
+            raise RequestURITooLarge(
+                f"The URI is longer than {MAX_URI_BYTES} bytes; send long values in a body."
+            )
+        fields = list(request.headers.items())
+        if len(fields) > MAX_HEADER_FIELDS:
+            raise RequestHeaderFieldsTooLarge(
+                f"The request has more than {MAX_HEADER_FIELDS} header fields."
+            )
+        for name, value in fields:
+            if len(name) + 2 + len(value.encode("latin-1", "replace")) > MAX_HEADER_FIELD_BYTES:
+                raise RequestHeaderFieldsTooLarge(
+                    f"The header {name[:64]} is longer than {MAX_HEADER_FIELD_BYTES} bytes."
+                )
 
 
 def check_body(row: RoutePolicy) -> None:
@@ -218,7 +249,7 @@ def install_response_headers(app: Flask, settings: Settings) -> None:
         headers.setdefault(
             "Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"
         )
-        if request.path.startswith("/api/") or request.path in ("/healthz", "/readyz"):
+        if request.path.startswith("/api/") or request.path in ("/healthz", "/readyz", "/livez"):
             headers.setdefault(
                 "Cache-Control", "no-store"
             )  # health answers are live state, never cached

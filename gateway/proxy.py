@@ -1,9 +1,14 @@
 """Forwarding to the owning service over HTTP: timeouts, a retry for idempotent reads, a circuit breaker.
 
 A service that fails `failure_threshold` times in a row (unreachable, timed out, or answering
-502/503/504) is not called for `cooldown_s`: callers get 503 problem+json with Retry-After at
-once instead of waiting for timeouts. After the cool-down one trial call is let through
-(half-open); its success closes the circuit, its failure opens it again.
+502/504 or a 503 that is not its own problem+json) is not called for `cooldown_s`: callers get 503
+problem+json with Retry-After at once instead of waiting for timeouts. After the cool-down one
+trial call is let through (half-open); its success closes the circuit, its failure opens it again.
+
+A service that answers with its own problem+json, even 503 because a dependency of its own is
+unready, is up: that answer is relayed and never opens the circuit, which would refuse the calls
+the service can still answer. Health and OpenAPI reads use a connection pool of their own, so a
+slow readiness probe never holds or spoils a connection that forwarded calls reuse.
 """
 
 from __future__ import annotations
@@ -34,9 +39,19 @@ _DROP_RESPONSE = {
 }
 _FORWARD_REQUEST = ("Content-Type", "Accept", "Accept-Language", "If-Match", "If-None-Match")
 _FAILING_STATUSES = {502, 503, 504}
+_PROBLEM_MIME = "application/problem+json"
 _IDEMPOTENT = {"GET", "HEAD"}
 
 CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+
+
+def service_failed(response: requests.Response) -> bool:
+    """Whether an answer means the service itself is failing: 502/504 (a hop in between could not
+    reach it) or a 503 that is not the service's own problem+json (a dying worker, a proxy)."""
+    if response.status_code not in _FAILING_STATUSES:
+        return False
+    own_problem = response.headers.get("Content-Type", "").startswith(_PROBLEM_MIME)
+    return not (response.status_code == 503 and own_problem)
 
 
 class CircuitOpen(Exception):
@@ -112,6 +127,7 @@ class ServiceClient:
     retry_backoff_s: float = 0.1
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     session: requests.Session = field(default_factory=_internal_session)
+    probe_session: requests.Session = field(default_factory=_internal_session)
     on_outcome: Callable[[str, str], None] | None = None  # (service, outcome) for metrics
 
     def forward(
@@ -149,7 +165,7 @@ class ServiceClient:
                     service=self.name,
                     retry_after=1,
                 ) from exc
-            if upstream.status_code in _FAILING_STATUSES:
+            if service_failed(upstream):
                 self._failed(f"status {upstream.status_code}")
                 if attempt + 1 < attempts:
                     time.sleep(self.retry_backoff_s)
@@ -186,9 +202,10 @@ class ServiceClient:
             self.on_outcome(self.name, outcome)
 
     def get_json(self, path: str, timeout: float = 2.0) -> tuple[int, dict]:
-        """A direct GET (health, OpenAPI), outside the circuit breaker: (status, JSON body or an error dict)."""
+        """A direct GET (health, OpenAPI), outside the circuit breaker and on its own connection
+        pool: (status, JSON body or an error dict)."""
         try:
-            r = self.session.get(f"{self.base_url}{path}", timeout=timeout)
+            r = self.probe_session.get(f"{self.base_url}{path}", timeout=timeout)
             return r.status_code, r.json()
         except (requests.RequestException, ValueError) as exc:
             return 503, {"status": "unreachable", "error": type(exc).__name__}

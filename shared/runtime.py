@@ -8,22 +8,14 @@ explicitly in tests, never at import time.
 from __future__ import annotations
 
 import http
-import json
 import logging
-import re
-import socket
-import struct
-import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-import click
-from flask import Blueprint, Flask, current_app, g, jsonify, request
-from flask.cli import AppGroup
+from flask import Flask, current_app
 from flask_smorest import Page
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
@@ -32,14 +24,17 @@ from werkzeug.routing import IntegerConverter
 from shared import mongo
 from shared.bus import Bus, KafkaBus
 from shared.consumer import KafkaConsumerLoop
+from shared.dead_letter_cli import dead_letter_commands
 from shared.dead_letters import MongoDeadLetters
-from shared.errors import PROBLEM_MIME, NotFound
+from shared.errors import PROBLEM_MIME
 from shared.events import Envelope
+from shared.health import ConsumerLag, HealthBounds, health_blueprint, kafka_answers
 from shared.in_process_bus import InProcessBus
-from shared.log import configure_logging, trace_id_var
-from shared.metrics import GaugeCollector, install_metrics, metrics_of
+from shared.log import configure_logging
+from shared.metrics import GaugeCollector, metrics_of
 from shared.outbox import OutboxDocument, OutboxRelay
 from shared.problems import ProblemSchema, register_problem_handlers
+from shared.request_context import install_request_context
 from shared.settings import Settings
 
 log = logging.getLogger("voices.runtime")
@@ -136,7 +131,7 @@ class ServiceRuntime:
         app.extensions["voices_runtime"] = self
         register_problem_handlers(app)
         install_request_context(app, self.settings.service)
-        app.register_blueprint(health_blueprint(self))
+        app.register_blueprint(health_blueprint(self.settings.service, self.readiness))
         metrics = metrics_of(app)
         if metrics is not None:
             metrics.register(
@@ -187,7 +182,7 @@ class ServiceRuntime:
                     self._replay_samples,
                 )
             )
-        app.cli.add_command(dlq_cli)
+        app.cli.add_command(dead_letter_commands(self.dead_letters, self.dispatcher))
         # gunicorn's post_worker_init and worker_exit hooks find this runtime in app.extensions
         # and call start_background and stop (deploy/gunicorn.conf.py).
 
@@ -474,356 +469,3 @@ def service_context():
 def events_stored() -> None:
     """Called by a view after it stored events in the outbox, so the relay sends them now."""
     current_runtime(current_app).after_commit()
-
-
-def health_blueprint(runtime: ServiceRuntime) -> Blueprint:
-    bp = Blueprint("health", __name__)
-
-    @bp.get("/healthz")
-    def healthz():
-        return jsonify(status="ok", service=runtime.settings.service)
-
-    @bp.get("/readyz")
-    def readyz():
-        ok, checks = runtime.readiness()
-        return jsonify(
-            status="ready" if ok else "not_ready", service=runtime.settings.service, checks=checks
-        ), (200 if ok else 503)
-
-    return bp
-
-
-# Ids we accept from a caller: they end up in logs and headers, so nothing but a short token.
-_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
-
-
-def _id_from(header: str) -> str | None:
-    value = request.headers.get(header)
-    return value if value and _ID.match(value) else None
-
-
-def route_pattern() -> str:
-    """The route pattern of this request (`g.route_pattern` when a forwarder knows better), never the URL."""
-    override = g.get("route_pattern")
-    if override:
-        return override
-    return request.url_rule.rule if request.url_rule else "unmatched"
-
-
-def install_request_context(app: Flask, service: str) -> None:
-    """Request and trace ids on every request and response; one log line and metrics per request.
-
-    The log line names the route pattern, never the concrete URL (codes live in
-    URLs), and never the client address or user agent. Installs /metrics, which answers only
-    when VOICES_METRICS_TOKEN is set (and sent): closed unless an operator configures it.
-    """
-    access = logging.getLogger("voices.access")
-    metrics = install_metrics(app, service)
-
-    @app.before_request
-    def _metrics_closed_unless_configured():
-        settings = app.extensions.get("voices_settings")
-        if request.path == "/metrics" and not (
-            settings is not None and settings.get("METRICS_TOKEN")
-        ):
-            raise NotFound("There is nothing at this path.")
-
-    @app.before_request
-    def _ids():
-        g.request_id = _id_from("X-Request-ID") or uuid.uuid4().hex
-        g.trace_id = _id_from("X-Trace-ID") or g.request_id
-        g.trace_token = trace_id_var.set(g.trace_id)
-        g.started = time.perf_counter()
-
-    @app.after_request
-    def _headers(response):
-        response.headers["X-Request-ID"] = getattr(g, "request_id", "")
-        response.headers["X-Trace-ID"] = getattr(g, "trace_id", "")
-        rule = route_pattern()
-        if rule not in ("/healthz", "/readyz", "/metrics"):
-            seconds = time.perf_counter() - g.get("started", time.perf_counter())
-            metrics.observe_request(request.method, rule, response.status_code, seconds)
-            access.info(
-                "%s %s %s",
-                request.method,
-                rule,
-                response.status_code,
-                extra={
-                    "route": rule,
-                    "status": response.status_code,
-                    "duration_ms": round(seconds * 1000, 1),
-                },
-            )
-        return response
-
-    @app.teardown_request
-    def _reset(_exc):
-        token = g.pop("trace_token", None)
-        if token is not None:
-            trace_id_var.reset(token)
-
-
-def current_trace_id() -> str:
-    return trace_id_var.get() or uuid.uuid4().hex
-
-
-__all__ = [
-    "EventDispatcher",
-    "MongoOffsetStore",
-    "ServiceRuntime",
-    "configure_logging",
-    "current_runtime",
-    "current_trace_id",
-    "install_request_context",
-]
-
-
-# ---- truthful health: bounds, broker answers, lag, dead letters ----------------------------------
-
-
-class HealthBounds:
-    """How long the broker may take to answer, and an unpublished event may wait, before the
-    service says it is not ready (VOICES_BROKER_ACK_TIMEOUT_S, VOICES_OUTBOX_MAX_AGE_S)."""
-
-    def __init__(self, broker_ack_s: float, outbox_max_age_s: float, lag_interval_s: float) -> None:
-        self.broker_ack_s = broker_ack_s
-        self.outbox_max_age_s = outbox_max_age_s
-        self.lag_interval_s = lag_interval_s
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> HealthBounds:
-        def number(name: str, default: float) -> float:
-            raw = settings.get(name)
-            try:
-                value = float(raw) if raw else default
-            except ValueError:
-                raise RuntimeError(
-                    f"VOICES_{name} must be a number of seconds, not {raw!r}"
-                ) from None
-            if not value > 0:
-                raise RuntimeError(f"VOICES_{name} must be more than 0 seconds")
-            return value
-
-        return cls(
-            number("BROKER_ACK_TIMEOUT_S", 2.0),
-            number("OUTBOX_MAX_AGE_S", 30.0),
-            number("LAG_INTERVAL_S", 5.0),
-        )
-
-
-def _api_versions_request(correlation_id: int) -> bytes:
-    """A Kafka ApiVersions v0 request (api key 18): the cheapest request every broker answers."""
-    client_id = b"voices-readyz"
-    body = struct.pack(">hhih", 18, 0, correlation_id, len(client_id)) + client_id
-    return struct.pack(">i", len(body)) + body
-
-
-def kafka_answers(bootstrap_servers: str, timeout: float) -> str:
-    """ "ok" when a bootstrap broker answers an ApiVersions request within `timeout` seconds;
-    otherwise "unreachable" (no connection) or "no answer within Ns" (connected, silent: a
-    paused or overloaded broker still completes TCP handshakes in the kernel)."""
-    silent = False
-    for server in bootstrap_servers.split(","):
-        host, _, port = server.strip().rpartition(":")
-        try:
-            with socket.create_connection(
-                (host.strip("[]") or "localhost", int(port)), timeout=timeout
-            ) as sock:
-                sock.settimeout(timeout)
-                sock.sendall(_api_versions_request(7))
-                header = b""
-                while len(header) < 8:
-                    chunk = sock.recv(8 - len(header))
-                    if not chunk:
-                        break
-                    header += chunk
-                if len(header) == 8 and struct.unpack(">i", header[4:])[0] == 7:
-                    return "ok"
-                silent = True
-        except TimeoutError:
-            silent = True
-        except (OSError, ValueError):
-            continue
-    return f"no answer within {timeout:g}s" if silent else "unreachable"
-
-
-def kafka_reachable(bootstrap_servers: str, timeout: float = 0.5) -> bool:
-    """Whether a bootstrap broker answers within `timeout` seconds."""
-    return kafka_answers(bootstrap_servers, timeout) == "ok"
-
-
-class ConsumerLag:
-    """The consumer group's lag per partition: log end offset minus the group's committed offset
-    (the log start where nothing is committed), read from the broker every few seconds.
-
-    Measured from what the group committed, not from this process's own partitions, so every
-    worker of the service reports the whole group's lag; a worker that stopped handling events
-    shows as lag growing, never as 0.
-    """
-
-    def __init__(self, settings: Settings, topics: list[str]) -> None:
-        self.settings = settings
-        self.topics = topics
-        self.interval_s = HealthBounds.from_settings(settings).lag_interval_s
-        self._lag: dict[tuple[str, int], int] = {}
-        self._measured_at: float | None = None
-        self._error: str | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._client: Any = None
-
-    def start(self) -> None:
-        if self._thread is None and self.topics:
-            self._thread = threading.Thread(target=self._run, name="consumer-lag", daemon=True)
-            self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(5)
-        self._close()
-
-    def partitions(self) -> dict[tuple[str, int], int]:
-        """The last measurement, {(topic, partition): lag}; empty when it is stale or missing."""
-        if self._measured_at is None or self._stale():
-            return {}
-        return dict(self._lag)
-
-    def _stale(self) -> bool:
-        return (
-            self._measured_at is None
-            or time.monotonic() - self._measured_at > 3 * self.interval_s + 2
-        )
-
-    def report(self) -> dict[str, Any]:
-        """For /readyz: total lag and the largest partition's, or why it is unknown."""
-        if self._stale():
-            return {"state": "unknown", "error": self._error}
-        lag = dict(self._lag)
-        worst = max(lag.items(), key=lambda item: item[1], default=None)
-        return {
-            "state": "measured",
-            "total": sum(lag.values()),
-            "max": None
-            if worst is None
-            else {"partition": f"{worst[0][0]}/{worst[0][1]}", "lag": worst[1]},
-            "age_s": round(time.monotonic() - (self._measured_at or 0), 1),
-        }
-
-    def measure(self) -> dict[tuple[str, int], int]:
-        """Ask the broker now; raises KafkaError when it cannot answer."""
-        from kafka import KafkaConsumer, TopicPartition
-
-        if self._client is None:
-            self._client = KafkaConsumer(
-                bootstrap_servers=self.settings.kafka.bootstrap_servers.split(","),
-                group_id=self.settings.consumer_group,  # only to read its offsets: it never joins
-                enable_auto_commit=False,
-                request_timeout_ms=10000,
-                client_id=f"{self.settings.service}-lag",
-            )
-        client = self._client
-        partitions = [
-            TopicPartition(topic, p)
-            for topic in self.topics
-            for p in sorted(client.partitions_for_topic(topic) or ())
-        ]
-        ends = client.end_offsets(partitions)
-        starts = client.beginning_offsets(partitions)
-        lag = {}
-        for tp in partitions:
-            committed = client.committed(tp)
-            position = starts.get(tp, 0) if committed is None else committed
-            lag[(tp.topic, tp.partition)] = max(0, ends.get(tp, 0) - position)
-        return lag
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._lag = self.measure()
-                self._measured_at = time.monotonic()
-                self._error = None
-            except Exception as exc:  # noqa: BLE001 broker away: the figure goes stale, then "unknown"
-                self._error = f"{type(exc).__name__}: {exc}"[:200]
-                self._close()
-            self._stop.wait(self.interval_s)
-
-    def _close(self) -> None:
-        client, self._client = self._client, None
-        if client is not None:
-            try:
-                client.close(autocommit=False)
-            except Exception as exc:  # noqa: BLE001 a broken client is dropped either way
-                log.debug("closing the lag client: %s", exc)
-
-
-# ---- dead letters on the command line --------------------------------------------------------
-
-dlq_cli = AppGroup("dlq", help="Events this service could not accept (dead letters).")
-
-
-@dlq_cli.command("list")
-@click.option("--all", "every", is_flag=True, help="Also list redriven and discarded letters.")
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
-def dlq_list(every: bool, as_json: bool) -> None:
-    """List the dead letters, oldest first (open ones only unless --all)."""
-    store = current_runtime(current_app).dead_letters
-    for doc in store.letters(None if every else "open"):
-        row = {
-            "id": str(doc["_id"]),
-            "state": doc.get("state"),
-            "kind": doc.get("kind"),
-            "event_type": doc.get("event_type"),
-            "consultation_id": doc.get("consultation_id"),
-            "source": f"{doc.get('topic')}/{doc.get('partition')}/{doc.get('offset')}",
-            "deliveries": doc.get("deliveries"),
-            "blocks_releases": bool(doc.get("blocks_releases")),
-            "first_at": doc["first_at"].isoformat() if doc.get("first_at") else None,
-            "reason": doc.get("reason"),
-        }
-        if as_json:
-            click.echo(json.dumps(row, ensure_ascii=False))
-        else:
-            click.echo(
-                f"{row['id']}  {row['state']}  {row['kind']}  {row['event_type'] or '-'}  "
-                f"{row['source']}  {'BLOCKS RELEASES  ' if row['blocks_releases'] else ''}"
-                f"{row['reason']}"
-            )
-
-
-@dlq_cli.command("redrive")
-@click.argument("ids", nargs=-1)
-@click.option("--all", "every", is_flag=True, help="Re-drive every open dead letter.")
-def dlq_redrive(ids: tuple[str, ...], every: bool) -> None:
-    """Hand dead letters to this service's handlers again (after the cause was fixed).
-
-    Idempotent: handled letters are marked redriven and not handed over again, and an event
-    handled before is not applied twice. Exits with 1 when any letter still fails.
-    """
-    if not ids and not every:
-        raise click.UsageError("name the dead letters to re-drive, or pass --all")
-    runtime = current_runtime(current_app)
-
-    def show(letter_id: str, outcome: str, reason: str) -> None:
-        click.echo(f"{letter_id}  {outcome}{'  ' + reason if reason else ''}")
-
-    counts = runtime.dead_letters.redrive(
-        runtime.dispatcher, list(ids) if ids else None, on_result=show
-    )
-    click.echo(
-        f"redriven {counts['redriven']}, still failing {counts['still_failing']}, "
-        f"skipped {counts['skipped']}",
-        err=True,
-    )
-    if counts["still_failing"]:
-        sys.exit(1)
-
-
-@dlq_cli.command("discard")
-@click.argument("letter_id")
-@click.option("--reason", required=True, help="Why it may be dropped (kept with the letter).")
-def dlq_discard(letter_id: str, reason: str) -> None:
-    """Drop one open dead letter after checking it can never be applied (junk, a test record)."""
-    if not current_runtime(current_app).dead_letters.resolve(letter_id, "discarded", reason):
-        raise click.ClickException(f"no open dead letter {letter_id}")
-    click.echo(f"{letter_id}  discarded")

@@ -13,10 +13,10 @@ from typing import Any
 import requests
 from flask import g, has_request_context
 
-from gateway.proxy import CircuitOpen, ServiceClient
+from gateway.proxy import CircuitOpen, ServiceClient, service_failed
 from shared.errors import ServiceUnavailable
 
-_FAILING_STATUSES = {502, 503, 504}
+_UNAVAILABLE_STATUSES = {502, 503, 504}
 
 
 class ServiceRefused(Exception):
@@ -47,7 +47,8 @@ def call_service(
     multipart/form-data instead of `json`; the answer's headers copied into `answer_headers`).
 
     Raises ServiceRefused for any other error answer (4xx, 500), ServiceUnavailable when the
-    service cannot be reached, answers 502/503/504 or its circuit is open. A read is tried once more after a connection failure.
+    service cannot be reached, answers 502/503/504 or its circuit is open (a 503 problem+json of
+    its own is relayed that way too, without counting against its circuit). A read is tried once more after a connection failure.
     """
     headers = {"Accept": "application/json", **(headers or {})}
     if has_request_context() and g.get("request_id"):
@@ -84,14 +85,20 @@ def call_service(
             raise ServiceUnavailable(
                 f"The {client.name} service is not reachable.", service=client.name, retry_after=1
             ) from exc
-        if response.status_code in _FAILING_STATUSES:
+        if service_failed(response):
             client.breaker.record_failure()
             _outcome(client, "failed")
             raise ServiceUnavailable(
                 f"The {client.name} service failed.", service=client.name, retry_after=1
             )
-        client.breaker.record_success()
+        client.breaker.record_success()  # it answered, even a 503 of its own: it is up
         _outcome(client, "ok")
+        if response.status_code in _UNAVAILABLE_STATUSES:
+            raise ServiceUnavailable(
+                f"The {client.name} service cannot do this right now.",
+                service=client.name,
+                retry_after=1,
+            )
         if answer_headers is not None:
             answer_headers.update(response.headers)
         try:

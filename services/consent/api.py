@@ -33,7 +33,8 @@ from services.consent.schemas import (
     WithdrawalSchema,
 )
 from shared.auth import require_staff, session_consultation
-from shared.runtime import current_trace_id, events_stored, service_context
+from shared.request_context import current_trace_id
+from shared.runtime import events_stored, service_context
 
 PEM_MEDIA_TYPE = "application/x-pem-file"
 consent = Blueprint(

@@ -43,11 +43,11 @@ from services.surveys.schemas import (
 )
 from shared.auth import Principal, require_staff, session_consultation
 from shared.errors import ValidationFailed
+from shared.request_context import current_trace_id
 from shared.runtime import (
     MAX_PAGE_SIZE,
     PAGE_SIZE,
     QueryPage,
-    current_trace_id,
     events_stored,
     service_context,
 )
@@ -230,16 +230,15 @@ class Invitations(MethodView):
     @consultations.response(201, InvitationCreatedSchema)
     def post(self, data, consultation_id):
         """A single-use code or a multi-use anonymous link; the code is shown only in this answer."""
+        consultation = _organiser_consultation(consultation_id)
         invitation, code = invitations.create_invitation(
-            _organiser_consultation(consultation_id),
-            data["kind"],
-            data["label"],
-            service_context().keys.code_pepper,
+            consultation, data["kind"], data["label"], service_context().keys.code_pepper
         )
         return {
             **invitation.to_mongo().to_dict(),
             "invitation_id": invitation.invitation_id,
             "code": code,
+            **_usable_now(consultation),
         }
 
 
@@ -249,8 +248,9 @@ class InvitationBatch(MethodView):
     @consultations.response(201, InvitationBatchCreatedSchema)
     def post(self, data, consultation_id):
         """Several invitations of one kind at once (to print or hand out); codes shown only in this answer."""
+        consultation = _organiser_consultation(consultation_id)
         created = invitations.create_invitations(
-            _organiser_consultation(consultation_id),
+            consultation,
             data["kind"],
             data["label"],
             data["count"],
@@ -264,8 +264,15 @@ class InvitationBatch(MethodView):
                     "code": code,
                 }
                 for invitation, code in created
-            ]
+            ],
+            **_usable_now(consultation),
         }
+
+
+def _usable_now(consultation: Consultation) -> dict[str, object]:
+    """`usable_now`, and a `warning` when participants cannot use new invitations yet."""
+    notice = cons.not_open_yet_notice(consultation)
+    return {"usable_now": notice is None, "warning": notice}
 
 
 @consultations.route("/<consultation_id>/progress")

@@ -430,10 +430,13 @@ def change_status(
 def ensure_accepting(consultation: Consultation, now: datetime | None = None) -> None:
     """Check that the consultation takes participants and answers now.
 
-    Raises Gone when it is not open or its closing time has passed, Conflict
-    (with `opens_at`) when its opening time has not come yet.
+    Raises Conflict (reason "not_open_yet") while it is a draft or its opening time (`opens_at`)
+    has not come: invitations may be handed out ahead, and work once it opens. Raises Gone when it
+    is closed, archived or past its closing time.
     """
     now = now or utcnow()
+    if consultation.status == "draft":
+        raise Conflict("This consultation has not opened yet.", reason=NOT_OPEN_YET)
     if consultation.status != "open":
         raise Gone("This consultation is not accepting responses.")
     closes_at = as_utc(consultation.closes_at)
@@ -442,8 +445,32 @@ def ensure_accepting(consultation: Consultation, now: datetime | None = None) ->
     opens_at = as_utc(consultation.opens_at)
     if opens_at is not None and now < opens_at:
         raise Conflict(
-            "This consultation does not take responses yet.", opens_at=isoformat(opens_at)
+            "This consultation does not take responses yet.",
+            opens_at=isoformat(opens_at),
+            reason=NOT_OPEN_YET,
         )
+
+
+NOT_OPEN_YET = "not_open_yet"
+
+
+def not_open_yet_notice(consultation: Consultation, now: datetime | None = None) -> str | None:
+    """What organisers creating invitations should know when participants cannot use them yet:
+    the consultation is a draft, or its opening time has not come. None once it takes answers
+    (or never will again: closed consultations take no new invitations)."""
+    now = now or utcnow()
+    if consultation.status == "draft":
+        return (
+            "This consultation is still a draft: its invitations open nothing until it is "
+            "published. Anyone who uses one before then is told it has not opened yet."
+        )
+    opens_at = as_utc(consultation.opens_at)
+    if consultation.status == "open" and opens_at is not None and now < opens_at:
+        return (
+            f"This consultation opens at {isoformat(opens_at)}: its invitations open nothing "
+            "before then. Anyone who uses one earlier is told when it opens."
+        )
+    return None
 
 
 def progress_report(consultation: Consultation, now: datetime | None = None) -> dict[str, Any]:

@@ -82,9 +82,10 @@ def _erase_one(response: Response, reason: str, topic: str, trace_id: str) -> No
     except NotUniqueError:
         pass  # recorded by an earlier attempt; its events are already staged
     quotes.delete_response_quotes(response.response_id)
+    # Noted on the tally before the delete and taken off after it, once: a crash in between is
+    # settled by the next view of the progress (tallies.py), since no retry finds the response.
+    tallies.expect_erasure(response)
     response.delete()
-    # After the delete: a retry of an interrupted erasure finds the response still there and
-    # takes it off the tally then; once deleted, no retry finds it to take it off twice.
     tallies.uncount_response(response)
 
 

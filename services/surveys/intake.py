@@ -106,9 +106,11 @@ def submit_response(
             },
         ),
     )
+    tallies.expect_response(consultation_id, response_id)
     try:
         response.save(force_insert=True)
     except NotUniqueError:
+        tallies.forget_response(consultation_id, response_id)
         raise Conflict("A response from this participant has already been received.") from None
     tallies.count_response(admission.consultation, response)
     _settle_late_withdrawal(response, topic, trace_id)

@@ -224,3 +224,7 @@ class ProgressTally(me.Document):
     sections = me.DictField()  # section id -> {shown, answered, completed, stopped_here}
     # When the latest response was stored (moved forward with $max; erasures leave it).
     last_submitted_at = me.DateTimeField()
+    # Response id -> when it was about to be stored, until its counts are added (tallies.py).
+    pending = me.DictField()
+    # Response id -> {at, amounts} noted before it is deleted, until it is taken off (tallies.py).
+    erasing = me.DictField()

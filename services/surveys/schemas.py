@@ -230,8 +230,25 @@ class InvitationSchema(Schema):
     created_at = UTCDateTime()
 
 
+class _UsableNow:
+    usable_now = fields.Boolean(
+        metadata={
+            "description": "whether a participant can open the invitations now: false while the "
+            "consultation is a draft or before its opening time (they work once it opens)"
+        }
+    )
+    warning = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "why the invitations cannot be used yet (when usable_now is false)"
+        },
+    )
+
+
 class InvitationCreatedSchema(InvitationSchema):
     code = fields.String(metadata={"description": "shown once; only its hash is stored"})
+    usable_now = _UsableNow.usable_now
+    warning = _UsableNow.warning
     url = fields.String(
         metadata={
             "description": "the participant link for the code (added by the gateway, from VOICES_PUBLIC_URL or "
@@ -258,6 +275,8 @@ class InvitationBatchCreatedSchema(Schema):
         fields.Nested(InvitationCreatedSchema),
         metadata={"description": "each with its code, shown only in this answer"},
     )
+    usable_now = _UsableNow.usable_now
+    warning = _UsableNow.warning
 
 
 class ProgressPointSchema(Schema):

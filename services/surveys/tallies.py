@@ -4,6 +4,19 @@ Intake adds what a response counts for, erasure takes it away, opening an invita
 participant admitted; each is one $inc on the tally document, by its id. A consultation whose
 tally is missing (its responses were stored before tallies existed) gets one computed from all
 its responses when its progress is first asked for.
+
+A response and its tally are two documents, so a crash between storing one and adding to the
+other would leave the count off by one. The tally therefore notes each response as pending
+(`pending.<response id>`, with the time) before it is stored, and adds its counts in the same
+single-document update that removes that note, on the condition that the note is still there: of
+the intake, an erasure and a later view, exactly one applies it. An erasure does the same the
+other way: before deleting a response it notes what the response counted for
+(`erasing.<response id>`), and takes it away in the update that removes that note. A view settles
+the notes older than PENDING_GRACE_S (longer than any request or handler may run) by reading just
+those responses: a response stored but not counted is counted, one the store never took is not,
+one deleted but not taken away is taken away, one whose erasure died before deleting it stays
+(the redelivered event erases it again). The count is exact, and a view never reads more than the
+few responses whose requests died.
 """
 
 from __future__ import annotations
@@ -38,15 +51,64 @@ def _definitions(consultation: Consultation) -> dict[int, dict]:
     return {v["number"]: v["definition"] for v in consultation.versions}
 
 
-def _apply(
-    consultation_id: str, amounts: dict[str, int], submitted_at: datetime | None = None
-) -> None:
+# A request runs at most gunicorn's 30 s timeout; a note older than this has no request behind it.
+PENDING_GRACE_S = 120.0
+
+
+def _update(amounts: dict[str, int], submitted_at: datetime | None = None) -> dict[str, Any]:
     update: dict[str, Any] = {"$inc": amounts}
     if submitted_at is not None:
         # Stored times keep milliseconds; the tally keeps what a read of the response would give.
         stored = submitted_at.replace(microsecond=submitted_at.microsecond // 1000 * 1000)
         update["$max"] = {"last_submitted_at": stored}
-    ProgressTally._get_collection().update_one({"_id": consultation_id}, update, upsert=True)
+    return update
+
+
+def _apply(
+    consultation_id: str, amounts: dict[str, int], submitted_at: datetime | None = None
+) -> None:
+    ProgressTally._get_collection().update_one(
+        {"_id": consultation_id}, _update(amounts, submitted_at), upsert=True
+    )
+
+
+def _pending(response_id: str) -> str:
+    return f"pending.{response_id}"  # response ids are "r_" and hex: a safe field name
+
+
+def _erasing(response_id: str) -> str:
+    return f"erasing.{response_id}"
+
+
+def _settle(
+    consultation_id: str,
+    response_id: str,
+    update: dict[str, Any],
+    note: str = "pending",
+    unless: str | None = None,
+) -> bool:
+    """Apply `update` and remove the response's `note`, only while that note is there (and its
+    `unless` note is not): True for the one caller that did."""
+    field = f"{note}.{response_id}"
+    condition: dict[str, Any] = {"_id": consultation_id, field: {"$exists": True}}
+    removed = {field: ""}
+    if unless is not None:
+        condition[f"{unless}.{response_id}"] = {"$exists": False}
+    update = {**update, "$unset": {**update.get("$unset", {}), **removed}}
+    result = ProgressTally._get_collection().update_one(condition, update)
+    return result.matched_count == 1
+
+
+def expect_response(consultation_id: str, response_id: str) -> None:
+    """Before a response is stored: note it on the tally as pending."""
+    ProgressTally._get_collection().update_one(
+        {"_id": consultation_id}, {"$set": {_pending(response_id): utcnow()}}, upsert=True
+    )
+
+
+def forget_response(consultation_id: str, response_id: str) -> None:
+    """The store refused the response (a duplicate): it counts for nothing."""
+    _settle(consultation_id, response_id, {})
 
 
 def start(consultation_id: str) -> None:
@@ -98,21 +160,88 @@ def _response_amounts(consultation: Consultation, response: Response) -> dict[st
 
 
 def count_response(consultation: Consultation, response: Response) -> None:
-    """A response was stored: add what it counts for."""
-    _apply(
+    """A response noted by `expect_response` was stored: add what it counts for (unless a view
+    or an erasure settled its note first)."""
+    _settle(
         consultation.consultation_id,
-        _response_amounts(consultation, response),
-        response.submitted_at,
+        response.response_id,
+        _update(_response_amounts(consultation, response), response.submitted_at),
     )
 
 
-def uncount_response(response: Response) -> None:
-    """A response is being erased: take away what it counted for, and count the erasure."""
+def expect_erasure(response: Response) -> None:
+    """Before a response is deleted: note on the tally what erasing it takes away."""
     consultation = Consultation.objects(consultation_id=response.consultation_id).first()
-    if consultation is None:
+    amounts = progress.negated(_response_amounts(consultation, response)) if consultation else {}
+    # As a list of {path, amount}: the paths hold dots, which a stored key must not (and the
+    # MongoDB-protocol server of local runs takes no nested arrays).
+    ProgressTally._get_collection().update_one(
+        {"_id": response.consultation_id},
+        {
+            "$set": {
+                _erasing(response.response_id): {
+                    "at": utcnow(),
+                    "amounts": [
+                        {"path": path, "amount": amount} for path, amount in amounts.items()
+                    ],
+                }
+            }
+        },
+        upsert=True,
+    )
+
+
+def _erased_uncounted(response_id: str) -> dict[str, Any]:
+    """For a response still pending when erased: only the erasure counts, and its note goes."""
+    return {"$inc": {"erased": 1}, "$unset": {_erasing(response_id): ""}}
+
+
+def _erasure_update(note: dict[str, Any]) -> dict[str, Any]:
+    amounts = {item["path"]: item["amount"] for item in note.get("amounts") or []}
+    return {"$inc": {**amounts, "erased": 1}}
+
+
+def uncount_response(response: Response) -> None:
+    """A response noted by `expect_erasure` was deleted: take away what it counted for, and
+    count the erasure. One still pending was never added: its notes go, and only the erasure
+    counts."""
+    cid, rid = response.consultation_id, response.response_id
+    # Never counted (its intake died or has not counted it yet): only the erasure counts.
+    if _settle(cid, rid, _erased_uncounted(rid)):
         return
-    amounts = progress.negated(_response_amounts(consultation, response))
-    _apply(response.consultation_id, {**amounts, "erased": 1})
+    document = ProgressTally._get_collection().find_one(
+        {"_id": cid, _erasing(rid): {"$exists": True}}, {_erasing(rid): 1}
+    )
+    if document is not None:
+        note = document["erasing"][rid]
+        _settle(cid, rid, _erasure_update(note), note="erasing")
+
+
+def settle_overdue(consultation: Consultation, document: dict[str, Any]) -> bool:
+    """Settle the tally's notes older than PENDING_GRACE_S, whose requests or handlers died
+    between storing or deleting a response and counting it. True when any was."""
+    now = utcnow()
+
+    def overdue(since: Any) -> bool:
+        return (now - _as_utc(since)).total_seconds() > PENDING_GRACE_S
+
+    cid = consultation.consultation_id
+    erasing = {
+        rid: note for rid, note in (document.get("erasing") or {}).items() if overdue(note["at"])
+    }
+    pending = [rid for rid, since in (document.get("pending") or {}).items() if overdue(since)]
+    for rid, note in erasing.items():
+        if Response.objects(response_id=rid, consultation_id=cid).only("response_id").first():
+            _settle(cid, rid, {}, note="erasing")  # not deleted: a redelivery erases it again
+        elif not _settle(cid, rid, _erased_uncounted(rid)):
+            _settle(cid, rid, _erasure_update(note), note="erasing")  # deleted, counted
+    for rid in pending:
+        response = Response.objects(response_id=rid, consultation_id=cid).first()
+        if response is not None:
+            count_response(consultation, response)
+        else:  # never stored, unless an erasure in progress deleted it: that one settles it
+            _settle(cid, rid, {}, unless="erasing")
+    return bool(erasing or pending)
 
 
 def recount(consultation: Consultation) -> dict[str, Any]:
@@ -159,5 +288,7 @@ def tally(consultation: Consultation) -> dict[str, Any]:
             )
         except NotUniqueError:
             pass  # counted meanwhile by another request, or started by an intake
+        document = ProgressTally._get_collection().find_one({"_id": consultation.consultation_id})
+    if document is not None and settle_overdue(consultation, document):
         document = ProgressTally._get_collection().find_one({"_id": consultation.consultation_id})
     return document or {}

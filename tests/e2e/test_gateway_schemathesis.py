@@ -8,8 +8,10 @@ type, a body that fits the schema.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import socket
 
 import pytest
 import schemathesis
@@ -103,3 +105,68 @@ def test_every_operation_answers_within_its_documented_contract(row, merged_sche
         )
 
     answers_within_contract()
+
+
+def _raw_exchange(port: int, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send bytes as they are (no client library would send most of these) and read the answer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request)
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body
+
+
+def _get(target: str, extra_headers: str = "") -> bytes:
+    return (
+        f"GET {target} HTTP/1.1\r\nHost: voices.test\r\n{extra_headers}Connection: close\r\n\r\n"
+    ).encode("latin-1")
+
+
+def _post_chunked(codings: str) -> bytes:
+    return (
+        f"POST /api/v1/consent/withdrawals HTTP/1.1\r\nHost: x\r\n"
+        f"Transfer-Encoding: {codings}\r\n\r\n0\r\n\r\n"
+    ).encode("latin-1")
+
+
+def _many(count: int) -> str:
+    return "".join(f"X-Filler-{i}: {i}\r\n" for i in range(count))
+
+
+# What a client can provoke before any view runs: the gateway's own limits answer first (with
+# a request id), gunicorn's higher ones and its parser after them; every answer is problem+json.
+HEAD_REFUSALS = {
+    "uri over the gateway's limit": (_get("/api/v1/consultations?q=" + "a" * 5000), 414, True),
+    "request line over gunicorn's limit": (_get("/healthz?q=" + "a" * 9000), 414, False),
+    "header over the gateway's limit": (_get("/healthz", f"X-Big: {'b' * 10000}\r\n"), 431, True),
+    "header over gunicorn's limit": (_get("/healthz", f"X-Big: {'b' * 20000}\r\n"), 431, False),
+    "fields over the gateway's count": (_get("/healthz", _many(150)), 431, True),
+    "fields over gunicorn's count": (_get("/healthz", _many(250)), 431, False),
+    "malformed request line": (b"GET /healthz HTTP/1.1 extra\r\nHost: x\r\n\r\n", 400, False),
+    "invalid method": (b"G(T /healthz HTTP/1.1\r\nHost: x\r\n\r\n", 400, False),
+    "invalid http version": (b"GET /healthz HTTP/9.z\r\nHost: x\r\n\r\n", 400, False),
+    "invalid header name": (_get("/healthz", "Bad Header: x\r\n"), 400, False),
+    "chunked not last": (_post_chunked("chunked, gzip"), 400, False),
+    "unsupported transfer coding": (_post_chunked("voices-unknown, chunked"), 501, False),
+}
+
+
+@pytest.mark.parametrize("case", list(HEAD_REFUSALS))
+def test_what_a_client_sends_before_any_view_is_refused_as_problem_json(case, stack):
+    request, status, by_gateway = HEAD_REFUSALS[case]
+    answered, headers, body = _raw_exchange(stack.gateway_port, request)
+    assert (answered, headers.get("content-type")) == (status, "application/problem+json"), body
+    problem = json.loads(body)
+    assert problem["status"] == status and problem["title"] and problem["detail"]
+    assert b"aaaa" not in body and b"bbbb" not in body  # nothing of the request echoed back
+    # Refused by the gateway itself: with its request id and security headers.
+    assert ("request_id" in problem) == by_gateway
+    assert headers.get("x-content-type-options") == "nosniff"

@@ -68,8 +68,9 @@ def fault(servers, tmp_path_factory):
                 f"VOICES_RATE_{kind}": UNLIMITED
                 for kind in ("ANONYMOUS", "INVITATION", "PARTICIPANT", "STAFF", "CODE")
             },
-            # Bounds small enough to see within a test: a silent broker, a stale outbox.
-            "VOICES_BROKER_ACK_TIMEOUT_S": "1",
+            # Bounds small enough to see within a test: a silent broker (the default, which the
+            # gateway's health must outwait), a stale outbox.
+            "VOICES_BROKER_ACK_TIMEOUT_S": "2",
             "VOICES_OUTBOX_MAX_AGE_S": "3",
             "VOICES_LAG_INTERVAL_S": "1",
             # A killed consumer's partitions move to the others within seconds.

@@ -92,8 +92,18 @@ def test_a_paused_broker_is_reported_and_everything_arrives_after_it(fault):
             fault, "surveys", lambda s, c: s == 503 and c["kafka"].startswith("no answer")
         )
         assert body["status"] == "not_ready"
-        # Participants still answer: their events wait in the outbox, which says how long.
-        take_part_all(fault, code, range(SCALE // 2, SCALE), truth)
+        # The gateway's health, which gathers the services' readiness, says so too: each service
+        # answered "not ready" (none is reported unreachable), and no circuit opened over it.
+        gateway = requests.get(f"{fault.stack.gateway_url}/healthz", timeout=30)
+        assert gateway.status_code == 503
+        services = gateway.json()["services"]
+        assert services["surveys"]["checks"]["kafka"].startswith("no answer")
+        assert {s["status"] for s in services.values()} <= {"ready", "not_ready"}
+        assert {s["circuit"] for s in services.values()} == {"closed"}
+        # Participants still answer, the first right after that health call: their events wait
+        # in the outbox, which says how long.
+        take_part(fault, code, SCALE // 2, truth)
+        take_part_all(fault, code, range(SCALE // 2 + 1, SCALE), truth)
         body = readiness_where(
             fault, "surveys", lambda s, c: c["outbox"].startswith("oldest event waiting")
         )

@@ -277,3 +277,30 @@ def test_concurrent_updates_of_different_fields_are_all_kept(store):
             thread.join()
         stored = store["outbox"].find_one({"_id": f"d{round_}"})
         assert (stored["status"], stored["n"], stored["pending_events"]) == ("open", 1, []), stored
+
+
+def test_a_note_under_a_dotted_field_is_settled_by_exactly_one_conditional_update(store):
+    # The progress tally's pending notes (services/surveys/tallies.py): set with an upsert, then
+    # removed together with an $inc only while the note is there.
+    tallies = store["tallies"]
+    tallies.update_one({"_id": "c"}, {"$set": {"pending.r_1": datetime.now(UTC)}}, upsert=True)
+    tallies.update_one({"_id": "c"}, {"$set": {"pending.r_2": datetime.now(UTC)}}, upsert=True)
+    settle = {"$inc": {"submitted": 1, "sections.s.shown": 1}, "$unset": {"pending.r_1": ""}}
+    noted = {"_id": "c", "pending.r_1": {"$exists": True}}
+    assert tallies.update_one(noted, settle).matched_count == 1
+    assert tallies.update_one(noted, settle).matched_count == 0
+    stored = tallies.find_one({"_id": "c"})
+    assert stored["submitted"] == 1 and stored["sections"] == {"s": {"shown": 1}}
+    assert list(stored["pending"]) == ["r_2"]
+    # An erasure's note keeps what it takes away as documents in a list (paths hold dots).
+    taken = [{"path": "submitted", "amount": -1}, {"path": "sections.s.shown", "amount": -1}]
+    tallies.update_one(
+        {"_id": "c"}, {"$set": {"erasing.r_1": {"at": datetime.now(UTC), "amounts": taken}}}
+    )
+    note = tallies.find_one({"_id": "c", "erasing.r_1": {"$exists": True}})["erasing"]["r_1"]
+    undo = {item["path"]: item["amount"] for item in note["amounts"]}
+    erasing = {"_id": "c", "erasing.r_1": {"$exists": True}}
+    assert tallies.update_one(erasing, {"$inc": undo, "$unset": {"erasing.r_1": ""}}).matched_count
+    stored = tallies.find_one({"_id": "c"})
+    assert stored["submitted"] == 0 and stored["sections"] == {"s": {"shown": 0}}
+    assert stored["erasing"] == {}

@@ -81,6 +81,12 @@ def _open_invitation(code: str, template: str, not_found: str) -> BaseResponse:
         message = (
             N_("This invitation has already been used or has been closed.")
             if exc.status == 410
+            # A draft, or before its opening time: the invitation was handed out ahead.
+            else N_(
+                "This consultation has not opened yet. Keep your invitation: it will work once "
+                "the consultation opens."
+            )
+            if exc.status == 409 and exc.body.get("reason") == "not_open_yet"
             else N_("This consultation is not taking answers now.")
             if exc.status == 409
             else not_found

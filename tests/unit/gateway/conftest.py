@@ -178,6 +178,7 @@ def build_platform(secrets_env: dict[str, str], **gateway_extra: str) -> Platfor
     for name, client in gateway.extensions["voices_clients"].items():
         adapters[name] = WSGIAdapter(services[name])
         client.session.mount(client.base_url, adapters[name])
+        client.probe_session.mount(client.base_url, adapters[name])
         client.retry_backoff_s = 0.0
     platform = Platform(gateway, services, bus, adapters, admin_token)
     platform.client = gateway.test_client()

@@ -13,23 +13,9 @@ from shared.delivery import DeadLetter, Rejection, TransientFailure, handle_reco
 from shared.errors import Conflict, ValidationFailed
 from shared.events import Envelope
 from shared.in_process_bus import InProcessBus
+from tests.unit.shared.envelopes import erased
 
 TOPIC, CONSENT = "responses.events", "consent.events"
-
-
-def erased(i: int, cid: str = "c_1") -> Envelope:
-    return Envelope(
-        type="response.erased",
-        key=cid,
-        producer="test",
-        payload={
-            "response_id": f"r{i}",
-            "consultation_id": cid,
-            "pseudonym": f"p{i}",
-            "reason": "withdrawal",
-            "erased_at": "2026-01-01T00:00:00Z",
-        },
-    )
 
 
 @pytest.fixture

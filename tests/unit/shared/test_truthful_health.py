@@ -8,7 +8,7 @@ import threading
 
 import pytest
 
-from shared.runtime import HealthBounds, kafka_answers
+from shared.health import HealthBounds, kafka_answers
 from tests.conftest import make_settings
 
 

@@ -556,8 +556,34 @@ def test_invitations_follow_the_consultation_window(surveys, unchanged):
     code = surveys.invite(cid)
     with unchanged():
         problem = surveys.call("POST", f"/api/v1/invitations/{code}/open", 409)
-    assert problem["opens_at"]
+    assert problem["opens_at"] and problem["reason"] == "not_open_yet"
+    # A draft's invitations (printed ahead) have not opened yet either: not gone, not used.
     draft = surveys.create(SURVEY)["consultation_id"]
     draft_code = surveys.invite(draft)
     with unchanged():
-        surveys.call("POST", f"/api/v1/invitations/{draft_code}/open", 410)
+        problem = surveys.call("POST", f"/api/v1/invitations/{draft_code}/open", 409)
+    assert problem["reason"] == "not_open_yet" and "not opened yet" in problem["detail"]
+
+
+def test_invitations_made_before_the_consultation_opens_say_so(surveys):
+    draft = surveys.create(SURVEY)["consultation_id"]
+    for path, body in (
+        ("invitations", {"kind": "single"}),
+        ("invitations/batch", {"kind": "link", "count": 2}),
+    ):
+        made = surveys.organiser("POST", f"/api/v1/consultations/{draft}/{path}", 201, json=body)
+        assert made["usable_now"] is False and "still a draft" in made["warning"]
+    later = utcnow() + timedelta(days=3)
+    waiting = surveys.open_consultation(opens_at=isoformat(later))
+    made = surveys.organiser(
+        "POST",
+        f"/api/v1/consultations/{waiting}/invitations/batch",
+        201,
+        json={"kind": "link", "count": 1},
+    )
+    assert made["usable_now"] is False and isoformat(later)[:16] in made["warning"]
+    open_now = surveys.open_consultation()
+    made = surveys.organiser(
+        "POST", f"/api/v1/consultations/{open_now}/invitations", 201, json={"kind": "link"}
+    )
+    assert made["usable_now"] is True and made["warning"] is None

@@ -8,10 +8,8 @@ import pytest
 
 from services.surveys.models import Response
 
-from .workbooks import xls, xlsx
+from .workbooks import AR, EN, xls, xlsx
 from .xlsform_corpus import CORPUS
-
-EN, AR = "label::English (en)", "label::Arabic (ar)"
 
 CHOICES = [
     ["list_name", "name", EN, AR],

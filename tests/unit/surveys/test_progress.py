@@ -263,3 +263,122 @@ def test_a_batch_for_a_closed_consultation_is_refused(surveys, unchanged):
             json={"kind": "link", "count": 2},
         )
     assert "closed" in body["detail"]
+
+
+# ---- a crash between storing a response and counting it -----------------------------------
+
+
+class ProcessDied(Exception):
+    """Stands for the worker dying at that point: nothing after it runs."""
+
+
+def _progress(surveys, cid: str) -> tuple[int, int]:
+    body = surveys.organiser("GET", f"/api/v1/consultations/{cid}/progress", 200)
+    return body["submitted"], body["erased"]
+
+
+def _without_zeros(counts):
+    """Counts as a reader sees them: a figure taken back to 0 is the same as one never added."""
+    if not isinstance(counts, dict):
+        return counts
+    kept = {key: _without_zeros(value) for key, value in counts.items()}
+    return {key: value for key, value in kept.items() if value not in (0, {})}
+
+
+def _tally_matches_a_recount(surveys, cid: str) -> None:
+    with surveys.app.app_context():
+        consultation = Consultation.objects(consultation_id=cid).first()
+        stored = ProgressTally._get_collection().find_one({"_id": cid})
+        recounted = tallies.recount(consultation)
+    assert _without_zeros({k: stored.get(k, 0) for k in recounted}) == _without_zeros(recounted)
+    assert not stored.get("pending") and not stored.get("erasing")
+
+
+def _dies(monkeypatch, target, name: str) -> None:
+    def died(*args, **kwargs):
+        raise ProcessDied(name)
+
+    monkeypatch.setattr(target, name, died)
+
+
+def test_a_response_stored_by_a_request_that_died_before_counting_it_is_counted_once(
+    surveys, monkeypatch
+):
+    cid = surveys.open_consultation()
+    surveys.submit(surveys.token(surveys.participant(cid), cid), {"safe": "yes"})
+    with monkeypatch.context() as dying:
+        _dies(dying, tallies, "count_response")
+        surveys.submit(
+            surveys.token(surveys.participant(cid), cid), {"safe": "no"}, expect=500
+        )  # the worker died there
+    with surveys.app.app_context():
+        assert Response.objects(consultation_id=cid).count() == 2
+    # Its request might still be running: not counted yet, and not guessed at.
+    assert _progress(surveys, cid) == (1, 0)
+    monkeypatch.setattr(tallies, "PENDING_GRACE_S", 0.0)
+    assert _progress(surveys, cid) == (2, 0)
+    assert _progress(surveys, cid) == (2, 0)  # settled once, never again
+    _tally_matches_a_recount(surveys, cid)
+
+
+def test_a_response_the_store_never_took_is_not_counted(surveys, monkeypatch):
+    cid = surveys.open_consultation()
+    with monkeypatch.context() as dying:
+        _dies(dying, Response, "save")
+        surveys.submit(
+            surveys.token(surveys.participant(cid), cid), {"safe": "no"}, expect=500
+        )  # the worker died there
+    monkeypatch.setattr(tallies, "PENDING_GRACE_S", 0.0)
+    assert _progress(surveys, cid) == (0, 0)
+    _tally_matches_a_recount(surveys, cid)
+
+
+def test_a_pending_response_erased_before_it_was_counted_counts_only_as_erased(
+    surveys, monkeypatch
+):
+    cid = surveys.open_consultation()
+    pseudonym = surveys.participant(cid)
+    with monkeypatch.context() as dying:
+        _dies(dying, tallies, "count_response")
+        surveys.submit(
+            surveys.token(pseudonym, cid), {"safe": "no"}, expect=500
+        )  # the worker died there
+    surveys.withdraw(pseudonym, cid)
+    monkeypatch.setattr(tallies, "PENDING_GRACE_S", 0.0)
+    assert _progress(surveys, cid) == (0, 1)
+    _tally_matches_a_recount(surveys, cid)
+
+
+def test_a_response_deleted_by_an_erasure_that_died_before_taking_it_off_is_taken_off_once(
+    surveys, monkeypatch
+):
+    cid = surveys.open_consultation()
+    leaving = surveys.participant(cid)
+    surveys.submit(surveys.token(leaving, cid), {"safe": "no"})
+    surveys.submit(surveys.token(surveys.participant(cid), cid), {"safe": "yes"})
+    with monkeypatch.context() as dying:
+        _dies(dying, tallies, "uncount_response")
+        surveys.withdraw(leaving, cid)  # the redelivery finds no response left to take off
+    with surveys.app.app_context():
+        assert Response.objects(consultation_id=cid).count() == 1
+    monkeypatch.setattr(tallies, "PENDING_GRACE_S", 0.0)
+    assert _progress(surveys, cid) == (1, 1)
+    assert _progress(surveys, cid) == (1, 1)
+    _tally_matches_a_recount(surveys, cid)
+
+
+def test_an_erasure_that_died_before_deleting_leaves_the_count_as_it_was(surveys, monkeypatch):
+    cid = surveys.open_consultation()
+    leaving = surveys.participant(cid)
+    surveys.submit(surveys.token(leaving, cid), {"safe": "no"})
+    with monkeypatch.context() as dying:
+        _dies(dying, Response, "delete")
+        try:
+            surveys.withdraw(leaving, cid)
+        except ProcessDied:
+            pass  # however the bus gives up on the handler, the response is still stored
+    monkeypatch.setattr(tallies, "PENDING_GRACE_S", 0.0)
+    assert _progress(surveys, cid) == (1, 0)  # its Erasure record waits for the redelivery
+    surveys.withdraw(leaving, cid)  # delivered again: erased now, and counted once
+    assert _progress(surveys, cid) == (0, 1)
+    _tally_matches_a_recount(surveys, cid)

@@ -7,24 +7,12 @@ import io
 import pytest
 
 from services.surveys.questionnaire import check_translations, publishable
-from services.surveys.xlsform import import_xlsform, language_code, read_xlsform
+from services.surveys.xlsform import import_xlsform, read_xlsform
 from shared.errors import ValidationFailed
 from shared.questionnaire.answers import validate_answers, visible_questions
 from shared.questionnaire.definition import CODE_PATTERN
 
-from .workbooks import xlsx
-
-EN, AR = "label::English (en)", "label::Arabic (ar)"
-
-
-YES_NO = [
-    ["list_name", "name", EN, AR],
-    ["yn", "yes", "Yes", "نعم"],
-    ["yn", "no", "No", "لا"],
-    ["needs", "food", "Food", "طعام"],
-    ["needs", "shelter", "Shelter", "مأوى"],
-    ["needs", "health", "Health care", "رعاية صحية"],
-]
+from .workbooks import AR, EN, YES_NO, problems, warnings_by_row, xls, xlsx
 
 CONSULTATION_FORM = [
     [
@@ -115,10 +103,6 @@ SETTINGS = [
     ["form_title", "form_id", "default_language"],
     ["Safety consultation", "safety", "English (en)"],
 ]
-
-
-def problems(excinfo) -> list[dict]:
-    return [p for items in excinfo.value.extra["errors"].values() for p in items]
 
 
 def test_round_trip_with_arabic_groups_relevant_and_select_multiple():
@@ -253,33 +237,6 @@ def test_unsupported_rows_are_each_reported_with_sheet_and_row():
     assert all(set(p) == {"sheet", "row", "name", "reason"} for p in found)
 
 
-def test_a_column_in_another_language_is_left_out_with_a_warning_at_its_header():
-    survey = [["type", "name", EN, "label::Swahili (sw)"], ["text", "q", "Q", "Swali"]]
-    imported = read_xlsform(xlsx(survey))
-    assert imported.definition["sections"][0]["questions"][0]["label"] == {"en": "Q"}
-    [warning] = [w for w in imported.warnings if w["name"] == "label::Swahili (sw)"]
-    assert warning["row"] == 1 and "Swahili" in warning["reason"]
-    with pytest.raises(ValidationFailed) as excinfo:  # nothing left in a language Voices works in
-        import_xlsform(xlsx([["type", "name", "label::Swahili (sw)"], ["text", "q", "Swali"]]))
-    [problem] = problems(excinfo)
-    assert problem["row"] == 1 and "label::Swahili (sw)" in problem["reason"]
-
-
-def test_default_language_names_the_language_of_plain_columns():
-    survey = [["type", "name", "label"], ["text", "q", "Question"]]
-    assert import_xlsform(xlsx(survey), default_language="fr", languages=["en"])["languages"] == [
-        "fr"
-    ]
-    from_settings = import_xlsform(
-        xlsx(survey, settings=[["default_language"], ["Español"]]), default_language="fr"
-    )
-    assert from_settings["sections"][0]["questions"][0]["label"] == {"es": "Question"}
-    with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(xlsx(survey, settings=[["default_language"], ["Deutsch"]]))
-    [problem] = problems(excinfo)
-    assert (problem["row"], problem["name"]) == (1, "label") and "Deutsch" in problem["reason"]
-
-
 def test_pyxform_whole_form_errors_are_reported_with_rows():
     survey = [["type", "name", EN], ["text", "q1", "A"], ["text", "q1", "B"]]
     with pytest.raises(ValidationFailed) as excinfo:
@@ -293,49 +250,6 @@ def test_not_an_xlsx_file():
     with pytest.raises(ValidationFailed) as excinfo:
         import_xlsform(b"type,name,label\ntext,q,Q\n")
     assert list(excinfo.value.extra["errors"]) == ["form"]
-
-
-@pytest.mark.parametrize(
-    "qtype, constraint, expected",
-    [
-        ("integer", ". > 0 and . < 10", {"min": 1, "max": 9}),
-        ("integer", "18 <= .", {"min": 18, "max": None}),
-        ("decimal", ". >= 0.5 and . <= 99.5", {"min": 0.5, "max": 99.5}),
-        ("text", "string-length(.) < 200", {"max_length": 199}),
-    ],
-)
-def test_simple_constraints_become_bounds(qtype, constraint, expected):
-    survey = [["type", "name", EN, "constraint"], [qtype, "q", "Q", constraint]]
-    question = import_xlsform(xlsx(survey))["sections"][0]["questions"][0]
-    assert {k: question.get(k) for k in expected} == expected
-
-
-@pytest.mark.parametrize(
-    "qtype, constraint",
-    [
-        ("decimal", ". > 0"),
-        ("integer", ". >= 0 or . <= -5"),
-        ("date", ". <= today()"),
-        ("select_one yn", "count-selected(.) = 1"),
-        ("text", "regex(., '^[0-9]{10}$')"),
-        ("integer", ". > ${a}"),
-    ],
-)
-def test_constraints_voices_cannot_keep_are_dropped_with_a_warning_at_their_row(qtype, constraint):
-    survey = [
-        ["type", "name", EN, "constraint"],
-        ["integer", "a", "A", None],
-        [qtype, "q", "Q", constraint],
-    ]
-    imported = read_xlsform(xlsx(survey, YES_NO[:3]))
-    question = imported.definition["sections"][0]["questions"][1]
-    assert question.get("min") is None and question.get("max") is None
-    assert question.get("max_length") in (None, 2000)
-    assert any(
-        constraint in w["reason"] and "not kept" in w["reason"]
-        for w in imported.warnings
-        if w["row"] == 3
-    )
 
 
 def test_definition_rule_breaks_are_traced_back_to_rows():
@@ -363,142 +277,6 @@ def test_range_becomes_rating():
     bad = [["type", "name", EN, "parameters"], ["range", "r", "R", "start=0 end=100 step=10"]]
     with pytest.raises(ValidationFailed):
         import_xlsform(xlsx(bad))
-
-
-@pytest.mark.parametrize(
-    "expression, condition",
-    [
-        ("${safe} != 'yes'", {"not": {"question": "safe", "op": "equals", "value": "yes"}}),
-        ("${safe} = ''", {"not": {"question": "safe", "op": "answered"}}),
-        ("${needs} != ''", {"question": "needs", "op": "answered"}),
-        (
-            "not(selected(${needs}, 'food'))",
-            {"not": {"question": "needs", "op": "includes", "value": "food"}},
-        ),
-        ("selected(${safe}, 'no')", {"question": "safe", "op": "equals", "value": "no"}),
-        ("18 < ${age}", {"question": "age", "op": "gt", "value": 18}),
-        ("${age} <= 17.5", {"question": "age", "op": "lte", "value": 17.5}),
-        (
-            "${safe} = 'no' or ${age} < 18 and ${needs} != ''",
-            {
-                "any": [
-                    {"question": "safe", "op": "equals", "value": "no"},
-                    {
-                        "all": [
-                            {"question": "age", "op": "lt", "value": 18},
-                            {"question": "needs", "op": "answered"},
-                        ]
-                    },
-                ]
-            },
-        ),
-        (
-            "(${safe} = 'no' or ${age} < 18) and selected(${needs}, 'health')",
-            {
-                "all": [
-                    {
-                        "any": [
-                            {"question": "safe", "op": "equals", "value": "no"},
-                            {"question": "age", "op": "lt", "value": 18},
-                        ]
-                    },
-                    {"question": "needs", "op": "includes", "value": "health"},
-                ]
-            },
-        ),
-    ],
-)
-def test_relevant_expressions(expression, condition):
-    survey = [
-        ["type", "name", EN, "relevant"],
-        ["select_one yn", "safe", "S", None],
-        ["integer", "age", "A", None],
-        ["select_multiple needs", "needs", "N", None],
-        ["text", "q", "Q", expression],
-    ]
-    questions = import_xlsform(xlsx(survey, YES_NO))["sections"][0]["questions"]
-    assert questions[-1]["relevant"] == condition
-
-
-@pytest.mark.parametrize(
-    "expression, condition",
-    [
-        (
-            "${scale} <= 2",
-            {
-                "any": [
-                    {"question": "scale", "op": "equals", "value": "1"},
-                    {"question": "scale", "op": "equals", "value": "2"},
-                ]
-            },
-        ),
-        ("4 < ${scale}", {"question": "scale", "op": "equals", "value": "5"}),
-        ("count-selected(${needs}) > 0", {"question": "needs", "op": "answered"}),
-        ("count-selected(${needs}) = 0", {"not": {"question": "needs", "op": "answered"}}),
-        ("1 <= count-selected(${needs})", {"question": "needs", "op": "answered"}),
-        ("string-length(${scale}) = 0", {"not": {"question": "scale", "op": "answered"}}),
-    ],
-)
-def test_scales_and_counted_choices_in_relevant(expression, condition):
-    survey = [
-        ["type", "name", EN, "relevant"],
-        ["select_one scale", "scale", "S", None],
-        ["select_multiple needs", "needs", "N", None],
-        ["text", "q", "Q", expression],
-    ]
-    choices = [*YES_NO, *[["scale", str(n), str(n), str(n)] for n in range(1, 6)]]
-    assert (
-        import_xlsform(xlsx(survey, choices))["sections"][0]["questions"][-1]["relevant"]
-        == condition
-    )
-
-
-@pytest.mark.parametrize(
-    "expression", ["${scale} > 5", "count-selected(${needs}) > 1", "${safe} >= 1"]
-)
-def test_comparisons_that_cannot_be_kept_are_refused(expression):
-    survey = [
-        ["type", "name", EN, "relevant"],
-        ["select_one scale", "scale", "S", None],
-        ["select_multiple needs", "needs", "N", None],
-        ["select_one yn", "safe", "S", None],
-        ["text", "q", "Q", expression],
-    ]
-    choices = [*YES_NO, *[["scale", str(n), str(n), str(n)] for n in range(1, 6)]]
-    with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(xlsx(survey, choices))
-    assert [p["row"] for p in problems(excinfo)] == [5]
-
-
-@pytest.mark.parametrize(
-    "expression",
-    [
-        "${needs} = 'food'",
-        "${safe} = 'maybe'",
-        "${safe} > 2",
-        "${age} = 'old'",
-        "${when} > '2020-01-01'",
-        "string-length(${safe}) > 3",
-        "${safe} = 'no' and",
-        "${safe} = ${age}",
-        "${nobody} = 'x'",
-        "true()",
-    ],
-)
-def test_unsupported_relevant_expressions(expression):
-    survey = [
-        ["type", "name", EN, "relevant"],
-        ["select_one yn", "safe", "S", None],
-        ["integer", "age", "A", None],
-        ["select_multiple needs", "needs", "N", None],
-        ["date", "when", "W", None],
-        ["text", "q", "Q", expression],
-    ]
-    with pytest.raises(ValidationFailed) as excinfo:
-        import_xlsform(xlsx(survey, YES_NO))
-    assert any(
-        p["sheet"] == "survey" and p["row"] == 6 and p["name"] == "q" for p in problems(excinfo)
-    )
 
 
 def test_a_group_inside_a_group_becomes_a_section_shown_only_with_the_outer_one():
@@ -572,17 +350,6 @@ def test_voices_extension_columns():
     assert any(p["row"] == 4 and "sensitive" in p["reason"] for p in problems(excinfo))
 
 
-def test_missing_translation_imports_but_is_not_publishable():
-    survey = [["type", "name", EN, AR], ["text", "q1", "One", "واحد"], ["text", "q2", "Two", None]]
-    definition = import_xlsform(xlsx(survey))
-    assert definition["sections"][0]["questions"][1]["label"] == {"en": "Two"}
-    with pytest.raises(ValidationFailed) as excinfo:
-        publishable(definition)
-    assert excinfo.value.extra["errors"] == {
-        "sections[0].questions[1].label": ["missing translation for 'ar'"]
-    }
-
-
 def test_sections_split_around_groups():
     survey = [
         ["type", "name", EN],
@@ -601,86 +368,7 @@ def test_sections_split_around_groups():
     ]
 
 
-@pytest.mark.parametrize(
-    "label, code",
-    [
-        ("Arabic (ar)", "ar"),
-        ("ar", "ar"),
-        ("ar-SA", "ar"),
-        ("العربية", "ar"),
-        ("Chinese (zh-Hans)", "zh"),
-        ("中文", "zh"),
-        ("English", "en"),
-        ("Français (fr)", "fr"),
-        ("русский", "ru"),
-        ("Spanish (es)", "es"),
-        ("Swahili (sw)", None),
-        ("English (sw)", None),
-        ("Klingon", None),
-        ("spa", "es"),
-    ],
-)
-def test_language_code(label, code):
-    assert language_code(label) == code
-
-
 # ---------------------------------------------------------------- forms as organisations bring them
-
-from .workbooks import xls  # noqa: E402
-
-
-def warnings_by_row(imported) -> dict[tuple[str, int], str]:
-    return {(w["sheet"], w["row"]): w["reason"] for w in imported.warnings}
-
-
-@pytest.mark.parametrize(
-    "consultation, expected", [(["fr"], "fr"), (["ar"], "ar"), (["en", "es"], "en")]
-)
-def test_a_plain_label_column_is_in_the_consultation_language(consultation, expected):
-    survey = [["type", "name", "label", "hint"], ["text", "q", "Question", "A hint"]]
-    imported = read_xlsform(xlsx(survey), languages=consultation)
-    question = imported.definition["sections"][0]["questions"][0]
-    assert imported.definition["languages"] == [expected]
-    assert (question["label"], question["hint"]) == ({expected: "Question"}, {expected: "A hint"})
-    if len(consultation) > 1:  # a guess among several is said, with the column
-        assert "label" in warnings_by_row(imported)[("survey", 1)]
-
-
-def test_a_plain_label_column_takes_the_consultation_language_no_other_column_has():
-    survey = [["type", "name", "label", "label::Arabic (ar)"], ["text", "q", "Question", "سؤال"]]
-    definition = read_xlsform(xlsx(survey), languages=["ar", "en"]).definition
-    assert definition["sections"][0]["questions"][0]["label"] == {"en": "Question", "ar": "سؤال"}
-    publishable(definition)
-
-
-def test_a_plain_label_column_on_the_choices_sheet_of_a_translated_survey_sheet():
-    survey = [["type", "name", EN], ["select_one yn", "q", "Question"]]
-    choices = [["list_name", "name", "label"], ["yn", "yes", "Yes"], ["yn", "no", "No"]]
-    definition = read_xlsform(xlsx(survey, choices), languages=["en"]).definition
-    assert definition["sections"][0]["questions"][0]["options"][0]["label"] == {"en": "Yes"}
-
-
-def test_a_plain_label_column_without_any_language_to_go_by_is_english_with_a_warning():
-    survey = [["type", "name", "label"], ["text", "q", "Question"]]
-    imported = read_xlsform(xlsx(survey))
-    assert imported.definition["languages"] == ["en"]
-    assert "default_language" in warnings_by_row(imported)[("survey", 1)]
-
-
-def test_a_plain_column_beside_label_columns_for_every_consultation_language():
-    survey = [
-        ["type", "name", "label", EN, AR, "hint"],
-        ["text", "q", "Swali", "Question", "سؤال", "A hint"],
-    ]
-    imported = read_xlsform(xlsx(survey), languages=["ar", "en"])
-    question = imported.definition["sections"][0]["questions"][0]
-    # The extra plain label is left out; the plain hint goes with the first label language.
-    assert (question["label"], question["hint"]) == (
-        {"en": "Question", "ar": "سؤال"},
-        {"ar": "A hint"},
-    )
-    by_column = {w["name"]: w["reason"] for w in imported.warnings if w["row"] == 1}
-    assert "not imported" in by_column["label"] and "'ar'" in by_column["hint"]
 
 
 METADATA_TYPES = [
@@ -745,21 +433,6 @@ def test_a_group_without_a_label_is_reported_at_import_and_publishes():
     publishable(imported.definition)
 
 
-def test_missing_translations_are_warned_at_import_with_their_rows():
-    survey = [
-        ["type", "name", EN, AR],
-        ["begin group", "g", "Group", None],
-        ["text", "q1", "One", "واحد"],
-        ["select_one yn", "q2", "Two", None],
-        ["end group", None, None, None],
-    ]
-    choices = [["list_name", "name", EN, AR], ["yn", "yes", "Yes", None], ["yn", "no", "No", "لا"]]
-    warnings = warnings_by_row(read_xlsform(xlsx(survey, choices)))
-    for where in (("survey", 2), ("survey", 4), ("choices", 2)):
-        assert "missing translation for 'ar'" in warnings[where], where
-    assert ("survey", 3) not in warnings and ("choices", 3) not in warnings
-
-
 def test_a_legacy_xls_workbook_imports_like_the_xlsx():
     assert import_xlsform(xls(CONSULTATION_FORM, YES_NO, SETTINGS)) == import_xlsform(
         xlsx(CONSULTATION_FORM, YES_NO, SETTINGS)
@@ -777,20 +450,6 @@ def test_a_file_that_is_no_workbook_is_refused_naming_the_formats():
         [problem] = problems(excinfo)
         assert problem["sheet"] is None and "an .xlsx or .xls workbook" in problem["reason"]
         assert ".csv" not in problem["reason"]
-
-
-@pytest.mark.parametrize(
-    "qtype, constraint, expected",
-    [
-        ("integer", "${q} > 0 and ${q} < 120", {"min": 1, "max": 119}),
-        ("decimal", "${q} >= 0.5 and . <= 2", {"min": 0.5, "max": 2}),
-        ("text", "string-length(${q}) <= 80", {"max_length": 80}),
-    ],
-)
-def test_a_constraint_may_name_its_own_question(qtype, constraint, expected):
-    survey = [["type", "name", EN, "constraint"], [qtype, "q", "Q", constraint]]
-    question = import_xlsform(xlsx(survey))["sections"][0]["questions"][0]
-    assert {k: question.get(k) for k in expected} == expected
 
 
 def test_choice_names_voices_cannot_keep_are_mapped_and_said():

@@ -1,4 +1,5 @@
-"""XLSForm workbooks written by the tests: .xlsx with openpyxl, legacy .xls with xlwt.
+"""XLSForm workbooks written by the tests: .xlsx with openpyxl, legacy .xls with xlwt; and what
+reading one reports, by row.
 
 Each sheet is a list of rows, the first row being the header; None leaves a cell empty.
 """
@@ -48,3 +49,23 @@ def xls(
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
+
+
+EN, AR = "label::English (en)", "label::Arabic (ar)"
+YES_NO = [
+    ["list_name", "name", EN, AR],
+    ["yn", "yes", "Yes", "نعم"],
+    ["yn", "no", "No", "لا"],
+    ["needs", "food", "Food", "طعام"],
+    ["needs", "shelter", "Shelter", "مأوى"],
+    ["needs", "health", "Health care", "رعاية صحية"],
+]
+
+
+def problems(excinfo) -> list[dict]:
+    """Every problem of a refused import, whichever sheet it is on."""
+    return [p for items in excinfo.value.extra["errors"].values() for p in items]
+
+
+def warnings_by_row(imported) -> dict[tuple[str, int], str]:
+    return {(w["sheet"], w["row"]): w["reason"] for w in imported.warnings}

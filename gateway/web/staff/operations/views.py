@@ -135,6 +135,17 @@ def _sheets() -> InvitationSheets:
 # ---- invitations ------------------------------------------------------------------------------
 
 
+def not_open_yet(consultation: Mapping[str, Any]) -> str | None:
+    """Why participants cannot use invitations yet: "draft" until it is published, "scheduled"
+    before its opening time; None when they can (the surveys service answers them the same way)."""
+    if consultation.get("status") == "draft":
+        return "draft"
+    opens_at = consultation.get("opens_at")
+    if consultation.get("status") == "open" and opens_at and _moment(opens_at) > _now():
+        return "scheduled"
+    return None
+
+
 def invitation_counts(invitations: Sequence[Mapping[str, Any]]) -> dict[str, int]:
     """Used and unused single-use codes, openings of links, revoked invitations."""
     single = [i for i in invitations if i["kind"] == "single"]
@@ -204,6 +215,7 @@ def invitations(cid: str) -> Response:
         form=form,
         max_batch=MAX_BATCH,
         has_sheet=bool(_sheets().open(g.staff_cookie, cid, _now())),
+        not_open_yet=not_open_yet(consultation),
     )
 
 
@@ -226,7 +238,14 @@ def sheet(cid: str) -> Response:
         }
         for number, invitation in enumerate(_sheets().open(g.staff_cookie, cid, _now()), start=1)
     ]
-    return _page("sheet.html", cid, consultation, cards=cards, kind_names=KIND_NAMES)
+    return _page(
+        "sheet.html",
+        cid,
+        consultation,
+        cards=cards,
+        kind_names=KIND_NAMES,
+        not_open_yet=not_open_yet(consultation),
+    )
 
 
 @operations.route("/consultations/<cid>/invitations/sheet.csv")

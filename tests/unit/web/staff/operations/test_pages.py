@@ -9,8 +9,10 @@ import re
 
 import pytest
 
+from deploy.demo import SURVEY
 from gateway.web.staff.operations.sheets import InvitationSheetDocument
-from tests.unit.web.staff.operations.conftest import answer, open_consultation
+from tests.unit.web.conftest import publish_consent_text
+from tests.unit.web.staff.operations.conftest import PURPOSES, answer, open_consultation
 from tests.unit.web.staff.operations.qr import decoded
 
 
@@ -284,3 +286,46 @@ def test_the_home_counts_responses_kept_and_the_latest_one_as_last_activity(plat
     assert "2" in cells
     # The last activity is the minute the latest response was stored.
     assert progress["last_submitted_at"][:16].replace("T", " ") in row
+
+
+def test_invitations_of_a_draft_are_made_with_a_warning_and_open_once_it_is_published(
+    platform, staff_browser
+):
+    browser = staff_browser("organiser")
+    token = browser.token
+    cid = platform.call(
+        "POST",
+        "/api/v1/consultations",
+        token,
+        expect=201,
+        json={
+            "title": "After leaving",
+            "languages": list(SURVEY["languages"]),
+            "purposes": PURPOSES,
+            "survey": SURVEY,
+        },
+    ).get_json()["consultation_id"]
+    page = f"/staff/consultations/{cid}/invitations"
+    assert 'id="not-open-yet"' in html(browser.get(page))
+    # Organisers print invitations ahead: allowed, and the sheet says so too (not on paper).
+    created = browser.post(page, {"kind": "single", "count": "1"})
+    assert created.status_code == 303
+    sheet = html(browser.get(f"{page}/sheet"))
+    assert 'id="not-open-yet"' in sheet
+    assert sheet.index("ops-no-print") < sheet.index('id="not-open-yet"') < sheet.index("ops-sheet")
+    code = re.search(r'<span class="ops-code" dir="ltr" translate="no">([^<]+)</span>', sheet)[1]
+    # A participant with that card before the launch is told it has not opened yet, not that
+    # the invitation is used or closed: through the API and on the invitation page alike.
+    refused = platform.call("POST", f"/api/v1/invitations/{code}/open", expect=409).get_json()
+    assert refused["reason"] == "not_open_yet"
+    visitor = platform.gateway.test_client()
+    opened_page = visitor.post(f"/i/{code}", data={"lang": "fr"})
+    assert opened_page.status_code == 409
+    assert "Cette consultation n'a pas encore ouvert" in html(opened_page).replace("&#39;", "'")
+    # Once published, the same card opens and the warning is gone.
+    platform.deliver()
+    publish_consent_text(platform, cid, token, version=1, languages=SURVEY["languages"])
+    platform.call("POST", f"/api/v1/consultations/{cid}/publish", token, expect=200)
+    platform.deliver()
+    assert 'id="not-open-yet"' not in html(browser.get(page))
+    platform.call("POST", f"/api/v1/invitations/{code}/open", expect=201)
