@@ -351,6 +351,9 @@ class Profiler:
                     str(pid),
                     "--subprocesses",
                     "--nonblocking",
+                    # Only the thread holding the GIL: time spent running Python, not waiting
+                    # for the store or the network (which py-spy cannot tell apart here).
+                    "--gil",
                     "--rate",
                     str(self.rate),
                     "--format",
@@ -375,30 +378,127 @@ class Profiler:
                 print(summarise_profile(self.out_dir / f"{name}.txt", name), flush=True)
 
 
-def summarise_profile(path: Path, name: str, top: int = 15) -> str:
-    """The functions where `name`'s busy samples were spent (inclusive share), from py-spy's raw
-    (collapsed) stacks; idle threads (waiting in select, a lock or a socket accept) are left out."""
+# Where a request's own work starts in each profiled process: its share is broken down by the
+# functions this one calls (and, for admission, one level further).
+REQUEST_ENTRY = {"surveys": "submit_response", "gateway": "Flask.full_dispatch_request"}
+_PLUMBING = ("threading.py", "concurrent/futures", "gunicorn/", "flask/", "werkzeug/", "process ")
+
+
+def _function(frame: str) -> str:
+    """'name (file.py:12)' -> 'name (file.py)'."""
+    return frame.rsplit(":", 1)[0] + ")" if ":" in frame else frame
+
+
+def summarise_profile(path: Path, name: str, top: int = 12) -> str:
+    """Where `name`'s samples went, from py-spy's raw (collapsed) stacks taken with --gil (only
+    the thread running Python at each sample): the busiest functions (inclusive share, thread and
+    framework plumbing left out), then the request's own work by the functions it calls."""
     if not path.exists():
         return f"{name}: no profile written"
     inclusive: dict[str, int] = {}
-    busy = 0
-    idle_leaves = ("wait (threading", "select (selectors", "accept (socket", "_worker (")
+    steps: dict[str, int] = {}
+    busy = in_request = 0
+    entry = REQUEST_ENTRY.get(name)
     for line in path.read_text().splitlines():
         stack, _, count_text = line.rpartition(" ")
         if not stack or not count_text.isdigit():
             continue
         frames = stack.split(";")
-        if any(frames[-1].startswith(leaf) for leaf in idle_leaves):
-            continue
         count = int(count_text)
         busy += count
-        # Per function, not per line: "name (file.py:12)" -> "name (file.py)"; once per stack.
-        for frame in {f.rsplit(":", 1)[0] + ")" for f in frames}:
-            inclusive[frame] = inclusive.get(frame, 0) + count
-    lines = [f"{name}: {busy} busy samples; inclusive share of the busiest functions"]
+        for frame in {_function(f) for f in frames}:  # once per stack
+            if not any(part in frame for part in _PLUMBING):
+                inclusive[frame] = inclusive.get(frame, 0) + count
+        at = next((i for i, f in enumerate(frames) if entry and f.startswith(entry + " ")), None)
+        if at is None:
+            continue
+        in_request += count
+        step = _function(frames[at + 1]) if at + 1 < len(frames) else "(itself)"
+        if step.startswith("admit ") and at + 2 < len(frames):
+            step += " > " + _function(frames[at + 2])
+        steps[step] = steps.get(step, 0) + count
+    lines = [f"{name}: {busy} samples holding the GIL; inclusive share of the busiest functions"]
     for frame, count in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
         lines.append(f"  {100 * count / max(busy, 1):5.1f}%  {frame}")
+    if entry:
+        lines.append(
+            f"  {entry}: {100 * in_request / max(busy, 1):.1f}% of the samples; its steps:"
+        )
+        for step, count in sorted(steps.items(), key=lambda kv: -kv[1])[:top]:
+            lines.append(f"    {100 * count / max(in_request, 1):5.1f}%  {step}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- CPU time per process
+
+
+def _process_role(cmdline: list[str]) -> str:
+    """Which part of the run a process is, from its command line."""
+    text = " ".join(cmdline)
+    for role in ("gateway", "surveys", "consent", "aggregation"):
+        if f"{'gateway' if role == 'gateway' else 'services.' + role}.app" in text:
+            return role
+    if "voices-ferretdb" in text:
+        return "document store"
+    if "kafka.Kafka" in text:
+        return "kafka"
+    if "baseline_app" in text:
+        return "bare insert app"
+    if "py-spy" in text:
+        return "profiler"
+    return "other"
+
+
+class CpuMeter:
+    """CPU seconds (user + system) spent by this process (the client) and each of its descendants
+    (servers, services, workers) between `start` and `stop`, summed per role: where the machine's
+    time went, whatever the load of other work on it."""
+
+    def __init__(self) -> None:
+        self.before: dict[int, tuple[str, float]] = {}
+        self.spent: dict[str, float] = {}
+
+    @staticmethod
+    def _sample() -> dict[int, tuple[str, float]]:
+        import psutil
+
+        me = psutil.Process()
+        sample = {}
+        for process in [me, *me.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+                role = "client" if process.pid == me.pid else _process_role(process.cmdline())
+            except psutil.Error:
+                continue  # gone meanwhile
+            sample[process.pid] = (role, times.user + times.system)
+        return sample
+
+    def start(self) -> None:
+        self.before = self._sample()
+
+    def stop(self) -> dict[str, float]:
+        spent: dict[str, float] = {}
+        for pid, (role, seconds) in self._sample().items():
+            _, earlier = self.before.get(pid, (role, 0.0))
+            spent[role] = spent.get(role, 0.0) + max(seconds - earlier, 0.0)
+        self.spent = spent
+        return spent
+
+
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def report_cpu(name: str, spent: dict[str, float], count: int) -> None:
+    if not count:
+        return
+    parts = ", ".join(
+        f"{role} {1000 * seconds / count:.1f}"
+        for role, seconds in sorted(spent.items(), key=lambda kv: -kv[1])
+        if seconds >= 0.005
+    )
+    total = 1000 * sum(spent.values()) / count
+    print(f"CPU ms per response, {name}: {total:.1f} in all ({parts})", flush=True)
 
 
 def freshness_after(base: str, cid: str, token: str, expected: int, timeout: float) -> dict:
@@ -504,11 +604,15 @@ def main() -> None:
         )
         profiler = Profiler(args.profile)
         profiler.start({name: stack.processes[name].pid for name in ("gateway", "surveys")})
+        print(f"load average before the measured intake: {_load()}", flush=True)
+        intake_cpu = CpuMeter()
+        intake_cpu.start()
         try:
             intake = run_load(
                 f"{base}/api/v1/responses", bodies[args.warmup :], args.concurrency, args.time_limit
             )
         finally:
+            intake_cpu.stop()
             profiler.stop()
 
         fresh = freshness_after(base, cid, organiser, intake["ok"] + args.warmup, args.time_limit)
@@ -530,12 +634,16 @@ def main() -> None:
             args.concurrency,
             args.time_limit,
         )
+        print(f"load average before the measured bare inserts: {_load()}", flush=True)
+        bare_cpu = CpuMeter()
+        bare_cpu.start()
         bare = run_load(
             f"http://127.0.0.1:{port}/responses",
             bodies[args.warmup :],
             args.concurrency,
             args.time_limit,
         )
+        bare_cpu.stop()
     finally:
         if baseline is not None and baseline.poll() is None:
             baseline.terminate()
@@ -548,10 +656,12 @@ def main() -> None:
 
     print(
         f"\n{args.responses} responses, {args.concurrency} concurrent clients, {os.cpu_count()} CPUs, "
-        f"client and servers on one machine (loopback), load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}"
+        f"client and servers on one machine (loopback), load average {_load()}"
     )
     report("intake via gateway -> surveys", intake)
     report("bare Flask + mongoengine insert", bare)
+    report_cpu("intake", intake_cpu.spent, intake["ok"])
+    report_cpu("bare insert", bare_cpu.spent, bare["ok"])
     print(
         f"freshness while intake ran (submitted -> counted by aggregation, {fresh.get('responses')} "
         f"responses): p50 {fresh.get('p50_seconds')} s, p95 {fresh.get('p95_seconds')} s"

@@ -107,6 +107,14 @@ class CircuitBreaker:
                 self.state, self._opened_at = OPEN, self._clock()
 
 
+def _internal_session() -> requests.Session:
+    """A pooled session for calls to the services, which are on the internal network: no proxy
+    settings, .netrc or CA bundle from the environment (requests reads them on every call)."""
+    session = requests.Session()
+    session.trust_env = False
+    return session
+
+
 @dataclass
 class ServiceClient:
     """A pooled HTTP client towards one service, behind its own circuit breaker."""
@@ -118,8 +126,8 @@ class ServiceClient:
     read_retries: int = 1  # extra attempts for GET after a connection failure or 502/503/504
     retry_backoff_s: float = 0.1
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
-    session: requests.Session = field(default_factory=requests.Session)
-    probe_session: requests.Session = field(default_factory=requests.Session)
+    session: requests.Session = field(default_factory=_internal_session)
+    probe_session: requests.Session = field(default_factory=_internal_session)
     on_outcome: Callable[[str, str], None] | None = None  # (service, outcome) for metrics
 
     def forward(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import re
 import time
 from datetime import datetime
@@ -29,6 +30,7 @@ REQUIRED_CLAIMS = ("sub", "cid", "gid", "purposes", "iat", "exp", "iss", "aud")
 PublicKeyLike = Ed25519PublicKey | Ed25519PrivateKey | bytes | str
 
 
+@functools.lru_cache(maxsize=16)  # the surveys service verifies every token with the same PEM
 def load_public_key(pem: bytes | str) -> Ed25519PublicKey:
     """Parse a PEM public key; raises ValueError unless it is an Ed25519 key."""
     data = pem.encode("ascii") if isinstance(pem, str) else pem

@@ -23,10 +23,40 @@ type idIndexer struct {
 	dir string
 	mu  sync.Mutex
 	dbs map[string]*sql.DB
+	// Per database, the collections whose table had the index at its last check: a write to one
+	// of them (most writes) needs no check, which would otherwise cost a query per write.
+	indexed map[string]map[string]bool
 }
 
+// reshapingCommands may drop, rename or re-create a collection's table, so the next write to
+// any collection of that database checks again.
+var reshapingCommands = map[string]bool{"drop": true, "dropDatabase": true, "renameCollection": true}
+
 func newIDIndexer(dir string) *idIndexer {
-	return &idIndexer{dir: dir, dbs: map[string]*sql.DB{}}
+	return &idIndexer{dir: dir, dbs: map[string]*sql.DB{}, indexed: map[string]map[string]bool{}}
+}
+
+// afterWrite runs after each write command (under the write lock): the command may have made a
+// new collection, whose table then gets the index.
+func (x *idIndexer) afterWrite(command, database, collection string) {
+	if reshapingCommands[command] {
+		x.forget(database)
+	} else if x.known(database, collection) {
+		return
+	}
+	x.ensure(database)
+}
+
+func (x *idIndexer) known(database, collection string) bool {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return collection != "" && x.indexed[database][collection]
+}
+
+func (x *idIndexer) forget(database string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	delete(x.indexed, database)
 }
 
 // all indexes every table of every database file already in the directory (a restart).
@@ -71,6 +101,26 @@ func (x *idIndexer) ensure(database string) {
 			log.Printf("id index: %s.%s: %v", database, table, err)
 		}
 	}
+	x.indexed[database] = indexedCollections(db)
+}
+
+// indexedCollections names the collections (FerretDB's metadata maps each to its table) whose
+// table has the index now; empty when the metadata cannot be read (every write checks again).
+func indexedCollections(db *sql.DB) map[string]bool {
+	collections := map[string]bool{}
+	rows, err := db.Query(`SELECT c.name FROM _ferretdb_collections c WHERE EXISTS (SELECT 1
+		FROM sqlite_master i WHERE i.type = 'index' AND i.name = c.table_name || '__voices_id')`)
+	if err != nil {
+		return collections
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var name string
+		if rows.Scan(&name) == nil {
+			collections[name] = true
+		}
+	}
+	return collections
 }
 
 func (x *idIndexer) open(database string) (*sql.DB, error) {

@@ -52,7 +52,11 @@ func main() {
 		Handler:  "sqlite",
 		// Each write transaction takes the database lock when it starts: two writers that
 		// both read first and then upgrade would otherwise fail with "database is locked".
-		SQLiteURL: "file:" + dir + "/?_txlock=immediate",
+		// synchronous=normal with FerretDB's WAL journal: a commit is written to the WAL without
+		// waiting for the disk (fsync at checkpoints only). Whatever was committed survives a
+		// crash of this process or of any client; an operating-system crash or a power loss may
+		// lose the last commits before the checkpoint, never corrupt the file.
+		SQLiteURL: "file:" + dir + "/?_txlock=immediate&_pragma=synchronous(normal)",
 	})
 	if err != nil {
 		log.Fatal(err)

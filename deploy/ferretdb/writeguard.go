@@ -92,7 +92,8 @@ func (g *writeGuard) relay(client net.Conn) {
 			log.Printf("slow %s on %s.%s: %v", name, stringField(body, "$db"), stringField(body, name), took)
 		}
 		if write {
-			g.ids.ensure(stringField(body, "$db")) // the write may have made a new collection
+			name := firstFieldName(body)
+			g.ids.afterWrite(name, stringField(body, "$db"), stringField(body, name))
 			g.writes.Unlock()
 		}
 		if err != nil {

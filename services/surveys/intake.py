@@ -132,7 +132,7 @@ def _settle_late_withdrawal(response: Response, topic: str, trace_id: str) -> No
     look for tombstones after inserting, so one of the two always sees the
     other; here we finish what the handler could not.
     """
-    withdrawal = Withdrawal.objects(pseudonym=response.pseudonym).first()
+    withdrawal = participants.by_key(Withdrawal, response.pseudonym)
     if withdrawal is None:
         return
     if participants.fully_withdrawn(withdrawal):

@@ -6,20 +6,23 @@ Intake, contact details, quotes and erasure all build on this module; it imports
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
+
+import mongoengine
 
 from services.surveys import field_crypto
 from services.surveys.consultations import (
     SurveysKeys,
     ensure_accepting,
-    get_consultation,
     participant_context,
 )
 from services.surveys.models import Consultation, Participant, Withdrawal
 from shared.consent_tokens import verify_consent_token
-from shared.errors import Forbidden
+from shared.errors import Forbidden, NotFound
 
 REQUIRED_PURPOSE = "participate"
 QUOTE_PURPOSE = "quote_anonymised"
@@ -41,6 +44,78 @@ class Admission:
     @property
     def consultation_id(self) -> str:
         return self.consultation.consultation_id
+
+
+StoredDocument = TypeVar("StoredDocument", bound=mongoengine.Document)
+
+
+def by_key(model: type[StoredDocument], key: str) -> StoredDocument | None:
+    """The document stored under primary key `key`, or None: one lookup by `_id`, without the
+    query set that `Model.objects(...).first()` builds (a cost paid on every request here)."""
+    raw = model._get_collection().find_one({"_id": key})
+    return None if raw is None else model._from_son(raw)
+
+
+# What admission and intake read of a consultation; the published versions come separately.
+_ADMITTING_FIELDS = {
+    "status": 1,
+    "opens_at": 1,
+    "closes_at": 1,
+    "purposes": 1,
+    "organisation_id": 1,
+    "versions.number": 1,
+}
+
+
+class PublishedVersions:
+    """Published survey versions kept by this process, by consultation and number.
+
+    A published version is an immutable copy (`consultations.publish_version` appends, nothing
+    edits one), so a copy read once stays right; which versions exist, and the consultation's
+    status and times, are still read on every admission. Bounded: the least recently used
+    consultations' versions are read again when needed.
+    """
+
+    def __init__(self, max_versions: int = 256) -> None:
+        self.max_versions = max_versions
+        self._versions: OrderedDict[tuple[str, int], dict[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def of(self, consultation_id: str, numbers: list[int]) -> list[dict[str, Any]]:
+        """The published versions `numbers` of the consultation, in that order."""
+        with self._lock:
+            kept = [self._versions.get((consultation_id, n)) for n in numbers]
+            for number in numbers:
+                if (consultation_id, number) in self._versions:
+                    self._versions.move_to_end((consultation_id, number))
+        if all(version is not None for version in kept):
+            return kept  # type: ignore[return-value]
+        raw = Consultation._get_collection().find_one({"_id": consultation_id}, {"versions": 1})
+        stored = {v["number"]: v for v in (raw or {}).get("versions") or []}
+        with self._lock:
+            for number, version in stored.items():
+                self._versions[(consultation_id, number)] = version
+                self._versions.move_to_end((consultation_id, number))
+            while len(self._versions) > self.max_versions:
+                self._versions.popitem(last=False)
+        return [stored[n] for n in numbers if n in stored]
+
+
+published_versions = PublishedVersions()
+
+
+def admitting_consultation(consultation_id: str) -> Consultation:
+    """The consultation as admission and intake need it: status, opening and closing times,
+    purposes and the published versions (read in full once per process). Not for saving: the
+    other fields are left out. Raises NotFound."""
+    raw = Consultation._get_collection().find_one({"_id": consultation_id}, _ADMITTING_FIELDS)
+    if raw is None:
+        raise NotFound("No such consultation.")
+    numbers = [v["number"] for v in raw.pop("versions", None) or [] if "number" in v]
+    consultation = Consultation._from_son(raw)
+    # Assigned after loading: the versions are plain stored dicts, as loading them would give.
+    consultation._data["versions"] = published_versions.of(consultation_id, numbers)
+    return consultation
 
 
 def fully_withdrawn(withdrawal: Withdrawal | None) -> bool:
@@ -71,13 +146,13 @@ def admit(
     )
     pseudonym, consultation_id = claims["sub"], claims["cid"]
     # By primary key alone: a lookup that any MongoDB-protocol server answers from its _id index.
-    participant = Participant.objects(pseudonym=pseudonym).first()
+    participant = by_key(Participant, pseudonym)
     if participant is None or participant.consultation_id != consultation_id:
         raise Forbidden("This consent token does not belong to a participant of this consultation.")
-    withdrawal = Withdrawal.objects(pseudonym=pseudonym).first()
+    withdrawal = by_key(Withdrawal, pseudonym)
     if fully_withdrawn(withdrawal):
         raise Forbidden("Consent for this participant was withdrawn; nothing can be stored.")
-    consultation = get_consultation(consultation_id)
+    consultation = admitting_consultation(consultation_id)
     ensure_accepting(consultation, now)
     withdrawn = set(withdrawal.purposes) if withdrawal else set()
     purposes = [p for p in claims["purposes"] if p not in withdrawn]

@@ -131,6 +131,10 @@ class SectionCounter:
         self._inputs = _skip_logic_inputs(definition)
         self._visible: dict[str, list[dict]] = {}
 
+    def walks_kept(self) -> int:
+        """How many distinct walks over the survey this counter keeps."""
+        return len(self._visible)
+
     def counts(self, response: StoredResponse) -> dict[str, dict[str, int]]:
         """{section id: {shown, answered, completed, stopped_here}} with 0 or 1 each.
 

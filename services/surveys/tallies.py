@@ -21,6 +21,8 @@ few responses whose requests died.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from datetime import datetime
 from typing import Any
 
@@ -121,12 +123,40 @@ def count_opened(consultation_id: str) -> None:
     _apply(consultation_id, {"opened": 1})
 
 
+# One counter per published version (a published definition never changes), so that its walks
+# over the survey are shared between responses; bounded, a counter dropped is built again.
+_counters: OrderedDict[tuple[str, int], progress.SectionCounter] = OrderedDict()
+_counters_lock = threading.Lock()
+_MAX_COUNTERS = 64
+_MAX_WALKS_KEPT = 1024  # distinct skip-logic answers one counter keeps walks for
+
+
+def _counter(consultation_id: str, number: int, definition: dict) -> progress.SectionCounter:
+    key = (consultation_id, number)
+    with _counters_lock:
+        counter = _counters.get(key)
+        if counter is None or counter.walks_kept() > _MAX_WALKS_KEPT:
+            counter = _counters[key] = progress.SectionCounter(definition)
+        _counters.move_to_end(key)
+        while len(_counters) > _MAX_COUNTERS:
+            _counters.popitem(last=False)
+        return counter
+
+
 def _response_amounts(consultation: Consultation, response: Response) -> dict[str, int]:
     definition = _definitions(consultation).get(response.survey_version)
     if definition is None:
         return {"submitted": 1}
-    counter = progress.SectionCounter(definition)
-    return progress.response_tally(counter, stored_response(response.to_mongo().to_dict()))
+    counter = _counter(consultation.consultation_id, response.survey_version, definition)
+    return progress.response_tally(
+        counter,
+        progress.StoredResponse(
+            submitted_at=_as_utc(response.submitted_at),
+            answers=response.answers or {},
+            free_text_questions=frozenset(response.free_text or {}),
+            declined=frozenset(response.declined or ()),
+        ),
+    )
 
 
 def count_response(consultation: Consultation, response: Response) -> None:

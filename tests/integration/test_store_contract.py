@@ -177,6 +177,23 @@ def test_pull_removes_exactly_the_stored_element(store):
     assert [p["envelope"]["id"] for p in left] == ["e0", "e2"]
 
 
+def test_projection_of_one_field_of_each_array_element(store):
+    # Admission reads which survey versions exist without their definitions.
+    store["consultations"].insert_one(
+        {
+            "_id": "c",
+            "status": "open",
+            "draft": {"sections": ["..."]},
+            "versions": [{"number": 1, "definition": {"a": 1}}, {"number": 2, "definition": {}}],
+        }
+    )
+    assert store["consultations"].find_one({"_id": "c"}, {"status": 1, "versions.number": 1}) == {
+        "_id": "c",
+        "status": "open",
+        "versions": [{"number": 1}, {"number": 2}],
+    }
+
+
 def test_deletes_by_filter_and_counts(store):
     now = datetime.now(UTC)
     for i in range(5):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from datetime import timedelta
 
@@ -11,8 +12,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from services.surveys import participants
 from services.surveys.models import Consultation, Participant, Response
+from shared.errors import NotFound
 from shared.events import isoformat, utcnow
-from tests.unit.surveys.conftest import ALL_PURPOSES, FULL_ANSWERS
+from tests.unit.surveys.conftest import ALL_PURPOSES, FULL_ANSWERS, SURVEY
 
 
 @pytest.fixture
@@ -229,3 +231,56 @@ def test_responses_only_while_the_consultation_takes_them(surveys, unchanged, op
     with unchanged():
         surveys.submit(tokens[after_close], {}, expect=410)
     assert Consultation.objects.get(consultation_id=open_cid).status == "closed"
+
+
+def test_a_version_published_after_responses_is_the_one_answered(surveys, unchanged, open_cid):
+    # The first response makes this process keep version 1; version 2 adds an option.
+    surveys.submit(surveys.token(surveys.participant(open_cid), open_cid), {"safe": "yes"})
+    edited = copy.deepcopy(SURVEY)
+    edited["sections"][0]["questions"][0]["options"].append(
+        {"code": "unsure", "label": {"en": "Not sure", "ar": "لست متأكدا"}}
+    )
+    surveys.organiser(
+        "PUT", f"/api/v1/consultations/{open_cid}/survey", 200, json={"survey": edited}
+    )
+    surveys.organiser("POST", f"/api/v1/consultations/{open_cid}/publish", 200)
+    token = surveys.token(surveys.participant(open_cid), open_cid)
+    with unchanged():
+        problem = surveys.submit(token, {"safe": "unsure"}, survey_version=1, expect=422)
+    assert "safe" in problem["errors"]
+    assert surveys.submit(token, {"safe": "unsure"})["survey_version"] == 2
+
+
+def test_admission_reads_what_it_needs_and_keeps_published_versions_only(surveys, open_cid):
+    with surveys.app.app_context():
+        first = participants.admitting_consultation(open_cid)
+        stored = Consultation.objects.get(consultation_id=open_cid)
+        assert first.versions == stored.versions and first.status == "open"
+        assert first.purposes == stored.purposes and first.current_version["number"] == 1
+        Consultation.objects(consultation_id=open_cid).update_one(set__status="closed")
+        assert participants.admitting_consultation(open_cid).status == "closed"
+        assert participants.by_key(Participant, "p_nobody") is None
+        with pytest.raises(NotFound):
+            participants.admitting_consultation("c_nothing")
+
+
+def test_published_versions_are_read_once_and_bounded():
+    reads: list[str] = []
+    kept = participants.PublishedVersions(max_versions=2)
+
+    class Collection:
+        def find_one(self, query, projection):
+            reads.append(query["_id"])
+            return {"versions": [{"number": n, "definition": {"n": n}} for n in (1, 2)]}
+
+    original = Consultation._get_collection
+    Consultation._get_collection = classmethod(lambda cls: Collection())  # type: ignore[method-assign]
+    try:
+        assert [v["number"] for v in kept.of("c1", [1, 2])] == [1, 2]
+        assert [v["number"] for v in kept.of("c1", [1, 2])] == [1, 2]
+        assert reads == ["c1"]  # the second admission read no version
+        kept.of("c2", [1])  # c2's two versions push c1's out
+        kept.of("c1", [2])
+        assert reads == ["c1", "c2", "c1"]
+    finally:
+        Consultation._get_collection = original  # type: ignore[method-assign]
