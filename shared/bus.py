@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from marshmallow import ValidationError
@@ -20,11 +20,21 @@ Dispatch = Callable[[Envelope], None]
 
 
 class PublishFailed(Exception):
-    """The broker did not acknowledge the event; the caller keeps it and retries later."""
+    """The broker did not acknowledge the event; the caller keeps it and retries later.
+
+    `acknowledged`: of several events sent together, how many from the first were acknowledged
+    before the one that failed (the caller may forget those)."""
+
+    def __init__(self, message: str, acknowledged: int = 0) -> None:
+        super().__init__(message)
+        self.acknowledged = acknowledged
 
 
 class Bus(Protocol):
     def publish(self, topic: str, event: Envelope) -> None: ...
+
+    def publish_many(self, messages: Sequence[tuple[str, Envelope]]) -> None:
+        """Publish (topic, event) pairs in order; raises PublishFailed with `acknowledged`."""
 
     def close(self) -> None: ...
 
@@ -74,6 +84,30 @@ class KafkaBus:
 
     def publish(self, topic: str, event: Envelope) -> None:
         self.publish_raw(topic, encode(event), key=event.key)
+
+    def publish_many(self, messages: Sequence[tuple[str, Envelope]]) -> None:
+        """Send every event, then wait for the acknowledgements in order: one round trip to the
+        broker for the lot instead of one per event. The producer is idempotent, so what it
+        retries keeps its order within a partition."""
+        from kafka.errors import KafkaError
+
+        producer = self._get_producer()
+        futures = []
+        try:
+            for topic, event in messages:
+                key = event.key.encode() if event.key else None
+                futures.append(producer.send(topic, value=encode(event), key=key))
+        except KafkaError as exc:  # the rest was never sent; what was sent is awaited below
+            failure: KafkaError | None = exc
+        else:
+            failure = None
+        for acknowledged, future in enumerate(futures):
+            try:
+                future.get(timeout=self.kafka.request_timeout_ms / 1000)
+            except KafkaError as exc:
+                raise PublishFailed(f"Kafka did not acknowledge: {exc}", acknowledged) from exc
+        if failure is not None:
+            raise PublishFailed(f"Kafka did not take the event: {failure}", len(futures))
 
     def publish_raw(
         self,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 from shared.bus import Dispatch, PublishFailed, decode, encode
 from shared.delivery import DeadLetter, DeadLetterSink, Rejection, handle_records
@@ -28,6 +28,13 @@ class InProcessBus:
         if self.fail_publish:
             raise PublishFailed("in-process bus is set to fail")
         self.topics[topic].append(encode(event))
+
+    def publish_many(self, messages: Sequence[tuple[str, Envelope]]) -> None:
+        for acknowledged, (topic, event) in enumerate(messages):
+            try:
+                self.publish(topic, event)
+            except PublishFailed as exc:
+                raise PublishFailed(str(exc), acknowledged) from exc
 
     def publish_raw(
         self,

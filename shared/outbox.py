@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 from collections import defaultdict, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -119,41 +119,64 @@ class OutboxRelay:
             ages.append(time.monotonic() - since)
         return max(ages) if ages else None
 
-    def _publish(self, collection: Collection, doc: dict) -> int:
-        sent = 0
-        for pending in doc.get("pending_events") or ():
-            event = Envelope(**pending["envelope"])
-            self.publishing_since = time.monotonic()
-            try:
-                self.bus.publish(pending["topic"], event)
-            finally:
-                self.publishing_since = None
+    def _publish(self, collection: Collection, docs: Sequence[dict]) -> int:
+        """Publish the pending events of `docs` together, then take each acknowledged one off its
+        document; returns how many were sent. One wait for the broker covers them all, which is
+        what lets the relay keep up with intake. On a failure, what was acknowledged before it
+        is taken off and PublishFailed is raised: the rest stays stored for the next try."""
+        pending = [(doc["_id"], item) for doc in docs for item in doc.get("pending_events") or ()]
+        if not pending:
+            return 0
+        acknowledged = len(pending)
+        failure: PublishFailed | None = None
+        self.publishing_since = time.monotonic()
+        try:
+            self.bus.publish_many(
+                [(item["topic"], Envelope(**item["envelope"])) for _, item in pending]
+            )
+        except PublishFailed as exc:
+            acknowledged, failure = exc.acknowledged, exc
+        finally:
+            self.publishing_since = None
+        for doc_id, item in pending[:acknowledged]:
             # The element exactly as stored: a $pull by whole value means the same on
-            # every MongoDB-protocol server, a $pull by a condition on a field does not.
-            collection.update_one({"_id": doc["_id"]}, {"$pull": {"pending_events": pending}})
-            sent += 1
-        return sent
+            # every MongoDB-protocol server, a $pull by a condition on a field does not. One
+            # update per event: FerretDB 1.24 can stall on an update command of several statements.
+            collection.update_one({"_id": doc_id}, {"$pull": {"pending_events": item}})
+        if failure is not None:
+            raise failure
+        return acknowledged
 
     def relay_stored(self) -> int:
-        """Publish the pending events of the documents this process stored events on."""
+        """Publish the pending events of the documents this process stored events on, up to
+        `batch` documents at a time."""
         sent = 0
         for model in self.models:
             queue = _stored[model]
             collection = model._get_collection()
             id_field = model._fields[model._meta["id_field"]]
             while queue:
+                taken: list[Any] = []
+                while queue and len(taken) < self.batch:
+                    try:
+                        taken.append(queue.popleft())
+                    except IndexError:
+                        break
                 try:
-                    document = queue.popleft()
-                except IndexError:
-                    break
-                try:
-                    stored = collection.find_one(
-                        {"_id": id_field.to_mongo(document.pk)}, {"pending_events": 1}
-                    )
-                    if stored is not None:
-                        sent += self._publish(collection, stored)
+                    stored = [
+                        doc
+                        for doc in (
+                            collection.find_one(
+                                {"_id": id_field.to_mongo(document.pk)}, {"pending_events": 1}
+                            )
+                            for document in taken
+                        )
+                        if doc is not None
+                    ]
+                    sent += self._publish(collection, stored)
                 except Exception:
-                    queue.appendleft(document)  # first in line next time
+                    # First in line next time; those already sent hold no pending events now.
+                    queue.extendleft(reversed(taken))
                     raise
         return sent
 
@@ -172,9 +195,8 @@ class OutboxRelay:
                 left += len(docs)
                 for moment in filter(None, (_stored_at(doc) for doc in docs)):
                     found_oldest = moment if found_oldest is None else min(found_oldest, moment)
-                for doc in docs:
-                    sent += self._publish(collection, doc)
-                    left -= 1
+                sent += self._publish(collection, docs)
+                left -= len(docs)
                 if len(docs) == self.batch:
                     left += 1  # the batch was full: there may be more
         finally:

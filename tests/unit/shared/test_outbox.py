@@ -85,6 +85,51 @@ def test_a_failure_midway_keeps_what_was_not_acknowledged(store):
     assert [e.id for e in bus.events("orders.events")] == ids
 
 
+class CountingBus(InProcessBus):
+    """Counts the waits for the broker; fails once `fail_after` events went out."""
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        super().__init__()
+        self.waits = 0
+        self.fail_after = fail_after
+
+    def publish_many(self, messages):
+        self.waits += 1
+        super().publish_many(messages)
+
+    def publish(self, topic, event):
+        if self.fail_after is not None and len(self.topics[topic]) == self.fail_after:
+            self.fail_publish = True
+        super().publish(topic, event)
+
+
+def test_events_stored_together_wait_for_the_broker_once(store):
+    bus = CountingBus()
+    relay = OutboxRelay(bus, [Order])
+    relay.relay_stored()  # drain what earlier tests staged
+    bus.waits = 0
+    ids = stage_orders(5)
+    assert relay.relay_stored() == 5
+    assert bus.waits == 1
+    assert [e.id for e in bus.events("orders.events")[-5:]] == ids
+
+
+def test_a_failure_in_a_group_takes_off_only_what_was_acknowledged(store):
+    bus = CountingBus()
+    relay = OutboxRelay(bus, [Order])
+    relay.relay_stored()
+    already = len(bus.topics["orders.events"])
+    bus.fail_after = already + 3
+    ids = stage_orders(5)
+    with pytest.raises(PublishFailed) as failed:
+        relay.relay_stored()
+    assert failed.value.acknowledged == 3
+    assert relay.backlog() == 2  # the two not acknowledged are still stored
+    bus.fail_publish, bus.fail_after = False, None
+    assert relay.relay_stored() == 2  # first in line again, without a sweep
+    assert [e.id for e in bus.events("orders.events")[already:]] == ids  # each once, in order
+
+
 def test_the_state_change_and_its_event_are_one_document(store):
     stage_orders(1)
     raw = Order._get_collection().find_one()
