@@ -15,6 +15,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from datetime import UTC, datetime
 from typing import Any
 
@@ -98,6 +99,12 @@ class OutboxRelay:
         # since when the publish in progress has been waiting for the broker's acknowledgement.
         self.oldest_pending_at: datetime | None = None
         self.publishing_since: float | None = None
+        # While the relay runs in its own thread, acknowledged events are taken off their
+        # documents by a second one, so the next events go out without waiting for those writes
+        # (one per event, queued behind every other write on some servers). Called directly
+        # (commands, tests), the relay takes them off before it returns.
+        self._marker: ThreadPoolExecutor | None = None
+        self._last_marks: Future[None] | None = None
 
     def _collections(self) -> list[Collection]:
         return [model._get_collection() for model in self.models]
@@ -138,11 +145,11 @@ class OutboxRelay:
             acknowledged, failure = exc.acknowledged, exc
         finally:
             self.publishing_since = None
-        for doc_id, item in pending[:acknowledged]:
-            # The element exactly as stored: a $pull by whole value means the same on
-            # every MongoDB-protocol server, a $pull by a condition on a field does not. One
-            # update per event: FerretDB 1.24 can stall on an update command of several statements.
-            collection.update_one({"_id": doc_id}, {"$pull": {"pending_events": item}})
+        sent = pending[:acknowledged]
+        if self._marker is None:
+            _take_off(collection, sent)
+        else:
+            self._last_marks = self._marker.submit(_take_off_or_log, collection, sent)
         if failure is not None:
             raise failure
         return acknowledged
@@ -182,6 +189,9 @@ class OutboxRelay:
 
     def relay_once(self) -> int:
         """Sweep: publish every pending event stored now; returns how many were sent. Raises PublishFailed."""
+        if self._last_marks is not None:
+            # What was sent is taken off first, or the sweep would find it and send it again.
+            wait([self._last_marks], timeout=60)
         sent = 0
         left = 0  # documents found with events that this sweep did not (yet) clear
         found_oldest: datetime | None = None
@@ -209,6 +219,7 @@ class OutboxRelay:
         self._wake.set()
 
     def start(self) -> None:
+        self._marker = ThreadPoolExecutor(1, thread_name_prefix="outbox-marks")
         self._thread = threading.Thread(target=self._run, name="outbox-relay", daemon=True)
         self._thread.start()
 
@@ -217,6 +228,8 @@ class OutboxRelay:
         self._wake.set()
         if self._thread:
             self._thread.join(timeout)
+        if self._marker is not None:
+            self._marker.shutdown(wait=True)
 
     def _run(self) -> None:
         delay = self.interval_s
@@ -242,6 +255,22 @@ class OutboxRelay:
                 log.exception("outbox relay failed, will retry")
             self._wake.wait(delay)
             self._wake.clear()
+
+
+def _take_off(collection: Collection, sent: Sequence[tuple[Any, dict]]) -> None:
+    """Remove published events from their documents, one update per event."""
+    for doc_id, item in sent:
+        # The element exactly as stored: a $pull by whole value means the same on every
+        # MongoDB-protocol server, a $pull by a condition on a field does not. One update per
+        # event: FerretDB 1.24 can stall on an update command of several statements.
+        collection.update_one({"_id": doc_id}, {"$pull": {"pending_events": item}})
+
+
+def _take_off_or_log(collection: Collection, sent: Sequence[tuple[Any, dict]]) -> None:
+    try:
+        _take_off(collection, sent)
+    except Exception:  # the events stay stored; the next sweep sends them again
+        log.exception("outbox relay could not take published events off their documents")
 
 
 def _stored_at(doc: dict) -> datetime | None:

@@ -1,5 +1,7 @@
 """The outbox relay: a broker outage loses nothing, and everything goes out once it is back."""
 
+import threading
+
 import mongoengine as me
 import pytest
 
@@ -128,6 +130,29 @@ def test_a_failure_in_a_group_takes_off_only_what_was_acknowledged(store):
     bus.fail_publish, bus.fail_after = False, None
     assert relay.relay_stored() == 2  # first in line again, without a sweep
     assert [e.id for e in bus.events("orders.events")[already:]] == ids  # each once, in order
+
+
+def test_running_in_its_thread_it_takes_off_what_it_sent_by_the_time_it_stops(store):
+    published = threading.Event()
+
+    class SignallingBus(InProcessBus):
+        def publish(self, topic, event):
+            super().publish(topic, event)
+            if len(self.topics[topic]) >= 3:
+                published.set()
+
+    bus = SignallingBus()
+    relay = OutboxRelay(bus, [Order], interval_s=0.05)
+    relay.start()
+    try:
+        ids = stage_orders(3)
+        relay.nudge()
+        assert published.wait(10)
+    finally:
+        relay.stop()
+    assert relay.backlog() == 0
+    assert [e.id for e in bus.events("orders.events")][-3:] == ids
+    assert len(bus.topics["orders.events"]) == len(set(bus.topics["orders.events"]))
 
 
 def test_the_state_change_and_its_event_are_one_document(store):
