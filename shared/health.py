@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
 from shared.settings import Settings
 
@@ -195,20 +195,27 @@ class ConsumerLag:
 
 
 def health_blueprint(
-    service: str, readiness: Callable[[], tuple[bool, dict[str, Any]]]
+    service: str,
+    readiness: Callable[[], tuple[bool, dict[str, Any]]],
+    serving: Callable[[], tuple[bool, dict[str, Any]]],
 ) -> Blueprint:
-    """/healthz (the process answers) and /readyz (`readiness()`: whether it can do its work)."""
+    """/healthz (the process answers), /readyz (`readiness()`: whether it can do all its work)
+    and /readyz/requests (`serving()`: whether it can answer requests now, which is what a load
+    balancer asks: a service whose broker is away still takes requests, its events wait in the
+    outbox)."""
     bp = Blueprint("health", __name__)
 
     @bp.get("/healthz")
     def healthz():
         return jsonify(status="ok", service=service)
 
-    @bp.get("/readyz")
-    def readyz():
-        ok, checks = readiness()
+    def answer(check: Callable[[], tuple[bool, dict[str, Any]]]) -> tuple[Response, int]:
+        ok, checks = check()
         return jsonify(status="ready" if ok else "not_ready", service=service, checks=checks), (
             200 if ok else 503
         )
+
+    bp.add_url_rule("/readyz", "readyz", lambda: answer(readiness))
+    bp.add_url_rule("/readyz/requests", "readyz_requests", lambda: answer(serving))
 
     return bp

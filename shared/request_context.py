@@ -61,7 +61,7 @@ def install_request_context(app: Flask, service: str) -> None:
         response.headers["X-Request-ID"] = getattr(g, "request_id", "")
         response.headers["X-Trace-ID"] = getattr(g, "trace_id", "")
         rule = route_pattern()
-        if rule not in ("/healthz", "/readyz", "/metrics"):
+        if rule not in ("/healthz", "/readyz", "/readyz/requests", "/livez", "/metrics"):
             seconds = time.perf_counter() - g.get("started", time.perf_counter())
             metrics.observe_request(request.method, rule, response.status_code, seconds)
             access.info(

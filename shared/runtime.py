@@ -179,7 +179,9 @@ class ServiceRuntime:
         app.extensions["voices_runtime"] = self
         register_problem_handlers(app)
         install_request_context(app, self.settings.service)
-        app.register_blueprint(health_blueprint(self.settings.service, self.readiness))
+        app.register_blueprint(
+            health_blueprint(self.settings.service, self.readiness, self.serving)
+        )
         metrics = metrics_of(app)
         if metrics is not None:
             metrics.register(
@@ -322,6 +324,15 @@ class ServiceRuntime:
         result = kafka_answers(self.settings.kafka.bootstrap_servers, self.health.broker_ack_s)
         self._broker_probe = (time.monotonic(), result)
         return result
+
+    def serving(self) -> tuple[bool, dict[str, Any]]:
+        """(ready, checks) for answering requests: the store answers. The broker is left out on
+        purpose: while it is away requests are still served and their events wait in the outbox."""
+        try:
+            mongo.ping(self.settings.service)
+        except Exception as exc:  # noqa: BLE001 any failure means not ready; say which
+            return False, {"mongodb": f"unavailable: {type(exc).__name__}"}
+        return True, {"mongodb": "ok"}
 
     def readiness(self) -> tuple[bool, dict[str, Any]]:
         """(ready, checks). Not ready when the store or the broker does not answer within its

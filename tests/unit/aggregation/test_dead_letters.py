@@ -128,7 +128,23 @@ def test_an_event_waiting_in_the_outbox_beyond_its_bound_makes_the_service_unrea
     assert (
         checks["outbox"].startswith("oldest event waiting") and checks["outbox_oldest_age_s"] > 30
     )
+    # Requests are still answered meanwhile, so a load balancer keeps sending them.
+    assert agg.client.get("/readyz/requests").status_code == 200
     agg.bus.fail_publish = False
     runtime.relay.relay_once()
     checks = agg.client.get("/readyz").get_json()["checks"]
     assert checks["outbox"] == "ok" and checks["outbox_oldest_age_s"] is None
+
+
+def test_a_store_that_does_not_answer_takes_the_service_out_of_serving(
+    make_aggregation, monkeypatch
+):
+    agg = make_aggregation()
+
+    def no_answer(alias):
+        raise TimeoutError("no answer")
+
+    monkeypatch.setattr("shared.runtime.mongo.ping", no_answer)
+    response = agg.client.get("/readyz/requests")
+    assert response.status_code == 503
+    assert response.get_json()["checks"] == {"mongodb": "unavailable: TimeoutError"}

@@ -43,8 +43,11 @@ def test_deployment_env_builds_the_app(name):
         container["livenessProbe"]["httpGet"]["path"],
     )
     # The gateway's own health gathers the services' readiness; its probes ask only whether it
-    # answers, so a paused broker neither restarts it nor takes it out of its load balancer.
-    assert probes == (("/livez", "/livez") if name == "gateway" else ("/readyz", "/healthz"))
+    # answers, and a service's readiness probe only whether it can answer requests (its store), so
+    # a paused broker neither restarts a process nor takes it out of its load balancer.
+    assert probes == (
+        ("/livez", "/livez") if name == "gateway" else ("/readyz/requests", "/healthz")
+    )
     client = app.test_client()
     for path in set(probes):
         assert client.get(path).status_code in (200, 503), path
