@@ -41,6 +41,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+	$(PY) -m tools.module_size
 
 test: install browser-deps
 	cd deploy/ferretdb && go test ./...
