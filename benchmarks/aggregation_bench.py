@@ -304,6 +304,12 @@ def _replay_with_writes(runtime, records, n: int, chunk_size: int) -> tuple[list
         seen += 1
         if seen in quarters:
             marks.append((seen, time.perf_counter() - t))
+            if n >= 100_000:  # a long rebuild says how far it got, in case it is stopped
+                print(
+                    f"[rebuild]   {seen:,} of {n:,} after {marks[-1][1]:.0f}s "
+                    f"({_quarter_rates(marks[-2:])}; load {os.getloadavg()[0]:.1f})",
+                    flush=True,
+                )
 
     report = replay(records, runtime.dispatcher, on_record=tick, chunk_size=chunk_size)
     return marks, report
