@@ -26,12 +26,12 @@ class Running:
         return f"/staff/consultations/{self.cid}/{name}"
 
 
-def open_consultation(platform: Platform, organiser: StaffBrowser, **settings) -> Running:
-    token = organiser.token
-    cid = platform.call(
+def draft_consultation(platform: Platform, organiser: StaffBrowser, **settings) -> str:
+    """A consultation in draft, made by `organiser`; returns its id."""
+    return platform.call(
         "POST",
         "/api/v1/consultations",
-        token,
+        organiser.token,
         expect=201,
         json={
             "title": "After leaving",
@@ -41,6 +41,11 @@ def open_consultation(platform: Platform, organiser: StaffBrowser, **settings) -
             **settings,
         },
     ).get_json()["consultation_id"]
+
+
+def open_consultation(platform: Platform, organiser: StaffBrowser, **settings) -> Running:
+    token = organiser.token
+    cid = draft_consultation(platform, organiser, **settings)
     platform.deliver()
     publish_consent_text(platform, cid, token, version=1, languages=SURVEY["languages"])
     platform.call("POST", f"/api/v1/consultations/{cid}/publish", token, expect=200)

@@ -12,7 +12,11 @@ import pytest
 from deploy.demo import SURVEY
 from gateway.web.staff.operations.sheets import InvitationSheetDocument
 from tests.unit.web.conftest import publish_consent_text
-from tests.unit.web.staff.operations.conftest import PURPOSES, answer, open_consultation
+from tests.unit.web.staff.operations.conftest import (
+    answer,
+    draft_consultation,
+    open_consultation,
+)
 from tests.unit.web.staff.operations.qr import decoded
 
 
@@ -293,18 +297,7 @@ def test_invitations_of_a_draft_are_made_with_a_warning_and_open_once_it_is_publ
 ):
     browser = staff_browser("organiser")
     token = browser.token
-    cid = platform.call(
-        "POST",
-        "/api/v1/consultations",
-        token,
-        expect=201,
-        json={
-            "title": "After leaving",
-            "languages": list(SURVEY["languages"]),
-            "purposes": PURPOSES,
-            "survey": SURVEY,
-        },
-    ).get_json()["consultation_id"]
+    cid = draft_consultation(platform, browser)
     page = f"/staff/consultations/{cid}/invitations"
     assert 'id="not-open-yet"' in html(browser.get(page))
     # Organisers print invitations ahead: allowed, and the sheet says so too (not on paper).
