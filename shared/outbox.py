@@ -229,7 +229,11 @@ class OutboxRelay:
         if self._thread:
             self._thread.join(timeout)
         if self._marker is not None:
-            self._marker.shutdown(wait=True)
+            # Bounded like the thread: a store that stopped answering must not hold the shutdown;
+            # what is not taken off stays stored, and the next sweep sends it again.
+            if self._last_marks is not None:
+                wait([self._last_marks], timeout=timeout)
+            self._marker.shutdown(wait=False)
 
     def _run(self) -> None:
         delay = self.interval_s
