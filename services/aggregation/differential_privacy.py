@@ -42,6 +42,19 @@ class PrivacyBudget:
         }
 
 
+def _check_epsilon(epsilon: object) -> None:
+    """Raises ValidationFailed unless epsilon is a finite number above 0 (booleans are not)."""
+    if (
+        isinstance(epsilon, bool)
+        or not isinstance(epsilon, (int, float))
+        or not epsilon > 0
+        or not math.isfinite(epsilon)
+    ):
+        raise ValidationFailed(
+            "epsilon must be a positive number", errors={"epsilon": ["must be > 0"]}
+        )
+
+
 def privacy_budget_from_document(doc: Mapping[str, Any]) -> PrivacyBudget:
     """Read back what `PrivacyBudget.to_document()` stored."""
     return PrivacyBudget(
@@ -59,15 +72,7 @@ def spend_privacy_budget(budget: PrivacyBudget, epsilon: float, snapshot: int) -
     ValidationFailed for epsilon <= 0, Conflict("privacy budget exhausted",
     remaining=..., requested=...) when it would go over.
     """
-    if (
-        isinstance(epsilon, bool)
-        or not isinstance(epsilon, (int, float))
-        or not epsilon > 0
-        or not math.isfinite(epsilon)
-    ):
-        raise ValidationFailed(
-            "epsilon must be a positive number", errors={"epsilon": ["must be > 0"]}
-        )
+    _check_epsilon(epsilon)
     if net_spent(budget.spent).get(snapshot, 0.0) > 0:
         raise Conflict(
             "this snapshot number has already spent privacy budget",
@@ -125,15 +130,7 @@ def add_laplace_noise(tables: Tables, epsilon: float) -> Tables:
     add up to their margins and totals). Spend the budget first
     (`spend_privacy_budget`). Raises ValidationFailed for epsilon <= 0.
     """
-    if (
-        isinstance(epsilon, bool)
-        or not isinstance(epsilon, (int, float))
-        or not epsilon > 0
-        or not math.isfinite(epsilon)
-    ):
-        raise ValidationFailed(
-            "epsilon must be a positive number", errors={"epsilon": ["must be > 0"]}
-        )
+    _check_epsilon(epsilon)
     import opendp.prelude as dp  # imported here: only DP snapshots need it
 
     dp.enable_features("contrib")
